@@ -1,0 +1,117 @@
+"""Command line: Prometheus-style dotted flags and a few subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from exporter import __version__, logs
+from exporter.config import ConfigError, load_config
+
+DEFAULT_PORT = 10230
+DEFAULT_LISTEN = f":{DEFAULT_PORT}"
+
+
+def _add_common(p: argparse.ArgumentParser, *, listen_default: str) -> None:
+    p.add_argument(
+        "--web.listen-address",
+        dest="listen",
+        default=listen_default,
+        metavar="HOST:PORT",
+        help=f"address to serve on (default {listen_default})",
+    )
+    p.add_argument(
+        "--web.telemetry-path",
+        dest="telemetry_path",
+        default="/metrics",
+        help="path under which to expose metrics (default /metrics)",
+    )
+    p.add_argument(
+        "--log.level",
+        dest="log_level",
+        default="info",
+        choices=["debug", "info", "warn", "error"],
+        help="log level (default info)",
+    )
+    p.add_argument(
+        "--log.format",
+        dest="log_format",
+        default="logfmt",
+        choices=["logfmt", "json"],
+        help="log format (default logfmt)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="inference-exporter",
+        description="Prometheus exporter for Together AI queues and fine-tunes and Baseten deployments.",
+    )
+    parser.add_argument("--version", action="version", version=f"inference-exporter {__version__}")
+    parser.add_argument(
+        "--config.file",
+        dest="config_file",
+        metavar="PATH",
+        help="YAML config file (required to run the daemon)",
+    )
+    _add_common(parser, listen_default=DEFAULT_LISTEN)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    check = sub.add_parser("check-config", help="validate a config file and exit (1 if invalid)")
+    check.add_argument("path", help="config file to check")
+    check.add_argument(
+        "--no-secrets",
+        action="store_true",
+        help="do not require the API keys the config references to be readable",
+    )
+
+    demo = sub.add_parser("demo", help="run the daemon against the bundled simulator, no keys needed")
+    _add_common(demo, listen_default=DEFAULT_LISTEN)
+
+    sim = sub.add_parser("simulate", help="run the bundled simulator of the vendor APIs alone")
+    _add_common(sim, listen_default="127.0.0.1:0")
+    sim.add_argument(
+        "--api-key",
+        dest="api_keys",
+        action="append",
+        default=None,
+        metavar="KEY",
+        help="an API key the simulator accepts (repeatable; default: 'sim-key')",
+    )
+    return parser
+
+
+def _check_config(path: str, read_secrets: bool) -> int:
+    try:
+        loaded = load_config(path, read_secrets=read_secrets)
+    except ConfigError as exc:
+        for p in exc.problems:
+            print(p, file=sys.stderr)
+        print(f"{path}: {len(exc.problems)} problem(s) found", file=sys.stderr)
+        return 1
+    print(f"{path}: config is valid")
+    del loaded
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = "warning" if args.log_level == "warn" else args.log_level
+    logs.setup(level, args.log_format)
+    from exporter import runner  # imported late: check-config should not pay for aiohttp
+
+    if args.command == "check-config":
+        return _check_config(args.path, not args.no_secrets)
+    if args.command == "simulate":
+        return asyncio.run(runner.run_simulator(args.listen, args.api_keys or ["sim-key"]))
+    if args.command == "demo":
+        return asyncio.run(runner.run_demo(args.listen, args.telemetry_path))
+    if not args.config_file:
+        build_parser().error("--config.file is required to run the daemon")
+    return asyncio.run(runner.run_daemon(Path(args.config_file), args.listen, args.telemetry_path))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

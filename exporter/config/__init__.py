@@ -1,0 +1,145 @@
+"""Loading and validating the YAML config.
+
+Every problem is reported with the file, the line and the dotted key, and all of
+them at once, so one run of ``check-config`` shows everything that needs fixing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from exporter import yamlpos
+from exporter.config.common import Credentials
+from exporter.config.model import Config
+from exporter.config.secrets import SecretError, read_secret
+
+__all__ = ["Config", "ConfigError", "LoadedConfig", "Problem", "load_config"]
+
+PathT = yamlpos.Path
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int | None
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.key}: {self.message}"
+
+
+class ConfigError(Exception):
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A valid config plus the API keys it references, read once at load time."""
+
+    path: Path
+    config: Config
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
+
+
+# Checks that need more than one field at a time: duplicates across a list, and so on.
+# Each returns (path, message) pairs; sections register theirs here.
+SemanticCheck = Callable[[Config], Iterable[tuple[PathT, str]]]
+SEMANTIC_CHECKS: list[SemanticCheck] = []
+
+
+def duplicates(items: Iterable[tuple[PathT, object]], what: str) -> list[tuple[PathT, str]]:
+    """Report every item whose key was already used by an earlier item."""
+    seen: dict[object, PathT] = {}
+    out: list[tuple[PathT, str]] = []
+    for path, key in items:
+        if key in seen:
+            out.append((path, f"duplicate {what} {key!r} (first at {yamlpos.format_path(seen[key])})"))
+        else:
+            seen[key] = path
+    return out
+
+
+def _together_duplicates(cfg: Config) -> Iterable[tuple[PathT, str]]:
+    if cfg.together is None:
+        return []
+    items = (((("together", "queues", i, "model")), q.model) for i, q in enumerate(cfg.together.queues))
+    return duplicates(items, "queue model")
+
+
+SEMANTIC_CHECKS.append(_together_duplicates)
+
+
+def _credentials(cfg: Config) -> Iterable[tuple[PathT, Credentials]]:
+    """Every credentials block in the config with its path."""
+    for name in type(cfg).model_fields:
+        value = getattr(cfg, name)
+        if isinstance(value, Credentials):
+            yield (name,), value
+
+
+def _pydantic_message(err: Any) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if err["type"] == "missing":
+        return "required key is missing"
+    msg = str(err["msg"])
+    return msg.removeprefix("Value error, ")
+
+
+def load_config(path: str | Path, *, read_secrets: bool = True) -> LoadedConfig:
+    """Read, parse and validate ``path``; raise ConfigError listing every problem."""
+    path = Path(path)
+    fname = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([Problem(fname, None, "(file)", f"cannot read: {exc.strerror or exc}")]) from None
+    try:
+        loaded = yamlpos.load(text)
+    except yamlpos.YamlSyntaxError as exc:
+        raise ConfigError([Problem(fname, exc.line, "(syntax)", exc.message)]) from None
+
+    problems = [
+        Problem(fname, line, yamlpos.format_path(p), "duplicate key") for p, line in loaded.duplicates
+    ]
+    data = loaded.data if loaded.data is not None else {}
+    if not isinstance(data, dict):
+        raise ConfigError([*problems, Problem(fname, 1, "(top level)", "the config must be a mapping")])
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc: PathT = tuple(err["loc"])
+            # Pydantic appends the union member or validator name to some locations;
+            # keep only the parts that exist in the document.
+            loc = tuple(p for p in loc if isinstance(p, int) or not str(p).startswith(("function-", "[")))
+            problems.append(
+                Problem(fname, loaded.line_for(loc), yamlpos.format_path(loc), _pydantic_message(err))
+            )
+        raise ConfigError(problems) from None
+
+    for check in SEMANTIC_CHECKS:
+        for p, msg in check(cfg):
+            problems.append(Problem(fname, loaded.line_for(p), yamlpos.format_path(p), msg))
+
+    secrets: dict[str, str] = {}
+    if read_secrets:
+        for p, cred in _credentials(cfg):
+            key_name = "api_key_env" if cred.api_key_env else "api_key_file"
+            try:
+                secrets[p[0] if isinstance(p[0], str) else str(p[0])] = read_secret(cred, path.parent)
+            except SecretError as exc:
+                kp = (*p, key_name)
+                problems.append(Problem(fname, loaded.line_for(kp), yamlpos.format_path(kp), str(exc)))
+    if problems:
+        raise ConfigError(problems)
+    return LoadedConfig(path=path, config=cfg, secrets=secrets)

@@ -1,0 +1,69 @@
+"""Building blocks shared by every section of the config."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+_DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+$")
+_PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Accept Prometheus-style durations (``30s``, ``1m30s``, ``500ms``) or plain seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 1m or 500ms")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and _DURATION_RE.match(value.strip()):
+        seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _PART_RE.findall(value.strip()))
+    else:
+        raise ValueError(f"expected a duration such as 30s, 1m or 500ms, got {value!r}")
+    if seconds <= 0:
+        raise ValueError("a duration must be greater than zero")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class Strict(BaseModel):
+    """Every config model rejects keys it does not know: a typo must not pass silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Schedule(Strict):
+    """Per-target overrides of the global schedule."""
+
+    poll_interval: Duration | None = None
+    timeout: Duration | None = None
+
+
+class Credentials(Strict):
+    """An API key given by reference only: an environment variable or a file."""
+
+    api_key_env: str | None = Field(default=None, min_length=1)
+    api_key_file: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_reference(self) -> Credentials:
+        if self.api_key_env and self.api_key_file:
+            raise ValueError("set either api_key_env or api_key_file, not both")
+        if not self.api_key_env and not self.api_key_file:
+            raise ValueError("an API key reference is required: api_key_env or api_key_file")
+        return self
+
+
+class VendorCommon(Credentials):
+    base_url: str = Field(min_length=1)
+    max_connections: int = Field(default=10, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _check_url(self) -> VendorCommon:
+        if not re.match(r"^https?://[^/\s]+", self.base_url):
+            raise ValueError(f"base_url must be an http(s) URL, got {self.base_url!r}")
+        return self

@@ -1,0 +1,225 @@
+"""The running exporter: config → targets → scheduled polls → snapshots in the store.
+
+Owns the scheduler, the vendor clients and every target's health. A reload builds
+the new set of targets next to the old one and swaps it in only when the new config
+is valid, so a bad file never leaves a half-configured daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import zlib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from exporter.config import ConfigError, LoadedConfig, load_config
+from exporter.config.model import Config
+from exporter.exposition import Rendered, merge
+from exporter.health import ReloadState, TargetHealth, render_global, render_health
+from exporter.logs import SCRUBBER
+from exporter.sources.base import Target
+from exporter.store import Store
+from exporter.targets import build_targets
+from exporter.upstream import Clients, UpstreamError, UpstreamStats, VendorClient
+
+log = logging.getLogger("exporter.daemon")
+
+
+def start_offset(target_id: str, interval: float, spread: float) -> float:
+    """A stable phase in [0, min(spread, interval)) so targets do not all fire together."""
+    frac = (zlib.crc32(target_id.encode()) % 10_000) / 10_000
+    return frac * min(spread, interval)
+
+
+def make_client(loaded: LoadedConfig, vendor: str, stats: UpstreamStats) -> VendorClient:
+    section = getattr(loaded.config, vendor)
+    return VendorClient(
+        vendor,
+        section.base_url,
+        loaded.secrets[vendor],
+        max_connections=section.max_connections,
+        stats=stats,
+    )
+
+
+class Exporter:
+    def __init__(self, config_path: Path) -> None:
+        self.config_path = config_path
+        self.store = Store()
+        self.stats = UpstreamStats()
+        self.reload_state = ReloadState()
+        self.clients = Clients()
+        self.targets: dict[str, Target] = {}
+        self.health: dict[str, TargetHealth] = {}
+        self._last_good: dict[str, Rendered] = {}
+        self._client_keys: dict[str, tuple[object, ...]] = {}
+        self.config: Config | None = None
+        self.scheduler: AsyncIOScheduler | None = None
+        self._reload_lock = asyncio.Lock()
+        self._running: set[asyncio.Task[None]] = set()
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    async def start(self, loaded: LoadedConfig) -> None:
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.scheduler.start()
+        await self._apply(loaded)
+
+    async def stop(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        for task in list(self._running):
+            task.cancel()
+        if self._running:
+            await asyncio.wait(self._running, timeout=1.0)
+        await asyncio.gather(*(t.close() for t in self.targets.values()), return_exceptions=True)
+        await asyncio.gather(*(c.aclose() for c in self.clients.all()), return_exceptions=True)
+
+    async def reload(self) -> tuple[bool, str]:
+        """Load the config file again; keep the running config if the new one is invalid."""
+        async with self._reload_lock:
+            try:
+                loaded = await asyncio.to_thread(load_config, self.config_path)
+            except ConfigError as exc:
+                self.reload_state.successful = False
+                for p in exc.problems:
+                    log.error("config reload failed, keeping the running config", extra={"problem": str(p)})
+                return False, str(exc)
+            await self._apply(loaded)
+            log.info("config reloaded", extra={"targets": len(self.targets)})
+            return True, "config reloaded"
+
+    # --- applying a config -----------------------------------------------------------
+
+    def _client_key(self, loaded: LoadedConfig, vendor: str) -> tuple[object, ...]:
+        section = getattr(loaded.config, vendor)
+        return (section.base_url, section.max_connections, loaded.secrets.get(vendor))
+
+    async def _apply(self, loaded: LoadedConfig) -> None:
+        SCRUBBER.set_secrets(set(loaded.secrets.values()))
+        # Keep the clients whose URL, pool size and key are unchanged; build the rest.
+        clients: dict[str, VendorClient] = {}
+        new_keys = {v: self._client_key(loaded, v) for v in loaded.secrets}
+        for vendor, key in new_keys.items():
+            existing = self.clients.find(vendor)
+            if existing is not None and self._client_keys.get(vendor) == key:
+                clients[vendor] = existing
+            else:
+                clients[vendor] = make_client(loaded, vendor, self.stats)
+        old_clients = self.clients.replace(clients)
+        self._client_keys = new_keys
+
+        self.config = loaded.config
+        wanted = {t.id: t for t in build_targets(loaded.config, self.clients)}
+        for tid in list(self.targets):
+            if tid not in wanted or wanted[tid].settings != self.targets[tid].settings:
+                await self._remove_target(tid)
+        for tid, target in wanted.items():
+            if tid not in self.targets:
+                self._add_target(target)
+        for c in old_clients:
+            await c.aclose()
+        self.reload_state.successful = True
+        self.reload_state.last_success_timestamp = time.time()
+
+    def _add_target(self, target: Target) -> None:
+        assert self.scheduler is not None and self.config is not None
+        self.targets[target.id] = target
+        self.health[target.id] = TargetHealth()
+        self._publish(target, None)
+        offset = start_offset(target.id, target.interval, self.config.global_.start_spread)
+        start = datetime.now(UTC) + timedelta(seconds=offset)
+        self.scheduler.add_job(
+            self._poll_job,
+            IntervalTrigger(seconds=target.interval, start_date=start),
+            args=[target],
+            id=target.id,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=max(1, int(target.interval)),
+            replace_existing=True,
+        )
+
+    async def _remove_target(self, tid: str) -> None:
+        assert self.scheduler is not None
+        target = self.targets.pop(tid)
+        self.health.pop(tid, None)
+        self._last_good.pop(tid, None)
+        if self.scheduler.get_job(tid) is not None:
+            self.scheduler.remove_job(tid)
+        self.store.remove(tid)
+        try:
+            await target.close()
+        except Exception:
+            log.exception("closing a removed target failed", extra={"target": tid})
+
+    # --- polling ---------------------------------------------------------------------
+
+    async def _poll_job(self, target: Target) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._running.add(task)
+        try:
+            await self.poll_once(target)
+        finally:
+            self._running.discard(task)
+
+    async def poll_once(self, target: Target) -> None:
+        now = time.time()
+        t0 = time.perf_counter()
+        data: Rendered | None = None
+        reason = detail = ""
+        try:
+            # Sources bound each request by target.timeout; this bounds the whole poll
+            # so a stuck poll never blocks the next one past its interval.
+            data = await asyncio.wait_for(target.poll(now), timeout=target.interval)
+        except UpstreamError as exc:
+            reason, detail = exc.reason, exc.detail
+        except TimeoutError:
+            reason, detail = "timeout", f"poll did not finish within {target.interval:g}s"
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            reason, detail = "internal_error", f"{type(exc).__name__}: {exc}"
+            log.exception("poll failed unexpectedly", extra={"target": target.id})
+        duration = time.perf_counter() - t0
+        if self.targets.get(target.id) is not target:
+            return  # removed or replaced by a reload while this poll ran
+        health = self.health[target.id]
+        if data is not None:
+            health.record_success(now, duration, data.series)
+            self._last_good[target.id] = data
+        else:
+            health.record_failure(now, duration, reason, SCRUBBER.scrub(detail))
+            log.warning(
+                "poll failed", extra={"target": target.id, "reason": reason, "detail": SCRUBBER.scrub(detail)}
+            )
+            data = self._stale_data(target.id, now)
+        self._publish(target, data)
+
+    def _stale_data(self, tid: str, now: float) -> Rendered | None:
+        """A failing target keeps its last values for ``stale_grace``, then they go."""
+        assert self.config is not None
+        health = self.health[tid]
+        if now - health.last_success_timestamp <= self.config.global_.stale_grace:
+            return self._last_good.get(tid)
+        self._last_good.pop(tid, None)
+        health.series = 0
+        return None
+
+    def _publish(self, target: Target, data: Rendered | None) -> None:
+        health = render_health(target.id, target.source, self.health[target.id])
+        self.store.put(target.id, merge([data, health]) if data is not None else health)
+
+    # --- what the HTTP server asks ---------------------------------------------------
+
+    def ready(self) -> bool:
+        return all(h.polled for h in self.health.values())
+
+    def global_metrics(self) -> Rendered:
+        return render_global(self.stats, self.reload_state)

@@ -1,0 +1,122 @@
+"""Running the daemon, the simulator and the demo until a signal says stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+from aiohttp import web
+
+from exporter.config import ConfigError, load_config
+from exporter.daemon import Exporter
+from exporter.server import make_app
+from exporter.simulator import app as sim_app
+from exporter.simulator.state import SimState
+
+log = logging.getLogger("exporter")
+
+
+def parse_listen_address(value: str) -> tuple[str, int]:
+    """``host:port``, ``:port`` or ``[v6]:port`` → (host, port)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"invalid listen address {value!r}: expected HOST:PORT")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port)
+
+
+async def _serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    server = site._server
+    sockets = getattr(server, "sockets", None) or []
+    return runner, (sockets[0].getsockname()[1] if sockets else port)
+
+
+def _stop_event() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def run_daemon(config_path: Path, listen: str, telemetry_path: str) -> int:
+    try:
+        loaded = load_config(config_path)
+    except ConfigError as exc:
+        for p in exc.problems:
+            print(p, file=sys.stderr)
+        log.error(
+            "invalid config, not starting", extra={"file": str(config_path), "problems": len(exc.problems)}
+        )
+        return 1
+    host, port = parse_listen_address(listen)
+    exporter = Exporter(config_path)
+    await exporter.start(loaded)
+    runner, actual = await _serve(make_app(exporter, telemetry_path), host, port)
+    log.info("listening", extra={"address": f"{host}:{actual}", "targets": len(exporter.targets)})
+
+    stop = _stop_event()
+    reloads: set[asyncio.Task[tuple[bool, str]]] = set()
+
+    def on_hup() -> None:
+        task = asyncio.create_task(exporter.reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_hup)
+    await stop.wait()
+    log.info("shutting down")
+    await exporter.stop()
+    await runner.cleanup()
+    return 0
+
+
+async def run_simulator(listen: str, api_keys: list[str]) -> int:
+    host, port = parse_listen_address(listen)
+    state = SimState(api_keys=frozenset(api_keys))
+    runner, url = await sim_app.start(state, host, port)
+    # The first line on stdout is the URL, so scripts and tests can read the port.
+    print(url, flush=True)
+    log.info("simulator listening", extra={"url": url})
+    await _stop_event().wait()
+    await runner.cleanup()
+    return 0
+
+
+DEMO_KEYS = {
+    "together": "INFERENCE_EXPORTER_DEMO_TOGETHER_KEY",
+    "baseten": "INFERENCE_EXPORTER_DEMO_BASETEN_KEY",
+}
+
+
+async def run_demo(listen: str, telemetry_path: str) -> int:
+    """Simulator on a free loopback port, and the daemon on the bundled demo config."""
+    keys = {var: secrets.token_hex(16) for var in DEMO_KEYS.values()}
+    os.environ.update(keys)
+    state = SimState(api_keys=frozenset(keys.values()))
+    sim_runner, sim_url = await sim_app.start(state, "127.0.0.1", 0)
+    template = resources.files("exporter.demo").joinpath("demo.yaml").read_text(encoding="utf-8")
+    workdir = Path(tempfile.mkdtemp(prefix="inference-exporter-demo-"))
+    config_path = workdir / "demo.yaml"
+    config_path.write_text(template.replace("__SIMULATOR_URL__", sim_url), encoding="utf-8")
+    host, port = parse_listen_address(listen)
+    shown = "localhost" if host in ("0.0.0.0", "::", "127.0.0.1") else host
+    print(f"inference-exporter demo: simulator at {sim_url}, config at {config_path}", flush=True)
+    print(f"Open http://{shown}:{port}/ (metrics at http://{shown}:{port}{telemetry_path})", flush=True)
+    try:
+        return await run_daemon(config_path, listen, telemetry_path)
+    finally:
+        await sim_runner.cleanup()
+        shutil.rmtree(workdir, ignore_errors=True)

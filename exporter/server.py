@@ -1,0 +1,90 @@
+"""The exporter's HTTP endpoints: /metrics, the landing page, health, readiness, reload."""
+
+from __future__ import annotations
+
+import gzip
+import html
+import logging
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from exporter import __version__
+from exporter.daemon import Exporter
+from exporter.exposition import CONTENT_TYPE, assemble
+
+log = logging.getLogger("exporter.server")
+
+EXPORTER_KEY = web.AppKey("exporter", Exporter)
+
+
+def _runtime_registry() -> CollectorRegistry:
+    """Process and Python runtime metrics (process_*, python_*), as every exporter has."""
+    reg = CollectorRegistry(auto_describe=False)
+    ProcessCollector(registry=reg)
+    PlatformCollector(registry=reg)
+    GCCollector(registry=reg)
+    return reg
+
+
+def _accepts_gzip(request: web.Request) -> bool:
+    return any(
+        part.split(";")[0].strip() == "gzip" for part in request.headers.get("Accept-Encoding", "").split(",")
+    )
+
+
+def make_app(exporter: Exporter, telemetry_path: str = "/metrics") -> web.Application:
+    app = web.Application()
+    app[EXPORTER_KEY] = exporter
+    runtime = _runtime_registry()
+
+    async def metrics(request: web.Request) -> web.Response:
+        # Targets' bytes come from the store's cache; the small global part (request
+        # counters, reload state, process stats) is rendered per scrape.
+        dynamic = assemble([exporter.global_metrics()]) + generate_latest(runtime)
+        headers = {"Content-Type": CONTENT_TYPE, "Vary": "Accept-Encoding"}
+        if _accepts_gzip(request):
+            # Two gzip members back to back are one valid gzip stream.
+            body = exporter.store.exposition_gzip() + gzip.compress(dynamic, compresslevel=1, mtime=0)
+            headers["Content-Encoding"] = "gzip"
+        else:
+            body = exporter.store.exposition() + dynamic
+        return web.Response(body=body, headers=headers)
+
+    async def landing(request: web.Request) -> web.Response:
+        links = [
+            (telemetry_path, "Metrics"),
+            ("/-/healthy", "Health"),
+            ("/-/ready", "Readiness"),
+        ]
+        items = "".join(f'<li><a href="{html.escape(h)}">{html.escape(t)}</a></li>' for h, t in links)
+        page = (
+            "<!DOCTYPE html><html><head><meta charset='utf-8'><title>inference-exporter</title></head>"
+            f"<body><h1>inference-exporter</h1><p>Version {html.escape(__version__)}. "
+            f"{len(exporter.targets)} targets configured.</p><ul>{items}</ul></body></html>"
+        )
+        return web.Response(text=page, content_type="text/html")
+
+    async def healthy(request: web.Request) -> web.Response:
+        return web.Response(text="Healthy.\n")
+
+    async def ready(request: web.Request) -> web.Response:
+        if exporter.ready():
+            return web.Response(text="Ready.\n")
+        pending = sum(1 for h in exporter.health.values() if not h.polled)
+        return web.Response(status=503, text=f"Not ready: {pending} targets not polled yet.\n")
+
+    async def reload(request: web.Request) -> web.Response:
+        ok, message = await exporter.reload()
+        return web.Response(status=200 if ok else 500, text=message + "\n")
+
+    app.router.add_get(telemetry_path, metrics)
+    app.router.add_get("/", landing)
+    app.router.add_get("/-/healthy", healthy)
+    app.router.add_get("/-/ready", ready)
+    app.router.add_post("/-/reload", reload)
+    app.router.add_put("/-/reload", reload)
+    return app

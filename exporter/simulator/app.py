@@ -1,0 +1,65 @@
+"""The simulator's web application: auth, request log and each endpoint family."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from exporter.simulator.errors import unauthorized
+from exporter.simulator.state import SimState
+from exporter.simulator.together_queue import QueueSim
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+STATE_KEY = web.AppKey("sim_state", SimState)
+QUEUE_KEY = web.AppKey("queue_sim", QueueSim)
+
+
+def _middleware(state: SimState) -> Middleware:
+    @web.middleware
+    async def mw(request: web.Request, handler: Handler) -> web.StreamResponse:
+        route = request.match_info.route.resource
+        template = route.canonical if route is not None else request.path
+        if request.path.startswith("/_sim/"):
+            return await handler(request)
+        state.requests[(request.method, template)] += 1
+        auth = request.headers.get("Authorization", "")
+        scheme, _, key = auth.partition(" ")
+        if scheme.lower() not in ("bearer", "api-key") or key not in state.api_keys:
+            return unauthorized()
+        return await handler(request)
+
+    return mw
+
+
+def make_app(state: SimState) -> web.Application:
+    app = web.Application(middlewares=[_middleware(state)])
+    app[STATE_KEY] = state
+    queue = QueueSim(state)
+    app[QUEUE_KEY] = queue
+    queue.install(app)
+
+    async def stats(request: web.Request) -> web.Response:
+        return web.json_response({f"{m} {p}": n for (m, p), n in sorted(state.requests.items())})
+
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    app.router.add_get("/_sim/requests", stats)
+    app.router.add_get("/_sim/health", health)
+    return app
+
+
+async def start(state: SimState, host: str, port: int) -> tuple[web.AppRunner, str]:
+    """Start the simulator; return its runner and base URL (port 0 picks a free port)."""
+    runner = web.AppRunner(make_app(state), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    server = site._server
+    assert server is not None
+    sockets = getattr(server, "sockets", None) or []
+    actual = sockets[0].getsockname()[1] if sockets else port
+    return runner, f"http://{host}:{actual}"

@@ -1,0 +1,87 @@
+"""Together ``GET /v1/queue/metrics``: per-model queue depths that move over time.
+
+Depths are a deterministic function of the model name and the clock (a slow wave
+plus a faster ripple), so the demo looks alive and tests can still predict ranges.
+A scenario set through ``/_sim/queue`` overrides one model: a fixed depth, or a
+backlog that grows by ``rate`` jobs per second, or an error status for that model.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from exporter.simulator.errors import queue_error
+from exporter.simulator.state import SimState
+
+
+@dataclass
+class QueueScenario:
+    kind: str  # "fixed", "backlog" or "error"
+    waiting: int = 0
+    running: int = 0
+    rate: float = 0.0
+    since: float = 0.0
+    status: int = 500
+
+
+class QueueSim:
+    def __init__(self, state: SimState) -> None:
+        self.state = state
+        self.scenarios: dict[str, QueueScenario] = {}
+
+    def depths(self, model: str) -> tuple[int, int]:
+        now = self.state.clock()
+        sc = self.scenarios.get(model)
+        if sc is not None:
+            if sc.kind == "backlog":
+                return sc.waiting + int(sc.rate * (now - sc.since)), sc.running
+            return sc.waiting, sc.running
+        seed = zlib.crc32(model.encode())
+        base = 5 + seed % 20
+        phase = (seed % 628) / 100
+        t = now - self.state.started_at
+        waiting = base + 8 * math.sin(t / 60 + phase) + 3 * math.sin(t / 7 + phase)
+        running = 1 + seed % 4 + 2 * math.sin(t / 45 + phase)
+        return max(0, round(waiting)), max(0, round(running))
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        model = request.query.get("model", "")
+        if not model:
+            return queue_error(
+                400, "missing_parameter", "model is required", type_="invalid_request_error", param="model"
+            )
+        sc = self.scenarios.get(model)
+        if sc is not None and sc.kind == "error":
+            return queue_error(sc.status, "simulated_error", "simulated failure", type_="server_error")
+        waiting, running = self.depths(model)
+        return web.json_response(
+            {"messages_running": running, "messages_waiting": waiting, "total_jobs": running + waiting}
+        )
+
+    async def set_scenario(self, request: web.Request) -> web.Response:
+        """``POST /_sim/queue`` {model, kind: fixed|backlog|error|clear, waiting, running, rate, status}."""
+        doc = await request.json()
+        model = str(doc["model"])
+        kind = str(doc.get("kind", "fixed"))
+        if kind == "clear":
+            self.scenarios.pop(model, None)
+        elif kind in ("fixed", "backlog", "error"):
+            self.scenarios[model] = QueueScenario(
+                kind=kind,
+                waiting=int(doc.get("waiting", 0)),
+                running=int(doc.get("running", 0)),
+                rate=float(doc.get("rate", 0.0)),
+                since=self.state.clock(),
+                status=int(doc.get("status", 500)),
+            )
+        else:
+            return web.json_response({"error": f"unknown kind {kind!r}"}, status=400)
+        return web.json_response({"ok": True})
+
+    def install(self, app: web.Application) -> None:
+        app.router.add_get("/v1/queue/metrics", self.metrics)
+        app.router.add_post("/_sim/queue", self.set_scenario)

@@ -1,0 +1,1 @@
+"""Vendor sources: each module turns one vendor endpoint into targets and samples."""

@@ -1,0 +1,33 @@
+"""What the daemon needs to know about a target, whatever its source."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Hashable
+
+from exporter.exposition import Rendered
+
+
+class Target(ABC):
+    """One thing to poll on a schedule.
+
+    ``id`` is stable across reloads and restarts (it keys scheduling, the status page
+    and sharding). ``settings`` is everything from the config that shapes a poll: on
+    reload a target whose id and settings are unchanged is kept as it is, with its
+    state (counters, last seen steps), instead of being rebuilt.
+    """
+
+    source: str = ""
+
+    def __init__(self, target_id: str, *, interval: float, timeout: float, settings: Hashable) -> None:
+        self.id = target_id
+        self.interval = interval
+        self.timeout = timeout
+        self.settings = settings
+
+    @abstractmethod
+    async def poll(self, now: float) -> Rendered:
+        """Fetch and translate. Raise UpstreamError on failure. ``now`` is wall-clock seconds."""
+
+    async def close(self) -> None:  # noqa: B027 - most targets hold nothing to release
+        """Release what the target holds (e.g. cancel a probe job) when it is removed."""

@@ -1,0 +1,167 @@
+"""Starting the real daemon and simulator as processes, scraping and parsing.
+
+Everything binds to 127.0.0.1; nothing here reaches any other host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def need_binary(name: str) -> str:
+    """Path of a binary the test needs: skipped on a laptop without it, a failure in CI."""
+    path = shutil.which(name)
+    if path is None:
+        if IN_CI:
+            pytest.fail(f"{name} is required in CI but not installed")
+        pytest.skip(f"{name} not installed")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Proc:
+    popen: subprocess.Popen[str]
+    url: str
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 5.0) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+        return self.popen.returncode
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "exporter", *args]
+
+
+def start_simulator(tmp_path: Path, keys: list[str], extra_env: dict[str, str] | None = None) -> Proc:
+    log_path = tmp_path / f"simulator-{time.monotonic_ns()}.log"
+    args = _cli("simulate", "--web.listen-address", "127.0.0.1:0")
+    for k in keys:
+        args += ["--api-key", k]
+    with log_path.open("w") as logf:
+        popen = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=logf, text=True, cwd=REPO, env={**os.environ, **(extra_env or {})}
+        )
+    assert popen.stdout is not None
+    line = popen.stdout.readline().strip()
+    if not line.startswith("http://"):
+        popen.kill()
+        raise RuntimeError(f"simulator did not start: {line!r}\n{log_path.read_text()}")
+    return Proc(popen, line, log_path)
+
+
+def start_daemon(
+    tmp_path: Path,
+    config_path: Path,
+    env: dict[str, str] | None = None,
+    extra_args: list[str] | None = None,
+    wait_ready: bool = True,
+) -> Proc:
+    port = free_port()
+    log_path = tmp_path / f"daemon-{port}.log"
+    args = _cli("--config.file", str(config_path), "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "debug")
+    args += extra_args or []
+    with log_path.open("w") as logf:
+        popen = subprocess.Popen(
+            args, stdout=logf, stderr=subprocess.STDOUT, text=True, cwd=REPO, env={**os.environ, **(env or {})}
+        )
+    proc = Proc(popen, f"http://127.0.0.1:{port}", log_path)
+    wait_until(lambda: _ok(proc.url + "/-/healthy"), timeout=15, what="daemon healthy", proc=proc)
+    if wait_ready:
+        wait_until(lambda: _ok(proc.url + "/-/ready"), timeout=20, what="daemon ready", proc=proc)
+    return proc
+
+
+def _ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait_until(cond: object, timeout: float, what: str, proc: Proc | None = None, interval: float = 0.1) -> None:
+    assert callable(cond)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.popen.poll() is not None:
+            raise AssertionError(f"process exited ({proc.popen.returncode}) while waiting for {what}:\n{proc.log()}")
+        if cond():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f"\n{proc.log()}" if proc else ""))
+
+
+@dataclass
+class Scrape:
+    text: str
+    samples: dict[tuple[str, frozenset[tuple[str, str]]], float] = field(default_factory=dict)
+    types: dict[str, str] = field(default_factory=dict)
+
+    def value(self, name: str, **labels: str) -> float | None:
+        return self.samples.get((name, frozenset(labels.items())))
+
+    def series(self, name: str) -> list[tuple[dict[str, str], float]]:
+        return [(dict(lbls), v) for (n, lbls), v in self.samples.items() if n == name]
+
+
+def parse(text: str) -> Scrape:
+    out = Scrape(text)
+    for fam in text_string_to_metric_families(text):
+        out.types[fam.name] = fam.type
+        for s in fam.samples:
+            out.samples[(s.name, frozenset(s.labels.items()))] = s.value
+    return out
+
+
+def scrape(url: str, path: str = "/metrics") -> Scrape:
+    resp = httpx.get(url + path, timeout=5)
+    resp.raise_for_status()
+    return parse(resp.text)
+
+
+def promtool_check_metrics(text: str) -> str:
+    """Output of ``promtool check metrics`` on ``text`` (empty when clean)."""
+    promtool = need_binary("promtool")
+    res = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+    return (res.stdout + res.stderr).strip()
+
+
+@contextlib.contextmanager
+def running(*procs: Proc) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for p in procs:
+            p.stop()
