@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import html
 import logging
 
@@ -47,8 +46,7 @@ def make_app(exporter: Exporter, telemetry_path: str = "/metrics") -> web.Applic
         dynamic = assemble([exporter.global_metrics()]) + generate_latest(runtime)
         headers = {"Content-Type": CONTENT_TYPE, "Vary": "Accept-Encoding"}
         if _accepts_gzip(request):
-            # Two gzip members back to back are one valid gzip stream.
-            body = exporter.store.exposition_gzip() + gzip.compress(dynamic, compresslevel=1, mtime=0)
+            body = exporter.store.exposition_gzip(dynamic)
             headers["Content-Encoding"] = "gzip"
         else:
             body = exporter.store.exposition() + dynamic

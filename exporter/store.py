@@ -8,7 +8,7 @@ dictionary lookup.
 
 from __future__ import annotations
 
-import gzip
+import zlib
 
 from exporter.exposition import Rendered, assemble
 
@@ -19,7 +19,7 @@ class Store:
         self._generation = 0
         self._cached_generation = -1
         self._cached: bytes = b""
-        self._cached_gzip: bytes | None = None
+        self._cached_gzip: tuple[bytes, zlib._Compress] | None = None
 
     def put(self, target_id: str, rendered: Rendered) -> None:
         self._snapshots[target_id] = rendered
@@ -45,13 +45,19 @@ class Store:
         self._refresh()
         return self._cached
 
-    def exposition_gzip(self) -> bytes:
-        """The same bytes gzipped, compressed once per change.
+    def exposition_gzip(self, suffix: bytes) -> bytes:
+        """The exposition followed by ``suffix``, as one gzip stream.
 
-        Concatenated gzip members are one valid gzip stream (RFC 1952), so callers may
-        append another member for parts that change on every scrape.
+        The cached part is compressed once per change and the compressor's state
+        kept, so a scrape compresses only ``suffix`` (the parts that change on every
+        scrape) on a copy of that state. The result is a single gzip member, which
+        every client decodes (some stop after the first of several members).
         """
         self._refresh()
         if self._cached_gzip is None:
-            self._cached_gzip = gzip.compress(self._cached, compresslevel=1, mtime=0)
-        return self._cached_gzip
+            comp = zlib.compressobj(1, zlib.DEFLATED, 31)
+            head = comp.compress(self._cached) + comp.flush(zlib.Z_SYNC_FLUSH)
+            self._cached_gzip = (head, comp)
+        head, comp = self._cached_gzip
+        tail = comp.copy()
+        return head + tail.compress(suffix) + tail.flush()

@@ -72,7 +72,12 @@ def start_simulator(tmp_path: Path, keys: list[str], extra_env: dict[str, str] |
         args += ["--api-key", k]
     with log_path.open("w") as logf:
         popen = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=logf, text=True, cwd=REPO, env={**os.environ, **(extra_env or {})}
+            args,
+            stdout=subprocess.PIPE,
+            stderr=logf,
+            text=True,
+            cwd=REPO,
+            env={**os.environ, **(extra_env or {})},
         )
     assert popen.stdout is not None
     line = popen.stdout.readline().strip()
@@ -91,11 +96,18 @@ def start_daemon(
 ) -> Proc:
     port = free_port()
     log_path = tmp_path / f"daemon-{port}.log"
-    args = _cli("--config.file", str(config_path), "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "debug")
+    args = _cli(
+        "--config.file", str(config_path), "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "debug"
+    )
     args += extra_args or []
     with log_path.open("w") as logf:
         popen = subprocess.Popen(
-            args, stdout=logf, stderr=subprocess.STDOUT, text=True, cwd=REPO, env={**os.environ, **(env or {})}
+            args,
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=REPO,
+            env={**os.environ, **(env or {})},
         )
     proc = Proc(popen, f"http://127.0.0.1:{port}", log_path)
     wait_until(lambda: _ok(proc.url + "/-/healthy"), timeout=15, what="daemon healthy", proc=proc)
@@ -111,16 +123,22 @@ def _ok(url: str) -> bool:
         return False
 
 
-def wait_until(cond: object, timeout: float, what: str, proc: Proc | None = None, interval: float = 0.1) -> None:
+def wait_until(
+    cond: object, timeout: float, what: str, proc: Proc | None = None, interval: float = 0.1
+) -> None:
     assert callable(cond)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.popen.poll() is not None:
-            raise AssertionError(f"process exited ({proc.popen.returncode}) while waiting for {what}:\n{proc.log()}")
+            raise AssertionError(
+                f"process exited ({proc.popen.returncode}) while waiting for {what}:\n{proc.log()}"
+            )
         if cond():
             return
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f"\n{proc.log()}" if proc else ""))
+    raise AssertionError(
+        f"timed out after {timeout}s waiting for {what}" + (f"\n{proc.log()}" if proc else "")
+    )
 
 
 @dataclass
@@ -154,7 +172,9 @@ def scrape(url: str, path: str = "/metrics") -> Scrape:
 def promtool_check_metrics(text: str) -> str:
     """Output of ``promtool check metrics`` on ``text`` (empty when clean)."""
     promtool = need_binary("promtool")
-    res = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
+    )
     return (res.stdout + res.stderr).strip()
 
 
