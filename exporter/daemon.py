@@ -22,12 +22,14 @@ from exporter.config.model import Config
 from exporter.exposition import Rendered, merge
 from exporter.health import ReloadState, TargetHealth, render_global, render_health
 from exporter.logs import SCRUBBER
-from exporter.sources.base import Target
+from exporter.sources.base import Discovery, Target
 from exporter.store import Store
 from exporter.targets import build_targets
 from exporter.upstream import Clients, UpstreamError, UpstreamStats, VendorClient
 
 log = logging.getLogger("exporter.daemon")
+
+STATIC = ""
 
 
 def start_offset(target_id: str, interval: float, spread: float) -> float:
@@ -55,6 +57,9 @@ class Exporter:
         self.reload_state = ReloadState()
         self.clients = Clients()
         self.targets: dict[str, Target] = {}
+        # Which targets each group owns: STATIC for the config's, a discovery's id for
+        # the targets it found.
+        self.groups: dict[str, set[str]] = {STATIC: set()}
         self.health: dict[str, TargetHealth] = {}
         self._last_good: dict[str, Rendered] = {}
         self._client_keys: dict[str, tuple[object, ...]] = {}
@@ -115,21 +120,36 @@ class Exporter:
         self._client_keys = new_keys
 
         self.config = loaded.config
-        wanted = {t.id: t for t in build_targets(loaded.config, self.clients)}
-        for tid in list(self.targets):
-            if tid not in wanted or wanted[tid].settings != self.targets[tid].settings:
-                await self._remove_target(tid)
-        for tid, target in wanted.items():
-            if tid not in self.targets:
-                self._add_target(target)
+        await self._sync_group(STATIC, build_targets(loaded.config, self.clients))
         for c in old_clients:
             await c.aclose()
         self.reload_state.successful = True
         self.reload_state.last_success_timestamp = time.time()
 
-    def _add_target(self, target: Target) -> None:
+    async def _sync_group(self, group: str, targets: list[Target]) -> None:
+        """Make ``group`` own exactly ``targets``: add new ones, drop gone or changed ones.
+
+        A target whose id and settings are unchanged is kept as it is, state and all.
+        An id already owned by another group stays with that group (the config's own
+        targets win over discovered duplicates).
+        """
+        owned = self.groups.setdefault(group, set())
+        wanted: dict[str, Target] = {}
+        for t in targets:
+            if any(t.id in ids for g, ids in self.groups.items() if g != group):
+                continue
+            wanted.setdefault(t.id, t)
+        for tid in list(owned):
+            if tid not in wanted or wanted[tid].settings != self.targets[tid].settings:
+                await self._remove_target(tid)
+        for tid, target in wanted.items():
+            if tid not in self.targets:
+                self._add_target(target, group)
+
+    def _add_target(self, target: Target, group: str) -> None:
         assert self.scheduler is not None and self.config is not None
         self.targets[target.id] = target
+        self.groups[group].add(target.id)
         self.health[target.id] = TargetHealth()
         self._publish(target, None)
         offset = start_offset(target.id, target.interval, self.config.global_.start_spread)
@@ -148,6 +168,11 @@ class Exporter:
     async def _remove_target(self, tid: str) -> None:
         assert self.scheduler is not None
         target = self.targets.pop(tid)
+        for ids in self.groups.values():
+            ids.discard(tid)
+        # A discovery takes the targets it found with it.
+        for child in list(self.groups.pop(tid, ())):
+            await self._remove_target(child)
         self.health.pop(tid, None)
         self._last_good.pop(tid, None)
         if self.scheduler.get_job(tid) is not None:
@@ -194,6 +219,8 @@ class Exporter:
         if data is not None:
             health.record_success(now, duration, data.series)
             self._last_good[target.id] = data
+            if isinstance(target, Discovery):
+                await self._sync_group(target.id, target.found)
         else:
             health.record_failure(now, duration, reason, SCRUBBER.scrub(detail))
             log.warning(

@@ -31,3 +31,26 @@ class Target(ABC):
 
     async def close(self) -> None:  # noqa: B027 - most targets hold nothing to release
         """Release what the target holds (e.g. cancel a probe job) when it is removed."""
+
+
+class Discovery(Target):
+    """A target whose poll lists things to watch and yields a target for each.
+
+    Its own poll is scheduled, timed and health-tracked like any target's (so a
+    failing list call shows as that discovery being down). After a successful poll
+    the daemon replaces the discovery's group of targets with ``found``; after a
+    failed one the previous group stays, so a flaky list endpoint never drops targets.
+    """
+
+    def __init__(self, target_id: str, *, interval: float, timeout: float, settings: Hashable) -> None:
+        super().__init__(target_id, interval=interval, timeout=timeout, settings=settings)
+        self.found: list[Target] = []
+
+    @abstractmethod
+    async def discover(self, now: float) -> tuple[Rendered, list[Target]]:
+        """List the vendor's objects; return samples about them (e.g. ``_info``) and targets."""
+
+    async def poll(self, now: float) -> Rendered:
+        rendered, found = await self.discover(now)
+        self.found = found
+        return rendered
