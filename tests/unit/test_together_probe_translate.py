@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from exporter.exposition import assemble, render
@@ -55,7 +53,12 @@ def test_parse_timestamp_rejects_non_datetimes(bad: object) -> None:
 def test_read_status_of_the_documented_example() -> None:
     job = read_status(DONE)
     assert job.status == "done" and job.terminal and job.known
-    assert (job.created_at, job.claimed_at, job.done_at) == (T0, T0 + 2, T0 + 105)
+    assert job.created_at is not None and job.claimed_at is not None and job.done_at is not None
+    assert (job.created_at.timestamp(), job.claimed_at.timestamp(), job.done_at.timestamp()) == (
+        T0,
+        T0 + 2,
+        T0 + 105,
+    )
     # No retries field: no data, not zero.
     assert job.retries is None
     assert job.invalid == ()
@@ -76,7 +79,8 @@ def test_read_status_rejects_bodies_without_a_status(doc: object) -> None:
 def test_read_status_records_bad_timestamps_instead_of_raising() -> None:
     job = read_status({**DONE, "claimed_at": "soon", "done_at": None})
     assert job.invalid == ("claimed_at",)
-    assert job.claimed_at is None and job.done_at is None and job.created_at == T0
+    assert job.claimed_at is None and job.done_at is None
+    assert job.created_at is not None and job.created_at.timestamp() == T0
 
 
 @pytest.mark.parametrize(
@@ -142,9 +146,22 @@ def test_judge_refuses_non_terminal() -> None:
         judge(JobStatus("running"))
 
 
-def test_phase_durations_skip_gaps_and_nan() -> None:
-    assert phase_durations(JobStatus("running", created_at=T0, claimed_at=T0 + 1)) == {"queue_wait": 1.0}
-    assert phase_durations(JobStatus("done", created_at=math.nan, claimed_at=T0, done_at=T0)) == {"run": 0.0}
+def test_phase_durations_skip_gaps_and_are_exact() -> None:
+    running = read_status(
+        {"status": "running", "created_at": "2026-02-07T10:30:00Z", "claimed_at": "2026-02-07T10:30:01Z"}
+    )
+    assert phase_durations(running) == {"queue_wait": 1.0}
+    # Exact to the millisecond even at today's Unix times, where float seconds are not.
+    ms = read_status(
+        {
+            "status": "done",
+            "created_at": "2026-11-23T14:31:38.100Z",
+            "claimed_at": "2026-11-23T14:31:38.400Z",
+            "done_at": "2026-11-23T14:31:38.800Z",
+        }
+    )
+    assert phase_durations(ms) == {"queue_wait": 0.3, "run": 0.4, "end_to_end": 0.7}
+    assert phase_durations(JobStatus("done", done_at=ms.done_at)) == {}
 
 
 def test_unfinished_reasons() -> None:
