@@ -191,6 +191,36 @@ def _fault(status: int) -> web.Response:
     return queue_error(status, "simulated_error", "Simulated failure.", type_="server_error")
 
 
+_INT_KEYS = {"workers", "stalls"}
+_FLOAT_KEYS = {"claim_delay", "run_seconds", "claim_timeout", "submit_delay"}
+_STATUS_KEYS = {"submit_status", "status_status", "cancel_status"}
+
+
+def _coerce(key: str, value: Any) -> Any:
+    """Check one scripted value, so a typo fails the script call, not a later request."""
+    if key in _INT_KEYS | _FLOAT_KEYS:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ValueError(f"{key} must be a non-negative number")
+        return int(value) if key in _INT_KEYS else float(value)
+    if key in _STATUS_KEYS:
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or not 400 <= value <= 599
+        ):
+            raise ValueError(f"{key} must be an HTTP error status or null")
+        return value
+    if key == "mode":
+        if value not in ("ok", "fail", "stopped"):
+            raise ValueError("mode must be ok, fail or stopped")
+        return value
+    if key == "status_override":
+        if value is not None and not isinstance(value, str):
+            raise ValueError("status_override must be a string or null")
+        return value
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{key} must be a list of field names")
+    return value
+
+
 class JobsSim:
     def __init__(self, state: SimState) -> None:
         self.state = state
@@ -284,8 +314,11 @@ class JobsSim:
         unknown = set(doc) - known - {"model", "clear"}
         if unknown:
             return web.json_response({"error": f"unknown keys {sorted(unknown)}"}, status=400)
-        for key in known & set(doc):
-            setattr(q.behaviour, key, doc[key])
+        try:
+            for key in sorted(known & set(doc)):
+                setattr(q.behaviour, key, _coerce(key, doc[key]))
+        except (TypeError, ValueError) as exc:
+            return web.json_response({"error": f"bad value: {exc}"}, status=400)
         return web.json_response({"ok": True})
 
     async def list_jobs(self, request: web.Request) -> web.Response:

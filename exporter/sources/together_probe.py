@@ -186,14 +186,16 @@ class ProbeTarget(Target):
     async def _probe(self) -> Outcome:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        # The daemon cancels a poll that outlives the interval; stay inside it.
-        hard_end = started + self.interval - MIN_REQUEST_TIMEOUT
+        # The daemon cancels a poll that outlives the interval (its data would then be
+        # the previous probe's, kept as stale): end the wait early enough to cancel.
+        margin = min(MIN_REQUEST_TIMEOUT, self.interval / 10)
+        hard_end = started + self.interval - margin
         client = self.clients.get("together")
         blocker = await self._settle_leftover(client)
         if blocker:
             return failure("previous_job_in_flight", blocker)
 
-        deadline = loop.time() + self.spec.timeout
+        deadline = min(loop.time() + self.spec.timeout, hard_end - margin)
         submit = asyncio.ensure_future(
             client.request_json(
                 "POST",
@@ -333,10 +335,8 @@ class ProbeTarget(Target):
     def _start_cleanup(self) -> None:
         """Cancel this model's in-flight job in the background (poll interrupted, or close)."""
         submit, self._submit = self._submit, None
-        if submit is None and self.registry.get(self.model) is None:
-            return
-        if self._cleanups:
-            return  # one cleanup at a time; it handles whatever is recorded
+        if submit is None and (self.registry.get(self.model) is None or self._cleanups):
+            return  # nothing recorded, or a running cleanup already handles the recorded job
         task = asyncio.get_running_loop().create_task(self._cleanup(submit))
         self._cleanups.add(task)
         task.add_done_callback(self._cleanups.discard)

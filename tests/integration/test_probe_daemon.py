@@ -42,7 +42,7 @@ def write_config(
     tmp_path: Path,
     sim_url: str,
     probes: list[dict[str, str]],
-    queues: list[str] = (),  # type: ignore[assignment]
+    queues: tuple[str, ...] = (),
     name: str = "config.yaml",
 ) -> Path:
     lines = [
@@ -184,7 +184,7 @@ def test_sigterm_cancels_in_flight_jobs_and_submits(tmp_path: Path, simulator: P
         probe("t/waiting", interval="1m", timeout="30s", status_poll_interval="200ms"),
         probe("t/slow-submit", interval="1m", timeout="30s", status_poll_interval="200ms"),
     ]
-    config = write_config(tmp_path, simulator.url, probes, queues=["t/queue"])
+    config = write_config(tmp_path, simulator.url, probes, queues=("t/queue",))
     daemon = start_daemon(tmp_path, config, env=ENV, wait_ready=False)
     try:
         wait_until(
@@ -201,14 +201,14 @@ def test_sigterm_cancels_in_flight_jobs_and_submits(tmp_path: Path, simulator: P
 def test_reload_removing_a_probe_cancels_its_job_and_probes_stay_off(tmp_path: Path, simulator: Proc) -> None:
     script(simulator, "r/model", mode="stopped")
     with_probe = write_config(
-        tmp_path, simulator.url, [probe("r/model", interval="1m", timeout="30s")], queues=["r/queue"]
+        tmp_path, simulator.url, [probe("r/model", interval="1m", timeout="30s")], queues=("r/queue",)
     )
     daemon = start_daemon(tmp_path, with_probe, env=ENV, wait_ready=False)
     try:
         wait_until(
             lambda: len(jobs(simulator, "r/model", "pending")) == 1, timeout=15, what="probe job pending"
         )
-        write_config(tmp_path, simulator.url, [], queues=["r/queue"])
+        write_config(tmp_path, simulator.url, [], queues=("r/queue",))
         resp = httpx.post(daemon.url + "/-/reload", timeout=10)
         assert resp.status_code == 200, resp.text
         assert jobs(simulator, "r/model", "pending") == []

@@ -203,6 +203,8 @@ def test_bad_requests_and_faults_answer_queue_errors() -> None:
         doc = await resp.json()
         assert doc["status"] == "paused" and "created_at" not in doc
         assert (await c.post("/_sim/jobs", json={"model": "f", "bogus": 1})).status == 400
+        for bad in ({"workers": "two"}, {"mode": "slow"}, {"submit_status": 200}, {"omit": "x"}):
+            assert (await c.post("/_sim/jobs", json={"model": "f", **bad})).status == 400, bad
 
     run(body)
 
