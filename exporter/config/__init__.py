@@ -78,6 +78,21 @@ def _together_duplicates(cfg: Config) -> Iterable[tuple[PathT, str]]:
 SEMANTIC_CHECKS.append(_together_duplicates)
 
 
+def _finetune_duplicates(cfg: Config) -> Iterable[tuple[PathT, str]]:
+    if cfg.together is None:
+        return []
+    ft = cfg.together.fine_tunes
+    jobs = ((("together", "fine_tunes", "jobs", i, "id"), j.id) for i, j in enumerate(ft.jobs))
+    statuses = (
+        (("together", "fine_tunes", "discovery", "statuses", i), s)
+        for i, s in enumerate(ft.discovery.statuses)
+    )
+    return [*duplicates(jobs, "fine-tune job id"), *duplicates(statuses, "discovery status")]
+
+
+SEMANTIC_CHECKS.append(_finetune_duplicates)
+
+
 def _credentials(cfg: Config) -> Iterable[tuple[PathT, Credentials]]:
     """Every credentials block in the config with its path."""
     for name in type(cfg).model_fields:

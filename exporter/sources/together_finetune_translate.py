@@ -1,0 +1,370 @@
+"""Pure translation of Together fine-tune documents into samples (no I/O, no clock).
+
+Three documents are read:
+
+- ``GET /fine-tunes/{id}/metrics`` → ``{"metrics": [row, …]}``, each row a flat dict of
+  numbers, train and eval rows separate even at the same step. ``apply_rows`` folds
+  rows into a small per-job ``MetricsState``: the latest value of each key, the
+  highest ``train/global_step`` (the cursor for the next incremental read) and when
+  that newest row was first seen. The whole curve is never kept.
+- ``GET /fine-tunes/{id}`` → ``parse_job``: status, base model, output name, progress.
+- ``GET /fine-tunes`` → ``parse_list``: ``(id, status)`` per listed job.
+
+A job yields, for example::
+
+    together_finetune_job_info{job_id="ft-1",base_model="m",output_name="o",status="running"} 1
+    together_finetune_global_step{job_id="ft-1"} 140
+    together_finetune_last_logged_timestamp_seconds{job_id="ft-1"} 1.7e9
+    together_finetune_train_loss{job_id="ft-1"} 0.42
+    together_finetune_eval_loss{job_id="ft-1"} 0.47
+
+Key → metric name (``metric_name``), collision-free by construction:
+
+1. A *plain* key — a lowercase namespace, one ``/``, a lowercase snake_case name
+   (``train/loss``, ``eval/accuracy``, ``train/learning_rate``) — becomes
+   ``together_finetune_<namespace>_<name>``, unless that is one of this source's own
+   metric names or ends in a suffix Prometheus reserves (``_total``, ``_count``,
+   ``_sum``, ``_bucket``, ``_info``, ``_created``).
+2. Every other key is *escaped*: ``a-z`` and ``0-9`` are kept, and every other
+   character becomes ``__<hex code point>_`` (``/`` → ``__2f_``, ``_`` → ``__5f_``,
+   ``A`` → ``__41_``); if the result ends in a reserved suffix, ``__`` is appended.
+
+Plain names never contain ``__`` and always contain an ``_``; escaped names contain
+``__`` unless the key is a single ``[a-z0-9]+`` word (no ``_`` at all); and escaping is
+decodable left to right. So two different keys never share a name, and no key takes
+the name of one of the fixed families below (all of which have an ``_`` after the
+prefix and no ``__``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from typing import Any
+
+from exporter.exposition import Family, Sample
+from exporter.upstream import InvalidResponse
+
+PREFIX = "together_finetune_"
+STEP_KEY = "train/global_step"
+METRICS_ENDPOINT = "/fine-tunes/{id}/metrics"
+JOB_ENDPOINT = "/fine-tunes/{id}"
+LIST_ENDPOINT = "/fine-tunes"
+
+KNOWN_STATUSES = (
+    "pending",
+    "queued",
+    "running",
+    "compressing",
+    "uploading",
+    "cancel_requested",
+    "cancelled",
+    "error",
+    "completed",
+)
+TERMINAL = frozenset({"cancelled", "error", "completed"})
+SKIP_REASONS = ("not_an_object", "missing_global_step", "non_numeric_value")
+
+JOB_INFO = Family(
+    "together_finetune_job_info",
+    "gauge",
+    "Fine-tune job metadata, value 1 (Together GET /fine-tunes/{id}: model, model_output_name, status).",
+)
+REMAINING = Family(
+    "together_finetune_remaining_seconds",
+    "gauge",
+    "Estimated seconds until the job's next state (Together progress.seconds_remaining, "
+    "present only while progress.estimate_available is true).",
+)
+EPOCHS_COMPLETED = Family(
+    "together_finetune_epochs_completed", "gauge", "Epochs completed (Together field epochs_completed)."
+)
+EPOCHS_CONFIGURED = Family(
+    "together_finetune_epochs_configured",
+    "gauge",
+    "Epochs the job was configured for (Together field n_epochs).",
+)
+QUEUE_DEPTH = Family(
+    "together_finetune_queue_depth",
+    "gauge",
+    "Jobs ahead of this one in Together's queue (field queue_depth).",
+)
+GLOBAL_STEP = Family(
+    "together_finetune_global_step",
+    "gauge",
+    "Highest train/global_step among the job's logged rows (Together GET /fine-tunes/{id}/metrics).",
+)
+LAST_LOGGED = Family(
+    "together_finetune_last_logged_timestamp_seconds",
+    "gauge",
+    "Unix time at which the exporter first read the job's newest row (rows carry no time of their own).",
+)
+SKIPPED_ROWS = Family(
+    "together_finetune_skipped_rows_total",
+    "counter",
+    "Metric rows ignored by reason: not_an_object, missing_global_step (no integer train/global_step) "
+    "or non_numeric_value.",
+)
+DROPPED_VALUES = Family(
+    "together_finetune_dropped_values_total",
+    "counter",
+    "Logged values dropped because the job already has max_keys distinct keys.",
+)
+KEY_LIMIT = Family(
+    "together_finetune_key_limit_reached",
+    "gauge",
+    "1 once the job logged more distinct keys than max_keys (the extra keys are not exported), else 0.",
+)
+LISTED_JOBS = Family(
+    "together_finetune_listed_jobs",
+    "gauge",
+    "Fine-tune jobs listed by Together GET /fine-tunes, by status.",
+)
+
+FIXED_NAMES = frozenset(
+    f.name
+    for f in (
+        JOB_INFO,
+        REMAINING,
+        EPOCHS_COMPLETED,
+        EPOCHS_CONFIGURED,
+        QUEUE_DEPTH,
+        GLOBAL_STEP,
+        LAST_LOGGED,
+        SKIPPED_ROWS,
+        DROPPED_VALUES,
+        KEY_LIMIT,
+        LISTED_JOBS,
+    )
+)
+_RESERVED_SUFFIXES = ("_total", "_count", "_sum", "_bucket", "_info", "_created")
+_PLAIN_KEY = re.compile(r"^([a-z][a-z0-9]*)/([a-z0-9]+(?:_[a-z0-9]+)*)$")
+_MAX_LABEL = 200
+
+
+@lru_cache(maxsize=8192)
+def metric_name(key: str) -> str:
+    """The metric name for a logged key (see the module docstring for the rules)."""
+    m = _PLAIN_KEY.match(key)
+    if m is not None:
+        name = f"{PREFIX}{m[1]}_{m[2]}"
+        if name not in FIXED_NAMES and not name.endswith(_RESERVED_SUFFIXES):
+            return name
+    escaped = "".join(ch if ("a" <= ch <= "z" or "0" <= ch <= "9") else f"__{ord(ch):x}_" for ch in key)
+    name = PREFIX + escaped
+    if name.endswith(_RESERVED_SUFFIXES):
+        name += "__"
+    return name
+
+
+@lru_cache(maxsize=8192)
+def key_family(key: str) -> Family:
+    help_key = key if len(key) <= 100 else key[:100] + "…"
+    return Family(
+        metric_name(key),
+        "gauge",
+        f"Latest logged value of key {help_key!r} (Together GET /fine-tunes/{{id}}/metrics).",
+    )
+
+
+def _label(value: Any) -> str:
+    return value[:_MAX_LABEL] if isinstance(value, str) else ""
+
+
+def _number(value: Any) -> float | None:
+    """A JSON number as float; None for null, booleans, strings and other shapes."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return None
+
+
+def _step(value: Any) -> int | None:
+    """An integral, non-negative step (7 or 7.0), else None."""
+    f = _number(value)
+    if f is None or not math.isfinite(f) or f < 0 or not f.is_integer():
+        return None
+    return int(f)
+
+
+@dataclass(frozen=True)
+class MetricsState:
+    """What one job's rows have told us so far; bounded by ``max_keys``."""
+
+    values: Mapping[str, float] = field(default_factory=dict)
+    last_step: int | None = None
+    last_logged: float | None = None
+    skipped: Mapping[str, int] = field(default_factory=dict)
+    dropped_values: int = 0
+    key_limit_reached: bool = False
+
+
+def metric_rows(doc: Any) -> list[Any]:
+    """The rows of a metrics response; ``{"metrics": null}`` counts as none."""
+    if not isinstance(doc, dict):
+        raise InvalidResponse(f"{METRICS_ENDPOINT}: expected a JSON object, got {type(doc).__name__}")
+    rows = doc.get("metrics")
+    if rows is None:
+        return []
+    if not isinstance(rows, list):
+        raise InvalidResponse(f"{METRICS_ENDPOINT}: field metrics is not a list")
+    return rows
+
+
+def apply_rows(state: MetricsState, rows: list[Any], now: float, max_keys: int) -> MetricsState:
+    """Fold rows (in the vendor's chronological order) into ``state``; return the new state.
+
+    Later rows win for each key, so a train row and an eval row at the same step both
+    contribute their own keys. ``null`` values are "no data" and leave the previous
+    value in place. A row without an integral ``train/global_step`` or with a value
+    that is not a number is skipped and counted; a skipped row that has a step still
+    moves the cursor, because reading it again would not make it valid.
+    """
+    values = dict(state.values)
+    skipped = dict(state.skipped)
+    dropped = state.dropped_values
+    limit_hit = state.key_limit_reached
+    top = state.last_step
+    for row in rows:
+        if not isinstance(row, dict):
+            skipped["not_an_object"] = skipped.get("not_an_object", 0) + 1
+            continue
+        step = _step(row.get(STEP_KEY))
+        if step is None:
+            skipped["missing_global_step"] = skipped.get("missing_global_step", 0) + 1
+            continue
+        top = step if top is None else max(top, step)
+        parsed: dict[str, float] = {}
+        for key, raw in row.items():
+            if key == STEP_KEY or raw is None:
+                continue
+            num = _number(raw)
+            if num is None:
+                parsed = {}
+                skipped["non_numeric_value"] = skipped.get("non_numeric_value", 0) + 1
+                break
+            parsed[key] = num
+        for key, num in parsed.items():
+            if key in values or (key and len(values) < max_keys):
+                values[key] = num
+            else:
+                dropped += 1
+                limit_hit = limit_hit or bool(key)
+    last_logged = state.last_logged
+    if top is not None and top != state.last_step:
+        last_logged = now
+    return MetricsState(values, top, last_logged, skipped, dropped, limit_hit)
+
+
+def forget_values(state: MetricsState) -> MetricsState:
+    return replace(state, values={})
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """The parts of a FinetuneResponse this exporter uses."""
+
+    status: str
+    base_model: str = ""
+    output_name: str = ""
+    remaining_seconds: float | None = None
+    epochs_completed: float | None = None
+    epochs_configured: float | None = None
+    queue_depth: float | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+
+def _count(value: Any) -> float | None:
+    f = _number(value)
+    return f if f is not None and math.isfinite(f) and f >= 0 else None
+
+
+def parse_job(doc: Any) -> JobInfo:
+    """Read a job object. A missing status is schema drift; every other field is optional."""
+    if not isinstance(doc, dict):
+        raise InvalidResponse(f"{JOB_ENDPOINT}: expected a JSON object, got {type(doc).__name__}")
+    status = doc.get("status")
+    if not isinstance(status, str) or not status:
+        raise InvalidResponse(f"{JOB_ENDPOINT}: field status is missing or not a string")
+    remaining = None
+    progress = doc.get("progress")
+    if isinstance(progress, dict) and progress.get("estimate_available") is True:
+        remaining = _count(progress.get("seconds_remaining"))
+    return JobInfo(
+        status=status[:64],
+        base_model=_label(doc.get("model")),
+        output_name=_label(doc.get("model_output_name")),
+        remaining_seconds=remaining,
+        epochs_completed=_count(doc.get("epochs_completed")),
+        epochs_configured=_count(doc.get("n_epochs")),
+        queue_depth=_count(doc.get("queue_depth")),
+    )
+
+
+def job_samples(job_id: str, info: JobInfo | None, state: MetricsState) -> list[Sample]:
+    """Everything one job exports: its info and progress, then its logged keys."""
+    labels = (("job_id", job_id),)
+    out: list[Sample] = []
+    if info is not None:
+        out.append(
+            Sample(
+                JOB_INFO,
+                (
+                    *labels,
+                    ("base_model", info.base_model),
+                    ("output_name", info.output_name),
+                    ("status", info.status),
+                ),
+                1.0,
+            )
+        )
+        for fam, value in (
+            (REMAINING, info.remaining_seconds),
+            (EPOCHS_COMPLETED, info.epochs_completed),
+            (EPOCHS_CONFIGURED, info.epochs_configured),
+            (QUEUE_DEPTH, info.queue_depth),
+        ):
+            if value is not None:
+                out.append(Sample(fam, labels, value))
+    if state.last_step is not None:
+        out.append(Sample(GLOBAL_STEP, labels, float(state.last_step)))
+    if state.last_logged is not None:
+        out.append(Sample(LAST_LOGGED, labels, state.last_logged))
+    out.extend(
+        Sample(SKIPPED_ROWS, (*labels, ("reason", r)), float(state.skipped.get(r, 0))) for r in SKIP_REASONS
+    )
+    out.append(Sample(DROPPED_VALUES, labels, float(state.dropped_values)))
+    out.append(Sample(KEY_LIMIT, labels, 1.0 if state.key_limit_reached else 0.0))
+    out.extend(Sample(key_family(k), labels, v) for k, v in sorted(state.values.items()))
+    return out
+
+
+def parse_list(doc: Any) -> list[tuple[str, str]]:
+    """``(id, status)`` of each job in a FinetuneTruncatedList; entries without both are ignored."""
+    if not isinstance(doc, dict):
+        raise InvalidResponse(f"{LIST_ENDPOINT}: expected a JSON object, got {type(doc).__name__}")
+    data = doc.get("data")
+    if not isinstance(data, list):
+        raise InvalidResponse(f"{LIST_ENDPOINT}: field data is missing or not a list")
+    out: list[tuple[str, str]] = []
+    for item in data:
+        if isinstance(item, dict):
+            jid, status = item.get("id"), item.get("status")
+            if isinstance(jid, str) and jid.startswith("ft-") and isinstance(status, str) and status:
+                out.append((jid[:_MAX_LABEL], status[:64]))
+    return out
+
+
+def list_samples(jobs: list[tuple[str, str]]) -> list[Sample]:
+    counts = dict.fromkeys(KNOWN_STATUSES, 0)
+    for _, status in jobs:
+        counts[status] = counts.get(status, 0) + 1
+    return [Sample(LISTED_JOBS, (("status", s),), float(n)) for s, n in counts.items()]
