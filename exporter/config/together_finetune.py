@@ -25,8 +25,6 @@ JobStatus = Literal[
     "completed",
 ]
 
-# Statuses after which a job never logs again (the vendor's FinetuneJobStatus enum).
-TERMINAL_STATUSES: frozenset[str] = frozenset({"cancelled", "error", "completed"})
 # What discovery watches unless told otherwise: every job that has not finished yet.
 UNFINISHED_STATUSES: tuple[JobStatus, ...] = (
     "pending",
