@@ -89,7 +89,7 @@ class JobTarget(Target):
         except UpstreamError as exc:
             if exc.reason == "not_found":
                 self._not_found += 1
-                backoff = min(self.interval * 2**self._not_found, max(MAX_BACKOFF, self.interval))
+                backoff = min(self.interval * 2 ** min(self._not_found, 30), max(MAX_BACKOFF, self.interval))
                 self._retry_at = now + backoff - self.interval / 2
             raise
         self._not_found = 0

@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -259,10 +259,6 @@ def apply_rows(state: MetricsState, rows: list[Any], now: float, max_keys: int) 
     if top is not None and top != state.last_step:
         last_logged = now
     return MetricsState(values, top, last_logged, skipped, dropped, limit_hit)
-
-
-def forget_values(state: MetricsState) -> MetricsState:
-    return replace(state, values={})
 
 
 @dataclass(frozen=True)
