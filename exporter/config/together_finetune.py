@@ -35,7 +35,9 @@ UNFINISHED_STATUSES: tuple[JobStatus, ...] = (
     "cancel_requested",
 )
 
-_JOB_ID_RE = re.compile(r"^ft-[A-Za-z0-9][A-Za-z0-9_-]*$")
+# A job id as the vendor issues them (``ft-`` and a uuid-like tail). Also used for ids
+# read from the job list, as they end up in request paths.
+JOB_ID_RE = re.compile(r"^ft-[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 
 class FineTuneJob(Schedule):
@@ -46,7 +48,7 @@ class FineTuneJob(Schedule):
     @field_validator("id")
     @classmethod
     def _ft_id(cls, v: str) -> str:
-        if not _JOB_ID_RE.match(v):
+        if not JOB_ID_RE.match(v):
             raise ValueError(f"a fine-tune job id starts with 'ft-' (e.g. ft-1a2b3c), got {v!r}")
         return v
 

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from exporter.config.together_finetune import JOB_ID_RE
 from exporter.exposition import Family, Sample
 from exporter.upstream import InvalidResponse
 
@@ -344,7 +345,11 @@ def job_samples(job_id: str, info: JobInfo | None, state: MetricsState) -> list[
 
 
 def parse_list(doc: Any) -> list[tuple[str, str]]:
-    """``(id, status)`` of each job in a FinetuneTruncatedList; entries without both are ignored."""
+    """``(id, status)`` of each job in a FinetuneTruncatedList.
+
+    Entries without both, or whose id is not a well-formed ``ft-…`` id (it goes into
+    request paths), are ignored.
+    """
     if not isinstance(doc, dict):
         raise InvalidResponse(f"{LIST_ENDPOINT}: expected a JSON object, got {type(doc).__name__}")
     data = doc.get("data")
@@ -354,8 +359,8 @@ def parse_list(doc: Any) -> list[tuple[str, str]]:
     for item in data:
         if isinstance(item, dict):
             jid, status = item.get("id"), item.get("status")
-            if isinstance(jid, str) and jid.startswith("ft-") and isinstance(status, str) and status:
-                out.append((jid[:_MAX_LABEL], status[:64]))
+            if isinstance(jid, str) and JOB_ID_RE.match(jid) and isinstance(status, str) and status:
+                out.append((jid, status[:64]))
     return out
 
 

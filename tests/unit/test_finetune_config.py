@@ -78,12 +78,14 @@ def test_bad_job_ids_are_errors_with_lines(tmp_path: Path) -> None:
     jobs:
       - id: job-123
       - id: ft-
+      - id: ft-a/b
       - id: ft-ok
 """,
     )
     assert any(":6: together.fine_tunes.jobs[0].id:" in p and "ft-" in p for p in out), out
     assert any(":7: together.fine_tunes.jobs[1].id:" in p for p in out), out
-    assert len(out) == 2
+    assert any(":8: together.fine_tunes.jobs[2].id:" in p for p in out), out
+    assert len(out) == 3
 
 
 def test_duplicates_and_bad_values(tmp_path: Path) -> None:

@@ -261,6 +261,8 @@ def test_parse_list_and_counts() -> None:
             {"id": "ft-4"},
             {"status": "running"},
             {"id": "not-a-fine-tune", "status": "running"},
+            {"id": "ft-a/../../x", "status": "running"},
+            {"id": "ft-a?b", "status": "running"},
             "junk",
         ]
     }
