@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
-import yaml
 
 from exporter.simulator.together_finetune import iso
+from tests import schemas
 from tests.finetune_harness import Harness, harness
-
-SCHEMAS = yaml.safe_load((Path(__file__).parents[1] / "fixtures/schemas/together_finetune.yaml").read_text())
 
 
 def validate(doc: Any, schema: str) -> None:
-    root = {"$ref": f"#/components/schemas/{schema}", "components": SCHEMAS["components"]}
-    jsonschema.Draft202012Validator(root).validate(doc)
+    schemas.validate("together_finetune.yaml", schema, doc)
 
 
 def run(coro: Any) -> Any:
@@ -48,10 +43,13 @@ def test_default_jobs_match_the_schemas_through_their_lifecycle() -> None:
                 listing = (await h.get("/fine-tunes")).json()
                 validate(listing, "FinetuneTruncatedList")
                 for item in listing["data"]:
-                    seen.add(item["status"])
+                    # Answers are checked once per status, for whichever job shows it first.
+                    if item["status"] in seen:
+                        continue
                     job = await h.get(f"/fine-tunes/{item['id']}")
                     validate(job.json(), "FinetuneResponse")
                     await metrics(h, item["id"])
+                seen.update(item["status"] for item in listing["data"])
                 h.clock.t += 10
             # Queued, running, finishing and finished jobs all appear.
             assert {"queued", "running", "compressing", "uploading", "completed"} <= seen
