@@ -12,7 +12,8 @@ series then stay for ``retention`` and go, and the job is not asked about again.
 
 A 404 marks the target down with reason ``not_found`` and backs off: the next
 requests wait 2, 4, 8 … poll intervals (at most ``MAX_BACKOFF``), so a mistyped id
-does not cost a request every poll. Skipped polls report the same reason.
+does not cost a request every poll. Skipped polls report the same reason. A 404
+from the metrics of a job that is still ``pending`` or ``queued`` means no rows yet.
 
 ``FineTuneDiscovery`` lists ``GET /fine-tunes`` and yields a ``JobTarget`` for each job
 in the configured statuses. A job it found keeps its target after it leaves those
@@ -104,7 +105,14 @@ class JobTarget(Target):
             params["global_step_from"] = self.state.last_step + 1
         elif self.opts.resolution is not None:
             params["resolution"] = self.opts.resolution
-        rows = tr.metric_rows(await self._get(f"{base}/metrics", tr.METRICS_ENDPOINT, params))
+        try:
+            rows = tr.metric_rows(await self._get(f"{base}/metrics", tr.METRICS_ENDPOINT, params))
+        except UpstreamError as exc:
+            # The job exists (its object just answered): a 404 for the metrics of a job
+            # that has not started training means "nothing logged yet", not a bad id.
+            if exc.reason != "not_found" or info.status not in tr.NOT_STARTED:
+                raise
+            rows = []
         # Commit only after both requests succeeded, so a failed poll re-reads the same rows.
         self.state = tr.apply_rows(self.state, rows, now, self.opts.max_keys)
         self.info = info

@@ -67,6 +67,7 @@ KNOWN_STATUSES = (
     "completed",
 )
 TERMINAL = frozenset({"cancelled", "error", "completed"})
+NOT_STARTED = frozenset({"pending", "queued"})
 SKIP_REASONS = ("not_an_object", "missing_global_step", "non_numeric_value")
 
 JOB_INFO = Family(

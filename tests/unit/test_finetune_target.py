@@ -91,6 +91,26 @@ def test_a_failed_poll_does_not_lose_rows() -> None:
     run(go())
 
 
+def test_metrics_404_of_a_queued_job_is_no_rows_yet() -> None:
+    async def go() -> None:
+        async with harness() as h:
+            h.sim.add_job({"id": "ft-q", "delay": 100, "step_seconds": 1})
+            h.sim.add_job({"id": "ft-r", "step_seconds": 1})
+            queued = JobTarget(h.clients, "ft-q", SETTINGS)
+            h.transport.fail_next = ("ft-q/metrics", 404)
+            out = text(await queued.poll(h.clock.t))
+            assert out.value("together_finetune_global_step", job_id="ft-q") is None
+            assert [lbl["status"] for lbl, _ in out.series("together_finetune_job_info")] == ["queued"]
+            # For a job that is training, a 404 is a 404.
+            running = JobTarget(h.clients, "ft-r", SETTINGS)
+            h.transport.fail_next = ("ft-r/metrics", 404)
+            with pytest.raises(UpstreamError) as exc:
+                await running.poll(h.clock.t + 5)
+            assert exc.value.reason == "not_found"
+
+    run(go())
+
+
 def test_finished_job_is_read_once_more_kept_for_retention_then_dropped() -> None:
     async def go() -> None:
         async with harness() as h:
