@@ -6,7 +6,7 @@ import math
 import re
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter.exposition import Family, assemble, render
@@ -57,6 +57,7 @@ def test_no_key_takes_a_fixed_family_name() -> None:
             assert tr.metric_name(key) not in tr.FIXED_NAMES, key
 
 
+@settings(deadline=None)  # timing varies on a loaded machine; the property is what counts
 @given(st.lists(st.text(alphabet="ab_/.-A9é", min_size=1, max_size=8), unique=True, min_size=2, max_size=12))
 def test_names_are_collision_free_and_valid(keys: list[str]) -> None:
     names = [tr.metric_name(k) for k in keys]
@@ -275,3 +276,40 @@ def test_parse_list_and_counts() -> None:
     for bad in ({}, {"data": None}, {"data": {}}, []):
         with pytest.raises(InvalidResponse):
             tr.parse_list(bad)
+
+
+ROW_VALUES = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(min_value=-(10**20), max_value=10**20),
+    st.none(),
+    st.booleans(),
+    st.text(max_size=3),
+)
+ROWS = st.lists(
+    st.one_of(
+        st.dictionaries(st.sampled_from([f"train/k{i}" for i in range(12)] + [tr.STEP_KEY]), ROW_VALUES),
+        st.integers(),
+        st.none(),
+    ),
+    max_size=30,
+)
+
+
+@settings(deadline=None)
+@given(st.lists(ROWS, min_size=1, max_size=4), st.integers(min_value=1, max_value=8))
+def test_folding_any_rows_stays_bounded_and_never_raises(batches: list[list[object]], max_keys: int) -> None:
+    state = tr.MetricsState()
+    total = 0
+    for i, rows in enumerate(batches):
+        prev = state
+        state = tr.apply_rows(state, rows, float(i), max_keys)
+        total += len(rows)
+        assert len(state.values) <= max_keys
+        assert sum(state.skipped.values()) <= total
+        if prev.last_step is not None:
+            assert state.last_step is not None and state.last_step >= prev.last_step
+        # The step never comes from a row without a valid one.
+        steps = [tr._step(r.get(tr.STEP_KEY)) for b in batches[: i + 1] for r in b if isinstance(r, dict)]
+        valid = [s for s in steps if s is not None]
+        assert state.last_step == (max(valid) if valid else None)
+    render(tr.job_samples("ft-x", None, state))
