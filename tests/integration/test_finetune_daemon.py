@@ -144,6 +144,19 @@ def test_fine_tunes_end_to_end(tmp_path: Path, simulator: Proc) -> None:
         polls, reqs = polls_and_requests()
         assert 1 <= reqs <= 3 < polls
 
+        # A reload of the same config keeps every job's state: no history is read again.
+        step = scrape(daemon.url).value("together_finetune_global_step", job_id="ft-live") or 0
+        assert httpx.post(daemon.url + "/-/reload", timeout=10).status_code == 200
+        wait_until(
+            lambda: (
+                (scrape(daemon.url).value("together_finetune_global_step", job_id="ft-live") or 0) > step + 3
+            ),
+            timeout=10,
+            what="ft-live advancing after the reload",
+        )
+        live = sim_report(simulator)["ft-live"]
+        assert live["rows_served"] <= live["rows_logged"]
+
         # After the retention the finished discovered job and its target are gone.
         wait_until(
             lambda: scrape(daemon.url).value("together_finetune_global_step", job_id="ft-finish") is None,
