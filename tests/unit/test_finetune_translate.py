@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter.exposition import Family, assemble, render
+from exporter.sources import together_finetune_names as ftnames
 from exporter.sources import together_finetune_translate as tr
 from exporter.upstream import InvalidResponse
 from tests.helpers import parse, promtool_check_metrics
@@ -39,32 +40,32 @@ NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
     ],
 )
 def test_metric_names(key: str, name: str) -> None:
-    assert tr.metric_name(key) == name
+    assert ftnames.metric_name(key) == name
     Family(name, "gauge", "x")  # a valid, non-counter name
 
 
 def test_look_alike_keys_get_different_names() -> None:
     keys = ["train/loss", "train_loss", "train.loss", "Train/Loss", "train//loss", "train/loss_", "trainloss"]
-    names = [tr.metric_name(k) for k in keys]
+    names = [ftnames.metric_name(k) for k in keys]
     assert len(set(names)) == len(keys), names
 
 
 def test_no_key_takes_a_fixed_family_name() -> None:
-    for fixed in tr.FIXED_NAMES:
-        core = fixed.removeprefix(tr.PREFIX)
+    for fixed in ftnames.FIXED_NAMES:
+        core = fixed.removeprefix(ftnames.PREFIX)
         ns, _, rest = core.partition("_")
         for key in (f"{ns}/{rest}", core, core.replace("_", "/")):
-            assert tr.metric_name(key) not in tr.FIXED_NAMES, key
+            assert ftnames.metric_name(key) not in ftnames.FIXED_NAMES, key
 
 
 @settings(deadline=None)  # timing varies on a loaded machine; the property is what counts
 @given(st.lists(st.text(alphabet="ab_/.-A9é", min_size=1, max_size=8), unique=True, min_size=2, max_size=12))
 def test_names_are_collision_free_and_valid(keys: list[str]) -> None:
-    names = [tr.metric_name(k) for k in keys]
+    names = [ftnames.metric_name(k) for k in keys]
     assert len(set(names)) == len(names)
     for n in names:
         assert NAME_RE.match(n), n
-        assert n not in tr.FIXED_NAMES
+        assert n not in ftnames.FIXED_NAMES
         assert not n.endswith(("_total", "_count", "_sum", "_bucket", "_info", "_created"))
 
 
