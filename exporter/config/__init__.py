@@ -108,6 +108,21 @@ def _read_secrets(
     return secrets, problems
 
 
+def _finetune_duplicates(cfg: Config) -> Iterable[tuple[PathT, str]]:
+    if cfg.together is None:
+        return []
+    ft = cfg.together.fine_tunes
+    jobs = ((("together", "fine_tunes", "jobs", i, "id"), j.id) for i, j in enumerate(ft.jobs))
+    statuses = (
+        (("together", "fine_tunes", "discovery", "statuses", i), s)
+        for i, s in enumerate(ft.discovery.statuses)
+    )
+    return [*duplicates(jobs, "fine-tune job id"), *duplicates(statuses, "discovery status")]
+
+
+SEMANTIC_CHECKS.append(_finetune_duplicates)
+
+
 def _pydantic_message(err: Any) -> str:
     if err["type"] == "extra_forbidden":
         return "unknown key"

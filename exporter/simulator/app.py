@@ -9,6 +9,7 @@ from aiohttp.typedefs import Middleware
 
 from exporter.simulator.errors import unauthorized
 from exporter.simulator.state import SimState
+from exporter.simulator.together_finetune import FineTuneSim
 from exporter.simulator.together_jobs import JobsSim
 from exporter.simulator.together_queue import QueueSim
 
@@ -17,6 +18,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 STATE_KEY = web.AppKey("sim_state", SimState)
 QUEUE_KEY = web.AppKey("queue_sim", QueueSim)
 JOBS_KEY = web.AppKey("jobs_sim", JobsSim)
+FINETUNE_KEY = web.AppKey("finetune_sim", FineTuneSim)
 
 
 def _middleware(state: SimState) -> Middleware:
@@ -45,6 +47,9 @@ def make_app(state: SimState) -> web.Application:
     jobs = JobsSim(state)
     app[JOBS_KEY] = jobs
     jobs.install(app)
+    finetune = FineTuneSim(state)
+    app[FINETUNE_KEY] = finetune
+    finetune.install(app)
 
     async def stats(request: web.Request) -> web.Response:
         return web.json_response({f"{m} {p}": n for (m, p), n in sorted(state.requests.items())})
