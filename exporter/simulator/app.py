@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from exporter.simulator.baseten import BasetenSim
 from exporter.simulator.errors import unauthorized
 from exporter.simulator.state import SimState
 from exporter.simulator.together_queue import QueueSim
@@ -15,6 +16,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 STATE_KEY = web.AppKey("sim_state", SimState)
 QUEUE_KEY = web.AppKey("queue_sim", QueueSim)
+BASETEN_KEY = web.AppKey("baseten_sim", BasetenSim)
 
 
 def _middleware(state: SimState) -> Middleware:
@@ -40,6 +42,9 @@ def make_app(state: SimState) -> web.Application:
     queue = QueueSim(state)
     app[QUEUE_KEY] = queue
     queue.install(app)
+    baseten = BasetenSim(state)
+    app[BASETEN_KEY] = baseten
+    baseten.install(app)
 
     async def stats(request: web.Request) -> web.Response:
         return web.json_response({f"{m} {p}": n for (m, p), n in sorted(state.requests.items())})
