@@ -77,7 +77,7 @@ def _together_duplicates(cfg: Config) -> Iterable[tuple[PathT, str]]:
 
 
 SEMANTIC_CHECKS.append(_together_duplicates)
-SEMANTIC_CHECKS.append(lambda cfg: _baseten.semantic_checks(cfg.baseten))
+SEMANTIC_CHECKS.append(lambda cfg: _baseten.semantic_checks(cfg.baseten, cfg.global_.poll_interval))
 
 
 def _credentials(cfg: Config) -> Iterable[tuple[PathT, Credentials]]:

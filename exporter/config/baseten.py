@@ -178,7 +178,23 @@ def _level_checks(
             seen[name] = i
 
 
-def semantic_checks(section: BasetenConfig | None) -> list[tuple[PathT, str]]:
+def _overlap_check(
+    path: PathT, section: BasetenConfig, item: RequestSettings, interval: float
+) -> Iterable[tuple[PathT, str]]:
+    """Counters read a SERIES window each poll; consecutive windows must overlap by a
+    step or the steps between them are never read."""
+    eff = effective(section, item)
+    key, length = ("window", eff.window) if eff.mode == "SERIES" else ("counter_window", eff.counter_window)
+    if length < interval + 60:
+        where = (*path, key) if getattr(item, key) is not None else ("baseten", key)
+        yield (
+            where,
+            f"{key} ({length:g}s) must be at least the poll interval ({interval:g}s) plus one "
+            "minute, or counter steps between two polls are never read",
+        )
+
+
+def semantic_checks(section: BasetenConfig | None, default_interval: float) -> list[tuple[PathT, str]]:
     """Rules that span fields or levels; paths are rooted at ``baseten``."""
     if section is None:
         return []
@@ -190,6 +206,7 @@ def semantic_checks(section: BasetenConfig | None) -> list[tuple[PathT, str]]:
     items += [((*root, "discovery", i), r) for i, r in enumerate(section.discovery)]
     for path, item in items:
         out += _level_checks(path, item.mode or section.mode, item.window, item.metrics)
+        out += _overlap_check(path, section, item, item.poll_interval or default_interval)
     seen: dict[tuple[str, str], int] = {}
     for i, d in enumerate(section.deployments):
         key = (d.model_id, d.deployment_id)
@@ -202,4 +219,4 @@ def semantic_checks(section: BasetenConfig | None) -> list[tuple[PathT, str]]:
             )
         else:
             seen[key] = i
-    return out
+    return list(dict.fromkeys(out))  # a bad inherited default is reported once

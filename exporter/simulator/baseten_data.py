@@ -191,7 +191,7 @@ def gauge(dep: SimDeployment, metric: str, t: float) -> float:
     if metric == "baseten_async_queue_size":
         return float(max(0, round(rate(dep) * (1 + wave))))
     if metric == "baseten_gpu_memory_used":
-        return float(replicas * (61_440 + 2048 * round(wave, 1)))
+        return float(replicas * (61_440 + round(2048 * wave)))
     if metric == "baseten_gpu_utilization":
         util = 0.0 if replicas == 0 else 0.55 + 0.35 * wave
         return round(util * 100, 1) if dep.gpu_percent else round(util, 3)

@@ -12,8 +12,15 @@ HIST_SETS = [{"quantile": "0.5"}, {"quantile": "0.9"}, {"quantile": "0.99"}, {"s
 STATUS_SETS = [{"status": "2xx"}, {"status": "4xx"}, {"status": "5xx"}]
 
 
-def desc(name: str, kind: str = "GAUGE", unit: str = "COUNT", sets: list[dict[str, str]] | None = None) -> Any:
-    return {"name": name, "unit_hint": unit, "kind": kind, "label_sets": [{}] if sets is None else [dict(s) for s in sets]}
+def desc(
+    name: str, kind: str = "GAUGE", unit: str = "COUNT", sets: list[dict[str, str]] | None = None
+) -> Any:
+    return {
+        "name": name,
+        "unit_hint": unit,
+        "kind": kind,
+        "label_sets": [{}] if sets is None else [dict(s) for s in sets],
+    }
 
 
 def response(
@@ -37,7 +44,5 @@ def response(
 
 def exposition(samples: list[Sample]) -> Scrape:
     rendered: Rendered = render(samples)
-    text = "".join(
-        (rf.family.header() + rf.lines).decode() for _, rf in sorted(rendered.families.items())
-    )
+    text = "".join((rf.family.header() + rf.lines).decode() for _, rf in sorted(rendered.families.items()))
     return parse(text)

@@ -103,7 +103,10 @@ def test_negative_and_non_finite_steps_are_not_increments() -> None:
 
 def test_per_second_counters_multiply_by_the_step_and_mebibytes_convert() -> None:
     state = CounterState()
-    descriptors = [desc("baseten_rate_thing", "COUNTER", "PER_SECOND"), desc("baseten_swap", "COUNTER", "MEBIBYTES")]
+    descriptors = [
+        desc("baseten_rate_thing", "COUNTER", "PER_SECOND"),
+        desc("baseten_swap", "COUNTER", "MEBIBYTES"),
+    ]
 
     def doc(start: int, end: int) -> Any:
         vs = [(t, [[2.0], [3.0]]) for t in range(start, end, STEP)]
@@ -149,7 +152,9 @@ def test_overlapping_polls_add_each_settled_step_exactly_once(
         now += gap % ((window_steps - 1) * 60) + 1 if gap else 0
         start, end = window_bounds(now, window_steps * 60, delay, 60)
         vs = [(t, [[per_step(t), 0.0, None]]) for t in range(start, end, STEP)]
-        doc = response("SERIES", [desc(REQ, "COUNTER", "COUNT", STATUS_SETS)], vs, start=start, end=end, step=60)
+        doc = response(
+            "SERIES", [desc(REQ, "COUNTER", "COUNT", STATUS_SETS)], vs, start=start, end=end, step=60
+        )
         state.update(parse(doc, "SERIES"), math.floor((now - delay) * 1000))
     if state.baseline_end is None:
         return

@@ -15,7 +15,9 @@ from tests.unit.baseten_docs import IDS, exposition
 
 UNIT_HINTS = ["PER_SECOND", "SECONDS", "BYTES", "MEBIBYTES", "COUNT", "RATIO"]
 LABEL_KEYS = ["status", "region", "replica"]
-label_value = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=8)
+label_value = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=8
+)
 value = st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False, width=32))
 
 
@@ -44,7 +46,9 @@ def responses(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
     n = draw(st.integers(min_value=0, max_value=5))
     descriptors = [draw(descriptor(f"baseten_metric{i}")) for i in range(n)]
     mode = draw(st.sampled_from(["CURRENT", "SUMMARY", "SERIES"]))
-    n_steps = draw(st.integers(min_value=0, max_value=4)) if mode == "SERIES" else draw(st.sampled_from([0, 1]))
+    n_steps = (
+        draw(st.integers(min_value=0, max_value=4)) if mode == "SERIES" else draw(st.sampled_from([0, 1]))
+    )
     value_sets = [
         {
             "start_epoch_millis": k * 60_000,

@@ -98,7 +98,12 @@ def test_units_convert_to_base_units_and_suffixes() -> None:
         ("baseten_gpu_memory_used", "GAUGE", "MEBIBYTES", "baseten_gpu_memory_used_bytes"),
         ("baseten_gpu_memory_used_mib", "GAUGE", "MEBIBYTES", "baseten_gpu_memory_used_bytes"),
         ("baseten_inference_requests_total", "COUNTER", "COUNT", "baseten_inference_requests_total"),
-        ("baseten_container_cpu_usage_seconds_total", "COUNTER", "SECONDS", "baseten_container_cpu_usage_seconds_total"),
+        (
+            "baseten_container_cpu_usage_seconds_total",
+            "COUNTER",
+            "SECONDS",
+            "baseten_container_cpu_usage_seconds_total",
+        ),
         ("baseten_tokens", "COUNTER", "COUNT", "baseten_tokens_total"),
         ("baseten_swap_mib_total", "COUNTER", "MEBIBYTES", "baseten_swap_bytes_total"),
         ("baseten_gauge_total", "GAUGE", "COUNT", "baseten_gauge"),
@@ -166,7 +171,10 @@ def test_label_sets_get_one_consistent_label_name_set_and_safe_names() -> None:
 
 
 def test_series_mode_reads_gauges_from_the_latest_settled_step_only() -> None:
-    descriptors = [desc("baseten_replicas_active"), desc("baseten_lat_seconds", "HISTOGRAM", "SECONDS", HIST_SETS)]
+    descriptors = [
+        desc("baseten_replicas_active"),
+        desc("baseten_lat_seconds", "HISTOGRAM", "SECONDS", HIST_SETS),
+    ]
     doc = response(
         "SERIES",
         descriptors,
@@ -225,7 +233,10 @@ def bad(mutate: Any) -> dict[str, Any]:
         (lambda d: d["metric_descriptors"][0].__setitem__("label_sets", [{"a": 1}]), "not a string"),
         (lambda d: d["metric_descriptors"][1]["label_sets"].__setitem__(1, {"quantile": "0.5"}), "same"),
         (lambda d: d["metric_descriptors"][1]["label_sets"].__setitem__(3, {"le": "1"}), "neither quantile"),
-        (lambda d: d["metric_descriptors"][1]["label_sets"].__setitem__(0, {"quantile": "p50"}), "not a number"),
+        (
+            lambda d: d["metric_descriptors"][1]["label_sets"].__setitem__(0, {"quantile": "p50"}),
+            "not a number",
+        ),
         (lambda d: d["metric_descriptors"][0].__setitem__("name", "baseten_h_avg_seconds"), "both map to"),
         (lambda d: d["metric_descriptors"][1].__setitem__("name", "baseten_a"), "described twice"),
         (lambda d: d["metric_descriptors"][0].pop("kind"), "kind is missing"),
