@@ -152,3 +152,13 @@ def test_check_config_cli_prints_file_line_key(tmp_path: Path) -> None:
     )
     assert res.returncode == 1
     assert f"{path}:6: baseten.deployments[0].window: the window must not exceed 7 days" in res.stderr
+
+
+def test_example_and_demo_configs_are_valid_and_show_baseten(tmp_path: Path) -> None:
+    example = load_config(REPO / "config.example.yaml", read_secrets=False).config
+    assert example.baseten is not None and example.baseten.deployments and example.baseten.discovery
+    demo = (REPO / "exporter/demo/demo.yaml").read_text().replace("__SIMULATOR_URL__", "http://127.0.0.1:1")
+    cfg = load_config(write(tmp_path, demo), read_secrets=False).config
+    assert cfg.baseten is not None
+    ids = [t.id for t in build_targets(cfg, Clients())]
+    assert "baseten/m2whisper/d2prod" in ids and "baseten_discovery/0" in ids
