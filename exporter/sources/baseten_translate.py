@@ -37,6 +37,8 @@ from exporter.sources.baseten_layout import (
 from exporter.upstream import InvalidResponse
 
 _MODES = frozenset({"CURRENT", "SUMMARY", "SERIES"})
+# A bounded ratio above this was sent as percent; the margin absorbs rounding noise.
+PERCENT_THRESHOLD = 1.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +175,8 @@ def settled_steps(resp: Response, cutoff_ms: int) -> list[Step]:
 def percent_scaled(d: Descriptor, steps: Iterable[Step], index: int, seen_before: bool) -> bool:
     """Whether a bounded RATIO metric is being sent as 0-100.
 
-    It is, once any of its values exceeds 1; a target remembers that (``seen_before``)
+    It is, once any of its values exceeds 1 (by more than rounding noise: 1.05); a
+    target remembers that (``seen_before``)
     so a near-idle 0.5 % is not later read as 50 %. Until a value above 1 has been
     seen, values are taken as the ratio the unit_hint says they are.
     """
@@ -181,7 +184,9 @@ def percent_scaled(d: Descriptor, steps: Iterable[Step], index: int, seen_before
         return False
     if seen_before:
         return True
-    return any(v is not None and math.isfinite(v) and v > 1.0 for s in steps for v in s.values[index])
+    return any(
+        v is not None and math.isfinite(v) and v > PERCENT_THRESHOLD for s in steps for v in s.values[index]
+    )
 
 
 def gauge_step(resp: Response, cutoff_ms: int) -> Step | None:

@@ -269,3 +269,10 @@ def test_samples_carry_ids_first() -> None:
     doc = response("CURRENT", [desc("baseten_a", sets=[{"status": "5xx"}])], [(0, [[1]])])
     _, samples, _ = gauges(doc)
     assert samples[0] == Sample(samples[0].family, (*IDS, ("status", "5xx")), 1.0)
+
+
+def test_a_ratio_a_hair_above_one_is_rounding_not_percent() -> None:
+    doc = response("CURRENT", [desc("baseten_gpu_utilization", unit="RATIO")], [(0, [[1.02]])])
+    s, _, seen = gauges(doc)
+    assert s.value("baseten_gpu_utilization", **ID) == 1.02
+    assert seen == frozenset()
