@@ -131,6 +131,22 @@ def test_deployments_end_to_end(tmp_path: Path, simulator: Proc) -> None:
         )
         assert promtool_check_metrics(s.text) == ""
 
+        # A status change reaches the running target (kept, with its counters) via
+        # the discovery's next refresh.
+        stage = {"model_id": "m1llama", "deployment_id": "d1stage"}
+        control(simulator, **stage, status="UPDATING")
+        wait_until(
+            lambda: (
+                [
+                    lb["status"]
+                    for lb, _ in scrape(daemon.url).series("baseten_deployment_info")
+                    if lb["deployment_id"] == "d1stage"
+                ]
+                == ["UPDATING"]
+            ),
+            timeout=20,
+            what="d1stage's new status",
+        )
         # A deployment that goes inactive is dropped at the next refresh.
         control(simulator, model_id="m1llama", deployment_id="d1stage", status="INACTIVE")
         wait_until(
