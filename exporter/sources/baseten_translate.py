@@ -103,7 +103,8 @@ def _number(v: Any, where: str) -> float | None:
 
 
 def parse(doc: Any, expect_mode: str) -> Response:
-    """Validate a GetDeploymentMetricsResponseV1 and index it; InvalidResponse on any mismatch."""
+    """Validate a GetDeploymentMetricsResponseV1 and index it; InvalidResponse on any mismatch
+    (shape, lengths, label sets that cannot map to distinct series)."""
     if not isinstance(doc, dict):
         raise InvalidResponse(f"{ENDPOINT}: expected a JSON object")
     mode = doc.get("mode")
@@ -122,6 +123,9 @@ def parse(doc: Any, expect_mode: str) -> Response:
     names = [d.name for d in descriptors]
     if len(set(names)) != len(names):
         raise InvalidResponse(f"{ENDPOINT}: a metric is described twice")
+    # Every descriptor's families and labels are checked here, so that translating
+    # and accumulating a parsed response can no longer fail half-way.
+    check_names(descriptors)
     starts: list[int] = []
     rows: list[tuple[tuple[float | None, ...], ...]] = []
     for s, vs in enumerate(raw_values):
@@ -206,7 +210,6 @@ def gauge_samples(
     """Samples of every non-COUNTER descriptor, and the updated set of metrics known
     to be sent as percent. null, NaN and ±Inf give no sample: none of them is a
     value a gauge can meaningfully hold."""
-    check_names(resp.descriptors)
     step = gauge_step(resp, cutoff_ms)
     samples: list[Sample] = []
     now_percent = set(percent)

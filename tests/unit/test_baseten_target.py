@@ -48,6 +48,7 @@ class FakeBaseten:
     def __init__(self) -> None:
         self.queries: list[dict[str, Any]] = []
         self.fail_series = False
+        self.bad_series = False
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         assert request.headers["Authorization"] == "Bearer secret-key"
@@ -59,7 +60,10 @@ class FakeBaseten:
             return httpx.Response(200, json=doc)
         if self.fail_series:
             return httpx.Response(503, json={"message": "busy"})
-        return httpx.Response(200, json=series_for(q))
+        doc = series_for(q)
+        if self.bad_series:
+            doc["metric_descriptors"][0]["label_sets"][2] = {"status": "2xx"}
+        return httpx.Response(200, json=doc)
 
 
 def effective(**kw: Any) -> Effective:
@@ -120,6 +124,10 @@ def test_a_failed_counter_request_fails_the_poll_and_changes_no_state() -> None:
         asyncio.run(target.poll(NOW + 300))
     assert err.value.reason == "server_error"
     fake.fail_series = False
+    fake.bad_series = True  # two label sets that are one series: rejected as a whole
+    with pytest.raises(UpstreamError, match="two label sets are the same"):
+        asyncio.run(target.poll(NOW + 300))
+    fake.bad_series = False
     s = scrape_of(target, NOW + 300)
     # Five new steps, counted once, after the failure.
     assert s.value("baseten_inference_requests_total", **ID, status="2xx") == 20
