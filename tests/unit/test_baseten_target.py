@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -60,7 +61,7 @@ class FakeBaseten:
             return httpx.Response(200, json=doc)
         if self.fail_series:
             return httpx.Response(503, json={"message": "busy"})
-        doc = series_for(q)
+        doc = copy.deepcopy(series_for(q))
         if self.bad_series:
             doc["metric_descriptors"][0]["label_sets"][2] = {"status": "2xx"}
         return httpx.Response(200, json=doc)
