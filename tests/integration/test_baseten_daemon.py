@@ -130,6 +130,8 @@ def test_deployments_end_to_end(tmp_path: Path, simulator: Proc) -> None:
             == 1
         )
         assert promtool_check_metrics(s.text) == ""
+        series_lines = [ln.rsplit(" ", 1)[0] for ln in s.text.splitlines() if ln and not ln.startswith("#")]
+        assert len(series_lines) == len(set(series_lines))  # no duplicate series anywhere
 
         # A status change reaches the running target (kept, with its counters) via
         # the discovery's next refresh.

@@ -90,7 +90,10 @@ def test_window_bounds_align_to_the_step_and_trail_the_delay() -> None:
     s7, e7 = window_bounds(NOW, 7 * 86400, 0, 7 * 3600)
     assert e7 - s7 <= 7 * 86400 * 1000
     assert request_params("CURRENT", (), NOW, 600, 120, 60) == {"mode": "CURRENT"}
-    assert request_params("SUMMARY", ["a", "b"], NOW, 600, 120, 60)["metrics"] == ["a", "b"]
+    summary = request_params("SUMMARY", ["a", "b"], NOW, 600, 120, 60)
+    assert summary["metrics"] == ["a", "b"]
+    assert summary["end_epoch_millis"] == int(NOW - 120) * 1000
+    assert summary["end_epoch_millis"] - summary["start_epoch_millis"] == 600_000
 
 
 def test_current_mode_reads_counters_from_a_trailing_series_window() -> None:
