@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from exporter.config import Config
+from exporter.config.baseten import effective
 from exporter.config.common import Schedule
-from exporter.sources import together_finetune, together_probe, together_queue
+from exporter.sources import baseten, together_finetune, together_probe, together_queue
 from exporter.sources.base import Target
 from exporter.upstream import Clients
 
@@ -82,7 +83,59 @@ def _together_fine_tunes(cfg: Config, clients: Clients) -> list[Target]:
     return out
 
 
-BUILDERS: list[TargetBuilder] = [_together_queues, _together_probes, _together_fine_tunes]
+def _baseten_deployments(cfg: Config, clients: Clients) -> list[Target]:
+    section = cfg.baseten
+    if section is None:
+        return []
+    out: list[Target] = []
+    for d in section.deployments:
+        interval, timeout = schedule(cfg, d)
+        out.append(
+            baseten.DeploymentTarget(
+                clients,
+                d.model_id,
+                d.deployment_id,
+                effective(section, d),
+                interval=interval,
+                timeout=timeout,
+                meta_refresh=section.info_refresh_interval,
+            )
+        )
+    return out
+
+
+def _baseten_discovery(cfg: Config, clients: Clients) -> list[Target]:
+    section = cfg.baseten
+    if section is None:
+        return []
+    out: list[Target] = []
+    for i, rule in enumerate(section.discovery):
+        interval, timeout = schedule(cfg, rule)
+        out.append(
+            baseten.DeploymentDiscovery(
+                clients,
+                i,
+                effective(section, rule),
+                model_names=tuple(rule.model_names),
+                environments=tuple(rule.environments),
+                production_only=rule.production_only,
+                skip_statuses=tuple(rule.skip_statuses),
+                refresh=rule.refresh_interval,
+                timeout=min(cfg.global_.timeout, rule.refresh_interval),
+                target_interval=interval,
+                target_timeout=timeout,
+            )
+        )
+    return out
+
+
+BUILDERS: list[TargetBuilder] = [
+    _together_queues,
+    _together_probes,
+    _together_fine_tunes,
+    _baseten_deployments,
+    _baseten_discovery,
+]
 
 
 def build_targets(cfg: Config, clients: Clients) -> list[Target]:

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from exporter import yamlpos
+from exporter.config import baseten as _baseten
 from exporter.config.common import Credentials
 from exporter.config.model import Config
 from exporter.config.secrets import SecretError, read_secret
@@ -78,6 +79,7 @@ def _together_duplicates(cfg: Config) -> Iterable[tuple[PathT, str]]:
 
 SEMANTIC_CHECKS.append(_together_duplicates)
 SEMANTIC_CHECKS.append(probe_checks)
+SEMANTIC_CHECKS.append(lambda cfg: _baseten.semantic_checks(cfg.baseten, cfg.global_.poll_interval))
 
 
 def _read_secrets(

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from exporter.simulator.baseten import BasetenSim
 from exporter.simulator.errors import unauthorized
 from exporter.simulator.state import SimState
 from exporter.simulator.together_finetune import FineTuneSim
@@ -19,6 +20,7 @@ STATE_KEY = web.AppKey("sim_state", SimState)
 QUEUE_KEY = web.AppKey("queue_sim", QueueSim)
 JOBS_KEY = web.AppKey("jobs_sim", JobsSim)
 FINETUNE_KEY = web.AppKey("finetune_sim", FineTuneSim)
+BASETEN_KEY = web.AppKey("baseten_sim", BasetenSim)
 
 
 def _middleware(state: SimState) -> Middleware:
@@ -50,6 +52,9 @@ def make_app(state: SimState) -> web.Application:
     finetune = FineTuneSim(state)
     app[FINETUNE_KEY] = finetune
     finetune.install(app)
+    baseten = BasetenSim(state)
+    app[BASETEN_KEY] = baseten
+    baseten.install(app)
 
     async def stats(request: web.Request) -> web.Response:
         return web.json_response({f"{m} {p}": n for (m, p), n in sorted(state.requests.items())})
