@@ -55,6 +55,9 @@ class Exporter:
         self.config_path = config_path
         # Which targets this replica polls; the default shard owns them all.
         self.shard = shard or Shard()
+        # Per-vendor request budgets are for the whole account: each shard's client
+        # gets its share (the budget's rate divided by this).
+        self.total_shards = self.shard.total
         self.store = Store()
         self.stats = UpstreamStats()
         self.reload_state = ReloadState()

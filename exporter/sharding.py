@@ -75,14 +75,6 @@ class Shard:
     def owns(self, target_id: str) -> bool:
         return self.total == 1 or shard_of(target_id, self.total) == self.index
 
-    def budget_share(self, requests_per_second: float) -> float:
-        """This shard's part of a per-vendor request budget.
-
-        A budget is set for the whole account; every shard talks to the same vendor,
-        so each gets an equal part (targets are spread evenly by the hash).
-        """
-        return requests_per_second / self.total
-
     def render(self, targets: int) -> Rendered:
         return render(
             [

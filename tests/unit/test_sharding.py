@@ -69,9 +69,10 @@ def test_resolve_shard() -> None:
         resolve_shard(None, 0, False, {}, "h")
 
 
-def test_budget_is_divided_across_shards() -> None:
-    assert Shard(0, 4).budget_share(10.0) == 2.5
-    assert Shard().budget_share(10.0) == 10.0
+def test_exporter_exposes_the_shard_count_budgets_divide_by(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    assert Exporter(cfg, Shard(1, 4)).total_shards == 4
+    assert Exporter(cfg).total_shards == 1
 
 
 def test_bad_shard_flags_exit_with_a_message(tmp_path: Path) -> None:
