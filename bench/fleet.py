@@ -16,6 +16,7 @@ are stand-ins. Each target adds 5 health series of its own.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import resource
 import subprocess
@@ -37,6 +38,9 @@ from exporter.exposition import Family, Rendered, Sample, render  # noqa: E402
 from exporter.sources.base import Target  # noqa: E402
 from exporter.sources.together_queue import ENDPOINT, QueueTarget, translate  # noqa: E402
 from exporter.upstream import Clients  # noqa: E402
+
+# Polls cancelled at shutdown and skipped runs are expected here, not news.
+logging.getLogger("apscheduler").setLevel(logging.CRITICAL)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SIM_KEY = "bench-key"
@@ -273,7 +277,7 @@ async def wait_for_polls(exporter: Exporter, count: int, timeout: float) -> None
     while polls_done(exporter) < count:
         if time.monotonic() > deadline:
             raise RuntimeError(f"only {polls_done(exporter)} of {count} polls done after {timeout:g}s")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.25)
 
 
 def cpu_seconds() -> float:

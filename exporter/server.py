@@ -40,17 +40,25 @@ def make_app(exporter: Exporter, telemetry_path: str = "/metrics") -> web.Applic
     app[EXPORTER_KEY] = exporter
     runtime = _runtime_registry()
 
-    async def metrics(request: web.Request) -> web.Response:
+    async def metrics(request: web.Request) -> web.StreamResponse:
         # Targets' bytes come from the store's cache; the small global part (request
         # counters, reload state, process stats) is rendered per scrape.
         dynamic = assemble([exporter.global_metrics()]) + generate_latest(runtime)
         headers = {"Content-Type": CONTENT_TYPE, "Vary": "Accept-Encoding"}
         if _accepts_gzip(request):
-            body = exporter.store.exposition_gzip(dynamic)
             headers["Content-Encoding"] = "gzip"
-        else:
-            body = exporter.store.exposition() + dynamic
-        return web.Response(body=body, headers=headers)
+            return web.Response(body=exporter.store.exposition_gzip(dynamic), headers=headers)
+        # Uncompressed, the cached per-family blobs go out as they are: joining them
+        # first would copy the whole exposition on every scrape.
+        parts = exporter.store.exposition_parts()
+        resp = web.StreamResponse(headers=headers)
+        resp.content_length = sum(len(p) for p in parts) + len(dynamic)
+        await resp.prepare(request)
+        for part in parts:
+            await resp.write(part)
+        await resp.write(dynamic)
+        await resp.write_eof()
+        return resp
 
     async def landing(request: web.Request) -> web.Response:
         links = [

@@ -96,9 +96,11 @@ def test_one_header_per_family_in_name_order() -> None:
 def test_unchanged_snapshot_keeps_cached_bytes() -> None:
     store = Store()
     store.put("t1", snapshot("t1", {0: 1.0, 2: 1.0}))
-    first = store.exposition()
+    first = store.exposition_parts()
+    gz = store.exposition_gzip(b"")
     store.put("t1", snapshot("t1", {0: 1.0, 2: 1.0}))  # equal bytes: nothing to rebuild
-    assert store.exposition() is first
+    assert store.exposition_parts() is first
+    assert store.exposition_gzip(b"") == gz
     store.put("t1", snapshot("t1", {0: 2.0, 2: 1.0}))
     assert b'a_gauge{target="t1"} 2\n' in store.exposition()
 
