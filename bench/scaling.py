@@ -72,7 +72,7 @@ async def run(args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    p.add_argument("--scale", type=float, default=0.2, help="1x fleet size relative to ~100k series")
+    p.add_argument("--scale", type=float, default=0.25, help="1x fleet size relative to ~100k series")
     p.add_argument("--spread", type=float, default=1.5, help="first polls of the 1x fleet spread over this")
     args = p.parse_args(argv)
     t0 = time.monotonic()

@@ -23,7 +23,14 @@ CASES = {
     ),
     "poll": (
         ["--targets", "40", "--interval", "2", "--spread", "0.5"],
-        {"cpu_ms_per_target", "http_client_cpu_ms", "overhead_ratio", "cycle_s", "interval_s", "cycle_ratio"},
+        {
+            "cpu_ms_per_target",
+            "httpx_request_cpu_ms",
+            "ratio_vs_httpx",
+            "cycle_s",
+            "interval_s",
+            "cycle_ratio",
+        },
     ),
     "memory": (["--scale", "0.005", "--spread", "0.5"], {"rss_mb", "baseline_rss_mb", "series"}),
     "scaling": (
