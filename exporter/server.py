@@ -54,9 +54,10 @@ def make_app(exporter: Exporter, telemetry_path: str = "/metrics") -> web.Applic
         resp = web.StreamResponse(headers=headers)
         resp.content_length = sum(len(p) for p in parts) + len(dynamic)
         await resp.prepare(request)
-        for part in parts:
-            await resp.write(part)
-        await resp.write(dynamic)
+        if request.method != "HEAD":  # a HEAD answer carries the length, never the body
+            for part in parts:
+                await resp.write(part)
+            await resp.write(dynamic)
         await resp.write_eof()
         return resp
 
