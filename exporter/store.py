@@ -8,8 +8,8 @@ never waits for a poll. The work is kept proportional to what changed:
   queue depth or ``_info`` line dirties nothing);
 - a scrape re-joins only dirty families (one C-level join of the family's chunks),
   then joins the per-family blobs in name order;
-- the blobs are served as they are, one after the other, never joined into one
-  copy of the whole exposition (that copy cost time and memory on every change);
+- the store keeps no joined copy of the whole exposition (it cost time and memory
+  on every change): an uncompressed response joins the blobs once for itself;
 - for gzip, each family is compressed on its own into a byte-aligned raw-deflate
   segment that stays cached while the family is clean. Segments made by independent
   compressors can be concatenated into one valid deflate stream, so a scrape
