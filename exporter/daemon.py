@@ -17,11 +17,13 @@ from pathlib import Path
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from exporter.budget import shard_rate
 from exporter.config import ConfigError, LoadedConfig, load_config
 from exporter.config.model import Config
 from exporter.exposition import Rendered, merge
 from exporter.health import ReloadState, TargetHealth, render_global, render_health
 from exporter.logs import SCRUBBER
+from exporter.retry import POLL_DEADLINE
 from exporter.sources.base import Discovery, Target
 from exporter.store import Store
 from exporter.targets import build_targets
@@ -30,6 +32,8 @@ from exporter.upstream import Clients, UpstreamError, UpstreamStats, VendorClien
 log = logging.getLogger("exporter.daemon")
 
 STATIC = ""
+# Share of the poll interval that requests and retries may use.
+POLL_BUDGET_FRACTION = 0.9
 
 
 def start_offset(target_id: str, interval: float, spread: float) -> float:
@@ -38,14 +42,19 @@ def start_offset(target_id: str, interval: float, spread: float) -> float:
     return frac * min(spread, interval)
 
 
-def make_client(loaded: LoadedConfig, vendor: str, stats: UpstreamStats) -> VendorClient:
+def make_client(
+    loaded: LoadedConfig, vendor: str, stats: UpstreamStats, total_shards: int = 1
+) -> VendorClient:
     section = getattr(loaded.config, vendor)
+    rps = section.requests_per_second
     return VendorClient(
         vendor,
         section.base_url,
         loaded.secrets[vendor],
         max_connections=section.max_connections,
         stats=stats,
+        requests_per_second=shard_rate(rps, total_shards) if rps is not None else None,
+        max_body_bytes=section.max_response_bytes,
     )
 
 
@@ -67,6 +76,9 @@ class Exporter:
         self.scheduler: AsyncIOScheduler | None = None
         self._reload_lock = asyncio.Lock()
         self._running: set[asyncio.Task[None]] = set()
+        # How many exporters share the targets: each vendor's request budget is split
+        # evenly between them.
+        self.total_shards = 1
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -76,12 +88,15 @@ class Exporter:
         await self._apply(loaded)
 
     async def stop(self) -> None:
+        """Stop polling: cancel in-flight polls (and their requests), close targets and clients."""
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
-        for task in list(self._running):
+        in_flight = list(self._running)
+        for task in in_flight:
             task.cancel()
-        if self._running:
-            await asyncio.wait(self._running, timeout=1.0)
+        if in_flight:
+            await asyncio.wait(in_flight, timeout=1.0)
+        log.info("polling stopped", extra={"cancelled_polls": len(in_flight)})
         await asyncio.gather(*(t.close() for t in self.targets.values()), return_exceptions=True)
         await asyncio.gather(*(c.aclose() for c in self.clients.all()), return_exceptions=True)
 
@@ -95,7 +110,14 @@ class Exporter:
                 for p in exc.problems:
                     log.error("config reload failed, keeping the running config", extra={"problem": str(p)})
                 return False, str(exc)
-            await self._apply(loaded)
+            try:
+                await self._apply(loaded)
+            except Exception as exc:
+                # Building targets from a valid file should not fail; if it does, say so
+                # and keep serving whatever is running.
+                self.reload_state.successful = False
+                log.exception("config reload failed while applying it")
+                return False, f"applying the config failed: {type(exc).__name__}"
             log.info("config reloaded", extra={"targets": len(self.targets)})
             return True, "config reloaded"
 
@@ -103,7 +125,14 @@ class Exporter:
 
     def _client_key(self, loaded: LoadedConfig, vendor: str) -> tuple[object, ...]:
         section = getattr(loaded.config, vendor)
-        return (section.base_url, section.max_connections, loaded.secrets.get(vendor))
+        return (
+            section.base_url,
+            section.max_connections,
+            section.requests_per_second,
+            section.max_response_bytes,
+            self.total_shards,
+            loaded.secrets.get(vendor),
+        )
 
     async def _apply(self, loaded: LoadedConfig) -> None:
         SCRUBBER.set_secrets(set(loaded.secrets.values()))
@@ -115,7 +144,7 @@ class Exporter:
             if existing is not None and self._client_keys.get(vendor) == key:
                 clients[vendor] = existing
             else:
-                clients[vendor] = make_client(loaded, vendor, self.stats)
+                clients[vendor] = make_client(loaded, vendor, self.stats, self.total_shards)
         old_clients = self.clients.replace(clients)
         self._client_keys = new_keys
 
@@ -199,9 +228,10 @@ class Exporter:
         t0 = time.perf_counter()
         data: Rendered | None = None
         reason = detail = ""
+        # Requests and their retries end by the poll deadline (a little before the
+        # interval, so their own reason wins); wait_for is the hard stop behind it.
+        token = POLL_DEADLINE.set(time.monotonic() + target.interval * POLL_BUDGET_FRACTION)
         try:
-            # Sources bound each request by target.timeout; this bounds the whole poll
-            # so a stuck poll never blocks the next one past its interval.
             data = await asyncio.wait_for(target.poll(now), timeout=target.interval)
         except UpstreamError as exc:
             reason, detail = exc.reason, exc.detail
@@ -212,6 +242,8 @@ class Exporter:
         except Exception as exc:
             reason, detail = "internal_error", f"{type(exc).__name__}: {exc}"
             log.exception("poll failed unexpectedly", extra={"target": target.id})
+        finally:
+            POLL_DEADLINE.reset(token)
         duration = time.perf_counter() - t0
         if self.targets.get(target.id) is not target:
             return  # removed or replaced by a reload while this poll ran
@@ -249,4 +281,4 @@ class Exporter:
         return all(h.polled for h in self.health.values())
 
     def global_metrics(self) -> Rendered:
-        return render_global(self.stats, self.reload_state)
+        return render_global(self.stats, self.reload_state, len(asyncio.all_tasks()))

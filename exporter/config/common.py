@@ -61,6 +61,11 @@ class Credentials(Strict):
 class VendorCommon(Credentials):
     base_url: str = Field(min_length=1)
     max_connections: int = Field(default=10, ge=1, le=1000)
+    # Most requests per second sent to this vendor, retries included, by all its
+    # targets together (divided by the number of shards when sharded). None: no limit.
+    requests_per_second: float | None = Field(default=None, gt=0, le=10_000)
+    # Largest response body read; a bigger one fails the poll with body_too_large.
+    max_response_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
 
     @model_validator(mode="after")
     def _check_url(self) -> VendorCommon:

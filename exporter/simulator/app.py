@@ -8,6 +8,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from exporter.simulator.errors import unauthorized
+from exporter.simulator.faults import Faults
 from exporter.simulator.state import SimState
 from exporter.simulator.together_queue import QueueSim
 
@@ -15,6 +16,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 STATE_KEY = web.AppKey("sim_state", SimState)
 QUEUE_KEY = web.AppKey("queue_sim", QueueSim)
+FAULTS_KEY = web.AppKey("faults", Faults)
 
 
 def _middleware(state: SimState) -> Middleware:
@@ -24,7 +26,7 @@ def _middleware(state: SimState) -> Middleware:
         template = route.canonical if route is not None else request.path
         if request.path.startswith("/_sim/"):
             return await handler(request)
-        state.requests[(request.method, template)] += 1
+        state.record(request.method, template, request.path_qs)
         auth = request.headers.get("Authorization", "")
         scheme, _, key = auth.partition(" ")
         if scheme.lower() not in ("bearer", "api-key") or key not in state.api_keys:
@@ -35,8 +37,12 @@ def _middleware(state: SimState) -> Middleware:
 
 
 def make_app(state: SimState) -> web.Application:
-    app = web.Application(middlewares=[_middleware(state)])
+    faults = Faults()
+    # Outermost first: every request is logged, then faults apply, then auth.
+    app = web.Application(middlewares=[_middleware(state), faults.middleware()])
     app[STATE_KEY] = state
+    app[FAULTS_KEY] = faults
+    faults.install(app)
     queue = QueueSim(state)
     app[QUEUE_KEY] = queue
     queue.install(app)
@@ -47,7 +53,20 @@ def make_app(state: SimState) -> web.Application:
     async def health(request: web.Request) -> web.Response:
         return web.json_response({"ok": True})
 
+    async def request_log(request: web.Request) -> web.Response:
+        """Every request with its arrival time: ``?since=<unix time>`` and ``?route=`` filter."""
+        since = float(request.query.get("since", "0"))
+        route = request.query.get("route")
+        return web.json_response(
+            [
+                {"t": e.t, "method": e.method, "route": e.route, "path": e.path}
+                for e in state.log
+                if e.t >= since and (route is None or e.route == route)
+            ]
+        )
+
     app.router.add_get("/_sim/requests", stats)
+    app.router.add_get("/_sim/requests/log", request_log)
     app.router.add_get("/_sim/health", health)
     return app
 

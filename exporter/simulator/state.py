@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+LOG_LIMIT = 200_000
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    t: float  # wall time on arrival
+    method: str
+    route: str
+    path: str  # with the query string
 
 
 @dataclass
@@ -15,3 +25,9 @@ class SimState:
     started_at: float = field(default_factory=time.time)
     # (method, route template) → number of requests, for tests and benchmarks.
     requests: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # Every request with its arrival time, newest last (bounded), e.g. to check a rate.
+    log: deque[LoggedRequest] = field(default_factory=lambda: deque(maxlen=LOG_LIMIT))
+
+    def record(self, method: str, route: str, path: str) -> None:
+        self.requests[(method, route)] += 1
+        self.log.append(LoggedRequest(time.time(), method, route, path))
