@@ -79,6 +79,7 @@ class Exporter:
         # How many exporters share the targets: each vendor's request budget is split
         # evenly between them.
         self.total_shards = 1
+        self._stopping = False
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -91,6 +92,7 @@ class Exporter:
         """Stop polling: cancel in-flight polls (and their requests), close targets and clients."""
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
+        self._stopping = True
         in_flight = list(self._running)
         for task in in_flight:
             task.cancel()
@@ -220,6 +222,10 @@ class Exporter:
         self._running.add(task)
         try:
             await self.poll_once(target)
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+            # Cancelled by stop(): an expected end, not a job failure to report.
         finally:
             self._running.discard(task)
 

@@ -73,7 +73,8 @@ def make_app(state: SimState) -> web.Application:
 
 async def start(state: SimState, host: str, port: int) -> tuple[web.AppRunner, str]:
     """Start the simulator; return its runner and base URL (port 0 picks a free port)."""
-    runner = web.AppRunner(make_app(state), access_log=None)
+    # Short shutdown: handlers sleeping in a delay fault must not hold up the exit.
+    runner = web.AppRunner(make_app(state), access_log=None, shutdown_timeout=0.5)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
