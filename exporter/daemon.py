@@ -111,7 +111,8 @@ class Exporter:
                 self.reload_state.successful = False
                 for p in exc.problems:
                     log.error("config reload failed, keeping the running config", extra={"problem": str(p)})
-                return False, str(exc)
+                # Values in a problem can be a key pasted in the wrong place: scrub them.
+                return False, SCRUBBER.scrub(str(exc))
             try:
                 await self._apply(loaded)
             except Exception as exc:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 _DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+$")
 _PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
@@ -48,6 +49,16 @@ class Credentials(Strict):
 
     api_key_env: str | None = Field(default=None, min_length=1)
     api_key_file: str | None = Field(default=None, min_length=1)
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, v: str | None) -> str | None:
+        # A common slip is pasting the key itself here; say so without echoing it.
+        if v is not None and not _ENV_NAME_RE.match(v):
+            raise ValueError(
+                "must name an environment variable (letters, digits, _), not hold the key itself"
+            )
+        return v
 
     @model_validator(mode="after")
     def _one_reference(self) -> Credentials:
