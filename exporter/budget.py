@@ -1,9 +1,11 @@
 """A per-vendor request budget: at most ``rate`` requests per second, retries included.
 
 Vendors count requests in fixed or sliding one-second windows, and a burst that
-passes our own average still trips theirs. So the budget spaces requests evenly,
-one every ``1/rate`` seconds (a token bucket holding one token): no window of one
-second, wherever it starts, ever holds more than ``rate`` requests.
+passes our own average still trips theirs. So the budget spaces requests evenly
+(a token bucket holding one token): ``rate`` requests take ``1 + JITTER_MARGIN``
+seconds, so no window of one second, wherever it starts, holds more than ``rate``
+requests, even as the vendor sees them, after up to ``JITTER_MARGIN`` seconds of
+network delay on one request and none on another.
 
 Slots are handed out in order of asking. A caller that cannot get a slot before its
 own deadline is refused at once instead of queueing past it, so a request storm
@@ -18,6 +20,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+
+# Seconds of network jitter the spacing absorbs in every window of one second.
+JITTER_MARGIN = 0.1
 
 
 class BudgetExhausted(Exception):
@@ -42,7 +47,7 @@ class RequestBudget:
         if rate is not None and rate <= 0:
             raise ValueError("rate must be positive")
         self.rate = rate
-        self._spacing = 1.0 / rate if rate else 0.0
+        self._spacing = (1.0 + JITTER_MARGIN) / rate if rate else 0.0
         self._clock = clock
         self._next_free = 0.0
 

@@ -26,19 +26,22 @@ def _middleware(state: SimState) -> Middleware:
         template = route.canonical if route is not None else request.path
         if request.path.startswith("/_sim/"):
             return await handler(request)
-        state.record(request.method, template, request.path_qs)
+        entry = state.record(request.method, template, request.path_qs)
         auth = request.headers.get("Authorization", "")
         scheme, _, key = auth.partition(" ")
         if scheme.lower() not in ("bearer", "api-key") or key not in state.api_keys:
+            entry.status = 401
             return unauthorized()
-        return await handler(request)
+        resp = await handler(request)
+        entry.status = resp.status
+        return resp
 
     return mw
 
 
 def make_app(state: SimState) -> web.Application:
     faults = Faults()
-    # Outermost first: every request is logged, then faults apply, then auth.
+    # Outermost first: every request is logged and authenticated, then faults apply.
     app = web.Application(middlewares=[_middleware(state), faults.middleware()])
     app[STATE_KEY] = state
     app[FAULTS_KEY] = faults
@@ -54,12 +57,15 @@ def make_app(state: SimState) -> web.Application:
         return web.json_response({"ok": True})
 
     async def request_log(request: web.Request) -> web.Response:
-        """Every request with its arrival time: ``?since=<unix time>`` and ``?route=`` filter."""
+        """Every request with its arrival time and status (null if none was sent).
+
+        ``?since=<unix time>`` and ``?route=<template>`` filter.
+        """
         since = float(request.query.get("since", "0"))
         route = request.query.get("route")
         return web.json_response(
             [
-                {"t": e.t, "method": e.method, "route": e.route, "path": e.path}
+                {"t": e.t, "method": e.method, "route": e.route, "path": e.path, "status": e.status}
                 for e in state.log
                 if e.t >= since and (route is None or e.route == route)
             ]

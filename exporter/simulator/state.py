@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 LOG_LIMIT = 200_000
 
 
-@dataclass(frozen=True)
+@dataclass
 class LoggedRequest:
     t: float  # wall time on arrival
     method: str
     route: str
     path: str  # with the query string
+    status: int | None = None  # set once answered; None for a dropped connection
 
 
 @dataclass
@@ -28,6 +29,8 @@ class SimState:
     # Every request with its arrival time, newest last (bounded), e.g. to check a rate.
     log: deque[LoggedRequest] = field(default_factory=lambda: deque(maxlen=LOG_LIMIT))
 
-    def record(self, method: str, route: str, path: str) -> None:
+    def record(self, method: str, route: str, path: str) -> LoggedRequest:
         self.requests[(method, route)] += 1
-        self.log.append(LoggedRequest(time.time(), method, route, path))
+        entry = LoggedRequest(time.time(), method, route, path)
+        self.log.append(entry)
+        return entry

@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from exporter.budget import BudgetExhausted, RequestBudget, shard_rate
+from exporter.budget import JITTER_MARGIN, BudgetExhausted, RequestBudget, shard_rate
 from exporter.retry import MAX_ATTEMPTS, POLL_DEADLINE, is_retryable, parse_retry_hint
 from exporter.upstream import InvalidResponse, UpstreamError, UpstreamStats, VendorClient
 
@@ -71,16 +71,19 @@ class FakeClock:
 def test_budget_spaces_slots_evenly_and_refuses_past_the_deadline() -> None:
     clock = FakeClock()
     budget = RequestBudget(4.0, clock=clock)
-    waits = [budget.reserve(deadline=clock.t + 1.0) for _ in range(5)]
-    assert waits == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0])
-    # The sixth slot (at +1.25s) is past a 1s deadline: refused, and nothing is claimed.
+    step = (1 + JITTER_MARGIN) / 4
+    waits = [budget.reserve(deadline=clock.t + 1.2) for _ in range(5)]
+    assert waits == pytest.approx([0.0, step, 2 * step, 3 * step, 4 * step])
+    # Four slots never fit in less than a second plus the jitter margin.
+    assert 4 * step == pytest.approx(1 + JITTER_MARGIN)
+    # The sixth slot (at 5 steps) is past a 1.2s deadline: refused, and nothing is claimed.
     with pytest.raises(BudgetExhausted):
-        budget.reserve(deadline=clock.t + 1.0)
-    assert budget.reserve(deadline=clock.t + 2.0) == pytest.approx(1.25)
+        budget.reserve(deadline=clock.t + 1.2)
+    assert budget.reserve(deadline=clock.t + 2.0) == pytest.approx(5 * step)
     # After a quiet spell the next request goes at once, but bursts are not saved up.
     clock.t += 60
     assert budget.reserve(clock.t) == 0.0
-    assert budget.reserve(clock.t + 1) == pytest.approx(0.25)
+    assert budget.reserve(clock.t + 1) == pytest.approx(step)
 
 
 def test_budget_unlimited_and_shards() -> None:
