@@ -15,7 +15,17 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SIM_KEY
-from tests.helpers import Proc, Scrape, add_fault, clear_faults, request_log, scrape, start_daemon, wait_until
+from tests.helpers import (
+    Proc,
+    Scrape,
+    add_fault,
+    clear_faults,
+    promtool_check_metrics,
+    request_log,
+    scrape,
+    start_daemon,
+    wait_until,
+)
 from tests.integration.queue_config import KEY_ENV, queue_config, target
 
 PATH = "/v1/queue/metrics"
@@ -200,6 +210,8 @@ def test_fault_matrix(tmp_path: Path, simulator: Proc, capsys: pytest.CaptureFix
         assert last_success(during, m) > last_success(before, m) + 2
         assert during.value("together_queue_jobs_waiting", model=m) is not None
     assert "Traceback" not in daemon.log()
+    # The exposition stays valid with every failure reason and retry counter in it.
+    assert promtool_check_metrics(during.text) == ""
     assert not any(
         labels.get("result") == "internal_error"
         for labels, _ in after.series("inference_exporter_target_polls_total")
