@@ -34,6 +34,8 @@ log = logging.getLogger("exporter.daemon")
 STATIC = ""
 # Share of the poll interval that requests and retries may use.
 POLL_BUDGET_FRACTION = 0.9
+# Longest wait for targets to close at shutdown.
+STOP_CLOSE_SECONDS = 0.8
 
 
 def start_offset(target_id: str, interval: float, spread: float) -> float:
@@ -97,9 +99,15 @@ class Exporter:
         for task in in_flight:
             task.cancel()
         if in_flight:
-            await asyncio.wait(in_flight, timeout=1.0)
+            await asyncio.wait(in_flight, timeout=0.5)
         log.info("polling stopped", extra={"cancelled_polls": len(in_flight)})
-        await asyncio.gather(*(t.close() for t in self.targets.values()), return_exceptions=True)
+        # Targets release what they hold (a probe cancels its job) while the clients are
+        # still open; bounded, so that shutdown stays within two seconds.
+        closing = asyncio.gather(*(t.close() for t in self.targets.values()), return_exceptions=True)
+        try:
+            await asyncio.wait_for(closing, timeout=STOP_CLOSE_SECONDS)
+        except TimeoutError:
+            log.warning("targets did not close in time", extra={"seconds": STOP_CLOSE_SECONDS})
         await asyncio.gather(*(c.aclose() for c in self.clients.all()), return_exceptions=True)
 
     async def reload(self) -> tuple[bool, str]:
