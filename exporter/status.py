@@ -69,8 +69,8 @@ def render_html(data: list[dict[str, Any]]) -> str:
             f"<td>{html.escape(r['id'])}</td>",
             f"<td>{html.escape(r['source'])}</td>",
             f'<td class="health-{r["health"]}">{r["health"]}</td>',
-            f"<td>{html.escape(r['last_poll'] or 'never')}</td>",
-            f"<td>{'' if duration is None else f'{duration:.3f}s'}</td>",
+            f"<td class='nowrap'>{html.escape(r['last_poll'] or 'never')}</td>",
+            f"<td class='nowrap'>{'' if duration is None else f'{duration:.3f}s'}</td>",
             f"<td>{r['series']}</td>",
             f"<td>{err}</td>",
         ]
@@ -78,7 +78,7 @@ def render_html(data: list[dict[str, Any]]) -> str:
     down = sum(1 for r in data if r["health"] == "down")
     style = (
         "body{font-family:sans-serif}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}.nowrap{white-space:nowrap}"
         ".health-up{color:#070}.health-down{color:#b00;font-weight:bold}.health-unknown{color:#777}"
     )
     return (
