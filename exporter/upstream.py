@@ -159,8 +159,15 @@ class VendorClient:
             deadline = time.monotonic() + timeout
         key: RequestKey = (method, path, tuple(sorted((str(k), str(v)) for k, v in (params or {}).items())))
 
+        # The failure that caused the last retry: if the retry then finds no budget slot,
+        # that failure, not the local refusal, is what the vendor did.
+        failures: list[BaseException] = []
+
         def count_retry(state: RetryCallState) -> None:
             self.stats.retries[(source, endpoint)] += 1
+            exc = state.outcome.exception() if state.outcome is not None else None
+            if exc is not None:
+                failures[:] = [exc]
 
         retrying = AsyncRetrying(
             retry=retry_if_exception(is_retryable),
@@ -169,11 +176,16 @@ class VendorClient:
             before_sleep=count_retry,
             reraise=True,
         )
-        async for attempt in retrying:
-            with attempt:
-                return await self._attempt(
-                    method, path, key, deadline, source, endpoint, timeout, params, json_body, ok_statuses
-                )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._attempt(
+                        method, path, key, deadline, source, endpoint, timeout, params, json_body, ok_statuses
+                    )
+        except UpstreamError as exc:
+            if exc.reason == "budget_exhausted" and failures:
+                raise failures[0] from None
+            raise
         raise AssertionError("unreachable: tenacity re-raises the last failure")  # pragma: no cover
 
     async def _wait_turn(self, key: RequestKey, deadline: float, method: str, endpoint: str) -> None:

@@ -66,8 +66,10 @@ def test_budget_holds_through_a_retry_storm(tmp_path: Path, simulator: Proc) -> 
     refused = s.value("inference_exporter_upstream_budget_refusals_total", vendor="together") or 0
     waited = s.value("inference_exporter_upstream_budget_wait_seconds_total", vendor="together") or 0
     assert refused > 0 and waited > 0, s.text
+    # Targets are down for what the vendor did; budget_exhausted only shows for a poll
+    # whose very first request found no slot.
     reasons = {labels["reason"] for labels, _ in s.series("inference_exporter_target_error_info")}
-    assert reasons <= {"server_error", "budget_exhausted"}, reasons
+    assert "server_error" in reasons and reasons <= {"server_error", "budget_exhausted"}, reasons
 
 
 @pytest.mark.integration

@@ -242,3 +242,15 @@ def test_budget_refuses_when_no_slot_fits_the_poll() -> None:
 
     assert asyncio.run(burst()) == ["ok", "budget_exhausted", "budget_exhausted"]
     assert client.stats.budget_refusals["together"] == 2
+
+
+def test_a_retry_refused_by_the_budget_reports_the_vendor_failure() -> None:
+    def busy(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503)
+
+    # One slot per 1.1 s: the retry after the 503 finds no slot before the 0.8 s deadline.
+    client = client_for(httpx.MockTransport(busy), rps=1.0)
+    with pytest.raises(UpstreamError) as err:
+        asyncio.run(call(client, within=0.8))
+    assert err.value.reason == "server_error"
+    assert client.stats.budget_refusals["together"] >= 1
