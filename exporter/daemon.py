@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 import zlib
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -82,6 +83,10 @@ class Exporter:
         # evenly between them.
         self.total_shards = 1
         self._stopping = False
+        # Other files reloaded together with the config (the web config): each reads
+        # its file and raises ValueError if it is unusable, or returns how to apply it.
+        # Nothing is applied unless every file is valid.
+        self.companions: list[Callable[[], Callable[[], None]]] = []
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -121,8 +126,18 @@ class Exporter:
                     log.error("config reload failed, keeping the running config", extra={"problem": str(p)})
                 # Values in a problem can be a key pasted in the wrong place: scrub them.
                 return False, SCRUBBER.scrub(str(exc))
+            applies = []
+            for prepare in self.companions:
+                try:
+                    applies.append(await asyncio.to_thread(prepare))
+                except ValueError as exc:
+                    self.reload_state.successful = False
+                    log.error("config reload failed, keeping the running config", extra={"problem": str(exc)})
+                    return False, SCRUBBER.scrub(str(exc))
             try:
                 await self._apply(loaded)
+                for apply in applies:
+                    apply()
             except Exception as exc:
                 # Building targets from a valid file should not fail; if it does, say so
                 # and keep serving whatever is running.

@@ -78,6 +78,8 @@ async def run_daemon(
         return 1
     host, port = parse_listen_address(listen)
     exporter = Exporter(config_path)
+    if security is not None:
+        exporter.companions.append(security.prepare_reload)
     await exporter.start(loaded)
     app = make_app(exporter, telemetry_path, security.middlewares if security else None)
     runner, actual = await _serve(app, host, port, security.ssl if security else None)

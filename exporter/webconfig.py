@@ -19,7 +19,9 @@ certificate that is asked for is always verified against ``client_ca_file`` (Pyt
 ssl cannot request one without checking it), so ``RequestClientCert`` behaves like
 ``VerifyClientCertIfGiven`` and ``RequireAnyClientCert`` like
 ``RequireAndVerifyClientCert``; cipher and curve settings are not supported (an
-error names them). The file is read at start-up.
+error names them). The file is read at start-up and again on every reload (SIGHUP,
+``POST /-/reload``): new users, passwords, headers and certificates apply without a
+restart; turning TLS on or off needs one.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ _OPTIONAL = {"RequestClientCert", "VerifyClientCertIfGiven"}
 _DUMMY_HASH = bcrypt.hashpw(b"not a password", bcrypt.gensalt(10))
 
 
-class WebConfigError(Exception):
+class WebConfigError(ValueError):
     """The web config is unusable; the message says where and why (never a password)."""
 
 
@@ -112,11 +114,13 @@ def load_web_config(path: Path) -> WebConfig:
         raise WebConfigError(f"{path}: {where}: {msg}") from None
 
 
-def ssl_context(cfg: TlsServerConfig, base: Path) -> ssl.SSLContext:
+def ssl_context(cfg: TlsServerConfig, base: Path, ctx: ssl.SSLContext | None = None) -> ssl.SSLContext:
+    """A server context for ``cfg``; with ``ctx``, reconfigure that one (new handshakes use it)."""
+
     def resolve(p: str) -> str:
         return str(p if Path(p).is_absolute() else base / p)
 
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx = ctx or ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = _VERSIONS[cfg.min_version]
     if cfg.max_version is not None:
         ctx.maximum_version = _VERSIONS[cfg.max_version]
@@ -137,6 +141,8 @@ def ssl_context(cfg: TlsServerConfig, base: Path) -> ssl.SSLContext:
         ctx.verify_mode = ssl.CERT_REQUIRED
     elif cfg.client_auth_type in _OPTIONAL:
         ctx.verify_mode = ssl.CERT_OPTIONAL
+    else:
+        ctx.verify_mode = ssl.CERT_NONE
     return ctx
 
 
@@ -151,6 +157,10 @@ class BasicAuth:
     def __init__(self, users: dict[str, str]) -> None:
         self.users = {u: h.encode() for u, h in users.items()}
         self._verdicts: dict[bytes, bool] = {}
+
+    def set_users(self, users: dict[str, str]) -> None:
+        self.users = {u: h.encode() for u, h in users.items()}
+        self._verdicts = {}
 
     async def check(self, header: str) -> bool:
         scheme, _, encoded = header.partition(" ")
@@ -176,7 +186,7 @@ class BasicAuth:
     def middleware(self) -> Middleware:
         @web.middleware
         async def mw(request: web.Request, handler: Handler) -> web.StreamResponse:
-            if not await self.check(request.headers.get("Authorization", "")):
+            if self.users and not await self.check(request.headers.get("Authorization", "")):
                 return web.Response(
                     status=401,
                     text="Unauthorized\n",
@@ -198,18 +208,39 @@ def headers_middleware(headers: dict[str, str]) -> Middleware:
 
 
 class WebSecurity:
-    """What the server needs from the web config: an SSL context and middlewares."""
+    """What the server needs from the web config: an SSL context and middlewares.
 
-    def __init__(self, cfg: WebConfig, base: Path) -> None:
+    The middlewares are always installed and read the current settings, so a reload
+    can change users and headers in place; the SSL context is reconfigured in place.
+    """
+
+    def __init__(self, cfg: WebConfig, path: Path) -> None:
+        self.path = path
         self.ssl: ssl.SSLContext | None = (
-            ssl_context(cfg.tls_server_config, base) if cfg.tls_server_config else None
+            ssl_context(cfg.tls_server_config, path.parent) if cfg.tls_server_config else None
         )
-        self.middlewares: list[Middleware] = []
-        if cfg.http_server_config.headers:
-            self.middlewares.append(headers_middleware(cfg.http_server_config.headers))
-        if cfg.basic_auth_users:
-            self.middlewares.append(BasicAuth(cfg.basic_auth_users).middleware())
+        self.headers: dict[str, str] = dict(cfg.http_server_config.headers)
+        self.auth = BasicAuth(cfg.basic_auth_users)
+        self.middlewares: list[Middleware] = [headers_middleware(self.headers), self.auth.middleware()]
 
     @classmethod
     def from_file(cls, path: Path) -> WebSecurity:
-        return cls(load_web_config(path), path.parent)
+        return cls(load_web_config(path), path)
+
+    def prepare_reload(self) -> Callable[[], None]:
+        """Read the file again; raise WebConfigError if unusable, else return how to apply it."""
+        cfg = load_web_config(self.path)
+        tls = cfg.tls_server_config
+        if (tls is None) != (self.ssl is None):
+            raise WebConfigError(f"{self.path}: turning TLS on or off needs a restart")
+        if tls is not None:
+            ssl_context(tls, self.path.parent)  # fails here, before anything changes
+
+        def apply() -> None:
+            if tls is not None and self.ssl is not None:
+                ssl_context(tls, self.path.parent, self.ssl)
+            self.headers.clear()
+            self.headers.update(cfg.http_server_config.headers)
+            self.auth.set_users(cfg.basic_auth_users)
+
+        return apply

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import ssl
 import subprocess
 from pathlib import Path
@@ -13,7 +14,7 @@ import bcrypt
 import httpx
 import pytest
 
-from tests.helpers import REPO, Proc, add_fault, need_binary, start_daemon, start_simulator, wait_until
+from tests.helpers import REPO, Proc, add_fault, need_binary, parse, start_daemon, start_simulator, wait_until
 from tests.integration.queue_config import KEY_ENV, queue_config, target
 
 PATH = "/v1/queue/metrics"
@@ -92,6 +93,46 @@ def test_tls_client_certs_and_basic_auth(tmp_path: Path, simulator: Proc) -> Non
         with pytest.raises(httpx.HTTPError):
             httpx.get(daemon.url.replace("https://", "http://") + "/metrics", timeout=5)
         assert "s3cret-pass" not in daemon.log()
+    finally:
+        assert daemon.stop() == 0
+
+
+@pytest.mark.integration
+def test_basic_auth_users_change_on_reload(tmp_path: Path, simulator: Proc) -> None:
+    def hashed(pw: bytes) -> str:
+        return bcrypt.hashpw(pw, bcrypt.gensalt(rounds=4)).decode()
+
+    web = tmp_path / "web.yml"
+    web.write_text(f"basic_auth_users:\n  prom: {hashed(b'old-pass')}\n")
+    config = queue_config(tmp_path, simulator.url, ["sec/m"])
+    old = httpx.Client(auth=("prom", "old-pass"), timeout=5)
+    new = httpx.Client(auth=("prom", "new-pass"), timeout=5)
+    daemon = start_daemon(
+        tmp_path,
+        config,
+        env={KEY_ENV: "sim-test-key-5f1c2a"},
+        extra_args=["--web.config.file", str(web)],
+        client=old,
+    )
+    try:
+        assert old.get(daemon.url + "/metrics").status_code == 200
+        assert new.get(daemon.url + "/metrics").status_code == 401
+        # An unusable web config fails the reload and changes nothing.
+        web.write_text("basic_auth_users:\n  prom: new-pass\n")
+        r = old.post(daemon.url + "/-/reload")
+        assert r.status_code == 500 and "bcrypt hash" in r.text and "new-pass" not in r.text
+        assert old.get(daemon.url + "/metrics").status_code == 200
+        s = parse(old.get(daemon.url + "/metrics").text)
+        assert s.value("inference_exporter_config_last_reload_successful") == 0
+        # A good one applies on SIGHUP: the old password stops working at once.
+        web.write_text(f"basic_auth_users:\n  prom: {hashed(b'new-pass')}\n")
+        daemon.popen.send_signal(signal.SIGHUP)
+        wait_until(
+            lambda: new.get(daemon.url + "/metrics").status_code == 200, timeout=10, what="new password"
+        )
+        assert old.get(daemon.url + "/metrics").status_code == 401
+        s = parse(new.get(daemon.url + "/metrics").text)
+        assert s.value("inference_exporter_config_last_reload_successful") == 1
     finally:
         assert daemon.stop() == 0
 

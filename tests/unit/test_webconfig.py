@@ -128,7 +128,27 @@ def test_empty_file_means_plain_http(tmp_path: Path) -> None:
     f = tmp_path / "web.yml"
     f.write_text("")
     sec = webconfig.WebSecurity.from_file(f)
-    assert sec.ssl is None and sec.middlewares == []
+    assert sec.ssl is None and not sec.auth.users and not sec.headers
+
+
+def test_reload_applies_only_a_valid_file(tmp_path: Path) -> None:
+    f = tmp_path / "web.yml"
+    hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
+    f.write_text(f"basic_auth_users:\n  alice: {hashed}\n")
+    sec = webconfig.WebSecurity.from_file(f)
+    assert list(sec.auth.users) == ["alice"]
+    f.write_text(f"basic_auth_users:\n  bob: {hashed}\nhttp_server_config:\n  headers: {{X-A: b}}\n")
+    apply = sec.prepare_reload()
+    assert list(sec.auth.users) == ["alice"]  # nothing changes before apply
+    apply()
+    assert list(sec.auth.users) == ["bob"] and sec.headers == {"X-A": "b"}
+    f.write_text("basic_auth_users:\n  carol: plain\n")
+    with pytest.raises(WebConfigError):
+        sec.prepare_reload()
+    f.write_text("tls_server_config:\n  cert_file: a\n  key_file: b\n")
+    with pytest.raises(WebConfigError, match="needs a restart"):
+        sec.prepare_reload()
+    assert list(sec.auth.users) == ["bob"]
 
 
 def test_basic_auth_checks_and_caches_verdicts(monkeypatch: pytest.MonkeyPatch) -> None:
