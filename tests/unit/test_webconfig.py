@@ -177,3 +177,18 @@ def test_basic_auth_checks_and_caches_verdicts(monkeypatch: pytest.MonkeyPatch) 
     assert asyncio.run(run()) == [True, True, False, False, False, False, False]
     # The repeated good credentials were verified once; the unknown user still cost a bcrypt check.
     assert calls == [b"pw", b"wrong", b"pw"]
+
+
+def test_tls_reload_reconfigures_the_live_context(cert_dir: Path) -> None:
+    f = cert_dir / "web.yml"
+    f.write_text("tls_server_config:\n  cert_file: t.crt\n  key_file: t.key\n")
+    sec = webconfig.WebSecurity.from_file(f)
+    ctx = sec.ssl
+    assert ctx is not None and ctx.verify_mode == ssl.CERT_NONE
+    f.write_text(
+        "tls_server_config:\n  cert_file: t.crt\n  key_file: t.key\n  client_ca_file: t.crt\n"
+        "  client_auth_type: RequireAndVerifyClientCert\n  min_version: TLS13\n"
+    )
+    sec.prepare_reload()()
+    assert sec.ssl is ctx  # the server keeps its context; new handshakes see the change
+    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.minimum_version == ssl.TLSVersion.TLSv1_3
