@@ -3,6 +3,10 @@
 Every failure becomes an ``UpstreamError`` with a short, bounded ``reason`` (used as a
 label value and on the status page) and a human ``detail``. Neither ever contains the
 API key: we never format request headers, and the scrubber catches library text.
+
+Each vendor's client also owns what keeps us polite to that vendor: retries with
+backoff (``exporter.retry``), the request budget (``exporter.budget``) and the vendor's
+own ``Retry-After`` hints, so every source gets them by calling ``request_json``.
 """
 
 from __future__ import annotations
