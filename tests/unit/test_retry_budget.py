@@ -7,6 +7,7 @@ import time
 
 import httpx
 import pytest
+from aiohttp import web
 
 from exporter.budget import JITTER_MARGIN, BudgetExhausted, RequestBudget, shard_rate
 from exporter.retry import MAX_ATTEMPTS, POLL_DEADLINE, is_retryable, parse_retry_hint
@@ -254,3 +255,44 @@ def test_a_retry_refused_by_the_budget_reports_the_vendor_failure() -> None:
         asyncio.run(call(client, within=0.8))
     assert err.value.reason == "server_error"
     assert client.stats.budget_refusals["together"] >= 1
+
+
+def test_retries_end_by_the_poll_deadline() -> None:
+    """A vendor that never answers in time: attempts and waits all fit in the poll's time."""
+    attempts: list[float] = []
+
+    async def slow(request: web.Request) -> web.Response:
+        attempts.append(time.monotonic())
+        await asyncio.sleep(5)
+        return web.json_response({})
+
+    async def run() -> tuple[str, float]:
+        app = web.Application()
+        app.router.add_get("/v1/q", slow)
+        runner = web.AppRunner(app, shutdown_timeout=0.1)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        client = VendorClient(
+            "together", f"http://127.0.0.1:{port}/v1", "k", max_connections=4, stats=UpstreamStats()
+        )
+        t0 = time.monotonic()
+        token = POLL_DEADLINE.set(t0 + 0.7)
+        try:
+            await client.request_json("GET", "/q", source="s", endpoint="/q", timeout=0.5)
+            reason = "ok"
+        except UpstreamError as exc:
+            reason = exc.reason
+        finally:
+            POLL_DEADLINE.reset(token)
+        elapsed = time.monotonic() - t0
+        await client.aclose()
+        await runner.cleanup()
+        return reason, elapsed
+
+    reason, elapsed = asyncio.run(run())
+    assert reason == "timeout"
+    assert len(attempts) >= 2  # the first timed out after 0.5 s and was retried
+    # The retry got only the time left, not a fresh 0.5 s: the poll ended near its deadline.
+    assert elapsed < 0.7 + 0.4, elapsed
