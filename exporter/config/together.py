@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from exporter.config.common import Schedule, VendorCommon
+from exporter.config.common import NonBlank, Schedule, VendorCommon
 from exporter.config.together_finetune import FineTunesConfig
 from exporter.config.together_probe import ProbeConfig
 
@@ -14,14 +14,7 @@ DEFAULT_TOGETHER_URL = "https://api.together.ai/v1"
 class QueueTarget(Schedule):
     """One model whose queue is polled with ``GET /queue/metrics?model=``."""
 
-    model: str = Field(min_length=1)
-
-    @field_validator("model")
-    @classmethod
-    def _no_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("model must not be blank")
-        return v
+    model: NonBlank
 
 
 class TogetherConfig(VendorCommon):

@@ -7,7 +7,7 @@ or both; a job named explicitly is polled once even when discovery finds it too.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, field_validator
 
@@ -25,15 +25,10 @@ JobStatus = Literal[
     "completed",
 ]
 
+KNOWN_STATUSES: tuple[JobStatus, ...] = get_args(JobStatus)
+TERMINAL_STATUSES: frozenset[JobStatus] = frozenset({"cancelled", "error", "completed"})
 # What discovery watches unless told otherwise: every job that has not finished yet.
-UNFINISHED_STATUSES: tuple[JobStatus, ...] = (
-    "pending",
-    "queued",
-    "running",
-    "compressing",
-    "uploading",
-    "cancel_requested",
-)
+UNFINISHED_STATUSES: tuple[JobStatus, ...] = tuple(s for s in KNOWN_STATUSES if s not in TERMINAL_STATUSES)
 
 # A job id as the vendor issues them (``ft-`` and a uuid-like tail). Also used for ids
 # read from the job list, as they end up in request paths.

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, StrictInt, field_validator
 
-from exporter.config.common import Duration, Strict
+from exporter.config.common import Duration, NonBlank, Strict
 
 if TYPE_CHECKING:
     from exporter.config.model import Config
@@ -35,7 +35,7 @@ def _json_object(value: dict[str, Any], what: str) -> dict[str, Any]:
 class ProbeConfig(Strict):
     """One model to probe with ``POST /queue/submit`` then ``GET /queue/status``."""
 
-    model: str = Field(min_length=1)
+    model: NonBlank
     # Freeform model input, passed unchanged to the model: keep it tiny and cheap.
     payload: dict[str, Any]
     priority: StrictInt = 0
@@ -47,13 +47,6 @@ class ProbeConfig(Strict):
     timeout: Duration = 60.0
     # How often the job's status is read while the probe waits for it.
     status_poll_interval: Duration = 2.0
-
-    @field_validator("model")
-    @classmethod
-    def _no_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("model must not be blank")
-        return v
 
     @field_validator("payload")
     @classmethod

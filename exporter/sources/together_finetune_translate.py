@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from exporter.config.together_finetune import JOB_ID_RE
+from exporter.config.together_finetune import JOB_ID_RE, KNOWN_STATUSES, TERMINAL_STATUSES
 from exporter.exposition import Sample
 from exporter.sources.together_finetune_names import (
     DROPPED_VALUES,
@@ -51,18 +51,7 @@ METRICS_ENDPOINT = "/fine-tunes/{id}/metrics"
 JOB_ENDPOINT = "/fine-tunes/{id}"
 LIST_ENDPOINT = "/fine-tunes"
 
-KNOWN_STATUSES = (
-    "pending",
-    "queued",
-    "running",
-    "compressing",
-    "uploading",
-    "cancel_requested",
-    "cancelled",
-    "error",
-    "completed",
-)
-TERMINAL = frozenset({"cancelled", "error", "completed"})
+TERMINAL: frozenset[str] = TERMINAL_STATUSES
 NOT_STARTED = frozenset({"pending", "queued"})
 SKIP_REASONS = ("not_an_object", "missing_global_step", "non_numeric_value")
 
@@ -263,7 +252,7 @@ def parse_list(doc: Any) -> list[tuple[str, str]]:
 
 
 def list_samples(jobs: list[tuple[str, str]]) -> list[Sample]:
-    counts = dict.fromkeys(KNOWN_STATUSES, 0)
+    counts: dict[str, int] = dict.fromkeys(KNOWN_STATUSES, 0)
     for _, status in jobs:
         counts[status] = counts.get(status, 0) + 1
     return [Sample(LISTED_JOBS, (("status", s),), float(n)) for s, n in counts.items()]
