@@ -74,7 +74,9 @@ def test_alerts_follow_mixin_style() -> None:
         assert re.fullmatch(r"\d+[smh]", r["for"]), name
         ann = r["annotations"]
         assert set(ann) == {"summary", "description", "runbook_url"}, name
-        assert "{{" not in ann["summary"] and ann["summary"].endswith("."), f"{name}: summary must be fixed text"
+        assert "{{" not in ann["summary"] and ann["summary"].endswith("."), (
+            f"{name}: summary must be fixed text"
+        )
         assert "{{" in ann["description"], f"{name}: description must be templated"
         url = ann["runbook_url"]
         assert url.startswith(DEFAULT.runbook_url + "#"), name
@@ -109,5 +111,3 @@ def test_alert_expressions_only_use_exposed_metrics() -> None:
     for r in rules():
         for sel, _, _ in lint.selectors(lint.parse(r["expr"])):
             assert lint.metric_name(sel) in exposed, (r["alert"], lint.metric_name(sel))
-
-

@@ -46,10 +46,16 @@ def test_every_query_is_valid_promql_for_promtool(path: Path, tmp_path: Path) ->
     exprs = [lint.substitute(e) for _, e in lint.panel_queries(d)]
     exprs += [lint.substitute(sel) for _, sel, _ in lint.variable_queries(d) if sel]
     assert exprs
-    rules = {"groups": [{"name": "lint", "rules": [{"record": f"lint:q{i}", "expr": e} for i, e in enumerate(exprs)]}]}
+    rules = {
+        "groups": [
+            {"name": "lint", "rules": [{"record": f"lint:q{i}", "expr": e} for i, e in enumerate(exprs)]}
+        ]
+    }
     rule_file = tmp_path / "queries.yaml"
     rule_file.write_text(yaml.safe_dump(rules), encoding="utf-8")
-    res = subprocess.run([promtool, "check", "rules", str(rule_file)], capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [promtool, "check", "rules", str(rule_file)], capture_output=True, text=True, timeout=60
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     assert f"SUCCESS: {len(exprs)} rules found" in res.stdout
 

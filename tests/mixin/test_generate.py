@@ -12,7 +12,9 @@ from mixin.generate import DASHBOARDS, outputs, repo_root
 def test_committed_files_match_regeneration() -> None:
     root = repo_root()
     generated = outputs()
-    assert set(generated) == {f"grafana/dashboards/{m.FILENAME}" for m in DASHBOARDS} | {"prometheus/alerts.yaml"}
+    assert set(generated) == {f"grafana/dashboards/{m.FILENAME}" for m in DASHBOARDS} | {
+        "prometheus/alerts.yaml"
+    }
     for rel, text in generated.items():
         committed = (root / rel).read_text(encoding="utf-8")
         assert committed == text, f"{rel} is out of date: run python -m mixin"
