@@ -67,6 +67,7 @@ class Exporter:
         self.scheduler: AsyncIOScheduler | None = None
         self._reload_lock = asyncio.Lock()
         self._running: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -78,10 +79,11 @@ class Exporter:
     async def stop(self) -> None:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
-        for task in list(self._running):
+        pending = self._running | self._background
+        for task in pending:
             task.cancel()
-        if self._running:
-            await asyncio.wait(self._running, timeout=1.0)
+        if pending:
+            await asyncio.wait(pending, timeout=1.0)
         await asyncio.gather(*(t.close() for t in self.targets.values()), return_exceptions=True)
         await asyncio.gather(*(c.aclose() for c in self.clients.all()), return_exceptions=True)
 
@@ -121,10 +123,19 @@ class Exporter:
 
         self.config = loaded.config
         await self._sync_group(STATIC, build_targets(loaded.config, self.clients))
-        for c in old_clients:
-            await c.aclose()
+        if old_clients:
+            # Polls still running on a replaced client finish first; then it closes.
+            grace = max((t.timeout for t in self.targets.values()), default=0.0)
+            task = asyncio.create_task(self._close_later(old_clients, grace))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         self.reload_state.successful = True
         self.reload_state.last_success_timestamp = time.time()
+
+    @staticmethod
+    async def _close_later(clients: list[VendorClient], delay: float) -> None:
+        await asyncio.sleep(delay)
+        await asyncio.gather(*(c.aclose() for c in clients), return_exceptions=True)
 
     async def _sync_group(self, group: str, targets: list[Target]) -> None:
         """Make ``group`` own exactly ``targets``: add new ones, drop gone or changed ones.
@@ -217,14 +228,21 @@ class Exporter:
             return  # removed or replaced by a reload while this poll ran
         health = self.health[target.id]
         if data is not None:
+            if health.polled and not health.up:
+                log.info("target recovered", extra={"target": target.id})
             health.record_success(now, duration, data.series)
             self._last_good[target.id] = data
             if isinstance(target, Discovery):
                 await self._sync_group(target.id, target.found)
         else:
+            # Warn when a target goes down or its reason changes; repeats go to debug so
+            # a long outage does not flood the log at every poll.
+            changed = health.up or not health.polled or health.last_error_reason != reason
             health.record_failure(now, duration, reason, SCRUBBER.scrub(detail))
-            log.warning(
-                "poll failed", extra={"target": target.id, "reason": reason, "detail": SCRUBBER.scrub(detail)}
+            log.log(
+                logging.WARNING if changed else logging.DEBUG,
+                "poll failed",
+                extra={"target": target.id, "reason": reason, "detail": health.last_error_detail},
             )
             data = self._stale_data(target.id, now)
         self._publish(target, data)

@@ -86,13 +86,14 @@ def escape_label_value(value: str) -> str:
 
 def format_value(value: float) -> str:
     """Format a float as Prometheus parses it (Go's strconv forms for the specials)."""
+    value = float(value)  # translators may hand over ints; render them the same way
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):
         return "+Inf" if value > 0 else "-Inf"
     if value.is_integer() and abs(value) < 1e15:
         return str(int(value))
-    return repr(float(value))
+    return repr(value)
 
 
 def format_labels(labels: Labels) -> str:

@@ -78,12 +78,32 @@ def _together_duplicates(cfg: Config) -> Iterable[tuple[PathT, str]]:
 SEMANTIC_CHECKS.append(_together_duplicates)
 
 
-def _credentials(cfg: Config) -> Iterable[tuple[PathT, Credentials]]:
-    """Every credentials block in the config with its path."""
-    for name in type(cfg).model_fields:
-        value = getattr(cfg, name)
-        if isinstance(value, Credentials):
-            yield (name,), value
+def _read_secrets(
+    data: dict[str, Any], loaded: yamlpos.Loaded, fname: str, base: Path
+) -> tuple[dict[str, str], list[Problem]]:
+    """Read every vendor's key from the raw document.
+
+    Works on the raw sections, not the validated model, so a missing key is reported
+    in the same run as structural problems elsewhere in the file.
+    """
+    secrets: dict[str, str] = {}
+    problems: list[Problem] = []
+    for vendor, section in data.items():
+        if not isinstance(section, dict) or not ({"api_key_env", "api_key_file"} & section.keys()):
+            continue
+        try:
+            cred = Credentials(
+                api_key_env=section.get("api_key_env"), api_key_file=section.get("api_key_file")
+            )
+        except ValidationError:
+            continue  # reported by the structural validation
+        key_name = "api_key_env" if cred.api_key_env else "api_key_file"
+        try:
+            secrets[str(vendor)] = read_secret(cred, base)
+        except SecretError as exc:
+            kp: PathT = (str(vendor), key_name)
+            problems.append(Problem(fname, loaded.line_for(kp), yamlpos.format_path(kp), str(exc)))
+    return secrets, problems
 
 
 def _pydantic_message(err: Any) -> str:
@@ -114,6 +134,10 @@ def load_config(path: str | Path, *, read_secrets: bool = True) -> LoadedConfig:
     data = loaded.data if loaded.data is not None else {}
     if not isinstance(data, dict):
         raise ConfigError([*problems, Problem(fname, 1, "(top level)", "the config must be a mapping")])
+    secrets: dict[str, str] = {}
+    secret_problems: list[Problem] = []
+    if read_secrets:
+        secrets, secret_problems = _read_secrets(data, loaded, fname, path.parent)
     try:
         cfg = Config.model_validate(data)
     except ValidationError as exc:
@@ -125,21 +149,12 @@ def load_config(path: str | Path, *, read_secrets: bool = True) -> LoadedConfig:
             problems.append(
                 Problem(fname, loaded.line_for(loc), yamlpos.format_path(loc), _pydantic_message(err))
             )
-        raise ConfigError(problems) from None
+        raise ConfigError(problems + secret_problems) from None
 
     for check in SEMANTIC_CHECKS:
         for p, msg in check(cfg):
             problems.append(Problem(fname, loaded.line_for(p), yamlpos.format_path(p), msg))
-
-    secrets: dict[str, str] = {}
-    if read_secrets:
-        for p, cred in _credentials(cfg):
-            key_name = "api_key_env" if cred.api_key_env else "api_key_file"
-            try:
-                secrets[p[0] if isinstance(p[0], str) else str(p[0])] = read_secret(cred, path.parent)
-            except SecretError as exc:
-                kp = (*p, key_name)
-                problems.append(Problem(fname, loaded.line_for(kp), yamlpos.format_path(kp), str(exc)))
+    problems += secret_problems
     if problems:
         raise ConfigError(problems)
     return LoadedConfig(path=path, config=cfg, secrets=secrets)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 _DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+$")
 _PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -62,8 +62,9 @@ class VendorCommon(Credentials):
     base_url: str = Field(min_length=1)
     max_connections: int = Field(default=10, ge=1, le=1000)
 
-    @model_validator(mode="after")
-    def _check_url(self) -> VendorCommon:
-        if not re.match(r"^https?://[^/\s]+", self.base_url):
-            raise ValueError(f"base_url must be an http(s) URL, got {self.base_url!r}")
-        return self
+    @field_validator("base_url")
+    @classmethod
+    def _check_url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError(f"must be an http(s) URL, got {v!r}")
+        return v

@@ -1,0 +1,136 @@
+"""The command line as users run it: check-config, a bad config at start, demo, reload."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import SIM_KEY
+from tests.helpers import REPO, Proc, free_port, need_binary, scrape, start_daemon, wait_until
+from tests.integration.test_queue_daemon import write_config
+
+
+def cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "exporter", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_check_config_valid_and_invalid(tmp_path: Path) -> None:
+    ok = cli("check-config", str(REPO / "config.example.yaml"), env={"TOGETHER_API_KEY": "abc123"})
+    assert ok.returncode == 0, ok.stderr
+    assert "config is valid" in ok.stdout
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("together:\n  api_key_env: UNSET_FOR_TEST\n  queues:\n    - model: a\n      every: 5s\n")
+    res = cli("check-config", str(bad), env={"UNSET_FOR_TEST": ""})
+    assert res.returncode == 1
+    lines = res.stderr.splitlines()
+    assert f"{bad}:5: together.queues[0].every: unknown key" in lines
+    assert f"{bad}:2: together.api_key_env: environment variable UNSET_FOR_TEST is not set or empty" in lines
+    # Without secrets, only the structural problem remains.
+    res = cli("check-config", "--no-secrets", str(bad))
+    assert res.returncode == 1 and "UNSET_FOR_TEST" not in res.stderr
+
+
+def test_daemon_refuses_to_start_on_an_invalid_config(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("global:\n  poll_interval: never\n")
+    port = free_port()
+    res = cli("--config.file", str(bad), "--web.listen-address", f"127.0.0.1:{port}", timeout=20)
+    assert res.returncode == 1
+    assert f"{bad}:2: global.poll_interval:" in res.stderr
+    try:
+        httpx.get(f"http://127.0.0.1:{port}/-/healthy", timeout=1)
+        raise AssertionError("a daemon with an invalid config must not serve")
+    except httpx.ConnectError:
+        pass
+
+
+def test_demo_serves_simulated_queues(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "demo.log"
+    with log.open("w") as logf:
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "exporter", "demo", "--web.listen-address", f"127.0.0.1:{port}"],
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=REPO,
+        )
+    proc = Proc(popen, f"http://127.0.0.1:{port}", log)
+    try:
+        wait_until(lambda: _ready(proc.url), timeout=30, what="demo ready", proc=proc)
+        s = scrape(proc.url)
+        waiting = s.series("together_queue_jobs_waiting")
+        assert {lbls["model"] for lbls, _ in waiting} >= {
+            "demo-org/video-generator",
+            "demo-org/image-upscaler",
+        }
+        ups = s.series("inference_exporter_target_up")
+        assert ups and all(v == 1 for _, v in ups)
+        assert f"Open http://localhost:{port}/" in proc.log()
+    finally:
+        assert proc.stop() == 0
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(url + "/-/ready", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_sighup_and_post_reload_apply_or_reject(tmp_path: Path, simulator: Proc) -> None:
+    config = write_config(tmp_path, simulator.url, ["acme/one"])
+    daemon = start_daemon(tmp_path, config, env={"TEST_TOGETHER_KEY": SIM_KEY})
+    try:
+        assert scrape(daemon.url).value("together_queue_jobs_waiting", model="acme/two") is None
+        config.write_text(config.read_text() + "    - model: acme/two\n")
+        daemon.popen.send_signal(signal.SIGHUP)
+        wait_until(
+            lambda: scrape(daemon.url).value("together_queue_jobs_waiting", model="acme/two") is not None,
+            timeout=10,
+            what="acme/two after SIGHUP",
+        )
+        good = config.read_text()
+        config.write_text(good.replace("poll_interval: 1s", "poll_interval: later"))
+        r = httpx.post(daemon.url + "/-/reload", timeout=10)
+        assert r.status_code == 500 and "global.poll_interval" in r.text
+        s = scrape(daemon.url)
+        assert s.value("inference_exporter_config_last_reload_successful") == 0
+        assert s.value("together_queue_jobs_waiting", model="acme/two") is not None  # old config still runs
+        config.write_text(good.replace("    - model: acme/one\n", ""))
+        assert httpx.post(daemon.url + "/-/reload", timeout=10).status_code == 200
+        s = scrape(daemon.url)
+        assert s.value("inference_exporter_config_last_reload_successful") == 1
+        # A removed target's series go at once.
+        assert s.value("together_queue_jobs_waiting", model="acme/one") is None
+        assert (
+            s.value("inference_exporter_target_up", target="together_queue/acme/one", source="together_queue")
+            is None
+        )
+    finally:
+        daemon.stop()
+
+
+def test_dockerfile_passes_hadolint_and_runs_as_non_root() -> None:
+    hadolint = need_binary("hadolint")
+    res = subprocess.run([hadolint, str(REPO / "Dockerfile")], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stdout + res.stderr
+    text = (REPO / "Dockerfile").read_text()
+    users = [line.split()[1] for line in text.splitlines() if line.startswith("USER ")]
+    assert users and users[-1] not in ("root", "0")
+    assert "EXPOSE 10230" in text

@@ -1,0 +1,190 @@
+"""The daemon's bookkeeping, driven directly with fake targets (no HTTP)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+from exporter.config import LoadedConfig
+from exporter.config.model import Config
+from exporter.daemon import STATIC, Exporter, start_offset
+from exporter.exposition import Family, Rendered, Sample, render
+from exporter.sources.base import Discovery, Target
+from exporter.upstream import UpstreamError
+
+T = TypeVar("T")
+VALUE = Family("fake_value", "gauge", "A value.")
+
+
+class Fake(Target):
+    source = "fake"
+
+    def __init__(self, name: str, value: float = 1.0, interval: float = 3600.0) -> None:
+        super().__init__(f"fake/{name}", interval=interval, timeout=1.0, settings=(name, interval))
+        self.value = value
+        self.fail: UpstreamError | None = None
+        self.hang = False
+        self.closed = False
+
+    async def poll(self, now: float) -> Rendered:
+        if self.hang:
+            await asyncio.sleep(3600)
+        if self.fail is not None:
+            raise self.fail
+        return render([Sample(VALUE, (("name", self.id),), self.value)])
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class FakeDiscovery(Discovery):
+    source = "fake_discovery"
+
+    def __init__(self) -> None:
+        super().__init__("fake_discovery/all", interval=3600.0, timeout=1.0, settings=("d",))
+        self.names: list[str] = []
+        self.fail = False
+
+    async def discover(self, now: float) -> tuple[Rendered, list[Target]]:
+        if self.fail:
+            raise UpstreamError("server_error", "list failed")
+        return render([]), [Fake(n) for n in self.names]
+
+
+def run(make: Callable[[Exporter], Awaitable[T]], tmp_path: Path, **global_: object) -> T:
+    async def main() -> T:
+        exp = Exporter(tmp_path / "unused.yaml")
+        await exp.start(LoadedConfig(tmp_path, Config.model_validate({"global": global_})))
+        try:
+            return await make(exp)
+        finally:
+            await exp.stop()
+
+    return asyncio.run(main())
+
+
+def text(exp: Exporter) -> str:
+    return exp.store.exposition().decode()
+
+
+def test_start_offsets_are_stable_and_within_spread() -> None:
+    offs = [start_offset(f"t/{i}", 30, 10) for i in range(200)]
+    assert all(0 <= o < 10 for o in offs)
+    assert len({round(o, 3) for o in offs}) > 150  # spread out, not bunched
+    assert start_offset("t/1", 30, 10) == start_offset("t/1", 30, 10)
+    assert all(o < 2 for o in (start_offset(f"t/{i}", 2, 10) for i in range(50)))
+
+
+def test_health_before_and_after_polls(tmp_path: Path) -> None:
+    async def body(exp: Exporter) -> None:
+        t = Fake("a", 5)
+        await exp._sync_group(STATIC, [t])
+        assert 'inference_exporter_target_up{target="fake/a",source="fake"} 0' in text(exp)
+        assert (
+            'inference_exporter_target_last_success_timestamp_seconds{target="fake/a",source="fake"} 0'
+            in text(exp)
+        )
+        assert not exp.ready()
+        await exp.poll_once(t)
+        assert exp.ready()
+        out = text(exp)
+        assert 'fake_value{name="fake/a"} 5' in out
+        assert 'inference_exporter_target_up{target="fake/a",source="fake"} 1' in out
+        assert (
+            'inference_exporter_target_polls_total{target="fake/a",source="fake",result="success"} 1' in out
+        )
+
+    run(body, tmp_path)
+
+
+def test_failure_keeps_values_within_grace_then_drops_them(tmp_path: Path) -> None:
+    async def body(exp: Exporter) -> None:
+        t = Fake("a", 5)
+        await exp._sync_group(STATIC, [t])
+        await exp.poll_once(t)
+        t.fail = UpstreamError("rate_limited", "GET /x answered 429")
+        await exp.poll_once(t)
+        out = text(exp)
+        assert 'fake_value{name="fake/a"} 5' in out  # within grace
+        assert 'inference_exporter_target_up{target="fake/a",source="fake"} 0' in out
+        assert (
+            'inference_exporter_target_error_info{target="fake/a",source="fake",reason="rate_limited"} 1'
+            in out
+        )
+        assert 'result="rate_limited"} 1' in out
+        exp.health[t.id].last_success_timestamp -= 10  # grace is 1s here
+        await exp.poll_once(t)
+        out = text(exp)
+        assert "fake_value{" not in out
+        assert 'result="rate_limited"} 2' in out
+        t.fail = None
+        await exp.poll_once(t)
+        assert 'fake_value{name="fake/a"} 5' in text(exp)
+        assert "inference_exporter_target_error_info{" not in text(exp)
+
+    run(body, tmp_path, stale_grace="1s")
+
+
+def test_a_hanging_poll_is_cut_at_the_interval(tmp_path: Path) -> None:
+    async def body(exp: Exporter) -> None:
+        t = Fake("slow", interval=0.2)
+        t.hang = True
+        await exp._sync_group(STATIC, [t])
+        await exp.poll_once(t)
+        assert exp.health[t.id].last_error_reason == "timeout"
+
+    run(body, tmp_path)
+
+
+def test_unexpected_exceptions_are_a_reason_not_a_crash(tmp_path: Path) -> None:
+    class Broken(Fake):
+        async def poll(self, now: float) -> Rendered:
+            raise KeyError("boom")
+
+    async def body(exp: Exporter) -> None:
+        t = Broken("b")
+        await exp._sync_group(STATIC, [t])
+        await exp.poll_once(t)
+        assert exp.health[t.id].last_error_reason == "internal_error"
+
+    run(body, tmp_path)
+
+
+def test_discovery_groups_follow_the_list(tmp_path: Path) -> None:
+    async def body(exp: Exporter) -> None:
+        static = Fake("x")
+        await exp._sync_group(STATIC, [static])
+        d = FakeDiscovery()
+        await exp._sync_group(STATIC, [static, d])
+        assert exp.targets["fake/x"] is static  # unchanged settings: same object kept
+        d.names = ["a", "b", "x"]
+        await exp.poll_once(d)
+        assert set(exp.targets) == {"fake/x", "fake_discovery/all", "fake/a", "fake/b"}
+        assert exp.groups[d.id] == {"fake/a", "fake/b"}  # x stays the config's
+        a = exp.targets["fake/a"]
+        d.names = ["a"]
+        await exp.poll_once(d)
+        assert exp.targets["fake/a"] is a
+        assert "fake/b" not in exp.targets and 'target="fake/b"' not in text(exp)
+        d.fail = True
+        await exp.poll_once(d)  # a failed list keeps what was found
+        assert "fake/a" in exp.targets
+        await exp._sync_group(STATIC, [static])  # discovery removed from the config
+        assert set(exp.targets) == {"fake/x"}
+        assert a.closed is True  # type: ignore[attr-defined]
+
+    run(body, tmp_path)
+
+
+def test_a_poll_finishing_after_its_target_was_removed_is_dropped(tmp_path: Path) -> None:
+    async def body(exp: Exporter) -> None:
+        t = Fake("a")
+        await exp._sync_group(STATIC, [t])
+        await exp._sync_group(STATIC, [])
+        await exp.poll_once(t)
+        assert "fake/a" not in exp.store.targets()
+        assert t.closed
+
+    run(body, tmp_path)

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import gzip
+import math
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.exposition import Family, Rendered, Sample, assemble, format_value, render
+from exporter.store import Store
+
+G = Family("x_depth", "gauge", "A gauge.")
+C = Family("x_events_total", "counter", "A counter.")
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (1.0, "1"),
+        (0.0, "0"),
+        (-3.0, "-3"),
+        (0.25, "0.25"),
+        (1e20, "1e+20"),
+        (math.nan, "NaN"),
+        (math.inf, "+Inf"),
+        (-math.inf, "-Inf"),
+        (1795444166.5195746, "1795444166.5195746"),
+    ],
+)
+def test_format_value(value: float, text: str) -> None:
+    assert format_value(value) == text
+
+
+def test_family_names_follow_counter_rules() -> None:
+    with pytest.raises(ValueError, match="must end in _total"):
+        Family("x_events", "counter", "h")
+    with pytest.raises(ValueError, match="only counters"):
+        Family("x_events_total", "gauge", "h")
+    with pytest.raises(ValueError, match="invalid metric name"):
+        Family("x-y", "gauge", "h")
+
+
+def test_label_values_are_escaped_and_parse_back() -> None:
+    nasty = 'a"b\\c\nd'
+    out = render([Sample(G, (("model", nasty),), 2.0)])
+    text = assemble([out]).decode()
+    fams = list(text_string_to_metric_families(text))
+    assert fams[0].samples[0].labels == {"model": nasty}
+
+
+def test_duplicate_series_keep_first_and_conflicting_metadata_raises() -> None:
+    out = render([Sample(G, (("a", "1"),), 1.0), Sample(G, (("a", "1"),), 2.0)])
+    assert out.families["x_depth"].series == 1
+    assert b" 1\n" in out.families["x_depth"].lines
+    with pytest.raises(ValueError, match="declared twice"):
+        render([Sample(G, (), 1.0), Sample(Family("x_depth", "gauge", "other help"), (("b", "1"),), 1.0)])
+
+
+def test_assemble_one_header_per_family_across_targets() -> None:
+    parts = [
+        render([Sample(G, (("t", str(i)),), float(i)), Sample(C, (("t", str(i)),), 1.0)]) for i in range(3)
+    ]
+    text = assemble(parts).decode()
+    assert text.count("# TYPE x_depth gauge") == 1
+    assert text.count("# HELP x_events_total A counter.") == 1
+    fams = {f.name: f for f in text_string_to_metric_families(text)}
+    assert len(fams["x_depth"].samples) == 3
+    assert fams["x_events"].type == "counter"
+
+
+def test_store_caches_until_a_snapshot_changes_and_gzip_is_one_stream() -> None:
+    store = Store()
+    store.put("a", render([Sample(G, (("t", "a"),), 1.0)]))
+    first = store.exposition()
+    assert store.exposition() is first  # cached bytes, no re-join
+    store.put("b", render([Sample(G, (("t", "b"),), 2.0)]))
+    second = store.exposition()
+    assert second != first and b'{t="b"} 2' in second
+    body = store.exposition_gzip(b"# TYPE tail gauge\ntail 1\n")
+    import zlib
+
+    d = zlib.decompressobj(31)
+    plain = d.decompress(body)
+    assert d.eof and d.unused_data == b""  # one gzip member, fully consumed
+    assert plain == second + b"# TYPE tail gauge\ntail 1\n"
+    assert gzip.decompress(body) == plain
+    store.remove("a")
+    assert b'{t="a"}' not in store.exposition()
+
+
+def test_rendered_series_count() -> None:
+    assert Rendered().series == 0
+    assert render([Sample(G, (("t", "a"),), 1.0), Sample(C, (), 1.0)]).series == 2
