@@ -19,7 +19,7 @@ from mixin import lint
 from mixin.config import DEFAULT
 from mixin.generate import repo_root
 from tests.e2e.prom import alerts, api, query, start_prometheus
-from tests.helpers import Proc, start_daemon, start_simulator, wait_until
+from tests.helpers import Proc, scrape, start_daemon, start_simulator, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -68,6 +68,14 @@ def empty_panel_queries(prom: Proc) -> list[str]:
     return missing
 
 
+def query_metric_names() -> set[str]:
+    """Every metric a dashboard query, variable or alert rule reads."""
+    exprs = [e for d in dashboards() for _, e in lint.panel_queries(d)]
+    exprs += [sel for d in dashboards() for _, sel, _ in lint.variable_queries(d) if sel]
+    exprs += [a.expr for g in alert_rules.groups(DEFAULT) for a in g.alerts]
+    return {str(lint.metric_name(sel)) for e in exprs for sel, _, _ in lint.selectors(lint.parse(e))}
+
+
 def set_queue(sim: Proc, **doc: object) -> None:
     httpx.post(sim.url + "/_sim/queue", json=doc, timeout=5).raise_for_status()
 
@@ -87,6 +95,22 @@ def test_dashboards_have_data_and_queue_alert_fires(tmp_path: Path) -> None:
         set_queue(sim, model=failing_model, kind="error", status=503)
         daemon = start_daemon(tmp_path, config_path, env=DEMO_ENV)
         procs.append(daemon)
+        # Every metric the dashboards and alerts read is in the daemon's real exposition.
+        wait_until(
+            lambda: (
+                scrape(daemon.url).value(
+                    "inference_exporter_target_up",
+                    target=f"together_queue/{failing_model}",
+                    source="together_queue",
+                )
+                == 0
+            ),
+            15,
+            "failing target down",
+        )
+        exposed = {name for name, _ in scrape(daemon.url).samples}
+        assert query_metric_names() - exposed - lint.PROMETHEUS_SERIES == set()
+
         rules = tmp_path / "alerts.yaml"
         rules.write_text(alert_rules.render(FAST), encoding="utf-8")
         prom = start_prometheus(tmp_path, [daemon.url.removeprefix("http://")], DEFAULT.exporter_job, [rules])
