@@ -62,20 +62,27 @@ class Problem:
 
 @dataclass
 class ExposedMetrics:
-    """Metric names the exporter exposes: exact names plus ``prefix_*`` patterns."""
+    """Metric names the exporter exposes: exact names, plus patterns for documented
+    families whose names depend on the vendor (``process_*``, ``together_finetune_<key>``)."""
 
     names: set[str] = field(default_factory=set)
-    prefixes: set[str] = field(default_factory=set)
+    patterns: list[re.Pattern[str]] = field(default_factory=list)
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        return (
-            name in self.names or name in PROMETHEUS_SERIES or any(name.startswith(p) for p in self.prefixes)
-        )
+        if name in self.names or name in PROMETHEUS_SERIES:
+            return True
+        return any(p.fullmatch(name) for p in self.patterns)
 
 
-_TABLE_ROW = re.compile(r"^\|\s*`(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*\*?)`[^|]*\|\s*(?P<type>[a-z]*)\s*\|")
+_TABLE_ROW = re.compile(r"^\|\s*`(?P<name>[a-zA-Z_:<][a-zA-Z0-9_:<>]*\*?)`[^|]*\|\s*(?P<type>[a-z]*)\s*\|")
+_PLACEHOLDER = re.compile(r"<[a-z_]+>|\*")
+
+
+def _pattern(name: str) -> re.Pattern[str]:
+    """``a_<key>_b`` or ``a_*`` → a regex where the placeholder is any run of name characters."""
+    return re.compile("[a-zA-Z0-9_:]+".join(re.escape(p) for p in _PLACEHOLDER.split(name)))
 
 
 def exposed_metrics_from_readme(readme: str) -> ExposedMetrics:
@@ -90,8 +97,8 @@ def exposed_metrics_from_readme(readme: str) -> ExposedMetrics:
             if m is None:
                 continue
             name, type_ = m["name"], m["type"]
-            if name.endswith("*"):
-                out.prefixes.add(name[:-1])
+            if _PLACEHOLDER.search(name):
+                out.patterns.append(_pattern(name))
                 continue
             out.names.add(name)
             if type_ in ("histogram", "summary"):

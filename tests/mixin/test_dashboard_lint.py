@@ -72,9 +72,13 @@ def test_readme_metrics_table_is_parsed() -> None:
 def test_histogram_rows_expose_their_series() -> None:
     ex = lint.exposed_metrics_from_readme(
         "| `a_seconds` | histogram | `x` | … |\n| `b`, `c_info` | gauge | | … |\n| name | type |\n"
+        "| `ft_<namespace>_<name>` | gauge | `job_id` | a logged key |\n"
     )
     assert {"a_seconds_bucket", "a_seconds_sum", "a_seconds_count", "b", "c_info"} <= ex.names
     assert "name" not in ex
+    assert "ft_train_loss" in ex
+    assert "ft_" not in ex
+    assert "xft_train_loss" not in ex
 
 
 # --- each rule catches its violation --------------------------------------------------------
