@@ -202,6 +202,9 @@ class Exporter:
         self._running.add(task)
         try:
             await self.poll_once(target)
+        except asyncio.CancelledError:
+            # Only stop() cancels a running poll: end quietly, not as a scheduler job error.
+            log.debug("poll canceled at shutdown", extra={"target": target.id})
         finally:
             self._running.discard(task)
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from exporter.config import Config
 from exporter.config.common import Schedule
-from exporter.sources import together_queue
+from exporter.sources import together_probe, together_queue
 from exporter.sources.base import Target
 from exporter.upstream import Clients
 
@@ -30,7 +30,30 @@ def _together_queues(cfg: Config, clients: Clients) -> list[Target]:
     return out
 
 
+def _together_probes(cfg: Config, clients: Clients) -> list[Target]:
+    """Opt-in probes: each poll submits one real job, so only what the config lists."""
+    if cfg.together is None:
+        return []
+    return [
+        together_probe.ProbeTarget(
+            clients,
+            together_probe.ProbeSpec.build(
+                p.model,
+                p.payload,
+                p.priority,
+                p.info,
+                interval=p.interval,
+                timeout=p.timeout,
+                status_poll_interval=p.status_poll_interval,
+                request_timeout=cfg.global_.timeout,
+            ),
+        )
+        for p in cfg.together.probes
+    ]
+
+
 BUILDERS: list[TargetBuilder] = [_together_queues]
+BUILDERS.append(_together_probes)
 
 
 def build_targets(cfg: Config, clients: Clients) -> list[Target]:

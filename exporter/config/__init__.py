@@ -17,6 +17,7 @@ from exporter import yamlpos
 from exporter.config.common import Credentials
 from exporter.config.model import Config
 from exporter.config.secrets import SecretError, read_secret
+from exporter.config.together_probe import probe_checks
 
 __all__ = ["Config", "ConfigError", "LoadedConfig", "Problem", "load_config"]
 
@@ -76,6 +77,7 @@ def _together_duplicates(cfg: Config) -> Iterable[tuple[PathT, str]]:
 
 
 SEMANTIC_CHECKS.append(_together_duplicates)
+SEMANTIC_CHECKS.append(probe_checks)
 
 
 def _read_secrets(

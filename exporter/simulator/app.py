@@ -9,12 +9,14 @@ from aiohttp.typedefs import Middleware
 
 from exporter.simulator.errors import unauthorized
 from exporter.simulator.state import SimState
+from exporter.simulator.together_jobs import JobsSim
 from exporter.simulator.together_queue import QueueSim
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 STATE_KEY = web.AppKey("sim_state", SimState)
 QUEUE_KEY = web.AppKey("queue_sim", QueueSim)
+JOBS_KEY = web.AppKey("jobs_sim", JobsSim)
 
 
 def _middleware(state: SimState) -> Middleware:
@@ -40,6 +42,9 @@ def make_app(state: SimState) -> web.Application:
     queue = QueueSim(state)
     app[QUEUE_KEY] = queue
     queue.install(app)
+    jobs = JobsSim(state)
+    app[JOBS_KEY] = jobs
+    jobs.install(app)
 
     async def stats(request: web.Request) -> web.Response:
         return web.json_response({f"{m} {p}": n for (m, p), n in sorted(state.requests.items())})

@@ -1,0 +1,103 @@
+"""The ``together.probes:`` list: opt-in synthetic jobs submitted to a model's queue.
+
+Each probe submits a real job (which costs money on a real account), so nothing is
+probed unless listed here. Cross-field rules (unique models, a timeout that fits in
+the interval) are semantic checks, so their errors point at the exact key and line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field, StrictInt, field_validator
+
+from exporter.config.common import Duration, Strict
+
+if TYPE_CHECKING:
+    from exporter.config.model import Config
+
+PathT = tuple[str | int, ...]
+
+DEFAULT_INFO: dict[str, Any] = {"submitted_by": "inference-exporter-probe"}
+
+
+def _json_object(value: dict[str, Any], what: str) -> dict[str, Any]:
+    """YAML can hold values JSON cannot (dates, NaN); catch them here, not at submit time."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} must be plain JSON (strings, numbers, lists, mappings): {exc}") from None
+    return value
+
+
+class ProbeConfig(Strict):
+    """One model to probe with ``POST /queue/submit`` then ``GET /queue/status``."""
+
+    model: str = Field(min_length=1)
+    # Freeform model input, passed unchanged to the model: keep it tiny and cheap.
+    payload: dict[str, Any]
+    priority: StrictInt = 0
+    info: dict[str, Any] = Field(default_factory=lambda: dict(DEFAULT_INFO))
+    # How often a probe job is submitted.
+    interval: Duration = 300.0
+    # How long a probe may take from submit to a terminal status before it is a
+    # failure (and its job, if still pending, is canceled).
+    timeout: Duration = 60.0
+    # How often the job's status is read while the probe waits for it.
+    status_poll_interval: Duration = 2.0
+
+    @field_validator("model")
+    @classmethod
+    def _no_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("model must not be blank")
+        return v
+
+    @field_validator("payload")
+    @classmethod
+    def _payload_json(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return _json_object(v, "payload")
+
+    @field_validator("info")
+    @classmethod
+    def _info_json(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return _json_object(v, "info")
+
+
+def probe_checks(cfg: Config) -> Iterable[tuple[PathT, str]]:
+    """Duplicate probed models, and timings that cannot work."""
+    if cfg.together is None:
+        return []
+    out: list[tuple[PathT, str]] = []
+    seen: dict[str, int] = {}
+    for i, p in enumerate(cfg.together.probes):
+        base: PathT = ("together", "probes", i)
+        if p.model in seen:
+            out.append(
+                (
+                    (*base, "model"),
+                    f"duplicate probe model {p.model!r} (first at together.probes[{seen[p.model]}].model);"
+                    " at most one probe job is in flight per model",
+                )
+            )
+        else:
+            seen[p.model] = i
+        if p.timeout >= p.interval:
+            out.append(
+                (
+                    (*base, "timeout"),
+                    f"timeout ({p.timeout:g}s) must be shorter than interval ({p.interval:g}s):"
+                    " a probe must end before the next one starts",
+                )
+            )
+        if p.status_poll_interval > p.timeout:
+            out.append(
+                (
+                    (*base, "status_poll_interval"),
+                    f"status_poll_interval ({p.status_poll_interval:g}s) must not exceed"
+                    f" timeout ({p.timeout:g}s)",
+                )
+            )
+    return out

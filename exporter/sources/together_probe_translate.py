@@ -1,0 +1,284 @@
+"""Pure parts of the synthetic queue probe: status documents → outcome → samples.
+
+No I/O and no clock reads here, so every odd shape the vendor may answer with is a
+unit test with a JSON literal. The probe target (``together_probe.py``) does the
+requests and feeds the documents it gets through these functions.
+
+A probe's exposition, per model::
+
+    # TYPE together_queue_probe_success gauge
+    together_queue_probe_success{model="my-org/video-generator"} 1
+    # TYPE together_queue_probe_duration_seconds gauge
+    together_queue_probe_duration_seconds{model="my-org/video-generator",phase="queue_wait"} 2
+    together_queue_probe_duration_seconds{model="my-org/video-generator",phase="run"} 103
+    together_queue_probe_duration_seconds{model="my-org/video-generator",phase="end_to_end"} 105
+    # TYPE together_queue_probe_retries gauge
+    together_queue_probe_retries{model="my-org/video-generator"} 0
+    # TYPE together_queue_probe_jobs_total counter
+    together_queue_probe_jobs_total{model="my-org/video-generator",status="done"} 7
+    # TYPE together_queue_probes_total counter
+    together_queue_probes_total{model="my-org/video-generator",result="success"} 7
+    # TYPE together_queue_probe_last_completed_timestamp_seconds gauge
+    together_queue_probe_last_completed_timestamp_seconds{model="my-org/video-generator"} 1.7704602e+09
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from exporter.exposition import Family, Sample
+from exporter.upstream import InvalidResponse
+
+# The vendor's documented job statuses; the last three are terminal.
+TERMINAL = ("done", "failed", "canceled")
+KNOWN = frozenset({"pending", "running", *TERMINAL})
+PHASES = ("queue_wait", "run", "end_to_end")
+TIMESTAMP_FIELDS = ("created_at", "claimed_at", "done_at")
+
+SUCCESS = Family(
+    "together_queue_probe_success",
+    "gauge",
+    "1 if the last probe job reached status done within the probe timeout with all its timestamps"
+    " (Together GET /queue/status), else 0.",
+)
+DURATION = Family(
+    "together_queue_probe_duration_seconds",
+    "gauge",
+    "Phases of the last probe job from the vendor's timestamps (GET /queue/status): queue_wait is"
+    " created_at to claimed_at, run is claimed_at to done_at, end_to_end is created_at to done_at.",
+)
+RETRIES = Family(
+    "together_queue_probe_retries",
+    "gauge",
+    "Times the last probe job was returned to the queue after a claim timeout (GET /queue/status field retries).",
+)
+JOBS = Family(
+    "together_queue_probe_jobs_total",
+    "counter",
+    "Probe jobs by the terminal status they reached (GET /queue/status or POST /queue/cancel field status).",
+)
+PROBES = Family(
+    "together_queue_probes_total",
+    "counter",
+    "Probes run, by result: success, or the reason the probe failed.",
+)
+LAST_COMPLETED = Family(
+    "together_queue_probe_last_completed_timestamp_seconds",
+    "gauge",
+    "Vendor done_at of the last probe job that completed successfully, as Unix time (GET /queue/status).",
+)
+
+
+def parse_datetime(value: Any) -> datetime | None:
+    """An RFC 3339 ``date-time``; ``None`` for a missing (null) field.
+
+    A string without an offset is read as UTC. Anything else that is not a date-time
+    string raises ValueError: it is vendor drift, not "no data".
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"not a date-time string: {type(value).__name__}")
+    dt = datetime.fromisoformat(value.strip())
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+
+
+def parse_timestamp(value: Any) -> float | None:
+    """Like ``parse_datetime``, as Unix seconds."""
+    dt = parse_datetime(value)
+    return dt.timestamp() if dt is not None else None
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """What the probe needs from one ``GET /queue/status`` answer."""
+
+    status: str
+    # Kept as datetimes so phases are exact differences (a float Unix time has
+    # only ~0.2 µs resolution today, which shows as 0.2999999 for 300 ms).
+    created_at: datetime | None = None
+    claimed_at: datetime | None = None
+    done_at: datetime | None = None
+    retries: int | None = None
+    # Timestamp fields present but not parseable as date-times.
+    invalid: tuple[str, ...] = ()
+
+    @property
+    def known(self) -> bool:
+        return self.status in KNOWN
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+
+def read_status(doc: Any) -> JobStatus:
+    """Read a QueueJobStatusResponse. Only ``status`` is needed to follow the job.
+
+    A body that is not an object, or has no string ``status``, raises InvalidResponse.
+    Unknown extra fields are ignored; an unknown status value is kept as it is (the
+    caller treats it as not terminal). Bad timestamps are recorded, not raised, so a
+    terminal status is still seen and the probe ends with a clear reason.
+    """
+    if not isinstance(doc, dict):
+        raise InvalidResponse(f"/queue/status: expected a JSON object, got {type(doc).__name__}")
+    status = doc.get("status")
+    if not isinstance(status, str) or not status:
+        raise InvalidResponse("/queue/status: field status is missing or not a string")
+    stamps: dict[str, datetime | None] = {}
+    invalid: list[str] = []
+    for name in TIMESTAMP_FIELDS:
+        try:
+            stamps[name] = parse_datetime(doc.get(name))
+        except ValueError:
+            stamps[name] = None
+            invalid.append(name)
+    retries = doc.get("retries")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        retries = None
+    return JobStatus(
+        status=status,
+        created_at=stamps["created_at"],
+        claimed_at=stamps["claimed_at"],
+        done_at=stamps["done_at"],
+        retries=retries,
+        invalid=tuple(invalid),
+    )
+
+
+def submitted_id(doc: Any) -> str:
+    """The ``requestId`` of a QueueJobResponse; InvalidResponse when there is none."""
+    if not isinstance(doc, dict):
+        raise InvalidResponse(f"/queue/submit: expected a JSON object, got {type(doc).__name__}")
+    rid = doc.get("requestId")
+    if isinstance(rid, str) and rid.strip():
+        return rid
+    err = doc.get("error")
+    msg = err.get("message") if isinstance(err, dict) else None
+    suffix = f": {msg[:200]}" if isinstance(msg, str) and msg else ""
+    raise InvalidResponse("/queue/submit: no requestId in the answer" + suffix)
+
+
+def phase_durations(job: JobStatus) -> dict[str, float]:
+    """Each phase whose two ends are known and in order; a phase with a gap is absent."""
+    spans = {
+        "queue_wait": (job.created_at, job.claimed_at),
+        "run": (job.claimed_at, job.done_at),
+        "end_to_end": (job.created_at, job.done_at),
+    }
+    out: dict[str, float] = {}
+    for phase, (start, end) in spans.items():
+        if start is not None and end is not None and end >= start:
+            out[phase] = (end - start).total_seconds()
+    return out
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one probe: success or a reason, and what was measured."""
+
+    reason: str  # "success" or why the probe failed; bounded, used as a label value
+    detail: str = ""
+    durations: dict[str, float] = field(default_factory=dict)
+    retries: int | None = None
+    completed_at: float | None = None
+
+    @property
+    def success(self) -> bool:
+        return self.reason == "success"
+
+
+def failure(reason: str, detail: str = "") -> Outcome:
+    return Outcome(reason=reason, detail=detail)
+
+
+def judge(job: JobStatus) -> Outcome:
+    """The outcome of a probe whose job reached a terminal status.
+
+    ``done`` is a success only with all three timestamps, parseable and in order:
+    a probe that cannot measure the phases is a failed probe, not a zero. A job the
+    model failed, or that someone else canceled, is a failure; the phases it did go
+    through are still reported.
+    """
+    durations = phase_durations(job)
+    if job.status == "done":
+        missing = [n for n in TIMESTAMP_FIELDS if getattr(job, n) is None and n not in job.invalid]
+        if job.invalid:
+            return Outcome(
+                "invalid_timestamps", f"unparseable {', '.join(job.invalid)}", durations, job.retries
+            )
+        if missing:
+            return Outcome("missing_timestamps", f"done without {', '.join(missing)}", durations, job.retries)
+        if len(durations) != len(PHASES):
+            return Outcome(
+                "invalid_timestamps",
+                "timestamps out of order (created_at <= claimed_at <= done_at)",
+                durations,
+                job.retries,
+            )
+        assert job.done_at is not None
+        return Outcome("success", "", durations, job.retries, completed_at=job.done_at.timestamp())
+    if job.status == "failed":
+        return Outcome("job_failed", f"job failed after {job.retries or 0} retries", durations, job.retries)
+    if job.status == "canceled":
+        return Outcome("job_canceled", "job was canceled before a worker claimed it", durations, job.retries)
+    raise ValueError(f"judge() needs a terminal status, got {job.status!r}")
+
+
+def unfinished(last: JobStatus | None, last_error_reason: str | None) -> Outcome:
+    """The outcome of a probe whose job did not reach a terminal status in time."""
+    if last is None:
+        reason = f"status_{last_error_reason or 'unavailable'}"
+        return failure(reason, "no status answer for the probe job before the timeout")
+    if not last.known:
+        return failure("unknown_status", f"last status {last.status[:40]!r} is not a documented value")
+    return failure("timeout", f"job still {last.status} at the probe timeout")
+
+
+@dataclass
+class ProbeState:
+    """What one probed model has accumulated: the last outcome and counters."""
+
+    last: Outcome | None = None
+    probes: Counter[str] = field(default_factory=Counter)
+    jobs: Counter[str] = field(default_factory=Counter)
+    last_completed: float | None = None
+
+    def record(self, outcome: Outcome) -> None:
+        self.last = outcome
+        self.probes[outcome.reason] += 1
+        if outcome.completed_at is not None:
+            self.last_completed = outcome.completed_at
+
+    def count_job(self, status: str) -> None:
+        if status in TERMINAL:
+            self.jobs[status] += 1
+
+
+def samples(model: str, state: ProbeState) -> list[Sample]:
+    """The probe's samples. Counters start at 0 for every known label value."""
+    labels = (("model", model),)
+    out: list[Sample] = []
+    last = state.last
+    if last is not None:
+        out.append(Sample(SUCCESS, labels, 1.0 if last.success else 0.0))
+        out.extend(
+            Sample(DURATION, (*labels, ("phase", p)), last.durations[p])
+            for p in PHASES
+            if p in last.durations
+        )
+        if last.retries is not None:
+            out.append(Sample(RETRIES, labels, float(last.retries)))
+    out.extend(Sample(JOBS, (*labels, ("status", s)), float(state.jobs[s])) for s in TERMINAL)
+    out.append(Sample(PROBES, (*labels, ("result", "success")), float(state.probes["success"])))
+    out.extend(
+        Sample(PROBES, (*labels, ("result", r)), float(n))
+        for r, n in sorted(state.probes.items())
+        if r != "success"
+    )
+    if state.last_completed is not None:
+        out.append(Sample(LAST_COMPLETED, labels, state.last_completed))
+    return out
