@@ -71,6 +71,82 @@ def together_queue(cfg: MixinConfig) -> Group:
     )
 
 
+def together_probe(cfg: MixinConfig) -> Group:
+    return Group(
+        "inference-exporter-together-probe",
+        [
+            Alert(
+                "TogetherQueueProbeFailing",
+                "together_queue_probe_success == 0",
+                cfg.probe_failing_for,
+                "critical",
+                "The synthetic probe of a Together queue is failing.",
+                "Probe jobs submitted to model {{ $labels.model }} have not completed for "
+                f"{cfg.probe_failing_for}; see together_queue_probes_total for the reason.",
+            ),
+            Alert(
+                "TogetherQueueProbeSlow",
+                f'together_queue_probe_duration_seconds{{phase="end_to_end"}} > {cfg.probe_slow_seconds}',
+                cfg.probe_slow_for,
+                "warning",
+                "Synthetic probe jobs take long to complete on a Together queue.",
+                "The last probe job on model {{ $labels.model }} took {{ $value | humanizeDuration }} from "
+                f"submission to completion (threshold {cfg.probe_slow_seconds}s, for {cfg.probe_slow_for}).",
+            ),
+        ],
+    )
+
+
+def together_finetune(cfg: MixinConfig) -> Group:
+    return Group(
+        "inference-exporter-together-finetune",
+        [
+            Alert(
+                "TogetherFinetuneStalled",
+                "time() - together_finetune_last_logged_timestamp_seconds"
+                f" > {cfg.finetune_stalled_seconds}"
+                ' and on (job, instance, job_id) together_finetune_job_info{status="running"}',
+                cfg.finetune_stalled_for,
+                "warning",
+                "A running Together fine-tune has stopped logging training steps.",
+                "Fine-tune {{ $labels.job_id }} is running but logged no new step for "
+                "{{ $value | humanizeDuration }} "
+                f"(threshold {cfg.finetune_stalled_seconds}s).",
+            ),
+        ],
+    )
+
+
+def baseten(cfg: MixinConfig) -> Group:
+    q = cfg.baseten_latency_quantile
+    return Group(
+        "inference-exporter-baseten",
+        [
+            Alert(
+                "BasetenReplicasZeroWithDemand",
+                "baseten_replicas_active == 0"
+                " and on (job, instance, model_id, deployment_id)"
+                " (baseten_concurrent_requests > 0 or baseten_async_queue_size > 0)",
+                cfg.baseten_zero_replicas_for,
+                "critical",
+                "A Baseten deployment has requests but no active replica.",
+                "Deployment {{ $labels.deployment_id }} of model {{ $labels.model_id }} has had no active "
+                f"replica for {cfg.baseten_zero_replicas_for} while requests are in flight or queued.",
+            ),
+            Alert(
+                "BasetenLatencyHigh",
+                f'baseten_end_to_end_response_time_seconds{{quantile="{q}"}} > {cfg.baseten_latency_high_seconds:g}',
+                cfg.baseten_latency_high_for,
+                "warning",
+                "A Baseten deployment responds slowly.",
+                f"The p{float(q) * 100:g} end-to-end response time of deployment {{{{ $labels.deployment_id }}}} "
+                "of model {{ $labels.model_id }} is {{ $value | humanizeDuration }} "
+                f"(threshold {cfg.baseten_latency_high_seconds:g}s, for {cfg.baseten_latency_high_for}).",
+            ),
+        ],
+    )
+
+
 def exporter(cfg: MixinConfig) -> Group:
     job = cfg.exporter_job
     return Group(
@@ -116,7 +192,7 @@ def exporter(cfg: MixinConfig) -> Group:
     )
 
 
-GROUPS = [together_queue, exporter]
+GROUPS = [together_queue, together_probe, exporter]
 
 
 def groups(cfg: MixinConfig) -> list[Group]:

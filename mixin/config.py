@@ -30,6 +30,23 @@ class MixinConfig:
     # TogetherQueueStalled: jobs waiting while none runs.
     queue_stalled_for: str = "15m"
 
+    # TogetherQueueProbeFailing: the synthetic probe's last job did not complete.
+    probe_failing_for: str = "10m"
+    # TogetherQueueProbeSlow: a probe job's end-to-end time (created → done).
+    probe_slow_seconds: int = 300
+    probe_slow_for: str = "15m"
+
+    # TogetherFinetuneStalled: a running job logged no new step for this long.
+    finetune_stalled_seconds: int = 1800
+    finetune_stalled_for: str = "5m"
+
+    # BasetenReplicasZeroWithDemand: no active replica while requests are in flight or queued.
+    baseten_zero_replicas_for: str = "5m"
+    # BasetenLatencyHigh: a quantile of end-to-end response time.
+    baseten_latency_quantile: str = "0.95"
+    baseten_latency_high_seconds: float = 5.0
+    baseten_latency_high_for: str = "15m"
+
     # InferenceExporterTargetDown: a vendor target's polls keep failing.
     target_down_for: str = "10m"
     # InferenceExporterDown / InferenceExporterAbsent: Prometheus cannot scrape the exporter / has no such job.

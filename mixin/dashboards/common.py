@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.builders import dashboard as db
-from grafana_foundation_sdk.builders import prometheus, stat, timeseries
+from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
 from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.cog import variants as cogvariants
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as dm
+from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 DATASOURCE = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
 BASE_SELECTOR = 'job=~"$job", instance=~"$instance"'
@@ -66,6 +67,7 @@ class Query:
     expr: str
     legend: str = ""
     instant: bool = False
+    table: bool = False
 
 
 def _targets(queries: Sequence[Query]) -> list[cogbuilder.Builder[cogvariants.Dataquery]]:
@@ -78,6 +80,8 @@ def _targets(queries: Sequence[Query]) -> list[cogbuilder.Builder[cogvariants.Da
             .datasource(DATASOURCE)
             .legend_format(q.legend or "__auto")
         )
+        if q.table:
+            t = t.format(PromQueryFormat.TABLE)
         out.append(t.instant() if q.instant else t.range())
     return out
 
@@ -157,6 +161,32 @@ def stat_panel(
         .reduce_options(cb.ReduceDataOptions().calcs(["lastNotNull"]))
         .thresholds(db.ThresholdsConfig().mode(dm.ThresholdsMode.ABSOLUTE).steps(steps))
         .targets(_targets([query]))
+    )
+
+
+def table_panel(
+    title: str,
+    description: str,
+    unit: str,
+    expr: str,
+    *,
+    hide: Sequence[str] = ("Time", "Value", "__name__", "job", "instance"),
+    width: int = 24,
+    height: int = 8,
+) -> table.Panel:
+    """One row per series of an instant query, its labels as columns (for ``_info`` metadata)."""
+    return (
+        table.Panel()
+        .title(title)
+        .description(description)
+        .unit(unit)
+        .datasource(DATASOURCE)
+        .span(width)
+        .height(height)
+        .with_transformation(
+            dm.DataTransformerConfig(id_val="organize", options={"excludeByName": dict.fromkeys(hide, True)})
+        )
+        .targets(_targets([Query(expr, instant=True, table=True)]))
     )
 
 

@@ -1,8 +1,11 @@
-"""Together queues: how many jobs wait and run per model, and where the backlog is heading."""
+"""Together queues: how many jobs wait and run per model, where the backlog is heading, and
+what the synthetic probe (a real job sent through the queue) experiences."""
 
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as db
+from grafana_foundation_sdk.cog import builder as cogbuilder
+from grafana_foundation_sdk.models import dashboard as dm
 
 from mixin.config import MixinConfig
 from mixin.dashboards.common import (
@@ -20,6 +23,47 @@ FILENAME = "together-queues.json"
 
 WAITING = "together_queue_jobs_waiting"
 RUNNING = "together_queue_jobs_running"
+
+
+def probe_row(cfg: MixinConfig) -> list[cogbuilder.Builder[dm.Panel]]:
+    """The synthetic probe (blackbox style): does a real job go through the queue, and how fast."""
+    sel = selector('model=~"$model"')
+    slow = cfg.probe_slow_seconds
+    return [
+        timeseries_panel(
+            "Probe success",
+            "1 if the last probe job completed within the probe timeout, else 0. "
+            f"TogetherQueueProbeFailing fires after {cfg.probe_failing_for} at 0.",
+            "short",
+            [Query(f"together_queue_probe_success{sel}", "{{model}}")],
+        ),
+        timeseries_panel(
+            "Probe duration by phase",
+            "Phases of the last probe job from Together's timestamps: queue_wait (created to claimed), "
+            f"run (claimed to done), end_to_end. The dashed line is the TogetherQueueProbeSlow threshold ({slow}s).",
+            "s",
+            [Query(f"together_queue_probe_duration_seconds{sel}", "{{model}} {{phase}}")],
+            threshold=slow,
+        ),
+        timeseries_panel(
+            "Probes by result",
+            "Probes finished per interval by result: success, or the reason the probe failed.",
+            "short",
+            [
+                Query(
+                    f"sum by (model, result) (increase(together_queue_probes_total{sel}[$__rate_interval]))",
+                    "{{model}}: {{result}}",
+                )
+            ],
+            stack=True,
+        ),
+        timeseries_panel(
+            "Time since the last successful probe",
+            "Age of the last probe job that completed successfully (its vendor done_at).",
+            "s",
+            [Query(f"time() - together_queue_probe_last_completed_timestamp_seconds{sel}", "{{model}}")],
+        ),
+    ]
 
 
 def build(cfg: MixinConfig) -> db.Dashboard:
@@ -119,5 +163,5 @@ def build(cfg: MixinConfig) -> db.Dashboard:
         "Inference exporter / Together queues",
         "Together AI queue depths per model, from inference-exporter.",
         variables,
-        [("Overview", overview), ("Depth", depth), ("Trend", trend)],
+        [("Overview", overview), ("Depth", depth), ("Trend", trend), ("Synthetic probe", probe_row(cfg))],
     )
