@@ -156,6 +156,8 @@ class Exporter:
         for tid, target in wanted.items():
             if tid not in self.targets:
                 self._add_target(target, group)
+            elif self.targets[tid] is not target:
+                self.targets[tid].update_from(target)
 
     def _add_target(self, target: Target, group: str) -> None:
         assert self.scheduler is not None and self.config is not None

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from exporter.config import Config
+from exporter.config.baseten import effective
 from exporter.config.common import Schedule
-from exporter.sources import together_probe, together_queue
+from exporter.sources import baseten, together_finetune, together_probe, together_queue
 from exporter.sources.base import Target
 from exporter.upstream import Clients
 
@@ -52,8 +53,89 @@ def _together_probes(cfg: Config, clients: Clients) -> list[Target]:
     ]
 
 
-BUILDERS: list[TargetBuilder] = [_together_queues]
-BUILDERS.append(_together_probes)
+def _together_fine_tunes(cfg: Config, clients: Clients) -> list[Target]:
+    """Explicit fine-tune jobs, and the discovery of jobs in the watched statuses."""
+    if cfg.together is None:
+        return []
+    ft = cfg.together.fine_tunes
+
+    def job_settings(override: Schedule) -> together_finetune.JobSettings:
+        shared = Schedule(
+            poll_interval=override.poll_interval or ft.poll_interval, timeout=override.timeout or ft.timeout
+        )
+        interval, timeout = schedule(cfg, shared)
+        return together_finetune.JobSettings(interval, timeout, ft.resolution, ft.retention, ft.max_keys)
+
+    out: list[Target] = [together_finetune.JobTarget(clients, job.id, job_settings(job)) for job in ft.jobs]
+    if ft.discovery.enabled:
+        interval, timeout = schedule(
+            cfg, Schedule(poll_interval=ft.discovery.refresh_interval, timeout=ft.discovery.timeout)
+        )
+        out.append(
+            together_finetune.FineTuneDiscovery(
+                clients,
+                frozenset(ft.discovery.statuses),
+                job_settings(Schedule()),
+                interval=interval,
+                timeout=timeout,
+            )
+        )
+    return out
+
+
+def _baseten_deployments(cfg: Config, clients: Clients) -> list[Target]:
+    section = cfg.baseten
+    if section is None:
+        return []
+    out: list[Target] = []
+    for d in section.deployments:
+        interval, timeout = schedule(cfg, d)
+        out.append(
+            baseten.DeploymentTarget(
+                clients,
+                d.model_id,
+                d.deployment_id,
+                effective(section, d),
+                interval=interval,
+                timeout=timeout,
+                meta_refresh=section.info_refresh_interval,
+            )
+        )
+    return out
+
+
+def _baseten_discovery(cfg: Config, clients: Clients) -> list[Target]:
+    section = cfg.baseten
+    if section is None:
+        return []
+    out: list[Target] = []
+    for i, rule in enumerate(section.discovery):
+        interval, timeout = schedule(cfg, rule)
+        out.append(
+            baseten.DeploymentDiscovery(
+                clients,
+                i,
+                effective(section, rule),
+                model_names=tuple(rule.model_names),
+                environments=tuple(rule.environments),
+                production_only=rule.production_only,
+                skip_statuses=tuple(rule.skip_statuses),
+                refresh=rule.refresh_interval,
+                timeout=min(cfg.global_.timeout, rule.refresh_interval),
+                target_interval=interval,
+                target_timeout=timeout,
+            )
+        )
+    return out
+
+
+BUILDERS: list[TargetBuilder] = [
+    _together_queues,
+    _together_probes,
+    _together_fine_tunes,
+    _baseten_deployments,
+    _baseten_discovery,
+]
 
 
 def build_targets(cfg: Config, clients: Clients) -> list[Target]:

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from exporter import yamlpos
+from exporter.config import baseten as _baseten
 from exporter.config.common import Credentials
 from exporter.config.model import Config
 from exporter.config.secrets import SecretError, read_secret
@@ -78,6 +79,7 @@ def _together_duplicates(cfg: Config) -> Iterable[tuple[PathT, str]]:
 
 SEMANTIC_CHECKS.append(_together_duplicates)
 SEMANTIC_CHECKS.append(probe_checks)
+SEMANTIC_CHECKS.append(lambda cfg: _baseten.semantic_checks(cfg.baseten, cfg.global_.poll_interval))
 
 
 def _read_secrets(
@@ -106,6 +108,21 @@ def _read_secrets(
             kp: PathT = (str(vendor), key_name)
             problems.append(Problem(fname, loaded.line_for(kp), yamlpos.format_path(kp), str(exc)))
     return secrets, problems
+
+
+def _finetune_duplicates(cfg: Config) -> Iterable[tuple[PathT, str]]:
+    if cfg.together is None:
+        return []
+    ft = cfg.together.fine_tunes
+    jobs = ((("together", "fine_tunes", "jobs", i, "id"), j.id) for i, j in enumerate(ft.jobs))
+    statuses = (
+        (("together", "fine_tunes", "discovery", "statuses", i), s)
+        for i, s in enumerate(ft.discovery.statuses)
+    )
+    return [*duplicates(jobs, "fine-tune job id"), *duplicates(statuses, "discovery status")]
+
+
+SEMANTIC_CHECKS.append(_finetune_duplicates)
 
 
 def _pydantic_message(err: Any) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from exporter.config.baseten import BasetenConfig
 from exporter.config.common import Duration, Strict
 from exporter.config.together import TogetherConfig
 
@@ -22,3 +23,4 @@ class GlobalConfig(Strict):
 class Config(Strict):
     global_: GlobalConfig = Field(default_factory=GlobalConfig, alias="global")
     together: TogetherConfig | None = None
+    baseten: BasetenConfig | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from exporter.config.common import Schedule, VendorCommon
+from exporter.config.together_finetune import FineTunesConfig
 from exporter.config.together_probe import ProbeConfig
 
 DEFAULT_TOGETHER_URL = "https://api.together.ai/v1"
@@ -28,3 +29,4 @@ class TogetherConfig(VendorCommon):
     queues: list[QueueTarget] = Field(default_factory=list)
     # Opt-in synthetic probes (each submits a real, billed job): off unless listed.
     probes: list[ProbeConfig] = Field(default_factory=list)
+    fine_tunes: FineTunesConfig = Field(default_factory=FineTunesConfig)

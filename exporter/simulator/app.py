@@ -7,8 +7,10 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from exporter.simulator.baseten import BasetenSim
 from exporter.simulator.errors import unauthorized
 from exporter.simulator.state import SimState
+from exporter.simulator.together_finetune import FineTuneSim
 from exporter.simulator.together_jobs import JobsSim
 from exporter.simulator.together_queue import QueueSim
 
@@ -17,6 +19,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 STATE_KEY = web.AppKey("sim_state", SimState)
 QUEUE_KEY = web.AppKey("queue_sim", QueueSim)
 JOBS_KEY = web.AppKey("jobs_sim", JobsSim)
+FINETUNE_KEY = web.AppKey("finetune_sim", FineTuneSim)
+BASETEN_KEY = web.AppKey("baseten_sim", BasetenSim)
 
 
 def _middleware(state: SimState) -> Middleware:
@@ -45,6 +49,12 @@ def make_app(state: SimState) -> web.Application:
     jobs = JobsSim(state)
     app[JOBS_KEY] = jobs
     jobs.install(app)
+    finetune = FineTuneSim(state)
+    app[FINETUNE_KEY] = finetune
+    finetune.install(app)
+    baseten = BasetenSim(state)
+    app[BASETEN_KEY] = baseten
+    baseten.install(app)
 
     async def stats(request: web.Request) -> web.Response:
         return web.json_response({f"{m} {p}": n for (m, p), n in sorted(state.requests.items())})

@@ -32,6 +32,13 @@ class Target(ABC):
     async def close(self) -> None:  # noqa: B027 - most targets hold nothing to release
         """Release what the target holds (e.g. cancel a probe job) when it is removed."""
 
+    def update_from(self, other: Target) -> None:  # noqa: B027 - most targets have nothing to take
+        """Take fresh non-settings data (e.g. metadata) from an equal target built later.
+
+        When a rebuilt target has the same id and settings, the daemon keeps the
+        running object (and its state) and calls this with the new one.
+        """
+
 
 class Discovery(Target):
     """A target whose poll lists things to watch and yields a target for each.

@@ -29,7 +29,11 @@ def cli(
 
 
 def test_check_config_valid_and_invalid(tmp_path: Path) -> None:
-    ok = cli("check-config", str(REPO / "config.example.yaml"), env={"TOGETHER_API_KEY": "abc123"})
+    ok = cli(
+        "check-config",
+        str(REPO / "config.example.yaml"),
+        env={"TOGETHER_API_KEY": "abc123", "BASETEN_API_KEY": "def456"},
+    )
     assert ok.returncode == 0, ok.stderr
     assert "config is valid" in ok.stdout
 

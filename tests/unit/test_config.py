@@ -37,6 +37,7 @@ def test_bad_durations(bad: object) -> None:
 
 def test_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TOGETHER_API_KEY", "k" * 10)
+    monkeypatch.setenv("BASETEN_API_KEY", "b" * 10)
     loaded = load_config(REPO / "config.example.yaml")
     assert loaded.config.together is not None
     assert [q.model for q in loaded.config.together.queues] == [

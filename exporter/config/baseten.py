@@ -1,0 +1,222 @@
+"""The ``baseten:`` section: deployments to poll, explicitly or found by discovery.
+
+Request settings (``mode``, ``metrics``, ``window``, ``counter_window``, ``delay``)
+can be set on the section, as defaults, and on each deployment or discovery rule.
+Cross-level rules (a ``window`` with mode CURRENT, duplicates) are checked by
+``semantic_checks`` so ``check-config`` reports them with file, line and key.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from exporter.config.common import Duration, Schedule, Strict, VendorCommon
+
+DEFAULT_BASETEN_URL = "https://api.baseten.co"
+# The vendor rejects windows longer than this; we reject them before it does.
+MAX_WINDOW_SECONDS = 7 * 86400.0
+DEFAULT_WINDOW = 600.0
+DEFAULT_COUNTER_WINDOW = 900.0
+DEFAULT_DELAY = 180.0
+DEFAULT_REFRESH = 300.0
+
+Mode = Literal["CURRENT", "SUMMARY", "SERIES"]
+
+# Every deployment status the vendor documents (DeploymentStatusV1).
+DEPLOYMENT_STATUSES = frozenset(
+    {
+        "BUILDING",
+        "DEPLOYING",
+        "DEPLOY_FAILED",
+        "LOADING_MODEL",
+        "ACTIVE",
+        "UNHEALTHY",
+        "BUILD_FAILED",
+        "BUILD_STOPPED",
+        "DEACTIVATING",
+        "INACTIVE",
+        "FAILED",
+        "UPDATING",
+        "SCALED_TO_ZERO",
+        "WAKING_UP",
+    }
+)
+# Deployments in these states serve nothing and have no metrics to read.
+DEFAULT_SKIP_STATUSES = ("INACTIVE", "DEACTIVATING", "BUILD_FAILED", "BUILD_STOPPED", "DEPLOY_FAILED")
+
+_METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+
+PathT = tuple[str | int, ...]
+
+
+def _check_window(v: float | None) -> float | None:
+    if v is not None and v > MAX_WINDOW_SECONDS:
+        raise ValueError("the window must not exceed 7 days (the vendor rejects longer windows)")
+    return v
+
+
+class RequestSettings(Schedule):
+    """What to ask the metrics endpoint for. Unset fields inherit from the section."""
+
+    mode: Mode | None = None
+    metrics: list[str] | None = None
+    window: Duration | None = None
+    counter_window: Duration | None = None
+    delay: Duration | None = None
+
+    @field_validator("window", "counter_window")
+    @classmethod
+    def _max_window(cls, v: float | None) -> float | None:
+        return _check_window(v)
+
+    @field_validator("metrics")
+    @classmethod
+    def _metric_names(cls, v: list[str] | None) -> list[str] | None:
+        for name in v or []:
+            if not _METRIC_NAME_RE.match(name):
+                raise ValueError(f"{name!r} is not a metric name (letters, digits, _ and :)")
+        return v
+
+
+class DeploymentTarget(RequestSettings):
+    """One deployment polled with ``GET /v1/models/{model_id}/deployments/{deployment_id}/metrics``."""
+
+    model_id: str = Field(min_length=1, pattern=r"^[^/\s]+$")
+    deployment_id: str = Field(min_length=1, pattern=r"^[^/\s]+$")
+
+
+class DiscoveryRule(RequestSettings):
+    """Deployments found through ``GET /v1/models`` and ``GET /v1/models/{id}/deployments``.
+
+    ``poll_interval``/``timeout`` apply to the deployments found; ``refresh_interval``
+    is how often the lists are read again.
+    """
+
+    refresh_interval: Duration = DEFAULT_REFRESH
+    model_names: list[str] = Field(default_factory=list)
+    environments: list[str] = Field(default_factory=list)
+    production_only: bool = False
+    skip_statuses: list[str] = Field(default_factory=lambda: list(DEFAULT_SKIP_STATUSES))
+
+    @field_validator("skip_statuses")
+    @classmethod
+    def _known_statuses(cls, v: list[str]) -> list[str]:
+        unknown = [s for s in v if s not in DEPLOYMENT_STATUSES]
+        if unknown:
+            raise ValueError(
+                f"unknown deployment status {unknown[0]!r}; known: {', '.join(sorted(DEPLOYMENT_STATUSES))}"
+            )
+        return v
+
+
+class BasetenConfig(VendorCommon):
+    base_url: str = DEFAULT_BASETEN_URL
+    mode: Mode = "CURRENT"
+    # Empty: the vendor's default set (replicas active, requests, end-to-end latency).
+    metrics: list[str] = Field(default_factory=list)
+    window: Duration | None = None
+    counter_window: Duration = DEFAULT_COUNTER_WINDOW
+    delay: Duration = DEFAULT_DELAY
+    # How often an explicit deployment re-reads its names and status for the _info gauge.
+    info_refresh_interval: Duration = DEFAULT_REFRESH
+    deployments: list[DeploymentTarget] = Field(default_factory=list)
+    discovery: list[DiscoveryRule] = Field(default_factory=list)
+
+    @field_validator("window", "counter_window")
+    @classmethod
+    def _max_window(cls, v: float | None) -> float | None:
+        return _check_window(v)
+
+    @field_validator("metrics")
+    @classmethod
+    def _metric_names(cls, v: list[str]) -> list[str]:
+        RequestSettings._metric_names(v)
+        return v
+
+
+class Effective(Strict):
+    """A deployment's request settings once defaults are applied."""
+
+    mode: Mode
+    metrics: tuple[str, ...]
+    window: float
+    counter_window: float
+    delay: float
+
+
+def effective(section: BasetenConfig, item: RequestSettings) -> Effective:
+    mode = item.mode or section.mode
+    window = item.window or section.window or DEFAULT_WINDOW
+    metrics = item.metrics if item.metrics is not None else section.metrics
+    return Effective(
+        mode=mode,
+        metrics=tuple(metrics),
+        window=window,
+        counter_window=item.counter_window or section.counter_window,
+        delay=item.delay or section.delay,
+    )
+
+
+def _level_checks(
+    path: PathT, mode: Mode, window: float | None, metrics: list[str] | None
+) -> Iterable[tuple[PathT, str]]:
+    if window is not None and mode == "CURRENT":
+        yield (
+            (*path, "window"),
+            "a window (start) is only valid with mode SUMMARY or SERIES; "
+            "mode CURRENT reads a snapshot at now and takes no start",
+        )
+    seen: dict[str, int] = {}
+    for i, name in enumerate(metrics or []):
+        if name in seen:
+            yield ((*path, "metrics", i), f"duplicate metric {name!r} (first at metrics[{seen[name]}])")
+        else:
+            seen[name] = i
+
+
+def _overlap_check(
+    path: PathT, section: BasetenConfig, item: RequestSettings, interval: float
+) -> Iterable[tuple[PathT, str]]:
+    """Counters read a SERIES window each poll; consecutive windows must overlap by a
+    step or the steps between them are never read."""
+    eff = effective(section, item)
+    key, length = ("window", eff.window) if eff.mode == "SERIES" else ("counter_window", eff.counter_window)
+    if length < interval + 60:
+        where = (*path, key) if getattr(item, key) is not None else ("baseten", key)
+        yield (
+            where,
+            f"{key} ({length:g}s) must be at least the poll interval ({interval:g}s) plus one "
+            "minute, or counter steps between two polls are never read",
+        )
+
+
+def semantic_checks(section: BasetenConfig | None, default_interval: float) -> list[tuple[PathT, str]]:
+    """Rules that span fields or levels; paths are rooted at ``baseten``."""
+    if section is None:
+        return []
+    root: PathT = ("baseten",)
+    out = list(_level_checks(root, section.mode, section.window, section.metrics))
+    items: list[tuple[PathT, RequestSettings]] = [
+        ((*root, "deployments", i), d) for i, d in enumerate(section.deployments)
+    ]
+    items += [((*root, "discovery", i), r) for i, r in enumerate(section.discovery)]
+    for path, item in items:
+        out += _level_checks(path, item.mode or section.mode, item.window, item.metrics)
+        out += _overlap_check(path, section, item, item.poll_interval or default_interval)
+    seen: dict[tuple[str, str], int] = {}
+    for i, d in enumerate(section.deployments):
+        key = (d.model_id, d.deployment_id)
+        if key in seen:
+            out.append(
+                (
+                    (*root, "deployments", i, "deployment_id"),
+                    f"duplicate deployment {d.model_id}/{d.deployment_id} (first at deployments[{seen[key]}])",
+                )
+            )
+        else:
+            seen[key] = i
+    return list(dict.fromkeys(out))  # a bad inherited default is reported once

@@ -1,0 +1,80 @@
+"""The ``together.fine_tunes:`` section: which fine-tune jobs to watch and how.
+
+Jobs are named explicitly (``jobs:``), found through ``GET /fine-tunes`` (``discovery:``),
+or both; a job named explicitly is polled once even when discovery finds it too.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from exporter.config.common import Duration, Schedule, Strict
+
+JobStatus = Literal[
+    "pending",
+    "queued",
+    "running",
+    "compressing",
+    "uploading",
+    "cancel_requested",
+    "cancelled",
+    "error",
+    "completed",
+]
+
+# What discovery watches unless told otherwise: every job that has not finished yet.
+UNFINISHED_STATUSES: tuple[JobStatus, ...] = (
+    "pending",
+    "queued",
+    "running",
+    "compressing",
+    "uploading",
+    "cancel_requested",
+)
+
+# A job id as the vendor issues them (``ft-`` and a uuid-like tail). Also used for ids
+# read from the job list, as they end up in request paths.
+JOB_ID_RE = re.compile(r"^ft-[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+
+
+class FineTuneJob(Schedule):
+    """One job named in the config, polled until it finishes (and for ``retention`` after)."""
+
+    id: str
+
+    @field_validator("id")
+    @classmethod
+    def _ft_id(cls, v: str) -> str:
+        if not JOB_ID_RE.match(v):
+            raise ValueError(f"a fine-tune job id starts with 'ft-' (e.g. ft-1a2b3c), got {v!r}")
+        return v
+
+
+class FineTuneDiscovery(Strict):
+    """Watching every job that ``GET /fine-tunes`` lists in one of ``statuses``."""
+
+    enabled: bool = False
+    statuses: list[JobStatus] = Field(default_factory=lambda: list(UNFINISHED_STATUSES), min_length=1)
+    # How often the job list is read; new jobs show up (and vanished ones go) at this pace.
+    refresh_interval: Duration = 60.0
+    timeout: Duration | None = None
+
+
+class FineTunesConfig(Strict):
+    """Settings shared by every fine-tune job, explicit or discovered."""
+
+    # Poll interval and request timeout of each job (explicit jobs may override them).
+    poll_interval: Duration | None = None
+    timeout: Duration | None = None
+    # Number of train rows asked for on a job's first read of its history (uniformly
+    # sampled by the vendor; eval rows always come in full). Unset: the whole history.
+    resolution: int | None = Field(default=None, ge=1, le=1_000_000)
+    # How long a finished job's series stay after its final read.
+    retention: Duration = 3600.0
+    # Most distinct logged keys exported per job; more are dropped and counted.
+    max_keys: int = Field(default=200, ge=1, le=10_000)
+    jobs: list[FineTuneJob] = Field(default_factory=list)
+    discovery: FineTuneDiscovery = Field(default_factory=FineTuneDiscovery)

@@ -1,0 +1,272 @@
+"""Baseten deployments: one target per deployment, and discovery rules that find them.
+
+A deployment target reads ``GET /v1/models/{model_id}/deployments/{deployment_id}/metrics``
+in its configured mode for gauges and histograms. Counters always come from a SERIES
+window that trails ``now - delay`` (in SERIES mode, the same response; otherwise a
+second request for just the COUNTER metrics), because only steps with known
+boundaries can be added to a running total exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from typing import Any
+
+from exporter.config.baseten import MAX_WINDOW_SECONDS, Effective
+from exporter.exposition import Labels, Rendered, render
+from exporter.sources import baseten_lists as lists
+from exporter.sources import baseten_translate as tr
+from exporter.sources.base import Discovery, Target
+from exporter.sources.baseten_counters import CounterState
+from exporter.sources.baseten_layout import ENDPOINT
+from exporter.upstream import Clients, UpstreamError, VendorClient
+
+log = logging.getLogger("exporter.sources.baseten")
+
+SOURCE = "baseten"
+DISCOVERY_SOURCE = "baseten_discovery"
+VENDOR = "baseten"
+# The step assumed before the vendor has told us its step for a window.
+DEFAULT_STEP_SECONDS = 60.0
+
+
+def window_bounds(now: float, window: float, delay: float, step: float) -> tuple[int, int]:
+    """(start, end) in epoch millis: the window ends at ``now - delay`` floored to a
+    multiple of ``step``, and spans ``window`` rounded to whole steps (never past 7
+    days). On a fixed grid, consecutive polls ask for the same step boundaries."""
+    step_ms = max(1000, int(step * 1000))
+    end = math.floor((now - delay) * 1000 / step_ms) * step_ms
+    length = math.ceil(window * 1000 / step_ms) * step_ms
+    if length > MAX_WINDOW_SECONDS * 1000:
+        length = math.floor(MAX_WINDOW_SECONDS * 1000 / step_ms) * step_ms
+    return end - length, end
+
+
+def request_params(
+    mode: str, metrics: tuple[str, ...] | list[str], now: float, window: float, delay: float, step: float
+) -> dict[str, Any]:
+    params: dict[str, Any] = {"mode": mode}
+    if mode != "CURRENT":
+        start, end = window_bounds(now, window, delay, step if mode == "SERIES" else 1.0)
+        params["start_epoch_millis"] = start
+        params["end_epoch_millis"] = end
+    if metrics:
+        params["metrics"] = list(metrics)
+    return params
+
+
+def target_id(model_id: str, deployment_id: str) -> str:
+    return f"{SOURCE}/{model_id}/{deployment_id}"
+
+
+class DeploymentTarget(Target):
+    """One deployment. Its counter totals and learned step survive reloads that leave
+    its settings unchanged (the daemon keeps the object)."""
+
+    source = SOURCE
+
+    def __init__(
+        self,
+        clients: Clients,
+        model_id: str,
+        deployment_id: str,
+        req: Effective,
+        *,
+        interval: float,
+        timeout: float,
+        meta: lists.Meta | None = None,
+        meta_refresh: float | None = None,
+    ) -> None:
+        super().__init__(
+            target_id(model_id, deployment_id),
+            interval=interval,
+            timeout=timeout,
+            settings=(model_id, deployment_id, req, interval, timeout, meta_refresh),
+        )
+        self.clients = clients
+        self.model_id = model_id
+        self.deployment_id = deployment_id
+        self.req = req
+        self.ids: Labels = (("model_id", model_id), ("deployment_id", deployment_id))
+        self.meta = meta
+        # Explicit deployments read their own metadata every meta_refresh seconds;
+        # discovered ones are handed theirs by the discovery.
+        self.meta_refresh = meta_refresh
+        self._meta_checked = -math.inf
+        self.counters = CounterState()
+        self.percent: frozenset[str] = frozenset()
+        self.step = DEFAULT_STEP_SECONDS
+        self.counter_step = DEFAULT_STEP_SECONDS
+
+    def update_from(self, other: Target) -> None:
+        if isinstance(other, DeploymentTarget) and other.meta is not None:
+            self.meta = other.meta
+
+    async def _metrics(self, client: VendorClient, params: dict[str, Any]) -> Any:
+        _, doc = await client.request_json(
+            "GET",
+            f"/v1/models/{self.model_id}/deployments/{self.deployment_id}/metrics",
+            params=params,
+            source=SOURCE,
+            endpoint=ENDPOINT,
+            timeout=self.timeout,
+        )
+        return doc
+
+    async def poll(self, now: float) -> Rendered:
+        client = self.clients.get(VENDOR)
+        req = self.req
+        cutoff = math.floor((now - req.delay) * 1000)
+        main = tr.parse(
+            await self._metrics(
+                client, request_params(req.mode, req.metrics, now, req.window, req.delay, self.step)
+            ),
+            req.mode,
+        )
+        samples, percent = tr.gauge_samples(main, self.ids, cutoff, self.percent)
+        series: tr.Response | None = main if req.mode == "SERIES" else None
+        names = tr.counter_names(main)
+        if series is None and names:
+            params = request_params("SERIES", names, now, req.counter_window, req.delay, self.counter_step)
+            series = tr.parse(await self._metrics(client, params), "SERIES")
+        if self.meta_refresh is not None and now - self._meta_checked >= self.meta_refresh:
+            await self._refresh_meta(client, now)
+        # Every request succeeded and translated: only now is state changed.
+        self.percent = percent
+        if series is not None:
+            step_ms = tr.step_length_ms(series)
+            if step_ms:
+                if req.mode == "SERIES":
+                    self.step = step_ms / 1000
+                else:
+                    self.counter_step = step_ms / 1000
+            self.counters.update(series, cutoff)
+        samples += self.counters.samples(self.ids)
+        if self.meta is not None:
+            samples.append(lists.info_sample(self.ids, self.meta))
+        return render(samples)
+
+    async def _refresh_meta(self, client: VendorClient, now: float) -> None:
+        """Metadata is a nicety: failing to read it keeps the last known and never
+        fails the metrics poll."""
+        self._meta_checked = now
+        try:
+            models = await list_models(client, self.timeout)
+            model = next((m for m in models if m.id == self.model_id), None)
+            if model is None:
+                return
+            deps = await list_deployments(client, self.model_id, self.timeout)
+        except UpstreamError as exc:
+            log.warning(
+                "reading deployment metadata failed",
+                extra={"target": self.id, "reason": exc.reason, "detail": exc.detail},
+            )
+            return
+        dep = next((d for d in deps if d.id == self.deployment_id), None)
+        if dep is not None:
+            self.meta = lists.meta_for(model, dep)
+
+
+async def list_models(client: VendorClient, timeout: float) -> list[lists.Model]:
+    _, doc = await client.request_json(
+        "GET", lists.MODELS_ENDPOINT, source=DISCOVERY_SOURCE, endpoint=lists.MODELS_ENDPOINT, timeout=timeout
+    )
+    return lists.parse_models(doc)
+
+
+async def list_deployments(client: VendorClient, model_id: str, timeout: float) -> list[lists.Deployment]:
+    _, doc = await client.request_json(
+        "GET",
+        f"/v1/models/{model_id}/deployments",
+        source=DISCOVERY_SOURCE,
+        endpoint=lists.DEPLOYMENTS_ENDPOINT,
+        timeout=timeout,
+    )
+    return lists.parse_deployments(doc)
+
+
+class DeploymentDiscovery(Discovery):
+    """One discovery rule: list models (optionally by name), list their deployments,
+    keep those that match, and yield a DeploymentTarget for each."""
+
+    source = DISCOVERY_SOURCE
+
+    def __init__(
+        self,
+        clients: Clients,
+        index: int,
+        req: Effective,
+        *,
+        model_names: tuple[str, ...],
+        environments: tuple[str, ...],
+        production_only: bool,
+        skip_statuses: tuple[str, ...],
+        refresh: float,
+        timeout: float,
+        target_interval: float,
+        target_timeout: float,
+    ) -> None:
+        super().__init__(
+            f"{DISCOVERY_SOURCE}/{index}",
+            interval=refresh,
+            timeout=timeout,
+            settings=(
+                req,
+                model_names,
+                environments,
+                production_only,
+                skip_statuses,
+                refresh,
+                timeout,
+                target_interval,
+                target_timeout,
+            ),
+        )
+        self.clients = clients
+        self.req = req
+        self.model_names = frozenset(model_names)
+        self.environments = frozenset(environments)
+        self.production_only = production_only
+        self.skip_statuses = frozenset(skip_statuses)
+        self.target_interval = target_interval
+        self.target_timeout = target_timeout
+
+    async def discover(self, now: float) -> tuple[Rendered, list[Target]]:
+        client = self.clients.get(VENDOR)
+        models = [
+            m
+            for m in await list_models(client, self.timeout)
+            if not self.model_names or m.name in self.model_names
+        ]
+        per_model = await asyncio.gather(*(self._deployments(client, m.id) for m in models))
+        found: list[Target] = []
+        for model, deps in zip(models, per_model, strict=True):
+            chosen = lists.select(
+                deps,
+                environments=self.environments,
+                production_only=self.production_only,
+                skip_statuses=self.skip_statuses,
+            )
+            for dep in chosen:
+                found.append(
+                    DeploymentTarget(
+                        self.clients,
+                        model.id,
+                        dep.id,
+                        self.req,
+                        interval=self.target_interval,
+                        timeout=self.target_timeout,
+                        meta=lists.meta_for(model, dep),
+                    )
+                )
+        return Rendered(), found
+
+    async def _deployments(self, client: VendorClient, model_id: str) -> list[lists.Deployment]:
+        try:
+            return await list_deployments(client, model_id, self.timeout)
+        except UpstreamError as exc:
+            if exc.reason == "not_found":  # deleted between the two list calls
+                return []
+            raise

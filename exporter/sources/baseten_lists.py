@@ -1,0 +1,131 @@
+"""Baseten's model and deployment lists → what discovery needs, and the ``_info`` gauge.
+
+Pure: ``GET /v1/models`` (``{models: [...]}``) and ``GET /v1/models/{id}/deployments``
+(``{deployments: [...]}``) are validated into small records; a deployment's names,
+environment and status become::
+
+    # TYPE baseten_deployment_info gauge
+    baseten_deployment_info{model_id="m",deployment_id="d",model_name="llama",deployment_name="v3",
+                            environment="production",status="ACTIVE",is_production="true"} 1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+from exporter.exposition import Family, Labels, Sample
+from exporter.sources.baseten_layout import INFO_NAME
+from exporter.upstream import InvalidResponse
+
+MODELS_ENDPOINT = "/v1/models"
+DEPLOYMENTS_ENDPOINT = "/v1/models/{model_id}/deployments"
+
+INFO = Family(
+    INFO_NAME,
+    "gauge",
+    "Baseten deployment metadata (GET /v1/models/{model_id}/deployments: name, environment, status, "
+    "is_production; model name from GET /v1/models); value is always 1.",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    id: str
+    name: str
+    status: str
+    is_production: bool
+    environment: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Meta:
+    """What the ``_info`` gauge says about a deployment."""
+
+    model_name: str
+    deployment_name: str
+    environment: str
+    status: str
+    is_production: bool
+
+
+def _str(item: dict[str, Any], key: str, where: str) -> str:
+    v = item.get(key)
+    if not isinstance(v, str):
+        raise InvalidResponse(f"{where}: {key} is {'missing' if v is None else 'not a string'}")
+    return v
+
+
+def _items(doc: Any, key: str, where: str) -> list[dict[str, Any]]:
+    items = doc.get(key) if isinstance(doc, dict) else None
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise InvalidResponse(f"{where}: expected an object with a list of objects under {key!r}")
+    return items
+
+
+def parse_models(doc: Any) -> list[Model]:
+    where = f"GET {MODELS_ENDPOINT}"
+    return [
+        Model(_str(m, "id", f"{where} models[{i}]"), _str(m, "name", f"{where} models[{i}]"))
+        for i, m in enumerate(_items(doc, "models", where))
+    ]
+
+
+def parse_deployments(doc: Any) -> list[Deployment]:
+    """Unknown statuses pass through as they are (the vendor adds states over time)."""
+    out = []
+    for i, d in enumerate(_items(doc, "deployments", f"GET {DEPLOYMENTS_ENDPOINT}")):
+        where = f"GET {DEPLOYMENTS_ENDPOINT} deployments[{i}]"
+        env = d.get("environment")
+        prod = d.get("is_production")
+        if env is not None and not isinstance(env, str):
+            raise InvalidResponse(f"{where}: environment is not a string or null")
+        if not isinstance(prod, bool):
+            raise InvalidResponse(f"{where}: is_production is not a boolean")
+        out.append(
+            Deployment(_str(d, "id", where), _str(d, "name", where), _str(d, "status", where), prod, env)
+        )
+    return out
+
+
+def select(
+    deployments: list[Deployment],
+    *,
+    environments: Collection[str],
+    production_only: bool,
+    skip_statuses: Collection[str],
+) -> list[Deployment]:
+    """The deployments a discovery rule polls."""
+    return [
+        d
+        for d in deployments
+        if (not environments or (d.environment or "") in environments)
+        and (d.is_production or not production_only)
+        and d.status not in skip_statuses
+    ]
+
+
+def meta_for(model: Model, dep: Deployment) -> Meta:
+    return Meta(model.name, dep.name, dep.environment or "", dep.status, dep.is_production)
+
+
+def info_sample(ids: Labels, meta: Meta) -> Sample:
+    return Sample(
+        INFO,
+        (
+            *ids,
+            ("model_name", meta.model_name),
+            ("deployment_name", meta.deployment_name),
+            ("environment", meta.environment),
+            ("status", meta.status),
+            ("is_production", "true" if meta.is_production else "false"),
+        ),
+        1.0,
+    )

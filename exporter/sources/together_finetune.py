@@ -1,0 +1,170 @@
+"""Together fine-tune jobs: training metrics read incrementally, and job discovery.
+
+``JobTarget`` polls one job: ``GET /fine-tunes/{id}`` (status, model, progress), then
+``GET /fine-tunes/{id}/metrics``. The first metrics read takes the history once
+(sampled down to ``resolution`` train rows when set); every later read asks only for
+rows after the highest ``train/global_step`` seen (``global_step_from=<step+1>``), so
+the bytes moved per poll follow the new rows, not the length of the run. Only the
+latest value per key is kept (``together_finetune_translate.MetricsState``).
+
+When the job reaches a terminal status its metrics are read one last time; its
+series then stay for ``retention`` and go, and the job is not asked about again.
+
+A 404 marks the target down with reason ``not_found`` and backs off: the next
+requests wait 2, 4, 8 … poll intervals (at most ``MAX_BACKOFF``), so a mistyped id
+does not cost a request every poll. Skipped polls report the same reason. A 404
+from the metrics of a job that is still ``pending`` or ``queued`` means no rows yet.
+
+``FineTuneDiscovery`` lists ``GET /fine-tunes`` and yields a ``JobTarget`` for each job
+in the configured statuses. A job it found keeps its target after it leaves those
+statuses by finishing, until the target's retention has run out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+from exporter.exposition import Rendered, render
+from exporter.sources import together_finetune_translate as tr
+from exporter.sources.base import Discovery, Target
+from exporter.upstream import Clients, UpstreamError
+
+SOURCE = "together_finetune"
+DISCOVERY_SOURCE = "together_finetune_discovery"
+MAX_BACKOFF = 3600.0
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """Everything from the config that shapes a job's polls (its target's ``settings``)."""
+
+    interval: float
+    timeout: float
+    resolution: int | None
+    retention: float
+    max_keys: int
+
+
+class JobTarget(Target):
+    source = SOURCE
+
+    def __init__(self, clients: Clients, job_id: str, settings: JobSettings) -> None:
+        super().__init__(
+            f"{SOURCE}/{job_id}",
+            interval=settings.interval,
+            timeout=settings.timeout,
+            settings=(job_id, settings),
+        )
+        self.clients = clients
+        self.job_id = job_id
+        self.opts = settings
+        self.state = tr.MetricsState()
+        self.info: tr.JobInfo | None = None
+        self.finished_at: float | None = None
+        self._not_found = 0
+        self._retry_at = 0.0
+        self._last: Rendered = Rendered()
+
+    def expired(self, now: float) -> bool:
+        """True once a finished job's retention has run out."""
+        return self.finished_at is not None and now - self.finished_at > self.opts.retention
+
+    async def _get(self, path: str, endpoint: str, params: dict[str, int] | None = None) -> object:
+        _, doc = await self.clients.get("together").request_json(
+            "GET", path, params=params, source=SOURCE, endpoint=endpoint, timeout=self.timeout
+        )
+        return doc
+
+    async def poll(self, now: float) -> Rendered:
+        if self.finished_at is not None:
+            if self.expired(now):
+                self._last = Rendered()
+            return self._last
+        if now < self._retry_at:
+            raise UpstreamError(
+                "not_found", f"job {self.job_id} answered 404; next try in {self._retry_at - now:.0f}s"
+            )
+        try:
+            rendered = await self._poll(now)
+        except UpstreamError as exc:
+            if exc.reason == "not_found":
+                self._not_found += 1
+                backoff = min(self.interval * 2 ** min(self._not_found, 30), max(MAX_BACKOFF, self.interval))
+                self._retry_at = now + backoff - self.interval / 2
+            raise
+        self._not_found = 0
+        self._retry_at = 0.0
+        return rendered
+
+    async def _poll(self, now: float) -> Rendered:
+        base = f"/fine-tunes/{self.job_id}"
+        info = tr.parse_job(await self._get(base, tr.JOB_ENDPOINT))
+        params: dict[str, int] = {}
+        if self.state.last_step is not None:
+            params["global_step_from"] = self.state.last_step + 1
+        elif self.opts.resolution is not None:
+            params["resolution"] = self.opts.resolution
+        try:
+            rows = tr.metric_rows(await self._get(f"{base}/metrics", tr.METRICS_ENDPOINT, params))
+        except UpstreamError as exc:
+            # The job exists (its object just answered): a 404 for the metrics of a job
+            # that has not started training means "nothing logged yet", not a bad id.
+            if exc.reason != "not_found" or info.status not in tr.NOT_STARTED:
+                raise
+            rows = []
+        # Commit only after both requests succeeded, so a failed poll re-reads the same rows.
+        self.state = tr.apply_rows(self.state, rows, now, self.opts.max_keys)
+        self.info = info
+        if info.terminal:
+            self.finished_at = now
+        self._last = render(tr.job_samples(self.job_id, info, self.state))
+        return self._last
+
+
+class FineTuneDiscovery(Discovery):
+    source = DISCOVERY_SOURCE
+
+    def __init__(
+        self,
+        clients: Clients,
+        statuses: frozenset[str],
+        job_settings: JobSettings,
+        *,
+        interval: float,
+        timeout: float,
+    ) -> None:
+        settings: Hashable = (tuple(sorted(statuses)), job_settings, interval, timeout)
+        super().__init__(
+            f"{DISCOVERY_SOURCE}/fine-tunes", interval=interval, timeout=timeout, settings=settings
+        )
+        self.clients = clients
+        self.statuses = statuses
+        self.job_settings = job_settings
+        self.jobs: dict[str, JobTarget] = {}
+        # Jobs whose retention ran out while still listed in a watched status (when
+        # terminal statuses are watched): not picked up again.
+        self.done: set[str] = set()
+
+    async def discover(self, now: float) -> tuple[Rendered, list[Target]]:
+        _, doc = await self.clients.get("together").request_json(
+            "GET", "/fine-tunes", source=DISCOVERY_SOURCE, endpoint=tr.LIST_ENDPOINT, timeout=self.timeout
+        )
+        listed = tr.parse_list(doc)
+        status_of = dict(listed)
+        self.done &= status_of.keys()
+        keep: dict[str, JobTarget] = {}
+        for job_id, status in status_of.items():
+            known = self.jobs.get(job_id)
+            if known is not None and known.expired(now):
+                self.done.add(job_id)
+                continue
+            if job_id in self.done:
+                continue
+            if status in self.statuses:
+                keep[job_id] = known or JobTarget(self.clients, job_id, self.job_settings)
+            elif known is not None and status in tr.TERMINAL:
+                # Finished since we found it: keep it for its final read and retention.
+                keep[job_id] = known
+        self.jobs = keep
+        return render(tr.list_samples(listed)), list(keep.values())

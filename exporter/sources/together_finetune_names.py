@@ -1,0 +1,128 @@
+"""Metric families of the fine-tune source, and the names given to logged keys.
+
+Key → metric name (``metric_name``), collision-free by construction:
+
+1. A *plain* key — a lowercase namespace, one ``/``, a lowercase snake_case name
+   (``train/loss``, ``eval/accuracy``, ``train/learning_rate``) — becomes
+   ``together_finetune_<namespace>_<name>``, unless that is one of this source's own
+   metric names or ends in a suffix Prometheus reserves (``_total``, ``_count``,
+   ``_sum``, ``_bucket``, ``_info``, ``_created``).
+2. Every other key is *escaped*: ``a-z`` and ``0-9`` are kept, and every other
+   character becomes ``__<hex code point>_`` (``/`` → ``__2f_``, ``_`` → ``__5f_``,
+   ``A`` → ``__41_``); if the result ends in a reserved suffix, ``__`` is appended.
+
+Plain names never contain ``__`` and always contain an ``_``; escaped names contain
+``__`` unless the key is a single ``[a-z0-9]+`` word (no ``_`` at all); and escaping is
+decodable left to right. So two different keys never share a name, and no key takes
+the name of one of the fixed families here (all of which have an ``_`` after the
+prefix and no ``__``).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from exporter.exposition import Family
+
+PREFIX = "together_finetune_"
+
+JOB_INFO = Family(
+    "together_finetune_job_info",
+    "gauge",
+    "Fine-tune job metadata, value 1 (Together GET /fine-tunes/{id}: model, model_output_name, status).",
+)
+REMAINING = Family(
+    "together_finetune_remaining_seconds",
+    "gauge",
+    "Estimated seconds until the job's next state (Together progress.seconds_remaining, "
+    "present only while progress.estimate_available is true).",
+)
+EPOCHS_COMPLETED = Family(
+    "together_finetune_epochs_completed", "gauge", "Epochs completed (Together field epochs_completed)."
+)
+EPOCHS_CONFIGURED = Family(
+    "together_finetune_epochs_configured",
+    "gauge",
+    "Epochs the job was configured for (Together field n_epochs).",
+)
+QUEUE_DEPTH = Family(
+    "together_finetune_queue_depth",
+    "gauge",
+    "Jobs ahead of this one in Together's queue (field queue_depth).",
+)
+GLOBAL_STEP = Family(
+    "together_finetune_global_step",
+    "gauge",
+    "Highest train/global_step among the job's logged rows (Together GET /fine-tunes/{id}/metrics).",
+)
+LAST_LOGGED = Family(
+    "together_finetune_last_logged_timestamp_seconds",
+    "gauge",
+    "Unix time at which the exporter first read the job's newest row (rows carry no time of their own).",
+)
+SKIPPED_ROWS = Family(
+    "together_finetune_skipped_rows_total",
+    "counter",
+    "Metric rows ignored by reason: not_an_object, missing_global_step (no integer train/global_step) "
+    "or non_numeric_value.",
+)
+DROPPED_VALUES = Family(
+    "together_finetune_dropped_values_total",
+    "counter",
+    "Logged values dropped because the job already has max_keys distinct keys.",
+)
+KEY_LIMIT = Family(
+    "together_finetune_key_limit_reached",
+    "gauge",
+    "1 once the job logged more distinct keys than max_keys (the extra keys are not exported), else 0.",
+)
+LISTED_JOBS = Family(
+    "together_finetune_listed_jobs",
+    "gauge",
+    "Fine-tune jobs listed by Together GET /fine-tunes, by status.",
+)
+
+FIXED_NAMES = frozenset(
+    f.name
+    for f in (
+        JOB_INFO,
+        REMAINING,
+        EPOCHS_COMPLETED,
+        EPOCHS_CONFIGURED,
+        QUEUE_DEPTH,
+        GLOBAL_STEP,
+        LAST_LOGGED,
+        SKIPPED_ROWS,
+        DROPPED_VALUES,
+        KEY_LIMIT,
+        LISTED_JOBS,
+    )
+)
+_RESERVED_SUFFIXES = ("_total", "_count", "_sum", "_bucket", "_info", "_created")
+_PLAIN_KEY = re.compile(r"^([a-z][a-z0-9]*)/([a-z0-9]+(?:_[a-z0-9]+)*)$")
+
+
+@lru_cache(maxsize=8192)
+def metric_name(key: str) -> str:
+    """The metric name for a logged key (see the module docstring for the rules)."""
+    m = _PLAIN_KEY.match(key)
+    if m is not None:
+        name = f"{PREFIX}{m[1]}_{m[2]}"
+        if name not in FIXED_NAMES and not name.endswith(_RESERVED_SUFFIXES):
+            return name
+    escaped = "".join(ch if ("a" <= ch <= "z" or "0" <= ch <= "9") else f"__{ord(ch):x}_" for ch in key)
+    name = PREFIX + escaped
+    if name.endswith(_RESERVED_SUFFIXES):
+        name += "__"
+    return name
+
+
+@lru_cache(maxsize=8192)
+def key_family(key: str) -> Family:
+    help_key = key if len(key) <= 100 else key[:100] + "…"
+    return Family(
+        metric_name(key),
+        "gauge",
+        f"Latest logged value of key {help_key!r} (Together GET /fine-tunes/{{id}}/metrics).",
+    )

@@ -1,0 +1,269 @@
+"""Pure translation of Together fine-tune documents into samples (no I/O, no clock).
+
+Three documents are read:
+
+- ``GET /fine-tunes/{id}/metrics`` → ``{"metrics": [row, …]}``, each row a flat dict of
+  numbers, train and eval rows separate even at the same step. ``apply_rows`` folds
+  rows into a small per-job ``MetricsState``: the latest value of each key, the
+  highest ``train/global_step`` (the cursor for the next incremental read) and when
+  that newest row was first seen. The whole curve is never kept.
+- ``GET /fine-tunes/{id}`` → ``parse_job``: status, base model, output name, progress.
+- ``GET /fine-tunes`` → ``parse_list``: ``(id, status)`` per listed job.
+
+A job yields, for example::
+
+    together_finetune_job_info{job_id="ft-1",base_model="m",output_name="o",status="running"} 1
+    together_finetune_global_step{job_id="ft-1"} 140
+    together_finetune_last_logged_timestamp_seconds{job_id="ft-1"} 1.7e9
+    together_finetune_train_loss{job_id="ft-1"} 0.42
+    together_finetune_eval_loss{job_id="ft-1"} 0.47
+
+Logged keys are named by ``together_finetune_names.metric_name`` (collision-free).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from exporter.config.together_finetune import JOB_ID_RE
+from exporter.exposition import Sample
+from exporter.sources.together_finetune_names import (
+    DROPPED_VALUES,
+    EPOCHS_COMPLETED,
+    EPOCHS_CONFIGURED,
+    GLOBAL_STEP,
+    JOB_INFO,
+    KEY_LIMIT,
+    LAST_LOGGED,
+    LISTED_JOBS,
+    QUEUE_DEPTH,
+    REMAINING,
+    SKIPPED_ROWS,
+    key_family,
+)
+from exporter.upstream import InvalidResponse
+
+STEP_KEY = "train/global_step"
+METRICS_ENDPOINT = "/fine-tunes/{id}/metrics"
+JOB_ENDPOINT = "/fine-tunes/{id}"
+LIST_ENDPOINT = "/fine-tunes"
+
+KNOWN_STATUSES = (
+    "pending",
+    "queued",
+    "running",
+    "compressing",
+    "uploading",
+    "cancel_requested",
+    "cancelled",
+    "error",
+    "completed",
+)
+TERMINAL = frozenset({"cancelled", "error", "completed"})
+NOT_STARTED = frozenset({"pending", "queued"})
+SKIP_REASONS = ("not_an_object", "missing_global_step", "non_numeric_value")
+
+_MAX_LABEL = 200
+
+
+def _label(value: Any) -> str:
+    return value[:_MAX_LABEL] if isinstance(value, str) else ""
+
+
+def _number(value: Any) -> float | None:
+    """A JSON number as float; None for null, booleans, strings and other shapes."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return None
+
+
+def _step(value: Any) -> int | None:
+    """An integral, non-negative step (7 or 7.0), else None."""
+    f = _number(value)
+    if f is None or not math.isfinite(f) or f < 0 or not f.is_integer():
+        return None
+    return int(f)
+
+
+@dataclass(frozen=True)
+class MetricsState:
+    """What one job's rows have told us so far; bounded by ``max_keys``."""
+
+    values: Mapping[str, float] = field(default_factory=dict)
+    last_step: int | None = None
+    last_logged: float | None = None
+    skipped: Mapping[str, int] = field(default_factory=dict)
+    dropped_values: int = 0
+    key_limit_reached: bool = False
+
+
+def metric_rows(doc: Any) -> list[Any]:
+    """The rows of a metrics response; ``{"metrics": null}`` counts as none."""
+    if not isinstance(doc, dict):
+        raise InvalidResponse(f"{METRICS_ENDPOINT}: expected a JSON object, got {type(doc).__name__}")
+    rows = doc.get("metrics")
+    if rows is None:
+        return []
+    if not isinstance(rows, list):
+        raise InvalidResponse(f"{METRICS_ENDPOINT}: field metrics is not a list")
+    return rows
+
+
+def apply_rows(state: MetricsState, rows: list[Any], now: float, max_keys: int) -> MetricsState:
+    """Fold rows (in the vendor's chronological order) into ``state``; return the new state.
+
+    Later rows win for each key, so a train row and an eval row at the same step both
+    contribute their own keys. ``null`` values are "no data" and leave the previous
+    value in place. A row without an integral ``train/global_step`` or with a value
+    that is not a number is skipped and counted; a skipped row that has a step still
+    moves the cursor, because reading it again would not make it valid.
+    """
+    values = dict(state.values)
+    skipped = dict(state.skipped)
+    dropped = state.dropped_values
+    limit_hit = state.key_limit_reached
+    top = state.last_step
+    for row in rows:
+        if not isinstance(row, dict):
+            skipped["not_an_object"] = skipped.get("not_an_object", 0) + 1
+            continue
+        step = _step(row.get(STEP_KEY))
+        if step is None:
+            skipped["missing_global_step"] = skipped.get("missing_global_step", 0) + 1
+            continue
+        top = step if top is None else max(top, step)
+        parsed: dict[str, float] = {}
+        for key, raw in row.items():
+            if key == STEP_KEY or raw is None:
+                continue
+            num = _number(raw)
+            if num is None:
+                parsed = {}
+                skipped["non_numeric_value"] = skipped.get("non_numeric_value", 0) + 1
+                break
+            parsed[key] = num
+        for key, num in parsed.items():
+            if key in values or (key and len(values) < max_keys):
+                values[key] = num
+            else:
+                dropped += 1
+                limit_hit = limit_hit or bool(key)
+    last_logged = state.last_logged
+    if top is not None and top != state.last_step:
+        last_logged = now
+    return MetricsState(values, top, last_logged, skipped, dropped, limit_hit)
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """The parts of a FinetuneResponse this exporter uses."""
+
+    status: str
+    base_model: str = ""
+    output_name: str = ""
+    remaining_seconds: float | None = None
+    epochs_completed: float | None = None
+    epochs_configured: float | None = None
+    queue_depth: float | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+
+def _count(value: Any) -> float | None:
+    f = _number(value)
+    return f if f is not None and math.isfinite(f) and f >= 0 else None
+
+
+def parse_job(doc: Any) -> JobInfo:
+    """Read a job object. A missing status is schema drift; every other field is optional."""
+    if not isinstance(doc, dict):
+        raise InvalidResponse(f"{JOB_ENDPOINT}: expected a JSON object, got {type(doc).__name__}")
+    status = doc.get("status")
+    if not isinstance(status, str) or not status:
+        raise InvalidResponse(f"{JOB_ENDPOINT}: field status is missing or not a string")
+    remaining = None
+    progress = doc.get("progress")
+    if isinstance(progress, dict) and progress.get("estimate_available") is True:
+        remaining = _count(progress.get("seconds_remaining"))
+    return JobInfo(
+        status=status[:64],
+        base_model=_label(doc.get("model")),
+        output_name=_label(doc.get("model_output_name")),
+        remaining_seconds=remaining,
+        epochs_completed=_count(doc.get("epochs_completed")),
+        epochs_configured=_count(doc.get("n_epochs")),
+        queue_depth=_count(doc.get("queue_depth")),
+    )
+
+
+def job_samples(job_id: str, info: JobInfo | None, state: MetricsState) -> list[Sample]:
+    """Everything one job exports: its info and progress, then its logged keys."""
+    labels = (("job_id", job_id),)
+    out: list[Sample] = []
+    if info is not None:
+        out.append(
+            Sample(
+                JOB_INFO,
+                (
+                    *labels,
+                    ("base_model", info.base_model),
+                    ("output_name", info.output_name),
+                    ("status", info.status),
+                ),
+                1.0,
+            )
+        )
+        for fam, value in (
+            (REMAINING, info.remaining_seconds),
+            (EPOCHS_COMPLETED, info.epochs_completed),
+            (EPOCHS_CONFIGURED, info.epochs_configured),
+            (QUEUE_DEPTH, info.queue_depth),
+        ):
+            if value is not None:
+                out.append(Sample(fam, labels, value))
+    if state.last_step is not None:
+        out.append(Sample(GLOBAL_STEP, labels, float(state.last_step)))
+    if state.last_logged is not None:
+        out.append(Sample(LAST_LOGGED, labels, state.last_logged))
+    out.extend(
+        Sample(SKIPPED_ROWS, (*labels, ("reason", r)), float(state.skipped.get(r, 0))) for r in SKIP_REASONS
+    )
+    out.append(Sample(DROPPED_VALUES, labels, float(state.dropped_values)))
+    out.append(Sample(KEY_LIMIT, labels, 1.0 if state.key_limit_reached else 0.0))
+    out.extend(Sample(key_family(k), labels, v) for k, v in sorted(state.values.items()))
+    return out
+
+
+def parse_list(doc: Any) -> list[tuple[str, str]]:
+    """``(id, status)`` of each job in a FinetuneTruncatedList.
+
+    Entries without both, or whose id is not a well-formed ``ft-…`` id (it goes into
+    request paths), are ignored.
+    """
+    if not isinstance(doc, dict):
+        raise InvalidResponse(f"{LIST_ENDPOINT}: expected a JSON object, got {type(doc).__name__}")
+    data = doc.get("data")
+    if not isinstance(data, list):
+        raise InvalidResponse(f"{LIST_ENDPOINT}: field data is missing or not a list")
+    out: list[tuple[str, str]] = []
+    for item in data:
+        if isinstance(item, dict):
+            jid, status = item.get("id"), item.get("status")
+            if isinstance(jid, str) and JOB_ID_RE.match(jid) and isinstance(status, str) and status:
+                out.append((jid, status[:64]))
+    return out
+
+
+def list_samples(jobs: list[tuple[str, str]]) -> list[Sample]:
+    counts = dict.fromkeys(KNOWN_STATUSES, 0)
+    for _, status in jobs:
+        counts[status] = counts.get(status, 0) + 1
+    return [Sample(LISTED_JOBS, (("status", s),), float(n)) for s, n in counts.items()]

@@ -1,0 +1,189 @@
+"""The daemon as a real process against the simulator: Together fine-tune jobs end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.conftest import SIM_KEY
+from tests.helpers import Proc, promtool_check_metrics, scrape, start_daemon, wait_until
+
+CONFIG = """global:
+  poll_interval: 1s
+  timeout: 1s
+  start_spread: 300ms
+together:
+  base_url: {url}/v1
+  api_key_env: TEST_TOGETHER_KEY
+  fine_tunes:
+    resolution: 20
+    retention: 6s
+    max_keys: 50
+    jobs:
+      - id: ft-missing
+      - id: ft-old
+    discovery:
+      enabled: true
+      refresh_interval: 1s
+"""
+
+# Added once the daemon runs, so that discovery sees it running whatever the start-up time.
+FINISHING: dict[str, Any] = {
+    "id": "ft-finish",
+    "steps": 12,
+    "step_seconds": 0.3,
+    "eval_every": 4,
+    "post_seconds": 0.5,
+}
+JOBS: list[dict[str, Any]] = [
+    {"id": "ft-live", "step_seconds": 0.3, "eval_every": 3},
+    {"id": "ft-queued", "delay": 600, "step_seconds": 1},
+    {"id": "ft-old", "steps": 200, "step_seconds": 1, "eval_every": 10, "delay": -5000},
+    {
+        "id": "ft-odd",
+        "step_seconds": 0.5,
+        "extra_rows": [
+            {"step": 1, "row": {"train/loss": "NaN-as-text", "train/global_step": 1}},
+            {"step": 1, "row": {"eval/loss": 0.5}},
+            {"step": 2, "row": {**{f"train/k{i}": float(i) for i in range(60)}, "train/global_step": 2}},
+        ],
+    },
+]
+
+
+def sim_jobs(sim: Proc, *jobs: dict[str, Any], reset: bool = True) -> None:
+    if reset:
+        httpx.post(sim.url + "/_sim/fine-tunes", json={"action": "reset"}, timeout=5).raise_for_status()
+    for job in jobs:
+        httpx.post(sim.url + "/_sim/fine-tunes", json={"action": "add", **job}, timeout=5).raise_for_status()
+
+
+def sim_report(sim: Proc) -> dict[str, dict[str, Any]]:
+    doc: dict[str, dict[str, Any]] = httpx.get(sim.url + "/_sim/fine-tunes", timeout=5).json()
+    return doc
+
+
+def status_of(url: str, job_id: str) -> str | None:
+    for labels, _ in scrape(url).series("together_finetune_job_info"):
+        if labels["job_id"] == job_id:
+            return labels["status"]
+    return None
+
+
+def test_fine_tunes_end_to_end(tmp_path: Path, simulator: Proc) -> None:
+    sim_jobs(simulator, *JOBS)
+    config = tmp_path / "config.yaml"
+    config.write_text(CONFIG.format(url=simulator.url))
+    daemon = start_daemon(tmp_path, config, env={"TEST_TOGETHER_KEY": SIM_KEY})
+    sim_jobs(simulator, FINISHING, reset=False)
+    try:
+        # Explicit and long finished: one read of its history, sampled to 20 train rows
+        # plus all 20 eval rows, shown for the retention.
+        wait_until(
+            lambda: scrape(daemon.url).value("together_finetune_global_step", job_id="ft-old") == 200,
+            timeout=10,
+            what="ft-old read",
+        )
+        assert status_of(daemon.url, "ft-old") == "completed"
+        report = sim_report(simulator)
+        assert report["ft-old"]["rows_served"] == 40 and report["ft-old"]["rows_logged"] == 220
+        # The finishing job is found, followed to completion and read once more.
+        wait_until(
+            lambda: status_of(daemon.url, "ft-finish") == "completed", timeout=20, what="ft-finish done"
+        )
+        s = scrape(daemon.url)
+        assert s.value("together_finetune_global_step", job_id="ft-finish") == 12
+        assert s.value("together_finetune_eval_loss", job_id="ft-finish") is not None
+        assert s.types["together_finetune_train_loss"] == "gauge"
+        report = sim_report(simulator)
+        # Incremental: over all those polls every logged row was served exactly once.
+        assert report["ft-finish"]["rows_served"] == report["ft-finish"]["rows_logged"] == 12 + 3
+        # The live job is read incrementally: never a row twice.
+        assert 0 < report["ft-live"]["rows_served"] <= report["ft-live"]["rows_logged"]
+        # The queued job: info and progress, no training rows yet.
+        assert status_of(daemon.url, "ft-queued") == "queued"
+        assert s.value("together_finetune_queue_depth", job_id="ft-queued") == 1
+        assert s.value("together_finetune_global_step", job_id="ft-queued") is None
+        assert s.value("together_finetune_listed_jobs", status="running") == 2
+        # Odd rows are skipped and counted; the key cap is flagged.
+        odd = {"job_id": "ft-odd"}
+        assert s.value("together_finetune_skipped_rows_total", **odd, reason="non_numeric_value") == 1
+        assert s.value("together_finetune_skipped_rows_total", **odd, reason="missing_global_step") == 1
+        assert s.value("together_finetune_key_limit_reached", **odd) == 1
+        assert (s.value("together_finetune_dropped_values_total", **odd) or 0) >= 10
+        assert (
+            s.value(
+                "inference_exporter_target_up", target="together_finetune/ft-odd", source="together_finetune"
+            )
+            == 1
+        )
+        assert promtool_check_metrics(s.text) == ""
+
+        # A 404 marks its target down with a reason and is asked less and less often.
+        missing = {"target": "together_finetune/ft-missing", "source": "together_finetune"}
+        assert s.value("inference_exporter_target_up", **missing) == 0
+        assert s.value("inference_exporter_target_error_info", **missing, reason="not_found") == 1
+
+        def polls_and_requests() -> tuple[float, float]:
+            m = scrape(daemon.url)
+            polls = m.value("inference_exporter_target_polls_total", **missing, result="not_found") or 0
+            reqs = (
+                m.value(
+                    "inference_exporter_upstream_requests_total",
+                    source="together_finetune",
+                    endpoint="/fine-tunes/{id}",
+                    code="404",
+                )
+                or 0
+            )
+            return polls, reqs
+
+        wait_until(lambda: polls_and_requests()[0] >= 7, timeout=15, what="seven polls of ft-missing")
+        polls, reqs = polls_and_requests()
+        assert 1 <= reqs <= 3 < polls
+
+        # A reload of the same config keeps every job's state: no history is read again.
+        step = scrape(daemon.url).value("together_finetune_global_step", job_id="ft-live") or 0
+        assert httpx.post(daemon.url + "/-/reload", timeout=10).status_code == 200
+        wait_until(
+            lambda: (
+                (scrape(daemon.url).value("together_finetune_global_step", job_id="ft-live") or 0) > step + 3
+            ),
+            timeout=10,
+            what="ft-live advancing after the reload",
+        )
+        live = sim_report(simulator)["ft-live"]
+        assert live["rows_served"] <= live["rows_logged"]
+
+        # After the retention the finished discovered job and its target are gone.
+        wait_until(
+            lambda: scrape(daemon.url).value("together_finetune_global_step", job_id="ft-finish") is None,
+            timeout=10,
+            what="ft-finish dropped",
+        )
+        # ... and at the next list refresh its target goes too.
+        wait_until(
+            lambda: (
+                not [
+                    lbl
+                    for lbl, _ in scrape(daemon.url).series("inference_exporter_target_up")
+                    if "ft-finish" in lbl["target"]
+                ]
+            ),
+            timeout=5,
+            what="ft-finish target removed",
+        )
+        after = scrape(daemon.url)
+        assert after.value("together_finetune_global_step", job_id="ft-live") is not None
+        # The explicit finished job keeps its (healthy) target but no longer exports, and
+        # was never read again.
+        assert after.value("together_finetune_global_step", job_id="ft-old") is None
+        old = {"target": "together_finetune/ft-old", "source": "together_finetune"}
+        assert after.value("inference_exporter_target_up", **old) == 1
+        assert sim_report(simulator)["ft-old"]["rows_served"] == 40
+        assert promtool_check_metrics(after.text) == ""
+    finally:
+        assert daemon.stop() == 0
+    assert SIM_KEY not in daemon.log()

@@ -1,0 +1,152 @@
+"""The simulated fine-tune endpoints: the vendor's schemas, every metrics filter, row counting."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from exporter.simulator.together_finetune import iso
+from tests import schemas
+from tests.finetune_harness import Harness, harness
+
+
+def validate(doc: Any, schema: str) -> None:
+    schemas.validate("together_finetune.yaml", schema, doc)
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def steps(rows: list[dict[str, Any]]) -> list[tuple[int, bool]]:
+    return [(r["train/global_step"], "eval/loss" in r) for r in rows]
+
+
+async def metrics(
+    h: Harness, job: str = "ft-t", *, schema: bool = True, **params: object
+) -> list[dict[str, Any]]:
+    resp = await h.get(f"/fine-tunes/{job}/metrics", **params)
+    assert resp.status_code == 200, resp.text
+    if schema:  # scripted odd rows break the schema on purpose
+        validate(resp.json(), "FinetuneMetricsResponse")
+    rows: list[dict[str, Any]] = resp.json()["metrics"]
+    return rows
+
+
+def test_default_jobs_match_the_schemas_through_their_lifecycle() -> None:
+    async def go() -> None:
+        async with harness(reset=False) as h:
+            seen: set[str] = set()
+            for _ in range(12):
+                listing = (await h.get("/fine-tunes")).json()
+                validate(listing, "FinetuneTruncatedList")
+                for item in listing["data"]:
+                    # Answers are checked once per status, for whichever job shows it first.
+                    if item["status"] in seen:
+                        continue
+                    job = await h.get(f"/fine-tunes/{item['id']}")
+                    validate(job.json(), "FinetuneResponse")
+                    await metrics(h, item["id"])
+                seen.update(item["status"] for item in listing["data"])
+                h.clock.t += 10
+            # Queued, running, finishing and finished jobs all appear.
+            assert {"queued", "running", "compressing", "uploading", "completed"} <= seen
+
+    run(go())
+
+
+def test_rows_are_chronological_with_separate_train_and_eval_objects() -> None:
+    async def go() -> None:
+        async with harness() as h:
+            job = h.sim.add_job({"id": "ft-t", "steps": 20, "step_seconds": 1, "eval_every": 5})
+            h.clock.t = job.start + 0.5
+            assert await metrics(h) == []
+            h.clock.t = job.start + 20.5
+            rows = await metrics(h)
+            assert len(rows) == 24
+            assert steps(rows)[3:6] == [(4, False), (5, False), (5, True)]
+            assert [s for s, _ in steps(rows)] == sorted(s for s, _ in steps(rows))
+            assert set(rows[5]) == {"eval/loss", "train/global_step"}
+
+    run(go())
+
+
+def test_every_filter() -> None:
+    async def go() -> None:
+        async with harness() as h:
+            job = h.sim.add_job({"id": "ft-t", "steps": 20, "step_seconds": 1, "eval_every": 5})
+            h.clock.t = job.start + 30
+            got = steps(await metrics(h, global_step_from=6, global_step_to=10))
+            assert got == [(6, False), (7, False), (8, False), (9, False), (10, False), (10, True)]
+            got = steps(await metrics(h, logged_at_from=iso(job.start + 15)))
+            assert got == [
+                (15, False),
+                (15, True),
+                (16, False),
+                (17, False),
+                (18, False),
+                (19, False),
+                (20, False),
+                (20, True),
+            ]
+            got = steps(await metrics(h, logged_at_to=iso(job.start + 3.5)))
+            assert got == [(1, False), (2, False), (3, False)]
+            got = steps(await metrics(h, global_step_from=21))
+            assert got == []
+            # resolution samples train rows uniformly and returns every eval row.
+            got = steps(await metrics(h, resolution=4))
+            train = [s for s, e in got if not e]
+            assert train[0] == 1 and train[-1] == 20 and len(train) == 4
+            assert [s for s, e in got if e] == [5, 10, 15, 20]
+            got = steps(await metrics(h, resolution=2, global_step_from=11))
+            assert got == [(11, False), (15, True), (20, False), (20, True)]
+            # Bad values are 400s; an unknown job is a 404.
+            for bad in ({"global_step_from": "x"}, {"logged_at_from": "yesterday"}, {"resolution": 0}):
+                assert (await h.get("/fine-tunes/ft-t/metrics", **bad)).status_code == 400
+            assert (await h.get("/fine-tunes/ft-nope/metrics")).status_code == 404
+            assert (await h.get("/fine-tunes/ft-nope")).status_code == 404
+
+    run(go())
+
+
+def test_rows_served_and_logged_are_counted() -> None:
+    async def go() -> None:
+        async with harness() as h:
+            job = h.sim.add_job(
+                {
+                    "id": "ft-t",
+                    "steps": 10,
+                    "step_seconds": 1,
+                    "eval_every": 4,
+                    "extra_rows": [{"step": 3, "row": {"train/loss": "oops", "train/global_step": 3}}],
+                }
+            )
+            h.clock.t = job.start + 5.5
+            first = await metrics(h, schema=False)
+            assert len(first) == 5 + 1 + 1  # five train rows, the eval at 4, the scripted row
+            second = await metrics(h, schema=False, global_step_from=3)
+            report = (await h.http.get(h.url + "/_sim/fine-tunes")).json()["ft-t"]
+            assert report["rows_logged"] == 7
+            assert report["rows_served"] == len(first) + len(second)
+            assert report["status"] == "running"
+
+    run(go())
+
+
+@pytest.mark.parametrize(
+    ("offset", "status"),
+    [(-1, "queued"), (5, "running"), (10.5, "compressing"), (12.5, "uploading"), (15, "completed")],
+)
+def test_status_follows_the_clock(offset: float, status: str) -> None:
+    async def go() -> None:
+        async with harness() as h:
+            job = h.sim.add_job({"id": "ft-t", "steps": 10, "step_seconds": 1, "post_seconds": 2})
+            h.clock.t = job.start + offset
+            doc = (await h.get("/fine-tunes/ft-t")).json()
+            assert doc["status"] == status
+            if status == "queued":
+                assert doc["queue_depth"] == 1 and doc["progress"]["estimate_available"] is True
+
+    run(go())
