@@ -192,7 +192,7 @@ def exporter(cfg: MixinConfig) -> Group:
     )
 
 
-GROUPS = [together_queue, together_probe, exporter]
+GROUPS = [together_queue, together_probe, together_finetune, baseten, exporter]
 
 
 def groups(cfg: MixinConfig) -> list[Group]:

@@ -11,9 +11,9 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
 from mixin import alerts
 from mixin.config import DEFAULT, MixinConfig
-from mixin.dashboards import exporter_health, together_queues
+from mixin.dashboards import baseten, exporter_health, together_finetunes, together_queues
 
-DASHBOARDS: list[ModuleType] = [together_queues, exporter_health]
+DASHBOARDS: list[ModuleType] = [together_queues, together_finetunes, baseten, exporter_health]
 DASHBOARD_DIR = "grafana/dashboards"
 ALERTS_PATH = "prometheus/alerts.yaml"
 

@@ -76,8 +76,9 @@ class ExposedMetrics:
         return any(p.fullmatch(name) for p in self.patterns)
 
 
-_TABLE_ROW = re.compile(r"^\|\s*`(?P<name>[a-zA-Z_:<][a-zA-Z0-9_:<>]*\*?)`[^|]*\|\s*(?P<type>[a-z]*)\s*\|")
+_METRIC_NAME = re.compile(r"[a-zA-Z_:<][a-zA-Z0-9_:<>]*_[a-zA-Z0-9_:<>]*\*?")
 _PLACEHOLDER = re.compile(r"<[a-z_]+>|\*")
+_TYPES = ("counter", "gauge", "histogram", "summary", "untyped", "")
 
 
 def _pattern(name: str) -> re.Pattern[str]:
@@ -85,37 +86,55 @@ def _pattern(name: str) -> re.Pattern[str]:
     return re.compile("[a-zA-Z0-9_:]+".join(re.escape(p) for p in _PLACEHOLDER.split(name)))
 
 
-def exposed_metrics_from_readme(readme: str) -> ExposedMetrics:
-    """Names in the README's metrics tables (rows starting with a backticked metric name).
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
 
-    Histogram and summary rows also expose their ``_bucket``/``_sum``/``_count`` series.
+
+def exposed_metrics_from_readme(readme: str) -> ExposedMetrics:
+    """Metric names in the README's tables that have a ``type`` column.
+
+    The names come from the ``Prometheus name`` column where a table has one (a mapping
+    from vendor names), else from the ``name`` column; a cell may list several names,
+    paired in order with a ``type`` cell such as ``summary / gauge``. Histogram
+    names also expose their ``_bucket``/``_sum``/``_count`` series (a summary's
+    ``_sum``/``_count`` only when listed: Baseten's quantile summaries have none). A ``<placeholder>`` name
+    (``together_finetune_<key>``) is a pattern; so is a ``prefix_*`` row of no single type
+    (the client library's ``process_*``). A ``*`` row typed "per kind" is not: such
+    vendor-named families count only where a mapping table lists them by name.
     """
     out = ExposedMetrics()
-    for line in readme.splitlines():
-        for name_cell in _split_names(line):
-            m = _TABLE_ROW.match(name_cell)
-            if m is None:
+    lines = readme.splitlines()
+    name_col = type_col = -1
+    for i, line in enumerate(lines):
+        if not line.startswith("|"):
+            name_col = type_col = -1
+            continue
+        cells = _cells(line)
+        if i + 1 < len(lines) and re.fullmatch(r"\|?[\s|:-]+", lines[i + 1].strip()):
+            header = [c.lower() for c in cells]
+            name_col = (
+                header.index("prometheus name")
+                if "prometheus name" in header
+                else (header.index("name") if "name" in header else -1)
+            )
+            type_col = header.index("type") if "type" in header else -1
+            continue
+        if name_col < 0 or type_col < 0 or max(name_col, type_col) >= len(cells):
+            continue
+        names = [n for n in re.findall(r"`([^`]+)`", cells[name_col]) if _METRIC_NAME.fullmatch(n)]
+        types = [t.strip() for t in cells[type_col].split("/")]
+        for j, name in enumerate(names):
+            type_ = (types[j] if len(types) == len(names) else types[0]).split(" ")[0]
+            if type_ not in _TYPES:
                 continue
-            name, type_ = m["name"], m["type"]
             if _PLACEHOLDER.search(name):
-                out.patterns.append(_pattern(name))
+                if "<" in name or type_ == "":
+                    out.patterns.append(_pattern(name))
                 continue
             out.names.add(name)
-            if type_ in ("histogram", "summary"):
+            if type_ == "histogram":
                 out.names.update({f"{name}_sum", f"{name}_count", f"{name}_bucket"})
     return out
-
-
-def _split_names(line: str) -> Iterator[str]:
-    """One row per backticked name in a row's first cell (``| `a`, `b` | gauge |`` lists two)."""
-    if not line.startswith("|"):
-        return
-    cells = line.split("|")
-    if len(cells) < 4:
-        return
-    first, rest = cells[1], "|".join(cells[2:])
-    for name in re.findall(r"`([^`]+)`", first):
-        yield f"| `{name}` |{rest}"
 
 
 def substitute(expr: str) -> str:

@@ -67,18 +67,42 @@ def test_readme_metrics_table_is_parsed() -> None:
     assert "process_cpu_seconds_total" in ex  # the `process_*` row
     assert "up" in ex  # Prometheus's own series
     assert "together_queue_jobs_total" not in ex
+    assert "baseten_gpu_memory_used_bytes" in ex  # from the Baseten mapping table
+    assert "baseten_gpu_memory_used" not in ex  # the vendor's name, not ours
 
 
-def test_histogram_rows_expose_their_series() -> None:
-    ex = lint.exposed_metrics_from_readme(
-        "| `a_seconds` | histogram | `x` | … |\n| `b`, `c_info` | gauge | | … |\n| name | type |\n"
-        "| `ft_<namespace>_<name>` | gauge | `job_id` | a logged key |\n"
-    )
-    assert {"a_seconds_bucket", "a_seconds_sum", "a_seconds_count", "b", "c_info"} <= ex.names
-    assert "name" not in ex
-    assert "ft_train_loss" in ex
-    assert "ft_" not in ex
-    assert "xft_train_loss" not in ex
+README_TABLES = """
+| name | type | labels | source |
+| --- | --- | --- | --- |
+| `a_seconds` | histogram | `x` | … |
+| `b_x`, `c_info` | gauge | | … |
+| `ft_<namespace>_<name>` (e.g. `ft_train_loss`) | gauge | `job_id` | a logged key |
+| `vendor_*` (one per descriptor) | per `kind` | | … |
+| `process_*` | | | client library |
+
+Some prose with `not_a_table_metric` | gauge |.
+
+| vendor name | kind | Prometheus name | type |
+| --- | --- | --- | --- |
+| `v_lat` | HISTOGRAM | `vendor_lat_seconds` / `vendor_lat_avg_seconds` | summary / gauge |
+| `v_req` | COUNTER | `vendor_requests_total` | counter |
+| any other `x` | GAUGE | `x` with a suffix | gauge |
+"""
+
+
+def test_readme_tables_are_parsed() -> None:
+    ex = lint.exposed_metrics_from_readme(README_TABLES)
+    assert {"a_seconds_bucket", "a_seconds_sum", "a_seconds_count", "b_x", "c_info"} <= ex.names
+    assert {"vendor_lat_seconds", "vendor_lat_avg_seconds", "vendor_requests_total"} <= ex.names
+    # Baseten-style summaries have quantile series only.
+    assert "vendor_lat_seconds_count" not in ex
+    assert "ft_train_loss" in ex and "ft_eval_accuracy" in ex
+    assert "ft_" not in ex and "xft_train_loss" not in ex
+    assert "process_cpu_seconds_total" in ex
+    # A "one family per descriptor" wildcard does not vouch for arbitrary names.
+    assert "vendor_typo_gauge" not in ex
+    assert "not_a_table_metric" not in ex
+    assert "x" not in ex.names and "name" not in ex.names
 
 
 # --- each rule catches its violation --------------------------------------------------------
