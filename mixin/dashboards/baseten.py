@@ -184,6 +184,29 @@ def build(cfg: MixinConfig) -> db.Dashboard:
             [Query(f"sum by ({BY}) (baseten_container_cpu_memory_working_set_bytes{sel})", LEGEND)],
         ),
     ]
+    llm = [
+        timeseries_panel(
+            "LLM tokens per second",
+            "Input and output tokens per second of LLM deployments (absent for other models).",
+            "short",
+            [
+                Query(
+                    f"sum by ({BY}) (rate(baseten_llm_input_tokens_total{sel}[$__rate_interval]))",
+                    LEGEND + " input",
+                ),
+                Query(
+                    f"sum by ({BY}) (rate(baseten_llm_output_tokens_total{sel}[$__rate_interval]))",
+                    LEGEND + " output",
+                ),
+            ],
+        ),
+        timeseries_panel(
+            "LLM KV cache hit rate",
+            "Share of KV-cache lookups that hit, 0-1, for LLM deployments.",
+            "percentunit",
+            [Query(f"avg by ({BY}) (baseten_llm_kv_cache_hit_rate{sel})", LEGEND)],
+        ),
+    ]
     return dashboard(
         UID,
         "Inference exporter / Baseten deployments",
@@ -195,5 +218,6 @@ def build(cfg: MixinConfig) -> db.Dashboard:
             ("Capacity and demand", capacity),
             ("Traffic and latency", traffic),
             ("Resources", resources),
+            ("LLM", llm),
         ],
     )

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+import pytest
 
 from mixin import __main__ as cli
 from mixin.config import MixinConfig
@@ -24,7 +27,7 @@ def test_generation_is_deterministic() -> None:
     assert outputs() == outputs()
 
 
-def test_check_mode_flags_a_stale_file(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_check_mode_flags_a_stale_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A copy of the tree where one dashboard was hand-edited: --check must fail.
     for rel, text in outputs().items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
