@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import socket
 import sys
 from pathlib import Path
 
 from exporter import __version__, logs
 from exporter.config import ConfigError, load_config
+from exporter.sharding import resolve_shard
 
 DEFAULT_PORT = 10230
 DEFAULT_LISTEN = f":{DEFAULT_PORT}"
@@ -44,6 +47,31 @@ def _add_common(p: argparse.ArgumentParser, *, listen_default: str) -> None:
     )
 
 
+def _add_sharding(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--shard",
+        dest="shard",
+        type=int,
+        default=None,
+        metavar="N",
+        help="this replica's shard, 0-based: it polls only the targets whose id hashes to N (default 0)",
+    )
+    p.add_argument(
+        "--total-shards",
+        dest="total_shards",
+        type=int,
+        default=1,
+        metavar="M",
+        help="number of replicas the targets are split across (default 1: no sharding)",
+    )
+    p.add_argument(
+        "--shard.from-pod-name",
+        dest="shard_from_pod_name",
+        action="store_true",
+        help="take the shard from the ordinal of the StatefulSet pod name ($POD_NAME, else the host name)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="inference-exporter",
@@ -57,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="YAML config file (required to run the daemon)",
     )
     _add_common(parser, listen_default=DEFAULT_LISTEN)
+    _add_sharding(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     check = sub.add_parser("check-config", help="validate a config file and exit (1 if invalid)")
@@ -110,7 +139,13 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(runner.run_demo(args.listen, args.telemetry_path))
     if not args.config_file:
         build_parser().error("--config.file is required to run the daemon")
-    return asyncio.run(runner.run_daemon(Path(args.config_file), args.listen, args.telemetry_path))
+    try:
+        shard = resolve_shard(
+            args.shard, args.total_shards, args.shard_from_pod_name, os.environ, socket.gethostname()
+        )
+    except ValueError as exc:
+        build_parser().error(str(exc))
+    return asyncio.run(runner.run_daemon(Path(args.config_file), args.listen, args.telemetry_path, shard))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from exporter.config.model import Config
 from exporter.exposition import Rendered, merge
 from exporter.health import ReloadState, TargetHealth, render_global, render_health
 from exporter.logs import SCRUBBER
+from exporter.sharding import Shard
 from exporter.sources.base import Discovery, Target
 from exporter.store import Store
 from exporter.targets import build_targets
@@ -50,8 +51,13 @@ def make_client(loaded: LoadedConfig, vendor: str, stats: UpstreamStats) -> Vend
 
 
 class Exporter:
-    def __init__(self, config_path: Path) -> None:
+    def __init__(self, config_path: Path, shard: Shard | None = None) -> None:
         self.config_path = config_path
+        # Which targets this replica polls; the default shard owns them all.
+        self.shard = shard or Shard()
+        # Per-vendor request budgets are for the whole account: each shard's client
+        # gets its share (the budget's rate divided by this).
+        self.total_shards = self.shard.total
         self.store = Store()
         self.stats = UpstreamStats()
         self.reload_state = ReloadState()
@@ -142,11 +148,15 @@ class Exporter:
 
         A target whose id and settings are unchanged is kept as it is, state and all.
         An id already owned by another group stays with that group (the config's own
-        targets win over discovered duplicates).
+        targets win over discovered duplicates). When sharded, only this shard's
+        targets are kept; discoveries run on every shard, each keeping its share of
+        what they find (see exporter.sharding).
         """
         owned = self.groups.setdefault(group, set())
         wanted: dict[str, Target] = {}
         for t in targets:
+            if not isinstance(t, Discovery) and not self.shard.owns(t.id):
+                continue
             if any(t.id in ids for g, ids in self.groups.items() if g != group):
                 continue
             wanted.setdefault(t.id, t)
@@ -263,6 +273,8 @@ class Exporter:
         return None
 
     def _publish(self, target: Target, data: Rendered | None) -> None:
+        if not self.shard.owns(target.id):
+            return  # a discovery run here only for its targets; its own shard exports it
         health = render_health(target.id, target.source, self.health[target.id])
         self.store.put(target.id, merge([data, health]) if data is not None else health)
 
@@ -272,4 +284,4 @@ class Exporter:
         return all(h.polled for h in self.health.values())
 
     def global_metrics(self) -> Rendered:
-        return render_global(self.stats, self.reload_state)
+        return merge([render_global(self.stats, self.reload_state), self.shard.render(len(self.targets))])

@@ -18,6 +18,7 @@ from aiohttp import web
 from exporter.config import ConfigError, load_config
 from exporter.daemon import Exporter
 from exporter.server import make_app
+from exporter.sharding import Shard
 from exporter.simulator import app as sim_app
 from exporter.simulator.state import SimState
 
@@ -51,7 +52,7 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
-async def run_daemon(config_path: Path, listen: str, telemetry_path: str) -> int:
+async def run_daemon(config_path: Path, listen: str, telemetry_path: str, shard: Shard | None = None) -> int:
     try:
         loaded = load_config(config_path)
     except ConfigError as exc:
@@ -62,10 +63,17 @@ async def run_daemon(config_path: Path, listen: str, telemetry_path: str) -> int
         )
         return 1
     host, port = parse_listen_address(listen)
-    exporter = Exporter(config_path)
+    exporter = Exporter(config_path, shard)
     await exporter.start(loaded)
     runner, actual = await _serve(make_app(exporter, telemetry_path), host, port)
-    log.info("listening", extra={"address": f"{host}:{actual}", "targets": len(exporter.targets)})
+    log.info(
+        "listening",
+        extra={
+            "address": f"{host}:{actual}",
+            "targets": len(exporter.targets),
+            "shard": f"{exporter.shard.index}/{exporter.shard.total}",
+        },
+    )
 
     stop = _stop_event()
     reloads: set[asyncio.Task[tuple[bool, str]]] = set()

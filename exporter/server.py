@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import html
 import logging
+from collections.abc import AsyncIterator
 
 from aiohttp import web
+from aiohttp.payload import AsyncIterablePayload
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
@@ -35,6 +37,11 @@ def _accepts_gzip(request: web.Request) -> bool:
     )
 
 
+async def _iterate(parts: list[bytes]) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
 def make_app(exporter: Exporter, telemetry_path: str = "/metrics") -> web.Application:
     app = web.Application()
     app[EXPORTER_KEY] = exporter
@@ -46,11 +53,14 @@ def make_app(exporter: Exporter, telemetry_path: str = "/metrics") -> web.Applic
         dynamic = assemble([exporter.global_metrics()]) + generate_latest(runtime)
         headers = {"Content-Type": CONTENT_TYPE, "Vary": "Accept-Encoding"}
         if _accepts_gzip(request):
-            body = exporter.store.exposition_gzip(dynamic)
             headers["Content-Encoding"] = "gzip"
-        else:
-            body = exporter.store.exposition() + dynamic
-        return web.Response(body=body, headers=headers)
+            return web.Response(body=exporter.store.exposition_gzip(dynamic), headers=headers)
+        # Uncompressed, the cached per-family blobs are written one after the other
+        # once the handler returns, never joined (a copy of the whole exposition on
+        # every scrape cost more than the rest of the scrape).
+        parts = [*exporter.store.exposition_parts(), dynamic]
+        headers["Content-Length"] = str(sum(len(p) for p in parts))
+        return web.Response(body=AsyncIterablePayload(_iterate(parts)), headers=headers)
 
     async def landing(request: web.Request) -> web.Response:
         links = [

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from exporter import __version__
+from exporter.pool import AiohttpTransport
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
@@ -92,7 +93,7 @@ class VendorClient:
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {api_key}", "User-Agent": f"inference-exporter/{__version__}"},
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            transport=transport,
+            transport=transport or AiohttpTransport(max_connections),
             follow_redirects=False,
         )
 

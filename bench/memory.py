@@ -1,0 +1,72 @@
+"""Resident memory of the exporter holding ~100k series.
+
+This process is a fresh interpreter: it measures its RSS with the exporter running
+and no targets (the baseline, in the same run), then with the mixed bench fleet
+(see fleet.py) polled once against the simulator and both exposition caches (plain
+and gzip) built, as after the first scrape.
+
+Last line: ``memory: series=… rss_mb=… baseline_rss_mb=… growth_mb=… bytes_per_series=…``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import fleet
+
+from exporter.config import load_config
+from exporter.daemon import Exporter
+
+
+async def run(args: argparse.Namespace) -> str:
+    size = fleet.FLEET_100K.scaled(args.scale)
+    with fleet.simulator() as sim_url, tempfile.TemporaryDirectory() as tmp:
+        cfg = fleet.write_config(Path(tmp), sim_url, interval=600, spread=5, timeout=60, max_connections=10)
+        idle = Exporter(cfg)
+        await idle.start(load_config(cfg))
+        idle.store.exposition_gzip(b"")
+        gc.collect()
+        baseline = fleet.rss_mb()
+        await idle.stop()
+        async with fleet.exporter_with_fleet(
+            Path(tmp), sim_url, size, interval=600, spread=args.spread
+        ) as exporter:
+            await fleet.wait_for_polls(exporter, size.targets, timeout=args.spread + 120)
+            exporter.store.exposition_gzip(b"")
+            gc.collect()
+            rss = fleet.rss_mb()
+            series = exporter.store.series
+            targets = len(exporter.targets)
+    growth = rss - baseline
+    return fleet.line(
+        "memory",
+        series=series,
+        targets=targets,
+        rss_mb=rss,
+        baseline_rss_mb=baseline,
+        growth_mb=growth,
+        bytes_per_series=round(growth * 1024 * 1024 / max(series, 1)),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--scale", type=float, default=1.0, help="fleet size relative to ~100k series")
+    p.add_argument("--spread", type=float, default=10.0, help="first polls spread over this many seconds")
+    args = p.parse_args(argv)
+    t0 = time.monotonic()
+    print(f"machine: {fleet.machine()}", file=sys.stderr)
+    result = asyncio.run(run(args))
+    print(f"took {time.monotonic() - t0:.0f}s", file=sys.stderr)
+    print(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""Poll cost: CPU per target poll (HTTP + parse + render + store) and a cycle's wall time.
+
+The exporter runs in this process on a config of Together queue targets (the real
+source and the real daemon path); the simulator runs in its own process. Baseline:
+the same number of bare GETs of the same endpoint through a plain
+``httpx.AsyncClient`` (its default transport) with the same pool size, in the same
+run — ``ratio_vs_httpx`` is a whole poll's CPU against one bare request's. ``cycle_s`` is the time from the first poll start to the last poll end
+of one full cycle, with every target due within ``--spread`` seconds and at most
+``--max-connections`` requests in flight.
+
+Last line: ``poll: targets=… cpu_ms_per_target=… httpx_request_cpu_ms=… ratio_vs_httpx=…
+cycle_s=… interval_s=… cycle_ratio=… …``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import fleet
+import httpx
+
+from exporter.config import load_config
+from exporter.daemon import Exporter
+
+
+async def bare_http_cpu_ms(sim_url: str, requests: int, max_connections: int) -> float:
+    """CPU per request of plain httpx GETs to the same endpoint, ``max_connections`` at a time."""
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    headers = {"Authorization": f"Bearer {fleet.SIM_KEY}"}
+    async with httpx.AsyncClient(base_url=sim_url + "/v1", limits=limits, headers=headers) as client:
+        sem = asyncio.Semaphore(max_connections)
+
+        async def one(i: int) -> None:
+            async with sem:
+                r = await client.get("/queue/metrics", params={"model": f"org/queue-{i}"}, timeout=30)
+                r.raise_for_status()
+                r.json()
+
+        await one(0)
+        cpu0 = fleet.cpu_seconds()
+        await asyncio.gather(*(one(i) for i in range(requests)))
+        return (fleet.cpu_seconds() - cpu0) / requests * 1000
+
+
+async def run(args: argparse.Namespace) -> str:
+    with fleet.simulator() as sim_url, tempfile.TemporaryDirectory() as tmp:
+        baseline = await bare_http_cpu_ms(sim_url, args.targets, args.max_connections)
+        models = [f"org/queue-{i}" for i in range(args.targets)]
+        cfg = fleet.write_config(
+            Path(tmp),
+            sim_url,
+            interval=args.interval,
+            spread=args.spread,
+            timeout=args.interval,
+            max_connections=args.max_connections,
+            queues=models,
+        )
+        exporter = Exporter(cfg)
+        await exporter.start(load_config(cfg))
+        try:
+            n = len(exporter.targets)
+            await fleet.wait_for_polls(exporter, n, timeout=args.interval + args.spread + 60)
+            # The second cycle is the steady state: measure it.
+            cpu0, polls0 = fleet.cpu_seconds(), fleet.polls_done(exporter)
+            await fleet.wait_for_polls(exporter, 2 * n, timeout=2 * args.interval + 60)
+            cpu = fleet.cpu_seconds() - cpu0
+            polls = fleet.polls_done(exporter) - polls0
+            starts = [h.last_poll_timestamp for h in exporter.health.values()]
+            ends = [h.last_poll_timestamp + h.last_duration for h in exporter.health.values()]
+            cycle = max(ends) - min(starts)
+            failed = fleet.failed_polls(exporter)
+            series = exporter.store.series
+        finally:
+            await exporter.stop()
+    per_target = cpu / polls * 1000
+    return fleet.line(
+        "poll",
+        targets=n,
+        series=series,
+        cpu_ms_per_target=per_target,
+        httpx_request_cpu_ms=baseline,
+        ratio_vs_httpx=f"{per_target / baseline:.2f}x",
+        cycle_s=cycle,
+        interval_s=args.interval,
+        cycle_ratio=cycle / args.interval,
+        max_connections=args.max_connections,
+        failed=failed,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--targets", type=int, default=3000)
+    p.add_argument("--interval", type=float, default=20.0, help="poll interval, seconds")
+    p.add_argument("--spread", type=float, default=3.0, help="every target is due within this window")
+    p.add_argument("--max-connections", type=int, default=10)
+    args = p.parse_args(argv)
+    t0 = time.monotonic()
+    print(f"machine: {fleet.machine()}", file=sys.stderr)
+    result = asyncio.run(run(args))
+    print(f"took {time.monotonic() - t0:.0f}s", file=sys.stderr)
+    print(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

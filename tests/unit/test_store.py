@@ -1,0 +1,127 @@
+"""The store's incremental assembly gives exactly what a full join of all snapshots gives."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from exporter.exposition import Family, Rendered, Sample, assemble, render
+from exporter.store import Store
+
+FAMILIES = [
+    Family("a_gauge", "gauge", "A gauge."),
+    Family("b_total", "counter", "A counter."),
+    Family("c_info", "gauge", "Metadata."),
+    Family("d_seconds", "gauge", "A duration."),
+]
+
+
+def snapshot(target: str, values: dict[int, float]) -> Rendered:
+    return render(Sample(FAMILIES[i], (("target", target),), v) for i, v in sorted(values.items()))
+
+
+def canonical(text: bytes) -> list[tuple[bytes, list[bytes]]]:
+    """Families in order with their headers, each family's lines sorted.
+
+    The order of series inside a family carries no meaning in the text format.
+    """
+    out: list[tuple[bytes, list[bytes]]] = []
+    for line in text.splitlines(keepends=True):
+        if line.startswith(b"# HELP"):
+            out.append((line, []))
+        elif line.startswith(b"# TYPE"):
+            out[-1] = (out[-1][0] + line, out[-1][1])
+        else:
+            out[-1][1].append(line)
+    return [(h, sorted(lines)) for h, lines in out]
+
+
+def decode_single_member(data: bytes) -> bytes:
+    d = zlib.decompressobj(31)
+    out = d.decompress(data)
+    assert d.eof and d.unused_data == b"", "expected exactly one gzip member"
+    return out
+
+
+ops = st.lists(
+    st.tuples(
+        st.sampled_from(["t1", "t2", "t3", "t4"]),
+        st.one_of(
+            st.none(),
+            st.dictionaries(st.integers(0, 3), st.sampled_from([0.0, 1.0, 2.5, float("nan")]), max_size=4),
+        ),
+        st.booleans(),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(ops)
+def test_incremental_assembly_matches_full_join(
+    steps: list[tuple[str, dict[int, float] | None, bool]],
+) -> None:
+    store = Store()
+    reference: dict[str, Rendered] = {}
+    for target, values, scrape_now in steps:
+        if values is None:
+            store.remove(target)
+            reference.pop(target, None)
+        else:
+            snap = snapshot(target, values)
+            store.put(target, snap)
+            reference[target] = snap
+        if scrape_now:
+            expected = canonical(assemble(reference.values()))
+            assert canonical(store.exposition()) == expected
+            unzipped = decode_single_member(store.exposition_gzip(b"# tail\n"))
+            assert unzipped == store.exposition() + b"# tail\n"
+    assert canonical(store.exposition()) == canonical(assemble(reference.values()))
+    assert gzip.decompress(store.exposition_gzip(b"")) == store.exposition()
+
+
+def test_one_header_per_family_in_name_order() -> None:
+    store = Store()
+    store.put("t2", snapshot("t2", {0: 1.0, 1: 2.0}))
+    store.put("t1", snapshot("t1", {0: 3.0}))
+    text = store.exposition().decode()
+    assert text.count("# TYPE a_gauge gauge") == 1
+    assert text.index("# TYPE a_gauge") < text.index("# TYPE b_total")
+    assert 'a_gauge{target="t2"} 1\n' in text and 'a_gauge{target="t1"} 3\n' in text
+
+
+def test_unchanged_snapshot_keeps_cached_bytes() -> None:
+    store = Store()
+    store.put("t1", snapshot("t1", {0: 1.0, 2: 1.0}))
+    first = store.exposition_parts()
+    gz = store.exposition_gzip(b"")
+    store.put("t1", snapshot("t1", {0: 1.0, 2: 1.0}))  # equal bytes: nothing to rebuild
+    assert store.exposition_parts() is first
+    assert store.exposition_gzip(b"") == gz
+    store.put("t1", snapshot("t1", {0: 2.0, 2: 1.0}))
+    assert b'a_gauge{target="t1"} 2\n' in store.exposition()
+
+
+def test_removed_target_and_empty_family_disappear() -> None:
+    store = Store()
+    store.put("t1", snapshot("t1", {0: 1.0, 3: 0.5}))
+    store.put("t2", snapshot("t2", {0: 1.0}))
+    store.put("t1", snapshot("t1", {0: 1.0}))  # d_seconds gone from t1, so from everywhere
+    assert b"d_seconds" not in store.exposition()
+    store.remove("t1")
+    assert b't1"' not in store.exposition()
+    store.remove("t2")
+    assert store.exposition() == b""
+    assert decode_single_member(store.exposition_gzip(b"x\n")) == b"x\n"
+
+
+def test_family_with_conflicting_type_is_left_out() -> None:
+    store = Store()
+    store.put("t1", render([Sample(Family("x", "gauge", "h"), (), 1.0)]))
+    store.put("t2", render([Sample(Family("x", "untyped", "h"), (("a", "b"),), 2.0)]))
+    text = store.exposition().decode()
+    assert text.count("# TYPE x") == 1 and 'x{a="b"}' not in text
+    assert store.series == 2  # both snapshots are held; only the exposition leaves one out
