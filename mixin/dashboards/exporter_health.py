@@ -98,6 +98,17 @@ def build(cfg: MixinConfig) -> db.Dashboard:
             ],
         ),
     ]
+    targets.append(
+        timeseries_panel(
+            "Targets per replica",
+            "Targets each exporter process polls. With --total-shards, each replica polls only its "
+            "share, and the replicas' counts add up to all targets.",
+            "short",
+            [Query(f"inference_exporter_shard_targets{base}", "{{instance}}")],
+            stack=True,
+            width=24,
+        )
+    )
     polls = [
         timeseries_panel(
             "Polls by result",
