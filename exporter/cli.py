@@ -17,7 +17,7 @@ DEFAULT_PORT = 10230
 DEFAULT_LISTEN = f":{DEFAULT_PORT}"
 
 
-def _add_common(p: argparse.ArgumentParser, *, listen_default: str) -> None:
+def _add_common(p: argparse.ArgumentParser, *, listen_default: str, web_config: bool = True) -> None:
     p.add_argument(
         "--web.listen-address",
         dest="listen",
@@ -31,6 +31,14 @@ def _add_common(p: argparse.ArgumentParser, *, listen_default: str) -> None:
         default="/metrics",
         help="path under which to expose metrics (default /metrics)",
     )
+    if web_config:
+        p.add_argument(
+            "--web.config.file",
+            dest="web_config_file",
+            default=None,
+            metavar="PATH",
+            help="TLS and basic-auth config in exporter-toolkit's format (default: plain HTTP, no auth)",
+        )
     p.add_argument(
         "--log.level",
         dest="log_level",
@@ -100,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(demo, listen_default=DEFAULT_LISTEN)
 
     sim = sub.add_parser("simulate", help="run the bundled simulator of the vendor APIs alone")
-    _add_common(sim, listen_default="127.0.0.1:0")
+    _add_common(sim, listen_default="127.0.0.1:0", web_config=False)
     sim.add_argument(
         "--api-key",
         dest="api_keys",
@@ -125,6 +133,10 @@ def _check_config(path: str, read_secrets: bool) -> int:
     return 0
 
 
+def _web_config(args: argparse.Namespace) -> Path | None:
+    return Path(args.web_config_file) if args.web_config_file else None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = "warning" if args.log_level == "warn" else args.log_level
@@ -136,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "simulate":
         return asyncio.run(runner.run_simulator(args.listen, args.api_keys or ["sim-key"]))
     if args.command == "demo":
-        return asyncio.run(runner.run_demo(args.listen, args.telemetry_path))
+        return asyncio.run(runner.run_demo(args.listen, args.telemetry_path, _web_config(args)))
     if not args.config_file:
         build_parser().error("--config.file is required to run the daemon")
     try:
@@ -145,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     except ValueError as exc:
         build_parser().error(str(exc))
-    return asyncio.run(runner.run_daemon(Path(args.config_file), args.listen, args.telemetry_path, shard))
+    return asyncio.run(
+        runner.run_daemon(Path(args.config_file), args.listen, args.telemetry_path, _web_config(args), shard)
+    )
 
 
 if __name__ == "__main__":

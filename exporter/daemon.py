@@ -11,17 +11,20 @@ import asyncio
 import logging
 import time
 import zlib
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from exporter.budget import shard_rate
 from exporter.config import ConfigError, LoadedConfig, load_config
 from exporter.config.model import Config
 from exporter.exposition import Rendered, merge
 from exporter.health import ReloadState, TargetHealth, render_global, render_health
 from exporter.logs import SCRUBBER
+from exporter.retry import POLL_DEADLINE
 from exporter.sharding import Shard
 from exporter.sources.base import Discovery, Target
 from exporter.store import Store
@@ -31,6 +34,10 @@ from exporter.upstream import Clients, UpstreamError, UpstreamStats, VendorClien
 log = logging.getLogger("exporter.daemon")
 
 STATIC = ""
+# Share of the poll interval that requests and retries may use.
+POLL_BUDGET_FRACTION = 0.9
+# Longest wait for targets to close at shutdown.
+STOP_CLOSE_SECONDS = 0.8
 
 
 def start_offset(target_id: str, interval: float, spread: float) -> float:
@@ -39,14 +46,19 @@ def start_offset(target_id: str, interval: float, spread: float) -> float:
     return frac * min(spread, interval)
 
 
-def make_client(loaded: LoadedConfig, vendor: str, stats: UpstreamStats) -> VendorClient:
+def make_client(
+    loaded: LoadedConfig, vendor: str, stats: UpstreamStats, total_shards: int = 1
+) -> VendorClient:
     section = getattr(loaded.config, vendor)
+    rps = section.requests_per_second
     return VendorClient(
         vendor,
         section.base_url,
         loaded.secrets[vendor],
         max_connections=section.max_connections,
         stats=stats,
+        requests_per_second=shard_rate(rps, total_shards) if rps is not None else None,
+        max_body_bytes=section.max_response_bytes,
     )
 
 
@@ -74,6 +86,11 @@ class Exporter:
         self._reload_lock = asyncio.Lock()
         self._running: set[asyncio.Task[None]] = set()
         self._background: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        # Other files reloaded together with the config (the web config): each reads
+        # its file and raises ValueError if it is unusable, or returns how to apply it.
+        # Nothing is applied unless every file is valid.
+        self.companions: list[Callable[[], Callable[[], None]]] = []
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -83,14 +100,24 @@ class Exporter:
         await self._apply(loaded)
 
     async def stop(self) -> None:
+        """Stop polling: cancel in-flight polls (and their requests), close targets and clients."""
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
-        pending = self._running | self._background
-        for task in pending:
+        self._stopping = True
+        polls = len(self._running)
+        in_flight = list(self._running | self._background)
+        for task in in_flight:
             task.cancel()
-        if pending:
-            await asyncio.wait(pending, timeout=1.0)
-        await asyncio.gather(*(t.close() for t in self.targets.values()), return_exceptions=True)
+        if in_flight:
+            await asyncio.wait(in_flight, timeout=0.5)
+        log.info("polling stopped", extra={"cancelled_polls": polls})
+        # Targets release what they hold (a probe cancels its job) while the clients are
+        # still open; bounded, so that shutdown stays within two seconds.
+        closing = asyncio.gather(*(t.close() for t in self.targets.values()), return_exceptions=True)
+        try:
+            await asyncio.wait_for(closing, timeout=STOP_CLOSE_SECONDS)
+        except TimeoutError:
+            log.warning("targets did not close in time", extra={"seconds": STOP_CLOSE_SECONDS})
         await asyncio.gather(*(c.aclose() for c in self.clients.all()), return_exceptions=True)
 
     async def reload(self) -> tuple[bool, str]:
@@ -102,8 +129,26 @@ class Exporter:
                 self.reload_state.successful = False
                 for p in exc.problems:
                     log.error("config reload failed, keeping the running config", extra={"problem": str(p)})
-                return False, str(exc)
-            await self._apply(loaded)
+                # Values in a problem can be a key pasted in the wrong place: scrub them.
+                return False, SCRUBBER.scrub(str(exc))
+            applies = []
+            for prepare in self.companions:
+                try:
+                    applies.append(await asyncio.to_thread(prepare))
+                except ValueError as exc:
+                    self.reload_state.successful = False
+                    log.error("config reload failed, keeping the running config", extra={"problem": str(exc)})
+                    return False, SCRUBBER.scrub(str(exc))
+            try:
+                await self._apply(loaded)
+                for apply in applies:
+                    apply()
+            except Exception as exc:
+                # Building targets from a valid file should not fail; if it does, say so
+                # and keep serving whatever is running.
+                self.reload_state.successful = False
+                log.exception("config reload failed while applying it")
+                return False, f"applying the config failed: {type(exc).__name__}"
             log.info("config reloaded", extra={"targets": len(self.targets)})
             return True, "config reloaded"
 
@@ -111,7 +156,14 @@ class Exporter:
 
     def _client_key(self, loaded: LoadedConfig, vendor: str) -> tuple[object, ...]:
         section = getattr(loaded.config, vendor)
-        return (section.base_url, section.max_connections, loaded.secrets.get(vendor))
+        return (
+            section.base_url,
+            section.max_connections,
+            section.requests_per_second,
+            section.max_response_bytes,
+            self.total_shards,
+            loaded.secrets.get(vendor),
+        )
 
     async def _apply(self, loaded: LoadedConfig) -> None:
         SCRUBBER.set_secrets(set(loaded.secrets.values()))
@@ -123,7 +175,7 @@ class Exporter:
             if existing is not None and self._client_keys.get(vendor) == key:
                 clients[vendor] = existing
             else:
-                clients[vendor] = make_client(loaded, vendor, self.stats)
+                clients[vendor] = make_client(loaded, vendor, self.stats, self.total_shards)
         old_clients = self.clients.replace(clients)
         self._client_keys = new_keys
 
@@ -215,7 +267,9 @@ class Exporter:
         try:
             await self.poll_once(target)
         except asyncio.CancelledError:
-            # Only stop() cancels a running poll: end quietly, not as a scheduler job error.
+            if not self._stopping:
+                raise
+            # Cancelled by stop(): an expected end, not a job failure to report.
             log.debug("poll canceled at shutdown", extra={"target": target.id})
         finally:
             self._running.discard(task)
@@ -225,9 +279,10 @@ class Exporter:
         t0 = time.perf_counter()
         data: Rendered | None = None
         reason = detail = ""
+        # Requests and their retries end by the poll deadline (a little before the
+        # interval, so their own reason wins); wait_for is the hard stop behind it.
+        token = POLL_DEADLINE.set(time.monotonic() + target.interval * POLL_BUDGET_FRACTION)
         try:
-            # Sources bound each request by target.timeout; this bounds the whole poll
-            # so a stuck poll never blocks the next one past its interval.
             data = await asyncio.wait_for(target.poll(now), timeout=target.interval)
         except UpstreamError as exc:
             reason, detail = exc.reason, exc.detail
@@ -238,6 +293,8 @@ class Exporter:
         except Exception as exc:
             reason, detail = "internal_error", f"{type(exc).__name__}: {exc}"
             log.exception("poll failed unexpectedly", extra={"target": target.id})
+        finally:
+            POLL_DEADLINE.reset(token)
         duration = time.perf_counter() - t0
         if self.targets.get(target.id) is not target:
             return  # removed or replaced by a reload while this poll ran
@@ -284,4 +341,9 @@ class Exporter:
         return all(h.polled for h in self.health.values())
 
     def global_metrics(self) -> Rendered:
-        return merge([render_global(self.stats, self.reload_state), self.shard.render(len(self.targets))])
+        return merge(
+            [
+                render_global(self.stats, self.reload_state, len(asyncio.all_tasks())),
+                self.shard.render(len(self.targets)),
+            ]
+        )

@@ -45,6 +45,26 @@ UPSTREAM_REQUESTS = Family(
     "counter",
     "Requests sent to vendor APIs by source, endpoint template and HTTP status (or timeout/error).",
 )
+UPSTREAM_RETRIES = Family(
+    "inference_exporter_upstream_retries_total",
+    "counter",
+    "Vendor requests retried after a timeout, connection error, 5xx or 429, by source and endpoint template.",
+)
+BUDGET_WAIT = Family(
+    "inference_exporter_upstream_budget_wait_seconds_total",
+    "counter",
+    "Seconds requests spent waiting for a slot in the vendor's request budget (requests_per_second).",
+)
+BUDGET_REFUSALS = Family(
+    "inference_exporter_upstream_budget_refusals_total",
+    "counter",
+    "Requests not sent because the vendor's request budget had no slot before the poll's deadline.",
+)
+ASYNCIO_TASKS = Family(
+    "inference_exporter_asyncio_tasks",
+    "gauge",
+    "Asyncio tasks alive in the exporter process; steady in a healthy daemon.",
+)
 RELOAD_OK = Family(
     "inference_exporter_config_last_reload_successful",
     "gauge",
@@ -118,12 +138,23 @@ class ReloadState:
     last_success_timestamp: float = 0.0
 
 
-def render_global(stats: UpstreamStats, reload: ReloadState) -> Rendered:
+def render_global(stats: UpstreamStats, reload: ReloadState, tasks: int) -> Rendered:
     samples = [
         Sample(BUILD_INFO, (("version", __version__), ("python_version", platform.python_version())), 1.0),
         Sample(RELOAD_OK, (), 1.0 if reload.successful else 0.0),
         Sample(RELOAD_TS, (), reload.last_success_timestamp),
+        Sample(ASYNCIO_TASKS, (), float(tasks)),
     ]
+    samples.extend(
+        Sample(UPSTREAM_RETRIES, (("source", s), ("endpoint", e)), float(n))
+        for (s, e), n in sorted(stats.retries.items())
+    )
+    samples.extend(
+        Sample(BUDGET_WAIT, (("vendor", v),), w) for v, w in sorted(stats.budget_wait_seconds.items())
+    )
+    samples.extend(
+        Sample(BUDGET_REFUSALS, (("vendor", v),), float(n)) for v, n in sorted(stats.budget_refusals.items())
+    )
     samples.extend(
         Sample(UPSTREAM_REQUESTS, (("source", s), ("endpoint", e), ("code", c)), float(n))
         for (s, e, c), n in sorted(stats.requests.items())

@@ -8,6 +8,11 @@ This transport keeps the httpx interface and moves the wire work to aiohttp, who
 HTTP parser is in C and whose pool hands out connections from a plain queue: about
 a third of the CPU per request (see ``bench/poll.py``).
 
+The httpx-aiohttp package offers such a transport too, but its exception map turns
+every aiohttp connection error (a reset or a server that hangs up mid-answer among
+them) into ``httpx.ConnectTimeout``: our failure reasons would call a reset a
+timeout. Telling those apart is the point of the reasons, so the mapping lives here.
+
 What it keeps from httpx's own transport:
 
 - timeouts from the request's ``timeout`` extension: ``connect`` for opening a

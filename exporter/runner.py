@@ -8,6 +8,7 @@ import os
 import secrets
 import shutil
 import signal
+import ssl
 import sys
 import tempfile
 from importlib import resources
@@ -21,6 +22,7 @@ from exporter.server import make_app
 from exporter.sharding import Shard
 from exporter.simulator import app as sim_app
 from exporter.simulator.state import SimState
+from exporter.webconfig import WebConfigError, WebSecurity
 
 log = logging.getLogger("exporter")
 
@@ -34,10 +36,13 @@ def parse_listen_address(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
-async def _serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+async def _serve(
+    app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+) -> tuple[web.AppRunner, int]:
+    # A short shutdown_timeout: on SIGTERM a slow scrape must not hold the exit up.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     await site.start()
     server = site._server
     sockets = getattr(server, "sockets", None) or []
@@ -52,7 +57,21 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
-async def run_daemon(config_path: Path, listen: str, telemetry_path: str, shard: Shard | None = None) -> int:
+async def run_daemon(
+    config_path: Path,
+    listen: str,
+    telemetry_path: str,
+    web_config: Path | None = None,
+    shard: Shard | None = None,
+) -> int:
+    security = None
+    if web_config is not None:
+        try:
+            security = WebSecurity.from_file(web_config)
+        except WebConfigError as exc:
+            print(exc, file=sys.stderr)
+            log.error("invalid web config, not starting", extra={"file": str(web_config)})
+            return 1
     try:
         loaded = load_config(config_path)
     except ConfigError as exc:
@@ -64,14 +83,18 @@ async def run_daemon(config_path: Path, listen: str, telemetry_path: str, shard:
         return 1
     host, port = parse_listen_address(listen)
     exporter = Exporter(config_path, shard)
+    if security is not None:
+        exporter.companions.append(security.prepare_reload)
     await exporter.start(loaded)
-    runner, actual = await _serve(make_app(exporter, telemetry_path), host, port)
+    app = make_app(exporter, telemetry_path, security.middlewares if security else None)
+    runner, actual = await _serve(app, host, port, security.ssl if security else None)
     log.info(
         "listening",
         extra={
             "address": f"{host}:{actual}",
             "targets": len(exporter.targets),
             "shard": f"{exporter.shard.index}/{exporter.shard.total}",
+            "tls": security is not None and security.ssl is not None,
         },
     )
 
@@ -109,7 +132,7 @@ DEMO_KEYS = {
 }
 
 
-async def run_demo(listen: str, telemetry_path: str) -> int:
+async def run_demo(listen: str, telemetry_path: str, web_config: Path | None = None) -> int:
     """Simulator on a free loopback port, and the daemon on the bundled demo config."""
     keys = {var: secrets.token_hex(16) for var in DEMO_KEYS.values()}
     os.environ.update(keys)
@@ -124,7 +147,7 @@ async def run_demo(listen: str, telemetry_path: str) -> int:
     print(f"inference-exporter demo: simulator at {sim_url}, config at {config_path}", flush=True)
     print(f"Open http://{shown}:{port}/ (metrics at http://{shown}:{port}{telemetry_path})", flush=True)
     try:
-        return await run_daemon(config_path, listen, telemetry_path)
+        return await run_daemon(config_path, listen, telemetry_path, web_config)
     finally:
         await sim_runner.cleanup()
         shutil.rmtree(workdir, ignore_errors=True)

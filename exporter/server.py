@@ -1,4 +1,4 @@
-"""The exporter's HTTP endpoints: /metrics, the landing page, health, readiness, reload."""
+"""The exporter's HTTP endpoints: /metrics, the landing page, /targets, health, readiness, reload."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 from aiohttp.payload import AsyncIterablePayload
+from aiohttp.typedefs import Middleware
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from exporter import __version__
+from exporter import __version__, status
 from exporter.daemon import Exporter
 from exporter.exposition import CONTENT_TYPE, assemble
 
@@ -42,8 +43,10 @@ async def _iterate(parts: list[bytes]) -> AsyncIterator[bytes]:
         yield part
 
 
-def make_app(exporter: Exporter, telemetry_path: str = "/metrics") -> web.Application:
-    app = web.Application()
+def make_app(
+    exporter: Exporter, telemetry_path: str = "/metrics", middlewares: list[Middleware] | None = None
+) -> web.Application:
+    app = web.Application(middlewares=middlewares or [])
     app[EXPORTER_KEY] = exporter
     runtime = _runtime_registry()
 
@@ -65,6 +68,7 @@ def make_app(exporter: Exporter, telemetry_path: str = "/metrics") -> web.Applic
     async def landing(request: web.Request) -> web.Response:
         links = [
             (telemetry_path, "Metrics"),
+            ("/targets", "Targets"),
             ("/-/healthy", "Health"),
             ("/-/ready", "Readiness"),
         ]
@@ -75,6 +79,12 @@ def make_app(exporter: Exporter, telemetry_path: str = "/metrics") -> web.Applic
             f"{len(exporter.targets)} targets configured.</p><ul>{items}</ul></body></html>"
         )
         return web.Response(text=page, content_type="text/html")
+
+    async def targets(request: web.Request) -> web.Response:
+        data = status.rows(exporter.targets, exporter.health)
+        if request.query.get("format") == "json":
+            return web.json_response({"targets": data})
+        return web.Response(text=status.render_html(data), content_type="text/html")
 
     async def healthy(request: web.Request) -> web.Response:
         return web.Response(text="Healthy.\n")
@@ -91,6 +101,7 @@ def make_app(exporter: Exporter, telemetry_path: str = "/metrics") -> web.Applic
 
     app.router.add_get(telemetry_path, metrics)
     app.router.add_get("/", landing)
+    app.router.add_get("/targets", targets)
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/-/ready", ready)
     app.router.add_post("/-/reload", reload)

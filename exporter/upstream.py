@@ -3,30 +3,50 @@
 Every failure becomes an ``UpstreamError`` with a short, bounded ``reason`` (used as a
 label value and on the status page) and a human ``detail``. Neither ever contains the
 API key: we never format request headers, and the scrubber catches library text.
+
+Each vendor's client also owns what keeps us polite to that vendor: retries with
+backoff (``exporter.retry``), the request budget (``exporter.budget``) and the vendor's
+own ``Retry-After`` hints, so every source gets them by calling ``request_json``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from exporter import __version__
+from exporter.budget import BudgetExhausted, RequestBudget
 from exporter.pool import AiohttpTransport
+from exporter.retry import (
+    MIN_ATTEMPT_SECONDS,
+    POLL_DEADLINE,
+    backoff,
+    is_retryable,
+    make_stop,
+    parse_retry_hint,
+)
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
 class UpstreamError(Exception):
-    """A poll failed. ``reason`` is one of a small fixed set, safe as a label value."""
+    """A poll failed. ``reason`` is one of a small fixed set, safe as a label value.
 
-    def __init__(self, reason: str, detail: str) -> None:
+    ``retry_after`` is the vendor's own hint (seconds) on when to ask again, if it gave one.
+    """
+
+    def __init__(self, reason: str, detail: str, *, retry_after: float | None = None) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+        self.retry_after = retry_after
 
 
 class InvalidResponse(UpstreamError):
@@ -49,10 +69,13 @@ def reason_for_status(status: int) -> str:
 
 
 class UpstreamStats:
-    """Counts of requests by (source, endpoint, code), for ``…_upstream_requests_total``."""
+    """Counts behind the upstream self-metrics: requests, retries and budget waits."""
 
     def __init__(self) -> None:
         self.requests: Counter[tuple[str, str, str]] = Counter()
+        self.retries: Counter[tuple[str, str]] = Counter()
+        self.budget_wait_seconds: dict[str, float] = {}
+        self.budget_refusals: Counter[str] = Counter()
 
     def count(self, source: str, endpoint: str, code: str) -> None:
         self.requests[(source, endpoint, code)] += 1
@@ -73,8 +96,16 @@ def _error_message(body: bytes) -> str:
     return ""
 
 
+RequestKey = tuple[str, str, tuple[tuple[str, str], ...]]
+
+
 class VendorClient:
-    """One vendor's API: base URL, bearer auth and a bounded connection pool."""
+    """One vendor's API: base URL, bearer auth, a bounded pool, retries and a request budget.
+
+    Every request of every target of the vendor goes through :meth:`request_json`, so
+    the budget (requests per second) holds across targets and across retries, and a
+    ``Retry-After`` seen on one request holds back the next polls of that same request.
+    """
 
     def __init__(
         self,
@@ -84,11 +115,20 @@ class VendorClient:
         *,
         max_connections: int,
         stats: UpstreamStats,
+        requests_per_second: float | None = None,
+        max_body_bytes: int = MAX_BODY_BYTES,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.vendor = vendor
         self.base_url = base_url.rstrip("/")
         self.stats = stats
+        self.budget = RequestBudget(requests_per_second)
+        stats.budget_wait_seconds.setdefault(vendor, 0.0)
+        stats.budget_refusals[vendor] += 0
+        self.max_body_bytes = max_body_bytes
+        # Monotonic time before which a request must not be sent again, by request,
+        # from the vendor's Retry-After / x-ratelimit-reset.
+        self._not_before: dict[RequestKey, float] = {}
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {api_key}", "User-Agent": f"inference-exporter/{__version__}"},
@@ -112,11 +152,101 @@ class VendorClient:
         json_body: Any = None,
         ok_statuses: tuple[int, ...] = (200,),
     ) -> tuple[int, Any]:
-        """Send one request and decode its JSON body.
+        """Send a request, retrying what can heal, and decode its JSON body.
 
         Returns (status, document) for statuses in ``ok_statuses``; anything else
         raises UpstreamError. ``endpoint`` is the path template, used as a label.
+        Attempts and backoff waits all end before the current poll's deadline
+        (see ``exporter.retry``); outside a poll, before ``timeout`` from now.
         """
+        deadline = POLL_DEADLINE.get()
+        if deadline is None:
+            deadline = time.monotonic() + timeout
+        key: RequestKey = (method, path, tuple(sorted((str(k), str(v)) for k, v in (params or {}).items())))
+
+        # The failure that caused the last retry: if the retry then finds no budget slot,
+        # that failure, not the local refusal, is what the vendor did.
+        failures: list[BaseException] = []
+
+        def count_retry(state: RetryCallState) -> None:
+            self.stats.retries[(source, endpoint)] += 1
+            exc = state.outcome.exception() if state.outcome is not None else None
+            if exc is not None:
+                failures[:] = [exc]
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(is_retryable),
+            wait=backoff,
+            stop=make_stop(deadline),
+            before_sleep=count_retry,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._attempt(
+                        method, path, key, deadline, source, endpoint, timeout, params, json_body, ok_statuses
+                    )
+        except UpstreamError as exc:
+            if exc.reason == "budget_exhausted" and failures:
+                raise failures[0] from None
+            raise
+        raise AssertionError("unreachable: tenacity re-raises the last failure")  # pragma: no cover
+
+    async def _wait_turn(self, key: RequestKey, deadline: float, method: str, endpoint: str) -> None:
+        """Wait out the vendor's last Retry-After for this request, then for a budget slot."""
+        now = time.monotonic()
+        not_before = self._not_before.get(key)
+        if not_before is not None:
+            if not_before <= now:
+                del self._not_before[key]
+            elif not_before + MIN_ATTEMPT_SECONDS >= deadline:
+                raise UpstreamError(
+                    "rate_limited",
+                    f"{method} {endpoint}: the vendor asked to wait {not_before - now:.1f}s more",
+                    retry_after=not_before - now,
+                )
+            else:
+                await asyncio.sleep(not_before - now)
+        try:
+            wait = self.budget.reserve(deadline - MIN_ATTEMPT_SECONDS)
+        except BudgetExhausted as exc:
+            self.stats.budget_refusals[self.vendor] += 1
+            raise UpstreamError(
+                "budget_exhausted",
+                f"{method} {endpoint}: no request slot within the poll (next in {exc.wait:.1f}s)",
+            ) from None
+        if wait > 0:
+            self.stats.budget_wait_seconds[self.vendor] = (
+                self.stats.budget_wait_seconds.get(self.vendor, 0.0) + wait
+            )
+            await asyncio.sleep(wait)
+
+    def _remember_hint(self, key: RequestKey, hint: float | None) -> None:
+        if not hint:
+            return
+        now = time.monotonic()
+        if len(self._not_before) > 1000:
+            self._not_before = {k: t for k, t in self._not_before.items() if t > now}
+        self._not_before[key] = now + hint
+
+    async def _attempt(
+        self,
+        method: str,
+        path: str,
+        key: RequestKey,
+        deadline: float,
+        source: str,
+        endpoint: str,
+        timeout: float,
+        params: Mapping[str, Any] | None,
+        json_body: Any,
+        ok_statuses: tuple[int, ...],
+    ) -> tuple[int, Any]:
+        await self._wait_turn(key, deadline, method, endpoint)
+        timeout = min(timeout, deadline - time.monotonic())
+        if timeout <= 0:
+            raise UpstreamError("timeout", f"{method} {endpoint}: no time left in the poll")
         try:
             req = self._client.build_request(method, path, params=params, json=json_body, timeout=timeout)
             resp = await self._client.send(req, stream=True)
@@ -131,10 +261,10 @@ class VendorClient:
             try:
                 async for chunk in resp.aiter_bytes():
                     body += chunk
-                    if len(body) > MAX_BODY_BYTES:
+                    if len(body) > self.max_body_bytes:
                         self.stats.count(source, endpoint, str(resp.status_code))
                         raise UpstreamError(
-                            "body_too_large", f"{method} {endpoint}: body over {MAX_BODY_BYTES} bytes"
+                            "body_too_large", f"{method} {endpoint}: body over {self.max_body_bytes} bytes"
                         )
             except httpx.TimeoutException:
                 self.stats.count(source, endpoint, "timeout")
@@ -150,9 +280,12 @@ class VendorClient:
         self.stats.count(source, endpoint, str(status))
         if status not in ok_statuses:
             msg = _error_message(bytes(body))
+            hint = parse_retry_hint(resp.headers, time.time()) if status == 429 or status >= 500 else None
+            self._remember_hint(key, hint)
             raise UpstreamError(
                 reason_for_status(status),
                 f"{method} {endpoint} answered {status}" + (f": {msg}" if msg else ""),
+                retry_after=hint,
             )
         try:
             return status, json.loads(body)

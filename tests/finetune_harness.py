@@ -30,13 +30,16 @@ class RecordingTransport(httpx.AsyncBaseTransport):
     def __init__(self) -> None:
         self.inner = httpx.AsyncHTTPTransport()
         self.urls: list[httpx.URL] = []
-        self.fail_next: tuple[str, int] | None = None  # (path suffix, status)
+        self.fail_next: tuple[str, int] | None = None  # (path suffix, status), once
+        self.fail: tuple[str, int] | None = None  # (path suffix, status), until cleared
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if self.fail_next is not None and request.url.path.endswith(self.fail_next[0]):
             status = self.fail_next[1]
             self.fail_next = None
             return httpx.Response(status, json={"error": {"message": "injected"}})
+        if self.fail is not None and request.url.path.endswith(self.fail[0]):
+            return httpx.Response(self.fail[1], json={"error": {"message": "injected"}})
         self.urls.append(request.url)
         return await self.inner.handle_async_request(request)
 

@@ -93,7 +93,10 @@ def start_daemon(
     env: dict[str, str] | None = None,
     extra_args: list[str] | None = None,
     wait_ready: bool = True,
+    client: httpx.Client | None = None,
+    scheme: str = "http",
 ) -> Proc:
+    """Start the daemon; ``client`` (with its TLS and auth settings) checks health, else plain HTTP."""
     port = free_port()
     log_path = tmp_path / f"daemon-{port}.log"
     args = _cli(
@@ -109,15 +112,17 @@ def start_daemon(
             cwd=REPO,
             env={**os.environ, **(env or {})},
         )
-    proc = Proc(popen, f"http://127.0.0.1:{port}", log_path)
-    wait_until(lambda: _ok(proc.url + "/-/healthy"), timeout=15, what="daemon healthy", proc=proc)
+    proc = Proc(popen, f"{scheme}://127.0.0.1:{port}", log_path)
+    wait_until(lambda: _ok(proc.url + "/-/healthy", client), timeout=15, what="daemon healthy", proc=proc)
     if wait_ready:
-        wait_until(lambda: _ok(proc.url + "/-/ready"), timeout=20, what="daemon ready", proc=proc)
+        wait_until(lambda: _ok(proc.url + "/-/ready", client), timeout=20, what="daemon ready", proc=proc)
     return proc
 
 
-def _ok(url: str) -> bool:
+def _ok(url: str, client: httpx.Client | None = None) -> bool:
     try:
+        if client is not None:
+            return client.get(url, timeout=2).status_code == 200
         return httpx.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
@@ -185,3 +190,27 @@ def running(*procs: Proc) -> Iterator[None]:
     finally:
         for p in procs:
             p.stop()
+
+
+# --- the simulator's fault injection and request log ---------------------------------
+
+
+def add_fault(sim: Proc, **rule: object) -> int:
+    """Add a fault rule (see exporter/simulator/faults.py); return its id."""
+    resp = httpx.post(sim.url + "/_sim/faults", json=rule, timeout=5)
+    resp.raise_for_status()
+    return int(resp.json()["ids"][0])
+
+
+def clear_faults(sim: Proc) -> None:
+    httpx.delete(sim.url + "/_sim/faults", timeout=5).raise_for_status()
+
+
+def request_log(sim: Proc, since: float = 0.0, route: str | None = None) -> list[dict[str, object]]:
+    """The simulator's requests with their arrival times (``t``), oldest first."""
+    params: dict[str, str] = {"since": str(since)}
+    if route is not None:
+        params["route"] = route
+    resp = httpx.get(sim.url + "/_sim/requests/log", params=params, timeout=10)
+    resp.raise_for_status()
+    return list(resp.json())

@@ -9,6 +9,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 _DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+$")
 _PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
@@ -49,6 +50,16 @@ class Credentials(Strict):
     api_key_env: str | None = Field(default=None, min_length=1)
     api_key_file: str | None = Field(default=None, min_length=1)
 
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, v: str | None) -> str | None:
+        # A common slip is pasting the key itself here; say so without echoing it.
+        if v is not None and not _ENV_NAME_RE.match(v):
+            raise ValueError(
+                "must name an environment variable (letters, digits, _), not hold the key itself"
+            )
+        return v
+
     @model_validator(mode="after")
     def _one_reference(self) -> Credentials:
         if self.api_key_env and self.api_key_file:
@@ -61,6 +72,11 @@ class Credentials(Strict):
 class VendorCommon(Credentials):
     base_url: str = Field(min_length=1)
     max_connections: int = Field(default=10, ge=1, le=1000)
+    # Most requests per second sent to this vendor, retries included, by all its
+    # targets together (divided by the number of shards when sharded). None: no limit.
+    requests_per_second: float | None = Field(default=None, gt=0, le=10_000)
+    # Largest response body read; a bigger one fails the poll with body_too_large.
+    max_response_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
 
     @field_validator("base_url")
     @classmethod

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+LOG_LIMIT = 200_000
+
+
+@dataclass
+class LoggedRequest:
+    t: float  # wall time on arrival
+    method: str
+    route: str
+    path: str  # with the query string
+    status: int | None = None  # set once answered; None for a dropped connection
 
 
 @dataclass
@@ -15,3 +26,11 @@ class SimState:
     started_at: float = field(default_factory=time.time)
     # (method, route template) → number of requests, for tests and benchmarks.
     requests: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # Every request with its arrival time, newest last (bounded), e.g. to check a rate.
+    log: deque[LoggedRequest] = field(default_factory=lambda: deque(maxlen=LOG_LIMIT))
+
+    def record(self, method: str, route: str, path: str) -> LoggedRequest:
+        self.requests[(method, route)] += 1
+        entry = LoggedRequest(time.time(), method, route, path)
+        self.log.append(entry)
+        return entry

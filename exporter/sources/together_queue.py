@@ -13,6 +13,7 @@ breakdown double-counts in any ``sum()``; add the two in PromQL instead.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from exporter.exposition import Family, Rendered, Sample, render
@@ -53,8 +54,8 @@ def translate(model: str, doc: Any) -> list[Sample]:
             raise InvalidResponse(
                 f"{ENDPOINT}: field {field} is {'missing' if value is None else 'not a number'}"
             )
-        if value < 0 or value != value:
-            raise InvalidResponse(f"{ENDPOINT}: field {field} is not a non-negative count")
+        if not math.isfinite(value) or value < 0:
+            raise InvalidResponse(f"{ENDPOINT}: field {field} is not a finite non-negative count")
         samples.append(Sample(family, labels, float(value)))
     return samples
 

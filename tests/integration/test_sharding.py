@@ -16,7 +16,8 @@ PER_PROCESS = (
     "python_",
     "inference_exporter_build_info",
     "inference_exporter_config_",
-    "inference_exporter_upstream_requests_total",
+    "inference_exporter_upstream_",
+    "inference_exporter_asyncio_tasks",
     "inference_exporter_shard_",
     "inference_exporter_total_shards",
 )

@@ -80,10 +80,12 @@ def test_a_failed_poll_does_not_lose_rows() -> None:
             h.clock.t = job.start + 3.5
             await target.poll(h.clock.t)
             h.clock.t += 4
-            h.transport.fail_next = ("/metrics", 500)
+            # A server error that outlasts the retries fails the poll.
+            h.transport.fail = ("/metrics", 500)
             with pytest.raises(UpstreamError) as exc:
                 await target.poll(h.clock.t)
             assert exc.value.reason == "server_error"
+            h.transport.fail = None
             out = text(await target.poll(h.clock.t))
             assert out.value("together_finetune_global_step", job_id="ft-f") == 7
             assert await served(h, "ft-f") == (7, 7)
@@ -227,7 +229,7 @@ def test_discovery_list_errors_raise() -> None:
     async def go() -> None:
         async with harness() as h:
             disc = FineTuneDiscovery(h.clients, TERMINAL, SETTINGS, interval=5, timeout=5)
-            h.transport.fail_next = ("/fine-tunes", 503)
+            h.transport.fail = ("/fine-tunes", 503)
             with pytest.raises(UpstreamError) as exc:
                 await disc.poll(h.clock.t)
             assert exc.value.reason == "server_error"

@@ -1,0 +1,101 @@
+"""When and how long to retry a vendor request.
+
+Built on tenacity (exponential backoff with full jitter, composable stop and wait
+rules) rather than a hand loop. Three rules shape every retry:
+
+- only failures that can heal by themselves are retried: timeouts, connection
+  errors, 5xx and 429. A 401 or 404 will say the same thing again, so it is not
+  retried (and never becomes a storm against a vendor that already said no);
+- a vendor's own hint (``Retry-After``, ``x-ratelimit-reset``) is a floor on the
+  wait: we never ask again sooner than we were told to;
+- every attempt and every wait must fit before the poll's deadline (the poll
+  interval), so retries never make a poll overrun into the next one.
+
+The deadline travels in a context variable set by the daemon around each poll, so
+every source gets the same behaviour without passing it through its own code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import TYPE_CHECKING
+
+from tenacity import RetryCallState, wait_random_exponential
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+# Monotonic time by which the current poll must be done; None outside a poll.
+POLL_DEADLINE: ContextVar[float | None] = ContextVar("poll_deadline", default=None)
+
+RETRYABLE_REASONS = frozenset({"timeout", "connection_error", "server_error", "rate_limited"})
+# Retries of one request at most, whatever time is left.
+MAX_ATTEMPTS = 4
+# The shortest attempt worth starting: below this the request cannot realistically finish.
+MIN_ATTEMPT_SECONDS = 0.05
+# A vendor hint longer than this is treated as this long (a wrong header must not
+# silence a target for a day).
+MAX_HINT_SECONDS = 3600.0
+
+_backoff = wait_random_exponential(multiplier=0.1, max=5.0)
+
+
+def parse_retry_hint(headers: Mapping[str, str], now: float) -> float | None:
+    """Seconds the vendor asks us to wait, from ``Retry-After`` or ``x-ratelimit-reset``.
+
+    ``Retry-After`` is delta-seconds or an HTTP date. ``x-ratelimit-reset`` is read as
+    seconds until the reset, or as a Unix time when it is that large. ``now`` is wall
+    time (for dates). Unparseable values are ignored.
+    """
+    hints: list[float] = []
+    ra = headers.get("retry-after")
+    if ra is not None:
+        ra = ra.strip()
+        try:
+            hints.append(float(ra))
+        except ValueError:
+            with contextlib.suppress(TypeError, ValueError, IndexError, OverflowError):
+                hints.append(email.utils.parsedate_to_datetime(ra).timestamp() - now)
+    reset = headers.get("x-ratelimit-reset")
+    if reset is not None:
+        try:
+            value = float(reset.strip().rstrip("s"))
+        except ValueError:
+            value = None
+        if value is not None:
+            hints.append(value - now if value > 1e9 else value)
+    good = [h for h in hints if h == h]
+    if not good:
+        return None
+    return min(max(max(good), 0.0), MAX_HINT_SECONDS)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    reason = getattr(exc, "reason", None)
+    return isinstance(reason, str) and reason in RETRYABLE_REASONS
+
+
+def backoff(state: RetryCallState) -> float:
+    """Jittered exponential backoff, but never shorter than the vendor's hint."""
+    wait = float(_backoff(state))
+    exc = state.outcome.exception() if state.outcome is not None else None
+    hint = getattr(exc, "retry_after", None)
+    if isinstance(hint, float | int):
+        wait = max(wait, float(hint))
+    return wait
+
+
+def make_stop(deadline: float) -> Callable[[RetryCallState], bool]:
+    """Stop when the attempts are used up or the next one would not fit before ``deadline``."""
+
+    def stop(state: RetryCallState) -> bool:
+        if state.attempt_number >= MAX_ATTEMPTS:
+            return True
+        upcoming = state.upcoming_sleep or 0.0
+        return time.monotonic() + upcoming + MIN_ATTEMPT_SECONDS >= deadline
+
+    return stop

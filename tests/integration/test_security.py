@@ -1,0 +1,229 @@
+"""--web.config.file (TLS, client certificates, basic auth), secrets never emitted, the image."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import ssl
+import subprocess
+from pathlib import Path
+
+import bcrypt
+import httpx
+import pytest
+
+from tests.helpers import REPO, Proc, add_fault, need_binary, parse, start_daemon, start_simulator, wait_until
+from tests.integration.queue_config import KEY_ENV, queue_config, target
+
+PATH = "/v1/queue/metrics"
+
+
+def openssl(*args: str, cwd: Path) -> None:
+    subprocess.run([need_binary("openssl"), *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+def make_pki(d: Path) -> None:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, all signed by the CA."""
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
+            "-keyout", "ca.key", "-out", "ca.crt", cwd=d)  # fmt: skip
+    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    for name, ext in (("server", ["-extfile", "san.ext"]), ("client", [])):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+                "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=d)  # fmt: skip
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                "-days", "2", "-out", f"{name}.crt", *ext, cwd=d)  # fmt: skip
+
+
+def tls_client(d: Path, *, cert: bool, auth: tuple[str, str] | None) -> httpx.Client:
+    ctx = ssl.create_default_context(cafile=str(d / "ca.crt"))
+    if cert:
+        ctx.load_cert_chain(str(d / "client.crt"), str(d / "client.key"))
+    return httpx.Client(verify=ctx, auth=auth, timeout=5)
+
+
+@pytest.mark.integration
+def test_tls_client_certs_and_basic_auth(tmp_path: Path, simulator: Proc) -> None:
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    make_pki(pki)
+    hashed = bcrypt.hashpw(b"s3cret-pass", bcrypt.gensalt(rounds=8)).decode().replace("$2b$", "$2y$", 1)
+    web = pki / "web.yml"
+    web.write_text(
+        "tls_server_config:\n"
+        "  cert_file: server.crt\n"
+        "  key_file: server.key\n"
+        "  client_ca_file: ca.crt\n"
+        "  client_auth_type: RequireAndVerifyClientCert\n"
+        "http_server_config:\n"
+        "  headers:\n"
+        "    X-Content-Type-Options: nosniff\n"
+        "basic_auth_users:\n"
+        f"  prometheus: {hashed}\n"
+    )
+    config = queue_config(tmp_path, simulator.url, ["sec/m"])
+    good = tls_client(pki, cert=True, auth=("prometheus", "s3cret-pass"))
+    daemon = start_daemon(
+        tmp_path,
+        config,
+        env={KEY_ENV: "sim-test-key-5f1c2a"},
+        extra_args=["--web.config.file", str(web)],
+        client=good,
+        scheme="https",
+    )
+    try:
+        assert daemon.url.startswith("https://")
+        resp = good.get(daemon.url + "/metrics")
+        assert resp.status_code == 200 and "inference_exporter_target_up" in resp.text
+        assert resp.headers["x-content-type-options"] == "nosniff"
+        # Wrong password, unknown user, no credentials: 401 with a challenge.
+        for auth in (("prometheus", "wrong"), ("nobody", "s3cret-pass"), None):
+            r = tls_client(pki, cert=True, auth=auth).get(daemon.url + "/metrics")
+            assert r.status_code == 401, auth
+            assert r.headers["www-authenticate"].startswith("Basic")
+            assert "inference_exporter" not in r.text
+        # Every path is protected, /targets and reload included.
+        assert tls_client(pki, cert=True, auth=None).get(daemon.url + "/targets").status_code == 401
+        assert tls_client(pki, cert=True, auth=None).post(daemon.url + "/-/reload").status_code == 401
+        # Without a client certificate the TLS handshake itself fails.
+        with pytest.raises(httpx.HTTPError):
+            tls_client(pki, cert=False, auth=("prometheus", "s3cret-pass")).get(daemon.url + "/metrics")
+        # Plain HTTP on the TLS port gets nothing useful.
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(daemon.url.replace("https://", "http://") + "/metrics", timeout=5)
+        assert "s3cret-pass" not in daemon.log()
+    finally:
+        assert daemon.stop() == 0
+
+
+@pytest.mark.integration
+def test_basic_auth_users_change_on_reload(tmp_path: Path, simulator: Proc) -> None:
+    def hashed(pw: bytes) -> str:
+        return bcrypt.hashpw(pw, bcrypt.gensalt(rounds=4)).decode()
+
+    web = tmp_path / "web.yml"
+    web.write_text(f"basic_auth_users:\n  prom: {hashed(b'old-pass')}\n")
+    config = queue_config(tmp_path, simulator.url, ["sec/m"])
+    old = httpx.Client(auth=("prom", "old-pass"), timeout=5)
+    new = httpx.Client(auth=("prom", "new-pass"), timeout=5)
+    daemon = start_daemon(
+        tmp_path,
+        config,
+        env={KEY_ENV: "sim-test-key-5f1c2a"},
+        extra_args=["--web.config.file", str(web)],
+        client=old,
+    )
+    try:
+        assert old.get(daemon.url + "/metrics").status_code == 200
+        assert new.get(daemon.url + "/metrics").status_code == 401
+        # An unusable web config fails the reload and changes nothing.
+        web.write_text("basic_auth_users:\n  prom: new-pass\n")
+        r = old.post(daemon.url + "/-/reload")
+        assert r.status_code == 500 and "bcrypt hash" in r.text and "new-pass" not in r.text
+        assert old.get(daemon.url + "/metrics").status_code == 200
+        s = parse(old.get(daemon.url + "/metrics").text)
+        assert s.value("inference_exporter_config_last_reload_successful") == 0
+        # A good one applies on SIGHUP: the old password stops working at once.
+        web.write_text(f"basic_auth_users:\n  prom: {hashed(b'new-pass')}\n")
+        daemon.popen.send_signal(signal.SIGHUP)
+        wait_until(
+            lambda: new.get(daemon.url + "/metrics").status_code == 200, timeout=10, what="new password"
+        )
+        assert old.get(daemon.url + "/metrics").status_code == 401
+        s = parse(new.get(daemon.url + "/metrics").text)
+        assert s.value("inference_exporter_config_last_reload_successful") == 1
+    finally:
+        assert daemon.stop() == 0
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("basic_auth_users:\n  u: plaintext\n", "bcrypt hash"),
+        ("tls_server_config:\n  cert_file: a.crt\n", "key_file"),
+        ("tls_server_config:\n  cert_file: nope.crt\n  key_file: nope.key\n", "cannot load cert_file"),
+        ("cipher_suites: [x]\n", "unknown or unsupported key"),
+    ],
+)
+def test_invalid_web_config_refuses_to_start(
+    tmp_path: Path, simulator: Proc, content: str, message: str
+) -> None:
+    web = tmp_path / "web.yml"
+    web.write_text(content)
+    config = queue_config(tmp_path, simulator.url, ["sec/m"])
+    res = subprocess.run(
+        [
+            "python",
+            "-m",
+            "exporter",
+            "--config.file",
+            str(config),
+            "--web.config.file",
+            str(web),
+            "--web.listen-address",
+            "127.0.0.1:0",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, KEY_ENV: "k"},
+    )
+    assert res.returncode == 1
+    assert message in res.stderr, res.stderr
+
+
+LEAKY_KEY = "sk-leakcheck-6a1f0e9b7c2d4e8f"
+
+
+@pytest.mark.integration
+def test_api_key_never_appears_in_anything_the_daemon_emits(tmp_path: Path) -> None:
+    sim = start_simulator(tmp_path, [LEAKY_KEY])
+    try:
+        models = ["leak/echo", "leak/drift", "leak/fine", "leak/reset"]
+        # A vendor that echoes the key back in its error message, as some do.
+        add_fault(sim, path=PATH, match={"model": "leak/echo"}, kind="status", status=401,
+                  message=f"Invalid API key provided: {LEAKY_KEY}")  # fmt: skip
+        add_fault(sim, path=PATH, match={"model": "leak/drift"}, kind="json",
+                  json={"messages_waiting": LEAKY_KEY, "messages_running": 1})  # fmt: skip
+        add_fault(sim, path=PATH, match={"model": "leak/reset"}, kind="reset")
+        config = queue_config(tmp_path, sim.url, models)
+        daemon = start_daemon(tmp_path, config, env={KEY_ENV: LEAKY_KEY})
+        emitted: list[str] = []
+        try:
+            wait_until(
+                lambda: "unauthorized" in httpx.get(daemon.url + "/targets?format=json", timeout=5).text,
+                timeout=10,
+                what="echo target down",
+            )
+            for path in ("/metrics", "/", "/targets", "/targets?format=json", "/-/ready", "/-/healthy"):
+                emitted.append(httpx.get(daemon.url + path, timeout=5).text)
+            emitted.append(httpx.post(daemon.url + "/-/reload", timeout=10).text)
+            # A reload that fails must not echo the key either.
+            config.write_text(config.read_text().replace("poll_interval: 1s", f"poll_interval: {LEAKY_KEY}"))
+            emitted.append(httpx.post(daemon.url + "/-/reload", timeout=10).text)
+            targets = json.loads(emitted[3])["targets"]
+            echo = next(t for t in targets if t["id"] == target("leak/echo")["target"])
+        finally:
+            daemon.stop()
+        emitted.append(daemon.log())
+    finally:
+        sim.stop()
+    # The vendor's message got through, with the key cut out of it.
+    assert "Invalid API key provided: <redacted>" in echo["last_error_detail"]
+    assert "level=debug" in emitted[-1]  # the log was at debug level
+    for text in emitted:
+        assert LEAKY_KEY not in text
+        assert LEAKY_KEY[3:15] not in text
+
+
+def test_dockerfile_passes_hadolint_and_runs_as_non_root() -> None:
+    hadolint = need_binary("hadolint")
+    dockerfile = REPO / "Dockerfile"
+    res = subprocess.run([hadolint, str(dockerfile)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and res.stdout.strip() == "", res.stdout + res.stderr
+    users = re.findall(r"^USER\s+(\S+)", dockerfile.read_text(), flags=re.MULTILINE)
+    assert users, "the image must set USER"
+    assert users[-1] not in ("root", "0", "0:0")

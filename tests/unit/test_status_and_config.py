@@ -1,0 +1,95 @@
+"""The /targets rows and page, and the reliability config keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from exporter.config import ConfigError, load_config
+from exporter.exposition import Rendered, render
+from exporter.health import TargetHealth
+from exporter.sources.base import Target
+from exporter.status import render_html, rows
+
+
+class Dummy(Target):
+    source = "dummy"
+
+    async def poll(self, now: float) -> Rendered:
+        return render([])
+
+
+def test_rows_and_html_escape_vendor_text() -> None:
+    targets: dict[str, Target] = {
+        "dummy/b": Dummy("dummy/b", interval=1, timeout=1, settings=()),
+        "dummy/<a>": Dummy("dummy/<a>", interval=1, timeout=1, settings=()),
+        "dummy/new": Dummy("dummy/new", interval=1, timeout=1, settings=()),
+    }
+    up, down, new = TargetHealth(), TargetHealth(), TargetHealth()
+    up.record_success(1_800_000_000.0, 0.25, 3)
+    down.record_failure(1_800_000_001.0, 0.5, "server_error", "GET /q answered 500: <script>x</script>")
+    data = rows(targets, {"dummy/b": up, "dummy/<a>": down, "dummy/new": new})
+    assert [r["id"] for r in data] == ["dummy/<a>", "dummy/b", "dummy/new"]
+    assert data[0]["health"] == "down" and data[0]["last_error"] == "server_error"
+    assert data[1] == {
+        "id": "dummy/b",
+        "source": "dummy",
+        "health": "up",
+        "interval_seconds": 1,
+        "last_poll": "2027-01-15T08:00:00Z",
+        "last_poll_timestamp": 1_800_000_000.0,
+        "last_poll_duration_seconds": 0.25,
+        "last_success_timestamp": 1_800_000_000.0,
+        "series": 3,
+        "last_error": None,
+        "last_error_detail": None,
+    }
+    assert data[2]["health"] == "unknown" and data[2]["last_poll"] is None
+    page = render_html(data)
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "dummy/&lt;a&gt;" in page and "3 targets, 1 down" in page
+    assert page.count("<tr data-target=") == 3
+
+
+def write(tmp_path: Path, together: str) -> Path:
+    p = tmp_path / "c.yaml"
+    p.write_text("together:\n  api_key_env: K\n" + together)
+    return p
+
+
+def test_budget_and_body_cap_keys(tmp_path: Path) -> None:
+    cfg = load_config(
+        write(tmp_path, "  requests_per_second: 2.5\n  max_response_bytes: 65536\n"), read_secrets=False
+    )
+    assert cfg.config.together is not None
+    assert cfg.config.together.requests_per_second == 2.5
+    assert cfg.config.together.max_response_bytes == 65536
+    default = load_config(write(tmp_path, ""), read_secrets=False).config.together
+    assert default is not None and default.requests_per_second is None
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "message"),
+    [
+        ("  requests_per_second: 0\n", "together.requests_per_second", "greater than 0"),
+        ("  requests_per_second: lots\n", "together.requests_per_second", "valid number"),
+        ("  max_response_bytes: 10\n", "together.max_response_bytes", "greater than or equal to 1024"),
+    ],
+)
+def test_bad_reliability_keys_are_reported_with_line(
+    tmp_path: Path, text: str, key: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, text), read_secrets=False)
+    problem = err.value.problems[0]
+    assert problem.key == key and problem.line == 3 and message in problem.message
+
+
+def test_a_key_pasted_as_api_key_env_is_refused_without_echo(tmp_path: Path) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text("together:\n  api_key_env: sk-abc123/def+ghi\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(p, read_secrets=False)
+    assert "must name an environment variable" in str(err.value)
+    assert "sk-abc123" not in str(err.value)
