@@ -157,6 +157,47 @@ def build(cfg: MixinConfig) -> db.Dashboard:
             ],
         ),
     ]
+    polls += [
+        timeseries_panel(
+            "Upstream retries",
+            "Vendor requests retried per second (after a timeout, connection error, 5xx or 429), "
+            "by source and endpoint.",
+            "ops",
+            [
+                Query(
+                    "sum by (source, endpoint) "
+                    f"(rate(inference_exporter_upstream_retries_total{tsel}[$__rate_interval]))",
+                    "{{source}} {{endpoint}}",
+                )
+            ],
+            stack=True,
+        ),
+        timeseries_panel(
+            "Request budget: waiting",
+            "Seconds per second that requests spent waiting for a slot in each vendor's request "
+            "budget. Sustained waiting means the budget, not the vendor, limits polling.",
+            "s",
+            [
+                Query(
+                    "sum by (vendor) "
+                    f"(rate(inference_exporter_upstream_budget_wait_seconds_total{base}[$__rate_interval]))",
+                    "{{vendor}}",
+                )
+            ],
+        ),
+        timeseries_panel(
+            "Request budget: refusals",
+            "Requests per second not sent because no budget slot freed up before the poll's deadline.",
+            "ops",
+            [
+                Query(
+                    "sum by (vendor) "
+                    f"(rate(inference_exporter_upstream_budget_refusals_total{base}[$__rate_interval]))",
+                    "{{vendor}}",
+                )
+            ],
+        ),
+    ]
     process = [
         timeseries_panel(
             "Scrape duration",
@@ -175,6 +216,12 @@ def build(cfg: MixinConfig) -> db.Dashboard:
             "Resident memory of the exporter process.",
             "bytes",
             [Query(f"process_resident_memory_bytes{base}", "{{instance}}")],
+        ),
+        timeseries_panel(
+            "Asyncio tasks",
+            "Asyncio tasks alive in the exporter process; flat in a healthy daemon, a steady climb is a leak.",
+            "short",
+            [Query(f"inference_exporter_asyncio_tasks{base}", "{{instance}}")],
         ),
         timeseries_panel(
             "Build",
