@@ -61,3 +61,21 @@ def test_thresholds_flow_into_dashboards_and_alerts() -> None:
         for step in p.get("fieldConfig", {}).get("defaults", {}).get("thresholds", {}).get("steps", [])
     ]
     assert 777 in thresholds
+
+
+def test_committed_dashboards_decode_with_the_grafana_11_models() -> None:
+    """Each file reads back through the SDK's Grafana 11.6 dashboard model with its panels intact."""
+    from grafana_foundation_sdk.cog import plugins
+    from grafana_foundation_sdk.cog.encoder import JSONEncoder
+    from grafana_foundation_sdk.models.dashboard import Dashboard
+
+    plugins.register_default_plugins()
+    for m in DASHBOARDS:
+        committed = json.loads((repo_root() / "grafana/dashboards" / m.FILENAME).read_text(encoding="utf-8"))
+        back = json.loads(json.dumps(Dashboard.from_json(committed), cls=JSONEncoder))
+        assert back["schemaVersion"] == committed["schemaVersion"]
+        assert back["templating"] == committed["templating"]
+        keys = ("id", "type", "title", "description", "targets", "gridPos", "datasource")
+        assert [{k: p.get(k) for k in keys} for p in back["panels"]] == [
+            {k: p.get(k) for k in keys} for p in committed["panels"]
+        ]
