@@ -32,8 +32,8 @@ fi
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
 
 echo "== ruff"
-python3 -m ruff check exporter tests bench
-python3 -m ruff format --check exporter tests bench
+python3 -m ruff check exporter mixin tests bench
+python3 -m ruff format --check exporter mixin tests bench
 echo "== mypy"
 python3 -m mypy
 echo "== pytest"

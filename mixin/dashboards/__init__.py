@@ -1,0 +1,1 @@
+"""One module per dashboard; each exposes ``UID``, ``FILENAME`` and ``build(cfg) -> Dashboard``."""

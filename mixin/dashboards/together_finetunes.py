@@ -1,0 +1,128 @@
+"""Together fine-tunes: which jobs run, how far they got, and whether they still make progress."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import dashboard as db
+
+from mixin.config import MixinConfig
+from mixin.dashboards.common import (
+    Query,
+    dashboard,
+    query_variable,
+    selector,
+    standard_variables,
+    stat_panel,
+    table_panel,
+    timeseries_panel,
+)
+
+UID = "inference-exporter-together-finetunes"
+FILENAME = "together-finetunes.json"
+
+INFO = "together_finetune_job_info"
+
+
+def build(cfg: MixinConfig) -> db.Dashboard:
+    sel = selector('job_id=~"$job_id"')
+    info = f"{INFO}{sel}"
+    variables = [
+        *standard_variables(INFO),
+        query_variable("job_id", "Fine-tune job", INFO, scope=['job=~"$job"', 'instance=~"$instance"']),
+    ]
+    stalled = cfg.finetune_stalled_seconds
+    running = INFO + selector('job_id=~"$job_id"', 'status="running"')
+    any_running = INFO + selector('status="running"')
+    overview = [
+        stat_panel(
+            "Jobs running",
+            "Selected fine-tune jobs whose Together status is running.",
+            "short",
+            Query(f"count({running}) or vector(0)"),
+        ),
+        stat_panel(
+            "Jobs watched",
+            "Fine-tune jobs the exporter follows (configured and discovered).",
+            "short",
+            Query(f"count({info})"),
+        ),
+        stat_panel(
+            "Running jobs without a new step",
+            f"Running jobs that logged no new step for {stalled}s: the TogetherFinetuneStalled condition.",
+            "short",
+            Query(
+                f"count(time() - together_finetune_last_logged_timestamp_seconds{sel} > {stalled}"
+                f" and on (job, instance, job_id) {any_running}) or vector(0)"
+            ),
+            red_at=1,
+        ),
+        stat_panel(
+            "Jobs listed by Together",
+            "Fine-tune jobs in the account's list (GET /fine-tunes), all statuses.",
+            "short",
+            Query(f"sum(together_finetune_listed_jobs{selector()})"),
+        ),
+    ]
+    jobs = [
+        table_panel(
+            "Jobs",
+            "Each watched job with its base model, output model name and Together status.",
+            "none",
+            info,
+        ),
+        timeseries_panel(
+            "Jobs listed by status",
+            "Fine-tune jobs in Together's list by status.",
+            "short",
+            [Query(f"sum by (status) (together_finetune_listed_jobs{selector()})", "{{status}}")],
+            stack=True,
+        ),
+        timeseries_panel(
+            "Epoch progress",
+            "Epochs completed as a share of the epochs the job was configured for.",
+            "percentunit",
+            [
+                Query(
+                    f"together_finetune_epochs_completed{sel} / together_finetune_epochs_configured{sel}",
+                    "{{job_id}}",
+                )
+            ],
+        ),
+    ]
+    training = [
+        timeseries_panel(
+            "Global step",
+            "Highest train/global_step the job has logged.",
+            "short",
+            [Query(f"together_finetune_global_step{sel}", "{{job_id}}")],
+        ),
+        timeseries_panel(
+            "Time since the last new step",
+            f"How long ago the exporter first saw each job's newest row. The dashed line is the "
+            f"TogetherFinetuneStalled threshold ({stalled}s); only running jobs alert.",
+            "s",
+            [Query(f"time() - together_finetune_last_logged_timestamp_seconds{sel}", "{{job_id}}")],
+            threshold=stalled,
+        ),
+        timeseries_panel(
+            "Loss",
+            "Latest logged train/loss and eval/loss of each job.",
+            "short",
+            [
+                Query(f"together_finetune_train_loss{sel}", "{{job_id}} train"),
+                Query(f"together_finetune_eval_loss{sel}", "{{job_id}} eval"),
+            ],
+        ),
+        timeseries_panel(
+            "Learning rate",
+            "Latest logged train/learning_rate of each job.",
+            "sci",
+            [Query(f"together_finetune_train_learning_rate{sel}", "{{job_id}}")],
+        ),
+    ]
+    return dashboard(
+        UID,
+        "Inference exporter / Together fine-tunes",
+        "Together AI fine-tune jobs: status, progress and training curves, from inference-exporter.",
+        variables,
+        [("Overview", overview), ("Jobs", jobs), ("Training", training)],
+    )

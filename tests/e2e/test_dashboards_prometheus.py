@@ -1,0 +1,139 @@
+"""End to end: a real Prometheus scrapes the daemon running the bundled demo config against
+the simulator; every dashboard query returns data and the queue-depth alert fires on a backlog."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from mixin import alerts as alert_rules
+from mixin import lint
+from mixin.config import DEFAULT
+from mixin.generate import repo_root
+from tests.e2e.prom import alerts, api, query, start_prometheus
+from tests.helpers import Proc, scrape, start_daemon, start_simulator, wait_until
+
+pytestmark = pytest.mark.e2e
+
+ROOT = repo_root()
+KEY = "e2e-sim-key-0c4f9a"
+DEMO_ENV = {"INFERENCE_EXPORTER_DEMO_TOGETHER_KEY": KEY, "INFERENCE_EXPORTER_DEMO_BASETEN_KEY": KEY}
+# Alerts keep their thresholds but hold for seconds instead of minutes.
+FAST = dataclasses.replace(DEFAULT, queue_depth_high_for="2s")
+
+
+def demo_config(tmp_path: Path, sim_url: str) -> tuple[Path, dict[str, Any]]:
+    """The bundled demo config, pointed at ``sim_url``, polling every second."""
+    text = (
+        (ROOT / "exporter/demo/demo.yaml").read_text(encoding="utf-8").replace("__SIMULATOR_URL__", sim_url)
+    )
+    doc = yaml.safe_load(text)
+    doc["global"].update({"poll_interval": "1s", "timeout": "1s", "start_spread": "500ms"})
+    path = tmp_path / "demo.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path, doc
+
+
+def grafana_substitute(expr: str) -> str:
+    """What Grafana sends with every filter on "All" (``.+``) and the rate interval resolved."""
+    expr = expr.replace("$__rate_interval", "15s").replace("$__interval", "1s").replace("$__range", "1m")
+    return re.sub(r"\$\{?[a-zA-Z_][a-zA-Z0-9_]*\}?", ".+", expr)
+
+
+def dashboards() -> list[dict[str, Any]]:
+    return [
+        json.loads(p.read_text(encoding="utf-8"))
+        for p in sorted((ROOT / "grafana/dashboards").glob("*.json"))
+    ]
+
+
+def empty_panel_queries(prom: Proc) -> list[str]:
+    missing = []
+    for d in dashboards():
+        for title, expr in lint.panel_queries(d):
+            if not query(prom, grafana_substitute(expr)):
+                missing.append(f"{d['title']} / {title}: {expr}")
+        for name, sel, label in lint.variable_queries(d):
+            matched = api(prom, "series", **{"match[]": grafana_substitute(sel or "up")})
+            if not any(label in s for s in matched):
+                missing.append(f"{d['title']} / ${name}: no {label} values")
+    return missing
+
+
+def query_metric_names() -> set[str]:
+    """Every metric a dashboard query, variable or alert rule reads."""
+    exprs = [e for d in dashboards() for _, e in lint.panel_queries(d)]
+    exprs += [sel for d in dashboards() for _, sel, _ in lint.variable_queries(d) if sel]
+    exprs += [a.expr for g in alert_rules.groups(DEFAULT) for a in g.alerts]
+    return {str(lint.metric_name(sel)) for e in exprs for sel, _, _ in lint.selectors(lint.parse(e))}
+
+
+def set_queue(sim: Proc, **doc: object) -> None:
+    httpx.post(sim.url + "/_sim/queue", json=doc, timeout=5).raise_for_status()
+
+
+def firing(prom: Proc, name: str) -> list[dict[str, str]]:
+    return [a["labels"] for a in alerts(prom) if a["labels"]["alertname"] == name and a["state"] == "firing"]
+
+
+def test_dashboards_have_data_and_queue_alert_fires(tmp_path: Path) -> None:
+    sim = start_simulator(tmp_path, [KEY])
+    procs: list[Proc] = [sim]
+    try:
+        config_path, doc = demo_config(tmp_path, sim.url)
+        models = [q["model"] for q in doc["together"]["queues"]]
+        backlog_model, failing_model = models[0], models[-1]
+        # One failing target gives the error panels something to show.
+        set_queue(sim, model=failing_model, kind="error", status=503)
+        daemon = start_daemon(tmp_path, config_path, env=DEMO_ENV)
+        procs.append(daemon)
+
+        # Every metric the dashboards and alerts read shows up in the daemon's real exposition
+        # (fine-tune keys appear once a job has logged them).
+        def unexposed() -> set[str]:
+            exposed = {name for name, _ in scrape(daemon.url).samples}
+            return query_metric_names() - exposed - lint.PROMETHEUS_SERIES
+
+        deadline = time.monotonic() + 30
+        while unexposed() and time.monotonic() < deadline:
+            time.sleep(1)
+        assert unexposed() == set()
+
+        rules = tmp_path / "alerts.yaml"
+        rules.write_text(alert_rules.render(FAST), encoding="utf-8")
+        prom = start_prometheus(tmp_path, [daemon.url.removeprefix("http://")], DEFAULT.exporter_job, [rules])
+        procs.append(prom)
+
+        assert all(any(lint.panel_queries(d)) for d in dashboards())
+        wait_until(
+            lambda: query(prom, f'up{{job="{DEFAULT.exporter_job}"}} == 1'), 20, "first scrape", proc=prom
+        )
+        # Rates and derivatives need a few scrapes; give every query up to 40s to show data.
+        deadline = time.monotonic() + 40
+        missing = empty_panel_queries(prom)
+        while missing and time.monotonic() < deadline:
+            time.sleep(2)
+            missing = empty_panel_queries(prom)
+        assert not missing, "queries without data:\n" + "\n".join(missing)
+
+        # No queue is deep yet; a backlog growing 20 jobs/s from 60 crosses 100 in ~2s.
+        assert firing(prom, "TogetherQueueDepthHigh") == []
+        set_queue(sim, model=backlog_model, kind="backlog", waiting=60, running=1, rate=20)
+        wait_until(
+            lambda: firing(prom, "TogetherQueueDepthHigh"), 30, "TogetherQueueDepthHigh firing", proc=prom
+        )
+        fired = firing(prom, "TogetherQueueDepthHigh")
+        assert [a["model"] for a in fired] == [backlog_model]
+        assert fired[0]["severity"] == "critical"
+        assert fired[0]["job"] == DEFAULT.exporter_job
+    finally:
+        for p in reversed(procs):
+            p.stop()

@@ -1,0 +1,113 @@
+"""Alert rules: promtool-clean, unit-tested in both directions, and in mixin style."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import fields
+from typing import Any
+
+import yaml
+
+from mixin.config import DEFAULT, MixinConfig
+from mixin.generate import repo_root
+from tests.helpers import need_binary
+
+ROOT = repo_root()
+ALERTS = ROOT / "prometheus/alerts.yaml"
+RULE_TESTS = sorted((ROOT / "prometheus/tests").glob("*.yaml"))
+
+
+def rules() -> list[dict[str, Any]]:
+    doc = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))
+    return [r for g in doc["groups"] for r in g["rules"]]
+
+
+def test_promtool_check_rules_lint_all_is_clean() -> None:
+    promtool = need_binary("promtool")
+    res = subprocess.run(
+        [promtool, "check", "rules", "--lint=all", "--lint-fatal", str(ALERTS)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out
+    assert f"SUCCESS: {len(rules())} rules found" in out
+    assert "duplicate" not in out.lower()
+
+
+def test_promtool_unit_tests_pass() -> None:
+    promtool = need_binary("promtool")
+    assert RULE_TESTS
+    res = subprocess.run(
+        [promtool, "test", "rules", *map(str, RULE_TESTS)], capture_output=True, text=True, timeout=120
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "SUCCESS" in res.stdout
+
+
+def test_every_alert_has_a_firing_and_a_silent_case() -> None:
+    fires: set[str] = set()
+    silent: set[str] = set()
+    for path in RULE_TESTS:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for case in doc["tests"]:
+            for check in case.get("alert_rule_test", []):
+                expected = check.get("exp_alerts") or []
+                (fires if expected else silent).add(check["alertname"])
+    names = {r["alert"] for r in rules()}
+    assert names - fires == set(), "alerts never shown to fire"
+    assert names - silent == set(), "alerts never shown to stay silent"
+
+
+def test_alerts_follow_mixin_style() -> None:
+    runbook = (ROOT / "docs/runbook.md").read_text(encoding="utf-8")
+    anchors = {h.strip().lower() for h in re.findall(r"^## (.+)$", runbook, re.M)}
+    seen = set()
+    for r in rules():
+        name = r["alert"]
+        assert re.fullmatch(r"(Together|Baseten|InferenceExporter)[A-Z][A-Za-z0-9]+", name), name
+        assert name not in seen, f"duplicate alert {name}"
+        seen.add(name)
+        assert r["labels"]["severity"] in ("info", "warning", "critical"), name
+        assert re.fullmatch(r"\d+[smh]", r["for"]), name
+        ann = r["annotations"]
+        assert set(ann) == {"summary", "description", "runbook_url"}, name
+        assert "{{" not in ann["summary"] and ann["summary"].endswith("."), (
+            f"{name}: summary must be fixed text"
+        )
+        assert "{{" in ann["description"], f"{name}: description must be templated"
+        url = ann["runbook_url"]
+        assert url.startswith(DEFAULT.runbook_url + "#"), name
+        assert url.endswith("/docs/runbook.md#" + name.lower()), name
+        assert name.lower() in anchors, f"docs/runbook.md has no section for {name}"
+
+
+def test_descriptions_only_use_labels_the_expression_keeps() -> None:
+    # Aggregations drop labels; a description naming a dropped label renders empty.
+    for r in rules():
+        used = set(re.findall(r"\$labels\.([a-zA-Z_]+)", r["annotations"]["description"]))
+        if "by (" in r["expr"] or r["expr"].startswith("absent("):
+            kept = set(re.findall(r"by \(([^)]*)\)", r["expr"])) | {"job"}
+            assert used <= kept, r["alert"]
+
+
+def test_every_threshold_is_documented_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Dashboards and alerts", 1)[1]
+    for f in fields(MixinConfig):
+        if f.name in ("runbook_url",):
+            continue
+        row = re.search(rf"^\| `{f.name}` \| `([^`]*)` \|", section, re.M)
+        assert row is not None, f"README lacks a row for {f.name}"
+        assert row.group(1) == str(getattr(DEFAULT, f.name)), f"README's default for {f.name} is stale"
+
+
+def test_alert_expressions_only_use_exposed_metrics() -> None:
+    from mixin import lint
+
+    exposed = lint.exposed_metrics_from_readme((ROOT / "README.md").read_text(encoding="utf-8"))
+    for r in rules():
+        for sel, _, _ in lint.selectors(lint.parse(r["expr"])):
+            assert lint.metric_name(sel) in exposed, (r["alert"], lint.metric_name(sel))
