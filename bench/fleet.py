@@ -15,6 +15,8 @@ are stand-ins. Each target adds 5 health series of its own.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import contextlib
 import logging
 import os
@@ -317,3 +319,13 @@ def line(name: str, **figures: object) -> str:
         return f"{v:.3g}" if isinstance(v, float) else str(v)
 
     return f"{name}: " + " ".join(f"{k}={fmt(v)}" for k, v in figures.items())
+
+
+def report(run: Callable[[argparse.Namespace], Awaitable[str]], args: argparse.Namespace) -> int:
+    """Run one benchmark: the machine and the time taken on stderr, its figures line last."""
+    t0 = time.monotonic()
+    print(f"machine: {machine()}", file=sys.stderr)
+    result = asyncio.run(run(args))
+    print(f"took {time.monotonic() - t0:.0f}s", file=sys.stderr)
+    print(result)
+    return 0

@@ -11,11 +11,9 @@ Last line: ``memory: series=… rss_mb=… baseline_rss_mb=… growth_mb=… byt
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import fleet
@@ -60,12 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scale", type=float, default=1.0, help="fleet size relative to ~100k series")
     p.add_argument("--spread", type=float, default=10.0, help="first polls spread over this many seconds")
     args = p.parse_args(argv)
-    t0 = time.monotonic()
-    print(f"machine: {fleet.machine()}", file=sys.stderr)
-    result = asyncio.run(run(args))
-    print(f"took {time.monotonic() - t0:.0f}s", file=sys.stderr)
-    print(result)
-    return 0
+    return fleet.report(run, args)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import fleet
@@ -100,12 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--spread", type=float, default=3.0, help="every target is due within this window")
     p.add_argument("--max-connections", type=int, default=10)
     args = p.parse_args(argv)
-    t0 = time.monotonic()
-    print(f"machine: {fleet.machine()}", file=sys.stderr)
-    result = asyncio.run(run(args))
-    print(f"took {time.monotonic() - t0:.0f}s", file=sys.stderr)
-    print(result)
-    return 0
+    return fleet.report(run, args)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ scrape_us_per_kseries_1x=… … scrape_ratio_4x=…``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import statistics
 import sys
@@ -75,12 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scale", type=float, default=0.25, help="1x fleet size relative to ~100k series")
     p.add_argument("--spread", type=float, default=1.5, help="first polls of the 1x fleet spread over this")
     args = p.parse_args(argv)
-    t0 = time.monotonic()
-    print(f"machine: {fleet.machine()}", file=sys.stderr)
-    result = asyncio.run(run(args))
-    print(f"took {time.monotonic() - t0:.0f}s", file=sys.stderr)
-    print(result)
-    return 0
+    return fleet.report(run, args)
 
 
 if __name__ == "__main__":

@@ -186,12 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.client:
         client(args.client, args.duration, args.rounds)
         return 0
-    t0 = time.monotonic()
-    print(f"machine: {fleet.machine()}", file=sys.stderr)
-    result = asyncio.run(run(args))
-    print(f"took {time.monotonic() - t0:.0f}s", file=sys.stderr)
-    print(result)
-    return 0
+    return fleet.report(run, args)
 
 
 if __name__ == "__main__":
