@@ -21,6 +21,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.config import ConfigError, Problem, load_config
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 REPO = Path(__file__).resolve().parents[1]
 
@@ -214,3 +216,16 @@ def request_log(sim: Proc, since: float = 0.0, route: str | None = None) -> list
     resp = httpx.get(sim.url + "/_sim/requests/log", params=params, timeout=10)
     resp.raise_for_status()
     return list(resp.json())
+
+
+def write_yaml(tmp_path: Path, text: str, name: str = "config.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def config_problems(path: Path, *, read_secrets: bool = False) -> list[Problem]:
+    """The problems ``load_config`` reports for ``path``; fails the test if it loads."""
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, read_secrets=read_secrets)
+    return exc.value.problems

@@ -6,25 +6,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from exporter.config import ConfigError, load_config
+from exporter.config import load_config
 from exporter.config.baseten import effective
 from exporter.targets import build_targets
 from exporter.upstream import Clients
-from tests.helpers import REPO
+from tests.helpers import REPO, config_problems, write_yaml
 
 
 def write(tmp_path: Path, body: str) -> Path:
-    path = tmp_path / "c.yaml"
-    path.write_text(body)
-    return path
+    return write_yaml(tmp_path, body, "c.yaml")
 
 
 def problems(tmp_path: Path, body: str) -> list[str]:
-    with pytest.raises(ConfigError) as err:
-        load_config(write(tmp_path, body), read_secrets=False)
-    return [f"{p.line}: {p.key}: {p.message}" for p in err.value.problems]
+    return [f"{p.line}: {p.key}: {p.message}" for p in config_problems(write(tmp_path, body))]
 
 
 def test_defaults_inheritance_and_targets(tmp_path: Path) -> None:

@@ -6,13 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from exporter.config import ConfigError, load_config
+from exporter.config import load_config
 from exporter.sources.together_finetune import FineTuneDiscovery, JobTarget
 from exporter.targets import build_targets
 from exporter.upstream import Clients
-from tests.helpers import REPO
+from tests.helpers import REPO, config_problems, write_yaml
 
 HEAD = """together:
   base_url: http://127.0.0.1:1/v1
@@ -21,15 +19,11 @@ HEAD = """together:
 
 
 def write(tmp_path: Path, body: str) -> Path:
-    p = tmp_path / "c.yaml"
-    p.write_text(HEAD + body)
-    return p
+    return write_yaml(tmp_path, HEAD + body, "c.yaml")
 
 
 def problems(tmp_path: Path, body: str) -> list[str]:
-    with pytest.raises(ConfigError) as exc:
-        load_config(write(tmp_path, body), read_secrets=False)
-    return [str(p) for p in exc.value.problems]
+    return [str(p) for p in config_problems(write(tmp_path, body))]
 
 
 def test_defaults_and_targets(tmp_path: Path) -> None:

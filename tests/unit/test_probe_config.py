@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from exporter.config import ConfigError, load_config
+from exporter.config import load_config
 from exporter.sources.together_probe import ProbeTarget
 from exporter.targets import build_targets
 from exporter.upstream import Clients
-from tests.helpers import REPO
+from tests.helpers import REPO, config_problems, write_yaml
 
 HEAD = """\
 together:
@@ -21,15 +21,11 @@ together:
 
 
 def write(tmp_path: Path, body: str) -> Path:
-    path = tmp_path / "config.yaml"
-    path.write_text(HEAD + body)
-    return path
+    return write_yaml(tmp_path, HEAD + body)
 
 
 def problems(tmp_path: Path, body: str) -> list[str]:
-    with pytest.raises(ConfigError) as err:
-        load_config(write(tmp_path, body), read_secrets=False)
-    return [str(p) for p in err.value.problems]
+    return [str(p) for p in config_problems(write(tmp_path, body))]
 
 
 def test_no_probes_unless_configured(tmp_path: Path) -> None:
