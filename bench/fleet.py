@@ -1,16 +1,17 @@
 """What the benchmarks share: the simulator process, an in-process exporter, a mixed fleet.
 
-The fleet mixes three shapes of target, all polling the simulator over real HTTP:
+The fleet is made of the real sources, all polling the simulator over real HTTP:
 
-- Together queue targets (the real source: 2 series each);
-- deployment-shaped targets (25 series each: gauges, per-quantile latency series and
-  counters labelled by model and deployment, the shape of a Baseten deployment);
-- fine-tune-shaped targets (8 series each: latest logged values of a training job).
+- Together queue targets (``QueueTarget``: one request, 2 series each);
+- Baseten deployment targets (``DeploymentTarget``, as the discovery finds them: a
+  CURRENT read of 7 gauges and 3 latency histograms, plus the SERIES read of the
+  request counter by status class — two requests, 25 series and an ``_info`` each);
+- Together fine-tune job targets (``JobTarget``, as the discovery finds them: the job
+  object and its new metric rows — two requests, 14 series each).
 
-The last two fetch ``GET /queue/metrics`` for their HTTP round trip and derive their
-values from its answer, so every poll pays for a request, a JSON parse and a render,
-as a real source does; their families are named ``bench_…`` to make plain that they
-are stand-ins. Each target adds 5 health series of its own.
+The simulator is given exactly the fleet's deployments and jobs through its control
+endpoints, and the two discoveries are run once to build the targets. Each target
+adds 5 health series of its own.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 from aiohttp import web
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,10 +38,19 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from exporter.config import load_config  # noqa: E402
+from exporter.config.baseten import (  # noqa: E402
+    DEFAULT_COUNTER_WINDOW,
+    DEFAULT_DELAY,
+    DEFAULT_SKIP_STATUSES,
+    DEFAULT_WINDOW,
+    Effective,
+)
+from exporter.config.together_finetune import UNFINISHED_STATUSES  # noqa: E402
 from exporter.daemon import Exporter  # noqa: E402
-from exporter.exposition import Family, Rendered, Sample, render  # noqa: E402
 from exporter.sources.base import Target  # noqa: E402
-from exporter.sources.together_queue import ENDPOINT, QueueTarget, translate  # noqa: E402
+from exporter.sources.baseten import DeploymentDiscovery  # noqa: E402
+from exporter.sources.together_finetune import FineTuneDiscovery, JobSettings  # noqa: E402
+from exporter.sources.together_queue import QueueTarget  # noqa: E402
 from exporter.upstream import Clients  # noqa: E402
 
 # Polls cancelled at shutdown and skipped runs are expected here, not news.
@@ -47,92 +59,42 @@ logging.getLogger("apscheduler").setLevel(logging.CRITICAL)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SIM_KEY = "bench-key"
 HEALTH_SERIES = 5
+# Deployments per simulated Baseten model.
+DEPLOYMENTS_PER_MODEL = 4
 
-_DEPLOY_GAUGES = [
-    Family(f"bench_deployment_{n}", "gauge", f"Deployment-shaped stand-in: {n}.")
-    for n in (
-        "replicas_active",
-        "replicas_starting",
-        "cpu_usage_cores",
-        "memory_usage_bytes",
-        "gpu_utilization_ratio",
-        "gpu_memory_used_bytes",
-        "concurrent_requests",
-        "queue_depth",
-    )
-]
-_DEPLOY_QUANTILES = [
-    Family(f"bench_deployment_{n}_seconds", "gauge", f"Deployment-shaped stand-in: {n} by quantile.")
-    for n in ("end_to_end_latency", "time_to_first_byte", "inference_latency")
-]
-_DEPLOY_COUNTERS = [
-    Family(f"bench_deployment_{n}_total", "counter", f"Deployment-shaped stand-in: {n}.")
-    for n in ("requests", "responses_failed")
-]
-_QUANTILES = ("0.5", "0.9", "0.95", "0.99", "avg")
-_FINETUNE = [
-    Family(f"bench_finetune_{n}", "gauge", f"Fine-tune-shaped stand-in: {n}.")
-    for n in (
-        "train_loss",
-        "eval_loss",
-        "learning_rate",
-        "grad_norm",
-        "epoch",
-        "global_step",
-        "tokens",
-        "lr_scale",
-    )
-]
+# What each deployment is asked for: 7 gauges (1 series each), 3 histograms (4
+# quantiles and an average each) and a counter with 3 status classes.
+DEPLOYMENT_METRICS = (
+    "baseten_replicas_active",
+    "baseten_replicas_starting",
+    "baseten_concurrent_requests",
+    "baseten_async_queue_size",
+    "baseten_gpu_memory_used",
+    "baseten_gpu_utilization",
+    "baseten_container_cpu_memory_working_set_bytes",
+    "baseten_end_to_end_response_time_seconds",
+    "baseten_time_to_first_byte_seconds",
+    "baseten_time_in_async_queue_seconds",
+    "baseten_inference_requests_total",
+)
+DEPLOYMENT_REQUEST = Effective(
+    mode="CURRENT",
+    metrics=DEPLOYMENT_METRICS,
+    window=DEFAULT_WINDOW,
+    counter_window=DEFAULT_COUNTER_WINDOW,
+    delay=DEFAULT_DELAY,
+)
 
-# Series per target of each shape, own health included.
+# Series per target of each kind, own health included (an estimate for sizing the
+# fleet; the benchmarks report the series the store actually holds).
 SERIES = {
     "queue": 2 + HEALTH_SERIES,
-    "deployment": len(_DEPLOY_GAUGES) + len(_DEPLOY_QUANTILES) * len(_QUANTILES) + 2 + HEALTH_SERIES,
-    "finetune": len(_FINETUNE) + HEALTH_SERIES,
+    # 7 gauges + 3 x 5 histogram series + 3 counter series + the _info gauge.
+    "deployment": 7 + 15 + 3 + 1 + HEALTH_SERIES,
+    # info, remaining, epochs completed/configured, step, last logged, 3 skipped
+    # reasons, dropped, key limit, and 3 logged keys (train loss and lr, eval loss).
+    "finetune": 14 + HEALTH_SERIES,
 }
-
-
-def deployment_samples(name: str, waiting: float, running: float) -> list[Sample]:
-    ids = (("model_id", name.split("-")[-1]), ("deployment_id", name))
-    out = [Sample(f, ids, waiting * (i + 1) + running * 0.25) for i, f in enumerate(_DEPLOY_GAUGES)]
-    for i, f in enumerate(_DEPLOY_QUANTILES):
-        out.extend(
-            Sample(f, (*ids, ("quantile", q)), (waiting + 1) * (i + 1) * (j + 1) / 97.0)
-            for j, q in enumerate(_QUANTILES)
-        )
-    out.append(Sample(_DEPLOY_COUNTERS[0], ids, 1000.0 + waiting))
-    out.append(Sample(_DEPLOY_COUNTERS[1], ids, running))
-    return out
-
-
-def finetune_samples(name: str, waiting: float, running: float) -> list[Sample]:
-    ids = (("job_id", name),)
-    return [Sample(f, ids, (waiting + 3) / (i + 2) + running / 7.0) for i, f in enumerate(_FINETUNE)]
-
-
-class ShapedTarget(Target):
-    """A stand-in target: one real request to the simulator, then a shaped set of samples."""
-
-    def __init__(self, clients: Clients, shape: str, name: str, *, interval: float, timeout: float) -> None:
-        super().__init__(f"bench_{shape}/{name}", interval=interval, timeout=timeout, settings=(shape, name))
-        self.source = f"bench_{shape}"
-        self.clients = clients
-        self.name = name
-        self.shape = shape
-
-    async def poll(self, now: float) -> Rendered:
-        _, doc = await self.clients.get("together").request_json(
-            "GET",
-            ENDPOINT,
-            params={"model": self.name},
-            source=self.source,
-            endpoint=ENDPOINT,
-            timeout=self.timeout,
-        )
-        base = translate(self.name, doc)  # the same validation as the real source
-        waiting, running = base[0].value, base[1].value
-        build = deployment_samples if self.shape == "deployment" else finetune_samples
-        return render(build(self.name, waiting, running))
 
 
 @dataclass(frozen=True)
@@ -160,21 +122,77 @@ class FleetSize:
 
 
 # About 100k series: the fleet of a large tenant.
-FLEET_100K = FleetSize(queue=1500, deployment=2400, finetune=1300)
+FLEET_100K = FleetSize(queue=1500, deployment=2200, finetune=1100)
 
 
-def build_fleet(clients: Clients, size: FleetSize, *, interval: float, timeout: float) -> list[Target]:
+def baseten_catalog(deployments: int) -> list[dict[str, Any]]:
+    """Models of DEPLOYMENTS_PER_MODEL active deployments each, ``deployments`` in all."""
+    models: list[dict[str, Any]] = []
+    for i in range(deployments):
+        if i % DEPLOYMENTS_PER_MODEL == 0:
+            n = len(models)
+            models.append({"id": f"bm{n}", "name": f"bench-model-{n}", "deployments": []})
+        models[-1]["deployments"].append({"id": f"bd{i}", "name": f"v{i % DEPLOYMENTS_PER_MODEL}"})
+    return models
+
+
+def finetune_jobs(jobs: int) -> list[dict[str, Any]]:
+    """Running jobs that started a minute ago and log a train row every 5 s (an eval row every 4th)."""
+    return [
+        {
+            "id": f"ft-bench-{i}",
+            "model": "bench-org/base-model",
+            "steps": 1_000_000,
+            "step_seconds": 5,
+            "eval_every": 4,
+            "delay": -60,
+        }
+        for i in range(jobs)
+    ]
+
+
+def populate(sim_url: str, size: FleetSize) -> None:
+    """Make the simulator's Baseten account and fine-tune jobs exactly the fleet's."""
+    with httpx.Client(base_url=sim_url, timeout=60) as http:
+        http.post("/_sim/baseten", json={"catalog": baseten_catalog(size.deployment)}).raise_for_status()
+        http.post("/_sim/fine-tunes", json={"action": "reset"}).raise_for_status()
+        http.post(
+            "/_sim/fine-tunes", json={"action": "add_many", "jobs": finetune_jobs(size.finetune)}
+        ).raise_for_status()
+
+
+async def build_fleet(clients: Clients, size: FleetSize, *, interval: float, timeout: float) -> list[Target]:
+    """The queue targets, and the deployment and job targets the two discoveries find."""
     out: list[Target] = [
         QueueTarget(clients, f"org/queue-{i}", interval=interval, timeout=timeout) for i in range(size.queue)
     ]
-    out += [
-        ShapedTarget(clients, "deployment", f"dep-{i}", interval=interval, timeout=timeout)
-        for i in range(size.deployment)
-    ]
-    out += [
-        ShapedTarget(clients, "finetune", f"ft-{i}", interval=interval, timeout=timeout)
-        for i in range(size.finetune)
-    ]
+    deployments = DeploymentDiscovery(
+        clients,
+        0,
+        DEPLOYMENT_REQUEST,
+        model_names=(),
+        environments=(),
+        production_only=False,
+        skip_statuses=DEFAULT_SKIP_STATUSES,
+        refresh=3600,
+        timeout=60,
+        target_interval=interval,
+        target_timeout=timeout,
+    )
+    jobs = FineTuneDiscovery(
+        clients,
+        frozenset(UNFINISHED_STATUSES),
+        JobSettings(interval, timeout, resolution=None, retention=3600, max_keys=200),
+        interval=3600,
+        timeout=60,
+    )
+    now = time.time()
+    for discovery in (deployments, jobs):
+        _, found = await discovery.discover(now)
+        out += found
+    kinds = (size.queue, size.deployment, size.finetune)
+    if len(out) != sum(kinds):
+        raise RuntimeError(f"fleet of {len(out)} targets, expected {kinds}")
     return out
 
 
@@ -233,9 +251,16 @@ def write_config(
     if queues:
         lines.append("  queues:")
         lines += [f"    - model: {q}" for q in queues]
+    lines += [
+        "baseten:",
+        f"  base_url: {sim_url}",
+        "  api_key_env: BENCH_BASETEN_KEY",
+        f"  max_connections: {max_connections}",
+    ]
     path = workdir / "bench.yaml"
     path.write_text("\n".join(lines) + "\n")
     os.environ["BENCH_TOGETHER_KEY"] = SIM_KEY
+    os.environ["BENCH_BASETEN_KEY"] = SIM_KEY
     return path
 
 
@@ -253,12 +278,12 @@ async def exporter_with_fleet(
     cfg = write_config(
         workdir, sim_url, interval=interval, spread=spread, timeout=interval, max_connections=max_connections
     )
+    populate(sim_url, size)
     exporter = Exporter(cfg)
     await exporter.start(load_config(cfg))
     try:
-        await exporter._sync_group(
-            "bench", build_fleet(exporter.clients, size, interval=interval, timeout=interval)
-        )
+        fleet = await build_fleet(exporter.clients, size, interval=interval, timeout=interval)
+        await exporter._sync_group("bench", fleet)
         yield exporter
     finally:
         await exporter.stop()

@@ -234,6 +234,9 @@ class Exporter:
             IntervalTrigger(seconds=target.interval, start_date=start),
             args=[target],
             id=target.id,
+            # Explicit: a start_date already past when the trigger is first asked (a
+            # phase of 0) would otherwise put the first poll a whole interval away.
+            next_run_time=start,
             max_instances=1,
             coalesce=True,
             misfire_grace_time=max(1, int(target.interval)),

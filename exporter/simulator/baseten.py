@@ -4,7 +4,8 @@ Speaks the documented contract: the three modes, index-mapped descriptors and va
 sets, ``null`` for lagging histogram steps (and 0 for lagging counter steps, as the
 real API does during its ingestion lag), 400 for unknown metric names, windows over
 7 days, or a start/end with CURRENT. ``/_sim/baseten/...`` changes the account and
-the timing (step floor, lag) for tests and the demo.
+the timing (step floor, lag) for tests and the demo; ``{"catalog": [...]}`` replaces
+the whole account, so that a benchmark can host thousands of deployments.
 """
 
 from __future__ import annotations
@@ -144,8 +145,14 @@ class BasetenSim:
         )
 
     async def control(self, request: web.Request) -> web.Response:
-        """``POST /_sim/baseten`` {min_step, lag} and/or {model_id, deployment_id, status, rps, gpu_percent}."""
+        """``POST /_sim/baseten`` {min_step, lag}, {catalog: [model, …]} (see
+        ``baseten_data.catalog_from``) and/or {model_id, deployment_id, status, rps, gpu_percent}."""
         doc = await request.json()
+        if "catalog" in doc:
+            try:
+                self.models = data.catalog_from(doc["catalog"])
+            except (KeyError, TypeError, ValueError) as exc:
+                return web.json_response({"error": f"bad catalog: {exc}"}, status=400)
         if "min_step" in doc:
             self.min_step = max(1, int(doc["min_step"]))
         if "lag" in doc:

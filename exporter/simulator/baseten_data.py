@@ -143,6 +143,30 @@ def default_catalog() -> dict[str, SimModel]:
     return {m.id: m for m in (llm, whisper)}
 
 
+def catalog_from(specs: list[dict[str, Any]]) -> dict[str, SimModel]:
+    """An account from plain specs: ``{"id", "name", "llm": false, "deployments": [{"id",
+    "name", "status": "ACTIVE", "environment": null, "is_production": false,
+    "is_development": false, "replicas": 1}, …]}`` per model."""
+    models: dict[str, SimModel] = {}
+    for spec in specs:
+        model = SimModel(str(spec["id"]), str(spec.get("name", spec["id"])), llm=bool(spec.get("llm", False)))
+        for d in spec.get("deployments", []):
+            env = d.get("environment")
+            dep = SimDeployment(
+                id=str(d["id"]),
+                name=str(d.get("name", d["id"])),
+                model_id=model.id,
+                status=str(d.get("status", "ACTIVE")),
+                is_production=bool(d.get("is_production", False)),
+                is_development=bool(d.get("is_development", False)),
+                environment=None if env is None else str(env),
+                replicas=int(d.get("replicas", 1)),
+            )
+            model.deployments[dep.id] = dep
+        models[model.id] = model
+    return models
+
+
 def _seed(*parts: str) -> int:
     return zlib.crc32("/".join(parts).encode())
 

@@ -15,7 +15,8 @@ tests can prove that a client reads each row once.
 ``/_sim/fine-tunes``: ``GET`` reports per job rows logged and served and the status;
 ``POST`` scripts jobs: ``{"action": "reset"}`` removes all, ``{"action": "add", "id":
 "ft-…", "steps": 20, "step_seconds": 0.5, …}`` adds one (see ``add_job``), ``{"action":
-"remove", "id": …}`` removes one (it then answers 404).
+"add_many", "jobs": [spec, …]}`` adds many in one request (a benchmark's thousands),
+``{"action": "remove", "id": …}`` removes one (it then answers 404).
 """
 
 from __future__ import annotations
@@ -280,6 +281,9 @@ class FineTuneSim:
             self.jobs.clear()
         elif action == "add":
             self.add_job(doc)
+        elif action == "add_many" and isinstance(doc.get("jobs"), list):
+            for spec in doc["jobs"]:
+                self.add_job(spec)
         elif action == "remove":
             self.jobs.pop(str(doc.get("id")), None)
         else:

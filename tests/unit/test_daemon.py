@@ -77,6 +77,23 @@ def test_start_offsets_are_stable_and_within_spread() -> None:
     assert all(o < 2 for o in (start_offset(f"t/{i}", 2, 10) for i in range(50)))
 
 
+def test_a_target_with_phase_zero_is_polled_at_once(tmp_path: Path) -> None:
+    """Its start is "now", already past when the scheduler looks: still its first poll
+    comes at once, not an interval later."""
+    t = Fake("p11048")
+    assert start_offset(t.id, t.interval, 5) == 0
+
+    async def body(exp: Exporter) -> int:
+        await exp._sync_group(STATIC, [t])
+        for _ in range(50):
+            if exp.health[t.id].polls.total():
+                break
+            await asyncio.sleep(0.05)
+        return exp.health[t.id].polls.total()
+
+    assert run(body, tmp_path, start_spread=5) == 1
+
+
 def test_health_before_and_after_polls(tmp_path: Path) -> None:
     async def body(exp: Exporter) -> None:
         t = Fake("a", 5)
