@@ -1,15 +1,23 @@
 """Poll cost: CPU per target poll (HTTP + parse + render + store) and a cycle's wall time.
 
-The exporter runs in this process on a config of Together queue targets (the real
-source and the real daemon path); the simulator runs in its own process. Baseline:
-the same number of bare GETs of the same endpoint through a plain
+The exporter runs in this process; the simulator runs in its own process. Two fleets
+of ``--targets`` targets are measured, each over a steady-state cycle (the second):
+
+1. Together queue targets from a real config file (the real daemon path, one
+   request per poll) → ``cpu_ms_per_target``, ``cycle_s``;
+2. the mixed bench fleet in the same proportions (see fleet.py: queues, Baseten
+   deployments and fine-tune jobs, the last two making two requests per poll) →
+   ``mixed_cpu_ms_per_target``, ``mixed_cpu_ms_per_request``, ``mixed_cycle_s``.
+
+Baseline: the same number of bare GETs of the queue endpoint through a plain
 ``httpx.AsyncClient`` (its default transport) with the same pool size, in the same
-run — ``ratio_vs_httpx`` is a whole poll's CPU against one bare request's. ``cycle_s`` is the time from the first poll start to the last poll end
-of one full cycle, with every target due within ``--spread`` seconds and at most
-``--max-connections`` requests in flight.
+run — ``ratio_vs_httpx`` is a whole poll's CPU against one bare request's.
+``cycle_s`` is the time from the first poll start to the last poll end of one full
+cycle, with every target due within ``--spread`` seconds and at most
+``--max-connections`` requests in flight per vendor.
 
 Last line: ``poll: targets=… cpu_ms_per_target=… httpx_request_cpu_ms=… ratio_vs_httpx=…
-cycle_s=… interval_s=… cycle_ratio=… …``.
+cycle_s=… interval_s=… cycle_ratio=… mixed_cpu_ms_per_target=… …``.
 """
 
 from __future__ import annotations
@@ -25,6 +33,49 @@ import httpx
 
 from exporter.config import load_config
 from exporter.daemon import Exporter
+
+
+def sim_requests(sim_url: str) -> int:
+    """Vendor requests the simulator has answered so far."""
+    counts: dict[str, int] = httpx.get(sim_url + "/_sim/requests", timeout=10).json()
+    return sum(counts.values())
+
+
+def cycle_seconds(exporter: Exporter) -> float:
+    """From the first poll start to the last poll end of the latest cycle."""
+    starts = [h.last_poll_timestamp for h in exporter.health.values()]
+    ends = [h.last_poll_timestamp + h.last_duration for h in exporter.health.values()]
+    return max(ends) - min(starts)
+
+
+async def mixed_fleet(sim_url: str, workdir: Path, args: argparse.Namespace) -> dict[str, object]:
+    """The mixed fleet of about ``--targets`` targets over its second cycle."""
+    size = fleet.FLEET_100K.scaled(args.targets / fleet.FLEET_100K.targets)
+    async with fleet.exporter_with_fleet(
+        workdir,
+        sim_url,
+        size,
+        interval=args.interval,
+        spread=args.spread,
+        max_connections=args.max_connections,
+    ) as exporter:
+        n = size.targets
+        await fleet.wait_for_polls(exporter, n, timeout=args.interval + args.spread + 60)
+        cpu0, polls0, req0 = fleet.cpu_seconds(), fleet.polls_done(exporter), sim_requests(sim_url)
+        await fleet.wait_for_polls(exporter, 2 * n, timeout=2 * args.interval + 60)
+        cpu = fleet.cpu_seconds() - cpu0
+        polls = fleet.polls_done(exporter) - polls0
+        requests = sim_requests(sim_url) - req0
+        return {
+            "mixed_targets": n,
+            "mixed_series": exporter.store.series,
+            "mixed_cpu_ms_per_target": cpu / polls * 1000,
+            "mixed_requests_per_poll": requests / polls,
+            "mixed_cpu_ms_per_request": cpu / max(requests, 1) * 1000,
+            "mixed_cycle_s": cycle_seconds(exporter),
+            "mixed_cycle_ratio": cycle_seconds(exporter) / args.interval,
+            "mixed_failed": fleet.failed_polls(exporter),
+        }
 
 
 async def bare_http_cpu_ms(sim_url: str, requests: int, max_connections: int) -> float:
@@ -69,13 +120,12 @@ async def run(args: argparse.Namespace) -> str:
             await fleet.wait_for_polls(exporter, 2 * n, timeout=2 * args.interval + 60)
             cpu = fleet.cpu_seconds() - cpu0
             polls = fleet.polls_done(exporter) - polls0
-            starts = [h.last_poll_timestamp for h in exporter.health.values()]
-            ends = [h.last_poll_timestamp + h.last_duration for h in exporter.health.values()]
-            cycle = max(ends) - min(starts)
+            cycle = cycle_seconds(exporter)
             failed = fleet.failed_polls(exporter)
             series = exporter.store.series
         finally:
             await exporter.stop()
+        mixed = await mixed_fleet(sim_url, Path(tmp), args)
     per_target = cpu / polls * 1000
     return fleet.line(
         "poll",
@@ -89,6 +139,7 @@ async def run(args: argparse.Namespace) -> str:
         cycle_ratio=cycle / args.interval,
         max_connections=args.max_connections,
         failed=failed,
+        **mixed,
     )
 
 

@@ -2,7 +2,7 @@
 
 For each size, a fresh exporter in this process polls the mixed bench fleet (see
 fleet.py) once against the simulator, then rebuilds its exposition, plain and gzip,
-after a poll of one target of each shape has changed every family (the cost a
+after a poll of one target of each source has changed its families (the cost a
 scrape pays while polls run). Costs are divided by
 targets or series; linear cost shows as ratios near 1 against the 1x run.
 
@@ -34,7 +34,7 @@ async def measure(sim_url: str, size: fleet.FleetSize, spread: float) -> tuple[f
             cpu0 = fleet.cpu_seconds()
             await fleet.wait_for_polls(exporter, size.targets, timeout=spread + 120)
             cpu = fleet.cpu_seconds() - cpu0
-            # One target of each shape: every family changes, as while a cycle runs.
+            # One target of each source: its families change, as while a cycle runs.
             one_per_source = list({t.source: t for t in exporter.targets.values()}.values())
             costs = []
             for _ in range(5):

@@ -30,6 +30,9 @@ CASES = {
             "cycle_s",
             "interval_s",
             "cycle_ratio",
+            "mixed_cpu_ms_per_target",
+            "mixed_cpu_ms_per_request",
+            "mixed_cycle_s",
         },
     ),
     "memory": (["--scale", "0.005", "--spread", "0.5"], {"rss_mb", "baseline_rss_mb", "series"}),
@@ -59,5 +62,6 @@ def test_benchmark_prints_a_result_line(name: str) -> None:
     for key in keys:
         value = figures[key].removesuffix("x")
         assert float(value) >= 0, last  # numbers, not NaN or placeholders
-    if "failed" in figures:
-        assert figures["failed"] == "0", last
+    for key in ("failed", "mixed_failed"):
+        if key in figures:
+            assert figures[key] == "0", last
