@@ -18,7 +18,6 @@ MetricType = Literal["gauge", "counter", "summary", "untyped"]
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 _METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-_LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -36,7 +35,7 @@ class Family:
     help: str
 
     def __post_init__(self) -> None:
-        if not _METRIC_NAME_RE.match(self.name):
+        if not valid_metric_name(self.name):
             raise ValueError(f"invalid metric name {self.name!r}")
         if self.type == "counter" and not self.name.endswith("_total"):
             raise ValueError(f"counter {self.name!r} must end in _total")
@@ -103,8 +102,8 @@ def format_labels(labels: Labels) -> str:
     return "{" + inner + "}"
 
 
-def valid_label_name(name: str) -> bool:
-    return bool(_LABEL_NAME_RE.match(name)) and not name.startswith("__")
+def valid_metric_name(name: str) -> bool:
+    return bool(_METRIC_NAME_RE.match(name))
 
 
 def render(samples: Iterable[Sample]) -> Rendered:

@@ -8,13 +8,13 @@ Cross-level rules (a ``window`` with mode CURRENT, duplicates) are checked by
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Literal
 
 from pydantic import Field, field_validator
 
 from exporter.config.common import Duration, Schedule, Strict, VendorCommon
+from exporter.exposition import valid_metric_name
 
 DEFAULT_BASETEN_URL = "https://api.baseten.co"
 # The vendor rejects windows longer than this; we reject them before it does.
@@ -48,7 +48,6 @@ DEPLOYMENT_STATUSES = frozenset(
 # Deployments in these states serve nothing and have no metrics to read.
 DEFAULT_SKIP_STATUSES = ("INACTIVE", "DEACTIVATING", "BUILD_FAILED", "BUILD_STOPPED", "DEPLOY_FAILED")
 
-_METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 
 PathT = tuple[str | int, ...]
 
@@ -77,7 +76,7 @@ class RequestSettings(Schedule):
     @classmethod
     def _metric_names(cls, v: list[str] | None) -> list[str] | None:
         for name in v or []:
-            if not _METRIC_NAME_RE.match(name):
+            if not valid_metric_name(name):
                 raise ValueError(f"{name!r} is not a metric name (letters, digits, _ and :)")
         return v
 
