@@ -66,10 +66,9 @@ class Exporter:
     def __init__(self, config_path: Path, shard: Shard | None = None) -> None:
         self.config_path = config_path
         # Which targets this replica polls; the default shard owns them all.
+        # Per-vendor request budgets are for the whole account: each shard's client gets
+        # its share (the budget's rate divided by the number of shards).
         self.shard = shard or Shard()
-        # Per-vendor request budgets are for the whole account: each shard's client
-        # gets its share (the budget's rate divided by this).
-        self.total_shards = self.shard.total
         self.store = Store()
         self.stats = UpstreamStats()
         self.reload_state = ReloadState()
@@ -91,6 +90,11 @@ class Exporter:
         # its file and raises ValueError if it is unusable, or returns how to apply it.
         # Nothing is applied unless every file is valid.
         self.companions: list[Callable[[], Callable[[], None]]] = []
+
+    @property
+    def total_shards(self) -> int:
+        """How many replicas share the targets; each vendor budget is divided by it."""
+        return self.shard.total
 
     # --- lifecycle -------------------------------------------------------------------
 
