@@ -37,6 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from exporter import gcpolicy  # noqa: E402
 from exporter.config import load_config  # noqa: E402
 from exporter.config.baseten import (  # noqa: E402
     DEFAULT_COUNTER_WINDOW,
@@ -279,6 +280,7 @@ async def exporter_with_fleet(
         workdir, sim_url, interval=interval, spread=spread, timeout=interval, max_connections=max_connections
     )
     populate(sim_url, size)
+    gcpolicy.tune()  # as the daemon process does before it starts
     exporter = Exporter(cfg)
     await exporter.start(load_config(cfg))
     try:

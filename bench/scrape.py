@@ -13,13 +13,16 @@ snapshots change all through the measurement. A client process scrapes over HTTP
    weigh on this process's garbage collections while the p99 is measured.
 
 Last line: ``scrape: series=… exporter_ms=… client_python_ms=… speedup=…x
-exporter_gzip_ms=… client_python_gzip_ms=… gzip_speedup=…x p99_ms=… p99_gzip_ms=…``.
+exporter_gzip_ms=… client_python_gzip_ms=… gzip_speedup=…x p99_ms=… p99_gzip_ms=… …
+full_gcs=… full_gc_max_ms=…`` (the exporter process's full garbage collections
+while the p99 was measured, and the longest: each one pauses every scrape in flight).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import gzip
 import http.client
 import json
@@ -153,7 +156,24 @@ async def run(args: argparse.Namespace) -> str:
                 out: dict[str, list[float]] = json.loads(stdout)
                 return out
 
-            r = await client_run(args.duration, 0)
+            # Full garbage collections stop the event loop, scrapes included: count them
+            # and their pauses while the p99 is measured.
+            full_gc_ms: list[float] = []
+            gc_started = [0.0]
+
+            def on_gc(phase: str, info: dict[str, int]) -> None:
+                if info["generation"] != 2:
+                    return
+                if phase == "start":
+                    gc_started[0] = time.perf_counter()
+                else:
+                    full_gc_ms.append((time.perf_counter() - gc_started[0]) * 1000)
+
+            gc.callbacks.append(on_gc)
+            try:
+                r = await client_run(args.duration, 0)
+            finally:
+                gc.callbacks.remove(on_gc)
             # The same samples for prometheus_client: the exporter's own exposition, parsed.
             collector.families = list(text_string_to_metric_families(exporter.store.exposition().decode()))
             r2 = await client_run(0, args.rounds)
@@ -179,6 +199,8 @@ async def run(args: argparse.Namespace) -> str:
         p99_gzip_ms=fleet.percentile(r["gzip"], 99),
         server_p99_ms=fleet.percentile(handled[("a", "/metrics", False)], 99),
         server_p99_gzip_ms=fleet.percentile(handled[("a", "/metrics", True)], 99),
+        full_gcs=len(full_gc_ms),
+        full_gc_max_ms=max(full_gc_ms, default=0.0),
         scrapes=len(r["plain"]) + len(r["gzip"]),
         polls_during=polls_during,
     )
@@ -188,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--scale", type=float, default=1.0, help="fleet size relative to ~100k series")
     p.add_argument("--interval", type=float, default=20.0, help="poll interval (polls spread over all of it)")
-    p.add_argument("--duration", type=float, default=12.0, help="seconds of scraping for the p99")
+    p.add_argument("--duration", type=float, default=25.0, help="seconds of scraping for the p99")
     p.add_argument("--rounds", type=int, default=3, help="alternating exporter/baseline scrapes")
     p.add_argument("--client", help=argparse.SUPPRESS)
     args = p.parse_args(argv)

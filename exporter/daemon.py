@@ -40,6 +40,14 @@ POLL_BUDGET_FRACTION = 0.9
 STOP_CLOSE_SECONDS = 0.8
 
 
+def health_key(target_id: str) -> str:
+    """The store key of a target's health series; its data is filed under its id.
+
+    Target ids begin with their source's name, so this prefix never makes another id.
+    """
+    return "health:" + target_id
+
+
 def start_offset(target_id: str, interval: float, spread: float) -> float:
     """A stable phase in [0, min(spread, interval)) so targets do not all fire together."""
     frac = (zlib.crc32(target_id.encode()) % 10_000) / 10_000
@@ -78,7 +86,6 @@ class Exporter:
         # the targets it found.
         self.groups: dict[str, set[str]] = {STATIC: set()}
         self.health: dict[str, TargetHealth] = {}
-        self._last_good: dict[str, Rendered] = {}
         self._client_keys: dict[str, tuple[object, ...]] = {}
         self.config: Config | None = None
         self.scheduler: AsyncIOScheduler | None = None
@@ -230,7 +237,7 @@ class Exporter:
         self.targets[target.id] = target
         self.groups[group].add(target.id)
         self.health[target.id] = TargetHealth()
-        self._publish(target, None)
+        self._publish_health(target)
         offset = start_offset(target.id, target.interval, self.config.global_.start_spread)
         start = datetime.now(UTC) + timedelta(seconds=offset)
         self.scheduler.add_job(
@@ -256,10 +263,10 @@ class Exporter:
         for child in list(self.groups.pop(tid, ())):
             await self._remove_target(child)
         self.health.pop(tid, None)
-        self._last_good.pop(tid, None)
         if self.scheduler.get_job(tid) is not None:
             self.scheduler.remove_job(tid)
         self.store.remove(tid)
+        self.store.remove(health_key(tid))
         try:
             await target.close()
         except Exception:
@@ -310,7 +317,8 @@ class Exporter:
             if health.polled and not health.up:
                 log.info("target recovered", extra={"target": target.id})
             health.record_success(now, duration, data.series)
-            self._last_good[target.id] = data
+            if self.shard.owns(target.id):
+                self.store.put(target.id, data)
             if isinstance(target, Discovery):
                 await self._sync_group(target.id, target.found)
         else:
@@ -323,24 +331,22 @@ class Exporter:
                 "poll failed",
                 extra={"target": target.id, "reason": reason, "detail": health.last_error_detail},
             )
-            data = self._stale_data(target.id, now)
-        self._publish(target, data)
+            self._expire_stale_data(target.id, now)
+        self._publish_health(target)
 
-    def _stale_data(self, tid: str, now: float) -> Rendered | None:
-        """A failing target keeps its last values for ``stale_grace``, then they go."""
+    def _expire_stale_data(self, tid: str, now: float) -> None:
+        """A failing target keeps its last values (left in the store) for ``stale_grace``, then they go."""
         assert self.config is not None
         health = self.health[tid]
-        if now - health.last_success_timestamp <= self.config.global_.stale_grace:
-            return self._last_good.get(tid)
-        self._last_good.pop(tid, None)
-        health.series = 0
-        return None
+        if now - health.last_success_timestamp > self.config.global_.stale_grace:
+            self.store.remove(tid)
+            health.series = 0
 
-    def _publish(self, target: Target, data: Rendered | None) -> None:
-        if not self.shard.owns(target.id):
-            return  # a discovery run here only for its targets; its own shard exports it
-        health = render_health(target.id, target.source, self.health[target.id])
-        self.store.put(target.id, merge([data, health]) if data is not None else health)
+    def _publish_health(self, target: Target) -> None:
+        if self.shard.owns(target.id):  # else a discovery run here only for its targets
+            self.store.put(
+                health_key(target.id), render_health(target.id, target.source, self.health[target.id])
+            )
 
     # --- what the HTTP server asks ---------------------------------------------------
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from exporter import gcpolicy
 from exporter.config import ConfigError, load_config
 from exporter.daemon import Exporter
 from exporter.server import make_app
@@ -82,6 +83,7 @@ async def run_daemon(
         )
         return 1
     host, port = parse_listen_address(listen)
+    gcpolicy.tune()
     exporter = Exporter(config_path, shard)
     if security is not None:
         exporter.companions.append(security.prepare_reload)

@@ -1,6 +1,6 @@
-"""The current exposition: one immutable rendered snapshot per target.
+"""The current exposition: immutable rendered snapshots, a target's data and health.
 
-A poll replaces its target's snapshot in one call; a scrape joins cached bytes and
+A poll replaces its target's snapshots, one call each; a scrape joins cached bytes and
 never waits for a poll. The work is kept proportional to what changed:
 
 - ``put`` files each of the target's rendered families under that family, and marks
@@ -65,7 +65,11 @@ def gzip_member(segments: list[bytes], crc: int, size: int) -> bytes:
 
 @dataclass(slots=True)
 class _FamilyEntry:
-    """All targets' rendered lines of one family, and the cached results built from them."""
+    """All snapshots' rendered lines of one family, and the cached results built from them.
+
+    The header comes from the first snapshot that brought the family; later ones
+    with the same type only add lines.
+    """
 
     family: Family
     chunks: dict[str, bytes] = field(default_factory=dict)
@@ -74,8 +78,13 @@ class _FamilyEntry:
 
 
 class Store:
+    """Snapshots by key (a target's data and its health are filed separately, so a
+    failing target's last data stays in place while its health changes)."""
+
     def __init__(self) -> None:
-        self._snapshots: dict[str, Rendered] = {}
+        # Only the sample lines are kept (a dict of str and bytes, which the garbage
+        # collector does not track); the families' metadata lives in _families.
+        self._snapshots: dict[str, dict[str, bytes]] = {}
         self._families: dict[str, _FamilyEntry] = {}
         self._dirty: set[str] = set()
         self._order: list[str] | None = []
@@ -87,27 +96,27 @@ class Store:
 
     # --- writes (from polls) ----------------------------------------------------------
 
-    def put(self, target_id: str, rendered: Rendered) -> None:
-        old = self._snapshots.get(target_id)
-        self._snapshots[target_id] = rendered
-        for name, rf in rendered.families.items():
-            if old is not None:
-                prev = old.families.get(name)
-                if prev is not None and prev.lines == rf.lines and prev.family == rf.family:
-                    continue
-            self._set_chunk(name, rf.family, target_id, rf.lines)
+    def put(self, key: str, rendered: Rendered) -> None:
+        old = self._snapshots.get(key)
+        lines = rendered.lines
+        self._snapshots[key] = lines
+        meta = rendered.meta
+        for name, chunk in lines.items():
+            if old is not None and old.get(name) == chunk:
+                continue
+            self._set_chunk(name, meta[name], key, chunk)
         if old is not None:
-            for name in old.families:
-                if name not in rendered.families:
-                    self._drop_chunk(name, target_id)
+            for name in old:
+                if name not in lines:
+                    self._drop_chunk(name, key)
 
-    def remove(self, target_id: str) -> None:
-        old = self._snapshots.pop(target_id, None)
+    def remove(self, key: str) -> None:
+        old = self._snapshots.pop(key, None)
         if old is not None:
-            for name in old.families:
-                self._drop_chunk(name, target_id)
+            for name in old:
+                self._drop_chunk(name, key)
 
-    def _set_chunk(self, name: str, family: Family, target_id: str, lines: bytes) -> None:
+    def _set_chunk(self, name: str, family: Family, key: str, lines: bytes) -> None:
         entry = self._families.get(name)
         if entry is None:
             entry = self._families[name] = _FamilyEntry(family)
@@ -116,12 +125,12 @@ class Store:
             # Two sources declaring one family with two types would make the whole
             # scrape invalid; the later one is left out (a translator bug, caught in tests).
             return
-        entry.chunks[target_id] = lines
+        entry.chunks[key] = lines
         self._mark(name)
 
-    def _drop_chunk(self, name: str, target_id: str) -> None:
+    def _drop_chunk(self, name: str, key: str) -> None:
         entry = self._families.get(name)
-        if entry is None or entry.chunks.pop(target_id, None) is None:
+        if entry is None or entry.chunks.pop(key, None) is None:
             return
         if not entry.chunks:
             del self._families[name]
@@ -135,15 +144,15 @@ class Store:
 
     # --- reads ------------------------------------------------------------------------
 
-    def get(self, target_id: str) -> Rendered | None:
-        return self._snapshots.get(target_id)
-
-    def targets(self) -> list[str]:
+    def keys(self) -> list[str]:
         return list(self._snapshots)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._snapshots
 
     @property
     def series(self) -> int:
-        return sum(r.series for r in self._snapshots.values())
+        return sum(chunk.count(b"\n") for lines in self._snapshots.values() for chunk in lines.values())
 
     def _refresh(self) -> list[bytes]:
         if self._cached is not None:

@@ -106,7 +106,15 @@ def _unit_note(d: Descriptor) -> str:
 
 
 def _family(d: Descriptor, name: str, mtype: MetricType, role: str) -> Family:
-    return Family(name, mtype, f"Baseten deployment metric {d.name} ({role}; {_unit_note(d)}).")
+    return _shared_family(name, mtype, f"Baseten deployment metric {d.name} ({role}; {_unit_note(d)}).")
+
+
+@functools.lru_cache(maxsize=16384)
+def _shared_family(name: str, mtype: MetricType, help_text: str) -> Family:
+    """One Family object per distinct family, however many polls describe it: a
+    snapshot keeps its families, and a new object per poll would be garbage for
+    the collector to track (see ``exposition.Rendered``)."""
+    return Family(name, mtype, help_text)
 
 
 def _labels(sets: list[dict[str, str]]) -> list[Labels]:

@@ -229,7 +229,9 @@ def gauge_samples(
             if v is None or not math.isfinite(v):
                 continue
             samples.append(Sample(fam, (*ids, *labels), v * factor))
-    return samples, frozenset(now_percent)
+    # The same object while nothing changed: the target keeps it, and a new one per
+    # poll would only add to what the garbage collector tracks.
+    return samples, percent if now_percent == percent else frozenset(now_percent)
 
 
 def counter_names(resp: Response) -> list[str]:

@@ -64,6 +64,7 @@ class JobTarget(Target):
         self.finished_at: float | None = None
         self._not_found = 0
         self._retry_at = 0.0
+        # What a finished job keeps exporting until its retention runs out.
         self._last: Rendered = Rendered()
 
     def expired(self, now: float) -> bool:
@@ -116,10 +117,11 @@ class JobTarget(Target):
         # Commit only after both requests succeeded, so a failed poll re-reads the same rows.
         self.state = tr.apply_rows(self.state, rows, now, self.opts.max_keys)
         self.info = info
+        rendered = render(tr.job_samples(self.job_id, info, self.state))
         if info.terminal:
             self.finished_at = now
-        self._last = render(tr.job_samples(self.job_id, info, self.state))
-        return self._last
+            self._last = rendered
+        return rendered
 
 
 class FineTuneDiscovery(Discovery):

@@ -44,5 +44,5 @@ def response(
 
 def exposition(samples: list[Sample]) -> Scrape:
     rendered: Rendered = render(samples)
-    text = "".join((rf.family.header() + rf.lines).decode() for _, rf in sorted(rendered.families.items()))
+    text = "".join((rendered.meta[n].header() + rendered.lines[n]).decode() for n in sorted(rendered.lines))
     return parse(text)

@@ -50,8 +50,8 @@ def test_label_values_are_escaped_and_parse_back() -> None:
 
 def test_duplicate_series_keep_first_and_conflicting_metadata_raises() -> None:
     out = render([Sample(G, (("a", "1"),), 1.0), Sample(G, (("a", "1"),), 2.0)])
-    assert out.families["x_depth"].series == 1
-    assert b" 1\n" in out.families["x_depth"].lines
+    assert out.series == 1
+    assert out.lines["x_depth"] == b'x_depth{a="1"} 1\n'
     with pytest.raises(ValueError, match="declared twice"):
         render([Sample(G, (), 1.0), Sample(Family("x_depth", "gauge", "other help"), (("b", "1"),), 1.0)])
 
