@@ -31,6 +31,7 @@ from pathlib import Path
 import fleet
 import httpx
 
+from exporter import gcpolicy
 from exporter.config import load_config
 from exporter.daemon import Exporter
 
@@ -110,6 +111,7 @@ async def run(args: argparse.Namespace) -> str:
             max_connections=args.max_connections,
             queues=models,
         )
+        gcpolicy.tune()  # as the daemon process does before it starts
         exporter = Exporter(cfg)
         await exporter.start(load_config(cfg))
         try:

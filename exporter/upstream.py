@@ -16,7 +16,9 @@ import json
 import time
 from collections import Counter
 from collections.abc import Mapping
+from http.cookiejar import CookieJar
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
@@ -99,6 +101,15 @@ def _error_message(body: bytes) -> str:
 RequestKey = tuple[str, str, tuple[tuple[str, str], ...]]
 
 
+class _NoCookies(CookieJar):
+    """A jar that keeps nothing: the vendor APIs authenticate with a bearer key, and a
+    cookie one target's answer set must not ride along on another target's requests.
+    (Reading Set-Cookie headers was also a tenth of a request's CPU.)"""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return
+
+
 class VendorClient:
     """One vendor's API: base URL, bearer auth, a bounded pool, retries and a request budget.
 
@@ -135,7 +146,20 @@ class VendorClient:
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             transport=transport or AiohttpTransport(max_connections),
             follow_redirects=False,
+            cookies=_NoCookies(),
         )
+
+    def url(self, path: str, params: Mapping[str, Any] | None = None) -> str:
+        """The absolute URL of ``path`` (relative to the base URL) with ``params``
+        (values: str, int, or lists of them), as one string.
+
+        httpx would parse a relative URL, merge it into the base URL and parse it
+        again to add the parameters: three parses that checked every character of a
+        long Baseten query, a quarter of a Baseten poll's CPU. One parse of the
+        whole string gives the same URL.
+        """
+        url = f"{self.base_url}/{path.lstrip('/')}"
+        return f"{url}?{urlencode(params, doseq=True)}" if params else url
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -248,7 +272,7 @@ class VendorClient:
         if timeout <= 0:
             raise UpstreamError("timeout", f"{method} {endpoint}: no time left in the poll")
         try:
-            req = self._client.build_request(method, path, params=params, json=json_body, timeout=timeout)
+            req = self._client.build_request(method, self.url(path, params), json=json_body, timeout=timeout)
             resp = await self._client.send(req, stream=True)
         except httpx.TimeoutException:
             self.stats.count(source, endpoint, "timeout")

@@ -296,3 +296,43 @@ def test_retries_end_by_the_poll_deadline() -> None:
     assert len(attempts) >= 2  # the first timed out after 0.5 s and was retried
     # The retry got only the time left, not a fresh 0.5 s: the poll ended near its deadline.
     assert elapsed < 0.7 + 0.4, elapsed
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/queue/metrics", {"model": "org/model name+ü"}),
+        (
+            "models/m1/deployments/d1/metrics",
+            {"mode": "SERIES", "start_epoch_millis": 1, "metrics": ["a", "b&c"]},
+        ),
+        ("/fine-tunes/ft-1", None),
+        ("/fine-tunes/ft 1/metrics", {"global_step_from": 10}),
+    ],
+)
+def test_request_url_is_the_one_httpx_builds_from_params(path: str, params: dict[str, object] | None) -> None:
+    client = client_for(httpx.MockTransport(lambda r: httpx.Response(200)))
+    expected = httpx.AsyncClient(base_url=client.base_url).build_request("GET", path, params=params).url
+    assert httpx.URL(client.url(path, params)) == expected
+
+
+def test_cookies_set_by_one_answer_are_not_sent_with_the_next_request() -> None:
+    cookies: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        cookies.append(request.headers.get("cookie"))
+        return httpx.Response(200, json={}, headers={"set-cookie": "session=abc; Path=/"})
+
+    client = client_for(httpx.MockTransport(handler))
+
+    async def twice() -> None:
+        token = POLL_DEADLINE.set(time.monotonic() + 2)
+        try:
+            for _ in range(2):
+                await client.request_json("GET", "/queue/metrics", source="s", endpoint="/e", timeout=0.5)
+        finally:
+            POLL_DEADLINE.reset(token)
+            await client.aclose()
+
+    asyncio.run(twice())
+    assert cookies == [None, None]
