@@ -294,10 +294,12 @@ class Exporter:
         data: Rendered | None = None
         reason = detail = ""
         # Requests and their retries end by the poll deadline (a little before the
-        # interval, so their own reason wins); wait_for is the hard stop behind it.
+        # interval, so their own reason wins); the timeout is the hard stop behind it
+        # (a scope, not wait_for: no second task per poll).
         token = POLL_DEADLINE.set(time.monotonic() + target.interval * POLL_BUDGET_FRACTION)
         try:
-            data = await asyncio.wait_for(target.poll(now), timeout=target.interval)
+            async with asyncio.timeout(target.interval):
+                data = await target.poll(now)
         except UpstreamError as exc:
             reason, detail = exc.reason, exc.detail
         except TimeoutError:

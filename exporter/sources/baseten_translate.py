@@ -94,12 +94,21 @@ def _descriptor(raw: Any, i: int) -> Descriptor:
     return Descriptor(name, kind, unit, _label_sets(raw.get("label_sets"), f"{where} ({name})"))
 
 
-def _number(v: Any, where: str) -> float | None:
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        raise InvalidResponse(f"{where}: value is not a number or null")
-    return float(v)
+def _numbers(per_set: list[Any], where: str) -> tuple[float | None, ...]:
+    """One label set list's values as floats, None for null; InvalidResponse otherwise.
+
+    Runs for every value of every poll, so the message is only built on failure.
+    """
+    out: list[float | None] = []
+    for v in per_set:
+        t = type(v)
+        if t is float or t is int:  # exact types: a JSON true is not the number 1
+            out.append(float(v))
+        elif v is None:
+            out.append(None)
+        else:
+            raise InvalidResponse(f"{where}: value is not a number or null")
+    return tuple(out)
 
 
 def parse(doc: Any, expect_mode: str) -> Response:
@@ -145,7 +154,7 @@ def parse(doc: Any, expect_mode: str) -> Response:
                 raise InvalidResponse(
                     f"{where}: values[{i}] ({d.name}) does not match its {len(d.label_sets)} label sets"
                 )
-            row.append(tuple(_number(v, f"{where}.values[{i}]") for v in per_set))
+            row.append(_numbers(per_set, f"{where}.values[{i}]"))
         rows.append(tuple(row))
     if any(b <= a for a, b in itertools.pairwise(starts)):
         raise InvalidResponse(f"{ENDPOINT}: value sets are not in increasing time order")
