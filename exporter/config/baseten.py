@@ -9,9 +9,9 @@ Cross-level rules (a ``window`` with mode CURRENT, duplicates) are checked by
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from exporter.config.common import Duration, Schedule, Strict, VendorCommon
 from exporter.exposition import valid_metric_name
@@ -52,33 +52,30 @@ DEFAULT_SKIP_STATUSES = ("INACTIVE", "DEACTIVATING", "BUILD_FAILED", "BUILD_STOP
 PathT = tuple[str | int, ...]
 
 
-def _check_window(v: float | None) -> float | None:
-    if v is not None and v > MAX_WINDOW_SECONDS:
+def _check_window(v: float) -> float:
+    if v > MAX_WINDOW_SECONDS:
         raise ValueError("the window must not exceed 7 days (the vendor rejects longer windows)")
     return v
+
+
+def _check_metric_name(name: str) -> str:
+    if not valid_metric_name(name):
+        raise ValueError(f"{name!r} is not a metric name (letters, digits, _ and :)")
+    return name
+
+
+Window = Annotated[Duration, AfterValidator(_check_window)]
+MetricName = Annotated[str, AfterValidator(_check_metric_name)]
 
 
 class RequestSettings(Schedule):
     """What to ask the metrics endpoint for. Unset fields inherit from the section."""
 
     mode: Mode | None = None
-    metrics: list[str] | None = None
-    window: Duration | None = None
-    counter_window: Duration | None = None
+    metrics: list[MetricName] | None = None
+    window: Window | None = None
+    counter_window: Window | None = None
     delay: Duration | None = None
-
-    @field_validator("window", "counter_window")
-    @classmethod
-    def _max_window(cls, v: float | None) -> float | None:
-        return _check_window(v)
-
-    @field_validator("metrics")
-    @classmethod
-    def _metric_names(cls, v: list[str] | None) -> list[str] | None:
-        for name in v or []:
-            if not valid_metric_name(name):
-                raise ValueError(f"{name!r} is not a metric name (letters, digits, _ and :)")
-        return v
 
 
 class DeploymentTarget(RequestSettings):
@@ -116,25 +113,14 @@ class BasetenConfig(VendorCommon):
     base_url: str = DEFAULT_BASETEN_URL
     mode: Mode = "CURRENT"
     # Empty: the vendor's default set (replicas active, requests, end-to-end latency).
-    metrics: list[str] = Field(default_factory=list)
-    window: Duration | None = None
-    counter_window: Duration = DEFAULT_COUNTER_WINDOW
+    metrics: list[MetricName] = Field(default_factory=list)
+    window: Window | None = None
+    counter_window: Window = DEFAULT_COUNTER_WINDOW
     delay: Duration = DEFAULT_DELAY
     # How often an explicit deployment re-reads its names and status for the _info gauge.
     info_refresh_interval: Duration = DEFAULT_REFRESH
     deployments: list[DeploymentTarget] = Field(default_factory=list)
     discovery: list[DiscoveryRule] = Field(default_factory=list)
-
-    @field_validator("window", "counter_window")
-    @classmethod
-    def _max_window(cls, v: float | None) -> float | None:
-        return _check_window(v)
-
-    @field_validator("metrics")
-    @classmethod
-    def _metric_names(cls, v: list[str]) -> list[str]:
-        RequestSettings._metric_names(v)
-        return v
 
 
 class Effective(Strict):
