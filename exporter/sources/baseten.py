@@ -99,6 +99,10 @@ class DeploymentTarget(Target):
         self.percent: frozenset[str] = frozenset()
         self.step = DEFAULT_STEP_SECONDS
         self.counter_step = DEFAULT_STEP_SECONDS
+        # The parameters of the last counters' SERIES read that succeeded (CURRENT and
+        # SUMMARY modes): the window is step-aligned, so while it has not moved no new
+        # step can have settled, and the read is skipped.
+        self._counters_read: dict[str, Any] | None = None
 
     def update_from(self, other: Target) -> None:
         if isinstance(other, DeploymentTarget) and other.meta is not None:
@@ -128,13 +132,18 @@ class DeploymentTarget(Target):
         samples, percent = tr.gauge_samples(main, self.ids, cutoff, self.percent)
         series: tr.Response | None = main if req.mode == "SERIES" else None
         names = tr.counter_names(main)
+        counters_read: dict[str, Any] | None = None
         if series is None and names:
             params = request_params("SERIES", names, now, req.counter_window, req.delay, self.counter_step)
-            series = tr.parse(await self._metrics(client, params), "SERIES")
+            if params != self._counters_read:
+                series = tr.parse(await self._metrics(client, params), "SERIES")
+                counters_read = params
         if self.meta_refresh is not None and now - self._meta_checked >= self.meta_refresh:
             await self._refresh_meta(client, now)
         # Every request succeeded and translated: only now is state changed.
         self.percent = percent
+        if counters_read is not None:
+            self._counters_read = counters_read
         if series is not None:
             step_ms = tr.step_length_ms(series)
             if step_ms:

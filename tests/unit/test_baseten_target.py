@@ -17,7 +17,7 @@ from exporter.upstream import Clients, UpstreamError, UpstreamStats, VendorClien
 from tests.helpers import parse
 from tests.unit.baseten_docs import HIST_SETS, STATUS_SETS, desc, response
 
-NOW = 1_700_000_130.0  # 10 s past a minute boundary
+NOW = 1_700_000_130.0  # 30 s past a minute boundary
 ID = {"model_id": "m1", "deployment_id": "d1"}
 COUNTER = desc("baseten_inference_requests_total", "COUNTER", "COUNT", STATUS_SETS)
 GAUGES = [desc("baseten_replicas_active"), desc("baseten_lat_seconds", "HISTOGRAM", "SECONDS", HIST_SETS)]
@@ -117,6 +117,26 @@ def test_current_mode_reads_counters_from_a_trailing_series_window() -> None:
         new_minutes = int((NOW + later - 120) // 60) - int((NOW - 120) // 60)
         assert s.value("baseten_inference_requests_total", **ID, status="2xx") == 4.0 * new_minutes
         assert s.value("baseten_inference_requests_total", **ID, status="4xx") == 1.0 * new_minutes
+
+
+def test_the_counter_window_is_read_again_only_once_it_has_moved() -> None:
+    fake = FakeBaseten()
+    target = DeploymentTarget(clients_for(fake), "m1", "d1", effective(), interval=20, timeout=5)
+    assert (NOW - 120) % 60 == 30
+    for later in (0, 10, 20):  # now - delay stays within one minute: the same window
+        scrape_of(target, NOW + later)
+    assert [q["mode"] for q in fake.queries] == ["CURRENT", "SERIES", "CURRENT", "CURRENT"]
+    s = scrape_of(target, NOW + 30)  # the window has moved by one step
+    assert [q["mode"] for q in fake.queries][-2:] == ["CURRENT", "SERIES"]
+    assert s.value("baseten_inference_requests_total", **ID, status="2xx") == 4.0
+    # A failed read is not remembered: the next poll asks for the same window again.
+    fake.fail_series = True
+    with pytest.raises(UpstreamError):
+        asyncio.run(target.poll(NOW + 90))
+    fake.fail_series = False
+    s = scrape_of(target, NOW + 100)
+    assert [q["mode"] for q in fake.queries][-2:] == ["CURRENT", "SERIES"]
+    assert s.value("baseten_inference_requests_total", **ID, status="2xx") == 8.0
 
 
 def test_a_failed_counter_request_fails_the_poll_and_changes_no_state() -> None:
