@@ -6,8 +6,12 @@ of ``--targets`` targets are measured, each over a steady-state cycle (the secon
 1. Together queue targets from a real config file (the real daemon path, one
    request per poll) → ``cpu_ms_per_target``, ``cycle_s``;
 2. the mixed bench fleet in the same proportions (see fleet.py: queues, Baseten
-   deployments and fine-tune jobs, the last two making two requests per poll) →
+   deployments and fine-tune jobs) over ``--mixed-cycles`` cycles →
    ``mixed_cpu_ms_per_target``, ``mixed_cpu_ms_per_request``, ``mixed_cycle_s``.
+   A fine-tune poll makes two requests; a Baseten poll makes two when its counters'
+   one-minute window has moved, else one. All targets poll within a few seconds of
+   each other, so a single 20 s cycle would have every deployment read its counters
+   or none: three cycles cover the minute.
 
 Baseline: the same number of bare GETs of the queue endpoint through a plain
 ``httpx.AsyncClient`` (its default transport) with the same pool size, in the same
@@ -63,7 +67,8 @@ async def mixed_fleet(sim_url: str, workdir: Path, args: argparse.Namespace) -> 
         n = size.targets
         await fleet.wait_for_polls(exporter, n, timeout=args.interval + args.spread + 60)
         cpu0, polls0, req0 = fleet.cpu_seconds(), fleet.polls_done(exporter), sim_requests(sim_url)
-        await fleet.wait_for_polls(exporter, 2 * n, timeout=2 * args.interval + 60)
+        cycles = args.mixed_cycles
+        await fleet.wait_for_polls(exporter, (1 + cycles) * n, timeout=(1 + cycles) * args.interval + 60)
         cpu = fleet.cpu_seconds() - cpu0
         polls = fleet.polls_done(exporter) - polls0
         requests = sim_requests(sim_url) - req0
@@ -151,6 +156,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--interval", type=float, default=20.0, help="poll interval, seconds")
     p.add_argument("--spread", type=float, default=3.0, help="every target is due within this window")
     p.add_argument("--max-connections", type=int, default=10)
+    p.add_argument(
+        "--mixed-cycles",
+        type=int,
+        default=3,
+        help="steady-state cycles measured on the mixed fleet (3 x 20 s: one minute, over which "
+        "each Baseten deployment reads its counters' window once)",
+    )
     args = p.parse_args(argv)
     return fleet.report(run, args)
 

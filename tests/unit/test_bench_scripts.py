@@ -22,7 +22,7 @@ CASES = {
         {"speedup", "gzip_speedup", "p99_ms", "p99_gzip_ms", "exporter_ms", "client_python_ms", "series"},
     ),
     "poll": (
-        ["--targets", "40", "--interval", "2", "--spread", "0.5"],
+        ["--targets", "40", "--interval", "2", "--spread", "0.5", "--mixed-cycles", "1"],
         {
             "cpu_ms_per_target",
             "httpx_request_cpu_ms",
