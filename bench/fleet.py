@@ -5,7 +5,8 @@ The fleet is made of the real sources, all polling the simulator over real HTTP:
 - Together queue targets (``QueueTarget``: one request, 2 series each);
 - Baseten deployment targets (``DeploymentTarget``, as the discovery finds them: a
   CURRENT read of 7 gauges and 3 latency histograms, plus the SERIES read of the
-  request counter by status class — two requests, 25 series and an ``_info`` each);
+  request counter by status class once its window has moved — one or two requests,
+  25 series and an ``_info`` each);
 - Together fine-tune job targets (``JobTarget``, as the discovery finds them: the job
   object and its new metric rows — two requests, 14 series each).
 
