@@ -62,9 +62,8 @@ class Rendered:
     Two flat dicts rather than an object per family, because of the garbage
     collector: at 100k series, per-family snapshot objects were most of what it
     tracked, and each full collection stalled scrapes for about 200 ms. ``lines``
-    holds only str and bytes, which the collector does not track, and ``Family``
-    objects are shared between polls, so a snapshot is two tracked objects
-    whatever its size.
+    holds only str and bytes, which the collector does not track, and it is all the
+    store keeps of a snapshot (``Family`` objects are shared between polls).
     """
 
     __slots__ = ("lines", "meta")

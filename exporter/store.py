@@ -147,9 +147,6 @@ class Store:
     def keys(self) -> list[str]:
         return list(self._snapshots)
 
-    def __contains__(self, key: str) -> bool:
-        return key in self._snapshots
-
     @property
     def series(self) -> int:
         return sum(chunk.count(b"\n") for lines in self._snapshots.values() for chunk in lines.values())
