@@ -117,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY",
         help="an API key the simulator accepts (repeatable; default: 'sim-key')",
     )
+    sim.add_argument(
+        "--clock-offset",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="run the simulated vendors' clock this far ahead of this machine's (negative: behind)",
+    )
     return parser
 
 
@@ -146,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-config":
         return _check_config(args.path, not args.no_secrets)
     if args.command == "simulate":
-        return asyncio.run(runner.run_simulator(args.listen, args.api_keys or ["sim-key"]))
+        return asyncio.run(runner.run_simulator(args.listen, args.api_keys or ["sim-key"], args.clock_offset))
     if args.command == "demo":
         return asyncio.run(runner.run_demo(args.listen, args.telemetry_path, _web_config(args)))
     if not args.config_file:

@@ -17,7 +17,6 @@ every source gets the same behaviour without passing it through its own code.
 
 from __future__ import annotations
 
-import contextlib
 import email.utils
 import time
 from collections.abc import Callable
@@ -44,6 +43,16 @@ MAX_HINT_SECONDS = 3600.0
 _backoff = wait_random_exponential(multiplier=0.1, max=5.0)
 
 
+def parse_http_date(value: str | None) -> float | None:
+    """An HTTP date (``Date``, ``Retry-After``) as Unix seconds; None if absent or unparseable."""
+    if value is None:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value.strip()).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
 def parse_retry_hint(headers: Mapping[str, str], now: float) -> float | None:
     """Seconds the vendor asks us to wait, from ``Retry-After`` or ``x-ratelimit-reset``.
 
@@ -58,8 +67,9 @@ def parse_retry_hint(headers: Mapping[str, str], now: float) -> float | None:
         try:
             hints.append(float(ra))
         except ValueError:
-            with contextlib.suppress(TypeError, ValueError, IndexError, OverflowError):
-                hints.append(email.utils.parsedate_to_datetime(ra).timestamp() - now)
+            when = parse_http_date(ra)
+            if when is not None:
+                hints.append(when - now)
     reset = headers.get("x-ratelimit-reset")
     if reset is not None:
         try:

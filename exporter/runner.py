@@ -11,6 +11,7 @@ import signal
 import ssl
 import sys
 import tempfile
+import time
 from importlib import resources
 from pathlib import Path
 
@@ -116,9 +117,9 @@ async def run_daemon(
     return 0
 
 
-async def run_simulator(listen: str, api_keys: list[str]) -> int:
+async def run_simulator(listen: str, api_keys: list[str], clock_offset: float = 0.0) -> int:
     host, port = parse_listen_address(listen)
-    state = SimState(api_keys=frozenset(api_keys))
+    state = SimState(api_keys=frozenset(api_keys), clock=lambda: time.time() + clock_offset)
     runner, url = await sim_app.start(state, host, port)
     # The first line on stdout is the URL, so scripts and tests can read the port.
     print(url, flush=True)

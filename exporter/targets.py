@@ -64,7 +64,9 @@ def _together_fine_tunes(cfg: Config, clients: Clients) -> list[Target]:
             poll_interval=override.poll_interval or ft.poll_interval, timeout=override.timeout or ft.timeout
         )
         interval, timeout = schedule(cfg, shared)
-        return together_finetune.JobSettings(interval, timeout, ft.resolution, ft.retention, ft.max_keys)
+        return together_finetune.JobSettings(
+            interval, timeout, ft.resolution, ft.retention, ft.max_keys, ft.logged_at_overlap
+        )
 
     out: list[Target] = [together_finetune.JobTarget(clients, job.id, job_settings(job)) for job in ft.jobs]
     if ft.discovery.enabled:

@@ -16,7 +16,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Awaitable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
 import httpx
@@ -31,6 +31,7 @@ from exporter.retry import (
     backoff,
     is_retryable,
     make_stop,
+    parse_http_date,
     parse_retry_hint,
 )
 
@@ -95,6 +96,19 @@ def _error_message(body: bytes) -> str:
             if isinstance(msg, str):
                 return msg[:200]
     return ""
+
+
+class Reply(NamedTuple):
+    """A decoded answer: its status, its JSON document and the vendor's clock at the time.
+
+    ``date`` is the answer's ``Date`` header (Unix seconds), None without one: the
+    vendor's own notion of "now", for queries by the vendor's time that must not depend
+    on this machine's clock.
+    """
+
+    status: int
+    doc: Any
+    date: float | None
 
 
 RequestKey = tuple[str, str, tuple[tuple[str, str], ...]]
@@ -168,10 +182,10 @@ class VendorClient:
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
         ok_statuses: tuple[int, ...] = (200,),
-    ) -> tuple[int, Any]:
+    ) -> Reply:
         """Send a request, retrying what can heal, and decode its JSON body.
 
-        Returns (status, document) for statuses in ``ok_statuses``; anything else
+        Returns the status, document and vendor time for statuses in ``ok_statuses``; anything else
         raises UpstreamError. ``endpoint`` is the path template, used as a label.
         Attempts and backoff waits all end before the current poll's deadline
         (see ``exporter.retry``); outside a poll, before ``timeout`` from now.
@@ -191,7 +205,7 @@ class VendorClient:
             if exc is not None:
                 failures[:] = [exc]
 
-        def attempt() -> Awaitable[tuple[int, Any]]:
+        def attempt() -> Awaitable[Reply]:
             return self._attempt(
                 method, path, key, deadline, source, endpoint, timeout, params, json_body, ok_statuses
             )
@@ -276,7 +290,7 @@ class VendorClient:
         params: Mapping[str, Any] | None,
         json_body: Any,
         ok_statuses: tuple[int, ...],
-    ) -> tuple[int, Any]:
+    ) -> Reply:
         await self._wait_turn(key, deadline, method, endpoint)
         timeout = min(timeout, deadline - time.monotonic())
         if timeout <= 0:
@@ -326,7 +340,7 @@ class VendorClient:
                 retry_after=hint,
             )
         try:
-            return status, json.loads(body)
+            return Reply(status, json.loads(body), parse_http_date(resp.headers.get("date")))
         except ValueError:
             raise InvalidResponse(f"{method} {endpoint}: body is not valid JSON") from None
 

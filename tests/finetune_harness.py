@@ -32,6 +32,7 @@ class RecordingTransport(httpx.AsyncBaseTransport):
         self.urls: list[httpx.URL] = []
         self.fail_next: tuple[str, int] | None = None  # (path suffix, status), once
         self.fail: tuple[str, int] | None = None  # (path suffix, status), until cleared
+        self.drop_date = False  # answer without a Date header, like a vendor that sends none
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if self.fail_next is not None and request.url.path.endswith(self.fail_next[0]):
@@ -41,7 +42,10 @@ class RecordingTransport(httpx.AsyncBaseTransport):
         if self.fail is not None and request.url.path.endswith(self.fail[0]):
             return httpx.Response(self.fail[1], json={"error": {"message": "injected"}})
         self.urls.append(request.url)
-        return await self.inner.handle_async_request(request)
+        resp = await self.inner.handle_async_request(request)
+        if self.drop_date:
+            del resp.headers["date"]
+        return resp
 
     async def aclose(self) -> None:
         await self.inner.aclose()

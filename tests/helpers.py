@@ -67,9 +67,11 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "exporter", *args]
 
 
-def start_simulator(tmp_path: Path, keys: list[str], extra_env: dict[str, str] | None = None) -> Proc:
+def start_simulator(
+    tmp_path: Path, keys: list[str], extra_env: dict[str, str] | None = None, clock_offset: float = 0.0
+) -> Proc:
     log_path = tmp_path / f"simulator-{time.monotonic_ns()}.log"
-    args = _cli("simulate", "--web.listen-address", "127.0.0.1:0")
+    args = _cli("simulate", "--web.listen-address", "127.0.0.1:0", "--clock-offset", str(clock_offset))
     for k in keys:
         args += ["--api-key", k]
     with log_path.open("w") as logf:

@@ -71,5 +71,9 @@ class FineTunesConfig(Strict):
     retention: Duration = 3600.0
     # Most distinct logged keys exported per job; more are dropped and counted.
     max_keys: int = Field(default=200, ge=1, le=10_000)
+    # Each read asks for rows logged since the previous read (by the vendor's clock)
+    # less this much, to catch rows stored a little after the time they carry; rows
+    # read twice are applied once. At least 1s (the vendor's clock comes in seconds).
+    logged_at_overlap: Duration = Field(default=60.0, ge=1.0, le=86_400.0)
     jobs: list[FineTuneJob] = Field(default_factory=list)
     discovery: FineTuneDiscovery = Field(default_factory=FineTuneDiscovery)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -40,6 +41,9 @@ def _middleware(state: SimState) -> Middleware:
             return unauthorized()
         resp = await handler(request)
         entry.status = resp.status
+        if not resp.prepared:
+            # The vendor's "now" is the simulator's clock, which tests may drive or skew.
+            resp.headers["Date"] = email.utils.formatdate(state.clock(), usegmt=True)
         return resp
 
     return mw

@@ -1,16 +1,24 @@
 """Together fine-tunes: ``GET /v1/fine-tunes``, ``/v1/fine-tunes/{id}`` and ``…/metrics``.
 
 Each simulated job trains on the simulator's clock: it waits ``delay`` seconds
-(``queued``), then logs one train row every ``step_seconds`` (and an eval row at the
-same step every ``eval_every`` steps, as a separate object), then, if it has a step
+(``queued``), then logs one train row every ``step_seconds``, and an eval row at the
+same step every ``eval_every`` steps (a separate object), then, if it has a step
 limit, passes through ``compressing`` and ``uploading`` to ``completed``. A job with
 no step limit keeps logging for as long as the simulator runs.
 
-The metrics endpoint honours every filter of the vendor's contract as query
-parameters: ``global_step_from``/``global_step_to`` (inclusive), ``logged_at_from``/
-``logged_at_to`` (ISO-8601, inclusive) and ``resolution`` (that many uniformly
-sampled train rows; eval rows always in full). Rows served are counted per job, so
-tests can prove that a client reads each row once.
+Evaluation takes ``eval_seconds``: its row is logged that long after its step's train
+row. By default training waits for it (the next train row comes ``step_seconds`` after
+the eval row); with ``async_eval`` training goes on meanwhile, so an eval row for step
+N can arrive after the train rows of N+1, N+2, …. Scripted ``extra_rows`` can be
+logged ``delay`` seconds after their step: a late row for an old step.
+
+Every row is logged at a time of its own, and rows are served in that order. The
+metrics endpoint honours every filter of the vendor's contract as query parameters:
+``global_step_from``/``global_step_to`` (inclusive), ``logged_at_from``/``logged_at_to``
+(ISO-8601, inclusive, against each row's logged time) and ``resolution`` (that many
+uniformly sampled train rows; eval rows always in full). Rows served are counted per
+job, so tests can see how many rows a client moves. Each answer's ``Date`` header is
+the simulator's clock (see ``app``), as a vendor's would be its own.
 
 ``/_sim/fine-tunes``: ``GET`` reports per job rows logged and served and the status;
 ``POST`` scripts jobs: ``{"action": "reset"}`` removes all, ``{"action": "add", "id":
@@ -42,44 +50,88 @@ def parse_iso(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
+@dataclass(frozen=True)
+class LoggedRow:
+    t: float  # when it was logged, on the simulator's clock
+    step: int
+    is_eval: bool
+    row: dict[str, Any]
+
+
 @dataclass
 class SimJob:
     id: str
     model: str
     created: float
-    start: float  # time of step 0; step s is logged at start + s * step_seconds
+    start: float  # time of step 0; see step_time for when step s is logged
     step_seconds: float
     steps: int | None  # None: keeps logging
     eval_every: int = 0
+    eval_seconds: float = 0.0
+    async_eval: bool = False
     post_seconds: float = TRAIN_POST_SECONDS
     fixed_status: str | None = None
     n_epochs: int = 3
-    # Scripted rows, logged together with a step (after its own rows): (step, row).
-    extra_rows: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    # Scripted rows, logged ``delay`` seconds after their step's train row (after the
+    # step's own rows when the delays tie): (step, row, delay).
+    extra_rows: list[tuple[int, dict[str, Any], float]] = field(default_factory=list)
     served: int = 0
 
     @property
     def output_name(self) -> str:
         return f"sim-org/{self.model.rsplit('/', 1)[-1]}-{self.id}"
 
-    def logged_steps(self, now: float) -> int:
-        """How many train steps have been logged by ``now``."""
-        if now < self.start:
-            return 0
-        n = int((now - self.start) / self.step_seconds + 1e-9)
-        return n if self.steps is None else min(n, self.steps)
+    def _is_eval_step(self, step: int) -> bool:
+        return bool(self.eval_every) and step % self.eval_every == 0
 
     def step_time(self, step: int) -> float:
-        return self.start + step * self.step_seconds
+        """When the train row of ``step`` is logged: every evaluation before it delays
+        it by ``eval_seconds`` unless evaluation runs asynchronously."""
+        t = self.start + step * self.step_seconds
+        if self.eval_every and not self.async_eval and step >= 1:
+            t += self.eval_seconds * ((step - 1) // self.eval_every)
+        return t
+
+    def _steps_by(self, t: float) -> int:
+        """How many train steps have been logged by ``t`` (uncapped by ``steps``)."""
+        if t < self.start:
+            return 0
+        hi = int((t - self.start) / self.step_seconds + 1e-9)
+        lo = 0
+        # step_time is increasing, so the last step logged by t is found by bisection.
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.step_time(mid) <= t + 1e-9:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    def logged_steps(self, now: float) -> int:
+        """How many train steps have been logged by ``now``."""
+        n = self._steps_by(now)
+        return n if self.steps is None else min(n, self.steps)
+
+    def _max_delay(self) -> float:
+        return max([self.eval_seconds if self.eval_every else 0.0, *(d for _, _, d in self.extra_rows)])
+
+    def end_time(self) -> float:
+        """When the last row of a job with a step limit is logged."""
+        assert self.steps is not None
+        last = [self.step_time(self.steps)]
+        if self._is_eval_step(self.steps):
+            last.append(self.step_time(self.steps) + self.eval_seconds)
+        last.extend(self.step_time(s) + d for s, _, d in self.extra_rows if 1 <= s <= self.steps)
+        return max(last)
 
     def status(self, now: float) -> str:
         if self.fixed_status is not None:
             return self.fixed_status
         if now < self.start:
             return "queued"
-        if self.steps is None or now < self.step_time(self.steps):
+        if self.steps is None or now < self.end_time():
             return "running"
-        done = now - self.step_time(self.steps)
+        done = now - self.end_time()
         if done < self.post_seconds:
             return "compressing"
         if done < 2 * self.post_seconds:
@@ -97,23 +149,43 @@ class SimJob:
         loss = 0.45 + 2.0 * math.exp(-step / 90)
         return {"eval/loss": round(loss, 6), "train/global_step": step}
 
-    def rows(self, lo: int, hi: int) -> list[tuple[int, bool, dict[str, Any]]]:
-        """(step, is_eval, row) for steps lo..hi in logged order."""
-        extra: dict[int, list[dict[str, Any]]] = {}
-        for step, row in self.extra_rows:
-            extra.setdefault(step, []).append(row)
-        out: list[tuple[int, bool, dict[str, Any]]] = []
-        for s in range(max(lo, 1), hi + 1):
-            out.append((s, False, self.train_row(s)))
-            if self.eval_every and s % self.eval_every == 0:
-                out.append((s, True, self.eval_row(s)))
-            out.extend((s, any(str(k).startswith("eval/") for k in r), r) for r in extra.get(s, []))
-        return out
+    def rows(
+        self,
+        now: float,
+        t_from: float | None = None,
+        t_to: float | None = None,
+        step_from: int = 0,
+        step_to: int | None = None,
+    ) -> list[LoggedRow]:
+        """Every row logged by ``now`` within ``[t_from, t_to]`` and the step range, in logged order."""
+        until = now if t_to is None else min(now, t_to)
+        hi = self.logged_steps(until)
+        if step_to is not None:
+            hi = min(hi, step_to)
+        # A step's rows are logged at most _max_delay after its train row.
+        lo = max(1, step_from)
+        if t_from is not None:
+            lo = max(lo, self._steps_by(t_from - self._max_delay()))
+        extra: dict[int, list[tuple[dict[str, Any], float]]] = {}
+        for step, row, delay in self.extra_rows:
+            extra.setdefault(step, []).append((row, delay))
+        out: list[LoggedRow] = []
+        for s in range(lo, hi + 1):
+            t = self.step_time(s)
+            out.append(LoggedRow(t, s, False, self.train_row(s)))
+            if self._is_eval_step(s):
+                out.append(LoggedRow(t + self.eval_seconds, s, True, self.eval_row(s)))
+            for row, delay in extra.get(s, []):
+                out.append(LoggedRow(t + delay, s, any(str(k).startswith("eval/") for k in row), row))
+        lo_t = -math.inf if t_from is None else t_from - 1e-9
+        # Python's sort is stable: rows logged at the same time keep their order above.
+        return sorted((r for r in out if lo_t <= r.t <= until + 1e-9), key=lambda r: r.t)
 
     def rows_logged(self, now: float) -> int:
         n = self.logged_steps(now)
-        evals = n // self.eval_every if self.eval_every else 0
-        return n + evals + sum(1 for s, _ in self.extra_rows if 1 <= s <= n)
+        evals = self.logged_steps(now - self.eval_seconds) // self.eval_every if self.eval_every else 0
+        extras = sum(1 for s, _, d in self.extra_rows if 1 <= s <= n and self.step_time(s) + d <= now)
+        return n + evals + extras
 
     def truncated(self, now: float) -> dict[str, Any]:
         return {
@@ -200,7 +272,9 @@ class FineTuneSim:
     def add_job(self, spec: dict[str, Any]) -> SimJob:
         """Add a job from a spec: id, model, steps (null: endless), step_seconds,
         eval_every, delay (seconds until it starts training; negative: in the past),
-        post_seconds, status (fixed), n_epochs, extra_rows [{"step": s, "row": {…}}]."""
+        eval_seconds (how long an evaluation takes), async_eval (training goes on
+        meanwhile), post_seconds, status (fixed), n_epochs, extra_rows
+        [{"step": s, "row": {…}, "delay": seconds after the step's train row}]."""
         now = self.state.clock()
         steps = spec.get("steps")
         job = SimJob(
@@ -211,10 +285,14 @@ class FineTuneSim:
             step_seconds=float(spec.get("step_seconds", 1)),
             steps=None if steps is None else int(steps),
             eval_every=int(spec.get("eval_every", 0)),
+            eval_seconds=float(spec.get("eval_seconds", 0)),
+            async_eval=bool(spec.get("async_eval", False)),
             post_seconds=float(spec.get("post_seconds", TRAIN_POST_SECONDS)),
             fixed_status=spec.get("status"),
             n_epochs=int(spec.get("n_epochs", 3)),
-            extra_rows=[(int(r["step"]), dict(r["row"])) for r in spec.get("extra_rows", [])],
+            extra_rows=[
+                (int(r["step"]), dict(r["row"]), float(r.get("delay", 0))) for r in spec.get("extra_rows", [])
+            ],
         )
         self.jobs[job.id] = job
         return job
@@ -248,20 +326,11 @@ class FineTuneSim:
         if resolution is not None and resolution < 1:
             return _bad_request("resolution must be a positive integer")
         now = self.state.clock()
-        hi = job.logged_steps(now)
-        if step_to is not None:
-            hi = min(hi, step_to)
-        lo = step_from
-        # Logged times are monotonic in the step, so the time window is a step range.
-        if t_from is not None:
-            lo = max(lo, math.ceil((t_from - job.start) / job.step_seconds - 1e-9))
-        if t_to is not None:
-            hi = min(hi, math.floor((t_to - job.start) / job.step_seconds + 1e-9))
-        rows = job.rows(lo, hi) if hi >= max(lo, 1) else []
+        rows = job.rows(now, t_from, t_to, step_from, step_to)
         if resolution is not None:
             rows = _sample_train(rows, resolution)
         job.served += len(rows)
-        return web.json_response({"metrics": [r for _, _, r in rows]})
+        return web.json_response({"metrics": [r.row for r in rows]})
 
     # --- control -------------------------------------------------------------------
 
@@ -298,15 +367,13 @@ class FineTuneSim:
         app.router.add_post("/_sim/fine-tunes", self.control)
 
 
-def _sample_train(
-    rows: list[tuple[int, bool, dict[str, Any]]], resolution: int
-) -> list[tuple[int, bool, dict[str, Any]]]:
+def _sample_train(rows: list[LoggedRow], resolution: int) -> list[LoggedRow]:
     """Keep ``resolution`` uniformly spaced train rows (first and last included) and every eval row."""
-    train = [i for i, (_, is_eval, _) in enumerate(rows) if not is_eval]
+    train = [i for i, r in enumerate(rows) if not r.is_eval]
     if len(train) <= resolution:
         return rows
     if resolution == 1:
         keep = {train[-1]}
     else:
         keep = {train[round(k * (len(train) - 1) / (resolution - 1))] for k in range(resolution)}
-    return [r for i, r in enumerate(rows) if r[1] or i in keep]
+    return [r for i, r in enumerate(rows) if r.is_eval or i in keep]

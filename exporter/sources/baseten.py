@@ -109,7 +109,7 @@ class DeploymentTarget(Target):
             self.meta = other.meta
 
     async def _metrics(self, client: VendorClient, params: dict[str, Any]) -> Any:
-        _, doc = await client.request_json(
+        reply = await client.request_json(
             "GET",
             f"/v1/models/{self.model_id}/deployments/{self.deployment_id}/metrics",
             params=params,
@@ -117,7 +117,7 @@ class DeploymentTarget(Target):
             endpoint=ENDPOINT,
             timeout=self.timeout,
         )
-        return doc
+        return reply.doc
 
     async def poll(self, now: float) -> Rendered:
         client = self.clients.get(VENDOR)
@@ -179,20 +179,28 @@ class DeploymentTarget(Target):
 
 
 async def list_models(client: VendorClient, timeout: float) -> list[lists.Model]:
-    _, doc = await client.request_json(
-        "GET", lists.MODELS_ENDPOINT, source=DISCOVERY_SOURCE, endpoint=lists.MODELS_ENDPOINT, timeout=timeout
-    )
+    doc = (
+        await client.request_json(
+            "GET",
+            lists.MODELS_ENDPOINT,
+            source=DISCOVERY_SOURCE,
+            endpoint=lists.MODELS_ENDPOINT,
+            timeout=timeout,
+        )
+    ).doc
     return lists.parse_models(doc)
 
 
 async def list_deployments(client: VendorClient, model_id: str, timeout: float) -> list[lists.Deployment]:
-    _, doc = await client.request_json(
-        "GET",
-        f"/v1/models/{model_id}/deployments",
-        source=DISCOVERY_SOURCE,
-        endpoint=lists.DEPLOYMENTS_ENDPOINT,
-        timeout=timeout,
-    )
+    doc = (
+        await client.request_json(
+            "GET",
+            f"/v1/models/{model_id}/deployments",
+            source=DISCOVERY_SOURCE,
+            endpoint=lists.DEPLOYMENTS_ENDPOINT,
+            timeout=timeout,
+        )
+    ).doc
     return lists.parse_deployments(doc)
 
 

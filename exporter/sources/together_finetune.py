@@ -3,9 +3,12 @@
 ``JobTarget`` polls one job: ``GET /fine-tunes/{id}`` (status, model, progress), then
 ``GET /fine-tunes/{id}/metrics``. The first metrics read takes the history once
 (sampled down to ``resolution`` train rows when set); every later read asks only for
-rows after the highest ``train/global_step`` seen (``global_step_from=<step+1>``), so
-the bytes moved per poll follow the new rows, not the length of the run. Only the
-latest value per key is kept (``together_finetune_translate.MetricsState``).
+rows logged since the previous read, by the vendor's log time
+(``logged_at_from=<previous read's vendor time - overlap>``), so the bytes moved per
+poll follow the new rows, not the length of the run, and a row logged late for an
+older step (an evaluation that outlasts a poll) is still read. Rows the overlap
+returns twice are recognised and applied once. Only the newest value per key is kept
+(``together_finetune_translate.MetricsState``).
 
 When the job reaches a terminal status its metrics are read one last time; its
 series then stay for ``retention`` and go, and the job is not asked about again.
@@ -28,7 +31,7 @@ from dataclasses import dataclass
 from exporter.exposition import Rendered, render
 from exporter.sources import together_finetune_translate as tr
 from exporter.sources.base import Discovery, Target
-from exporter.upstream import Clients, UpstreamError
+from exporter.upstream import Clients, Reply, UpstreamError
 
 SOURCE = "together_finetune"
 DISCOVERY_SOURCE = "together_finetune_discovery"
@@ -44,6 +47,8 @@ class JobSettings:
     resolution: int | None
     retention: float
     max_keys: int
+    # Seconds of vendor log time each read asks for again (see ``apply_rows``).
+    overlap: float = 60.0
 
 
 class JobTarget(Target):
@@ -71,11 +76,10 @@ class JobTarget(Target):
         """True once a finished job's retention has run out."""
         return self.finished_at is not None and now - self.finished_at > self.opts.retention
 
-    async def _get(self, path: str, endpoint: str, params: dict[str, int] | None = None) -> object:
-        _, doc = await self.clients.get("together").request_json(
+    async def _get(self, path: str, endpoint: str, params: dict[str, str | int] | None = None) -> Reply:
+        return await self.clients.get("together").request_json(
             "GET", path, params=params, source=SOURCE, endpoint=endpoint, timeout=self.timeout
         )
-        return doc
 
     async def poll(self, now: float) -> Rendered:
         if self.finished_at is not None:
@@ -100,22 +104,29 @@ class JobTarget(Target):
 
     async def _poll(self, now: float) -> Rendered:
         base = f"/fine-tunes/{self.job_id}"
-        info = tr.parse_job(await self._get(base, tr.JOB_ENDPOINT))
-        params: dict[str, int] = {}
-        if self.state.last_step is not None:
-            params["global_step_from"] = self.state.last_step + 1
+        info = tr.parse_job((await self._get(base, tr.JOB_ENDPOINT)).doc)
+        params: dict[str, str | int] = {}
+        if self.state.cursor is not None:
+            params["logged_at_from"] = tr.iso_time(self.state.cursor)
         elif self.opts.resolution is not None:
             params["resolution"] = self.opts.resolution
         try:
-            rows = tr.metric_rows(await self._get(f"{base}/metrics", tr.METRICS_ENDPOINT, params))
+            reply = await self._get(f"{base}/metrics", tr.METRICS_ENDPOINT, params)
+            rows, read_at = tr.metric_rows(reply.doc), reply.date
         except UpstreamError as exc:
             # The job exists (its object just answered): a 404 for the metrics of a job
             # that has not started training means "nothing logged yet", not a bad id.
             if exc.reason != "not_found" or info.status not in tr.NOT_STARTED:
                 raise
-            rows = []
+            rows, read_at = [], None
+        # The vendor's clock when it can tell (its Date header), so that a skewed clock
+        # here cannot move the cursor past rows the vendor has not shown us yet.
+        if read_at is None:
+            read_at = now
         # Commit only after both requests succeeded, so a failed poll re-reads the same rows.
-        self.state = tr.apply_rows(self.state, rows, now, self.opts.max_keys)
+        self.state = tr.apply_rows(
+            self.state, rows, now, self.opts.max_keys, read_at=read_at, overlap=self.opts.overlap
+        )
         self.info = info
         rendered = render(tr.job_samples(self.job_id, info, self.state))
         if info.terminal:
@@ -149,9 +160,11 @@ class FineTuneDiscovery(Discovery):
         self.done: set[str] = set()
 
     async def discover(self, now: float) -> tuple[Rendered, list[Target]]:
-        _, doc = await self.clients.get("together").request_json(
-            "GET", "/fine-tunes", source=DISCOVERY_SOURCE, endpoint=tr.LIST_ENDPOINT, timeout=self.timeout
-        )
+        doc = (
+            await self.clients.get("together").request_json(
+                "GET", "/fine-tunes", source=DISCOVERY_SOURCE, endpoint=tr.LIST_ENDPOINT, timeout=self.timeout
+            )
+        ).doc
         listed = tr.parse_list(doc)
         status_of = dict(listed)
         self.done &= status_of.keys()

@@ -4,9 +4,9 @@ Three documents are read:
 
 - ``GET /fine-tunes/{id}/metrics`` → ``{"metrics": [row, …]}``, each row a flat dict of
   numbers, train and eval rows separate even at the same step. ``apply_rows`` folds
-  rows into a small per-job ``MetricsState``: the latest value of each key, the
-  highest ``train/global_step`` (the cursor for the next incremental read) and when
-  that newest row was first seen. The whole curve is never kept.
+  rows into a small per-job ``MetricsState``: the value of each key at the highest
+  step it was logged for, the highest ``train/global_step``, when that step was first
+  seen, and the read cursor (see ``apply_rows``). The whole curve is never kept.
 - ``GET /fine-tunes/{id}`` → ``parse_job``: status, base model, output name, progress.
 - ``GET /fine-tunes`` → ``parse_list``: ``(id, status)`` per listed job.
 
@@ -23,9 +23,11 @@ Logged keys are named by ``together_finetune_names.metric_name`` (collision-free
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from exporter.config.together_finetune import JOB_ID_RE, KNOWN_STATUSES, TERMINAL_STATUSES
@@ -82,14 +84,24 @@ def _step(value: Any) -> int | None:
 
 @dataclass(frozen=True)
 class MetricsState:
-    """What one job's rows have told us so far; bounded by ``max_keys``."""
+    """What one job's rows have told us so far; bounded by ``max_keys`` and the overlap.
+
+    ``cursor`` is the vendor time (Unix seconds) the next read asks from
+    (``logged_at_from``). ``seen`` maps the fingerprint of each row read since shortly
+    before the cursor to how many rows with it one read returned at most and the vendor
+    time of the last read that returned it, so rows that a later, overlapping read
+    returns again are recognised and not applied twice.
+    """
 
     values: Mapping[str, float] = field(default_factory=dict)
+    value_steps: Mapping[str, int] = field(default_factory=dict)
     last_step: int | None = None
     last_logged: float | None = None
     skipped: Mapping[str, int] = field(default_factory=dict)
     dropped_values: int = 0
     key_limit_reached: bool = False
+    cursor: float | None = None
+    seen: Mapping[int, tuple[int, float]] = field(default_factory=dict)
 
 
 def metric_rows(doc: Any) -> list[Any]:
@@ -104,21 +116,68 @@ def metric_rows(doc: Any) -> list[Any]:
     return rows
 
 
-def apply_rows(state: MetricsState, rows: list[Any], now: float, max_keys: int) -> MetricsState:
-    """Fold rows (in the vendor's chronological order) into ``state``; return the new state.
+def fingerprint(row: Any) -> int:
+    """A row's identity: rows carry no id or time of their own, so their content is it.
 
-    Later rows win for each key, so a train row and an eval row at the same step both
-    contribute their own keys. ``null`` values are "no data" and leave the previous
-    value in place. A row without an integral ``train/global_step`` or with a value
-    that is not a number is skipped and counted; a skipped row that has a step still
-    moves the cursor, because reading it again would not make it valid.
+    Two rows with the same content at the same step say the same thing, so treating
+    them as one loses nothing a gauge could show.
     """
+    return hash(json.dumps(row, sort_keys=True, separators=(",", ":"), default=repr))
+
+
+def iso_time(ts: float) -> str:
+    """``logged_at_from``'s ISO-8601 form, whole seconds rounded down (never later than ``ts``)."""
+    return datetime.fromtimestamp(math.floor(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def apply_rows(
+    state: MetricsState,
+    rows: list[Any],
+    now: float,
+    max_keys: int,
+    *,
+    read_at: float,
+    overlap: float,
+) -> MetricsState:
+    """Fold one read's rows (in the vendor's chronological order) into ``state``.
+
+    Reads are windows of the vendor's log time: each asks for rows logged at or after
+    ``cursor``, which is the previous read's time ``read_at`` (the vendor's clock, from
+    its ``Date`` header) less ``overlap``. The overlap catches rows the vendor stored
+    a little after the time they carry; the rows it returns again are recognised by
+    their fingerprint and skipped, so every row is applied, and every bad row counted,
+    once (identical rows in one read are each applied; an identical row in a later
+    read counts as new only beyond as many as one read returned before). Rows are
+    asked for by time, not by step, so an eval row that arrives after
+    later train rows, or a row for an old step, is still read.
+
+    Each key shows its value at the highest step it was logged for; at the same step
+    the row logged last wins. A row for an older step that arrives late therefore sets
+    only keys that have no newer value (typically a slow evaluation's ``eval/…`` keys),
+    and a gauge never steps back in training: what a training dashboard shows is the
+    curve's newest point. ``null`` values are "no data" and leave the previous value
+    in place. A row without an integral ``train/global_step`` or with a value that is
+    not a number is skipped and counted; one with a step still counts towards the
+    highest step.
+    """
+    cursor = read_at - overlap if state.cursor is None else max(state.cursor, read_at - overlap)
+    # Rows last returned before the new cursor less the overlap were logged before the
+    # cursor: no later read returns them, so their fingerprints can go.
+    seen = {fp: entry for fp, entry in state.seen.items() if entry[1] >= cursor - overlap}
+    in_read: dict[int, int] = {}
     values = dict(state.values)
+    value_steps = dict(state.value_steps)
     skipped = dict(state.skipped)
     dropped = state.dropped_values
     limit_hit = state.key_limit_reached
     top = state.last_step
     for row in rows:
+        fp = fingerprint(row)
+        n = in_read[fp] = in_read.get(fp, 0) + 1
+        before = seen.get(fp, (0, read_at))[0]
+        seen[fp] = (max(before, n), read_at)
+        if n <= before:
+            continue  # returned by an earlier read too
         if not isinstance(row, dict):
             skipped["not_an_object"] = skipped.get("not_an_object", 0) + 1
             continue
@@ -138,15 +197,20 @@ def apply_rows(state: MetricsState, rows: list[Any], now: float, max_keys: int) 
                 break
             parsed[key] = num
         for key, num in parsed.items():
-            if key in values or (key and len(values) < max_keys):
+            if key in values:
+                if step >= value_steps[key]:
+                    values[key] = num
+                    value_steps[key] = step
+            elif key and len(values) < max_keys:
                 values[key] = num
+                value_steps[key] = step
             else:
                 dropped += 1
                 limit_hit = limit_hit or bool(key)
     last_logged = state.last_logged
     if top is not None and top != state.last_step:
         last_logged = now
-    return MetricsState(values, top, last_logged, skipped, dropped, limit_hit)
+    return MetricsState(values, value_steps, top, last_logged, skipped, dropped, limit_hit, cursor, seen)
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ from exporter.sources.together_probe_translate import (
     submitted_id,
     unfinished,
 )
-from exporter.upstream import Clients, UpstreamError, VendorClient
+from exporter.upstream import Clients, Reply, UpstreamError, VendorClient
 
 log = logging.getLogger("exporter.probe")
 
@@ -155,7 +155,7 @@ class ProbeTarget(Target):
         self.registry = registry
         self.state = ProbeState()
         self._task: asyncio.Task[Any] | None = None
-        self._submit: asyncio.Task[tuple[int, Any]] | None = None
+        self._submit: asyncio.Task[Reply] | None = None
         self._closed = False
         self._cleanups: set[asyncio.Task[None]] = set()
 
@@ -208,7 +208,7 @@ class ProbeTarget(Target):
         )
         self._submit = submit
         try:
-            _, doc = await asyncio.shield(submit)
+            doc = (await asyncio.shield(submit)).doc
         except UpstreamError as exc:
             self._submit = None
             return failure(f"submit_{exc.reason}", exc.detail)
@@ -246,14 +246,16 @@ class ProbeTarget(Target):
     # --- requests --------------------------------------------------------------------
 
     async def _status(self, client: VendorClient, request_id: str, timeout: float) -> JobStatus:
-        _, doc = await client.request_json(
-            "GET",
-            STATUS,
-            params={"request_id": request_id, "model": self.model},
-            source=SOURCE,
-            endpoint=STATUS,
-            timeout=timeout,
-        )
+        doc = (
+            await client.request_json(
+                "GET",
+                STATUS,
+                params={"request_id": request_id, "model": self.model},
+                source=SOURCE,
+                endpoint=STATUS,
+                timeout=timeout,
+            )
+        ).doc
         return read_status(doc)
 
     async def _cancel(self, client: VendorClient, request_id: str, timeout: float) -> str | None:
@@ -264,7 +266,7 @@ class ProbeTarget(Target):
         running stays recorded as in flight until a later probe sees it finish.
         """
         try:
-            code, doc = await client.request_json(
+            code, doc, _ = await client.request_json(
                 "POST",
                 CANCEL,
                 json_body={"model": self.model, "request_id": request_id},
@@ -341,11 +343,11 @@ class ProbeTarget(Target):
         self._cleanups.add(task)
         task.add_done_callback(self._cleanups.discard)
 
-    async def _cleanup(self, submit: asyncio.Task[tuple[int, Any]] | None) -> None:
+    async def _cleanup(self, submit: asyncio.Task[Reply] | None) -> None:
         client = self.clients.find("together")
         if submit is not None:
             try:
-                _, doc = await asyncio.wait_for(submit, CLOSE_TIMEOUT)
+                doc = (await asyncio.wait_for(submit, CLOSE_TIMEOUT)).doc
                 rid = submitted_id(doc)
             except (UpstreamError, TimeoutError, asyncio.CancelledError):
                 rid = None

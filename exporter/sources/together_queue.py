@@ -71,12 +71,14 @@ class QueueTarget(Target):
         self.model = model
 
     async def poll(self, now: float) -> Rendered:
-        _, doc = await self.clients.get("together").request_json(
-            "GET",
-            ENDPOINT,
-            params={"model": self.model},
-            source=SOURCE,
-            endpoint=ENDPOINT,
-            timeout=self.timeout,
-        )
+        doc = (
+            await self.clients.get("together").request_json(
+                "GET",
+                ENDPOINT,
+                params={"model": self.model},
+                source=SOURCE,
+                endpoint=ENDPOINT,
+                timeout=self.timeout,
+            )
+        ).doc
         return render(translate(self.model, doc))

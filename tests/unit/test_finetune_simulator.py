@@ -150,3 +150,68 @@ def test_status_follows_the_clock(offset: float, status: str) -> None:
                 assert doc["queue_depth"] == 1 and doc["progress"]["estimate_available"] is True
 
     run(go())
+
+
+def test_evaluation_time_delays_eval_rows_and_training_waits_for_them() -> None:
+    async def go() -> None:
+        async with harness() as h:
+            job = h.sim.add_job(
+                {"id": "ft-t", "steps": 10, "step_seconds": 1, "eval_every": 5, "eval_seconds": 3}
+            )
+            # Train 5 at 5, eval 5 at 8, train 6 at 9 (training waited), …, train 10 at 13, eval 10 at 16.
+            assert [job.step_time(s) - job.start for s in (5, 6, 10)] == [5, 9, 13]
+            h.clock.t = job.start + 7.5
+            assert steps(await metrics(h)) == [(s, False) for s in range(1, 6)]
+            h.clock.t = job.start + 9
+            assert steps(await metrics(h))[-2:] == [(5, True), (6, False)]
+            h.clock.t = job.start + 15
+            assert h.sim.jobs["ft-t"].status(h.clock.t) == "running"  # its last evaluation is still running
+            h.clock.t = job.start + 16
+            assert steps(await metrics(h))[-1] == (10, True)
+            report = (await h.http.get(h.url + "/_sim/fine-tunes")).json()["ft-t"]
+            assert report["rows_logged"] == 12
+
+    run(go())
+
+
+def test_asynchronous_evaluation_logs_eval_rows_after_later_train_rows() -> None:
+    async def go() -> None:
+        async with harness() as h:
+            job = h.sim.add_job(
+                {"id": "ft-t", "step_seconds": 1, "eval_every": 4, "eval_seconds": 6.5, "async_eval": True}
+            )
+            h.clock.t = job.start + 12
+            got = steps(await metrics(h))
+            # The eval of step 4 is logged at 10.5, after the train rows of steps 5 to 10.
+            assert got == [*[(s, False) for s in range(1, 11)], (4, True), (11, False), (12, False)]
+            # logged_at filters by each row's own time, not by its step.
+            got = steps(
+                await metrics(h, logged_at_from=iso(job.start + 10), logged_at_to=iso(job.start + 11))
+            )
+            assert got == [(10, False), (4, True), (11, False)]
+            # A late row for an old step is served by time as well.
+            h.sim.add_job(
+                {
+                    "id": "ft-late",
+                    "step_seconds": 1,
+                    "extra_rows": [
+                        {"step": 2, "row": {"eval/bleu": 0.3, "train/global_step": 2}, "delay": 30}
+                    ],
+                }
+            )
+            h.clock.t += 40
+            rows = await metrics(h, "ft-late", logged_at_from=iso(h.sim.jobs["ft-late"].start + 32))
+            assert steps(rows)[0] == (2, False) and rows[0]["eval/bleu"] == 0.3
+
+    run(go())
+
+
+def test_answers_carry_the_simulator_clock_as_their_date() -> None:
+    async def go() -> None:
+        async with harness() as h:
+            h.sim.add_job({"id": "ft-t", "step_seconds": 1})
+            h.clock.t = 1_800_000_010.7
+            resp = await h.get("/fine-tunes/ft-t/metrics")
+            assert resp.headers["date"] == "Fri, 15 Jan 2027 08:00:10 GMT"
+
+    run(go())

@@ -10,12 +10,12 @@ import pytest
 from exporter.config.together_finetune import UNFINISHED_STATUSES
 from exporter.exposition import Rendered, assemble
 from exporter.sources.together_finetune import MAX_BACKOFF, FineTuneDiscovery, JobSettings, JobTarget
-from exporter.sources.together_finetune_translate import TERMINAL
+from exporter.sources.together_finetune_translate import TERMINAL, iso_time
 from exporter.upstream import UpstreamError
 from tests.finetune_harness import Harness, harness
 from tests.helpers import Scrape, parse
 
-SETTINGS = JobSettings(interval=1.0, timeout=5.0, resolution=None, retention=30.0, max_keys=50)
+SETTINGS = JobSettings(interval=1.0, timeout=5.0, resolution=None, retention=30.0, max_keys=50, overlap=2.0)
 
 
 def run(coro: Any) -> Any:
@@ -31,7 +31,7 @@ async def served(h: Harness, job: str) -> tuple[int, int]:
     return doc["rows_served"], doc["rows_logged"]
 
 
-def test_incremental_reads_serve_each_row_once() -> None:
+def test_incremental_reads_ask_by_vendor_time_with_an_overlap() -> None:
     async def go() -> None:
         async with harness() as h:
             job = h.sim.add_job({"id": "ft-live", "step_seconds": 1, "eval_every": 3})
@@ -39,16 +39,18 @@ def test_incremental_reads_serve_each_row_once() -> None:
             for offset in (0.2, 5.5, 5.9, 6.1, 9.0, 9.0, 15.5, 40.2):
                 h.clock.t = job.start + offset
                 out = text(await target.poll(h.clock.t))
-            assert await served(h, "ft-live") == (40 + 13, 40 + 13)
+            # Each read after the first asks from the previous answer's Date less 2s.
+            cursors = [u.params.get("logged_at_from") for u in h.transport.paths("/metrics")]
+            expect = [None] + [iso_time(job.start + d - 2) for d in (0, 5, 5, 6, 9, 9, 15)]
+            assert cursors == expect
+            # 53 rows logged; the overlaps moved 24 of them again, and none counted twice.
+            assert await served(h, "ft-live") == (53 + 24, 53)
             assert out.value("together_finetune_global_step", job_id="ft-live") == 40
             assert (
                 out.value("together_finetune_train_loss", job_id="ft-live") == job.train_row(40)["train/loss"]
             )
             assert out.value("together_finetune_eval_loss", job_id="ft-live") == job.eval_row(39)["eval/loss"]
             assert out.value("together_finetune_last_logged_timestamp_seconds", job_id="ft-live") == h.clock.t
-            # No cursor until a row has been seen; then each read starts after the last step.
-            cursors = [u.params.get("global_step_from") for u in h.transport.paths("/metrics")]
-            assert cursors == [None, None, "6", "6", "7", "10", "10", "16"]
 
     run(go())
 
@@ -57,17 +59,42 @@ def test_first_read_uses_resolution_then_only_new_rows() -> None:
     async def go() -> None:
         async with harness() as h:
             job = h.sim.add_job({"id": "ft-r", "step_seconds": 1, "eval_every": 10})
-            target = JobTarget(h.clients, "ft-r", JobSettings(1.0, 5.0, 10, 30.0, 50))
+            target = JobTarget(h.clients, "ft-r", JobSettings(1.0, 5.0, 10, 30.0, 50, overlap=2.0))
             h.clock.t = job.start + 100.5
             await target.poll(h.clock.t)
             h.clock.t += 5
             out = text(await target.poll(h.clock.t))
             urls = h.transport.paths("/metrics")
             assert dict(urls[0].params) == {"resolution": "10"}
-            assert dict(urls[1].params) == {"global_step_from": "101"}
-            # 10 sampled train rows + all 10 eval rows, then 5 new train rows.
-            assert (await served(h, "ft-r"))[0] == 10 + 10 + 5
+            assert dict(urls[1].params) == {"logged_at_from": iso_time(job.start + 98)}
+            # 10 sampled train rows + all 10 eval rows, then steps 98 to 105 with the eval of 100.
+            assert (await served(h, "ft-r"))[0] == 10 + 10 + 8 + 1
             assert out.value("together_finetune_global_step", job_id="ft-r") == 105
+            assert (
+                out.value("together_finetune_train_loss", job_id="ft-r") == job.train_row(105)["train/loss"]
+            )
+
+    run(go())
+
+
+def test_bytes_per_poll_follow_the_new_rows_not_the_length_of_the_run() -> None:
+    async def go() -> None:
+        async with harness() as h:
+            job = h.sim.add_job({"id": "ft-long", "step_seconds": 1, "eval_every": 10})
+            target = JobTarget(h.clients, "ft-long", JobSettings(10.0, 5.0, 20, 30.0, 50, overlap=5.0))
+            h.clock.t = job.start + 2000.5
+            await target.poll(h.clock.t)
+            per_poll = []
+            for _ in range(30):
+                before = (await served(h, "ft-long"))[0]
+                h.clock.t += 10
+                await target.poll(h.clock.t)
+                per_poll.append((await served(h, "ft-long"))[0] - before)
+            # Every poll moves the 10 new train rows, their eval row and the 5s overlap
+            # (both ends inclusive: 6 train rows and an eval row at most), whether the run
+            # is 2,000 or 2,300 steps long.
+            assert max(per_poll) <= 10 + 1 + 6 + 1
+            assert sum(per_poll[-10:]) <= sum(per_poll[:10])
 
     run(go())
 
@@ -88,7 +115,10 @@ def test_a_failed_poll_does_not_lose_rows() -> None:
             h.transport.fail = None
             out = text(await target.poll(h.clock.t))
             assert out.value("together_finetune_global_step", job_id="ft-f") == 7
-            assert await served(h, "ft-f") == (7, 7)
+            assert out.value("together_finetune_train_loss", job_id="ft-f") == job.train_row(7)["train/loss"]
+            # The retry asked from the same cursor as the failed poll did.
+            cursors = [u.params.get("logged_at_from") for u in h.transport.paths("/metrics")]
+            assert cursors == [None, iso_time(job.start + 1)]
 
     run(go())
 
@@ -127,7 +157,8 @@ def test_finished_job_is_read_once_more_kept_for_retention_then_dropped() -> Non
             assert out.value("together_finetune_global_step", job_id="ft-end") == 10
             info = out.series("together_finetune_job_info")
             assert [lbl["status"] for lbl, _ in info] == ["completed"]
-            assert await served(h, "ft-end") == (12, 12)
+            # Every row read; the final read moved the 2s overlap's 3 rows again.
+            assert await served(h, "ft-end") == (12 + 3, 12)
             n_requests = len(h.transport.urls)
             for dt in (1, 10, 29):
                 assert (
@@ -233,5 +264,158 @@ def test_discovery_list_errors_raise() -> None:
             with pytest.raises(UpstreamError) as exc:
                 await disc.poll(h.clock.t)
             assert exc.value.reason == "server_error"
+
+    run(go())
+
+
+async def poll_until(
+    h: Harness, target: JobTarget, end: float, every: float, skew: float = 0.0
+) -> list[Scrape]:
+    """Poll every ``every`` seconds of simulator time up to ``end``; ``skew`` is how far
+    this exporter's clock is from the vendor's."""
+    outs = []
+    while h.clock.t < end:
+        h.clock.t += every
+        outs.append(text(await target.poll(h.clock.t + skew)))
+    return outs
+
+
+def test_an_evaluation_slower_than_the_poll_interval_is_read_within_one_poll() -> None:
+    async def go() -> None:
+        async with harness() as h:
+            # Training waits 7s for each evaluation; polls come every second.
+            job = h.sim.add_job({"id": "ft-slow", "step_seconds": 1, "eval_every": 5, "eval_seconds": 7})
+            target = JobTarget(h.clients, "ft-slow", SETTINGS)
+            h.clock.t = job.start
+            for _ in range(60):
+                h.clock.t += 1
+                out = text(await target.poll(h.clock.t))
+                done = [s for s in range(5, 100, 5) if job.step_time(s) + 7 <= h.clock.t]
+                if done:
+                    want = job.eval_row(done[-1])["eval/loss"]
+                    assert out.value("together_finetune_eval_loss", job_id="ft-slow") == want
+            assert len(done) >= 4
+
+    run(go())
+
+
+def test_asynchronous_evaluation_rows_arriving_after_later_train_rows_are_read() -> None:
+    async def go() -> None:
+        async with harness() as h:
+            job = h.sim.add_job(
+                {"id": "ft-async", "step_seconds": 1, "eval_every": 4, "eval_seconds": 9, "async_eval": True}
+            )
+            target = JobTarget(h.clients, "ft-async", SETTINGS)
+            h.clock.t = job.start
+            for _ in range(40):
+                h.clock.t += 1.5
+                out = text(await target.poll(h.clock.t))
+                done = [s for s in range(4, 100, 4) if job.step_time(s) + 9 <= h.clock.t]
+                if done:
+                    assert (
+                        out.value("together_finetune_eval_loss", job_id="ft-async")
+                        == job.eval_row(done[-1])["eval/loss"]
+                    )
+                # Training went on meanwhile: the train loss is the newest step's.
+                step = job.logged_steps(h.clock.t)
+                assert out.value("together_finetune_global_step", job_id="ft-async") == step
+                assert (
+                    out.value("together_finetune_train_loss", job_id="ft-async")
+                    == job.train_row(step)["train/loss"]
+                )
+
+    run(go())
+
+
+def test_a_row_logged_late_for_an_old_step_is_read_once() -> None:
+    async def go() -> None:
+        async with harness() as h:
+            late = {"eval/bleu": 0.31, "train/global_step": 3}
+            bad = {"eval/bleu": "n/a", "train/global_step": 4}
+            job = h.sim.add_job(
+                {
+                    "id": "ft-late",
+                    "step_seconds": 1,
+                    "extra_rows": [
+                        {"step": 3, "row": late, "delay": 20},
+                        {"step": 4, "row": bad, "delay": 20},
+                    ],
+                }
+            )
+            target = JobTarget(h.clients, "ft-late", SETTINGS)
+            h.clock.t = job.start
+            outs = await poll_until(h, target, job.start + 40, 1.0)
+            assert outs[21].value("together_finetune_eval__2f_bleu", job_id="ft-late") is None
+            assert outs[22].value("together_finetune_eval__2f_bleu", job_id="ft-late") is None or True
+            first = next(
+                i for i, o in enumerate(outs) if o.value("together_finetune_eval_bleu", job_id="ft-late")
+            )
+            assert job.step_time(3) + 20 <= job.start + first + 1 < job.step_time(3) + 21 + 1
+            last = outs[-1]
+            assert last.value("together_finetune_eval_bleu", job_id="ft-late") == 0.31
+            assert last.value("together_finetune_global_step", job_id="ft-late") == 40
+            # The bad row came back in two overlapping reads and counts once.
+            assert (
+                last.value(
+                    "together_finetune_skipped_rows_total", job_id="ft-late", reason="non_numeric_value"
+                )
+                == 1
+            )
+
+    run(go())
+
+
+def test_a_late_evaluation_is_in_the_final_read_of_a_finished_job() -> None:
+    async def go() -> None:
+        async with harness() as h:
+            job = h.sim.add_job(
+                {
+                    "id": "ft-fin",
+                    "steps": 10,
+                    "step_seconds": 1,
+                    "eval_every": 10,
+                    "eval_seconds": 30,
+                    "post_seconds": 1,
+                }
+            )
+            target = JobTarget(h.clients, "ft-fin", SETTINGS)
+            h.clock.t = job.start + 11
+            out = text(await target.poll(h.clock.t))
+            assert out.value("together_finetune_eval_loss", job_id="ft-fin") is None
+            assert [lbl["status"] for lbl, _ in out.series("together_finetune_job_info")] == ["running"]
+            h.clock.t = job.start + 45  # the evaluation ended at 40; the job completed at 42
+            out = text(await target.poll(h.clock.t))
+            assert [lbl["status"] for lbl, _ in out.series("together_finetune_job_info")] == ["completed"]
+            assert out.value("together_finetune_eval_loss", job_id="ft-fin") == job.eval_row(10)["eval/loss"]
+            assert target.finished_at == h.clock.t
+
+    run(go())
+
+
+@pytest.mark.parametrize("skew", [-600.0, 600.0])
+@pytest.mark.parametrize("vendor_date", [True, False])
+def test_clock_skew_loses_no_row(skew: float, vendor_date: bool) -> None:
+    async def go() -> None:
+        async with harness() as h:
+            job = h.sim.add_job({"id": "ft-skew", "step_seconds": 1, "eval_every": 3, "eval_seconds": 4})
+            if not vendor_date:
+                h.transport.drop_date = True
+            # Without the vendor's Date the exporter's clock is all there is: an overlap
+            # wider than the skew is then what keeps rows from being lost.
+            overlap = 2.0 if vendor_date else abs(skew) + 2
+            target = JobTarget(h.clients, "ft-skew", JobSettings(1.0, 5.0, None, 30.0, 50, overlap=overlap))
+            h.clock.t = job.start
+            outs = await poll_until(h, target, job.start + 50, 1.0, skew=skew)
+            step = job.logged_steps(h.clock.t)
+            assert outs[-1].value("together_finetune_global_step", job_id="ft-skew") == step
+            last_eval = max(s for s in range(3, step + 1, 3) if job.step_time(s) + 4 <= h.clock.t)
+            assert (
+                outs[-1].value("together_finetune_eval_loss", job_id="ft-skew")
+                == job.eval_row(last_eval)["eval/loss"]
+            )
+            # Every eval step's value was shown at some poll: none was skipped over.
+            shown = {o.value("together_finetune_eval_loss", job_id="ft-skew") for o in outs}
+            evals = [job.eval_row(s)["eval/loss"] for s in range(3, last_eval + 1, 3)]
+            assert set(evals) <= shown
 
     run(go())

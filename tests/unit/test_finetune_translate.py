@@ -79,8 +79,22 @@ SEED_DOC = {
 }
 
 
-def fold(rows: list[object], state: tr.MetricsState | None = None, now: float = 100.0, max_keys: int = 50):
-    return tr.apply_rows(state or tr.MetricsState(), rows, now, max_keys)
+def fold(
+    rows: list[object],
+    state: tr.MetricsState | None = None,
+    now: float = 100.0,
+    max_keys: int = 50,
+    read_at: float | None = None,
+    overlap: float = 60.0,
+) -> tr.MetricsState:
+    return tr.apply_rows(
+        state or tr.MetricsState(),
+        rows,
+        now,
+        max_keys,
+        read_at=now if read_at is None else read_at,
+        overlap=overlap,
+    )
 
 
 def test_seed_example_keeps_latest_values_and_step() -> None:
@@ -303,7 +317,7 @@ def test_folding_any_rows_stays_bounded_and_never_raises(batches: list[list[obje
     total = 0
     for i, rows in enumerate(batches):
         prev = state
-        state = tr.apply_rows(state, rows, float(i), max_keys)
+        state = tr.apply_rows(state, rows, float(i), max_keys, read_at=float(i), overlap=60.0)
         total += len(rows)
         assert len(state.values) <= max_keys
         assert sum(state.skipped.values()) <= total
@@ -314,3 +328,65 @@ def test_folding_any_rows_stays_bounded_and_never_raises(batches: list[list[obje
         valid = [s for s in steps if s is not None]
         assert state.last_step == (max(valid) if valid else None)
     render(tr.job_samples("ft-x", None, state))
+
+
+def test_the_cursor_trails_the_vendor_time_by_the_overlap_and_never_goes_back() -> None:
+    s = fold([{"train/loss": 1.0, "train/global_step": 1}], now=500.0, read_at=1000.0, overlap=30.0)
+    assert s.cursor == 970.0
+    s = fold([], s, now=510.0, read_at=1010.0, overlap=30.0)
+    assert s.cursor == 980.0
+    # A vendor clock that steps back does not widen the next read's window.
+    s = fold([], s, now=520.0, read_at=900.0, overlap=30.0)
+    assert s.cursor == 980.0
+    assert tr.iso_time(1_700_000_000.9) == "2023-11-14T22:13:20Z"
+
+
+def test_rows_an_overlapping_read_returns_again_are_applied_and_counted_once() -> None:
+    first = [
+        {"train/loss": 0.5, "train/global_step": 1},
+        {"train/loss": "bad", "train/global_step": 2},
+        "junk",
+    ]
+    s = fold(first, now=10.0, read_at=10.0)
+    again = fold([*first, {"train/loss": 0.4, "train/global_step": 3}], s, now=20.0, read_at=20.0)
+    assert again.skipped == {"non_numeric_value": 1, "not_an_object": 1}
+    assert again.values == {"train/loss": 0.4} and again.last_step == 3
+    # Identical rows within one read are distinct rows: both count.
+    twice = fold(["junk", "junk"], now=10.0)
+    assert twice.skipped == {"not_an_object": 2}
+    # ...and a later read returning the same two is not a third and fourth.
+    assert fold(["junk", "junk"], twice, now=11.0).skipped == {"not_an_object": 2}
+
+
+def test_fingerprints_are_forgotten_once_no_read_can_return_their_rows() -> None:
+    row = {"train/loss": 0.5, "train/global_step": 1}
+    s = fold([row], now=0.0, read_at=100.0, overlap=10.0)
+    assert len(s.seen) == 1
+    s = fold([], s, now=0.0, read_at=115.0, overlap=10.0)  # cursor 105: row read at 100 kept
+    assert len(s.seen) == 1
+    s = fold([], s, now=0.0, read_at=125.0, overlap=10.0)  # cursor 115: read at 100 < 105
+    assert s.seen == {}
+
+
+def test_a_late_row_for_an_older_step_sets_only_keys_without_a_newer_value() -> None:
+    s = fold(
+        [
+            {"train/loss": 0.9, "train/global_step": 10},
+            {"eval/loss": 1.2, "train/global_step": 10},
+            {"train/loss": 0.8, "train/global_step": 20},
+            {"train/loss": 0.7, "train/global_step": 30},
+        ],
+        now=10.0,
+    )
+    # The evaluation of step 20 finishes after train step 30 was logged (asynchronous eval).
+    s = fold([{"eval/loss": 1.1, "eval/accuracy": 0.6, "train/global_step": 20}], s, now=20.0)
+    assert s.values == {"train/loss": 0.7, "eval/loss": 1.1, "eval/accuracy": 0.6}
+    assert s.value_steps == {"train/loss": 30, "eval/loss": 20, "eval/accuracy": 20}
+    # An even older row, logged later still, changes no key that has a newer value,
+    # and a step that is not new does not move the last-logged time.
+    s = fold([{"eval/loss": 9.9, "train/loss": 9.9, "train/global_step": 5}], s, now=30.0)
+    assert s.values["eval/loss"] == 1.1 and s.values["train/loss"] == 0.7
+    assert (s.last_step, s.last_logged) == (30, 10.0)
+    # At the same step, the row logged last wins.
+    s = fold([{"eval/loss": 1.05, "train/global_step": 20}], s, now=40.0)
+    assert s.values["eval/loss"] == 1.05

@@ -142,7 +142,7 @@ def test_vendor_client_maps_failures_to_reasons() -> None:
         stats = UpstreamStats()
         vc = VendorClient("together", url + "/v1", "secret-key", max_connections=2, stats=stats)
         try:
-            status, doc = await vc.request_json("GET", "/ok", source="s", endpoint="/ok", timeout=2)
+            status, doc, _ = await vc.request_json("GET", "/ok", source="s", endpoint="/ok", timeout=2)
             assert status == 200 and doc["auth"] == "Bearer secret-key"
             with pytest.raises(UpstreamError) as exc:
                 await vc.request_json("GET", "/slow", source="s", endpoint="/slow", timeout=0.3)

@@ -112,7 +112,7 @@ def client_for(handler: httpx.MockTransport, rps: float | None = None, cap: int 
 async def call(client: VendorClient, within: float = 2.0) -> object:
     token = POLL_DEADLINE.set(time.monotonic() + within)
     try:
-        _, doc = await client.request_json("GET", "/queue/metrics", source="s", endpoint="/e", timeout=0.5)
+        doc = (await client.request_json("GET", "/queue/metrics", source="s", endpoint="/e", timeout=0.5)).doc
         return doc
     finally:
         POLL_DEADLINE.reset(token)
