@@ -47,12 +47,12 @@ from exporter.config.baseten import (  # noqa: E402
     DEFAULT_WINDOW,
     Effective,
 )
-from exporter.config.together_finetune import UNFINISHED_STATUSES  # noqa: E402
 from exporter.daemon import Exporter  # noqa: E402
 from exporter.sources.base import Target  # noqa: E402
-from exporter.sources.baseten import DeploymentDiscovery  # noqa: E402
-from exporter.sources.together_finetune import FineTuneDiscovery, JobSettings  # noqa: E402
-from exporter.sources.together_queue import QueueTarget  # noqa: E402
+from exporter.sources.baseten.discovery import DeploymentDiscovery  # noqa: E402
+from exporter.sources.together.finetune.target import FineTuneDiscovery, JobSettings  # noqa: E402
+from exporter.sources.together.finetune.vendor import UNFINISHED_STATUSES  # noqa: E402
+from exporter.sources.together.queue import QueueTarget  # noqa: E402
 from exporter.upstream import Clients  # noqa: E402
 
 # Polls cancelled at shutdown and skipped runs are expected here, not news.

@@ -21,6 +21,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from exporter.budget import shard_rate
 from exporter.config import ConfigError, LoadedConfig, load_config
 from exporter.config.model import Config
+from exporter.errors import UpstreamError
 from exporter.exposition import Rendered, merge
 from exporter.health import ReloadState, TargetHealth, render_global, render_health
 from exporter.logs import SCRUBBER
@@ -29,7 +30,7 @@ from exporter.sharding import Shard
 from exporter.sources.base import Discovery, Target
 from exporter.store import Store
 from exporter.targets import build_targets
-from exporter.upstream import Clients, UpstreamError, UpstreamStats, VendorClient
+from exporter.upstream import Clients, UpstreamStats, VendorClient
 
 log = logging.getLogger("exporter.daemon")
 

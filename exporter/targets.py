@@ -7,8 +7,12 @@ from collections.abc import Callable
 from exporter.config import Config
 from exporter.config.baseten import effective
 from exporter.config.common import Schedule
-from exporter.sources import baseten, together_finetune, together_probe, together_queue
 from exporter.sources.base import Target
+from exporter.sources.baseten import discovery as baseten_discovery
+from exporter.sources.baseten import target as baseten
+from exporter.sources.together import probe as together_probe
+from exporter.sources.together import queue as together_queue
+from exporter.sources.together.finetune import target as together_finetune
 from exporter.upstream import Clients
 
 TargetBuilder = Callable[[Config, Clients], list[Target]]
@@ -114,7 +118,7 @@ def _baseten_discovery(cfg: Config, clients: Clients) -> list[Target]:
     for i, rule in enumerate(section.discovery):
         interval, timeout = schedule(cfg, rule)
         out.append(
-            baseten.DeploymentDiscovery(
+            baseten_discovery.DeploymentDiscovery(
                 clients,
                 i,
                 effective(section, rule),

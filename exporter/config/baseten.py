@@ -15,10 +15,9 @@ from pydantic import AfterValidator, Field, field_validator
 
 from exporter.config.common import Duration, Schedule, Strict, VendorCommon
 from exporter.exposition import valid_metric_name
+from exporter.sources.baseten.vendor import DEPLOYMENT_STATUSES, MAX_WINDOW_SECONDS
 
 DEFAULT_BASETEN_URL = "https://api.baseten.co"
-# The vendor rejects windows longer than this; we reject them before it does.
-MAX_WINDOW_SECONDS = 7 * 86400.0
 DEFAULT_WINDOW = 600.0
 DEFAULT_COUNTER_WINDOW = 900.0
 DEFAULT_DELAY = 180.0
@@ -26,25 +25,6 @@ DEFAULT_REFRESH = 300.0
 
 Mode = Literal["CURRENT", "SUMMARY", "SERIES"]
 
-# Every deployment status the vendor documents (DeploymentStatusV1).
-DEPLOYMENT_STATUSES = frozenset(
-    {
-        "BUILDING",
-        "DEPLOYING",
-        "DEPLOY_FAILED",
-        "LOADING_MODEL",
-        "ACTIVE",
-        "UNHEALTHY",
-        "BUILD_FAILED",
-        "BUILD_STOPPED",
-        "DEACTIVATING",
-        "INACTIVE",
-        "FAILED",
-        "UPDATING",
-        "SCALED_TO_ZERO",
-        "WAKING_UP",
-    }
-)
 # Deployments in these states serve nothing and have no metrics to read.
 DEFAULT_SKIP_STATUSES = ("INACTIVE", "DEACTIVATING", "BUILD_FAILED", "BUILD_STOPPED", "DEPLOY_FAILED")
 

@@ -6,33 +6,10 @@ or both; a job named explicitly is polled once even when discovery finds it too.
 
 from __future__ import annotations
 
-import re
-from typing import Literal, get_args
-
 from pydantic import Field, field_validator
 
 from exporter.config.common import Duration, Schedule, Strict
-
-JobStatus = Literal[
-    "pending",
-    "queued",
-    "running",
-    "compressing",
-    "uploading",
-    "cancel_requested",
-    "cancelled",
-    "error",
-    "completed",
-]
-
-KNOWN_STATUSES: tuple[JobStatus, ...] = get_args(JobStatus)
-TERMINAL_STATUSES: frozenset[JobStatus] = frozenset({"cancelled", "error", "completed"})
-# What discovery watches unless told otherwise: every job that has not finished yet.
-UNFINISHED_STATUSES: tuple[JobStatus, ...] = tuple(s for s in KNOWN_STATUSES if s not in TERMINAL_STATUSES)
-
-# A job id as the vendor issues them (``ft-`` and a uuid-like tail). Also used for ids
-# read from the job list, as they end up in request paths.
-JOB_ID_RE = re.compile(r"^ft-[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+from exporter.sources.together.finetune.vendor import JOB_ID_RE, UNFINISHED_STATUSES, JobStatus
 
 
 class FineTuneJob(Schedule):

@@ -12,7 +12,7 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from exporter.simulator.baseten_data import METRICS
-from exporter.sources.baseten_translate import parse
+from exporter.sources.baseten.translate import parse
 from tests.conftest import SIM_KEY
 from tests.helpers import Proc
 

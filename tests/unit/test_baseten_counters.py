@@ -8,9 +8,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.sources.baseten import window_bounds
-from exporter.sources.baseten_counters import CounterState
-from exporter.sources.baseten_translate import parse
+from exporter.sources.baseten.counters import CounterState
+from exporter.sources.baseten.target import window_bounds
+from exporter.sources.baseten.translate import parse
 from tests.unit.baseten_docs import IDS, STATUS_SETS, desc, response
 
 STEP = 60_000

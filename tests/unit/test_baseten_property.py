@@ -10,8 +10,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.sources.baseten_layout import UNITS, metric_name
-from exporter.sources.baseten_translate import gauge_samples, parse
+from exporter.sources.baseten.layout import UNITS, metric_name
+from exporter.sources.baseten.translate import gauge_samples, parse
 from tests.unit.baseten_docs import IDS, exposition
 
 UNIT_HINTS = ["PER_SECOND", "SECONDS", "BYTES", "MEBIBYTES", "COUNT", "RATIO"]

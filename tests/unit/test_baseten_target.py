@@ -11,9 +11,11 @@ import httpx
 import pytest
 
 from exporter.config.baseten import Effective
+from exporter.errors import UpstreamError
 from exporter.exposition import assemble
-from exporter.sources.baseten import DeploymentDiscovery, DeploymentTarget, request_params, window_bounds
-from exporter.upstream import Clients, UpstreamError, UpstreamStats, VendorClient
+from exporter.sources.baseten.discovery import DeploymentDiscovery
+from exporter.sources.baseten.target import DeploymentTarget, request_params, window_bounds
+from exporter.upstream import Clients, UpstreamStats, VendorClient
 from tests.helpers import parse
 from tests.unit.baseten_docs import HIST_SETS, STATUS_SETS, desc, response
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from exporter.errors import InvalidResponse
 from exporter.exposition import Sample
-from exporter.sources.baseten_layout import metric_name
-from exporter.sources.baseten_translate import gauge_samples, parse, settled_steps
-from exporter.upstream import InvalidResponse
+from exporter.sources.baseten.layout import metric_name
+from exporter.sources.baseten.translate import gauge_samples, parse, settled_steps
 from tests.helpers import promtool_check_metrics
 from tests.unit.baseten_docs import HIST_SETS, IDS, STATUS_SETS, desc, exposition, response
 

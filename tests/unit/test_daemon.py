@@ -10,9 +10,9 @@ from typing import TypeVar
 from exporter.config import LoadedConfig
 from exporter.config.model import Config
 from exporter.daemon import STATIC, Exporter, start_offset
+from exporter.errors import UpstreamError
 from exporter.exposition import Family, Rendered, Sample, render
 from exporter.sources.base import Discovery, Target
-from exporter.upstream import UpstreamError
 
 T = TypeVar("T")
 VALUE = Family("fake_value", "gauge", "A value.")

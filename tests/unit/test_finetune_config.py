@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from exporter.config import load_config
-from exporter.sources.together_finetune import FineTuneDiscovery, JobTarget
+from exporter.sources.together.finetune.target import FineTuneDiscovery, JobTarget
 from exporter.targets import build_targets
 from exporter.upstream import Clients
 from tests.helpers import REPO, config_problems, write_yaml

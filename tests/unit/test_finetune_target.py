@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from exporter.config.together_finetune import UNFINISHED_STATUSES
+from exporter.errors import UpstreamError
 from exporter.exposition import Rendered, assemble
-from exporter.sources.together_finetune import MAX_BACKOFF, FineTuneDiscovery, JobSettings, JobTarget
-from exporter.sources.together_finetune_translate import TERMINAL, iso_time
-from exporter.upstream import UpstreamError
+from exporter.sources.together.finetune.target import MAX_BACKOFF, FineTuneDiscovery, JobSettings, JobTarget
+from exporter.sources.together.finetune.translate import TERMINAL, iso_time
+from exporter.sources.together.finetune.vendor import UNFINISHED_STATUSES
 from tests.finetune_harness import Harness, harness
 from tests.helpers import Scrape, parse
 

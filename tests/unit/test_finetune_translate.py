@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from exporter.errors import InvalidResponse
 from exporter.exposition import Family, assemble, render
-from exporter.sources import together_finetune_names as ftnames
-from exporter.sources import together_finetune_translate as tr
-from exporter.upstream import InvalidResponse
+from exporter.sources.together.finetune import names as ftnames
+from exporter.sources.together.finetune import translate as tr
 from tests.helpers import parse, promtool_check_metrics
 
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")

@@ -13,7 +13,7 @@ import pytest
 
 from exporter import gcpolicy
 from exporter.exposition import Family, Sample, render
-from exporter.sources.baseten_layout import Descriptor, _family
+from exporter.sources.baseten.layout import Descriptor, _family
 from exporter.store import Store
 
 G = Family("x_depth", "gauge", "Depth.")

@@ -11,8 +11,9 @@ import httpx
 import pytest
 from aiohttp import web
 
+from exporter.errors import UpstreamError
 from exporter.pool import AiohttpTransport
-from exporter.upstream import UpstreamError, UpstreamStats, VendorClient
+from exporter.upstream import UpstreamStats, VendorClient
 from tests.helpers import free_port
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

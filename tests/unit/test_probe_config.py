@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from exporter.config import load_config
-from exporter.sources.together_probe import ProbeTarget
+from exporter.sources.together.probe import ProbeTarget
 from exporter.targets import build_targets
 from exporter.upstream import Clients
 from tests.helpers import REPO, config_problems, write_yaml

@@ -10,8 +10,9 @@ import pytest
 from aiohttp import web
 
 from exporter.budget import JITTER_MARGIN, BudgetExhausted, RequestBudget, shard_rate
+from exporter.errors import InvalidResponse, UpstreamError
 from exporter.retry import MAX_ATTEMPTS, POLL_DEADLINE, is_retryable, parse_retry_hint
-from exporter.upstream import InvalidResponse, UpstreamError, UpstreamStats, VendorClient
+from exporter.upstream import UpstreamStats, VendorClient
 
 NOW = 1_800_000_000.0
 

@@ -10,9 +10,9 @@ import httpx
 
 from exporter.simulator.app import start
 from exporter.simulator.state import SimState
-from exporter.sources.baseten_lists import parse_deployments, parse_models
-from exporter.sources.baseten_translate import gauge_samples, parse
-from exporter.sources.together_finetune_translate import metric_rows, parse_job, parse_list
+from exporter.sources.baseten.lists import parse_deployments, parse_models
+from exporter.sources.baseten.translate import gauge_samples, parse
+from exporter.sources.together.finetune.translate import metric_rows, parse_job, parse_list
 
 KEY = "bulk-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}

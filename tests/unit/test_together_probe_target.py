@@ -15,10 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
+from exporter.errors import UpstreamError
 from exporter.simulator import app as sim_app
 from exporter.simulator.state import SimState
-from exporter.sources.together_probe import InFlightJobs, ProbeSpec, ProbeTarget
-from exporter.upstream import Clients, UpstreamError, UpstreamStats, VendorClient
+from exporter.sources.together.probe import InFlightJobs, ProbeSpec, ProbeTarget
+from exporter.upstream import Clients, UpstreamStats, VendorClient
 from tests.helpers import parse
 
 KEY = "unit-probe-key"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from exporter.errors import InvalidResponse
 from exporter.exposition import assemble, render
-from exporter.sources.together_probe_translate import (
+from exporter.sources.together.probe_translate import (
     JobStatus,
     Outcome,
     ProbeState,
@@ -17,7 +18,6 @@ from exporter.sources.together_probe_translate import (
     submitted_id,
     unfinished,
 )
-from exporter.upstream import InvalidResponse
 from tests.helpers import parse, promtool_check_metrics
 
 T0 = 1770460200.0  # 2026-02-07T10:30:00Z

@@ -4,8 +4,8 @@ from typing import Any
 
 import pytest
 
-from exporter.sources.together_queue import JOBS_RUNNING, JOBS_WAITING, translate
-from exporter.upstream import InvalidResponse
+from exporter.errors import InvalidResponse
+from exporter.sources.together.queue_translate import JOBS_RUNNING, JOBS_WAITING, translate
 
 
 def values(doc: Any) -> dict[str, float]:

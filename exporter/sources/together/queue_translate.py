@@ -1,4 +1,4 @@
-"""Together AI queue depth per model: ``GET /queue/metrics?model=``.
+"""Together AI queue depth per model, pure translation of ``GET /queue/metrics?model=``.
 
 Yields, per model::
 
@@ -16,11 +16,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from exporter.exposition import Family, Rendered, Sample, render
-from exporter.sources.base import Target
-from exporter.upstream import Clients, InvalidResponse
+from exporter.errors import InvalidResponse
+from exporter.exposition import Family, Sample
 
-SOURCE = "together_queue"
 ENDPOINT = "/queue/metrics"
 
 JOBS_WAITING = Family(
@@ -58,27 +56,3 @@ def translate(model: str, doc: Any) -> list[Sample]:
             raise InvalidResponse(f"{ENDPOINT}: field {field} is not a finite non-negative count")
         samples.append(Sample(family, labels, float(value)))
     return samples
-
-
-class QueueTarget(Target):
-    source = SOURCE
-
-    def __init__(self, clients: Clients, model: str, *, interval: float, timeout: float) -> None:
-        super().__init__(
-            f"{SOURCE}/{model}", interval=interval, timeout=timeout, settings=(model, interval, timeout)
-        )
-        self.clients = clients
-        self.model = model
-
-    async def poll(self, now: float) -> Rendered:
-        doc = (
-            await self.clients.get("together").request_json(
-                "GET",
-                ENDPOINT,
-                params={"model": self.model},
-                source=SOURCE,
-                endpoint=ENDPOINT,
-                timeout=self.timeout,
-            )
-        ).doc
-        return render(translate(self.model, doc))

@@ -1,4 +1,4 @@
-"""Baseten deployments: one target per deployment, and discovery rules that find them.
+"""Baseten deployments: one target per deployment (discovery rules find them: ``discovery``).
 
 A deployment target reads ``GET /v1/models/{model_id}/deployments/{deployment_id}/metrics``
 in its configured mode for gauges and histograms. Counters always come from a SERIES
@@ -9,21 +9,22 @@ boundaries can be added to a running total exactly once.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 from typing import Any
 
-from exporter.config.baseten import MAX_WINDOW_SECONDS, Effective
+from exporter.config.baseten import Effective
+from exporter.errors import UpstreamError
 from exporter.exposition import Labels, Rendered, render
-from exporter.sources import baseten_lists as lists
-from exporter.sources import baseten_translate as tr
-from exporter.sources.base import Discovery, Target
-from exporter.sources.baseten_counters import CounterState
-from exporter.sources.baseten_layout import ENDPOINT
-from exporter.upstream import Clients, UpstreamError, VendorClient
+from exporter.sources.base import Target
+from exporter.sources.baseten import lists
+from exporter.sources.baseten import translate as tr
+from exporter.sources.baseten.counters import CounterState
+from exporter.sources.baseten.layout import ENDPOINT
+from exporter.sources.baseten.vendor import MAX_WINDOW_SECONDS
+from exporter.upstream import Clients, VendorClient
 
-log = logging.getLogger("exporter.sources.baseten")
+log = logging.getLogger("exporter.sources.baseten.target")
 
 SOURCE = "baseten"
 DISCOVERY_SOURCE = "baseten_discovery"
@@ -202,88 +203,3 @@ async def list_deployments(client: VendorClient, model_id: str, timeout: float) 
         )
     ).doc
     return lists.parse_deployments(doc)
-
-
-class DeploymentDiscovery(Discovery):
-    """One discovery rule: list models (optionally by name), list their deployments,
-    keep those that match, and yield a DeploymentTarget for each."""
-
-    source = DISCOVERY_SOURCE
-
-    def __init__(
-        self,
-        clients: Clients,
-        index: int,
-        req: Effective,
-        *,
-        model_names: tuple[str, ...],
-        environments: tuple[str, ...],
-        production_only: bool,
-        skip_statuses: tuple[str, ...],
-        refresh: float,
-        timeout: float,
-        target_interval: float,
-        target_timeout: float,
-    ) -> None:
-        super().__init__(
-            f"{DISCOVERY_SOURCE}/{index}",
-            interval=refresh,
-            timeout=timeout,
-            settings=(
-                req,
-                model_names,
-                environments,
-                production_only,
-                skip_statuses,
-                refresh,
-                timeout,
-                target_interval,
-                target_timeout,
-            ),
-        )
-        self.clients = clients
-        self.req = req
-        self.model_names = frozenset(model_names)
-        self.environments = frozenset(environments)
-        self.production_only = production_only
-        self.skip_statuses = frozenset(skip_statuses)
-        self.target_interval = target_interval
-        self.target_timeout = target_timeout
-
-    async def discover(self, now: float) -> tuple[Rendered, list[Target]]:
-        client = self.clients.get(VENDOR)
-        models = [
-            m
-            for m in await list_models(client, self.timeout)
-            if not self.model_names or m.name in self.model_names
-        ]
-        per_model = await asyncio.gather(*(self._deployments(client, m.id) for m in models))
-        found: list[Target] = []
-        for model, deps in zip(models, per_model, strict=True):
-            chosen = lists.select(
-                deps,
-                environments=self.environments,
-                production_only=self.production_only,
-                skip_statuses=self.skip_statuses,
-            )
-            for dep in chosen:
-                found.append(
-                    DeploymentTarget(
-                        self.clients,
-                        model.id,
-                        dep.id,
-                        self.req,
-                        interval=self.target_interval,
-                        timeout=self.target_timeout,
-                        meta=lists.meta_for(model, dep),
-                    )
-                )
-        return Rendered(), found
-
-    async def _deployments(self, client: VendorClient, model_id: str) -> list[lists.Deployment]:
-        try:
-            return await list_deployments(client, model_id, self.timeout)
-        except UpstreamError as exc:
-            if exc.reason == "not_found":  # deleted between the two list calls
-                return []
-            raise

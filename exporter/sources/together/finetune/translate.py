@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from exporter.config.together_finetune import JOB_ID_RE, KNOWN_STATUSES, TERMINAL_STATUSES
+from exporter.errors import InvalidResponse
 from exporter.exposition import Sample
-from exporter.sources.together_finetune_names import (
+from exporter.sources.together.finetune.names import (
     DROPPED_VALUES,
     EPOCHS_COMPLETED,
     EPOCHS_CONFIGURED,
@@ -46,7 +46,7 @@ from exporter.sources.together_finetune_names import (
     SKIPPED_ROWS,
     key_family,
 )
-from exporter.upstream import InvalidResponse
+from exporter.sources.together.finetune.vendor import JOB_ID_RE, KNOWN_STATUSES, TERMINAL_STATUSES
 
 STEP_KEY = "train/global_step"
 METRICS_ENDPOINT = "/fine-tunes/{id}/metrics"

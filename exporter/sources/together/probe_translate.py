@@ -1,7 +1,7 @@
 """Pure parts of the synthetic queue probe: status documents → outcome → samples.
 
 No I/O and no clock reads here, so every odd shape the vendor may answer with is a
-unit test with a JSON literal. The probe target (``together_probe.py``) does the
+unit test with a JSON literal. The probe target (``probe.py``) does the
 requests and feeds the documents it gets through these functions.
 
 A probe's exposition, per model::
@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from exporter.errors import InvalidResponse
 from exporter.exposition import Family, Sample
-from exporter.upstream import InvalidResponse
 
 # The vendor's documented job statuses; the last three are terminal.
 TERMINAL = ("done", "failed", "canceled")

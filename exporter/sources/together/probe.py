@@ -30,9 +30,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from exporter.errors import UpstreamError
 from exporter.exposition import Rendered, render
 from exporter.sources.base import Target
-from exporter.sources.together_probe_translate import (
+from exporter.sources.together.probe_translate import (
     TERMINAL,
     JobStatus,
     Outcome,
@@ -44,7 +45,7 @@ from exporter.sources.together_probe_translate import (
     submitted_id,
     unfinished,
 )
-from exporter.upstream import Clients, Reply, UpstreamError, VendorClient
+from exporter.upstream import Clients, Reply, VendorClient
 
 log = logging.getLogger("exporter.probe")
 

@@ -22,8 +22,8 @@ import math
 from dataclasses import dataclass
 
 from exporter.exposition import Family, Labels, Sample
-from exporter.sources.baseten_layout import COUNTER, UNITS, layout
-from exporter.sources.baseten_translate import Response, settled_steps
+from exporter.sources.baseten.layout import COUNTER, UNITS, layout
+from exporter.sources.baseten.translate import Response, settled_steps
 
 
 @dataclass(slots=True)

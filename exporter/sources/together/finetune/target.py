@@ -28,10 +28,11 @@ from __future__ import annotations
 from collections.abc import Hashable
 from dataclasses import dataclass
 
+from exporter.errors import UpstreamError
 from exporter.exposition import Rendered, render
-from exporter.sources import together_finetune_translate as tr
 from exporter.sources.base import Discovery, Target
-from exporter.upstream import Clients, Reply, UpstreamError
+from exporter.sources.together.finetune import translate as tr
+from exporter.upstream import Clients, Reply
 
 SOURCE = "together_finetune"
 DISCOVERY_SOURCE = "together_finetune_discovery"

@@ -24,8 +24,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from exporter.errors import InvalidResponse
 from exporter.exposition import Labels, Sample
-from exporter.sources.baseten_layout import (
+from exporter.sources.baseten.layout import (
     BOUNDED_RATIO_RE,
     COUNTER,
     ENDPOINT,
@@ -34,7 +35,6 @@ from exporter.sources.baseten_layout import (
     check_names,
     layout,
 )
-from exporter.upstream import InvalidResponse
 
 _MODES = frozenset({"CURRENT", "SUMMARY", "SERIES"})
 # A bounded ratio above this was sent as percent; the margin absorbs rounding noise.

@@ -15,9 +15,9 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
+from exporter.errors import InvalidResponse
 from exporter.exposition import Family, Labels, Sample
-from exporter.sources.baseten_layout import INFO_NAME
-from exporter.upstream import InvalidResponse
+from exporter.sources.baseten.layout import INFO_NAME
 
 MODELS_ENDPOINT = "/v1/models"
 DEPLOYMENTS_ENDPOINT = "/v1/models/{model_id}/deployments"

@@ -1,0 +1,38 @@
+"""Why a poll failed: a short reason safe as a label value, and a detail for people.
+
+Pure: the translate modules raise ``InvalidResponse`` without loading the network stack.
+"""
+
+from __future__ import annotations
+
+
+class UpstreamError(Exception):
+    """A poll failed. ``reason`` is one of a small fixed set, safe as a label value.
+
+    ``retry_after`` is the vendor's own hint (seconds) on when to ask again, if it gave one.
+    """
+
+    def __init__(self, reason: str, detail: str, *, retry_after: float | None = None) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+class InvalidResponse(UpstreamError):
+    """The vendor answered 200 with a body we cannot translate (schema drift)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("invalid_response", detail)
+
+
+def reason_for_status(status: int) -> str:
+    if status == 401 or status == 403:
+        return "unauthorized"
+    if status == 404:
+        return "not_found"
+    if status == 429:
+        return "rate_limited"
+    if status >= 500:
+        return "server_error"
+    return "client_error"
