@@ -148,6 +148,13 @@ def test_fault_matrix(tmp_path: Path, simulator: Proc, capsys: pytest.CaptureFix
         wait_until(all_down, timeout=20, what="every faulty target down with its reason", proc=daemon)
         # Let a few more polls run under the faults: the healthy targets must keep going.
         time.sleep(2.5)
+        # Answers that will not change, counted as answered (a request that timed out on
+        # a busy machine before its 401 arrived is rightly retried). Counted before the
+        # scrape, so that polls answered in between cannot outnumber the polls seen.
+        final = {
+            name: requests_for(simulator, "fault/" + name, fault_start, status)
+            for name, status in (("http-401", 401), ("http-404", 404))
+        }
         during = scrape(daemon.url)
         polls = {
             r.name: sum(
@@ -158,12 +165,6 @@ def test_fault_matrix(tmp_path: Path, simulator: Proc, capsys: pytest.CaptureFix
             for r in faulty
         }
         sent = {r.name: requests_for(simulator, r.model, fault_start) for r in MATRIX}
-        # Answers that will not change, counted as answered (a request that timed out on
-        # a busy machine before its 401 arrived is rightly retried).
-        final = {
-            name: requests_for(simulator, "fault/" + name, fault_start, status)
-            for name, status in (("http-401", 401), ("http-404", 404))
-        }
         clear_faults(simulator)
         assert daemon.popen.poll() is None, daemon.log()
 
