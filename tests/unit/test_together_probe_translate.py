@@ -94,6 +94,7 @@ def test_submitted_id() -> None:
     assert submitted_id({"requestId": "abc", "extra": 1}) == "abc"
     with pytest.raises(InvalidResponse, match="quota exhausted"):
         submitted_id({"error": {"code": "x", "message": "quota exhausted"}})
+    bad: object
     for bad in ({}, {"requestId": ""}, {"requestId": 5}, [], None):
         with pytest.raises(InvalidResponse):
             submitted_id(bad)
