@@ -26,7 +26,7 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -349,7 +349,7 @@ def line(name: str, **figures: object) -> str:
     return f"{name}: " + " ".join(f"{k}={fmt(v)}" for k, v in figures.items())
 
 
-def report(run: Callable[[argparse.Namespace], Awaitable[str]], args: argparse.Namespace) -> int:
+def report(run: Callable[[argparse.Namespace], Coroutine[Any, Any, str]], args: argparse.Namespace) -> int:
     """Run one benchmark: the machine and the time taken on stderr, its figures line last."""
     t0 = time.monotonic()
     print(f"machine: {machine()}", file=sys.stderr)

@@ -148,10 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = "warning" if args.log_level == "warn" else args.log_level
     logs.setup(level, args.log_format)
-    from exporter import runner  # imported late: check-config should not pay for aiohttp
-
     if args.command == "check-config":
         return _check_config(args.path, not args.no_secrets)
+    # Imported only here: checking a config must not load the HTTP stack (aiohttp, httpx).
+    from exporter import runner
+
     if args.command == "simulate":
         return asyncio.run(runner.run_simulator(args.listen, args.api_keys or ["sim-key"], args.clock_offset))
     if args.command == "demo":

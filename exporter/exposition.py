@@ -60,8 +60,8 @@ class Rendered:
     (``meta``) and the target's sample lines for it (``lines``). Not modified once built.
 
     Two flat dicts rather than an object per family, because of the garbage
-    collector: at 100k series, per-family snapshot objects were most of what it
-    tracked, and each full collection stalled scrapes for about 200 ms. ``lines``
+    collector: per-family snapshot objects were most of what it tracked, and each
+    full collection stalls scrapes for as long as it walks them. ``lines``
     holds only str and bytes, which the collector does not track, and it is all the
     store keeps of a snapshot (``Family`` objects are shared between polls).
     """

@@ -149,7 +149,7 @@ def ssl_context(cfg: TlsServerConfig, base: Path, ctx: ssl.SSLContext | None = N
 class BasicAuth:
     """Checks ``Authorization: Basic`` against bcrypt hashes, caching verdicts.
 
-    bcrypt is slow on purpose (tens of milliseconds); a scraper sends the same
+    bcrypt is slow on purpose; a scraper sends the same
     credentials every few seconds, so verdicts are cached under a digest of user,
     password and hash (never the password itself), and checks run off the event loop.
     """

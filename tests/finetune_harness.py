@@ -64,7 +64,7 @@ class Harness:
     http: httpx.AsyncClient
     stats: UpstreamStats = field(default_factory=UpstreamStats)
 
-    async def get(self, path: str, **params: object) -> httpx.Response:
+    async def get(self, path: str, **params: str | int) -> httpx.Response:
         return await self.http.get(path, params=params, headers={"Authorization": f"Bearer {KEY}"})
 
 

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.config import ConfigError, Problem, load_config
+from exporter.config import ConfigError, load_config
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 REPO = Path(__file__).resolve().parents[1]
@@ -65,6 +65,20 @@ class Proc:
 
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "exporter", *args]
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """``python -m exporter ARGS`` from the repository root, run to its exit."""
+    return subprocess.run(
+        _cli(*args),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def start_simulator(
@@ -226,8 +240,9 @@ def write_yaml(tmp_path: Path, text: str, name: str = "config.yaml") -> Path:
     return path
 
 
-def config_problems(path: Path, *, read_secrets: bool = False) -> list[Problem]:
-    """The problems ``load_config`` reports for ``path``; fails the test if it loads."""
+def problems(path: Path, *, read_secrets: bool = False) -> list[str]:
+    """The problems ``load_config`` reports for ``path``, as check-config prints them
+    (``file:line: key: message``); fails the test if the file loads."""
     with pytest.raises(ConfigError) as exc:
         load_config(path, read_secrets=read_secrets)
-    return exc.value.problems
+    return [str(p) for p in exc.value.problems]

@@ -223,6 +223,7 @@ def dashboard(
         d = d.with_row(db.Row(row_title).id(next_id))
         next_id += 1
         for panel in panels:
+            # Every panel builder has id(); the SDK's generic Builder type does not declare it.
             d = d.with_panel(panel.id(next_id))  # type: ignore[attr-defined]
             next_id += 1
     return d

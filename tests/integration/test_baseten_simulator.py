@@ -50,7 +50,7 @@ def test_lists_match_the_schema(simulator: Proc) -> None:
 @pytest.mark.parametrize("mode", ["CURRENT", "SUMMARY", "SERIES"])
 def test_metrics_in_every_mode_match_the_schema_and_parse(simulator: Proc, mode: str) -> None:
     now_ms = int(time.time() * 1000)
-    params: list[tuple[str, str | int]] = [("mode", mode)] + [("metrics", n) for n in METRICS]
+    params: list[tuple[str, str | int]] = [("mode", mode), *(("metrics", n) for n in METRICS)]
     if mode != "CURRENT":
         params += [("start_epoch_millis", now_ms - 3_600_000), ("end_epoch_millis", now_ms)]
     doc = get(simulator, METRICS_PATH.format("m1llama", "d1prod"), params).json()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -11,25 +10,12 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import SIM_KEY
-from tests.helpers import REPO, Proc, free_port, need_binary, scrape, start_daemon, wait_until
+from tests.helpers import REPO, Proc, free_port, need_binary, run_cli, scrape, start_daemon, wait_until
 from tests.integration.test_queue_daemon import write_config
 
 
-def cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 30
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "exporter", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
-
-
 def test_check_config_valid_and_invalid(tmp_path: Path) -> None:
-    ok = cli(
+    ok = run_cli(
         "check-config",
         str(REPO / "config.example.yaml"),
         env={"TOGETHER_API_KEY": "abc123", "BASETEN_API_KEY": "def456"},
@@ -39,21 +25,35 @@ def test_check_config_valid_and_invalid(tmp_path: Path) -> None:
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("together:\n  api_key_env: UNSET_FOR_TEST\n  queues:\n    - model: a\n      every: 5s\n")
-    res = cli("check-config", str(bad), env={"UNSET_FOR_TEST": ""})
+    res = run_cli("check-config", str(bad), env={"UNSET_FOR_TEST": ""})
     assert res.returncode == 1
     lines = res.stderr.splitlines()
     assert f"{bad}:5: together.queues[0].every: unknown key" in lines
     assert f"{bad}:2: together.api_key_env: environment variable UNSET_FOR_TEST is not set or empty" in lines
     # Without secrets, only the structural problem remains.
-    res = cli("check-config", "--no-secrets", str(bad))
+    res = run_cli("check-config", "--no-secrets", str(bad))
     assert res.returncode == 1 and "UNSET_FOR_TEST" not in res.stderr
+
+
+def test_check_config_does_not_load_the_http_stack() -> None:
+    # Checking a config (in CI, an init container, a pre-commit hook) must stay cheap.
+    example = str(REPO / "config.example.yaml")
+    script = (
+        "import sys\n"
+        "from exporter.cli import main\n"
+        f"code = main(['check-config', '--no-secrets', {example!r}])\n"
+        "print(code, sorted(m for m in ('aiohttp', 'httpx') if m in sys.modules))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == [f"{example}: config is valid", "0 []"], res.stdout
 
 
 def test_daemon_refuses_to_start_on_an_invalid_config(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("global:\n  poll_interval: never\n")
     port = free_port()
-    res = cli("--config.file", str(bad), "--web.listen-address", f"127.0.0.1:{port}", timeout=20)
+    res = run_cli("--config.file", str(bad), "--web.listen-address", f"127.0.0.1:{port}", timeout=20)
     assert res.returncode == 1
     assert f"{bad}:2: global.poll_interval:" in res.stderr
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import ssl
@@ -14,7 +13,17 @@ import bcrypt
 import httpx
 import pytest
 
-from tests.helpers import REPO, Proc, add_fault, need_binary, parse, start_daemon, start_simulator, wait_until
+from tests.helpers import (
+    REPO,
+    Proc,
+    add_fault,
+    need_binary,
+    parse,
+    run_cli,
+    start_daemon,
+    start_simulator,
+    wait_until,
+)
 from tests.integration.queue_config import KEY_ENV, queue_config, target
 
 PATH = "/v1/queue/metrics"
@@ -153,23 +162,15 @@ def test_invalid_web_config_refuses_to_start(
     web = tmp_path / "web.yml"
     web.write_text(content)
     config = queue_config(tmp_path, simulator.url, ["sec/m"])
-    res = subprocess.run(
-        [
-            "python",
-            "-m",
-            "exporter",
-            "--config.file",
-            str(config),
-            "--web.config.file",
-            str(web),
-            "--web.listen-address",
-            "127.0.0.1:0",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    res = run_cli(
+        "--config.file",
+        str(config),
+        "--web.config.file",
+        str(web),
+        "--web.listen-address",
+        "127.0.0.1:0",
         timeout=30,
-        env={**os.environ, KEY_ENV: "k"},
+        env={KEY_ENV: "k"},
     )
     assert res.returncode == 1
     assert message in res.stderr, res.stderr

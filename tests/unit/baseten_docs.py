@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from exporter.exposition import Rendered, Sample, render
@@ -26,7 +27,7 @@ def desc(
 def response(
     mode: str,
     descriptors: list[Any],
-    value_sets: list[tuple[int, list[list[float | None]]]],
+    value_sets: Sequence[tuple[int, Sequence[Sequence[float | None]]]],
     *,
     start: int = 0,
     end: int = 0,

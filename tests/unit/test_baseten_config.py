@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from exporter.config import load_config
 from exporter.config.baseten import effective
 from exporter.targets import build_targets
 from exporter.upstream import Clients
-from tests.helpers import REPO, config_problems, write_yaml
+from tests.helpers import REPO, problems, run_cli, write_yaml
 
 
 def write(tmp_path: Path, body: str) -> Path:
     return write_yaml(tmp_path, body, "c.yaml")
 
 
-def problems(tmp_path: Path, body: str) -> list[str]:
-    return [f"{p.line}: {p.key}: {p.message}" for p in config_problems(write(tmp_path, body))]
+def located(tmp_path: Path, body: str) -> list[str]:
+    """The problems of ``body`` as ``line: key: message`` (the file is always the same)."""
+    path = write(tmp_path, body)
+    return [p.removeprefix(f"{path}:") for p in problems(path)]
 
 
 def test_defaults_inheritance_and_targets(tmp_path: Path) -> None:
@@ -86,7 +86,7 @@ baseten:
       counter_window: 30s
       mode: BATCH
 """
-    got = problems(tmp_path, body)
+    got = located(tmp_path, body)
     assert (
         "8: baseten.deployments[0].window: the window must not exceed 7 days (the vendor rejects longer windows)"
         in got
@@ -117,7 +117,7 @@ baseten:
   discovery:
     - counter_window: 45s
 """
-    got = problems(tmp_path, body)
+    got = located(tmp_path, body)
     current = "a window (start) is only valid with mode SUMMARY or SERIES"
     assert any(g.startswith(f"5: baseten.window: {current}") for g in got)
     assert any(g.startswith(f"9: baseten.deployments[0].window: {current}") for g in got)
@@ -137,13 +137,7 @@ def test_check_config_cli_prints_file_line_key(tmp_path: Path) -> None:
         tmp_path,
         "baseten:\n  api_key_env: K\n  deployments:\n    - model_id: m\n      deployment_id: d\n      window: 9d\n",
     )
-    res = subprocess.run(
-        [sys.executable, "-m", "exporter", "check-config", str(path), "--no-secrets"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-    )
+    res = run_cli("check-config", str(path), "--no-secrets")
     assert res.returncode == 1
     assert f"{path}:6: baseten.deployments[0].window: the window must not exceed 7 days" in res.stderr
 

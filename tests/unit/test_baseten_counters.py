@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hypothesis import given, settings
@@ -17,7 +18,7 @@ STEP = 60_000
 REQ = "baseten_inference_requests_total"
 
 
-def series_doc(steps: dict[int, list[float | None]], start: int, end: int, **kw: Any) -> Any:
+def series_doc(steps: Mapping[int, Sequence[float | None]], start: int, end: int, **kw: Any) -> Any:
     """A SERIES response over [start, end) on a 60 s grid; ``steps`` maps start → values."""
     descriptors = [desc(REQ, "COUNTER", "COUNT", STATUS_SETS)]
     value_sets = [(t, [steps.get(t, [0, 0, 0])]) for t in range(start, end, STEP)]

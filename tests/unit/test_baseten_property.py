@@ -17,7 +17,7 @@ from tests.unit.baseten_docs import IDS, exposition
 UNIT_HINTS = ["PER_SECOND", "SECONDS", "BYTES", "MEBIBYTES", "COUNT", "RATIO"]
 LABEL_KEYS = ["status", "region", "replica"]
 label_value = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=8
+    alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=8
 )
 # NaN and ±Inf included: like null, they must give no sample.
 value = st.one_of(st.none(), st.floats(width=32))

@@ -11,14 +11,16 @@ from exporter.errors import InvalidResponse
 from exporter.exposition import Sample
 from exporter.sources.baseten.layout import metric_name
 from exporter.sources.baseten.translate import gauge_samples, parse, settled_steps
-from tests.helpers import promtool_check_metrics
+from tests.helpers import Scrape, promtool_check_metrics
 from tests.unit.baseten_docs import HIST_SETS, IDS, STATUS_SETS, desc, exposition, response
 
 ID = {"model_id": "m1", "deployment_id": "d1"}
 MIB = 1024 * 1024
 
 
-def gauges(doc: Any, mode: str = "CURRENT", cutoff: int = 10**15, percent: frozenset[str] = frozenset()):  # type: ignore[no-untyped-def]
+def gauges(
+    doc: Any, mode: str = "CURRENT", cutoff: int = 10**15, percent: frozenset[str] = frozenset()
+) -> tuple[Scrape, list[Sample], frozenset[str]]:
     samples, seen = gauge_samples(parse(doc, mode), IDS, cutoff, percent)
     return exposition(samples), samples, seen
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from exporter.config import load_config
 from exporter.sources.together.finetune.target import FineTuneDiscovery, JobTarget
 from exporter.targets import build_targets
 from exporter.upstream import Clients
-from tests.helpers import REPO, config_problems, write_yaml
+from tests.helpers import problems, run_cli, write_yaml
 
 HEAD = """together:
   base_url: http://127.0.0.1:1/v1
@@ -20,10 +18,6 @@ HEAD = """together:
 
 def write(tmp_path: Path, body: str) -> Path:
     return write_yaml(tmp_path, HEAD + body, "c.yaml")
-
-
-def problems(tmp_path: Path, body: str) -> list[str]:
-    return [str(p) for p in config_problems(write(tmp_path, body))]
 
 
 def test_defaults_and_targets(tmp_path: Path) -> None:
@@ -67,14 +61,16 @@ def test_no_discovery_by_default(tmp_path: Path) -> None:
 
 def test_bad_job_ids_are_errors_with_lines(tmp_path: Path) -> None:
     out = problems(
-        tmp_path,
-        """  fine_tunes:
+        write(
+            tmp_path,
+            """  fine_tunes:
     jobs:
       - id: job-123
       - id: ft-
       - id: ft-a/b
       - id: ft-ok
 """,
+        )
     )
     assert any(":6: together.fine_tunes.jobs[0].id:" in p and "ft-" in p for p in out), out
     assert any(":7: together.fine_tunes.jobs[1].id:" in p for p in out), out
@@ -84,8 +80,9 @@ def test_bad_job_ids_are_errors_with_lines(tmp_path: Path) -> None:
 
 def test_duplicates_and_bad_values(tmp_path: Path) -> None:
     out = problems(
-        tmp_path,
-        """  fine_tunes:
+        write(
+            tmp_path,
+            """  fine_tunes:
     resolution: 0
     max_keys: 0
     jobs:
@@ -95,6 +92,7 @@ def test_duplicates_and_bad_values(tmp_path: Path) -> None:
       enabled: true
       statuses: [running, running, finished]
 """,
+        )
     )
     text = "\n".join(out)
     assert "together.fine_tunes.resolution" in text
@@ -104,14 +102,16 @@ def test_duplicates_and_bad_values(tmp_path: Path) -> None:
 
 def test_duplicate_ids_and_statuses_reported_with_lines(tmp_path: Path) -> None:
     out = problems(
-        tmp_path,
-        """  fine_tunes:
+        write(
+            tmp_path,
+            """  fine_tunes:
     jobs:
       - id: ft-a
       - id: ft-a
     discovery:
       statuses: [running, queued, running]
 """,
+        )
     )
     assert any(":7: together.fine_tunes.jobs[1].id: duplicate fine-tune job id 'ft-a'" in p for p in out), out
     assert any("together.fine_tunes.discovery.statuses[2]: duplicate discovery status" in p for p in out), out
@@ -119,12 +119,6 @@ def test_duplicate_ids_and_statuses_reported_with_lines(tmp_path: Path) -> None:
 
 def test_check_config_cli_reports_a_bad_id(tmp_path: Path) -> None:
     path = write(tmp_path, "  fine_tunes:\n    jobs:\n      - id: 12345\n")
-    res = subprocess.run(
-        [sys.executable, "-m", "exporter", "check-config", str(path), "--no-secrets"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=30,
-    )
+    res = run_cli("check-config", str(path), "--no-secrets")
     assert res.returncode == 1
     assert "together.fine_tunes.jobs[0].id" in res.stdout + res.stderr

@@ -25,7 +25,7 @@ def steps(rows: list[dict[str, Any]]) -> list[tuple[int, bool]]:
 
 
 async def metrics(
-    h: Harness, job: str = "ft-t", *, schema: bool = True, **params: object
+    h: Harness, job: str = "ft-t", *, schema: bool = True, **params: str | int
 ) -> list[dict[str, Any]]:
     resp = await h.get(f"/fine-tunes/{job}/metrics", **params)
     assert resp.status_code == 200, resp.text

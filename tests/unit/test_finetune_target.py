@@ -26,6 +26,13 @@ def text(r: Rendered) -> Scrape:
     return parse(assemble([r]).decode())
 
 
+def found_jobs(disc: FineTuneDiscovery) -> list[JobTarget]:
+    """The discovery's targets, each checked to be a job target."""
+    jobs = [t for t in disc.found if isinstance(t, JobTarget)]
+    assert len(jobs) == len(disc.found)
+    return jobs
+
+
 async def served(h: Harness, job: str) -> tuple[int, int]:
     doc = (await h.http.get(h.url + "/_sim/fine-tunes")).json()[job]
     return doc["rows_served"], doc["rows_logged"]
@@ -214,10 +221,10 @@ def test_discovery_follows_the_list() -> None:
             )
             h.clock.t = end.start + 2
             out = text(await disc.poll(h.clock.t))
-            assert sorted(t.job_id for t in disc.found) == ["ft-end", "ft-q", "ft-run"]  # type: ignore[attr-defined]
+            assert sorted(t.job_id for t in found_jobs(disc)) == ["ft-end", "ft-q", "ft-run"]
             assert out.value("together_finetune_listed_jobs", status="running") == 2
             assert out.value("together_finetune_listed_jobs", status="completed") == 1
-            by_id = {t.job_id: t for t in disc.found}  # type: ignore[attr-defined]
+            by_id = {t.job_id: t for t in found_jobs(disc)}
             # ft-end completes: discovery keeps the same target for its final read and retention.
             h.clock.t = end.start + 10
             await disc.poll(h.clock.t)
@@ -226,13 +233,13 @@ def test_discovery_follows_the_list() -> None:
             assert by_id["ft-end"].finished_at == h.clock.t
             h.clock.t += SETTINGS.retention + 1
             await disc.poll(h.clock.t)
-            assert sorted(t.job_id for t in disc.found) == ["ft-q", "ft-run"]  # type: ignore[attr-defined]
+            assert sorted(t.job_id for t in found_jobs(disc)) == ["ft-q", "ft-run"]
             # Jobs still running keep their target object, and with it their state.
             assert by_id["ft-run"] in disc.found and by_id["ft-q"] in disc.found
             # A job that vanishes from the list goes at once.
             h.sim.jobs.pop("ft-q")
             await disc.poll(h.clock.t)
-            assert [t.job_id for t in disc.found] == ["ft-run"]  # type: ignore[attr-defined]
+            assert [t.job_id for t in found_jobs(disc)] == ["ft-run"]
 
     run(go())
 

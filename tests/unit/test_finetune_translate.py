@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -13,6 +14,7 @@ from exporter.errors import InvalidResponse
 from exporter.exposition import Family, assemble, render
 from exporter.sources.together.finetune import names as ftnames
 from exporter.sources.together.finetune import translate as tr
+from exporter.sources.together.finetune.vendor import KNOWN_STATUSES
 from tests.helpers import parse, promtool_check_metrics
 
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -80,7 +82,7 @@ SEED_DOC = {
 
 
 def fold(
-    rows: list[object],
+    rows: list[Any],
     state: tr.MetricsState | None = None,
     now: float = 100.0,
     max_keys: int = 50,
@@ -220,6 +222,7 @@ def test_parse_job_odd_shapes() -> None:
     assert not info.terminal
     for status in ("completed", "cancelled", "error"):
         assert tr.parse_job({"status": status}).terminal
+    bad: object
     for bad in ({}, {"status": None}, {"status": ""}, [], "x"):
         with pytest.raises(InvalidResponse):
             tr.parse_job(bad)
@@ -286,8 +289,9 @@ def test_parse_list_and_counts() -> None:
     assert listed == [("ft-1", "running"), ("ft-2", "completed"), ("ft-3", "new_status")]
     counts = {dict(s.labels)["status"]: s.value for s in tr.list_samples(listed)}
     assert counts["running"] == 1 and counts["completed"] == 1 and counts["new_status"] == 1
-    assert counts["queued"] == 0 and set(tr.KNOWN_STATUSES) <= counts.keys()
+    assert counts["queued"] == 0 and set(KNOWN_STATUSES) <= counts.keys()
     assert tr.parse_list({"data": []}) == []
+    bad: object
     for bad in ({}, {"data": None}, {"data": {}}, []):
         with pytest.raises(InvalidResponse):
             tr.parse_list(bad)

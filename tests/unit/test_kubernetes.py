@@ -23,8 +23,9 @@ def load(name: str) -> Any:
 
 
 def container() -> dict[str, Any]:
+    c: dict[str, Any]
     (c,) = load("statefulset.yaml")["spec"]["template"]["spec"]["containers"]
-    return c  # type: ignore[no-any-return]
+    return c
 
 
 def env(c: dict[str, Any]) -> dict[str, Any]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +10,7 @@ from exporter.config import load_config
 from exporter.sources.together.probe import ProbeTarget
 from exporter.targets import build_targets
 from exporter.upstream import Clients
-from tests.helpers import REPO, config_problems, write_yaml
+from tests.helpers import REPO, problems, run_cli, write_yaml
 
 HEAD = """\
 together:
@@ -22,10 +20,6 @@ together:
 
 def write(tmp_path: Path, body: str) -> Path:
     return write_yaml(tmp_path, HEAD + body)
-
-
-def problems(tmp_path: Path, body: str) -> list[str]:
-    return [str(p) for p in config_problems(write(tmp_path, body))]
 
 
 def test_no_probes_unless_configured(tmp_path: Path) -> None:
@@ -76,7 +70,7 @@ def test_duplicate_models_and_bad_timings_are_reported_with_lines(tmp_path: Path
     - model: a
       payload: {}
 """
-    found = problems(tmp_path, body)
+    found = problems(write(tmp_path, body))
     assert any(
         ":7: together.probes[0].timeout: timeout (30s) must be shorter than interval (30s)" in p
         for p in found
@@ -118,7 +112,7 @@ def test_duplicate_models_and_bad_timings_are_reported_with_lines(tmp_path: Path
     ],
 )
 def test_bad_probe_entries(tmp_path: Path, entry: str, key: str, message: str) -> None:
-    found = problems(tmp_path, "  probes:\n" + entry)
+    found = problems(write(tmp_path, "  probes:\n" + entry))
     assert any(f": {key}: " in p and message in p for p in found), found
 
 
@@ -126,13 +120,7 @@ def test_check_config_cli_names_file_line_and_key(tmp_path: Path) -> None:
     path = write(
         tmp_path, "  probes:\n    - model: a\n      payload: {}\n    - model: a\n      payload: {}\n"
     )
-    res = subprocess.run(
-        [sys.executable, "-m", "exporter", "check-config", "--no-secrets", str(path)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-    )
+    res = run_cli("check-config", "--no-secrets", str(path))
     assert res.returncode == 1
     assert f"{path}:6: together.probes[1].model: duplicate probe model 'a'" in res.stderr
 

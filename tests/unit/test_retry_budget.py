@@ -311,7 +311,9 @@ def test_retries_end_by_the_poll_deadline() -> None:
         ("/fine-tunes/ft 1/metrics", {"global_step_from": 10}),
     ],
 )
-def test_request_url_is_the_one_httpx_builds_from_params(path: str, params: dict[str, object] | None) -> None:
+def test_request_url_is_the_one_httpx_builds_from_params(
+    path: str, params: dict[str, str | int | list[str]] | None
+) -> None:
     client = client_for(httpx.MockTransport(lambda r: httpx.Response(200)))
     expected = httpx.AsyncClient(base_url=client.base_url).build_request("GET", path, params=params).url
     assert httpx.URL(client.url(path, params)) == expected

@@ -15,7 +15,7 @@ from exporter.daemon import Exporter
 from exporter.exposition import Family, Rendered, Sample, assemble, render
 from exporter.sharding import Shard, ordinal_from_pod_name, resolve_shard, shard_of
 from exporter.sources.base import Discovery, Target
-from tests.helpers import REPO, parse
+from tests.helpers import REPO, parse, run_cli
 
 IDS = [f"together_queue/org/model-{i}" for i in range(3000)]
 
@@ -78,13 +78,7 @@ def test_exporter_exposes_the_shard_count_budgets_divide_by(tmp_path: Path) -> N
 def test_bad_shard_flags_exit_with_a_message(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("global: {}\n")
-    res = subprocess.run(
-        [sys.executable, "-m", "exporter", "--config.file", str(cfg), "--shard", "3", "--total-shards", "3"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=30,
-    )
+    res = run_cli("--config.file", str(cfg), "--shard", "3", "--total-shards", "3", timeout=30)
     assert res.returncode == 2
     assert "shard 3 is out of range for 3 total shards" in res.stderr
 

@@ -28,7 +28,7 @@ async def _with_sim(body: Any) -> None:
 
 
 def test_a_baseten_catalog_replaces_the_account() -> None:
-    catalog = [
+    catalog: list[dict[str, Any]] = [
         {"id": f"bm{m}", "name": f"model-{m}", "deployments": [{"id": f"bd{m}-{d}"} for d in range(3)]}
         for m in range(50)
     ]

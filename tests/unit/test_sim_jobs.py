@@ -183,6 +183,7 @@ def test_cancel_only_while_pending() -> None:
 
 def test_bad_requests_and_faults_answer_queue_errors() -> None:
     async def body(c: TestClient[Any, Any], clock: Clock) -> None:
+        bad: dict[str, Any]
         for bad in ({"model": "m"}, {"payload": {}}, {"model": "m", "payload": {}, "priority": "high"}):
             resp = await c.post("/v1/queue/submit", json=bad, headers=AUTH)
             assert resp.status == 400

@@ -11,7 +11,7 @@ from exporter.sources.together.probe_translate import (
     Outcome,
     ProbeState,
     judge,
-    parse_timestamp,
+    parse_datetime,
     phase_durations,
     read_status,
     samples,
@@ -33,6 +33,11 @@ DONE = {
     "claimed_at": "2026-02-07T10:30:02Z",
     "done_at": "2026-02-07T10:31:45Z",
 }
+
+
+def parse_timestamp(value: object) -> float | None:
+    dt = parse_datetime(value)
+    return dt.timestamp() if dt is not None else None
 
 
 def test_parse_timestamp_forms() -> None:
@@ -94,6 +99,7 @@ def test_submitted_id() -> None:
     assert submitted_id({"requestId": "abc", "extra": 1}) == "abc"
     with pytest.raises(InvalidResponse, match="quota exhausted"):
         submitted_id({"error": {"code": "x", "message": "quota exhausted"}})
+    bad: object
     for bad in ({}, {"requestId": ""}, {"requestId": 5}, [], None):
         with pytest.raises(InvalidResponse):
             submitted_id(bad)

@@ -161,7 +161,7 @@ def test_basic_auth_checks_and_caches_verdicts(monkeypatch: pytest.MonkeyPatch) 
         calls.append(password)
         return real(password, hashed_pw)
 
-    monkeypatch.setattr(webconfig.bcrypt, "checkpw", counting)
+    monkeypatch.setattr(bcrypt, "checkpw", counting)
 
     async def run() -> list[bool]:
         return [
@@ -190,5 +190,6 @@ def test_tls_reload_reconfigures_the_live_context(cert_dir: Path) -> None:
         "  client_auth_type: RequireAndVerifyClientCert\n  min_version: TLS13\n"
     )
     sec.prepare_reload()()
-    assert sec.ssl is ctx  # the server keeps its context; new handshakes see the change
-    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.minimum_version == ssl.TLSVersion.TLSv1_3
+    live = sec.ssl
+    assert live is ctx  # the server keeps its context; new handshakes see the change
+    assert live.verify_mode == ssl.CERT_REQUIRED and live.minimum_version == ssl.TLSVersion.TLSv1_3

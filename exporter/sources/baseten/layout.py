@@ -29,7 +29,6 @@ ENDPOINT = "/v1/models/{model_id}/deployments/{deployment_id}/metrics"
 INFO_NAME = "baseten_deployment_info"
 
 GAUGE, COUNTER, HISTOGRAM = "GAUGE", "COUNTER", "HISTOGRAM"
-KNOWN_KINDS = frozenset({GAUGE, COUNTER, HISTOGRAM})
 MIB = 1024.0 * 1024.0
 
 # unit_hint → (factor to base units, name suffix the family must end with).

@@ -86,12 +86,6 @@ def parse_datetime(value: Any) -> datetime | None:
     return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
 
 
-def parse_timestamp(value: Any) -> float | None:
-    """Like ``parse_datetime``, as Unix seconds."""
-    dt = parse_datetime(value)
-    return dt.timestamp() if dt is not None else None
-
-
 @dataclass(frozen=True)
 class JobStatus:
     """What the probe needs from one ``GET /queue/status`` answer."""
