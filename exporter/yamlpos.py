@@ -3,6 +3,10 @@
 Config errors must name the file, the line and the key; PyYAML's plain loader
 forgets positions and silently keeps the last of two duplicate keys, so we compose
 the node tree ourselves, record a line for every path, and report duplicates.
+
+YAML aliases let a few hundred bytes stand for billions of nodes (an "alias bomb").
+Before anything walks or validates the document, its size with every alias expanded
+is counted once per distinct node, and a document over ``MAX_NODES`` is refused.
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ from typing import Any
 import yaml
 
 Path = tuple[str | int, ...]
+
+# Far more than any real config (a few nodes per target), far less than a bomb.
+MAX_NODES = 200_000
 
 
 @dataclass
@@ -48,9 +55,15 @@ def load(text: str) -> Loaded:
             raise YamlSyntaxError(line, str(exc.problem or exc)) from None
         except yaml.YAMLError as exc:
             raise YamlSyntaxError(None, str(exc)) from None
+        except RecursionError:
+            raise YamlSyntaxError(None, "the document is nested too deeply") from None
         result = Loaded(data=None)
         if node is None:
             return result
+        if _expanded_size(node, {}) > MAX_NODES:
+            raise YamlSyntaxError(
+                None, f"the document expands to more than {MAX_NODES:,} values (through YAML aliases?)"
+            )
         _walk(node, (), result)
         try:
             result.data = loader.construct_document(node)
@@ -60,6 +73,29 @@ def load(text: str) -> Loaded:
         return result
     finally:
         loader.dispose()
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many nodes the document has once every alias is expanded, capped just past
+    ``MAX_NODES``; each distinct node is counted once (``memo``), so a bomb costs
+    only as much as its text."""
+    known = memo.get(id(node))
+    if known is not None:
+        return known
+    memo[id(node)] = MAX_NODES + 1  # a node that contains itself expands without end
+    size = 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            size += _expanded_size(key_node, memo) + _expanded_size(value_node, memo)
+            if size > MAX_NODES:
+                break
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            size += _expanded_size(item, memo)
+            if size > MAX_NODES:
+                break
+    memo[id(node)] = size = min(size, MAX_NODES + 1)
+    return size
 
 
 def _walk(node: yaml.Node, path: Path, out: Loaded) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from exporter import yamlpos
+from exporter import files, yamlpos
 from exporter.config import baseten as _baseten
 from exporter.config.common import Credentials
 from exporter.config.model import Config
@@ -139,9 +139,9 @@ def load_config(path: str | Path, *, read_secrets: bool = True) -> LoadedConfig:
     path = Path(path)
     fname = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([Problem(fname, None, "(file)", f"cannot read: {exc.strerror or exc}")]) from None
+        text = files.read_text(path)
+    except files.FileProblem as exc:
+        raise ConfigError([Problem(fname, exc.line, "(file)", exc.message)]) from None
     try:
         loaded = yamlpos.load(text)
     except yamlpos.YamlSyntaxError as exc:

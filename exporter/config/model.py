@@ -24,3 +24,14 @@ class Config(Strict):
     global_: GlobalConfig = Field(default_factory=GlobalConfig, alias="global")
     together: TogetherConfig | None = None
     baseten: BasetenConfig | None = None
+
+    def watches_nothing(self) -> bool:
+        """True when no section names a target or turns on a discovery: what an empty
+        or half-written file looks like, which a reload must not take for an intent to
+        stop watching everything."""
+        t, b = self.together, self.baseten
+        together_idle = t is None or not (
+            t.queues or t.probes or t.fine_tunes.jobs or t.fine_tunes.discovery.enabled
+        )
+        baseten_idle = b is None or not (b.deployments or b.discovery)
+        return together_idle and baseten_idle

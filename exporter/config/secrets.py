@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from exporter import files
 from exporter.config.common import Credentials
+
+# An API key is a line of text; anything larger is not a key file.
+MAX_KEY_FILE_BYTES = 64 * 1024
 
 
 class SecretError(ValueError):
@@ -23,11 +27,10 @@ def read_secret(cred: Credentials, base_dir: Path | None = None) -> str:
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
     try:
-        value = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise SecretError(
-            f"cannot read api_key_file {str(path)!r}: {exc.strerror or type(exc).__name__}"
-        ) from None
+        value = files.read_text(path, MAX_KEY_FILE_BYTES).strip()
+    except files.FileProblem as exc:
+        # The message says what is wrong with the file, never what is in it.
+        raise SecretError(f"cannot read api_key_file {str(path)!r}: {exc.message}") from None
     if not value:
         raise SecretError(f"api_key_file {str(path)!r} is empty")
     return value
