@@ -67,6 +67,8 @@ class ExposedMetrics:
 
     names: set[str] = field(default_factory=set)
     patterns: list[re.Pattern[str]] = field(default_factory=list)
+    # The type column of each exact name and of each pattern (keyed by its regex).
+    types: dict[str, set[str]] = field(default_factory=dict)
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
@@ -74,6 +76,13 @@ class ExposedMetrics:
         if name in self.names or name in PROMETHEUS_SERIES:
             return True
         return any(p.fullmatch(name) for p in self.patterns)
+
+    def types_of(self, name: str) -> set[str]:
+        """The documented type(s) of a family: its own row's, else those of the patterns it matches."""
+        if name in self.names:
+            return self.types.get(name, set())
+        matched = [self.types.get(p.pattern, set()) for p in self.patterns if p.fullmatch(name)]
+        return set().union(*matched)
 
 
 _METRIC_NAME = re.compile(r"[a-zA-Z_:<][a-zA-Z0-9_:<>]*_[a-zA-Z0-9_:<>]*\*?")
@@ -98,9 +107,10 @@ def exposed_metrics_from_readme(readme: str) -> ExposedMetrics:
     paired in order with a ``type`` cell such as ``summary / gauge``. Histogram
     names also expose their ``_bucket``/``_sum``/``_count`` series (a summary's
     ``_sum``/``_count`` only when listed: Baseten's quantile summaries have none). A ``<placeholder>`` name
-    (``together_finetune_<key>``) is a pattern; so is a ``prefix_*`` row of no single type
-    (the client library's ``process_*``). A ``*`` row typed "per kind" is not: such
-    vendor-named families count only where a mapping table lists them by name.
+    (``together_finetune_<key>``) is a pattern, and the names next to it are its examples; so
+    is a ``prefix_*`` row of no single type (the client library's ``process_*``). A ``*`` row
+    typed "per kind" is not: such vendor-named families count only where a mapping table
+    lists them by name. ``types`` keeps each name's and each pattern's type column.
     """
     out = ExposedMetrics()
     lines = readme.splitlines()
@@ -123,15 +133,22 @@ def exposed_metrics_from_readme(readme: str) -> ExposedMetrics:
             continue
         names = [n for n in re.findall(r"`([^`]+)`", cells[name_col]) if _METRIC_NAME.fullmatch(n)]
         types = [t.strip() for t in cells[type_col].split("/")]
+        # Next to a `<placeholder>` name, the other names are its examples, not families of their own.
+        has_placeholder = any("<" in n for n in names)
         for j, name in enumerate(names):
             type_ = (types[j] if len(types) == len(names) else types[0]).split(" ")[0]
             if type_ not in _TYPES:
                 continue
             if _PLACEHOLDER.search(name):
                 if "<" in name or type_ == "":
-                    out.patterns.append(_pattern(name))
+                    pattern = _pattern(name)
+                    out.patterns.append(pattern)
+                    out.types.setdefault(pattern.pattern, set()).add(type_)
+                continue
+            if has_placeholder:
                 continue
             out.names.add(name)
+            out.types.setdefault(name, set()).add(type_)
             if type_ == "histogram":
                 out.names.update({f"{name}_sum", f"{name}_count", f"{name}_bucket"})
     return out

@@ -1,0 +1,62 @@
+"""The catalog against a running exporter: the demo (every source, against the simulator).
+
+``/metrics`` shows every family the daemon renders, however it renders it (pre-rendered
+snapshots, or prometheus_client metrics in its registry), so it completes the check of
+``tests/unit/test_metric_catalog.py`` for the exporter's self-metrics.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.catalog import defined_by_code, exposition_types, readme_catalog, type_problems
+from tests.helpers import REPO, Proc, free_port, wait_until
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(url + "/-/ready", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[Proc]:
+    port = free_port()
+    log = tmp_path / "demo.log"
+    with log.open("w") as logf:
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "exporter", "demo", "--web.listen-address", f"127.0.0.1:{port}"],
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=REPO,
+        )
+    proc = Proc(popen, f"http://127.0.0.1:{port}", log)
+    try:
+        wait_until(lambda: _ready(proc.url), timeout=30, what="demo ready", proc=proc)
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.mark.integration
+def test_demo_metrics_and_the_catalog_match(demo: Proc) -> None:
+    resp = httpx.get(demo.url + "/metrics", timeout=10)
+    resp.raise_for_status()
+    found = exposition_types(resp.text)
+    # Every source, and the exporter's own metrics, are there to be checked.
+    for prefix in ("together_queue_", "together_queue_probe", "together_finetune_", "baseten_", "inference_"):
+        assert any(name.startswith(prefix) for name in found), prefix
+
+    catalog = readme_catalog()
+    problems = type_problems(found, catalog, "/metrics")
+    undefined = sorted(n for n in catalog.names if not defined_by_code(n, also=found.keys()))
+    assert not problems, "\n".join(problems)
+    assert not undefined, f"catalogued, but neither defined by the code nor on /metrics: {undefined}"
