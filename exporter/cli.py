@@ -7,10 +7,13 @@ import asyncio
 import os
 import socket
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from exporter import __version__, logs
 from exporter.config import ConfigError, load_config
+from exporter.config.common import parse_duration
+from exporter.limits import ConnectionLimits
 from exporter.sharding import resolve_shard
 
 DEFAULT_PORT = 10230
@@ -55,6 +58,44 @@ def _add_common(p: argparse.ArgumentParser, *, listen_default: str, web_config: 
     )
 
 
+def _positive_seconds(value: str) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive_int(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
+    return int(value)
+
+
+def _add_server_limits(p: argparse.ArgumentParser) -> None:
+    defaults = ConnectionLimits()
+    p.add_argument(
+        "--web.max-connections",
+        dest="max_connections",
+        type=_positive_int,
+        default=defaults.max_connections,
+        metavar="N",
+        help=f"most simultaneous HTTP connections; more are closed at once (default {defaults.max_connections})",
+    )
+    p.add_argument(
+        "--web.read-timeout",
+        dest="read_timeout",
+        type=_positive_seconds,
+        default=defaults.header_timeout,
+        metavar="DURATION",
+        help="time a client has to send a whole request after connecting or starting it "
+        f"(default {defaults.header_timeout:g}s)",
+    )
+
+
+def _limits(args: argparse.Namespace) -> ConnectionLimits:
+    return replace(ConnectionLimits(), max_connections=args.max_connections, header_timeout=args.read_timeout)
+
+
 def _add_sharding(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--shard",
@@ -93,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="YAML config file (required to run the daemon)",
     )
     _add_common(parser, listen_default=DEFAULT_LISTEN)
+    _add_server_limits(parser)
     _add_sharding(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -106,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the daemon against the bundled simulator, no keys needed")
     _add_common(demo, listen_default=DEFAULT_LISTEN)
+    _add_server_limits(demo)
 
     sim = sub.add_parser("simulate", help="run the bundled simulator of the vendor APIs alone")
     _add_common(sim, listen_default="127.0.0.1:0", web_config=False)
@@ -156,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "simulate":
         return asyncio.run(runner.run_simulator(args.listen, args.api_keys or ["sim-key"], args.clock_offset))
     if args.command == "demo":
-        return asyncio.run(runner.run_demo(args.listen, args.telemetry_path, _web_config(args)))
+        return asyncio.run(
+            runner.run_demo(args.listen, args.telemetry_path, _web_config(args), limits=_limits(args))
+        )
     if not args.config_file:
         build_parser().error("--config.file is required to run the daemon")
     try:
@@ -166,7 +211,14 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         build_parser().error(str(exc))
     return asyncio.run(
-        runner.run_daemon(Path(args.config_file), args.listen, args.telemetry_path, _web_config(args), shard)
+        runner.run_daemon(
+            Path(args.config_file),
+            args.listen,
+            args.telemetry_path,
+            _web_config(args),
+            shard,
+            limits=_limits(args),
+        )
     )
 
 

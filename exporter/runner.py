@@ -20,6 +20,8 @@ from aiohttp import web
 from exporter import gcpolicy
 from exporter.config import ConfigError, load_config
 from exporter.daemon import Exporter
+from exporter.httpguard import ConnectionGuard, GuardedSite, handler_args
+from exporter.limits import DEFAULT_LIMITS, ConnectionLimits
 from exporter.server import make_app
 from exporter.sharding import Shard
 from exporter.simulator import app as sim_app
@@ -39,12 +41,18 @@ def parse_listen_address(value: str) -> tuple[str, int]:
 
 
 async def _serve(
-    app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+    app: web.Application,
+    host: str,
+    port: int,
+    guard: ConnectionGuard,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> tuple[web.AppRunner, int]:
     # A short shutdown_timeout: on SIGTERM a slow scrape must not hold the exit up.
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=0.5, **handler_args(guard.limits)
+    )
     await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
+    site = GuardedSite(runner, host, port, guard, ssl_context=ssl_context)
     await site.start()
     server = site._server
     sockets = getattr(server, "sockets", None) or []
@@ -65,6 +73,8 @@ async def run_daemon(
     telemetry_path: str,
     web_config: Path | None = None,
     shard: Shard | None = None,
+    *,
+    limits: ConnectionLimits = DEFAULT_LIMITS,
 ) -> int:
     security = None
     if web_config is not None:
@@ -89,8 +99,12 @@ async def run_daemon(
     if security is not None:
         exporter.companions.append(security.prepare_reload)
     await exporter.start(loaded)
-    app = make_app(exporter, telemetry_path, security.middlewares if security else None)
-    runner, actual = await _serve(app, host, port, security.ssl if security else None)
+    guard = ConnectionGuard(limits)
+    # The guard's middleware first: it must see every request, refused ones included.
+    app = make_app(
+        exporter, telemetry_path, [guard.middleware(), *(security.middlewares if security else [])]
+    )
+    runner, actual = await _serve(app, host, port, guard, security.ssl if security else None)
     log.info(
         "listening",
         extra={
@@ -135,7 +149,13 @@ DEMO_KEYS = {
 }
 
 
-async def run_demo(listen: str, telemetry_path: str, web_config: Path | None = None) -> int:
+async def run_demo(
+    listen: str,
+    telemetry_path: str,
+    web_config: Path | None = None,
+    *,
+    limits: ConnectionLimits = DEFAULT_LIMITS,
+) -> int:
     """Simulator on a free loopback port, and the daemon on the bundled demo config."""
     keys = {var: secrets.token_hex(16) for var in DEMO_KEYS.values()}
     os.environ.update(keys)
@@ -150,7 +170,7 @@ async def run_demo(listen: str, telemetry_path: str, web_config: Path | None = N
     print(f"inference-exporter demo: simulator at {sim_url}, config at {config_path}", flush=True)
     print(f"Open http://{shown}:{port}/ (metrics at http://{shown}:{port}{telemetry_path})", flush=True)
     try:
-        return await run_daemon(config_path, listen, telemetry_path, web_config)
+        return await run_daemon(config_path, listen, telemetry_path, web_config, limits=limits)
     finally:
         await sim_runner.cleanup()
         shutil.rmtree(workdir, ignore_errors=True)
