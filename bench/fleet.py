@@ -49,10 +49,15 @@ from exporter.config.baseten import (  # noqa: E402
 )
 from exporter.daemon import Exporter  # noqa: E402
 from exporter.sources.base import Target  # noqa: E402
-from exporter.sources.baseten.discovery import DeploymentDiscovery  # noqa: E402
-from exporter.sources.together.finetune.target import FineTuneDiscovery, JobSettings  # noqa: E402
+from exporter.sources.baseten.discovery import DeploymentDiscovery, DeploymentDiscoverySettings  # noqa: E402
+from exporter.sources.baseten.target import DeploymentSettings  # noqa: E402
+from exporter.sources.together.finetune.target import (  # noqa: E402
+    FineTuneDiscovery,
+    FineTuneDiscoverySettings,
+    JobSettings,
+)
 from exporter.sources.together.finetune.vendor import UNFINISHED_STATUSES  # noqa: E402
-from exporter.sources.together.queue import QueueTarget  # noqa: E402
+from exporter.sources.together.queue import QueueSettings, QueueTarget  # noqa: E402
 from exporter.upstream import Clients  # noqa: E402
 
 # Polls cancelled at shutdown and skipped runs are expected here, not news.
@@ -165,28 +170,29 @@ def populate(sim_url: str, size: FleetSize) -> None:
 
 async def build_fleet(clients: Clients, size: FleetSize, *, interval: float, timeout: float) -> list[Target]:
     """The queue targets, and the deployment and job targets the two discoveries find."""
-    out: list[Target] = [
-        QueueTarget(clients, f"org/queue-{i}", interval=interval, timeout=timeout) for i in range(size.queue)
-    ]
+    queue = QueueSettings(interval, timeout)
+    out: list[Target] = [QueueTarget(clients, f"org/queue-{i}", queue) for i in range(size.queue)]
     deployments = DeploymentDiscovery(
         clients,
         0,
-        DEPLOYMENT_REQUEST,
-        model_names=(),
-        environments=(),
-        production_only=False,
-        skip_statuses=DEFAULT_SKIP_STATUSES,
-        refresh=3600,
-        timeout=60,
-        target_interval=interval,
-        target_timeout=timeout,
+        DeploymentDiscoverySettings(
+            model_names=frozenset(),
+            environments=frozenset(),
+            production_only=False,
+            skip_statuses=frozenset(DEFAULT_SKIP_STATUSES),
+            interval=3600,
+            timeout=60,
+            deployments=DeploymentSettings(DEPLOYMENT_REQUEST, interval, timeout),
+        ),
     )
     jobs = FineTuneDiscovery(
         clients,
-        frozenset(UNFINISHED_STATUSES),
-        JobSettings(interval, timeout, resolution=None, retention=3600, max_keys=200),
-        interval=3600,
-        timeout=60,
+        FineTuneDiscoverySettings(
+            frozenset(UNFINISHED_STATUSES),
+            interval=3600,
+            timeout=60,
+            jobs=JobSettings(interval, timeout, resolution=None, retention=3600, max_keys=200),
+        ),
     )
     now = time.time()
     for discovery in (deployments, jobs):

@@ -10,27 +10,46 @@ import json
 import logging
 import sys
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 _STD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 REDACTED = "<redacted>"
+_REDACTED_BYTES = REDACTED.encode()
+_Bytes = TypeVar("_Bytes", bytes, bytearray)
 
 
 class SecretScrubber(logging.Filter):
-    """Replaces every registered secret in a record's rendered text."""
+    """Replaces every registered secret in a record's rendered text, and in vendor answers.
+
+    ``scrub_bytes`` cleans a vendor's answer before it is parsed (see
+    ``exporter.upstream``): a vendor that echoes the key inside a data field (a job's
+    output name, a deployment's name) would otherwise carry it into label values,
+    metric names, target ids and error details, some of them cut short where a
+    partial key could no longer be recognised.
+    """
 
     def __init__(self) -> None:
         super().__init__()
-        self._secrets: frozenset[str] = frozenset()
+        self._secrets: tuple[str, ...] = ()
+        self._encoded: tuple[bytes, ...] = ()
 
     def set_secrets(self, secrets: set[str] | frozenset[str]) -> None:
-        self._secrets = frozenset(s for s in secrets if len(s) >= 4)
+        # Longest first, so a key that contains another is replaced whole.
+        self._secrets = tuple(sorted((s for s in set(secrets) if len(s) >= 4), key=len, reverse=True))
+        self._encoded = tuple(s.encode() for s in self._secrets)
 
     def scrub(self, text: str) -> str:
         for s in self._secrets:
             if s in text:
                 text = text.replace(s, REDACTED)
         return text
+
+    def scrub_bytes(self, data: _Bytes) -> _Bytes:
+        """``scrub`` for raw bytes: one search per secret, and ``data`` itself when clean."""
+        for s in self._encoded:
+            if s in data:
+                data = data.replace(s, _REDACTED_BYTES)
+        return data
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self._secrets:

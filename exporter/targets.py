@@ -1,4 +1,10 @@
-"""From a validated config to the list of static targets, source by source."""
+"""From a validated config to the list of static targets, source by source.
+
+Each target type is built from its identity (the vendor ids its id is made of) and
+one frozen settings object made here from the config. That object is the target's
+``settings``: a reload that builds an equal one keeps the running target, state and
+all; a different one replaces it.
+"""
 
 from __future__ import annotations
 
@@ -31,7 +37,9 @@ def _together_queues(cfg: Config, clients: Clients) -> list[Target]:
     out: list[Target] = []
     for q in cfg.together.queues:
         interval, timeout = schedule(cfg, q)
-        out.append(together_queue.QueueTarget(clients, q.model, interval=interval, timeout=timeout))
+        out.append(
+            together_queue.QueueTarget(clients, q.model, together_queue.QueueSettings(interval, timeout))
+        )
     return out
 
 
@@ -42,8 +50,8 @@ def _together_probes(cfg: Config, clients: Clients) -> list[Target]:
     return [
         together_probe.ProbeTarget(
             clients,
-            together_probe.ProbeSpec.build(
-                p.model,
+            p.model,
+            together_probe.ProbeSettings.build(
                 p.payload,
                 p.priority,
                 p.info,
@@ -77,15 +85,10 @@ def _together_fine_tunes(cfg: Config, clients: Clients) -> list[Target]:
         interval, timeout = schedule(
             cfg, Schedule(poll_interval=ft.discovery.refresh_interval, timeout=ft.discovery.timeout)
         )
-        out.append(
-            together_finetune.FineTuneDiscovery(
-                clients,
-                frozenset(ft.discovery.statuses),
-                job_settings(Schedule()),
-                interval=interval,
-                timeout=timeout,
-            )
+        settings = together_finetune.FineTuneDiscoverySettings(
+            frozenset(ft.discovery.statuses), interval, timeout, jobs=job_settings(Schedule())
         )
+        out.append(together_finetune.FineTuneDiscovery(clients, settings))
     return out
 
 
@@ -96,17 +99,10 @@ def _baseten_deployments(cfg: Config, clients: Clients) -> list[Target]:
     out: list[Target] = []
     for d in section.deployments:
         interval, timeout = schedule(cfg, d)
-        out.append(
-            baseten.DeploymentTarget(
-                clients,
-                d.model_id,
-                d.deployment_id,
-                effective(section, d),
-                interval=interval,
-                timeout=timeout,
-                meta_refresh=section.info_refresh_interval,
-            )
+        settings = baseten.DeploymentSettings(
+            effective(section, d), interval, timeout, meta_refresh=section.info_refresh_interval
         )
+        out.append(baseten.DeploymentTarget(clients, d.model_id, d.deployment_id, settings))
     return out
 
 
@@ -117,21 +113,16 @@ def _baseten_discovery(cfg: Config, clients: Clients) -> list[Target]:
     out: list[Target] = []
     for i, rule in enumerate(section.discovery):
         interval, timeout = schedule(cfg, rule)
-        out.append(
-            baseten_discovery.DeploymentDiscovery(
-                clients,
-                i,
-                effective(section, rule),
-                model_names=tuple(rule.model_names),
-                environments=tuple(rule.environments),
-                production_only=rule.production_only,
-                skip_statuses=tuple(rule.skip_statuses),
-                refresh=rule.refresh_interval,
-                timeout=min(cfg.global_.timeout, rule.refresh_interval),
-                target_interval=interval,
-                target_timeout=timeout,
-            )
+        settings = baseten_discovery.DeploymentDiscoverySettings(
+            model_names=frozenset(rule.model_names),
+            environments=frozenset(rule.environments),
+            production_only=rule.production_only,
+            skip_statuses=frozenset(rule.skip_statuses),
+            interval=rule.refresh_interval,
+            timeout=min(cfg.global_.timeout, rule.refresh_interval),
+            deployments=baseten.DeploymentSettings(effective(section, rule), interval, timeout),
         )
+        out.append(baseten_discovery.DeploymentDiscovery(clients, i, settings))
     return out
 
 

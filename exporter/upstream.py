@@ -2,7 +2,9 @@
 
 Every failure becomes an ``UpstreamError`` with a short, bounded ``reason`` (used as a
 label value and on the status page) and a human ``detail``. Neither ever contains the
-API key: we never format request headers, and the scrubber catches library text.
+API key: we never format request headers, and the scrubber catches library text. Every
+answer is scrubbed of the configured keys before it is parsed, so a key the vendor
+echoes in a data field reaches no label, id or detail either.
 
 Each vendor's client also owns what keeps us polite to that vendor: retries with
 backoff (``exporter.retry``), the request budget (``exporter.budget``) and the vendor's
@@ -25,6 +27,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 from exporter import __version__
 from exporter.budget import BudgetExhausted, RequestBudget
 from exporter.errors import InvalidResponse, UpstreamError, reason_for_status
+from exporter.logs import SCRUBBER
 from exporter.pool import AiohttpTransport
 from exporter.retry import (
     MIN_ATTEMPT_SECONDS,
@@ -297,6 +300,9 @@ class VendorClient:
                 ) from None
         finally:
             await resp.aclose()
+        # Vendor data may echo a key back (in a name, a status, an error message): it is
+        # cut out here, before any of it becomes a label, an id, a name or a detail.
+        body = SCRUBBER.scrub_bytes(body)
         status = resp.status_code
         self.stats.count(source, endpoint, str(status))
         if status not in ok_statuses:

@@ -36,11 +36,12 @@ from pathlib import Path
 from typing import Literal
 
 import bcrypt
-import yaml
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 from pydantic import Field, ValidationError, field_validator
 
+from exporter import yamlpos
+from exporter.config import duplicate_keys
 from exporter.config.common import Strict
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -99,14 +100,19 @@ class WebConfig(Strict):
 
 
 def load_web_config(path: Path) -> WebConfig:
+    """Read and validate the file; a key written twice is an error, as in the main config."""
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        loaded = yamlpos.load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise WebConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise WebConfigError(f"{path}: invalid YAML: {exc}") from None
+    except yamlpos.YamlSyntaxError as exc:
+        where = f"{path}:{exc.line}" if exc.line else str(path)
+        raise WebConfigError(f"{where}: invalid YAML: {exc.message}") from None
+    twice = duplicate_keys(str(path), loaded)
+    if twice:
+        raise WebConfigError("\n".join(str(p) for p in twice))
     try:
-        return WebConfig.model_validate(doc or {})
+        return WebConfig.model_validate(loaded.data or {})
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])

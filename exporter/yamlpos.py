@@ -11,12 +11,15 @@ is counted once per distinct node, and a document over ``MAX_NODES`` is refused.
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 Path = tuple[str | int, ...]
+W = TypeVar("W")
+K = TypeVar("K", bound=Hashable)
 
 # Far more than any real config (a few nodes per target), far less than a bomb.
 MAX_NODES = 200_000
@@ -101,16 +104,14 @@ def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
 def _walk(node: yaml.Node, path: Path, out: Loaded) -> None:
     out.lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
+        again = {i for i, _, _ in repeats((i, str(k.value)) for i, (k, _) in enumerate(node.value))}
         kept = []
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            child = (*path, key)
-            if key in seen:
+        for i, (key_node, value_node) in enumerate(node.value):
+            child = (*path, str(key_node.value))
+            if i in again:
                 # Reported, then dropped, so the first value is the one validated.
                 out.duplicates.append((child, key_node.start_mark.line + 1))
                 continue
-            seen.add(key)
             kept.append((key_node, value_node))
             out.lines[child] = key_node.start_mark.line + 1
             _walk(value_node, child, out)
@@ -128,3 +129,26 @@ def format_path(path: Path) -> str:
         else:
             text += ("." if text else "") + part
     return text or "(top level)"
+
+
+def repeats(items: Iterable[tuple[W, K]]) -> Iterator[tuple[W, K, W]]:
+    """Each item whose key an earlier item already has, as (where, key, where the first is).
+
+    The one duplicate check of every config file: keys written twice in a YAML
+    mapping, and list entries that name the same thing twice (a queue, a job, a
+    deployment).
+    """
+    first: dict[K, W] = {}
+    for where, key in items:
+        if key in first:
+            yield where, key, first[key]
+        else:
+            first[key] = where
+
+
+def duplicates(items: Iterable[tuple[Path, Hashable]], what: str, note: str = "") -> list[tuple[Path, str]]:
+    """A problem for each item whose key an earlier item used, pointing at the first."""
+    return [
+        (p, f"duplicate {what} {key!r} (first at {format_path(first)}){note}")
+        for p, key, first in repeats(items)
+    ]

@@ -20,7 +20,7 @@ from exporter.config.model import Config
 from exporter.config.secrets import SecretError, read_secret
 from exporter.config.together_probe import probe_checks
 
-__all__ = ["Config", "ConfigError", "LoadedConfig", "Problem", "load_config"]
+__all__ = ["Config", "ConfigError", "LoadedConfig", "Problem", "duplicate_keys", "load_config"]
 
 PathT = yamlpos.Path
 
@@ -58,23 +58,11 @@ SemanticCheck = Callable[[Config], Iterable[tuple[PathT, str]]]
 SEMANTIC_CHECKS: list[SemanticCheck] = []
 
 
-def duplicates(items: Iterable[tuple[PathT, object]], what: str) -> list[tuple[PathT, str]]:
-    """Report every item whose key was already used by an earlier item."""
-    seen: dict[object, PathT] = {}
-    out: list[tuple[PathT, str]] = []
-    for path, key in items:
-        if key in seen:
-            out.append((path, f"duplicate {what} {key!r} (first at {yamlpos.format_path(seen[key])})"))
-        else:
-            seen[key] = path
-    return out
-
-
 def _together_duplicates(cfg: Config) -> Iterable[tuple[PathT, str]]:
     if cfg.together is None:
         return []
     items = (((("together", "queues", i, "model")), q.model) for i, q in enumerate(cfg.together.queues))
-    return duplicates(items, "queue model")
+    return yamlpos.duplicates(items, "queue model")
 
 
 SEMANTIC_CHECKS.append(_together_duplicates)
@@ -119,10 +107,15 @@ def _finetune_duplicates(cfg: Config) -> Iterable[tuple[PathT, str]]:
         (("together", "fine_tunes", "discovery", "statuses", i), s)
         for i, s in enumerate(ft.discovery.statuses)
     )
-    return [*duplicates(jobs, "fine-tune job id"), *duplicates(statuses, "discovery status")]
+    return [*yamlpos.duplicates(jobs, "fine-tune job id"), *yamlpos.duplicates(statuses, "discovery status")]
 
 
 SEMANTIC_CHECKS.append(_finetune_duplicates)
+
+
+def duplicate_keys(fname: str, loaded: yamlpos.Loaded) -> list[Problem]:
+    """A problem for each key written twice in one mapping, for every YAML file we read."""
+    return [Problem(fname, line, yamlpos.format_path(p), "duplicate key") for p, line in loaded.duplicates]
 
 
 def _pydantic_message(err: Any) -> str:
@@ -147,9 +140,7 @@ def load_config(path: str | Path, *, read_secrets: bool = True) -> LoadedConfig:
     except yamlpos.YamlSyntaxError as exc:
         raise ConfigError([Problem(fname, exc.line, "(syntax)", exc.message)]) from None
 
-    problems = [
-        Problem(fname, line, yamlpos.format_path(p), "duplicate key") for p, line in loaded.duplicates
-    ]
+    problems = duplicate_keys(fname, loaded)
     data = loaded.data if loaded.data is not None else {}
     if not isinstance(data, dict):
         raise ConfigError([*problems, Problem(fname, 1, "(top level)", "the config must be a mapping")])

@@ -16,6 +16,7 @@ from pydantic import AfterValidator, Field, field_validator
 from exporter.config.common import Duration, Schedule, Strict, VendorCommon
 from exporter.exposition import valid_metric_name
 from exporter.sources.baseten.vendor import DEPLOYMENT_STATUSES, MAX_WINDOW_SECONDS
+from exporter.yamlpos import repeats
 
 DEFAULT_BASETEN_URL = "https://api.baseten.co"
 DEFAULT_WINDOW = 600.0
@@ -135,12 +136,9 @@ def _level_checks(
             "a window (start) is only valid with mode SUMMARY or SERIES; "
             "mode CURRENT reads a snapshot at now and takes no start",
         )
-    seen: dict[str, int] = {}
-    for i, name in enumerate(metrics or []):
-        if name in seen:
-            yield ((*path, "metrics", i), f"duplicate metric {name!r} (first at metrics[{seen[name]}])")
-        else:
-            seen[name] = i
+    named = (((*path, "metrics", i), name) for i, name in enumerate(metrics or []))
+    for where, name, first in repeats(named):
+        yield (where, f"duplicate metric {name!r} (first at metrics[{first[-1]}])")
 
 
 def _overlap_check(
@@ -172,16 +170,12 @@ def semantic_checks(section: BasetenConfig | None, default_interval: float) -> l
     for path, item in items:
         out += _level_checks(path, item.mode or section.mode, item.window, item.metrics)
         out += _overlap_check(path, section, item, item.poll_interval or default_interval)
-    seen: dict[tuple[str, str], int] = {}
-    for i, d in enumerate(section.deployments):
-        key = (d.model_id, d.deployment_id)
-        if key in seen:
-            out.append(
-                (
-                    (*root, "deployments", i, "deployment_id"),
-                    f"duplicate deployment {d.model_id}/{d.deployment_id} (first at deployments[{seen[key]}])",
-                )
-            )
-        else:
-            seen[key] = i
+    deployments = (
+        ((*root, "deployments", i, "deployment_id"), (d.model_id, d.deployment_id))
+        for i, d in enumerate(section.deployments)
+    )
+    for where, (model_id, deployment_id), first in repeats(deployments):
+        out.append(
+            (where, f"duplicate deployment {model_id}/{deployment_id} (first at deployments[{first[-2]}])")
+        )
     return list(dict.fromkeys(out))  # a bad inherited default is reported once

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, StrictInt, field_validator
 
 from exporter.config.common import Duration, NonBlank, Strict
+from exporter.yamlpos import duplicates
 
 if TYPE_CHECKING:
     from exporter.config.model import Config
@@ -63,20 +64,11 @@ def probe_checks(cfg: Config) -> Iterable[tuple[PathT, str]]:
     """Duplicate probed models, and timings that cannot work."""
     if cfg.together is None:
         return []
-    out: list[tuple[PathT, str]] = []
-    seen: dict[str, int] = {}
-    for i, p in enumerate(cfg.together.probes):
+    probes = cfg.together.probes
+    models = ((("together", "probes", i, "model"), p.model) for i, p in enumerate(probes))
+    out = duplicates(models, "probe model", "; at most one probe job is in flight per model")
+    for i, p in enumerate(probes):
         base: PathT = ("together", "probes", i)
-        if p.model in seen:
-            out.append(
-                (
-                    (*base, "model"),
-                    f"duplicate probe model {p.model!r} (first at together.probes[{seen[p.model]}].model);"
-                    " at most one probe job is in flight per model",
-                )
-            )
-        else:
-            seen[p.model] = i
         if p.timeout >= p.interval:
             out.append(
                 (

@@ -75,10 +75,14 @@ class SimJob:
     # Scripted rows, logged ``delay`` seconds after their step's train row (after the
     # step's own rows when the delays tie): (step, row, delay).
     extra_rows: list[tuple[int, dict[str, Any], float]] = field(default_factory=list)
+    # The model_output_name the vendor reports; by default one made from model and id.
+    fixed_output_name: str | None = None
     served: int = 0
 
     @property
     def output_name(self) -> str:
+        if self.fixed_output_name is not None:
+            return self.fixed_output_name
         return f"sim-org/{self.model.rsplit('/', 1)[-1]}-{self.id}"
 
     def _is_eval_step(self, step: int) -> bool:
@@ -273,7 +277,8 @@ class FineTuneSim:
         """Add a job from a spec: id, model, steps (null: endless), step_seconds,
         eval_every, delay (seconds until it starts training; negative: in the past),
         eval_seconds (how long an evaluation takes), async_eval (training goes on
-        meanwhile), post_seconds, status (fixed), n_epochs, extra_rows
+        meanwhile), post_seconds, status (fixed), n_epochs, output_name (the
+        model_output_name reported), extra_rows
         [{"step": s, "row": {…}, "delay": seconds after the step's train row}]."""
         now = self.state.clock()
         steps = spec.get("steps")
@@ -290,6 +295,7 @@ class FineTuneSim:
             post_seconds=float(spec.get("post_seconds", TRAIN_POST_SECONDS)),
             fixed_status=spec.get("status"),
             n_epochs=int(spec.get("n_epochs", 3)),
+            fixed_output_name=None if spec.get("output_name") is None else str(spec["output_name"]),
             extra_rows=[
                 (int(r["step"]), dict(r["row"]), float(r.get("delay", 0))) for r in spec.get("extra_rows", [])
             ],

@@ -14,7 +14,8 @@ class Target(ABC):
     ``id`` is stable across reloads and restarts (it keys scheduling, the status page
     and sharding). ``settings`` is everything from the config that shapes a poll: on
     reload a target whose id and settings are unchanged is kept as it is, with its
-    state (counters, last seen steps), instead of being rebuilt.
+    state (counters, last seen steps), instead of being rebuilt. Each source's target
+    takes its settings as one frozen dataclass (``exporter.targets`` builds them).
     """
 
     source: str = ""

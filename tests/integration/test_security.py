@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import signal
@@ -13,16 +14,20 @@ import bcrypt
 import httpx
 import pytest
 
+from exporter.sources.together.finetune import names
 from tests.helpers import (
     REPO,
     Proc,
     add_fault,
     need_binary,
     parse,
+    promtool_check_metrics,
     run_cli,
+    scrape,
     start_daemon,
     start_simulator,
     wait_until,
+    write_yaml,
 )
 from tests.integration.queue_config import KEY_ENV, queue_config, target
 
@@ -228,3 +233,120 @@ def test_dockerfile_passes_hadolint_and_runs_as_non_root() -> None:
     users = re.findall(r"^USER\s+(\S+)", dockerfile.read_text(), flags=re.MULTILINE)
     assert users, "the image must set USER"
     assert users[-1] not in ("root", "0", "0:0")
+
+
+# Longer than every cut a translation makes of a vendor string (40, 64 characters), so
+# a key that was only scrubbed after being cut would leave a fragment behind.
+ECHOED_KEY = "skecho" + "0f3a9c6e1b7d4f2a8c5e9b1d3f7a2c4e6b8d0f1a3c5e7b9d2f4a6c8e0b1d3f5a"
+ECHO_CONFIG = """\
+global:
+  poll_interval: 1s
+  timeout: 1s
+  start_spread: 300ms
+together:
+  base_url: {url}/v1
+  api_key_env: ECHO_KEY
+  probes:
+    - model: echo/probe
+      payload: {{prompt: ping}}
+      interval: 3s
+      timeout: 1s
+      status_poll_interval: 200ms
+  fine_tunes:
+    jobs:
+      - id: ft-status
+    discovery:
+      enabled: true
+      refresh_interval: 1s
+baseten:
+  base_url: {url}
+  api_key_env: ECHO_KEY
+  delay: 2s
+  counter_window: 61s
+  discovery:
+    - refresh_interval: 1s
+"""
+
+
+def echo_the_key(sim: Proc, key: str) -> None:
+    """Vendors that echo the key in data fields: names, statuses, a logged key, ids."""
+    post = functools.partial(httpx.post, timeout=5)
+    post(sim.url + "/_sim/fine-tunes", json={"action": "reset"}).raise_for_status()
+    job = {"action": "add", "id": "ft-echo", "model": f"org/{key}", "output_name": f"org/out-{key}"}
+    row = {"step": 1, "row": {f"eval/{key}": 0.5, "train/global_step": 1}}
+    post(
+        sim.url + "/_sim/fine-tunes", json=job | {"step_seconds": 0.3, "extra_rows": [row]}
+    ).raise_for_status()
+    post(
+        sim.url + "/_sim/fine-tunes", json={"action": "add", "id": "ft-status", "status": key}
+    ).raise_for_status()
+    deployments = [
+        {"id": "decho", "name": f"prod-{key}", "environment": key, "is_production": True},
+        {"id": f"d{key}", "name": "plain"},
+    ]
+    catalog = [{"id": "mecho", "name": f"llama-{key}", "deployments": deployments}]
+    post(sim.url + "/_sim/baseten", json={"catalog": catalog, "min_step": 1, "lag": 1}).raise_for_status()
+    add_fault(sim, path="/v1/queue/status", kind="json", json={"status": key, "retries": 0})
+
+
+@pytest.mark.integration
+def test_a_key_echoed_in_vendor_data_appears_nowhere(tmp_path: Path) -> None:
+    key = ECHOED_KEY
+    sim = start_simulator(tmp_path, [key])
+    config = write_yaml(tmp_path, ECHO_CONFIG.format(url=sim.url))
+    try:
+        echo_the_key(sim, key)
+        daemon = start_daemon(tmp_path, config, env={"ECHO_KEY": key})
+        emitted: list[str] = []
+        try:
+
+            def echoed() -> bool:
+                s = scrape(daemon.url)
+                probes = s.value("together_queue_probes_total", model="echo/probe", result="unknown_status")
+                return (
+                    (s.value("together_finetune_global_step", job_id="ft-echo") or 0) >= 2
+                    and bool(s.series("baseten_deployment_info"))
+                    and (probes or 0) >= 1
+                )
+
+            wait_until(echoed, timeout=20, what="every echo translated")
+            for path in ("/metrics", "/", "/targets", "/targets?format=json"):
+                emitted.append(httpx.get(daemon.url + path, timeout=5).text)
+        finally:
+            daemon.stop()
+        emitted.append(daemon.log())
+    finally:
+        sim.stop()
+    for text in emitted:
+        assert key not in text
+        for i in range(0, len(key) - 12, 6):
+            assert key[i : i + 12] not in text, (i, text[:200])
+    s = parse(emitted[0])
+    # The data still arrives, with the key cut out of it.
+    assert s.value(names.metric_name("eval/<redacted>"), job_id="ft-echo") == 0.5
+    job = {"job_id": "ft-echo", "base_model": "org/<redacted>", "output_name": "org/out-<redacted>"}
+    assert s.value("together_finetune_job_info", **job, status="running") == 1
+    (status,) = [
+        labels["status"]
+        for labels, _ in s.series("together_finetune_job_info")
+        if labels["job_id"] == "ft-status"
+    ]
+    assert status == "<redacted>"
+    assert s.value("together_finetune_listed_jobs", status="<redacted>") == 1
+    info = {"model_id": "mecho", "deployment_id": "decho", "model_name": "llama-<redacted>"}
+    assert (
+        s.value(
+            "baseten_deployment_info",
+            **info,
+            deployment_name="prod-<redacted>",
+            environment="<redacted>",
+            status="ACTIVE",
+            is_production="true",
+        )
+        == 1
+    )
+    # A deployment whose id holds the key is a target named without it.
+    targets = {t["id"]: t for t in json.loads(emitted[3])["targets"]}
+    assert "baseten/mecho/d<redacted>" in targets
+    assert "last status '<redacted>' is not a documented value" in emitted[-1]  # the probe's log
+    assert promtool_check_metrics(emitted[0]) == ""

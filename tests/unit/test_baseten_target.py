@@ -13,8 +13,13 @@ import pytest
 from exporter.config.baseten import Effective
 from exporter.errors import UpstreamError
 from exporter.exposition import assemble
-from exporter.sources.baseten.discovery import DeploymentDiscovery
-from exporter.sources.baseten.target import DeploymentTarget, request_params, window_bounds
+from exporter.sources.baseten.discovery import DeploymentDiscovery, DeploymentDiscoverySettings
+from exporter.sources.baseten.target import (
+    DeploymentSettings,
+    DeploymentTarget,
+    request_params,
+    window_bounds,
+)
 from exporter.upstream import Clients, UpstreamStats, VendorClient
 from tests.helpers import parse
 from tests.unit.baseten_docs import HIST_SETS, STATUS_SETS, desc, response
@@ -100,7 +105,9 @@ def test_window_bounds_align_to_the_step_and_trail_the_delay() -> None:
 
 def test_current_mode_reads_counters_from_a_trailing_series_window() -> None:
     fake = FakeBaseten()
-    target = DeploymentTarget(clients_for(fake), "m1", "d1", effective(), interval=30, timeout=5)
+    target = DeploymentTarget(
+        clients_for(fake), "m1", "d1", DeploymentSettings(effective(), interval=30, timeout=5)
+    )
     s = scrape_of(target, NOW)
     current, series = fake.queries
     assert current == {"mode": "CURRENT", "metrics": []}
@@ -123,7 +130,9 @@ def test_current_mode_reads_counters_from_a_trailing_series_window() -> None:
 
 def test_the_counter_window_is_read_again_only_once_it_has_moved() -> None:
     fake = FakeBaseten()
-    target = DeploymentTarget(clients_for(fake), "m1", "d1", effective(), interval=20, timeout=5)
+    target = DeploymentTarget(
+        clients_for(fake), "m1", "d1", DeploymentSettings(effective(), interval=20, timeout=5)
+    )
     assert (NOW - 120) % 60 == 30
     for later in (0, 10, 20):  # now - delay stays within one minute: the same window
         scrape_of(target, NOW + later)
@@ -143,7 +152,9 @@ def test_the_counter_window_is_read_again_only_once_it_has_moved() -> None:
 
 def test_a_failed_counter_request_fails_the_poll_and_changes_no_state() -> None:
     fake = FakeBaseten()
-    target = DeploymentTarget(clients_for(fake), "m1", "d1", effective(), interval=30, timeout=5)
+    target = DeploymentTarget(
+        clients_for(fake), "m1", "d1", DeploymentSettings(effective(), interval=30, timeout=5)
+    )
     scrape_of(target, NOW)
     fake.fail_series = True
     with pytest.raises(UpstreamError) as err:
@@ -171,7 +182,9 @@ def test_series_mode_uses_one_request_and_learns_the_step() -> None:
         return httpx.Response(200, json=doc)
 
     req = effective(mode="SERIES", window=3600.0)
-    target = DeploymentTarget(clients_for(handler), "m1", "d1", req, interval=60, timeout=5)
+    target = DeploymentTarget(
+        clients_for(handler), "m1", "d1", DeploymentSettings(req, interval=60, timeout=5)
+    )
     scrape_of(target, NOW)
     assert len(queries) == 1 and target.step == 300
     end1 = int(queries[0]["end_epoch_millis"])
@@ -225,26 +238,25 @@ def list_handler(request: httpx.Request) -> httpx.Response:
 
 def discovery(clients: Clients, **kw: Any) -> DeploymentDiscovery:
     base: dict[str, Any] = {
-        "model_names": (),
-        "environments": (),
+        "model_names": frozenset(),
+        "environments": frozenset(),
         "production_only": False,
-        "skip_statuses": ("INACTIVE",),
-        "refresh": 60.0,
+        "skip_statuses": frozenset({"INACTIVE"}),
+        "interval": 60.0,
         "timeout": 5.0,
-        "target_interval": 30.0,
-        "target_timeout": 5.0,
+        "deployments": DeploymentSettings(effective(), interval=30.0, timeout=5.0),
     }
-    return DeploymentDiscovery(clients, 0, effective(), **{**base, **kw})
+    return DeploymentDiscovery(clients, 0, DeploymentDiscoverySettings(**{**base, **kw}))
 
 
 @pytest.mark.parametrize(
     ("kw", "ids"),
     [
         ({}, ["m1/a", "m1/b", "m1/d", "m2/e"]),
-        ({"model_names": ("llama",)}, ["m1/a", "m1/b", "m1/d"]),
-        ({"environments": ("production",)}, ["m1/a", "m2/e"]),
+        ({"model_names": frozenset({"llama"})}, ["m1/a", "m1/b", "m1/d"]),
+        ({"environments": frozenset({"production"})}, ["m1/a", "m2/e"]),
         ({"production_only": True}, ["m1/a", "m2/e"]),
-        ({"skip_statuses": ("INACTIVE", "SCALED_TO_ZERO")}, ["m1/a", "m1/b", "m1/d"]),
+        ({"skip_statuses": frozenset({"INACTIVE", "SCALED_TO_ZERO"})}, ["m1/a", "m1/b", "m1/d"]),
     ],
 )
 def test_discovery_selects_deployments(kw: dict[str, Any], ids: list[str]) -> None:
@@ -256,7 +268,7 @@ def test_discovery_selects_deployments(kw: dict[str, Any], ids: list[str]) -> No
 
 def test_discovered_targets_carry_info_and_refresh_it_on_kept_objects() -> None:
     clients = clients_for(list_handler)
-    d = discovery(clients, model_names=("llama",))
+    d = discovery(clients, model_names=frozenset({"llama"}))
     _, found = asyncio.run(d.discover(NOW))
     first = found[0]
     assert isinstance(first, DeploymentTarget)
@@ -293,7 +305,10 @@ def test_explicit_target_reads_its_metadata_and_survives_list_failures() -> None
         return list_handler(request)
 
     target = DeploymentTarget(
-        clients_for(handler), "m1", "b", effective(), interval=30, timeout=5, meta_refresh=300.0
+        clients_for(handler),
+        "m1",
+        "b",
+        DeploymentSettings(effective(), interval=30, timeout=5, meta_refresh=300.0),
     )
     s = scrape_of(target, NOW)
     assert (

@@ -76,6 +76,15 @@ def test_duplicates_keys_and_targets(tmp_path: Path, monkeypatch: pytest.MonkeyP
     ]
     p = write(tmp_path, "global:\n  timeout: 1s\n  timeout: 2s\n")
     assert problems(p) == [f"{p}:3: global.timeout: duplicate key"]
+    # Every repeat is reported, each pointing at the first.
+    p = write(
+        tmp_path,
+        "together:\n  api_key_env: K\n  queues:\n    - model: a\n    - model: b\n    - model: a\n    - model: a\n",
+    )
+    assert problems(p) == [
+        f"{p}:{line}: together.queues[{i}].model: duplicate queue model 'a' (first at together.queues[0].model)"
+        for line, i in ((6, 2), (7, 3))
+    ]
 
 
 def test_missing_secrets_name_the_reference_not_the_value(

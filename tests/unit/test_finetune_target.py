@@ -9,13 +9,23 @@ import pytest
 
 from exporter.errors import UpstreamError
 from exporter.exposition import Rendered, assemble
-from exporter.sources.together.finetune.target import MAX_BACKOFF, FineTuneDiscovery, JobSettings, JobTarget
+from exporter.sources.together.finetune.target import (
+    MAX_BACKOFF,
+    FineTuneDiscovery,
+    FineTuneDiscoverySettings,
+    JobSettings,
+    JobTarget,
+)
 from exporter.sources.together.finetune.translate import TERMINAL, iso_time
 from exporter.sources.together.finetune.vendor import UNFINISHED_STATUSES
 from tests.finetune_harness import Harness, harness
 from tests.helpers import Scrape, parse
 
 SETTINGS = JobSettings(interval=1.0, timeout=5.0, resolution=None, retention=30.0, max_keys=50, overlap=2.0)
+
+
+def discovery_settings(statuses: frozenset[str]) -> FineTuneDiscoverySettings:
+    return FineTuneDiscoverySettings(statuses, interval=5, timeout=5, jobs=SETTINGS)
 
 
 def run(coro: Any) -> Any:
@@ -216,9 +226,7 @@ def test_discovery_follows_the_list() -> None:
             end = h.sim.add_job({"id": "ft-end", "steps": 5, "step_seconds": 1, "post_seconds": 1})
             h.sim.add_job({"id": "ft-q", "delay": 100, "step_seconds": 1})
             h.sim.add_job({"id": "ft-old", "steps": 3, "step_seconds": 1, "delay": -1000})
-            disc = FineTuneDiscovery(
-                h.clients, frozenset(UNFINISHED_STATUSES), SETTINGS, interval=5, timeout=5
-            )
+            disc = FineTuneDiscovery(h.clients, discovery_settings(frozenset(UNFINISHED_STATUSES)))
             h.clock.t = end.start + 2
             out = text(await disc.poll(h.clock.t))
             assert sorted(t.job_id for t in found_jobs(disc)) == ["ft-end", "ft-q", "ft-run"]
@@ -248,7 +256,7 @@ def test_discovery_of_finished_jobs_reads_each_once() -> None:
     async def go() -> None:
         async with harness() as h:
             h.sim.add_job({"id": "ft-old", "steps": 3, "step_seconds": 1, "delay": -1000})
-            disc = FineTuneDiscovery(h.clients, TERMINAL, SETTINGS, interval=5, timeout=5)
+            disc = FineTuneDiscovery(h.clients, discovery_settings(TERMINAL))
             await disc.poll(h.clock.t)
             (target,) = disc.found
             await target.poll(h.clock.t)
@@ -266,7 +274,7 @@ def test_discovery_of_finished_jobs_reads_each_once() -> None:
 def test_discovery_list_errors_raise() -> None:
     async def go() -> None:
         async with harness() as h:
-            disc = FineTuneDiscovery(h.clients, TERMINAL, SETTINGS, interval=5, timeout=5)
+            disc = FineTuneDiscovery(h.clients, discovery_settings(TERMINAL))
             h.transport.fail = ("/fine-tunes", 503)
             with pytest.raises(UpstreamError) as exc:
                 await disc.poll(h.clock.t)

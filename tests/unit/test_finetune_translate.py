@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from exporter.errors import InvalidResponse
 from exporter.exposition import Family, assemble, render
+from exporter.sources.jsonshape import whole
 from exporter.sources.together.finetune import names as ftnames
 from exporter.sources.together.finetune import translate as tr
 from exporter.sources.together.finetune.vendor import KNOWN_STATUSES
@@ -328,7 +329,7 @@ def test_folding_any_rows_stays_bounded_and_never_raises(batches: list[list[obje
         if prev.last_step is not None:
             assert state.last_step is not None and state.last_step >= prev.last_step
         # The step never comes from a row without a valid one.
-        steps = [tr._step(r.get(tr.STEP_KEY)) for b in batches[: i + 1] for r in b if isinstance(r, dict)]
+        steps = [whole(r.get(tr.STEP_KEY)) for b in batches[: i + 1] for r in b if isinstance(r, dict)]
         valid = [s for s in steps if s is not None]
         assert state.last_step == (max(valid) if valid else None)
     render(tr.job_samples("ft-x", None, state))

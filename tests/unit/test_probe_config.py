@@ -44,7 +44,7 @@ def test_probe_defaults_and_target(tmp_path: Path) -> None:
     assert target.interval == 300.0
     # Each request is bounded by the global timeout (10s by default).
     assert target.timeout == 10.0
-    assert target.spec.submit_body() == {
+    assert target.opts.submit_body(target.model) == {
         "model": "my-org/video-generator",
         "payload": {"prompt": "ping", "steps": 1},
         "priority": 0,

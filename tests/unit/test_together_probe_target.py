@@ -18,7 +18,7 @@ import pytest
 from exporter.errors import UpstreamError
 from exporter.simulator import app as sim_app
 from exporter.simulator.state import SimState
-from exporter.sources.together.probe import InFlightJobs, ProbeSpec, ProbeTarget
+from exporter.sources.together.probe import InFlightJobs, ProbeSettings, ProbeTarget
 from exporter.upstream import Clients, UpstreamStats, VendorClient
 from tests.helpers import parse
 
@@ -58,8 +58,7 @@ async def environment() -> AsyncIterator[tuple[Sim, Clients]]:
 
 
 def make(clients: Clients, model: str, registry: InFlightJobs, **kw: float) -> ProbeTarget:
-    spec = ProbeSpec.build(
-        model,
+    settings = ProbeSettings.build(
         {"prompt": "ping"},
         0,
         {"submitted_by": "test"},
@@ -68,7 +67,7 @@ def make(clients: Clients, model: str, registry: InFlightJobs, **kw: float) -> P
         status_poll_interval=kw.get("status_poll_interval", 0.05),
         request_timeout=kw.get("request_timeout", 2.0),
     )
-    return ProbeTarget(clients, spec, registry=registry)
+    return ProbeTarget(clients, model, settings, registry=registry)
 
 
 def run(body: Callable[[Sim, Clients], Awaitable[None]]) -> None:

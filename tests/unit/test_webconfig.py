@@ -57,6 +57,29 @@ def test_bad_files_are_explained(tmp_path: Path, text: str, message: str) -> Non
     assert "hunter2" not in str(err.value)
 
 
+def test_keys_written_twice_are_reported_as_in_the_main_config(tmp_path: Path) -> None:
+    f = tmp_path / "web.yml"
+    hashed = "$2y$10$abcdefghijklmnopqrstuuJc7Yx5nVsqQ7yqBq5Y2s3kQ7U0n5W1e"
+    # A second entry for a user would silently replace the first password.
+    f.write_text(
+        f"basic_auth_users:\n  alice: {hashed}\n  alice: {hashed}\n"
+        "http_server_config: {}\nhttp_server_config: {}\n"
+    )
+    with pytest.raises(WebConfigError) as err:
+        load_web_config(f)
+    assert str(err.value).splitlines() == [
+        f"{f}:3: basic_auth_users.alice: duplicate key",
+        f"{f}:5: http_server_config: duplicate key",
+    ]
+
+
+def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
+    f = tmp_path / "web.yml"
+    f.write_text("basic_auth_users:\n  a: [\n")
+    with pytest.raises(WebConfigError, match=rf"^{f}:3: invalid YAML: "):
+        load_web_config(f)
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(WebConfigError, match="cannot read"):
         load_web_config(tmp_path / "nope.yml")

@@ -4,8 +4,8 @@ keep those that match, and return a ``DeploymentTarget`` for each."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
-from exporter.config.baseten import Effective
 from exporter.errors import UpstreamError
 from exporter.exposition import Rendered
 from exporter.sources.base import Discovery, Target
@@ -13,11 +13,26 @@ from exporter.sources.baseten import lists
 from exporter.sources.baseten.target import (
     DISCOVERY_SOURCE,
     VENDOR,
+    DeploymentSettings,
     DeploymentTarget,
     list_deployments,
     list_models,
 )
 from exporter.upstream import Clients, VendorClient
+
+
+@dataclass(frozen=True)
+class DeploymentDiscoverySettings:
+    """One discovery rule from the config (its target's ``settings``): what to keep,
+    how often to list, and the settings each deployment found is polled with."""
+
+    model_names: frozenset[str]
+    environments: frozenset[str]
+    production_only: bool
+    skip_statuses: frozenset[str]
+    interval: float
+    timeout: float
+    deployments: DeploymentSettings
 
 
 class DeploymentDiscovery(Discovery):
@@ -26,72 +41,36 @@ class DeploymentDiscovery(Discovery):
 
     source = DISCOVERY_SOURCE
 
-    def __init__(
-        self,
-        clients: Clients,
-        index: int,
-        req: Effective,
-        *,
-        model_names: tuple[str, ...],
-        environments: tuple[str, ...],
-        production_only: bool,
-        skip_statuses: tuple[str, ...],
-        refresh: float,
-        timeout: float,
-        target_interval: float,
-        target_timeout: float,
-    ) -> None:
+    def __init__(self, clients: Clients, index: int, settings: DeploymentDiscoverySettings) -> None:
         super().__init__(
             f"{DISCOVERY_SOURCE}/{index}",
-            interval=refresh,
-            timeout=timeout,
-            settings=(
-                req,
-                model_names,
-                environments,
-                production_only,
-                skip_statuses,
-                refresh,
-                timeout,
-                target_interval,
-                target_timeout,
-            ),
+            interval=settings.interval,
+            timeout=settings.timeout,
+            settings=settings,
         )
         self.clients = clients
-        self.req = req
-        self.model_names = frozenset(model_names)
-        self.environments = frozenset(environments)
-        self.production_only = production_only
-        self.skip_statuses = frozenset(skip_statuses)
-        self.target_interval = target_interval
-        self.target_timeout = target_timeout
+        self.opts = settings
 
     async def discover(self, now: float) -> tuple[Rendered, list[Target]]:
         client = self.clients.get(VENDOR)
         models = [
             m
             for m in await list_models(client, self.timeout)
-            if not self.model_names or m.name in self.model_names
+            if not self.opts.model_names or m.name in self.opts.model_names
         ]
         per_model = await asyncio.gather(*(self._deployments(client, m.id) for m in models))
         found: list[Target] = []
         for model, deps in zip(models, per_model, strict=True):
             chosen = lists.select(
                 deps,
-                environments=self.environments,
-                production_only=self.production_only,
-                skip_statuses=self.skip_statuses,
+                environments=self.opts.environments,
+                production_only=self.opts.production_only,
+                skip_statuses=self.opts.skip_statuses,
             )
             for dep in chosen:
                 found.append(
                     DeploymentTarget(
-                        self.clients,
-                        model.id,
-                        dep.id,
-                        self.req,
-                        interval=self.target_interval,
-                        timeout=self.target_timeout,
-                        meta=lists.meta_for(model, dep),
+                        self.clients, model.id, dep.id, self.opts.deployments, meta=lists.meta_for(model, dep)
                     )
                 )
         return Rendered(), found

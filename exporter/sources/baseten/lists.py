@@ -18,6 +18,7 @@ from typing import Any
 from exporter.errors import InvalidResponse
 from exporter.exposition import Family, Labels, Sample
 from exporter.sources.baseten.layout import INFO_NAME
+from exporter.sources.jsonshape import objects, required_str
 
 MODELS_ENDPOINT = "/v1/models"
 DEPLOYMENTS_ENDPOINT = "/v1/models/{model_id}/deployments"
@@ -56,32 +57,18 @@ class Meta:
     is_production: bool
 
 
-def _str(item: dict[str, Any], key: str, where: str) -> str:
-    v = item.get(key)
-    if not isinstance(v, str):
-        raise InvalidResponse(f"{where}: {key} is {'missing' if v is None else 'not a string'}")
-    return v
-
-
-def _items(doc: Any, key: str, where: str) -> list[dict[str, Any]]:
-    items = doc.get(key) if isinstance(doc, dict) else None
-    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-        raise InvalidResponse(f"{where}: expected an object with a list of objects under {key!r}")
-    return items
-
-
 def parse_models(doc: Any) -> list[Model]:
     where = f"GET {MODELS_ENDPOINT}"
     return [
-        Model(_str(m, "id", f"{where} models[{i}]"), _str(m, "name", f"{where} models[{i}]"))
-        for i, m in enumerate(_items(doc, "models", where))
+        Model(required_str(m, "id", f"{where} models[{i}]"), required_str(m, "name", f"{where} models[{i}]"))
+        for i, m in enumerate(objects(doc, "models", where))
     ]
 
 
 def parse_deployments(doc: Any) -> list[Deployment]:
     """Unknown statuses pass through as they are (the vendor adds states over time)."""
     out = []
-    for i, d in enumerate(_items(doc, "deployments", f"GET {DEPLOYMENTS_ENDPOINT}")):
+    for i, d in enumerate(objects(doc, "deployments", f"GET {DEPLOYMENTS_ENDPOINT}")):
         where = f"GET {DEPLOYMENTS_ENDPOINT} deployments[{i}]"
         env = d.get("environment")
         prod = d.get("is_production")
@@ -90,7 +77,13 @@ def parse_deployments(doc: Any) -> list[Deployment]:
         if not isinstance(prod, bool):
             raise InvalidResponse(f"{where}: is_production is not a boolean")
         out.append(
-            Deployment(_str(d, "id", where), _str(d, "name", where), _str(d, "status", where), prod, env)
+            Deployment(
+                required_str(d, "id", where),
+                required_str(d, "name", where),
+                required_str(d, "status", where),
+                prod,
+                env,
+            )
         )
     return out
 

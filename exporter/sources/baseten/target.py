@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from exporter.config.baseten import Effective
@@ -62,6 +63,20 @@ def target_id(model_id: str, deployment_id: str) -> str:
     return f"{SOURCE}/{model_id}/{deployment_id}"
 
 
+@dataclass(frozen=True)
+class DeploymentSettings:
+    """Everything from the config that shapes a deployment's polls (its target's ``settings``).
+
+    ``meta_refresh``: how often an explicit deployment reads its own names and status
+    for the ``_info`` gauge; None for a discovered one, which its discovery hands them.
+    """
+
+    request: Effective
+    interval: float
+    timeout: float
+    meta_refresh: float | None = None
+
+
 class DeploymentTarget(Target):
     """One deployment. Its counter totals and learned step survive reloads that leave
     its settings unchanged (the daemon keeps the object)."""
@@ -73,28 +88,23 @@ class DeploymentTarget(Target):
         clients: Clients,
         model_id: str,
         deployment_id: str,
-        req: Effective,
+        settings: DeploymentSettings,
         *,
-        interval: float,
-        timeout: float,
         meta: lists.Meta | None = None,
-        meta_refresh: float | None = None,
     ) -> None:
         super().__init__(
             target_id(model_id, deployment_id),
-            interval=interval,
-            timeout=timeout,
-            settings=(model_id, deployment_id, req, interval, timeout, meta_refresh),
+            interval=settings.interval,
+            timeout=settings.timeout,
+            settings=settings,
         )
         self.clients = clients
         self.model_id = model_id
         self.deployment_id = deployment_id
-        self.req = req
+        self.req = settings.request
         self.ids: Labels = (("model_id", model_id), ("deployment_id", deployment_id))
         self.meta = meta
-        # Explicit deployments read their own metadata every meta_refresh seconds;
-        # discovered ones are handed theirs by the discovery.
-        self.meta_refresh = meta_refresh
+        self.meta_refresh = settings.meta_refresh
         self._meta_checked = -math.inf
         self.counters = CounterState()
         self.percent: frozenset[str] = frozenset()

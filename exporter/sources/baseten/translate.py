@@ -35,6 +35,7 @@ from exporter.sources.baseten.layout import (
     check_names,
     layout,
 )
+from exporter.sources.jsonshape import json_object, required_int, required_str
 
 _MODES = frozenset({"CURRENT", "SUMMARY", "SERIES"})
 # A bounded ratio above this was sent as percent; the margin absorbs rounding noise.
@@ -59,13 +60,6 @@ class Response:
     steps: tuple[Step, ...]
 
 
-def _int(doc: dict[str, Any], key: str, where: str) -> int:
-    v = doc.get(key)
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise InvalidResponse(f"{where}: {key} is {'missing' if v is None else 'not an integer'}")
-    return v
-
-
 def _label_sets(raw: Any, where: str) -> tuple[Labels, ...]:
     if not isinstance(raw, list):
         raise InvalidResponse(f"{where}: label_sets is not a list")
@@ -86,11 +80,7 @@ def _descriptor(raw: Any, i: int) -> Descriptor:
     where = f"{ENDPOINT}: metric_descriptors[{i}]"
     if not isinstance(raw, dict):
         raise InvalidResponse(f"{where} is not an object")
-    name, kind, unit = raw.get("name"), raw.get("kind"), raw.get("unit_hint")
-    for key, v in (("name", name), ("kind", kind), ("unit_hint", unit)):
-        if not isinstance(v, str) or not v:
-            raise InvalidResponse(f"{where}: {key} is missing or not a string")
-    assert isinstance(name, str) and isinstance(kind, str) and isinstance(unit, str)
+    name, kind, unit = (required_str(raw, key, where, empty=False) for key in ("name", "kind", "unit_hint"))
     return Descriptor(name, kind, unit, _label_sets(raw.get("label_sets"), f"{where} ({name})"))
 
 
@@ -114,14 +104,16 @@ def _numbers(per_set: list[Any], where: str) -> tuple[float | None, ...]:
 def parse(doc: Any, expect_mode: str) -> Response:
     """Validate a GetDeploymentMetricsResponseV1 and index it; InvalidResponse on any mismatch
     (shape, lengths, label sets that cannot map to distinct series)."""
-    if not isinstance(doc, dict):
-        raise InvalidResponse(f"{ENDPOINT}: expected a JSON object")
+    doc = json_object(doc, ENDPOINT)
     mode = doc.get("mode")
     if mode not in _MODES:
         raise InvalidResponse(f"{ENDPOINT}: unknown mode {str(mode)[:40]!r}")
     if mode != expect_mode:
         raise InvalidResponse(f"{ENDPOINT}: asked for mode {expect_mode}, got {mode}")
-    start_ms, end_ms = _int(doc, "start_epoch_millis", ENDPOINT), _int(doc, "end_epoch_millis", ENDPOINT)
+    start_ms, end_ms = (
+        required_int(doc, "start_epoch_millis", ENDPOINT),
+        required_int(doc, "end_epoch_millis", ENDPOINT),
+    )
     step_s = doc.get("step_seconds")
     if step_s is not None and (isinstance(step_s, bool) or not isinstance(step_s, int) or step_s <= 0):
         raise InvalidResponse(f"{ENDPOINT}: step_seconds is not a positive integer or null")
@@ -141,7 +133,7 @@ def parse(doc: Any, expect_mode: str) -> Response:
         where = f"{ENDPOINT}: metric_values[{s}]"
         if not isinstance(vs, dict):
             raise InvalidResponse(f"{where} is not an object")
-        starts.append(_int(vs, "start_epoch_millis", where))
+        starts.append(required_int(vs, "start_epoch_millis", where))
         values = vs.get("values")
         if not isinstance(values, list) or len(values) != len(descriptors):
             raise InvalidResponse(

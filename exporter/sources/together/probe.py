@@ -64,10 +64,13 @@ MIN_REQUEST_TIMEOUT = 0.5
 
 
 @dataclass(frozen=True)
-class ProbeSpec:
-    """Everything from the config that shapes a probe (hashable: it is the target's settings)."""
+class ProbeSettings:
+    """Everything from the config that shapes a model's probes (its target's ``settings``).
 
-    model: str
+    The payload and info objects are kept as canonical JSON text, so the settings stay
+    hashable and compare equal when the config's objects do.
+    """
+
     payload_json: str
     priority: int
     info_json: str
@@ -79,7 +82,6 @@ class ProbeSpec:
     @classmethod
     def build(
         cls,
-        model: str,
         payload: dict[str, Any],
         priority: int,
         info: dict[str, Any],
@@ -88,9 +90,8 @@ class ProbeSpec:
         timeout: float,
         status_poll_interval: float,
         request_timeout: float,
-    ) -> ProbeSpec:
+    ) -> ProbeSettings:
         return cls(
-            model,
             json.dumps(payload, sort_keys=True),
             priority,
             json.dumps(info, sort_keys=True),
@@ -100,9 +101,9 @@ class ProbeSpec:
             min(request_timeout, timeout),
         )
 
-    def submit_body(self) -> dict[str, Any]:
+    def submit_body(self, model: str) -> dict[str, Any]:
         return {
-            "model": self.model,
+            "model": model,
             "payload": json.loads(self.payload_json),
             "priority": self.priority,
             "info": json.loads(self.info_json),
@@ -146,13 +147,18 @@ IN_FLIGHT = InFlightJobs()
 class ProbeTarget(Target):
     source = SOURCE
 
-    def __init__(self, clients: Clients, spec: ProbeSpec, *, registry: InFlightJobs = IN_FLIGHT) -> None:
+    def __init__(
+        self, clients: Clients, model: str, settings: ProbeSettings, *, registry: InFlightJobs = IN_FLIGHT
+    ) -> None:
         super().__init__(
-            f"{SOURCE}/{spec.model}", interval=spec.interval, timeout=spec.request_timeout, settings=spec
+            f"{SOURCE}/{model}",
+            interval=settings.interval,
+            timeout=settings.request_timeout,
+            settings=settings,
         )
         self.clients = clients
-        self.spec = spec
-        self.model = spec.model
+        self.opts = settings
+        self.model = model
         self.registry = registry
         self.state = ProbeState()
         self._task: asyncio.Task[Any] | None = None
@@ -196,7 +202,7 @@ class ProbeTarget(Target):
         if blocker:
             return failure("previous_job_in_flight", blocker)
 
-        deadline = min(loop.time() + self.spec.timeout, hard_end - margin)
+        deadline = min(loop.time() + self.opts.timeout, hard_end - margin)
         submit = asyncio.ensure_future(
             client.request_json(
                 "POST",
@@ -204,7 +210,7 @@ class ProbeTarget(Target):
                 source=SOURCE,
                 endpoint=SUBMIT,
                 timeout=self.timeout,
-                json_body=self.spec.submit_body(),
+                json_body=self.opts.submit_body(self.model),
             )
         )
         self._submit = submit
@@ -234,7 +240,7 @@ class ProbeTarget(Target):
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
-            await asyncio.sleep(min(self.spec.status_poll_interval, remaining))
+            await asyncio.sleep(min(self.opts.status_poll_interval, remaining))
 
         if last is not None and last.terminal:
             self._settled(request_id, last.status)

@@ -31,6 +31,7 @@ from typing import Any
 
 from exporter.errors import InvalidResponse
 from exporter.exposition import Family, Sample
+from exporter.sources.jsonshape import json_object, required_str, whole
 
 # The vendor's documented job statuses; the last three are terminal.
 TERMINAL = ("done", "failed", "canceled")
@@ -117,11 +118,8 @@ def read_status(doc: Any) -> JobStatus:
     caller treats it as not terminal). Bad timestamps are recorded, not raised, so a
     terminal status is still seen and the probe ends with a clear reason.
     """
-    if not isinstance(doc, dict):
-        raise InvalidResponse(f"/queue/status: expected a JSON object, got {type(doc).__name__}")
-    status = doc.get("status")
-    if not isinstance(status, str) or not status:
-        raise InvalidResponse("/queue/status: field status is missing or not a string")
+    doc = json_object(doc, "/queue/status")
+    status = required_str(doc, "status", "/queue/status", empty=False)
     stamps: dict[str, datetime | None] = {}
     invalid: list[str] = []
     for name in TIMESTAMP_FIELDS:
@@ -130,24 +128,19 @@ def read_status(doc: Any) -> JobStatus:
         except ValueError:
             stamps[name] = None
             invalid.append(name)
-    retries = doc.get("retries")
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        retries = None
     return JobStatus(
         status=status,
         created_at=stamps["created_at"],
         claimed_at=stamps["claimed_at"],
         done_at=stamps["done_at"],
-        retries=retries,
+        retries=whole(doc.get("retries")),
         invalid=tuple(invalid),
     )
 
 
 def submitted_id(doc: Any) -> str:
     """The ``requestId`` of a QueueJobResponse; InvalidResponse when there is none."""
-    if not isinstance(doc, dict):
-        raise InvalidResponse(f"/queue/submit: expected a JSON object, got {type(doc).__name__}")
-    rid = doc.get("requestId")
+    rid = json_object(doc, "/queue/submit").get("requestId")
     if isinstance(rid, str) and rid.strip():
         return rid
     err = doc.get("error")

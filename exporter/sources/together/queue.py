@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from exporter.exposition import Rendered, render
 from exporter.sources.base import Target
 from exporter.sources.together.queue_translate import ENDPOINT, translate
@@ -11,12 +13,20 @@ from exporter.upstream import Clients
 SOURCE = "together_queue"
 
 
+@dataclass(frozen=True)
+class QueueSettings:
+    """Everything from the config that shapes a queue's polls (its target's ``settings``)."""
+
+    interval: float
+    timeout: float
+
+
 class QueueTarget(Target):
     source = SOURCE
 
-    def __init__(self, clients: Clients, model: str, *, interval: float, timeout: float) -> None:
+    def __init__(self, clients: Clients, model: str, settings: QueueSettings) -> None:
         super().__init__(
-            f"{SOURCE}/{model}", interval=interval, timeout=timeout, settings=(model, interval, timeout)
+            f"{SOURCE}/{model}", interval=settings.interval, timeout=settings.timeout, settings=settings
         )
         self.clients = clients
         self.model = model

@@ -13,11 +13,10 @@ breakdown double-counts in any ``sum()``; add the two in PromQL instead.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from exporter.errors import InvalidResponse
 from exporter.exposition import Family, Sample
+from exporter.sources.jsonshape import json_object, required_count
 
 ENDPOINT = "/queue/metrics"
 
@@ -38,21 +37,10 @@ _FIELDS = (("messages_waiting", JOBS_WAITING), ("messages_running", JOBS_RUNNING
 def translate(model: str, doc: Any) -> list[Sample]:
     """Turn one QueueMetricsResponse into samples.
 
-    Both counts are required by the vendor's schema; a missing or non-integer count
+    Both counts are required by the vendor's schema; a missing, negative or non-numeric count
     is schema drift and fails the poll rather than exporting a made-up number.
     Unknown extra fields are ignored.
     """
-    if not isinstance(doc, dict):
-        raise InvalidResponse(f"{ENDPOINT}: expected a JSON object, got {type(doc).__name__}")
+    doc = json_object(doc, ENDPOINT)
     labels = (("model", model),)
-    samples = []
-    for field, family in _FIELDS:
-        value = doc.get(field)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidResponse(
-                f"{ENDPOINT}: field {field} is {'missing' if value is None else 'not a number'}"
-            )
-        if not math.isfinite(value) or value < 0:
-            raise InvalidResponse(f"{ENDPOINT}: field {field} is not a finite non-negative count")
-        samples.append(Sample(family, labels, float(value)))
-    return samples
+    return [Sample(family, labels, required_count(doc, field, ENDPOINT)) for field, family in _FIELDS]

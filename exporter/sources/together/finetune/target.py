@@ -25,7 +25,6 @@ statuses by finishing, until the target's retention has run out.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from dataclasses import dataclass
 
 from exporter.errors import UpstreamError
@@ -52,6 +51,17 @@ class JobSettings:
     overlap: float = 60.0
 
 
+@dataclass(frozen=True)
+class FineTuneDiscoverySettings:
+    """What the config says about job discovery (its target's ``settings``): the
+    statuses watched, its own schedule, and the settings each job found is polled with."""
+
+    statuses: frozenset[str]
+    interval: float
+    timeout: float
+    jobs: JobSettings
+
+
 class JobTarget(Target):
     source = SOURCE
 
@@ -60,7 +70,7 @@ class JobTarget(Target):
             f"{SOURCE}/{job_id}",
             interval=settings.interval,
             timeout=settings.timeout,
-            settings=(job_id, settings),
+            settings=settings,
         )
         self.clients = clients
         self.job_id = job_id
@@ -139,22 +149,16 @@ class JobTarget(Target):
 class FineTuneDiscovery(Discovery):
     source = DISCOVERY_SOURCE
 
-    def __init__(
-        self,
-        clients: Clients,
-        statuses: frozenset[str],
-        job_settings: JobSettings,
-        *,
-        interval: float,
-        timeout: float,
-    ) -> None:
-        settings: Hashable = (tuple(sorted(statuses)), job_settings, interval, timeout)
+    def __init__(self, clients: Clients, settings: FineTuneDiscoverySettings) -> None:
         super().__init__(
-            f"{DISCOVERY_SOURCE}/fine-tunes", interval=interval, timeout=timeout, settings=settings
+            f"{DISCOVERY_SOURCE}/fine-tunes",
+            interval=settings.interval,
+            timeout=settings.timeout,
+            settings=settings,
         )
         self.clients = clients
-        self.statuses = statuses
-        self.job_settings = job_settings
+        self.statuses = settings.statuses
+        self.job_settings = settings.jobs
         self.jobs: dict[str, JobTarget] = {}
         # Jobs whose retention ran out while still listed in a watched status (when
         # terminal statuses are watched): not picked up again.

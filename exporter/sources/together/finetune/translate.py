@@ -32,6 +32,7 @@ from typing import Any
 
 from exporter.errors import InvalidResponse
 from exporter.exposition import Sample
+from exporter.sources.jsonshape import count, json_object, number, required_str, text, whole
 from exporter.sources.together.finetune.names import (
     DROPPED_VALUES,
     EPOCHS_COMPLETED,
@@ -60,28 +61,6 @@ SKIP_REASONS = ("not_an_object", "missing_global_step", "non_numeric_value")
 _MAX_LABEL = 200
 
 
-def _label(value: Any) -> str:
-    return value[:_MAX_LABEL] if isinstance(value, str) else ""
-
-
-def _number(value: Any) -> float | None:
-    """A JSON number as float; None for null, booleans, strings and other shapes."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        return float(value)
-    except OverflowError:
-        return None
-
-
-def _step(value: Any) -> int | None:
-    """An integral, non-negative step (7 or 7.0), else None."""
-    f = _number(value)
-    if f is None or not math.isfinite(f) or f < 0 or not f.is_integer():
-        return None
-    return int(f)
-
-
 @dataclass(frozen=True)
 class MetricsState:
     """What one job's rows have told us so far; bounded by ``max_keys`` and the overlap.
@@ -106,9 +85,7 @@ class MetricsState:
 
 def metric_rows(doc: Any) -> list[Any]:
     """The rows of a metrics response; ``{"metrics": null}`` counts as none."""
-    if not isinstance(doc, dict):
-        raise InvalidResponse(f"{METRICS_ENDPOINT}: expected a JSON object, got {type(doc).__name__}")
-    rows = doc.get("metrics")
+    rows = json_object(doc, METRICS_ENDPOINT).get("metrics")
     if rows is None:
         return []
     if not isinstance(rows, list):
@@ -181,7 +158,7 @@ def apply_rows(
         if not isinstance(row, dict):
             skipped["not_an_object"] = skipped.get("not_an_object", 0) + 1
             continue
-        step = _step(row.get(STEP_KEY))
+        step = whole(row.get(STEP_KEY))
         if step is None:
             skipped["missing_global_step"] = skipped.get("missing_global_step", 0) + 1
             continue
@@ -190,7 +167,7 @@ def apply_rows(
         for key, raw in row.items():
             if key == STEP_KEY or raw is None:
                 continue
-            num = _number(raw)
+            num = number(raw)
             if num is None:
                 parsed = {}
                 skipped["non_numeric_value"] = skipped.get("non_numeric_value", 0) + 1
@@ -230,30 +207,22 @@ class JobInfo:
         return self.status in TERMINAL
 
 
-def _count(value: Any) -> float | None:
-    f = _number(value)
-    return f if f is not None and math.isfinite(f) and f >= 0 else None
-
-
 def parse_job(doc: Any) -> JobInfo:
     """Read a job object. A missing status is schema drift; every other field is optional."""
-    if not isinstance(doc, dict):
-        raise InvalidResponse(f"{JOB_ENDPOINT}: expected a JSON object, got {type(doc).__name__}")
-    status = doc.get("status")
-    if not isinstance(status, str) or not status:
-        raise InvalidResponse(f"{JOB_ENDPOINT}: field status is missing or not a string")
+    doc = json_object(doc, JOB_ENDPOINT)
+    status = required_str(doc, "status", JOB_ENDPOINT, empty=False)
     remaining = None
     progress = doc.get("progress")
     if isinstance(progress, dict) and progress.get("estimate_available") is True:
-        remaining = _count(progress.get("seconds_remaining"))
+        remaining = count(progress.get("seconds_remaining"))
     return JobInfo(
         status=status[:64],
-        base_model=_label(doc.get("model")),
-        output_name=_label(doc.get("model_output_name")),
+        base_model=text(doc.get("model"), _MAX_LABEL),
+        output_name=text(doc.get("model_output_name"), _MAX_LABEL),
         remaining_seconds=remaining,
-        epochs_completed=_count(doc.get("epochs_completed")),
-        epochs_configured=_count(doc.get("n_epochs")),
-        queue_depth=_count(doc.get("queue_depth")),
+        epochs_completed=count(doc.get("epochs_completed")),
+        epochs_configured=count(doc.get("n_epochs")),
+        queue_depth=count(doc.get("queue_depth")),
     )
 
 
@@ -301,9 +270,7 @@ def parse_list(doc: Any) -> list[tuple[str, str]]:
     Entries without both, or whose id is not a well-formed ``ft-…`` id (it goes into
     request paths), are ignored.
     """
-    if not isinstance(doc, dict):
-        raise InvalidResponse(f"{LIST_ENDPOINT}: expected a JSON object, got {type(doc).__name__}")
-    data = doc.get("data")
+    data = json_object(doc, LIST_ENDPOINT).get("data")
     if not isinstance(data, list):
         raise InvalidResponse(f"{LIST_ENDPOINT}: field data is missing or not a list")
     out: list[tuple[str, str]] = []
