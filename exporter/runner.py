@@ -8,7 +8,6 @@ import os
 import secrets
 import shutil
 import signal
-import ssl
 import sys
 import tempfile
 import time
@@ -39,16 +38,15 @@ def parse_listen_address(value: str) -> tuple[str, int]:
 
 
 async def _serve(
-    app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+    app: web.Application, host: str, port: int, security: WebSecurity | None = None
 ) -> tuple[web.AppRunner, int]:
     # A short shutdown_timeout: on SIGTERM a slow scrape must not hold the exit up.
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
+    site = security.site(runner, host, port) if security else web.TCPSite(runner, host, port)
     await site.start()
-    server = site._server
-    sockets = getattr(server, "sockets", None) or []
-    return runner, (sockets[0].getsockname()[1] if sockets else port)
+    addresses = runner.addresses
+    return runner, (addresses[0][1] if addresses else port)
 
 
 def _stop_event() -> asyncio.Event:
@@ -89,15 +87,15 @@ async def run_daemon(
     if security is not None:
         exporter.companions.append(security.prepare_reload)
     await exporter.start(loaded)
-    app = make_app(exporter, telemetry_path, security.middlewares if security else None)
-    runner, actual = await _serve(app, host, port, security.ssl if security else None)
+    app = make_app(exporter, telemetry_path, security)
+    runner, actual = await _serve(app, host, port, security)
     log.info(
         "listening",
         extra={
             "address": f"{host}:{actual}",
             "targets": len(exporter.targets),
             "shard": f"{exporter.shard.index}/{exporter.shard.total}",
-            "tls": security is not None and security.ssl is not None,
+            "tls": security is not None and security.tls is not None,
         },
     )
 
@@ -114,6 +112,8 @@ async def run_daemon(
     log.info("shutting down")
     await exporter.stop()
     await runner.cleanup()
+    if security is not None:
+        security.close()
     return 0
 
 
