@@ -14,11 +14,13 @@ import ssl
 import threading
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 from aiohttp import web
+from cryptography import x509
 
 from exporter.config import load_config
 from exporter.daemon import Exporter
@@ -87,7 +89,7 @@ class LiveServer:
     def http(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def handshake(self, ctx: ssl.SSLContext, timeout: float = 5) -> ssl.SSLSocket:
+    def handshake(self, ctx: ssl.SSLContext, timeout: float = 5) -> Connected:
         """A TLS connection to the server with ``ctx``; raises ssl.SSLError (or OSError) if refused.
 
         In TLS 1.3 the server judges the client certificate after the client has finished
@@ -105,8 +107,36 @@ class LiveServer:
         if not head:
             conn.close()
             raise ConnectionResetError("the server closed the connection without answering")
-        conn.status_line = head.split(b"\r\n", 1)[0]  # type: ignore[attr-defined]
-        return conn
+        return Connected(conn, head.split(b"\r\n", 1)[0].decode())
+
+
+@dataclass
+class Connected:
+    """A TLS connection the server accepted, and the status line of its first answer."""
+
+    sock: ssl.SSLSocket
+    status: str
+
+    @property
+    def cipher(self) -> str:
+        info = self.sock.cipher()
+        assert info is not None
+        return info[0]
+
+    @property
+    def version(self) -> str | None:
+        return self.sock.version()
+
+    @property
+    def alpn(self) -> str | None:
+        return self.sock.selected_alpn_protocol()
+
+    @property
+    def server_certificate(self) -> x509.Certificate:
+        return x509.load_der_x509_certificate(self.sock.getpeercert(binary_form=True) or b"")
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 @contextmanager
