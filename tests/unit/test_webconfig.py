@@ -498,3 +498,16 @@ def test_rate_limiter_is_a_token_bucket(monkeypatch: pytest.MonkeyPatch) -> None
     now[0] += 100.0
     assert sum(limiter.allow() for _ in range(10)) == 3  # never more than the burst
     assert not RateLimiter(interval=1.0, burst=0).allow()
+
+
+def test_readme_example_lists_keys_the_loader_accepts(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("- **`--web.config.file`**") :]
+    block = section[section.index("```yaml\n") + len("```yaml\n") : section.index("  ```\n", 10)]
+    text = "\n".join(line.removeprefix("  ") for line in block.splitlines())
+    f = tmp_path / "web.yml"
+    f.write_text(text.replace("$2y$10$...", HASH4))
+    cfg = load_web_config(f)
+    documented = set(cfg.tls_server_config.model_fields_set) - {"cert", "key", "client_ca"}
+    assert documented | {"cert", "key", "client_ca"} == set(TlsServerConfig.model_fields)
+    assert cfg.rate_limit.burst == 20 and len(cfg.http_server_config.headers) == 5
