@@ -200,6 +200,7 @@ def test_inline_cert_and_key(pki: Pki, tmp_path: Path) -> None:
         conn.close()
 
 
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
 def test_tls11_client_is_refused(pki: Pki, tmp_path: Path) -> None:
     with live(tmp_path, pki.web("good", GOOD)) as s, pytest.raises(ssl.SSLError):
         s.handshake(client_context(pki.ca.cert_pem, max_version=ssl.TLSVersion.TLSv1_1))
