@@ -471,7 +471,7 @@ def test_config_change_applies_on_reload(pki: Pki, tmp_path: Path) -> None:
         s.handshake(pki.trust).close()
 
 
-# --- the differences issue by issue: what now matches, and what is documented ---------------
+# --- the differences one by one: what now matches, and what is documented -----------------
 
 
 def test_unquoted_scalars_and_numbers_in_headers(pki: Pki, tmp_path: Path) -> None:
@@ -716,7 +716,7 @@ def test_rsa_server_key_is_served_for_rsa_suites(pki: Pki) -> None:
     assert isinstance(load_pem_private_key(key, None), rsa.RSAPrivateKey)
 
 
-def test_live_server_helper_stops_cleanly(tmp_path: Path) -> None:
+def test_live_server_stops_cleanly(tmp_path: Path) -> None:
     server = LiveServer(tmp_path, None).start()
     server.stop()
     assert not server.thread.is_alive()
