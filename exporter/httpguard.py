@@ -146,6 +146,14 @@ class ConnectionGuard:
     def wrap(self, factory: Callable[[], RequestHandler]) -> Callable[[], asyncio.Protocol]:
         return lambda: _Guarded(factory(), self)
 
+    def has_room(self, pending: int = 0) -> bool:
+        """Whether one more connection fits, with ``pending`` others not yet handed to HTTP."""
+        if len(self._open) + pending < self.limits.max_connections:
+            return True
+        self.refused += 1
+        self._note("connection refused: too many open", limit=self.limits.max_connections)
+        return False
+
     def admit(self, conn: _Guarded) -> bool:
         if len(self._open) >= self.limits.max_connections:
             self.refused += 1

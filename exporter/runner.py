@@ -8,7 +8,6 @@ import os
 import secrets
 import shutil
 import signal
-import ssl
 import sys
 import tempfile
 import time
@@ -45,18 +44,17 @@ async def _serve(
     host: str,
     port: int,
     guard: ConnectionGuard,
-    ssl_context: ssl.SSLContext | None = None,
+    security: WebSecurity | None = None,
 ) -> tuple[web.AppRunner, int]:
     # A short shutdown_timeout: on SIGTERM a slow scrape must not hold the exit up.
     runner = web.AppRunner(
         app, access_log=None, handle_signals=False, shutdown_timeout=0.5, **handler_args(guard.limits)
     )
     await runner.setup()
-    site = GuardedSite(runner, host, port, guard, ssl_context=ssl_context)
+    site = security.site(runner, host, port, guard) if security else GuardedSite(runner, host, port, guard)
     await site.start()
-    server = site._server
-    sockets = getattr(server, "sockets", None) or []
-    return runner, (sockets[0].getsockname()[1] if sockets else port)
+    addresses = runner.addresses
+    return runner, (addresses[0][1] if addresses else port)
 
 
 def _stop_event() -> asyncio.Event:
@@ -100,18 +98,15 @@ async def run_daemon(
         exporter.companions.append(security.prepare_reload)
     await exporter.start(loaded)
     guard = ConnectionGuard(limits)
-    # The guard's middleware first: it must see every request, refused ones included.
-    app = make_app(
-        exporter, telemetry_path, [guard.middleware(), *(security.middlewares if security else [])]
-    )
-    runner, actual = await _serve(app, host, port, guard, security.ssl if security else None)
+    app = make_app(exporter, telemetry_path, security, guard)
+    runner, actual = await _serve(app, host, port, guard, security)
     log.info(
         "listening",
         extra={
             "address": f"{host}:{actual}",
             "targets": len(exporter.targets),
             "shard": f"{exporter.shard.index}/{exporter.shard.total}",
-            "tls": security is not None and security.ssl is not None,
+            "tls": security is not None and security.tls is not None,
         },
     )
 
@@ -128,6 +123,8 @@ async def run_daemon(
     log.info("shutting down")
     await exporter.stop()
     await runner.cleanup()
+    if security is not None:
+        security.close()
     return 0
 
 

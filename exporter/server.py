@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 from aiohttp.payload import AsyncIterablePayload
-from aiohttp.typedefs import Middleware
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
@@ -17,6 +16,8 @@ from prometheus_client.process_collector import ProcessCollector
 from exporter import __version__, status
 from exporter.daemon import Exporter
 from exporter.exposition import CONTENT_TYPE, assemble
+from exporter.httpguard import ConnectionGuard
+from exporter.webconfig import WebSecurity
 
 log = logging.getLogger("exporter.server")
 
@@ -44,11 +45,19 @@ async def _iterate(parts: list[bytes]) -> AsyncIterator[bytes]:
 
 
 def make_app(
-    exporter: Exporter, telemetry_path: str = "/metrics", middlewares: list[Middleware] | None = None
+    exporter: Exporter,
+    telemetry_path: str = "/metrics",
+    security: WebSecurity | None = None,
+    guard: ConnectionGuard | None = None,
 ) -> web.Application:
-    app = web.Application(middlewares=middlewares or [])
+    # The connection guard's middleware first: it must see every request, refused ones too.
+    middlewares = [guard.middleware()] if guard is not None else []
+    middlewares += security.middlewares if security else []
+    app = web.Application(middlewares=middlewares)
     app[EXPORTER_KEY] = exporter
     runtime = _runtime_registry()
+    if security is not None:
+        runtime.register(security.collector())
 
     async def metrics(request: web.Request) -> web.Response:
         # Targets' bytes come from the store's cache; the small global part (request
@@ -99,11 +108,16 @@ def make_app(
         ok, message = await exporter.reload()
         return web.Response(status=200 if ok else 500, text=message + "\n")
 
-    app.router.add_get(telemetry_path, metrics)
-    app.router.add_get("/", landing)
-    app.router.add_get("/targets", targets)
-    app.router.add_get("/-/healthy", healthy)
-    app.router.add_get("/-/ready", ready)
-    app.router.add_post("/-/reload", reload)
-    app.router.add_put("/-/reload", reload)
+    # With a web config, no route answers "Expect: 100-continue" with an interim 100
+    # (see WebSecurity.expect); the fallback gives 404/405 the same handling.
+    expect = security.expect if security else None
+    app.router.add_get(telemetry_path, metrics, expect_handler=expect)
+    app.router.add_get("/", landing, expect_handler=expect)
+    app.router.add_get("/targets", targets, expect_handler=expect)
+    app.router.add_get("/-/healthy", healthy, expect_handler=expect)
+    app.router.add_get("/-/ready", ready, expect_handler=expect)
+    app.router.add_post("/-/reload", reload, expect_handler=expect)
+    app.router.add_put("/-/reload", reload, expect_handler=expect)
+    if security is not None:
+        security.add_fallback(app)
     return app

@@ -47,8 +47,9 @@ class YamlSyntaxError(ValueError):
         self.message = message
 
 
-def load(text: str) -> Loaded:
-    loader = yaml.SafeLoader(text)
+def load(text: str, loader_class: type[yaml.SafeLoader] = yaml.SafeLoader) -> Loaded:
+    """Parse ``text``; ``loader_class`` may resolve scalars differently (never unsafely)."""
+    loader = loader_class(text)
     try:
         try:
             node = loader.get_single_node()

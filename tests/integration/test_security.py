@@ -30,6 +30,7 @@ from tests.helpers import (
     write_yaml,
 )
 from tests.integration.queue_config import KEY_ENV, queue_config, target
+from tests.pki import issue, make_ca
 
 PATH = "/v1/queue/metrics"
 
@@ -152,13 +153,71 @@ def test_basic_auth_users_change_on_reload(tmp_path: Path, simulator: Proc) -> N
 
 
 @pytest.mark.integration
+def test_tls_reload_drops_a_removed_client_ca(tmp_path: Path, simulator: Proc) -> None:
+    ca, cca1, cca2 = make_ca("server-ca"), make_ca("cca1"), make_ca("cca2")
+    issue(ca, "server", ips=["127.0.0.1"]).write(tmp_path, "server")
+    c1 = issue(cca1, "c1", usage="client").write(tmp_path, "c1")
+    c2 = issue(cca2, "c2", usage="client").write(tmp_path, "c2")
+    (tmp_path / "cca1.crt").write_text(cca1.cert_pem)
+    (tmp_path / "cca2.crt").write_text(cca2.cert_pem)
+    web = tmp_path / "web.yml"
+    tls = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+    web.write_text(tls + "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: cca1.crt\n")
+
+    def client(cert: tuple[Path, Path]) -> httpx.Client:
+        ctx = ssl.create_default_context(cadata=ca.cert_pem)
+        ctx.load_cert_chain(*cert)
+        return httpx.Client(verify=ctx, timeout=5)
+
+    config = queue_config(tmp_path, simulator.url, ["sec/m"])
+    daemon = start_daemon(
+        tmp_path,
+        config,
+        env={KEY_ENV: "sim-test-key-5f1c2a"},
+        extra_args=["--web.config.file", str(web)],
+        client=client(c1),
+        scheme="https",
+    )
+    try:
+        text = client(c1).get(daemon.url + "/metrics", headers={"Accept-Encoding": "identity"}).text
+        s = parse(text)
+        expiry = "inference_exporter_web_tls_certificate_expiry_timestamp_seconds"
+        assert s.value(expiry, certificate="client_ca") == cca1.cert.not_valid_after_utc.timestamp()
+        assert s.value(expiry, certificate="server") is not None
+        assert promtool_check_metrics(text) == ""
+        with pytest.raises(httpx.HTTPError):
+            client(c2).get(daemon.url + "/metrics")
+        web.write_text(tls + "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: cca2.crt\n")
+        daemon.popen.send_signal(signal.SIGHUP)
+        wait_until(lambda: _accepts(client(c2), daemon.url), timeout=10, what="the new client CA")
+        # The removed CA is no longer trusted on new connections.
+        with pytest.raises(httpx.HTTPError):
+            client(c1).get(daemon.url + "/metrics")
+    finally:
+        assert daemon.stop() == 0
+
+
+def _accepts(c: httpx.Client, url: str) -> bool:
+    try:
+        return c.get(url + "/-/healthy").status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("basic_auth_users:\n  u: plaintext\n", "bcrypt hash"),
-        ("tls_server_config:\n  cert_file: a.crt\n", "key_file"),
-        ("tls_server_config:\n  cert_file: nope.crt\n  key_file: nope.key\n", "cannot load cert_file"),
-        ("cipher_suites: [x]\n", "unknown or unsupported key"),
+        (
+            "basic_auth_users:\n  u: plaintext\n",
+            "web.yml:2: basic_auth_users.u: the password hash of user 'u'",
+        ),
+        (
+            "tls_server_config:\n  cert_file: a.crt\n",
+            "web.yml:1: tls_server_config: missing one of key or key_file",
+        ),
+        ("tls_server_config:\n  cert_file: nope.crt\n  key_file: nope.key\n", "nope.crt: cannot read"),
+        ("cipher_suites: [x]\n", "web.yml:1: cipher_suites: unknown key"),
     ],
 )
 def test_invalid_web_config_refuses_to_start(

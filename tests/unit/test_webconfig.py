@@ -1,60 +1,126 @@
-"""The web config (exporter-toolkit format) and basic auth, without a server."""
+"""The web config (exporter-toolkit format), its TLS context and basic auth, without a server."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import ssl
-import subprocess
+import threading
+import time
 from pathlib import Path
 
 import bcrypt
 import pytest
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from exporter import webconfig
-from exporter.webconfig import BasicAuth, TlsServerConfig, WebConfigError, load_web_config, ssl_context
-from tests.helpers import need_binary
+from exporter.webconfig import WebConfigError, WebSecurity, auth, load_web_config
+from exporter.webconfig.auth import BasicAuth, RateLimiter, Verdict
+from exporter.webconfig.model import TlsServerConfig, bcrypt_cost, parse_go_duration
+from exporter.webconfig.tls import build_tls
+from tests.pki import issue, make_ca, self_signed
+
+HASH4 = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
 
 
-def basic(user: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+def basic(user: str | bytes, password: str | bytes) -> str:
+    u = user.encode() if isinstance(user, str) else user
+    p = password.encode() if isinstance(password, str) else password
+    return "Basic " + base64.b64encode(u + b":" + p).decode()
 
 
-def test_full_file_parses(tmp_path: Path) -> None:
+def load(tmp_path: Path, text: str) -> str:
+    """The error message for ``text`` as a web config (fails the test if it loads)."""
+    f = tmp_path / "web.yml"
+    f.write_text(text)
+    with pytest.raises(WebConfigError) as err:
+        WebSecurity.from_file(f).close()
+    return str(err.value)
+
+
+def test_full_file_parses_with_go_scalar_rules(tmp_path: Path) -> None:
     f = tmp_path / "web.yml"
     f.write_text(
-        "tls_server_config:\n  cert_file: a.crt\n  key_file: a.key\n  min_version: TLS13\n"
-        "http_server_config:\n  http2: false\n  headers: {X-Frame-Options: deny}\n"
-        "basic_auth_users:\n  alice: $2y$10$abcdefghijklmnopqrstuuJc7Yx5nVsqQ7yqBq5Y2s3kQ7U0n5W1e\n"
+        "tls_server_config:\n  min_version: TLS13\n  prefer_server_cipher_suites: false\n"
+        "http_server_config:\n  http2: false\n  headers:\n    X-XSS-Protection: 1\n"
+        "    Content-Security-Policy: >\n      default-src 'self'\n"
+        "rate_limit:\n  interval: 1m30s\n  burst: 20\n"
+        f"basic_auth_users:\n  alice: {HASH4}\n  1234: {HASH4}\n"
     )
     cfg = load_web_config(f)
-    assert cfg.tls_server_config is not None and cfg.tls_server_config.min_version == "TLS13"
-    assert cfg.http_server_config.headers == {"X-Frame-Options": "deny"}
-    assert list(cfg.basic_auth_users) == ["alice"]
+    assert cfg.tls_server_config.min_version == "TLS13" and not cfg.tls_server_config.enabled
+    assert cfg.tls_server_config.prefer_server_cipher_suites is False
+    assert cfg.http_server_config.http2 is False
+    # A YAML number is the header's text; a folded string's line break becomes a space (as in Go).
+    assert cfg.http_server_config.headers == {
+        "X-XSS-Protection": "1",
+        "Content-Security-Policy": "default-src 'self' ",
+    }
+    assert cfg.rate_limit.interval == 90 and cfg.rate_limit.burst == 20
+    assert list(cfg.basic_auth_users) == ["alice", "1234"]
 
 
 @pytest.mark.parametrize(
-    ("text", "message"),
+    ("text", "messages"),
     [
-        ("basic_auth_users:\n  bob: hunter2\n", "bcrypt hash"),
         (
-            "tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: Sometimes\n",
-            "client_auth_type",
+            "hWkNKCp3fvIx3jKnsaBI\nTuEjdwNS8A2vYdFbiKqr\n",
+            [":1: (top level): the web config must be a mapping"],
+        ),
+        ("tls_server_config:\n  cert_filse: a.crt\n", [":2: tls_server_config.cert_filse: unknown key"]),
+        ("basic_auth_users: [1]\n", [":1: basic_auth_users:"]),
+        ("a: [\n", ["invalid YAML"]),
+        (
+            "basic_auth_users:\n  john: doe\n",
+            [":2: basic_auth_users.john: ", "'john'", "is not a bcrypt hash"],
+        ),
+        (f"basic_auth_users:\n  ann: {HASH4}\n  ann: {HASH4}\n", [":3: basic_auth_users.ann: duplicate key"]),
+        (
+            "http_server_config:\n  headers:\n    X-Content-Type-Options: sniff\n",
+            ["invalid value for X-Cont"],
+        ),
+        ("http_server_config:\n  headers:\n    X-Frame-Options: foo\n", [":3:", "'deny' or 'sameorigin'"]),
+        (
+            "http_server_config:\n  headers:\n    Content-Type: foo\n",
+            ["'Content-Type' can not be configured"],
+        ),
+        ("http_server_config:\n  headers:\n    x-frame-options: deny\n", ["'x-frame-options' can not be"]),
+        (
+            "tls_server_config:\n  cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA2048]\n",
+            ["unknown cipher"],
+        ),
+        ("tls_server_config:\n  curve_preferences: [CurveP257]\n", ["unknown curve 'CurveP257'"]),
+        ("tls_server_config:\n  curve_preferences: [CurveP256, X25519]\n", ["list one curve, or all four"]),
+        ("tls_server_config:\n  min_version: TLS111\n", [":2: tls_server_config.min_version: unknown TLS"]),
+        ("tls_server_config:\n  min_version: TLS10\n", ["TLS10 is not supported", "use TLS12 or TLS13"]),
+        ("tls_server_config:\n  max_version: TLS11\n", ["TLS11 is not supported"]),
+        (
+            "tls_server_config:\n  min_version: TLS13\n  max_version: TLS12\n",
+            ["min_version is above max_version"],
+        ),
+        ("tls_server_config:\n  cert_file: ''\n  key_file: s.key\n", ["missing one of cert or cert_file"]),
+        ("tls_server_config:\n  cert: ''\n  key_file: s.key\n", ["missing one of cert or cert_file"]),
+        ("tls_server_config:\n  cert_file: s.crt\n  key_file: ''\n", ["missing one of key or key_file"]),
+        ("tls_server_config:\n  cert_file: s.crt\n  key: ''\n", ["missing one of key or key_file"]),
+        (
+            "tls_server_config:\n  cert_file: ''\n  key_file: ''\n  client_auth_type: x\n",
+            ["missing one of cert"],
         ),
         (
-            "tls_server_config:\n  cert_file: a\n  key_file: b\n  cipher_suites: [x]\n",
-            "unknown or unsupported",
+            "tls_server_config:\n  cert: x\n  key: y\n  client_auth_type: Sometimes\n",
+            ["invalid client_auth_type"],
         ),
-        ("basic_auth_users: [1]\n", "basic_auth_users"),
-        ("a: [\n", "invalid YAML"),
+        ("rate_limit:\n  interval: 5\n", ["expected a duration with a unit"]),
+        ("rate_limit:\n  interval: 1s\n  burst: -1\n", [":3: rate_limit.burst:"]),
     ],
 )
-def test_bad_files_are_explained(tmp_path: Path, text: str, message: str) -> None:
-    f = tmp_path / "web.yml"
-    f.write_text(text)
-    with pytest.raises(WebConfigError, match=message) as err:
-        load_web_config(f)
-    assert "hunter2" not in str(err.value)
+def test_bad_files_are_explained_with_file_line_and_key(
+    tmp_path: Path, text: str, messages: list[str]
+) -> None:
+    message = load(tmp_path, text)
+    assert message.startswith(str(tmp_path / "web.yml"))
+    for part in messages:
+        assert part in message
+    assert "doe" not in message  # a password (hash) is never echoed
 
 
 def test_keys_written_twice_are_reported_as_in_the_main_config(tmp_path: Path) -> None:
@@ -80,139 +146,391 @@ def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
         load_web_config(f)
 
 
-def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(WebConfigError, match="cannot read"):
+@pytest.mark.parametrize(
+    ("hashed", "reason"),
+    [
+        ("$2y$10$short", "is not a bcrypt hash"),
+        ("$2y$03$" + "a" * 53, "cost 3 is outside 4..31"),
+        ("$2y$32$" + "a" * 53, "cost 32 is outside 4..31"),
+        ("$2$10$" + "a" * 53, "$2$ bcrypt variant"),
+        ("$2y$10$" + "a" * 53, "mis-encoded"),
+        ("plain", "is not a bcrypt hash"),
+    ],
+)
+def test_invalid_bcrypt_hashes_are_refused(hashed: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason.replace("$", r"\$")):
+        bcrypt_cost(hashed)
+
+
+def test_valid_bcrypt_hashes_of_every_prefix_load() -> None:
+    for prefix in ("$2a$", "$2b$", "$2x$", "$2y$"):
+        assert bcrypt_cost(HASH4.replace("$2b$", prefix, 1)) == 4
+
+
+def test_missing_and_special_files(tmp_path: Path) -> None:
+    with pytest.raises(WebConfigError, match="cannot read: No such file"):
         load_web_config(tmp_path / "nope.yml")
+    with pytest.raises(WebConfigError, match="not a regular file"):
+        load_web_config(Path("/dev/zero"))
 
 
-@pytest.fixture(scope="module")
-def cert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("cert")
-    subprocess.run(
-        [
-            need_binary("openssl"),
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=t",
-            "-keyout",
-            "t.key",
-            "-out",
-            "t.crt",
-        ],
-        cwd=d,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    return d
+def test_empty_file_means_plain_http_without_auth(tmp_path: Path) -> None:
+    f = tmp_path / "web.yml"
+    f.write_text("")
+    sec = WebSecurity.from_file(f)
+    assert sec.tls is None and not sec.auth.users and not sec.headers and sec.limiter is None
+    sec.close()
 
 
 @pytest.mark.parametrize(
-    ("auth", "ca", "mode"),
+    ("fields", "enabled"),
     [
-        ("NoClientCert", False, ssl.CERT_NONE),
-        ("VerifyClientCertIfGiven", True, ssl.CERT_OPTIONAL),
-        ("RequestClientCert", True, ssl.CERT_OPTIONAL),
-        ("RequireAndVerifyClientCert", True, ssl.CERT_REQUIRED),
-        ("RequireAnyClientCert", True, ssl.CERT_REQUIRED),
+        ({}, False),
+        ({"min_version": "TLS12", "prefer_server_cipher_suites": True}, False),
+        ({"cert_file": "s.crt", "key_file": "s.key"}, True),
+        ({"cert": "c", "key": "k"}, True),
+        ({"client_ca_file": "ca.crt"}, True),
+        ({"client_auth_type": "RequireAndVerifyClientCert"}, True),
     ],
 )
-def test_client_auth_modes(cert_dir: Path, auth: str, ca: bool, mode: ssl.VerifyMode) -> None:
+def test_which_settings_turn_tls_on(fields: dict[str, object], enabled: bool) -> None:
+    assert TlsServerConfig.model_validate(fields).enabled is enabled
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("0", 0.0), ("0s", 0.0), ("1s", 1.0), ("250ms", 0.25), ("1h2m", 3720.0), ("1.5s", 1.5)],
+)
+def test_go_durations(text: str, seconds: float) -> None:
+    assert parse_go_duration(text) == pytest.approx(seconds)
+
+
+# --- TLS contexts ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("pki")
+    ca = make_ca("unit-ca")
+    issue(ca, "server", ips=["127.0.0.1"]).write(d, "server")
+    (d / "ca.crt").write_text(ca.cert_pem)
+    (d / "empty.pem").write_text("")
+    return d
+
+
+def tls(pki: Path, **fields: object) -> ssl.SSLContext:
+    cfg = TlsServerConfig.model_validate({"cert_file": "server.crt", "key_file": "server.key", **fields})
+    return build_tls(cfg, pki).context
+
+
+@pytest.mark.parametrize(
+    ("auth_type", "ca", "mode"),
+    [
+        ("NoClientCert", False, ssl.CERT_NONE),
+        ("RequestClientCert", False, ssl.CERT_NONE),
+        ("VerifyClientCertIfGiven", False, ssl.CERT_OPTIONAL),
+        ("VerifyClientCertIfGiven", True, ssl.CERT_OPTIONAL),
+        ("RequireAndVerifyClientCert", False, ssl.CERT_REQUIRED),
+        ("RequireAndVerifyClientCert", True, ssl.CERT_REQUIRED),
+        ("RequireAnyClientCert", True, ssl.CERT_REQUIRED),
+        ("RequireClientCert", True, ssl.CERT_REQUIRED),
+    ],
+)
+def test_client_auth_modes(pki: Path, auth_type: str, ca: bool, mode: ssl.VerifyMode) -> None:
+    ctx = tls(pki, client_auth_type=auth_type, client_ca_file="ca.crt" if ca else "")
+    assert ctx.verify_mode == mode
+    # Without a client CA, verifying modes trust the system's CAs, as Go does.
+    assert (ctx.cert_store_stats()["x509_ca"] > 0) == (ca or mode != ssl.CERT_NONE)
+
+
+def test_client_ca_rules(pki: Path, tmp_path: Path) -> None:
+    with pytest.raises(WebConfigError, match="client CA is configured without a client_auth_type"):
+        tls(pki, client_ca_file="empty.pem")
+    with pytest.raises(WebConfigError, match=r"client_ca_file .*somefile: cannot read: No such file"):
+        tls(pki, client_ca_file="somefile")
+    with pytest.raises(WebConfigError, match="no PEM certificate found"):
+        tls(pki, client_ca_file="empty.pem", client_auth_type="RequireAndVerifyClientCert")
+    for bad in ({"cert_file": "somefile"}, {"key_file": "somefile"}):
+        with pytest.raises(WebConfigError, match="somefile: cannot read: No such file"):
+            tls(pki, **bad)
+
+
+def test_default_tls12_suites_are_ecdhe_aead_only(pki: Path) -> None:
+    names = {c["name"] for c in tls(pki).get_ciphers() if c["protocol"] == "TLSv1.2"}
+    assert names and all(n.startswith("ECDHE-") and ("GCM" in n or "CHACHA20" in n) for n in names)
+    assert tls(pki).minimum_version == ssl.TLSVersion.TLSv1_2
+
+
+def test_cipher_names_map_to_openssl_and_tls13_names_are_accepted(pki: Path) -> None:
+    ctx = tls(pki, cipher_suites=["TLS_AES_128_GCM_SHA256", "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA"])
+    assert {c["name"] for c in ctx.get_ciphers() if c["protocol"] != "TLSv1.3"} == {"ECDHE-RSA-AES256-SHA"}
+    only13 = tls(pki, cipher_suites=["TLS_AES_128_GCM_SHA256"])
+    assert only13.minimum_version == ssl.TLSVersion.TLSv1_3
+    assert tls(pki, prefer_server_cipher_suites=False).options & ssl.OP_CIPHER_SERVER_PREFERENCE == 0
+    assert tls(pki).options & ssl.OP_CIPHER_SERVER_PREFERENCE
+
+
+def test_inline_cert_key_and_client_ca(pki: Path) -> None:
+    ca = make_ca("inline-ca")
+    leaf = issue(ca, "inline")
     cfg = TlsServerConfig.model_validate(
         {
-            "cert_file": "t.crt",
-            "key_file": "t.key",
-            "client_auth_type": auth,
-            "client_ca_file": "t.crt" if ca else None,
+            "cert": leaf.cert_pem,
+            "key": leaf.key_pem,
+            "client_ca": ca.cert_pem,
+            "client_auth_type": "RequireAndVerifyClientCert",
         }
     )
-    assert ssl_context(cfg, cert_dir).verify_mode == mode
+    built = build_tls(cfg, pki)
+    assert built.context.cert_store_stats()["x509_ca"] == 1
+    assert built.client_ca_expiry == pytest.approx(ca.cert.not_valid_after_utc.timestamp())
+    assert built.server_expiry == pytest.approx(leaf.cert.not_valid_after_utc.timestamp())
 
 
-def test_client_ca_and_auth_type_go_together(cert_dir: Path) -> None:
-    with pytest.raises(WebConfigError, match="client_auth_type is NoClientCert"):
-        ssl_context(TlsServerConfig(cert_file="t.crt", key_file="t.key", client_ca_file="t.crt"), cert_dir)
-    with pytest.raises(WebConfigError, match="needs a client_ca_file"):
-        cfg = TlsServerConfig.model_validate(
-            {"cert_file": "t.crt", "key_file": "t.key", "client_auth_type": "RequireAndVerifyClientCert"}
-        )
-        ssl_context(cfg, cert_dir)
-    with pytest.raises(WebConfigError, match="cannot load cert_file"):
-        ssl_context(TlsServerConfig(cert_file="x.crt", key_file="x.key"), cert_dir)
+def test_encrypted_key_is_refused_without_prompting(pki: Path, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    leaf = issue(make_ca("enc"), "enc")
+    encrypted = leaf.key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"secret"),
+    ).decode()
+    cfg = TlsServerConfig.model_validate({"cert": leaf.cert_pem, "key": encrypted})
+    with pytest.raises(WebConfigError, match="encrypted"):
+        build_tls(cfg, pki)
 
 
-def test_empty_file_means_plain_http(tmp_path: Path) -> None:
-    f = tmp_path / "web.yml"
-    f.write_text("")
-    sec = webconfig.WebSecurity.from_file(f)
-    assert sec.ssl is None and not sec.auth.users and not sec.headers
+def test_ca_whose_key_usage_lacks_client_auth_is_warned_about(pki: Path) -> None:
+    anyeku = make_ca("any-eku", eku=[ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE])
+    cfg = TlsServerConfig.model_validate(
+        {
+            "cert_file": "server.crt",
+            "key_file": "server.key",
+            "client_ca": anyeku.cert_pem + make_ca("plain").cert_pem,
+            "client_auth_type": "RequireAndVerifyClientCert",
+        }
+    )
+    warnings = build_tls(cfg, pki).warnings
+    assert len(warnings) == 1 and "any-eku" in warnings[0] and "clientAuth" in warnings[0]
 
 
-def test_reload_applies_only_a_valid_file(tmp_path: Path) -> None:
-    f = tmp_path / "web.yml"
-    hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
-    f.write_text(f"basic_auth_users:\n  alice: {hashed}\n")
-    sec = webconfig.WebSecurity.from_file(f)
-    assert list(sec.auth.users) == ["alice"]
-    f.write_text(f"basic_auth_users:\n  bob: {hashed}\nhttp_server_config:\n  headers: {{X-A: b}}\n")
+def test_client_allowed_sans_match_any_kind() -> None:
+    leaf = self_signed("c")
+    cfg = TlsServerConfig.model_validate(
+        {
+            "cert": leaf.cert_pem,
+            "key": leaf.key_pem,
+            "client_ca": leaf.cert_pem,
+            "client_auth_type": "RequireAndVerifyClientCert",
+            "client_allowed_sans": ["one", "2001:db8::1", "spiffe://x/y"],
+        }
+    )
+    settings = build_tls(cfg, Path("."))
+    assert settings.client_allowed({"subjectAltName": (("DNS", "one"),)})
+    assert settings.client_allowed({"subjectAltName": (("IP Address", "2001:DB8:0:0:0:0:0:1\n"),)})
+    assert settings.client_allowed({"subjectAltName": (("URI", "spiffe://x/y"),)})
+    assert not settings.client_allowed({"subjectAltName": (("DNS", "two"), ("email", "one@x"))})
+    assert not settings.client_allowed({})
+
+
+def test_reload_builds_a_new_context_and_applies_only_a_valid_file(pki: Path) -> None:
+    f = pki / "web.yml"
+    f.write_text(
+        f"tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\nbasic_auth_users:\n  a: {HASH4}\n"
+    )
+    sec = WebSecurity.from_file(f)
+    first = sec.tls
+    assert first is not None
+    f.write_text(
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_ca_file: ca.crt\n"
+        f"  client_auth_type: RequireAndVerifyClientCert\n  max_version: TLS12\nbasic_auth_users:\n  b: {HASH4}\n"
+    )
     apply = sec.prepare_reload()
-    assert list(sec.auth.users) == ["alice"]  # nothing changes before apply
+    assert sec.tls is first and list(sec.auth.users) == [b"a"]  # nothing changes before apply
     apply()
-    assert list(sec.auth.users) == ["bob"] and sec.headers == {"X-A": "b"}
+    assert sec.tls is not first and sec.tls is not None
+    # The old context is untouched (connections made with it keep it); the new one is what the file says.
+    assert (
+        first.context.verify_mode == ssl.CERT_NONE and first.context.maximum_version == ssl.TLSVersion.TLSv1_3
+    )
+    assert sec.tls.context.verify_mode == ssl.CERT_REQUIRED
+    assert sec.tls.context.maximum_version == ssl.TLSVersion.TLSv1_2
+    assert list(sec.auth.users) == [b"b"]
     f.write_text("basic_auth_users:\n  carol: plain\n")
-    with pytest.raises(WebConfigError):
+    with pytest.raises(WebConfigError, match="carol"):
         sec.prepare_reload()
-    f.write_text("tls_server_config:\n  cert_file: a\n  key_file: b\n")
+    f.write_text("")
     with pytest.raises(WebConfigError, match="needs a restart"):
         sec.prepare_reload()
-    assert list(sec.auth.users) == ["bob"]
+    assert list(sec.auth.users) == [b"b"]
+    sec.close()
 
 
-def test_basic_auth_checks_and_caches_verdicts(monkeypatch: pytest.MonkeyPatch) -> None:
-    hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
-    auth = BasicAuth({"u": hashed})
+# --- basic auth ------------------------------------------------------------------------
+
+
+def test_basic_auth_verdicts_and_success_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    basic_auth = BasicAuth({"u": HASH4})
     calls: list[bytes] = []
-    real = bcrypt.checkpw
+    real = auth._checkpw
 
-    def counting(password: bytes, hashed_pw: bytes) -> bool:
+    def counting(password: bytes, hashed: bytes) -> bool:
         calls.append(password)
-        return real(password, hashed_pw)
+        return real(password, hashed)
 
-    monkeypatch.setattr(bcrypt, "checkpw", counting)
+    monkeypatch.setattr(auth, "_checkpw", counting)
 
-    async def run() -> list[bool]:
+    async def go() -> list[Verdict]:
         return [
-            await auth.check(basic("u", "pw")),
-            await auth.check(basic("u", "pw")),
-            await auth.check(basic("u", "wrong")),
-            await auth.check(basic("nobody", "pw")),
-            await auth.check("Bearer abc"),
-            await auth.check("Basic !!!notbase64"),
-            await auth.check("Basic " + base64.b64encode(b"nocolon").decode()),
+            await basic_auth.check(basic("u", "pw")),
+            await basic_auth.check(basic("u", "pw")),
+            await basic_auth.check(basic("u", "wrong")),
+            await basic_auth.check(basic("u", "wrong")),
+            await basic_auth.check(basic("nobody", "pw")),
+            await basic_auth.check("Bearer abc"),
+            await basic_auth.check("Basic !!!notbase64"),
+            await basic_auth.check("Basic " + base64.b64encode(b"nocolon").decode()),
+            await basic_auth.check(basic(b"u\xff", b"\xfe")),
         ]
 
-    assert asyncio.run(run()) == [True, True, False, False, False, False, False]
-    # The repeated good credentials were verified once; the unknown user still cost a bcrypt check.
-    assert calls == [b"pw", b"wrong", b"pw"]
+    ok, denied = Verdict.OK, Verdict.DENIED
+    assert asyncio.run(go()) == [ok, ok, denied, denied, denied, denied, denied, denied, denied]
+    # Only the success is cached: the wrong password costs a check each time.
+    assert calls == [b"pw", b"wrong", b"wrong", b"pw", b"\xfe"]
+    basic_auth.close()
 
 
-def test_tls_reload_reconfigures_the_live_context(cert_dir: Path) -> None:
-    f = cert_dir / "web.yml"
-    f.write_text("tls_server_config:\n  cert_file: t.crt\n  key_file: t.key\n")
-    sec = webconfig.WebSecurity.from_file(f)
-    ctx = sec.ssl
-    assert ctx is not None and ctx.verify_mode == ssl.CERT_NONE
-    f.write_text(
-        "tls_server_config:\n  cert_file: t.crt\n  key_file: t.key\n  client_ca_file: t.crt\n"
-        "  client_auth_type: RequireAndVerifyClientCert\n  min_version: TLS13\n"
-    )
-    sec.prepare_reload()()
-    live = sec.ssl
-    assert live is ctx  # the server keeps its context; new handshakes see the change
-    assert live.verify_mode == ssl.CERT_REQUIRED and live.minimum_version == ssl.TLSVersion.TLSv1_3
+def test_passwords_over_72_bytes_compare_their_first_72_bytes() -> None:
+    password = "p" * 72 + "-the-rest-is-ignored-as-in-go"
+    hashed = bcrypt.hashpw(password.encode()[:72], bcrypt.gensalt(rounds=4)).decode()
+    basic_auth = BasicAuth({"long": hashed})
+
+    async def go() -> list[Verdict]:
+        return [
+            await basic_auth.check(basic("long", password)),
+            await basic_auth.check(basic("long", "p" * 72 + "-anything")),
+            await basic_auth.check(basic("long", "p" * 71)),
+            await basic_auth.check(basic("nobody", "x" * 200)),
+        ]
+
+    assert asyncio.run(go()) == [Verdict.OK, Verdict.OK, Verdict.DENIED, Verdict.DENIED]
+    basic_auth.close()
+
+
+def test_cache_poisoning_through_the_user_name_fails() -> None:
+    # A user name that embeds a hash must not let a later check of the real user reuse its verdict.
+    basic_auth = BasicAuth({"alice": HASH4})
+
+    async def go() -> list[Verdict]:
+        return [
+            await basic_auth.check(basic("alice" + HASH4, "pw")),
+            await basic_auth.check(basic("alice", HASH4 + "pw")),
+            await basic_auth.check(basic("alice", "pw")),
+        ]
+
+    assert asyncio.run(go()) == [Verdict.DENIED, Verdict.DENIED, Verdict.OK]
+    basic_auth.close()
+
+
+def test_wrong_credentials_never_evict_a_cached_success(monkeypatch: pytest.MonkeyPatch) -> None:
+    basic_auth = BasicAuth({"u": HASH4})
+    checked: list[bytes] = []
+
+    def fake(password: bytes, hashed: bytes) -> bool:
+        checked.append(password)
+        return password == b"pw"
+
+    monkeypatch.setattr(auth, "_checkpw", fake)
+
+    async def go() -> None:
+        assert await basic_auth.check(basic("u", "pw")) is Verdict.OK
+        for i in range(3 * auth.CACHE_ENTRIES):
+            assert await basic_auth.check(basic("u", f"guess{i}")) is Verdict.DENIED
+            assert await basic_auth.check(basic(f"user{i}", "pw")) is Verdict.DENIED
+        checked.clear()
+        assert await basic_auth.check(basic("u", "pw")) is Verdict.OK
+
+    asyncio.run(go())
+    assert checked == []  # still cached
+    basic_auth.close()
+
+
+def test_full_bcrypt_queue_refuses_at_once_while_cached_users_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    basic_auth = BasicAuth({"u": HASH4})
+    release = threading.Event()
+
+    def slow(password: bytes, hashed: bytes) -> bool:
+        if password == b"pw":
+            return True
+        release.wait(10)
+        return False
+
+    monkeypatch.setattr(auth, "_checkpw", slow)
+
+    async def go() -> None:
+        assert await basic_auth.check(basic("u", "pw")) is Verdict.OK  # cached from now on
+        guesses = [
+            asyncio.ensure_future(basic_auth.check(basic("u", f"g{i}")))
+            for i in range(auth.BCRYPT_WORKERS + auth.BCRYPT_QUEUE)
+        ]
+        await asyncio.sleep(0.05)
+        start = time.monotonic()
+        assert await basic_auth.check(basic("u", "one-more")) is Verdict.BUSY
+        assert await basic_auth.check(basic("nobody", "x")) is Verdict.BUSY
+        assert await basic_auth.check(basic("u", "pw")) is Verdict.OK
+        assert time.monotonic() - start < 1.0  # nothing above waited for the queue
+        release.set()
+        assert set(await asyncio.gather(*guesses)) == {Verdict.DENIED}
+        assert await basic_auth.check(basic("u", "after")) is Verdict.DENIED  # the queue drained
+
+    asyncio.run(go())
+    basic_auth.close()
+
+
+def test_unknown_users_cost_as_much_as_the_most_expensive_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    hash5 = bcrypt.hashpw(b"x", bcrypt.gensalt(rounds=5)).decode()
+    hash6 = bcrypt.hashpw(b"x", bcrypt.gensalt(rounds=6)).decode()
+    basic_auth = BasicAuth({"five": hash5, "six": hash6})
+    seen: list[bytes] = []
+
+    def fake(password: bytes, hashed: bytes) -> bool:
+        seen.append(hashed)
+        return False
+
+    monkeypatch.setattr(auth, "_checkpw", fake)
+
+    async def go() -> None:
+        await basic_auth.check(basic("nobody", "x"))
+        await basic_auth.check(basic("else", "y"))
+
+    asyncio.run(go())
+    assert [bcrypt_cost(h.decode()) for h in seen] == [6, 6]
+    assert seen[0] not in (hash5.encode(), hash6.encode())
+    assert not bcrypt.checkpw(b"x", seen[0])
+    basic_auth.close()
+
+
+def test_rate_limiter_is_a_token_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [100.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    limiter = RateLimiter(interval=1.0, burst=3)
+    assert [limiter.allow() for _ in range(4)] == [True, True, True, False]
+    now[0] += 1.0
+    assert [limiter.allow(), limiter.allow()] == [True, False]
+    now[0] += 100.0
+    assert sum(limiter.allow() for _ in range(10)) == 3  # never more than the burst
+    assert not RateLimiter(interval=1.0, burst=0).allow()
+
+
+def test_readme_example_lists_keys_the_loader_accepts(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("- **`--web.config.file`**") :]
+    block = section[section.index("```yaml\n") + len("```yaml\n") : section.index("  ```\n", 10)]
+    text = "\n".join(line.removeprefix("  ") for line in block.splitlines())
+    f = tmp_path / "web.yml"
+    f.write_text(text.replace("$2y$10$...", HASH4))
+    cfg = load_web_config(f)
+    documented = set(cfg.tls_server_config.model_fields_set) - {"cert", "key", "client_ca"}
+    assert documented | {"cert", "key", "client_ca"} == set(TlsServerConfig.model_fields)
+    assert cfg.rate_limit.burst == 20 and len(cfg.http_server_config.headers) == 5
