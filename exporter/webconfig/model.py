@@ -8,19 +8,17 @@ context and checking passwords happen in the sibling modules.
 
 from __future__ import annotations
 
-import os
 import re
-import stat
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from exporter import yamlpos
+from exporter import files, yamlpos
 
 # Larger than any sensible web config, certificate bundle or key; a bigger file is a mistake.
-MAX_FILE_BYTES = 4 * 1024 * 1024
+MAX_FILE_BYTES = files.MAX_CONFIG_BYTES
 
 # Go's cipher suite names (crypto/tls) and the OpenSSL names of the same suites.
 TLS12_CIPHERS = {
@@ -217,39 +215,20 @@ def bcrypt_cost(hashed: str) -> int:
 
 
 def read_regular_file(path: Path, what: str) -> bytes:
-    """The bytes of ``path``, which must be a regular file of at most MAX_FILE_BYTES.
-
-    Opened without blocking, so a FIFO or a device named by mistake fails at once instead
-    of hanging a reload or filling memory.
-    """
+    """The bytes of ``path``, a regular file of at most MAX_FILE_BYTES (see ``exporter.files``)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise WebConfigError(f"{what} {path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise WebConfigError(f"{what} {path}: not a regular file")
-        if info.st_size > MAX_FILE_BYTES:
-            raise WebConfigError(f"{what} {path}: larger than {MAX_FILE_BYTES} bytes")
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise WebConfigError(f"{what} {path}: cannot read: {exc.strerror or exc}") from None
-    finally:
-        os.close(fd)
-    if len(data) > MAX_FILE_BYTES:
-        raise WebConfigError(f"{what} {path}: larger than {MAX_FILE_BYTES} bytes")
-    return data
+        return files.read_bytes(path, MAX_FILE_BYTES)
+    except files.FileProblem as exc:
+        raise WebConfigError(f"{what} {path}: {exc.message}") from None
 
 
 def load_web_config(path: Path) -> WebConfig:
     """Read and validate the web config; WebConfigError lists every problem with its line."""
-    raw = read_regular_file(path, "web config")
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise WebConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        text = files.read_text(path, MAX_FILE_BYTES)
+    except files.FileProblem as exc:
+        where = f"{path}:{exc.line}" if exc.line else str(path)
+        raise WebConfigError(f"{where}: {exc.message}") from None
     try:
         loaded = yamlpos.load(text, _TextLoader)
     except yamlpos.YamlSyntaxError as exc:
