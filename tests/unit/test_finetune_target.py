@@ -213,26 +213,27 @@ def test_discovery_follows_the_list() -> None:
                 h.clients, frozenset(UNFINISHED_STATUSES), SETTINGS, interval=5, timeout=5
             )
             h.clock.t = end.start + 2
-            out = text(await disc.poll(h.clock.t))
-            assert sorted(t.job_id for t in disc.found) == ["ft-end", "ft-q", "ft-run"]  # type: ignore[attr-defined]
+            rendered, found = await disc.discover(h.clock.t)
+            out = text(rendered)
+            assert sorted(t.job_id for t in found) == ["ft-end", "ft-q", "ft-run"]  # type: ignore[attr-defined]
             assert out.value("together_finetune_listed_jobs", status="running") == 2
             assert out.value("together_finetune_listed_jobs", status="completed") == 1
-            by_id = {t.job_id: t for t in disc.found}  # type: ignore[attr-defined]
+            by_id = {t.job_id: t for t in found}  # type: ignore[attr-defined]
             # ft-end completes: discovery keeps the same target for its final read and retention.
             h.clock.t = end.start + 10
-            await disc.poll(h.clock.t)
-            assert by_id["ft-end"] in disc.found
+            _, found = await disc.discover(h.clock.t)
+            assert by_id["ft-end"] in found
             await by_id["ft-end"].poll(h.clock.t)
             assert by_id["ft-end"].finished_at == h.clock.t
             h.clock.t += SETTINGS.retention + 1
-            await disc.poll(h.clock.t)
-            assert sorted(t.job_id for t in disc.found) == ["ft-q", "ft-run"]  # type: ignore[attr-defined]
+            _, found = await disc.discover(h.clock.t)
+            assert sorted(t.job_id for t in found) == ["ft-q", "ft-run"]  # type: ignore[attr-defined]
             # Jobs still running keep their target object, and with it their state.
-            assert by_id["ft-run"] in disc.found and by_id["ft-q"] in disc.found
+            assert by_id["ft-run"] in found and by_id["ft-q"] in found
             # A job that vanishes from the list goes at once.
             h.sim.jobs.pop("ft-q")
-            await disc.poll(h.clock.t)
-            assert [t.job_id for t in disc.found] == ["ft-run"]  # type: ignore[attr-defined]
+            _, found = await disc.discover(h.clock.t)
+            assert [t.job_id for t in found] == ["ft-run"]  # type: ignore[attr-defined]
 
     run(go())
 
@@ -242,15 +243,12 @@ def test_discovery_of_finished_jobs_reads_each_once() -> None:
         async with harness() as h:
             h.sim.add_job({"id": "ft-old", "steps": 3, "step_seconds": 1, "delay": -1000})
             disc = FineTuneDiscovery(h.clients, TERMINAL, SETTINGS, interval=5, timeout=5)
-            await disc.poll(h.clock.t)
-            (target,) = disc.found
+            _, (target,) = await disc.discover(h.clock.t)
             await target.poll(h.clock.t)
             h.clock.t += SETTINGS.retention + 1
-            await disc.poll(h.clock.t)
-            assert disc.found == []
+            assert (await disc.discover(h.clock.t))[1] == []
             h.clock.t += 100
-            await disc.poll(h.clock.t)
-            assert disc.found == []  # not picked up again while still listed
+            assert (await disc.discover(h.clock.t))[1] == []  # not picked up again while still listed
             assert await served(h, "ft-old") == (3, 3)
 
     run(go())
