@@ -127,11 +127,17 @@ class UpstreamStats:
             ("vendor",),
             _alone,
         )
-        self._requests = self.requests.counter
+        # Every request is counted: its series is looked up here rather than through
+        # labels(), which checks the values and takes the metric's lock on each call.
+        self._request_series: dict[tuple[str, str, str], Counter] = {}
 
     def count(self, source: str, endpoint: str, code: str) -> None:
-        """One request sent (every request passes here, so straight to the counter)."""
-        self._requests.labels(source, endpoint, code).inc()
+        """One request sent, by source, endpoint template and status (or timeout/error)."""
+        key = (source, endpoint, code)
+        series = self._request_series.get(key)
+        if series is None:
+            series = self._request_series[key] = self.requests.counter.labels(*key)
+        series.inc()
 
 
 def _as_is(key: tuple[str, ...]) -> tuple[str, ...]:
