@@ -42,6 +42,7 @@ class TargetSet:
         return len(self._targets)
 
     def __iter__(self) -> Iterator[Target]:
+        # Over a copy: a discovery's poll may change the set while a caller iterates.
         return iter(list(self._targets.values()))
 
     def __contains__(self, target_id: object) -> bool:
