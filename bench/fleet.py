@@ -291,19 +291,19 @@ async def exporter_with_fleet(
     exporter = Exporter(cfg)
     await exporter.start(load_config(cfg))
     try:
-        fleet = await build_fleet(exporter.clients, size, interval=interval, timeout=interval)
-        await exporter._sync_group("bench", fleet)
+        fleet = await build_fleet(exporter.clients.current, size, interval=interval, timeout=interval)
+        await exporter.poller.sync("bench", fleet)
         yield exporter
     finally:
         await exporter.stop()
 
 
 def polls_done(exporter: Exporter) -> int:
-    return sum(h.polls.total() for h in exporter.health.values())
+    return sum(h.polls.total() for h in exporter.poller.health.values())
 
 
 def failed_polls(exporter: Exporter) -> int:
-    return sum(h.polls.total() - h.polls["success"] for h in exporter.health.values())
+    return sum(h.polls.total() - h.polls["success"] for h in exporter.poller.health.values())
 
 
 async def wait_for_polls(exporter: Exporter, count: int, timeout: float) -> None:

@@ -48,8 +48,8 @@ def sim_requests(sim_url: str) -> int:
 
 def cycle_seconds(exporter: Exporter) -> float:
     """From the first poll start to the last poll end of the latest cycle."""
-    starts = [h.last_poll_timestamp for h in exporter.health.values()]
-    ends = [h.last_poll_timestamp + h.last_duration for h in exporter.health.values()]
+    starts = [h.last_poll_timestamp for h in exporter.poller.health.values()]
+    ends = [h.last_poll_timestamp + h.last_duration for h in exporter.poller.health.values()]
     return max(ends) - min(starts)
 
 

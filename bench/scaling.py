@@ -35,11 +35,11 @@ async def measure(sim_url: str, size: fleet.FleetSize, spread: float) -> tuple[f
             await fleet.wait_for_polls(exporter, size.targets, timeout=spread + 120)
             cpu = fleet.cpu_seconds() - cpu0
             # One target of each source: its families change, as while a cycle runs.
-            one_per_source = list({t.source: t for t in exporter.targets.values()}.values())
+            one_per_source = list({t.source: t for t in exporter.targets}.values())
             costs = []
             for _ in range(5):
                 for target in one_per_source:
-                    await exporter.poll_once(target)
+                    await exporter.poller.poll_once(target)
                 t0 = time.perf_counter()
                 exporter.store.exposition()
                 exporter.store.exposition_gzip(b"")

@@ -1,18 +1,17 @@
-"""Per-target health and the exporter's own metrics.
+"""Per-target health: up, poll duration, last success, polls by result, error reason.
 
 Operators alert on these when the exporter itself is sick, so every target has them
 from the first scrape, before its first poll has finished (``up`` is 0 until then).
+They change with each poll, so they are rendered then and kept in the store next to
+the target's data; the exporter's other metrics are in ``exporter.selfmetrics``.
 """
 
 from __future__ import annotations
 
-import platform
 from collections import Counter
 from dataclasses import dataclass, field
 
-from exporter import __version__
 from exporter.exposition import Family, Rendered, Sample, render
-from exporter.upstream import UpstreamStats
 
 TARGET_UP = Family(
     "inference_exporter_target_up", "gauge", "1 if the last poll of the target succeeded, else 0."
@@ -40,42 +39,6 @@ SERIES = Family(
     "gauge",
     "Series the target currently contributes to the exposition (its own health series excluded).",
 )
-UPSTREAM_REQUESTS = Family(
-    "inference_exporter_upstream_requests_total",
-    "counter",
-    "Requests sent to vendor APIs by source, endpoint template and HTTP status (or timeout/error).",
-)
-UPSTREAM_RETRIES = Family(
-    "inference_exporter_upstream_retries_total",
-    "counter",
-    "Vendor requests retried after a timeout, connection error, 5xx or 429, by source and endpoint template.",
-)
-BUDGET_WAIT = Family(
-    "inference_exporter_upstream_budget_wait_seconds_total",
-    "counter",
-    "Seconds requests spent waiting for a slot in the vendor's request budget (requests_per_second).",
-)
-BUDGET_REFUSALS = Family(
-    "inference_exporter_upstream_budget_refusals_total",
-    "counter",
-    "Requests not sent because the vendor's request budget had no slot before the poll's deadline.",
-)
-ASYNCIO_TASKS = Family(
-    "inference_exporter_asyncio_tasks",
-    "gauge",
-    "Asyncio tasks alive in the exporter process; steady in a healthy daemon.",
-)
-RELOAD_OK = Family(
-    "inference_exporter_config_last_reload_successful",
-    "gauge",
-    "1 if the last config load or reload succeeded, else 0.",
-)
-RELOAD_TS = Family(
-    "inference_exporter_config_last_reload_success_timestamp_seconds",
-    "gauge",
-    "Unix time of the last successful config load or reload.",
-)
-BUILD_INFO = Family("inference_exporter_build_info", "gauge", "Build metadata; value is always 1.")
 
 
 @dataclass
@@ -129,34 +92,4 @@ def render_health(target_id: str, source: str, h: TargetHealth) -> Rendered:
     )
     if not h.up and h.last_error_reason:
         samples.append(Sample(ERROR_INFO, (*labels, ("reason", h.last_error_reason)), 1.0))
-    return render(samples)
-
-
-@dataclass
-class ReloadState:
-    successful: bool = False
-    last_success_timestamp: float = 0.0
-
-
-def render_global(stats: UpstreamStats, reload: ReloadState, tasks: int) -> Rendered:
-    samples = [
-        Sample(BUILD_INFO, (("version", __version__), ("python_version", platform.python_version())), 1.0),
-        Sample(RELOAD_OK, (), 1.0 if reload.successful else 0.0),
-        Sample(RELOAD_TS, (), reload.last_success_timestamp),
-        Sample(ASYNCIO_TASKS, (), float(tasks)),
-    ]
-    samples.extend(
-        Sample(UPSTREAM_RETRIES, (("source", s), ("endpoint", e)), float(n))
-        for (s, e), n in sorted(stats.retries.items())
-    )
-    samples.extend(
-        Sample(BUDGET_WAIT, (("vendor", v),), w) for v, w in sorted(stats.budget_wait_seconds.items())
-    )
-    samples.extend(
-        Sample(BUDGET_REFUSALS, (("vendor", v),), float(n)) for v, n in sorted(stats.budget_refusals.items())
-    )
-    samples.extend(
-        Sample(UPSTREAM_REQUESTS, (("source", s), ("endpoint", e), ("code", c)), float(n))
-        for (s, e, c), n in sorted(stats.requests.items())
-    )
     return render(samples)

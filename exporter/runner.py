@@ -96,6 +96,7 @@ async def run_daemon(
     exporter = Exporter(config_path, shard)
     if security is not None:
         exporter.companions.append(security.prepare_reload)
+        exporter.metrics.registry.register(security.collector())
     await exporter.start(loaded)
     guard = ConnectionGuard(limits)
     app = make_app(exporter, telemetry_path, security, guard)

@@ -5,32 +5,49 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 from aiohttp import web
 from aiohttp.payload import AsyncIterablePayload
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.gc_collector import GCCollector
-from prometheus_client.platform_collector import PlatformCollector
-from prometheus_client.process_collector import ProcessCollector
 
 from exporter import __version__, status
-from exporter.daemon import Exporter
-from exporter.exposition import CONTENT_TYPE, assemble
+from exporter.exposition import CONTENT_TYPE
+from exporter.health import TargetHealth
 from exporter.httpguard import ConnectionGuard
+from exporter.sources.base import Target
 from exporter.webconfig import WebSecurity
 
 log = logging.getLogger("exporter.server")
 
-EXPORTER_KEY = web.AppKey("exporter", Exporter)
+
+class ExporterView(Protocol):
+    """What the server reads of the running exporter, and the one thing it asks of it.
+
+    The server never changes targets, health or the store; a reload it passes on.
+    """
+
+    def target_count(self) -> int: ...
+
+    def targets_with_health(self) -> list[tuple[Target, TargetHealth]]:
+        """Every target with its health, by id."""
+        ...
+
+    def unpolled_targets(self) -> int:
+        """Targets whose first poll has not finished; ready at 0."""
+        ...
+
+    def exposition_parts(self) -> list[bytes]:
+        """The whole exposition, as parts to send one after the other."""
+        ...
+
+    def exposition_gzip(self) -> bytes:
+        """The whole exposition as one gzip member."""
+        ...
+
+    async def reload(self) -> tuple[bool, str]: ...
 
 
-def _runtime_registry() -> CollectorRegistry:
-    """Process and Python runtime metrics (process_*, python_*), as every exporter has."""
-    reg = CollectorRegistry(auto_describe=False)
-    ProcessCollector(registry=reg)
-    PlatformCollector(registry=reg)
-    GCCollector(registry=reg)
-    return reg
+EXPORTER_KEY = web.AppKey("exporter", ExporterView)
 
 
 def _accepts_gzip(request: web.Request) -> bool:
@@ -45,7 +62,7 @@ async def _iterate(parts: list[bytes]) -> AsyncIterator[bytes]:
 
 
 def make_app(
-    exporter: Exporter,
+    exporter: ExporterView,
     telemetry_path: str = "/metrics",
     security: WebSecurity | None = None,
     guard: ConnectionGuard | None = None,
@@ -55,22 +72,18 @@ def make_app(
     middlewares += security.middlewares if security else []
     app = web.Application(middlewares=middlewares)
     app[EXPORTER_KEY] = exporter
-    runtime = _runtime_registry()
-    if security is not None:
-        runtime.register(security.collector())
 
     async def metrics(request: web.Request) -> web.Response:
-        # Targets' bytes come from the store's cache; the small global part (request
-        # counters, reload state, process stats) is rendered per scrape.
-        dynamic = assemble([exporter.global_metrics()]) + generate_latest(runtime)
+        # Targets' bytes come from the store's cache; the small part of the exporter's
+        # own metrics (request counters, reload state, process stats) is rendered per scrape.
         headers = {"Content-Type": CONTENT_TYPE, "Vary": "Accept-Encoding"}
         if _accepts_gzip(request):
             headers["Content-Encoding"] = "gzip"
-            return web.Response(body=exporter.store.exposition_gzip(dynamic), headers=headers)
+            return web.Response(body=exporter.exposition_gzip(), headers=headers)
         # Uncompressed, the cached per-family blobs are written one after the other
         # once the handler returns, never joined (a copy of the whole exposition on
         # every scrape cost more than the rest of the scrape).
-        parts = [*exporter.store.exposition_parts(), dynamic]
+        parts = exporter.exposition_parts()
         headers["Content-Length"] = str(sum(len(p) for p in parts))
         return web.Response(body=AsyncIterablePayload(_iterate(parts)), headers=headers)
 
@@ -85,12 +98,12 @@ def make_app(
         page = (
             "<!DOCTYPE html><html><head><meta charset='utf-8'><title>inference-exporter</title></head>"
             f"<body><h1>inference-exporter</h1><p>Version {html.escape(__version__)}. "
-            f"{len(exporter.targets)} targets configured.</p><ul>{items}</ul></body></html>"
+            f"{exporter.target_count()} targets configured.</p><ul>{items}</ul></body></html>"
         )
         return web.Response(text=page, content_type="text/html")
 
     async def targets(request: web.Request) -> web.Response:
-        data = status.rows(exporter.targets, exporter.health)
+        data = status.rows(exporter.targets_with_health())
         if request.query.get("format") == "json":
             return web.json_response({"targets": data})
         return web.Response(text=status.render_html(data), content_type="text/html")
@@ -99,9 +112,9 @@ def make_app(
         return web.Response(text="Healthy.\n")
 
     async def ready(request: web.Request) -> web.Response:
-        if exporter.ready():
+        pending = exporter.unpolled_targets()
+        if pending == 0:
             return web.Response(text="Ready.\n")
-        pending = sum(1 for h in exporter.health.values() if not h.polled)
         return web.Response(status=503, text=f"Not ready: {pending} targets not polled yet.\n")
 
     async def reload(request: web.Request) -> web.Response:

@@ -18,24 +18,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from exporter.exposition import Family, Rendered, Sample, render
-
-SHARD_ORDINAL = Family(
-    "inference_exporter_shard_ordinal",
-    "gauge",
-    "This replica's shard number, from 0 (--shard, or the ordinal of its StatefulSet pod name).",
-)
-TOTAL_SHARDS = Family(
-    "inference_exporter_total_shards",
-    "gauge",
-    "Number of shards the targets are split into (--total-shards); 1 when not sharded.",
-)
-SHARD_TARGETS = Family(
-    "inference_exporter_shard_targets",
-    "gauge",
-    "Targets this shard polls (its share of the config's and discovered targets, discoveries included).",
-)
-
 _ORDINAL_RE = re.compile(r"-(\d+)$")
 
 
@@ -74,15 +56,6 @@ class Shard:
 
     def owns(self, target_id: str) -> bool:
         return self.total == 1 or shard_of(target_id, self.total) == self.index
-
-    def render(self, targets: int) -> Rendered:
-        return render(
-            [
-                Sample(SHARD_ORDINAL, (), float(self.index)),
-                Sample(TOTAL_SHARDS, (), float(self.total)),
-                Sample(SHARD_TARGETS, (), float(targets)),
-            ]
-        )
 
 
 def resolve_shard(

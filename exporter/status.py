@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from exporter.health import TargetHealth
@@ -29,17 +30,13 @@ def _health(h: TargetHealth) -> str:
     return "up" if h.up else "down"
 
 
-def rows(targets: dict[str, Target], health: dict[str, TargetHealth]) -> list[dict[str, Any]]:
-    """One row per target, sorted by id, as the JSON view serves them."""
+def rows(targets: Iterable[tuple[Target, TargetHealth]]) -> list[dict[str, Any]]:
+    """One row per target, in the order given, as the JSON view serves them."""
     out: list[dict[str, Any]] = []
-    for tid in sorted(targets):
-        t = targets[tid]
-        h = health.get(tid)
-        if h is None:
-            continue
+    for t, h in targets:
         out.append(
             {
-                "id": tid,
+                "id": t.id,
                 "source": t.source,
                 "health": _health(h),
                 "interval_seconds": t.interval,

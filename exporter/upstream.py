@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections import Counter
 from collections.abc import Awaitable, Mapping
 from typing import Any, NamedTuple
 from urllib.parse import urlencode
@@ -38,21 +37,9 @@ from exporter.retry import (
     parse_http_date,
     parse_retry_hint,
 )
+from exporter.selfmetrics import UpstreamStats as UpstreamStats
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
-
-
-class UpstreamStats:
-    """Counts behind the upstream self-metrics: requests, retries and budget waits."""
-
-    def __init__(self) -> None:
-        self.requests: Counter[tuple[str, str, str]] = Counter()
-        self.retries: Counter[tuple[str, str]] = Counter()
-        self.budget_wait_seconds: dict[str, float] = {}
-        self.budget_refusals: Counter[str] = Counter()
-
-    def count(self, source: str, endpoint: str, code: str) -> None:
-        self.requests[(source, endpoint, code)] += 1
 
 
 def _error_message(body: bytes) -> str:

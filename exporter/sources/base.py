@@ -42,23 +42,20 @@ class Target(ABC):
 
 
 class Discovery(Target):
-    """A target whose poll lists things to watch and yields a target for each.
+    """A target whose poll lists things to watch and returns a target for each.
 
     Its own poll is scheduled, timed and health-tracked like any target's (so a
-    failing list call shows as that discovery being down). After a successful poll
-    the daemon replaces the discovery's group of targets with ``found``; after a
-    failed one the previous group stays, so a flaky list endpoint never drops targets.
+    failing list call shows as that discovery being down). The poller calls
+    :meth:`discover` and replaces the discovery's group of targets with the ones it
+    returned; after a failed poll the previous group stays, so a flaky list endpoint
+    never drops targets.
     """
-
-    def __init__(self, target_id: str, *, interval: float, timeout: float, settings: Hashable) -> None:
-        super().__init__(target_id, interval=interval, timeout=timeout, settings=settings)
-        self.found: list[Target] = []
 
     @abstractmethod
     async def discover(self, now: float) -> tuple[Rendered, list[Target]]:
         """List the vendor's objects; return samples about them (e.g. ``_info``) and targets."""
 
     async def poll(self, now: float) -> Rendered:
-        rendered, found = await self.discover(now)
-        self.found = found
+        """Only the samples of :meth:`discover`, for a caller that does not keep targets."""
+        rendered, _ = await self.discover(now)
         return rendered

@@ -52,6 +52,7 @@ class LiveServer:
         if self.web_config is not None:
             self.security = WebSecurity.from_file(self.web_config)
             self.exporter.companions.append(self.security.prepare_reload)
+            self.exporter.metrics.registry.register(self.security.collector())
         await self.exporter.start(load_config(self.config))
         guard = ConnectionGuard(DEFAULT_LIMITS)
         app = make_app(self.exporter, "/metrics", self.security, guard)

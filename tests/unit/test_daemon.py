@@ -9,10 +9,12 @@ from typing import TypeVar
 
 from exporter.config import LoadedConfig
 from exporter.config.model import Config
-from exporter.daemon import STATIC, Exporter, start_offset
+from exporter.daemon import Exporter
 from exporter.errors import UpstreamError
 from exporter.exposition import Family, Rendered, Sample, render
+from exporter.poller import start_offset
 from exporter.sources.base import Discovery, Target
+from exporter.targetset import STATIC
 
 T = TypeVar("T")
 VALUE = Family("fake_value", "gauge", "A value.")
@@ -69,6 +71,10 @@ def text(exp: Exporter) -> str:
     return exp.store.exposition().decode()
 
 
+def ids(exp: Exporter) -> set[str]:
+    return {t.id for t in exp.targets}
+
+
 def test_start_offsets_are_stable_and_within_spread() -> None:
     offs = [start_offset(f"t/{i}", 30, 10) for i in range(200)]
     assert all(0 <= o < 10 for o in offs)
@@ -84,12 +90,12 @@ def test_a_target_with_phase_zero_is_polled_at_once(tmp_path: Path) -> None:
     assert start_offset(t.id, t.interval, 5) == 0
 
     async def body(exp: Exporter) -> int:
-        await exp._sync_group(STATIC, [t])
+        await exp.poller.sync(STATIC, [t])
         for _ in range(50):
-            if exp.health[t.id].polls.total():
+            if exp.poller.health[t.id].polls.total():
                 break
             await asyncio.sleep(0.05)
-        return exp.health[t.id].polls.total()
+        return exp.poller.health[t.id].polls.total()
 
     assert run(body, tmp_path, start_spread=5) == 1
 
@@ -97,14 +103,14 @@ def test_a_target_with_phase_zero_is_polled_at_once(tmp_path: Path) -> None:
 def test_health_before_and_after_polls(tmp_path: Path) -> None:
     async def body(exp: Exporter) -> None:
         t = Fake("a", 5)
-        await exp._sync_group(STATIC, [t])
+        await exp.poller.sync(STATIC, [t])
         assert 'inference_exporter_target_up{target="fake/a",source="fake"} 0' in text(exp)
         assert (
             'inference_exporter_target_last_success_timestamp_seconds{target="fake/a",source="fake"} 0'
             in text(exp)
         )
         assert not exp.ready()
-        await exp.poll_once(t)
+        await exp.poller.poll_once(t)
         assert exp.ready()
         out = text(exp)
         assert 'fake_value{name="fake/a"} 5' in out
@@ -119,10 +125,10 @@ def test_health_before_and_after_polls(tmp_path: Path) -> None:
 def test_failure_keeps_values_within_grace_then_drops_them(tmp_path: Path) -> None:
     async def body(exp: Exporter) -> None:
         t = Fake("a", 5)
-        await exp._sync_group(STATIC, [t])
-        await exp.poll_once(t)
+        await exp.poller.sync(STATIC, [t])
+        await exp.poller.poll_once(t)
         t.fail = UpstreamError("rate_limited", "GET /x answered 429")
-        await exp.poll_once(t)
+        await exp.poller.poll_once(t)
         out = text(exp)
         assert 'fake_value{name="fake/a"} 5' in out  # within grace
         assert 'inference_exporter_target_up{target="fake/a",source="fake"} 0' in out
@@ -131,13 +137,13 @@ def test_failure_keeps_values_within_grace_then_drops_them(tmp_path: Path) -> No
             in out
         )
         assert 'result="rate_limited"} 1' in out
-        exp.health[t.id].last_success_timestamp -= 10  # grace is 1s here
-        await exp.poll_once(t)
+        exp.poller.health[t.id].last_success_timestamp -= 10  # grace is 1s here
+        await exp.poller.poll_once(t)
         out = text(exp)
         assert "fake_value{" not in out
         assert 'result="rate_limited"} 2' in out
         t.fail = None
-        await exp.poll_once(t)
+        await exp.poller.poll_once(t)
         assert 'fake_value{name="fake/a"} 5' in text(exp)
         assert "inference_exporter_target_error_info{" not in text(exp)
 
@@ -148,9 +154,9 @@ def test_a_hanging_poll_is_cut_at_the_interval(tmp_path: Path) -> None:
     async def body(exp: Exporter) -> None:
         t = Fake("slow", interval=0.2)
         t.hang = True
-        await exp._sync_group(STATIC, [t])
-        await exp.poll_once(t)
-        assert exp.health[t.id].last_error_reason == "timeout"
+        await exp.poller.sync(STATIC, [t])
+        await exp.poller.poll_once(t)
+        assert exp.poller.health[t.id].last_error_reason == "timeout"
 
     run(body, tmp_path)
 
@@ -162,9 +168,9 @@ def test_unexpected_exceptions_are_a_reason_not_a_crash(tmp_path: Path) -> None:
 
     async def body(exp: Exporter) -> None:
         t = Broken("b")
-        await exp._sync_group(STATIC, [t])
-        await exp.poll_once(t)
-        assert exp.health[t.id].last_error_reason == "internal_error"
+        await exp.poller.sync(STATIC, [t])
+        await exp.poller.poll_once(t)
+        assert exp.poller.health[t.id].last_error_reason == "internal_error"
 
     run(body, tmp_path)
 
@@ -172,25 +178,26 @@ def test_unexpected_exceptions_are_a_reason_not_a_crash(tmp_path: Path) -> None:
 def test_discovery_groups_follow_the_list(tmp_path: Path) -> None:
     async def body(exp: Exporter) -> None:
         static = Fake("x")
-        await exp._sync_group(STATIC, [static])
+        await exp.poller.sync(STATIC, [static])
         d = FakeDiscovery()
-        await exp._sync_group(STATIC, [static, d])
-        assert exp.targets["fake/x"] is static  # unchanged settings: same object kept
+        await exp.poller.sync(STATIC, [static, d])
+        assert exp.targets.get("fake/x") is static  # unchanged settings: same object kept
         d.names = ["a", "b", "x"]
-        await exp.poll_once(d)
-        assert set(exp.targets) == {"fake/x", "fake_discovery/all", "fake/a", "fake/b"}
-        assert exp.groups[d.id] == {"fake/a", "fake/b"}  # x stays the config's
-        a = exp.targets["fake/a"]
+        await exp.poller.poll_once(d)
+        assert ids(exp) == {"fake/x", "fake_discovery/all", "fake/a", "fake/b"}
+        assert exp.targets.group(d.id) == {"fake/a", "fake/b"}  # x stays the config's
+        a = exp.targets.get("fake/a")
+        assert isinstance(a, Fake)
         d.names = ["a"]
-        await exp.poll_once(d)
-        assert exp.targets["fake/a"] is a
+        await exp.poller.poll_once(d)
+        assert exp.targets.get("fake/a") is a
         assert "fake/b" not in exp.targets and 'target="fake/b"' not in text(exp)
         d.fail = True
-        await exp.poll_once(d)  # a failed list keeps what was found
+        await exp.poller.poll_once(d)  # a failed list keeps what was found
         assert "fake/a" in exp.targets
-        await exp._sync_group(STATIC, [static])  # discovery removed from the config
-        assert set(exp.targets) == {"fake/x"}
-        assert isinstance(a, Fake) and a.closed is True
+        await exp.poller.sync(STATIC, [static])  # discovery removed from the config
+        assert ids(exp) == {"fake/x"}
+        assert a.closed is True
 
     run(body, tmp_path)
 
@@ -198,10 +205,27 @@ def test_discovery_groups_follow_the_list(tmp_path: Path) -> None:
 def test_a_poll_finishing_after_its_target_was_removed_is_dropped(tmp_path: Path) -> None:
     async def body(exp: Exporter) -> None:
         t = Fake("a")
-        await exp._sync_group(STATIC, [t])
-        await exp._sync_group(STATIC, [])
-        await exp.poll_once(t)
+        await exp.poller.sync(STATIC, [t])
+        await exp.poller.sync(STATIC, [])
+        await exp.poller.poll_once(t)
         assert exp.store.keys() == []
         assert t.closed
+
+    run(body, tmp_path)
+
+
+def test_the_server_view_lists_targets_by_id_with_their_health(tmp_path: Path) -> None:
+    async def body(exp: Exporter) -> None:
+        b, a = Fake("b"), Fake("a")
+        await exp.poller.sync(STATIC, [b, a])
+        assert [t.id for t, _ in exp.targets_with_health()] == ["fake/a", "fake/b"]
+        assert exp.target_count() == 2 and exp.unpolled_targets() == 2
+        await exp.poller.poll_once(a)
+        assert exp.unpolled_targets() == 1 and not exp.ready()
+        (_, health_a), (_, health_b) = exp.targets_with_health()
+        assert health_a.up and not health_b.polled
+        exposition = b"".join(exp.exposition_parts()).decode()
+        assert 'fake_value{name="fake/a"} 1' in exposition
+        assert "inference_exporter_config_last_reload_successful 1.0" in exposition
 
     run(body, tmp_path)

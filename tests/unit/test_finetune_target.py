@@ -9,6 +9,7 @@ import pytest
 
 from exporter.errors import UpstreamError
 from exporter.exposition import Rendered, assemble
+from exporter.sources.base import Target
 from exporter.sources.together.finetune.target import (
     MAX_BACKOFF,
     FineTuneDiscovery,
@@ -36,11 +37,11 @@ def text(r: Rendered) -> Scrape:
     return parse(assemble([r]).decode())
 
 
-def found_jobs(disc: FineTuneDiscovery) -> list[JobTarget]:
-    """The discovery's targets, each checked to be a job target."""
-    jobs = [t for t in disc.found if isinstance(t, JobTarget)]
-    assert len(jobs) == len(disc.found)
-    return jobs
+def jobs(found: list[Target]) -> list[JobTarget]:
+    """A discovery's targets, each checked to be a job target."""
+    out = [t for t in found if isinstance(t, JobTarget)]
+    assert len(out) == len(found)
+    return out
 
 
 async def served(h: Harness, job: str) -> tuple[int, int]:
@@ -228,26 +229,27 @@ def test_discovery_follows_the_list() -> None:
             h.sim.add_job({"id": "ft-old", "steps": 3, "step_seconds": 1, "delay": -1000})
             disc = FineTuneDiscovery(h.clients, discovery_settings(frozenset(UNFINISHED_STATUSES)))
             h.clock.t = end.start + 2
-            out = text(await disc.poll(h.clock.t))
-            assert sorted(t.job_id for t in found_jobs(disc)) == ["ft-end", "ft-q", "ft-run"]
+            rendered, found = await disc.discover(h.clock.t)
+            out = text(rendered)
+            assert sorted(t.job_id for t in jobs(found)) == ["ft-end", "ft-q", "ft-run"]
             assert out.value("together_finetune_listed_jobs", status="running") == 2
             assert out.value("together_finetune_listed_jobs", status="completed") == 1
-            by_id = {t.job_id: t for t in found_jobs(disc)}
+            by_id = {t.job_id: t for t in jobs(found)}
             # ft-end completes: discovery keeps the same target for its final read and retention.
             h.clock.t = end.start + 10
-            await disc.poll(h.clock.t)
-            assert by_id["ft-end"] in disc.found
+            _, found = await disc.discover(h.clock.t)
+            assert by_id["ft-end"] in found
             await by_id["ft-end"].poll(h.clock.t)
             assert by_id["ft-end"].finished_at == h.clock.t
             h.clock.t += SETTINGS.retention + 1
-            await disc.poll(h.clock.t)
-            assert sorted(t.job_id for t in found_jobs(disc)) == ["ft-q", "ft-run"]
+            _, found = await disc.discover(h.clock.t)
+            assert sorted(t.job_id for t in jobs(found)) == ["ft-q", "ft-run"]
             # Jobs still running keep their target object, and with it their state.
-            assert by_id["ft-run"] in disc.found and by_id["ft-q"] in disc.found
+            assert by_id["ft-run"] in found and by_id["ft-q"] in found
             # A job that vanishes from the list goes at once.
             h.sim.jobs.pop("ft-q")
-            await disc.poll(h.clock.t)
-            assert [t.job_id for t in found_jobs(disc)] == ["ft-run"]
+            _, found = await disc.discover(h.clock.t)
+            assert [t.job_id for t in jobs(found)] == ["ft-run"]
 
     run(go())
 
@@ -257,15 +259,12 @@ def test_discovery_of_finished_jobs_reads_each_once() -> None:
         async with harness() as h:
             h.sim.add_job({"id": "ft-old", "steps": 3, "step_seconds": 1, "delay": -1000})
             disc = FineTuneDiscovery(h.clients, discovery_settings(TERMINAL))
-            await disc.poll(h.clock.t)
-            (target,) = disc.found
+            _, (target,) = await disc.discover(h.clock.t)
             await target.poll(h.clock.t)
             h.clock.t += SETTINGS.retention + 1
-            await disc.poll(h.clock.t)
-            assert disc.found == []
+            assert (await disc.discover(h.clock.t))[1] == []
             h.clock.t += 100
-            await disc.poll(h.clock.t)
-            assert disc.found == []  # not picked up again while still listed
+            assert (await disc.discover(h.clock.t))[1] == []  # not picked up again while still listed
             assert await served(h, "ft-old") == (3, 3)
 
     run(go())

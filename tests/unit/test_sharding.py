@@ -12,9 +12,10 @@ import pytest
 
 from exporter.config import load_config
 from exporter.daemon import Exporter
-from exporter.exposition import Family, Rendered, Sample, assemble, render
+from exporter.exposition import Family, Rendered, Sample, render
 from exporter.sharding import Shard, ordinal_from_pod_name, resolve_shard, shard_of
 from exporter.sources.base import Discovery, Target
+from exporter.targetset import STATIC
 from tests.helpers import REPO, parse, run_cli
 
 IDS = [f"together_queue/org/model-{i}" for i in range(3000)]
@@ -120,15 +121,15 @@ async def run_shard(shard: Shard, tmp_path: Path) -> tuple[set[str], set[str]]:
         names = [f"n{i}" for i in range(60)]
         static = [Leaf(f"static-{i}") for i in range(30)]
         discovery = FakeDiscovery(names)
-        await exporter._sync_group("", [*static, discovery])
-        await exporter.poll_once(discovery)
-        for tid, target in list(exporter.targets.items()):
-            if tid != discovery.id:
-                await exporter.poll_once(target)
+        await exporter.poller.sync(STATIC, [*static, discovery])
+        await exporter.poller.poll_once(discovery)
+        for target in exporter.targets:
+            if target is not discovery:
+                await exporter.poller.poll_once(target)
         assert discovery.id in exporter.targets  # every shard runs the discovery
         text = exporter.store.exposition().decode()
         exported = {line.split(" ")[0] for line in text.splitlines() if not line.startswith("#")}
-        return set(exporter.targets) - {discovery.id}, exported
+        return {t.id for t in exporter.targets} - {discovery.id}, exported
     finally:
         await exporter.stop()
 
@@ -155,7 +156,7 @@ def test_shard_self_metrics(tmp_path: Path) -> None:
         exporter = Exporter(cfg, Shard(1, 3))
         await exporter.start(load_config(cfg))
         try:
-            return assemble([exporter.global_metrics()]).decode()
+            return exporter.metrics.render().decode()
         finally:
             await exporter.stop()
 

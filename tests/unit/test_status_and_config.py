@@ -21,15 +21,13 @@ class Dummy(Target):
 
 
 def test_rows_and_html_escape_vendor_text() -> None:
-    targets: dict[str, Target] = {
-        "dummy/b": Dummy("dummy/b", interval=1, timeout=1, settings=()),
-        "dummy/<a>": Dummy("dummy/<a>", interval=1, timeout=1, settings=()),
-        "dummy/new": Dummy("dummy/new", interval=1, timeout=1, settings=()),
-    }
+    def target(tid: str) -> Target:
+        return Dummy(tid, interval=1, timeout=1, settings=())
+
     up, down, new = TargetHealth(), TargetHealth(), TargetHealth()
     up.record_success(1_800_000_000.0, 0.25, 3)
     down.record_failure(1_800_000_001.0, 0.5, "server_error", "GET /q answered 500: <script>x</script>")
-    data = rows(targets, {"dummy/b": up, "dummy/<a>": down, "dummy/new": new})
+    data = rows([(target("dummy/<a>"), down), (target("dummy/b"), up), (target("dummy/new"), new)])
     assert [r["id"] for r in data] == ["dummy/<a>", "dummy/b", "dummy/new"]
     assert data[0]["health"] == "down" and data[0]["last_error"] == "server_error"
     assert data[1] == {

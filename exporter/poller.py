@@ -1,0 +1,229 @@
+"""Polling: every target on its own schedule, its health, and its snapshots in the store.
+
+APScheduler runs one interval job per target, under the target's id: never two polls
+of one target at once (``max_instances=1``), a late run folded into one
+(``coalesce``), first polls spread by a stable hash of the id. A poll ends by its
+interval; its result, or the reason it failed, becomes the target's health, and its
+samples replace the target's snapshot in the store. A discovery's poll returns the
+targets it found, which replace its group in the target set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from exporter.errors import UpstreamError
+from exporter.exposition import Rendered
+from exporter.health import TargetHealth, render_health
+from exporter.logs import SCRUBBER
+from exporter.retry import POLL_DEADLINE
+from exporter.sharding import Shard
+from exporter.sources.base import Discovery, Target
+from exporter.store import Store
+from exporter.targetset import TargetSet
+
+log = logging.getLogger("exporter.poller")
+
+# Share of the poll interval that requests and retries may use.
+POLL_BUDGET_FRACTION = 0.9
+# Longest wait for polls cancelled at shutdown to end.
+STOP_POLLS_SECONDS = 0.5
+
+
+def health_key(target_id: str) -> str:
+    """The store key of a target's health series; its data is filed under its id.
+
+    Target ids begin with their source's name, so this prefix never makes another id.
+    """
+    return "health:" + target_id
+
+
+def start_offset(target_id: str, interval: float, spread: float) -> float:
+    """A stable phase in [0, min(spread, interval)) so targets do not all fire together."""
+    frac = (zlib.crc32(target_id.encode()) % 10_000) / 10_000
+    return frac * min(spread, interval)
+
+
+@dataclass(frozen=True, slots=True)
+class PollSettings:
+    """The config's global settings that shape polling (replaced on reload)."""
+
+    start_spread: float = 0.0
+    stale_grace: float = 0.0
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one poll brought: samples (and a discovery's finds), or why it failed."""
+
+    data: Rendered | None = None
+    found: list[Target] | None = None
+    reason: str = ""
+    detail: str = ""
+
+
+async def poll_with_deadline(target: Target, now: float) -> Outcome:
+    """Poll ``target`` within its interval; every failure becomes a reason, none escapes.
+
+    Requests and their retries end by the poll deadline (a little before the
+    interval, so their own reason wins); the timeout is the hard stop behind it (a
+    scope, not wait_for: no second task per poll).
+    """
+    token = POLL_DEADLINE.set(time.monotonic() + target.interval * POLL_BUDGET_FRACTION)
+    try:
+        async with asyncio.timeout(target.interval):
+            if isinstance(target, Discovery):
+                data, found = await target.discover(now)
+                return Outcome(data, found)
+            return Outcome(await target.poll(now))
+    except UpstreamError as exc:
+        return Outcome(reason=exc.reason, detail=exc.detail)
+    except TimeoutError:
+        return Outcome(reason="timeout", detail=f"poll did not finish within {target.interval:g}s")
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.exception("poll failed unexpectedly", extra={"target": target.id})
+        return Outcome(reason="internal_error", detail=f"{type(exc).__name__}: {exc}")
+    finally:
+        POLL_DEADLINE.reset(token)
+
+
+class Poller:
+    """Schedules the target set's targets, polls them and keeps their health and snapshots.
+
+    Only this shard's targets' samples and health reach the store: a discovery runs on
+    every shard (see exporter.sharding), but what it yields itself is exported by its
+    own shard alone.
+    """
+
+    def __init__(self, targets: TargetSet, store: Store, shard: Shard) -> None:
+        self.targets = targets
+        self.store = store
+        self.shard = shard
+        self.settings = PollSettings()
+        self.health: dict[str, TargetHealth] = {}
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
+        # APScheduler cancels the polls in flight when it shuts down, but gives no way
+        # to wait for them to end, so they are tracked here for that alone.
+        self._running: set[asyncio.Task[None]] = set()
+        self._stopping = False
+
+    def start(self) -> None:
+        self._scheduler.start()
+
+    async def stop(self) -> int:
+        """Stop the schedule and cancel the polls in flight; return how many there were."""
+        self._stopping = True
+        in_flight = list(self._running)
+        self._scheduler.shutdown(wait=False)
+        if in_flight:
+            await asyncio.wait(in_flight, timeout=STOP_POLLS_SECONDS)
+        return len(in_flight)
+
+    async def sync(self, group: str, targets: list[Target]) -> None:
+        """Make ``group`` own exactly ``targets`` (see TargetSet.sync) and poll accordingly.
+
+        Jobs and health follow the target set at once, before anything is awaited, so
+        two syncs never interleave; then the removed targets release what they hold.
+        """
+        changes = self.targets.sync(group, targets)
+        for target in changes.removed:
+            self._scheduler.remove_job(target.id)
+            self.health.pop(target.id, None)
+            self.store.remove(target.id)
+            self.store.remove(health_key(target.id))
+        for target in changes.added:
+            self._schedule(target)
+        await asyncio.gather(*(close_target(t) for t in changes.removed))
+
+    def _schedule(self, target: Target) -> None:
+        self.health[target.id] = TargetHealth()
+        self._publish_health(target)
+        offset = start_offset(target.id, target.interval, self.settings.start_spread)
+        start = datetime.now(UTC) + timedelta(seconds=offset)
+        self._scheduler.add_job(
+            self._poll_job,
+            IntervalTrigger(seconds=target.interval, start_date=start),
+            args=[target],
+            id=target.id,
+            # Explicit: a start_date already past when the trigger is first asked (a
+            # phase of 0) would otherwise put the first poll a whole interval away.
+            next_run_time=start,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=max(1, int(target.interval)),
+            replace_existing=True,
+        )
+
+    async def _poll_job(self, target: Target) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._running.add(task)
+        try:
+            await self.poll_once(target)
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+            # Cancelled by stop(): an expected end, not a job failure to report.
+            log.debug("poll canceled at shutdown", extra={"target": target.id})
+        finally:
+            self._running.discard(task)
+
+    async def poll_once(self, target: Target) -> None:
+        """Poll ``target`` now and record the outcome."""
+        now = time.time()
+        t0 = time.perf_counter()
+        outcome = await poll_with_deadline(target, now)
+        duration = time.perf_counter() - t0
+        if not self.targets.is_current(target):
+            return  # removed or replaced by a reload while this poll ran
+        health = self.health[target.id]
+        if outcome.data is not None:
+            if health.polled and not health.up:
+                log.info("target recovered", extra={"target": target.id})
+            health.record_success(now, duration, outcome.data.series)
+            if self.shard.owns(target.id):
+                self.store.put(target.id, outcome.data)
+        else:
+            # Warn when a target goes down or its reason changes; repeats go to debug so
+            # a long outage does not flood the log at every poll.
+            changed = health.up or not health.polled or health.last_error_reason != outcome.reason
+            health.record_failure(now, duration, outcome.reason, SCRUBBER.scrub(outcome.detail))
+            log.log(
+                logging.WARNING if changed else logging.DEBUG,
+                "poll failed",
+                extra={"target": target.id, "reason": outcome.reason, "detail": health.last_error_detail},
+            )
+            self._expire_stale_data(target.id, health, now)
+        self._publish_health(target)
+        if outcome.found is not None:
+            await self.sync(target.id, outcome.found)
+
+    def _expire_stale_data(self, tid: str, health: TargetHealth, now: float) -> None:
+        """A failing target keeps its last values (left in the store) for ``stale_grace``, then they go."""
+        if now - health.last_success_timestamp > self.settings.stale_grace:
+            self.store.remove(tid)
+            health.series = 0
+
+    def _publish_health(self, target: Target) -> None:
+        if self.shard.owns(target.id):  # else a discovery run here only for its targets
+            self.store.put(
+                health_key(target.id), render_health(target.id, target.source, self.health[target.id])
+            )
+
+
+async def close_target(target: Target) -> None:
+    """Let a target release what it holds; a failure to do so is logged, not raised."""
+    try:
+        await target.close()
+    except Exception:
+        log.exception("closing a target failed", extra={"target": target.id})

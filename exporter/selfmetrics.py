@@ -1,0 +1,216 @@
+"""The exporter's own metrics, as prometheus_client instruments in one registry per exporter.
+
+What happens in the exporter is counted when it happens (upstream requests, retries,
+budget waits and refusals, config reloads); what is a state of the process is read
+when scraped (asyncio tasks, targets of this shard, process and GC statistics). Each
+``Exporter`` has its own registry, never client_python's global one, so several
+exporters can live in one process (tests do) without sharing or clashing.
+
+Per-target health is not here: it changes with each poll, so it is rendered then and
+kept in the store with the target's data (see ``exporter.health``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import platform
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Info,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from exporter import __version__
+from exporter.sharding import Shard
+
+K = TypeVar("K", bound=Hashable)
+
+
+class CounterTotals(Generic[K]):
+    """A labelled Counter addressed like a dict of running totals, by a key of label values.
+
+    The request path counts with ``stats.retries[(source, endpoint)] += 1``: ``+=``
+    reads the item, adds and writes it back, so a write adds the difference to the
+    counter (and refuses to lower it: a counter only goes up). Reading goes through
+    the counter's public ``collect``; it happens on retries and budget waits, never
+    on the path of a request that succeeds at once.
+    """
+
+    def __init__(
+        self,
+        counter: Counter,
+        label_names: tuple[str, ...],
+        label_values: Callable[[K], tuple[str, ...]],
+    ) -> None:
+        self.counter = counter
+        self._names = label_names
+        self._values = label_values
+
+    def _find(self, key: K) -> float | None:
+        wanted = dict(zip(self._names, self._values(key), strict=True))
+        for metric in self.counter.collect():
+            for sample in metric.samples:
+                if sample.labels == wanted:
+                    return sample.value
+        return None
+
+    def __getitem__(self, key: K) -> float:
+        return self.get(key)
+
+    def __setitem__(self, key: K, total: float) -> None:
+        added = total - self.get(key)
+        if added < 0:
+            raise ValueError(f"a counter only goes up: {key!r} would go from {total - added} to {total}")
+        self.counter.labels(*self._values(key)).inc(added)
+
+    def get(self, key: K, default: float = 0.0) -> float:
+        found = self._find(key)
+        return default if found is None else found
+
+    def setdefault(self, key: K, default: float = 0.0) -> float:
+        """The key's total; a key not counted yet gets its series, starting at ``default``."""
+        found = self._find(key)
+        if found is not None:
+            return found
+        self.counter.labels(*self._values(key)).inc(default)
+        return default
+
+
+class UpstreamStats:
+    """Requests sent to the vendors, retries, and waits and refusals of the request budgets.
+
+    Without a registry the counters are kept but served nowhere (tests of the request
+    path read them directly).
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        def totals(
+            name: str,
+            documentation: str,
+            label_names: tuple[str, ...],
+            values: Callable[[K], tuple[str, ...]],
+        ) -> CounterTotals[K]:
+            counter = Counter(name, documentation, label_names, registry=registry)
+            return CounterTotals(counter, label_names, values)
+
+        self.requests: CounterTotals[tuple[str, str, str]] = totals(
+            "inference_exporter_upstream_requests_total",
+            "Requests sent to vendor APIs by source, endpoint template and HTTP status (or timeout/error).",
+            ("source", "endpoint", "code"),
+            _as_is,
+        )
+        self.retries: CounterTotals[tuple[str, str]] = totals(
+            "inference_exporter_upstream_retries_total",
+            "Vendor requests retried after a timeout, connection error, 5xx or 429, "
+            "by source and endpoint template.",
+            ("source", "endpoint"),
+            _as_is,
+        )
+        self.budget_wait_seconds: CounterTotals[str] = totals(
+            "inference_exporter_upstream_budget_wait_seconds_total",
+            "Seconds requests spent waiting for a slot in the vendor's request budget (requests_per_second).",
+            ("vendor",),
+            _alone,
+        )
+        self.budget_refusals: CounterTotals[str] = totals(
+            "inference_exporter_upstream_budget_refusals_total",
+            "Requests not sent because the vendor's request budget had no slot before the poll's deadline.",
+            ("vendor",),
+            _alone,
+        )
+        # Every request is counted: its series is looked up here rather than through
+        # labels(), which checks the values and takes the metric's lock on each call.
+        self._request_series: dict[tuple[str, str, str], Counter] = {}
+
+    def count(self, source: str, endpoint: str, code: str) -> None:
+        """One request sent, by source, endpoint template and status (or timeout/error)."""
+        key = (source, endpoint, code)
+        series = self._request_series.get(key)
+        if series is None:
+            series = self._request_series[key] = self.requests.counter.labels(*key)
+        series.inc()
+
+
+def _as_is(key: tuple[str, ...]) -> tuple[str, ...]:
+    return key
+
+
+def _alone(key: str) -> tuple[str, ...]:
+    return (key,)
+
+
+def _asyncio_tasks() -> float:
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:  # no event loop running: read outside the daemon
+        return 0.0
+
+
+class SelfMetrics:
+    """One exporter's registry: its own metrics next to the process and Python runtime's."""
+
+    def __init__(self, shard: Shard, target_count: Callable[[], int]) -> None:
+        # client_python adds a ``_created`` series to every counter, which the text format
+        # shows as one more gauge family per counter; this exposition never had them.
+        # The switch is process-wide in client_python (read on every collect), and the
+        # only prometheus_client metrics in an exporter's process are its own.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
+        self.registry = registry = CollectorRegistry(auto_describe=False)
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        GCCollector(registry=registry)
+        Info("inference_exporter_build", "Build metadata; value is always 1.", registry=registry).info(
+            {"version": __version__, "python_version": platform.python_version()}
+        )
+        self._reload_ok = Gauge(
+            "inference_exporter_config_last_reload_successful",
+            "1 if the last config load or reload succeeded, else 0.",
+            registry=registry,
+        )
+        self._reload_ts = Gauge(
+            "inference_exporter_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful config load or reload.",
+            registry=registry,
+        )
+        Gauge(
+            "inference_exporter_asyncio_tasks",
+            "Asyncio tasks alive in the exporter process; steady in a healthy daemon.",
+            registry=registry,
+        ).set_function(_asyncio_tasks)
+        Gauge(
+            "inference_exporter_shard_ordinal",
+            "This replica's shard number, from 0 (--shard, or the ordinal of its StatefulSet pod name).",
+            registry=registry,
+        ).set(shard.index)
+        Gauge(
+            "inference_exporter_total_shards",
+            "Number of shards the targets are split into (--total-shards); 1 when not sharded.",
+            registry=registry,
+        ).set(shard.total)
+        Gauge(
+            "inference_exporter_shard_targets",
+            "Targets this shard polls (its share of the config's and discovered targets, "
+            "discoveries included).",
+            registry=registry,
+        ).set_function(lambda: float(target_count()))
+        self.upstream = UpstreamStats(registry)
+
+    def reload_succeeded(self, now: float) -> None:
+        self._reload_ok.set(1)
+        self._reload_ts.set(now)
+
+    def reload_failed(self) -> None:
+        self._reload_ok.set(0)
+
+    def render(self) -> bytes:
+        """The registry in the text format, rendered for each scrape (a few dozen series)."""
+        return generate_latest(self.registry)

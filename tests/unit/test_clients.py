@@ -1,0 +1,67 @@
+"""Vendor clients across reloads: kept when their settings are unchanged, else replaced and closed."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from exporter.clients import VendorClients
+from exporter.config import LoadedConfig
+from exporter.config.model import Config
+from exporter.selfmetrics import UpstreamStats
+from exporter.upstream import VendorClient
+
+
+def loaded(tmp_path: Path, key: str = "k1", **together: Any) -> LoadedConfig:
+    section = {"api_key_env": "K", "base_url": "http://127.0.0.1:9/v1", **together}
+    return LoadedConfig(tmp_path, Config.model_validate({"together": section}), {"together": key})
+
+
+def closed(client: VendorClient) -> bool:
+    return client._client.is_closed
+
+
+def test_unchanged_settings_keep_the_client_changed_ones_replace_it(tmp_path: Path) -> None:
+    async def go() -> None:
+        clients = VendorClients(UpstreamStats(), total_shards=1)
+        clients.update(loaded(tmp_path), grace=0.0)
+        first = clients.current.get("together")
+        clients.update(loaded(tmp_path), grace=0.0)
+        assert clients.current.get("together") is first
+        clients.update(loaded(tmp_path, max_connections=3), grace=0.05)
+        second = clients.current.get("together")
+        assert second is not first
+        assert not closed(first)  # polls still running on it may finish
+        await asyncio.sleep(0.2)
+        assert closed(first) and not closed(second)
+        clients.update(loaded(tmp_path, key="k2"), grace=0.0)
+        third = clients.current.get("together")
+        assert third is not second  # a new key is a new client
+        await clients.aclose()
+        assert closed(second) and closed(third)
+
+    asyncio.run(go())
+
+
+def test_closing_cuts_the_grace_of_replaced_clients_short(tmp_path: Path) -> None:
+    async def go() -> None:
+        clients = VendorClients(UpstreamStats(), total_shards=1)
+        clients.update(loaded(tmp_path), grace=0.0)
+        old = clients.current.get("together")
+        clients.update(loaded(tmp_path, requests_per_second=5), grace=3600.0)
+        await clients.aclose()
+        assert closed(old)
+
+    asyncio.run(go())
+
+
+def test_each_shard_gets_its_share_of_the_budget(tmp_path: Path) -> None:
+    async def go() -> float | None:
+        clients = VendorClients(UpstreamStats(), total_shards=4)
+        clients.update(loaded(tmp_path, requests_per_second=8), grace=0.0)
+        budget = clients.current.get("together").budget
+        await clients.aclose()
+        return budget.rate
+
+    assert asyncio.run(go()) == 2
