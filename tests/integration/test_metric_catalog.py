@@ -14,7 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
+from exporter.webconfig import WebSecurity
 from tests.catalog import defined_by_code, exposition_types, readme_catalog, type_problems
 from tests.helpers import REPO, Proc, free_port, wait_until
 
@@ -46,11 +48,24 @@ def demo(tmp_path: Path) -> Iterator[Proc]:
         proc.stop()
 
 
+def web_config_families(tmp_path: Path) -> dict[str, str]:
+    """The families a web config adds (the demo runs without one)."""
+    path = tmp_path / "web.yml"
+    path.write_text("http_server_config:\n  headers:\n    X-Content-Type-Options: nosniff\n")
+    security = WebSecurity.from_file(path)
+    try:
+        registry = CollectorRegistry()
+        registry.register(security.collector())
+        return exposition_types(generate_latest(registry).decode())
+    finally:
+        security.close()
+
+
 @pytest.mark.integration
-def test_demo_metrics_and_the_catalog_match(demo: Proc) -> None:
+def test_demo_metrics_and_the_catalog_match(demo: Proc, tmp_path: Path) -> None:
     resp = httpx.get(demo.url + "/metrics", timeout=10)
     resp.raise_for_status()
-    found = exposition_types(resp.text)
+    found = exposition_types(resp.text) | web_config_families(tmp_path)
     # Every source, and the exporter's own metrics, are there to be checked.
     for prefix in ("together_queue_", "together_queue_probe", "together_finetune_", "baseten_", "inference_"):
         assert any(name.startswith(prefix) for name in found), prefix

@@ -530,10 +530,10 @@ def test_configured_headers_on_errors_and_their_status(pki: Pki, tmp_path: Path)
                 405: c.post(s.http + "/metrics"),
             }
 
-            def broken() -> bool:
+            def broken() -> int:
                 raise RuntimeError("a bug")
 
-            s.exporter.ready = broken  # type: ignore[method-assign]
+            s.exporter.unpolled_targets = broken  # type: ignore[method-assign]
             responses[500] = c.get(s.http + "/-/ready")
         for status, resp in responses.items():
             assert resp.status_code == status
