@@ -92,6 +92,15 @@ def _add_server_limits(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_lifecycle(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--web.enable-lifecycle",
+        dest="enable_lifecycle",
+        action="store_true",
+        help="answer POST /-/reload (SIGHUP always reloads; default: off)",
+    )
+
+
 def _limits(args: argparse.Namespace) -> ConnectionLimits:
     return replace(ConnectionLimits(), max_connections=args.max_connections, header_timeout=args.read_timeout)
 
@@ -135,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(parser, listen_default=DEFAULT_LISTEN)
     _add_server_limits(parser)
+    _add_lifecycle(parser)
     _add_sharding(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -218,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             _web_config(args),
             shard,
             limits=_limits(args),
+            enable_lifecycle=args.enable_lifecycle,
         )
     )
 

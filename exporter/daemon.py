@@ -12,13 +12,17 @@ The HTTP server sees it through the read-only view in ``exporter.server``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from exporter.clients import VendorClients
 from exporter.config import ConfigError, LoadedConfig, load_config
+from exporter.config.model import Config
 from exporter.health import TargetHealth
 from exporter.logs import SCRUBBER
 from exporter.poller import Poller, PollSettings, close_target
@@ -30,6 +34,8 @@ from exporter.targets import build_targets
 from exporter.targetset import STATIC, TargetSet
 
 log = logging.getLogger("exporter.daemon")
+
+T = TypeVar("T")
 
 # Longest wait for targets to close at shutdown.
 STOP_CLOSE_SECONDS = 0.8
@@ -48,6 +54,7 @@ class Exporter:
         self.clients = VendorClients(self.metrics.upstream, self.shard.total)
         self.poller = Poller(self.targets, self.store, self.shard)
         self._reload_lock = asyncio.Lock()
+        self._config: Config | None = None
         # Other files reloaded together with the config (the web config): each reads
         # its file and raises ValueError if it is unusable, or returns how to apply it.
         # Nothing is applied unless every file is valid.
@@ -78,24 +85,52 @@ class Exporter:
         await self.clients.aclose()
 
     async def reload(self) -> tuple[bool, str]:
-        """Load the config file again; keep the running config if the new one is invalid."""
+        """Load the config file again; keep the running config if the new one is invalid.
+
+        The answer says what went wrong in general terms only (it goes to whoever asked
+        over HTTP); the problems, with their lines, go to the log.
+        """
         async with self._reload_lock:
             try:
-                loaded = await asyncio.to_thread(load_config, self.config_path)
+                loaded = await off_loop(load_config, self.config_path)
             except ConfigError as exc:
                 self.metrics.reload_failed()
                 for p in exc.problems:
                     log.error("config reload failed, keeping the running config", extra={"problem": str(p)})
-                # Values in a problem can be a key pasted in the wrong place: scrub them.
-                return False, SCRUBBER.scrub(str(exc))
+                return False, (
+                    f"config reload failed: {len(exc.problems)} problem(s) in the config file "
+                    "(see the exporter's log); keeping the running config"
+                )
+            if (
+                loaded.config.watches_nothing()
+                and self._config is not None
+                and not self._config.watches_nothing()
+            ):
+                self.metrics.reload_failed()
+                log.warning(
+                    "config reload refused, keeping the running config: the new file watches nothing "
+                    "(no target, no discovery), as an empty or half-written file would; to stop "
+                    "everything on purpose, restart with it",
+                    extra={"file": str(self.config_path)},
+                )
+                return False, (
+                    "config reload refused: the new config watches nothing (an empty or half-written "
+                    "file?); keeping the running config"
+                )
             applies = []
             for prepare in self.companions:
                 try:
-                    applies.append(await asyncio.to_thread(prepare))
+                    applies.append(await off_loop(prepare))
                 except ValueError as exc:
                     self.metrics.reload_failed()
-                    log.error("config reload failed, keeping the running config", extra={"problem": str(exc)})
-                    return False, SCRUBBER.scrub(str(exc))
+                    log.error(
+                        "config reload failed, keeping the running config",
+                        extra={"problem": SCRUBBER.scrub(str(exc))},
+                    )
+                    return False, (
+                        "config reload failed: the web config is invalid (see the exporter's log); "
+                        "keeping the running config"
+                    )
             try:
                 await self._apply(loaded)
                 for apply in applies:
@@ -111,6 +146,7 @@ class Exporter:
 
     async def _apply(self, loaded: LoadedConfig) -> None:
         SCRUBBER.set_secrets(set(loaded.secrets.values()))
+        self._config = loaded.config
         glob = loaded.config.global_
         self.poller.settings = PollSettings(start_spread=glob.start_spread, stale_grace=glob.stale_grace)
         # A replaced client closes once the polls that may still use it have ended.
@@ -146,3 +182,30 @@ class Exporter:
     def exposition_gzip(self) -> bytes:
         """The same exposition as one gzip member (only what changed is compressed again)."""
         return self.store.exposition_gzip(self.metrics.render())
+
+
+async def off_loop(fn: Callable[..., T], *args: object) -> T:
+    """Run ``fn`` on a thread of its own, marked daemon, and wait for it.
+
+    Reading and parsing a config file can take seconds; on the event loop it would
+    stall scrapes. ``asyncio.to_thread`` would do, except that the process then waits
+    for the thread at exit, and a shutdown must not wait for a reload it abandons.
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+
+    def hand_over(settle: Callable[[], None]) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting
+            loop.call_soon_threadsafe(lambda: None if done.cancelled() else settle())
+
+    def work() -> None:
+        try:
+            result = fn(*args)
+        except BaseException as exc:  # handed to the awaiting task, which decides
+            error = exc
+            hand_over(lambda: done.set_exception(error))
+        else:
+            hand_over(lambda: done.set_result(result))
+
+    threading.Thread(target=work, name="config-reload", daemon=True).start()
+    return await done

@@ -12,8 +12,9 @@ import os
 import stat
 from pathlib import Path
 
-# Large enough for any real config (thousands of targets fit in a few hundred KiB).
-MAX_CONFIG_BYTES = 4 * 1024 * 1024
+# Large enough for any real config (thousands of targets fit in a few hundred KiB),
+# small enough that parsing one never takes long.
+MAX_CONFIG_BYTES = 1024 * 1024
 
 
 class FileProblem(ValueError):

@@ -73,6 +73,7 @@ async def run_daemon(
     shard: Shard | None = None,
     *,
     limits: ConnectionLimits = DEFAULT_LIMITS,
+    enable_lifecycle: bool = False,
 ) -> int:
     security = None
     if web_config is not None:
@@ -99,7 +100,7 @@ async def run_daemon(
         exporter.metrics.registry.register(security.collector())
     await exporter.start(loaded)
     guard = ConnectionGuard(limits)
-    app = make_app(exporter, telemetry_path, security, guard)
+    app = make_app(exporter, telemetry_path, security, guard, enable_lifecycle=enable_lifecycle)
     runner, actual = await _serve(app, host, port, guard, security)
     log.info(
         "listening",
@@ -168,7 +169,10 @@ async def run_demo(
     print(f"inference-exporter demo: simulator at {sim_url}, config at {config_path}", flush=True)
     print(f"Open http://{shown}:{port}/ (metrics at http://{shown}:{port}{telemetry_path})", flush=True)
     try:
-        return await run_daemon(config_path, listen, telemetry_path, web_config, limits=limits)
+        # A local trial: reloading over HTTP is part of trying it out.
+        return await run_daemon(
+            config_path, listen, telemetry_path, web_config, limits=limits, enable_lifecycle=True
+        )
     finally:
         await sim_runner.cleanup()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -66,6 +66,8 @@ def make_app(
     telemetry_path: str = "/metrics",
     security: WebSecurity | None = None,
     guard: ConnectionGuard | None = None,
+    *,
+    enable_lifecycle: bool = False,
 ) -> web.Application:
     # The connection guard's middleware first: it must see every request, refused ones too.
     middlewares = [guard.middleware()] if guard is not None else []
@@ -118,6 +120,9 @@ def make_app(
         return web.Response(status=503, text=f"Not ready: {pending} targets not polled yet.\n")
 
     async def reload(request: web.Request) -> web.Response:
+        if not enable_lifecycle:
+            # As Prometheus: reloading over HTTP is opt-in; SIGHUP always works.
+            return web.Response(status=403, text="Lifecycle API is not enabled (--web.enable-lifecycle).\n")
         ok, message = await exporter.reload()
         return web.Response(status=200 if ok else 500, text=message + "\n")
 

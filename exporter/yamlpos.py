@@ -64,10 +64,11 @@ def load(text: str, loader_class: type[yaml.SafeLoader] = yaml.SafeLoader) -> Lo
         result = Loaded(data=None)
         if node is None:
             return result
-        if _expanded_size(node, {}) > MAX_NODES:
-            raise YamlSyntaxError(
-                None, f"the document expands to more than {MAX_NODES:,} values (through YAML aliases?)"
-            )
+        memo: dict[int, int] = {}
+        if _expanded_size(node, memo) > MAX_NODES:
+            # memo holds each distinct node once: far fewer than the expansion means aliases.
+            why = " through YAML aliases" if len(memo) * 4 < MAX_NODES else ""
+            raise YamlSyntaxError(None, f"the document expands to more than {MAX_NODES:,} values{why}")
         _walk(node, (), result)
         try:
             result.data = loader.construct_document(node)

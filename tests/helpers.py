@@ -113,12 +113,19 @@ def start_daemon(
     wait_ready: bool = True,
     client: httpx.Client | None = None,
     scheme: str = "http",
+    lifecycle: bool = True,
 ) -> Proc:
     """Start the daemon; ``client`` (with its TLS and auth settings) checks health, else plain HTTP."""
     port = free_port()
     log_path = tmp_path / f"daemon-{port}.log"
     args = _cli(
-        "--config.file", str(config_path), "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "debug"
+        "--config.file",
+        str(config_path),
+        "--web.listen-address",
+        f"127.0.0.1:{port}",
+        "--log.level",
+        "debug",
+        *(["--web.enable-lifecycle"] if lifecycle else []),
     )
     args += extra_args or []
     with log_path.open("w") as logf:

@@ -55,7 +55,7 @@ class LiveServer:
             self.exporter.metrics.registry.register(self.security.collector())
         await self.exporter.start(load_config(self.config))
         guard = ConnectionGuard(DEFAULT_LIMITS)
-        app = make_app(self.exporter, "/metrics", self.security, guard)
+        app = make_app(self.exporter, "/metrics", self.security, guard, enable_lifecycle=True)
         self.runner, self.port = await _serve(app, "127.0.0.1", 0, guard, self.security)
 
     async def _stop(self) -> None:

@@ -135,7 +135,8 @@ def test_basic_auth_users_change_on_reload(tmp_path: Path, simulator: Proc) -> N
         # An unusable web config fails the reload and changes nothing.
         web.write_text("basic_auth_users:\n  prom: new-pass\n")
         r = old.post(daemon.url + "/-/reload")
-        assert r.status_code == 500 and "bcrypt hash" in r.text and "new-pass" not in r.text
+        assert r.status_code == 500 and "web config is invalid" in r.text and "new-pass" not in r.text
+        assert "bcrypt hash" in daemon.log() and "new-pass" not in daemon.log()
         assert old.get(daemon.url + "/metrics").status_code == 200
         s = parse(old.get(daemon.url + "/metrics").text)
         assert s.value("inference_exporter_config_last_reload_successful") == 0

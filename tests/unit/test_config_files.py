@@ -30,7 +30,7 @@ def test_an_alias_bomb_is_refused_fast(tmp_path: Path) -> None:
     got = problems(path)
     assert time.perf_counter() - t0 < 5
     assert got == [
-        f"{path}: (syntax): the document expands to more than 200,000 values (through YAML aliases?)"
+        f"{path}: (syntax): the document expands to more than 200,000 values through YAML aliases"
     ]
 
 
