@@ -92,6 +92,11 @@ async def run_daemon(
             "invalid config, not starting", extra={"file": str(config_path), "problems": len(exc.problems)}
         )
         return 1
+    if loaded.config.watches_nothing():
+        log.warning(
+            "the config watches nothing (no target, no discovery): only the exporter's own metrics are served",
+            extra={"file": str(config_path)},
+        )
     host, port = parse_listen_address(listen)
     gcpolicy.tune()
     exporter = Exporter(config_path, shard)
@@ -106,7 +111,7 @@ async def run_daemon(
         "listening",
         extra={
             "address": f"{host}:{actual}",
-            "targets": len(exporter.targets),
+            "configured_targets": len(exporter.targets),
             "shard": f"{exporter.shard.index}/{exporter.shard.total}",
             "tls": security is not None and security.tls is not None,
         },
