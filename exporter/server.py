@@ -15,6 +15,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from exporter import __version__, status
 from exporter.daemon import Exporter
+from exporter.encoding import accepts_gzip
 from exporter.exposition import CONTENT_TYPE, assemble
 from exporter.httpguard import ConnectionGuard
 from exporter.webconfig import WebSecurity
@@ -31,12 +32,6 @@ def _runtime_registry() -> CollectorRegistry:
     PlatformCollector(registry=reg)
     GCCollector(registry=reg)
     return reg
-
-
-def _accepts_gzip(request: web.Request) -> bool:
-    return any(
-        part.split(";")[0].strip() == "gzip" for part in request.headers.get("Accept-Encoding", "").split(",")
-    )
 
 
 async def _iterate(parts: list[bytes]) -> AsyncIterator[bytes]:
@@ -64,7 +59,7 @@ def make_app(
         # counters, reload state, process stats) is rendered per scrape.
         dynamic = assemble([exporter.global_metrics()]) + generate_latest(runtime)
         headers = {"Content-Type": CONTENT_TYPE, "Vary": "Accept-Encoding"}
-        if _accepts_gzip(request):
+        if accepts_gzip(", ".join(request.headers.getall("Accept-Encoding", []))):
             headers["Content-Encoding"] = "gzip"
             return web.Response(body=exporter.store.exposition_gzip(dynamic), headers=headers)
         # Uncompressed, the cached per-family blobs are written one after the other
