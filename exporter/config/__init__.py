@@ -19,6 +19,7 @@ from exporter.config.common import Credentials
 from exporter.config.model import Config
 from exporter.config.secrets import SecretError, read_secret
 from exporter.config.together_probe import probe_checks
+from exporter.modelerrors import plain_message
 
 __all__ = ["Config", "ConfigError", "LoadedConfig", "Problem", "duplicate_keys", "load_config"]
 
@@ -31,9 +32,10 @@ class Problem:
     line: int | None
     key: str
     message: str
+    column: int | None = None  # known for syntax errors only
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
+        where = ":".join(str(p) for p in (self.file, self.line, self.column if self.line else None) if p)
         return f"{where}: {self.key}: {self.message}"
 
 
@@ -118,15 +120,6 @@ def duplicate_keys(fname: str, loaded: yamlpos.Loaded) -> list[Problem]:
     return [Problem(fname, line, yamlpos.format_path(p), "duplicate key") for p, line in loaded.duplicates]
 
 
-def _pydantic_message(err: Any) -> str:
-    if err["type"] == "extra_forbidden":
-        return "unknown key"
-    if err["type"] == "missing":
-        return "required key is missing"
-    msg = str(err["msg"])
-    return msg.removeprefix("Value error, ")
-
-
 def load_config(path: str | Path, *, read_secrets: bool = True) -> LoadedConfig:
     """Read, parse and validate ``path``; raise ConfigError listing every problem."""
     path = Path(path)
@@ -138,7 +131,7 @@ def load_config(path: str | Path, *, read_secrets: bool = True) -> LoadedConfig:
     try:
         loaded = yamlpos.load(text)
     except yamlpos.YamlSyntaxError as exc:
-        raise ConfigError([Problem(fname, exc.line, "(syntax)", exc.message)]) from None
+        raise ConfigError([Problem(fname, exc.line, "(syntax)", exc.message, exc.column)]) from None
 
     problems = duplicate_keys(fname, loaded)
     data = loaded.data if loaded.data is not None else {}
@@ -157,7 +150,7 @@ def load_config(path: str | Path, *, read_secrets: bool = True) -> LoadedConfig:
             # keep only the parts that exist in the document.
             loc = tuple(p for p in loc if isinstance(p, int) or not str(p).startswith(("function-", "[")))
             problems.append(
-                Problem(fname, loaded.line_for(loc), yamlpos.format_path(loc), _pydantic_message(err))
+                Problem(fname, loaded.line_for(loc), yamlpos.format_path(loc), plain_message(err, Config))
             )
         raise ConfigError(problems + secret_problems) from None
 
