@@ -33,6 +33,7 @@ class Problem:
     key: str
     message: str
     column: int | None = None  # known for syntax errors only
+    secret: bool = False  # an API key the config references could not be read
 
     def __str__(self) -> str:
         where = ":".join(str(p) for p in (self.file, self.line, self.column if self.line else None) if p)
@@ -96,7 +97,9 @@ def _read_secrets(
             secrets[str(vendor)] = read_secret(cred, base)
         except SecretError as exc:
             kp: PathT = (str(vendor), key_name)
-            problems.append(Problem(fname, loaded.line_for(kp), yamlpos.format_path(kp), str(exc)))
+            problems.append(
+                Problem(fname, loaded.line_for(kp), yamlpos.format_path(kp), str(exc), secret=True)
+            )
     return secrets, problems
 
 
