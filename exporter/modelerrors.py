@@ -53,6 +53,12 @@ def describe_value(value: Any) -> str:
     return repr(value)
 
 
+def document_path(loc: Sequence[str | int]) -> tuple[str | int, ...]:
+    """The part of a pydantic error location that exists in the document: pydantic adds
+    the union member or validator name to some locations."""
+    return tuple(p for p in loc if isinstance(p, int) or not str(p).startswith(("function-", "[")))
+
+
 def plain_message(err: Any, root: type[BaseModel]) -> str:
     """One pydantic error (an item of ``ValidationError.errors()``) in plain words.
 
@@ -61,7 +67,7 @@ def plain_message(err: Any, root: type[BaseModel]) -> str:
     """
     kind, value, ctx = err["type"], err.get("input"), err.get("ctx") or {}
     if kind == "extra_forbidden":
-        loc = tuple(err["loc"])
+        loc = document_path(err["loc"])
         guess = closest_key(str(loc[-1]), known_keys(root, loc[:-1]))
         return f"unknown key; did you mean {guess!r}?" if guess else "unknown key"
     if kind == "missing":

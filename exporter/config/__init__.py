@@ -19,7 +19,7 @@ from exporter.config.common import Credentials
 from exporter.config.model import Config
 from exporter.config.secrets import SecretError, read_secret
 from exporter.config.together_probe import probe_checks
-from exporter.modelerrors import plain_message
+from exporter.modelerrors import document_path, plain_message
 
 __all__ = ["Config", "ConfigError", "LoadedConfig", "Problem", "duplicate_keys", "load_config"]
 
@@ -148,10 +148,7 @@ def load_config(path: str | Path, *, read_secrets: bool = True) -> LoadedConfig:
         cfg = Config.model_validate(data)
     except ValidationError as exc:
         for err in exc.errors():
-            loc: PathT = tuple(err["loc"])
-            # Pydantic appends the union member or validator name to some locations;
-            # keep only the parts that exist in the document.
-            loc = tuple(p for p in loc if isinstance(p, int) or not str(p).startswith(("function-", "[")))
+            loc = document_path(err["loc"])
             problems.append(
                 Problem(fname, loaded.line_for(loc), yamlpos.format_path(loc), plain_message(err, Config))
             )

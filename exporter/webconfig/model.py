@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from exporter import files, yamlpos
-from exporter.modelerrors import plain_message
+from exporter.modelerrors import document_path, plain_message
 
 # Larger than any sensible web config, certificate bundle or key; a bigger file is a mistake.
 MAX_FILE_BYTES = files.MAX_CONFIG_BYTES
@@ -244,9 +244,7 @@ def load_web_config(path: Path) -> WebConfig:
         cfg = WebConfig.model_validate(data)
     except ValidationError as exc:
         for err in exc.errors():
-            loc = tuple(
-                p for p in err["loc"] if isinstance(p, int) or not str(p).startswith(("function-", "["))
-            )
+            loc = document_path(err["loc"])
             problems.append((loc, plain_message(err, WebConfig)))
     if cfg is not None:
         problems += semantic_problems(cfg)
