@@ -84,7 +84,11 @@ def test_duplicate_models_and_bad_timings_are_reported_with_lines(tmp_path: Path
     ("entry", "key", "message"),
     [
         ("    - model: a\n", "together.probes[0].payload", "required key is missing"),
-        ("    - model: a\n      payload: [1]\n", "together.probes[0].payload", "dictionary"),
+        (
+            "    - model: a\n      payload: [1]\n",
+            "together.probes[0].payload",
+            "expected a map of keys to values, got a list",
+        ),
         ("    - model: a\n      payload: {when: 2024-01-01}\n", "together.probes[0].payload", "plain JSON"),
         ("    - model: a\n      payload: {x: .nan}\n", "together.probes[0].payload", "plain JSON"),
         (
@@ -101,14 +105,18 @@ def test_duplicate_models_and_bad_timings_are_reported_with_lines(tmp_path: Path
         (
             "    - model: a\n      payload: {}\n      intervall: 1m\n",
             "together.probes[0].intervall",
-            "unknown key",
+            "unknown key; did you mean 'interval'?",
         ),
         (
             "    - model: a\n      payload: {}\n      timeout: 0s\n",
             "together.probes[0].timeout",
             "greater than zero",
         ),
-        ("    - model: a\n      payload: {}\n      info: nope\n", "together.probes[0].info", "dictionary"),
+        (
+            "    - model: a\n      payload: {}\n      info: nope\n",
+            "together.probes[0].info",
+            "expected a map of keys to values, got 'nope'",
+        ),
     ],
 )
 def test_bad_probe_entries(tmp_path: Path, entry: str, key: str, message: str) -> None:

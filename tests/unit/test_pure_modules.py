@@ -9,6 +9,7 @@ import sys
 import pytest
 
 PURE = [
+    "exporter.encoding",
     "exporter.errors",
     "exporter.exposition",
     "exporter.sources.jsonshape",
