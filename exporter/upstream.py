@@ -92,7 +92,8 @@ def _error_message(body: bytes) -> str:
 def upstream_error(
     what: str, failure: BaseException | Answer, *, timeout: float, max_body_bytes: int
 ) -> UpstreamError:
-    """The failure of one request, as the error a poll reports: the only place reasons come from.
+    """A failed exchange with the vendor as the error a poll reports: the one place where
+    transport errors and unwanted answers become reasons.
 
     ``failure`` is what sending the request or reading its answer raised, an answer
     that is not wanted (its status, or a body past ``max_body_bytes``), or the
@@ -132,11 +133,11 @@ def aiohttp_transport(max_connections: int) -> AiohttpTransport:
     """httpx-aiohttp's transport, over an aiohttp session with at most ``max_connections``.
 
     aiohttp's HTTP parser is in C and its pool hands out connections from a plain
-    queue; httpx's default transport (h11 in pure Python on anyio) costs several times
-    the CPU per request (see bench/README.md). The session is ours rather than the
-    transport's default one for what that one would add: a cookie jar (a cookie set by
-    one target's answer must never go out with another target's request) and proxies
-    from the environment. It is created on first use, inside the loop it belongs to.
+    queue, where httpx's default transport runs h11 in pure Python on anyio and costs
+    several times the CPU per request (bench/README.md). The session is ours rather
+    than the transport's default one because that one keeps cookies, and a cookie set
+    by one target's answer must never go out with another target's request. It is
+    created on first use, inside the loop it belongs to.
     """
 
     def session() -> aiohttp.ClientSession:
@@ -300,8 +301,8 @@ class VendorClient:
             call.method, call.url, json=call.json_body, timeout=httpx.Timeout(timeout, pool=None)
         )
         # httpx's transport interface rather than the client's send: what send adds is
-        # auth flows, redirects and cookies, none of which a bearer-key API needs, and
-        # it cost about a tenth of a request's CPU.
+        # auth flows, redirects and cookies, none of which a bearer-key API needs, at a
+        # cost in CPU on every request.
         response = await self._transport.handle_async_request(request)
         response.request = request
         body = bytearray()
