@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import platform
-from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from typing import Generic, TypeVar, cast
 
 from prometheus_client import (
     CollectorRegistry,
@@ -35,14 +35,15 @@ from exporter.sharding import Shard
 K = TypeVar("K", bound=Hashable)
 
 
-class CounterTotals(Generic[K]):
+class CounterTotals(Mapping[K, float], Generic[K]):
     """A labelled Counter addressed like a dict of running totals, by a key of label values.
 
     The request path counts with ``stats.retries[(source, endpoint)] += 1``: ``+=``
     reads the item, adds and writes it back, so a write adds the difference to the
     counter (and refuses to lower it: a counter only goes up). Reading goes through
     the counter's public ``collect``; it happens on retries and budget waits, never
-    on the path of a request that succeeds at once.
+    on the path of a request that succeeds at once. As a mapping it holds every key
+    counted so far.
     """
 
     def __init__(
@@ -64,15 +65,30 @@ class CounterTotals(Generic[K]):
         return None
 
     def __getitem__(self, key: K) -> float:
+        """The key's total, 0 for a key not counted yet (as ``collections.Counter`` reads)."""
         return self.get(key)
 
+    def __iter__(self) -> Iterator[K]:
+        for metric in self.counter.collect():
+            for sample in metric.samples:
+                if sample.name.endswith("_total"):
+                    values = tuple(sample.labels[n] for n in self._names)
+                    yield cast(K, values if len(values) > 1 else values[0])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __contains__(self, key: object) -> bool:
+        return any(k == key for k in self)
+
     def __setitem__(self, key: K, total: float) -> None:
-        added = total - self.get(key)
+        added = total - (self._find(key) or 0.0)
         if added < 0:
             raise ValueError(f"a counter only goes up: {key!r} would go from {total - added} to {total}")
         self.counter.labels(*self._values(key)).inc(added)
 
-    def get(self, key: K, default: float = 0.0) -> float:
+    def get(self, key: K, default: float = 0.0) -> float:  # type: ignore[override]
+        """The key's total; ``default`` (0) for a key not counted yet, as a counter reads."""
         found = self._find(key)
         return default if found is None else found
 

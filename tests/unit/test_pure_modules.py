@@ -24,7 +24,7 @@ PURE = [
     "exporter.sources.baseten.lists",
     "exporter.sources.baseten.vendor",
 ]
-NETWORK = ("httpx", "httpcore", "aiohttp", "anyio", "tenacity")
+NETWORK = ("httpx", "httpcore", "aiohttp", "anyio", "httpx_aiohttp")
 
 
 @pytest.mark.parametrize("module", PURE)
