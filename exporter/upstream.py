@@ -16,7 +16,9 @@ them by calling ``request_json``.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
+import ssl
 import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -78,7 +80,12 @@ def _error_message(body: bytes) -> str:
 
 
 def upstream_error(
-    what: str, failure: BaseException | Answer, *, timeout: float, max_body_bytes: int
+    what: str,
+    failure: BaseException | Answer,
+    *,
+    timeout: float,
+    max_body_bytes: int,
+    where: str = "the vendor",
 ) -> UpstreamError:
     """A failed exchange with the vendor as the error a poll reports: the one place where
     transport errors and unwanted answers become reasons.
@@ -112,9 +119,44 @@ def upstream_error(
     # reset or a server hanging up included; aiohttp's own error, kept as the cause,
     # tells a timeout from the others.
     cause = failure.__cause__ if isinstance(failure.__cause__, aiohttp.ClientError) else failure
+    if isinstance(cause, aiohttp.ConnectionTimeoutError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        return UpstreamError("timeout", f"{what}: could not connect to {where} within {timeout:.3g}s")
     if isinstance(cause, TimeoutError | httpx.TimeoutException):
-        return UpstreamError("timeout", f"{what}: no answer within {timeout:.3g}s")
-    return UpstreamError("connection_error", f"{what}: {type(cause).__name__}")
+        return UpstreamError("timeout", f"{what}: {where} sent no answer within {timeout:.3g}s")
+    return UpstreamError("connection_error", f"{what}: {connection_problem(cause, where)}")
+
+
+def connection_problem(cause: BaseException, where: str) -> str:
+    """What went wrong on the way to ``where`` (host:port), in words a person can act on.
+
+    Only the exception's type and the host are used: never its text, which for some
+    libraries repeats the request.
+    """
+    if isinstance(cause, aiohttp.ClientConnectorDNSError):
+        return f"cannot resolve the host name of {where}"
+    if isinstance(cause, aiohttp.ClientConnectorCertificateError):
+        return f"the TLS certificate of {where} is not trusted (verification failed)"
+    if isinstance(cause, aiohttp.ClientSSLError | ssl.SSLError):
+        return f"the TLS handshake with {where} failed"
+    if isinstance(cause, aiohttp.ServerDisconnectedError):
+        return f"{where} closed the connection without answering"
+    if isinstance(cause, aiohttp.ClientPayloadError):
+        return f"the answer from {where} was cut short"
+    if isinstance(cause, aiohttp.ClientResponseError):
+        return f"{where} answered with something that is not HTTP"
+    os_error = cause.os_error if isinstance(cause, aiohttp.ClientConnectorError) else cause
+    code = os_error.errno if isinstance(os_error, OSError) else None
+    if isinstance(os_error, ConnectionRefusedError) or code == errno.ECONNREFUSED:
+        return f"connection to {where} refused (nothing listens there?)"
+    if (
+        isinstance(os_error, ConnectionResetError | aiohttp.ClientConnectionResetError)
+        or code == errno.ECONNRESET
+    ):
+        return f"connection to {where} reset"
+    if isinstance(cause, aiohttp.ClientConnectorError):
+        reason = os_error.strerror if isinstance(os_error, OSError) and os_error.strerror else "failed"
+        return f"cannot connect to {where}: {reason}"
+    return f"{type(cause).__name__} talking to {where}"
 
 
 def aiohttp_transport(max_connections: int) -> AiohttpTransport:
@@ -181,6 +223,10 @@ class VendorClient:
     ) -> None:
         self.vendor = vendor
         self.base_url = base_url.rstrip("/")
+        # host:port, for failures that need to say where they happened (the URL's path
+        # and query are left out: they are not where, and could carry anything).
+        parsed = httpx.URL(self.base_url)
+        self.where = f"{parsed.host}:{parsed.port or (443 if parsed.scheme == 'https' else 80)}"
         self.stats = stats
         self.budget = RequestBudget(requests_per_second)
         stats.budget_wait_seconds.setdefault(vendor, 0.0)
@@ -265,7 +311,9 @@ class VendorClient:
         try:
             answer = await self._exchange(call, timeout)
         except TRANSPORT_ERRORS as exc:
-            error = upstream_error(call.what, exc, timeout=timeout, max_body_bytes=self.max_body_bytes)
+            error = upstream_error(
+                call.what, exc, timeout=timeout, max_body_bytes=self.max_body_bytes, where=self.where
+            )
             self.stats.count(call.source, call.endpoint, "timeout" if error.reason == "timeout" else "error")
             raise error from None
         self.stats.count(call.source, call.endpoint, str(answer.status))
@@ -277,7 +325,9 @@ class VendorClient:
                 )
             except ValueError as exc:
                 failure = exc
-        error = upstream_error(call.what, failure, timeout=timeout, max_body_bytes=self.max_body_bytes)
+        error = upstream_error(
+            call.what, failure, timeout=timeout, max_body_bytes=self.max_body_bytes, where=self.where
+        )
         self._remember_hint(call.key, error.retry_after)
         raise error from None
 

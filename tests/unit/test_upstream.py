@@ -6,10 +6,13 @@ import asyncio
 import contextlib
 import gzip
 import json
+import re
 import socket
+import ssl
 import struct
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import aiohttp
 import httpx
@@ -20,6 +23,7 @@ from exporter import __version__
 from exporter.errors import InvalidResponse, UpstreamError
 from exporter.retry import POLL_DEADLINE
 from exporter.upstream import Answer, Reply, UpstreamStats, VendorClient, upstream_error
+from tests import pki
 from tests.helpers import free_port
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -169,6 +173,18 @@ async def raw_server(behaviour: str) -> tuple[asyncio.Server, int]:
     return server, server.sockets[0].getsockname()[1]
 
 
+# What the detail says, so that a person knows where to look (host:port) and what happened.
+DETAILS = {
+    "hang-up": r"127\.0\.0\.1:\d+ closed the connection without answering",
+    "reset": r"connection to 127\.0\.0\.1:\d+ reset",
+    "truncated": r"the answer from 127\.0\.0\.1:\d+ was cut short",
+    "not-http": r"127\.0\.0\.1:\d+ answered with something that is not HTTP",
+    "refused": r"connection to 127\.0\.0\.1:\d+ refused \(nothing listens there\?\)",
+    "slow-head": r"127\.0\.0\.1:\d+ sent no answer within 0\.3s",
+    "slow-body": r"127\.0\.0\.1:\d+ sent no answer within 0\.3s",
+}
+
+
 @pytest.mark.parametrize(
     ("behaviour", "reason", "code"),
     [
@@ -206,6 +222,7 @@ def test_transport_failures_become_reasons(behaviour: str, reason: str, code: st
 
     error = asyncio.run(go())
     assert error.reason == reason, error
+    assert re.fullmatch(rf"GET /q: {DETAILS[behaviour]}", error.detail), error.detail
 
 
 def answer(status: int, headers: dict[str, str] | None = None, body: bytes = b"{}") -> Answer:
@@ -271,3 +288,48 @@ def test_a_body_past_the_cap_is_too_large_whatever_the_status() -> None:
         error = upstream_error("GET /q", answer(status, body=b"x" * 1001), timeout=1, max_body_bytes=1000)
         assert error.reason == "body_too_large"
         assert error.retry_after is None
+
+
+def test_an_untrusted_tls_certificate_is_named_as_such(tmp_path: Path) -> None:
+    ca = pki.make_ca("untrusted test CA")
+    cert, key = pki.issue(ca, "127.0.0.1", ips=["127.0.0.1"]).write(tmp_path, "server")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+
+    async def go() -> UpstreamError:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=context)
+        port = server.sockets[0].getsockname()[1]
+        client = VendorClient(
+            "together", f"https://127.0.0.1:{port}", "k", max_connections=2, stats=UpstreamStats()
+        )
+        try:
+            with pytest.raises(UpstreamError) as err:
+                await get(client, "/q", timeout=2)
+        finally:
+            await client.aclose()
+            server.close()
+        return err.value
+
+    error = asyncio.run(go())
+    assert error.reason == "connection_error"
+    assert re.fullmatch(
+        r"GET /q: the TLS certificate of 127\.0\.0\.1:\d+ is not trusted \(verification failed\)",
+        error.detail,
+    )
+
+
+def test_a_name_that_does_not_resolve_is_named_as_such() -> None:
+    dns = aiohttp.ClientConnectorDNSError(
+        aiohttp.client_reqrep.ConnectionKey("api.example", 443, True, True, None, None, None),
+        OSError(-2, "Name or service not known"),
+    )
+    error = upstream_error(
+        "GET /q", caused(httpx.ConnectError("x"), dns), timeout=1, max_body_bytes=10, where="api.example:443"
+    )
+    assert (error.reason, error.detail) == (
+        "connection_error",
+        "GET /q: cannot resolve the host name of api.example:443",
+    )
