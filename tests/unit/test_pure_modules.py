@@ -11,6 +11,7 @@ import pytest
 PURE = [
     "exporter.errors",
     "exporter.exposition",
+    "exporter.histogram",
     "exporter.sources.jsonshape",
     "exporter.sources.together.queue_translate",
     "exporter.sources.together.probe_translate",
