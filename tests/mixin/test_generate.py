@@ -16,7 +16,8 @@ def test_committed_files_match_regeneration() -> None:
     root = repo_root()
     generated = outputs()
     assert set(generated) == {f"grafana/dashboards/{m.FILENAME}" for m in DASHBOARDS} | {
-        "prometheus/alerts.yaml"
+        "prometheus/alerts.yaml",
+        "prometheus/slos.yaml",
     }
     for rel, text in generated.items():
         committed = (root / rel).read_text(encoding="utf-8")
