@@ -20,6 +20,11 @@ The probe must never leave a job behind, and never run two jobs of one model at 
 Every probe failure (submit errors, no status, unknown status, missing timestamps)
 is an outcome with a reason: the poll itself succeeds, so ``success`` drops to 0
 at once instead of the previous result being kept as stale data.
+
+The target's ``state`` (counters, phase histograms) lives as long as the target: a
+reload that leaves the probe's settings (buckets included) unchanged keeps it. For a
+job still unfinished at the timeout the probe notes when it last saw it unfinished,
+the lower bound its histograms record (``probe_translate.unfinished``).
 """
 
 from __future__ import annotations
