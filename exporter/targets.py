@@ -59,6 +59,7 @@ def _together_probes(cfg: Config, clients: Clients) -> list[Target]:
                 timeout=p.timeout,
                 status_poll_interval=p.status_poll_interval,
                 request_timeout=cfg.global_.timeout,
+                buckets=p.buckets,
             ),
         )
         for p in cfg.together.probes

@@ -12,6 +12,7 @@ PURE = [
     "exporter.encoding",
     "exporter.errors",
     "exporter.exposition",
+    "exporter.histogram",
     "exporter.sources.jsonshape",
     "exporter.sources.together.queue_translate",
     "exporter.sources.together.probe_translate",
