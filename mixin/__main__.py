@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m mixin",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
-        epilog="Settings and their defaults: mixin/config.py and the README.",
+        epilog="Settings and their defaults: mixin/config.py and docs/dashboards-and-alerts.md.",
     )
     parser.add_argument("--check", action="store_true", help="exit 1 if a written file is out of date")
     parser.add_argument(

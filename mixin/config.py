@@ -2,7 +2,7 @@
 
 Change a default here and run ``python -m mixin`` to regenerate the committed files, or
 edit the number in ``prometheus/alerts.yaml`` directly if you only consume the rules.
-The README's "Dashboards and alerts" section lists each field with its meaning.
+docs/dashboards-and-alerts.md lists each field with its meaning.
 """
 
 from __future__ import annotations

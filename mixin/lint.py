@@ -90,6 +90,11 @@ _PLACEHOLDER = re.compile(r"<[a-z_]+>|\*")
 _TYPES = ("counter", "gauge", "histogram", "summary", "untyped", "")
 
 
+# The metrics catalog: its tables list every family the exporter exposes (path from the
+# repository root).
+CATALOG = "docs/metrics.md"
+
+
 def _pattern(name: str) -> re.Pattern[str]:
     """``a_<key>_b`` or ``a_*`` → a regex where the placeholder is any run of name characters."""
     return re.compile("[a-zA-Z0-9_:]+".join(re.escape(p) for p in _PLACEHOLDER.split(name)))
@@ -99,8 +104,9 @@ def _cells(line: str) -> list[str]:
     return [c.strip() for c in line.strip().strip("|").split("|")]
 
 
-def exposed_metrics_from_readme(readme: str) -> ExposedMetrics:
-    """Metric names in the README's tables that have a ``type`` column.
+def exposed_metrics_from_catalog(text: str) -> ExposedMetrics:
+    """Metric names in the tables of the metrics catalog (``CATALOG``, markdown) that have
+    a ``type`` column.
 
     The names come from the ``Prometheus name`` column where a table has one (a mapping
     from vendor names), else from the ``name`` column; a cell may list several names,
@@ -113,7 +119,7 @@ def exposed_metrics_from_readme(readme: str) -> ExposedMetrics:
     lists them by name. ``types`` keeps each name's and each pattern's type column.
     """
     out = ExposedMetrics()
-    lines = readme.splitlines()
+    lines = text.splitlines()
     name_col = type_col = -1
     for i, line in enumerate(lines):
         if not line.startswith("|"):

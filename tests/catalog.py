@@ -1,11 +1,11 @@
-"""The metrics catalog (the README's tables) and the families the code defines, side by side.
+"""The metrics catalog (the tables of docs/metrics.md) and the families the code defines, side by side.
 
-The README's tables are the catalog: ``mixin.lint`` reads them to check dashboards and
+Those tables are the catalog: ``mixin.lint`` reads them to check dashboards and
 alerts. What the code defines comes from three places:
 
 - every module-level ``exporter.exposition.Family`` (fixed names);
 - Baseten's mapping from a vendor descriptor to families (``layout.layout``), checked row
-  by row against the README's mapping table;
+  by row against the catalog's mapping table;
 - fine-tune keys (``names.metric_name``), documented as the pattern ``together_finetune_<key>``
   (only names made from vendor data may match a pattern instead of a row of their own);
 
@@ -27,21 +27,21 @@ from exporter.sources.baseten.layout import HISTOGRAM, Descriptor, layout
 from mixin import lint
 from tests.helpers import REPO
 
-README = REPO / "README.md"
+CATALOG = REPO / lint.CATALOG
 # Modules that define no family of the exporter's own (the fake vendor APIs) or that
 # run something when imported (``python -m exporter``).
 NOT_EXPORTER = ("exporter.simulator", "exporter.demo", "exporter.__main__")
-# The README's ``baseten_*`` row: one family per descriptor, named by the mapping rules.
+# The catalog's ``baseten_*`` row: one family per descriptor, named by the mapping rules.
 # Names of undocumented vendor metrics are vouched for by the rules, not listed.
 VENDOR_NAMED_PREFIX = "baseten_"
 
 
-def readme_text() -> str:
-    return README.read_text(encoding="utf-8")
+def catalog_text() -> str:
+    return CATALOG.read_text(encoding="utf-8")
 
 
-def readme_catalog() -> lint.ExposedMetrics:
-    return lint.exposed_metrics_from_readme(readme_text())
+def catalog_metrics() -> lint.ExposedMetrics:
+    return lint.exposed_metrics_from_catalog(catalog_text())
 
 
 @cache
@@ -62,7 +62,7 @@ def code_families() -> dict[str, Family]:
 
 @dataclass(frozen=True)
 class MappingRow:
-    """One row of the README's Baseten mapping table with a concrete vendor name."""
+    """One row of the catalog's Baseten mapping table with a concrete vendor name."""
 
     vendor_name: str
     kind: str
@@ -74,12 +74,12 @@ def _cells(line: str) -> list[str]:
     return [c.strip() for c in line.strip().strip("|").split("|")]
 
 
-def baseten_mapping(readme: str) -> list[MappingRow]:
+def baseten_mapping(catalog: str) -> list[MappingRow]:
     """The rows of the table whose header starts with ``vendor name``; rule rows
     (``any other `x` ``) are left out."""
     rows: list[MappingRow] = []
     header: list[str] | None = None
-    for line in readme.splitlines():
+    for line in catalog.splitlines():
         if not line.startswith("|"):
             header = None
             continue
@@ -138,7 +138,7 @@ def defined_by_code(name: str, also: Collection[str] = ()) -> bool:
         if name.endswith(suffix) and base is not None and base.type == "histogram":
             return True
     return any(
-        name in mapped_families(r.vendor_name, r.kind, r.unit_hint) for r in baseten_mapping(readme_text())
+        name in mapped_families(r.vendor_name, r.kind, r.unit_hint) for r in baseten_mapping(catalog_text())
     )
 
 
@@ -152,9 +152,9 @@ def type_problems(found: Mapping[str, str], catalog: lint.ExposedMetrics, where:
     problems = []
     for name, type_ in sorted(found.items()):
         if name not in catalog or (name in code_families() and name not in catalog.names):
-            problems.append(f"{name} ({type_}, {where}) is not in the README's metrics tables")
+            problems.append(f"{name} ({type_}, {where}) is not in the metrics catalog (docs/metrics.md)")
             continue
         documented = catalog.types_of(name)
         if type_ not in documented and "" not in documented:
-            problems.append(f"{name} is a {type_} in {where} but the README says {sorted(documented)}")
+            problems.append(f"{name} is a {type_} in {where} but the catalog says {sorted(documented)}")
     return problems

@@ -16,3 +16,12 @@ def simulator(tmp_path: Path) -> Iterator[Proc]:
     proc = start_simulator(tmp_path, [SIM_KEY])
     yield proc
     proc.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/integration/ or tests/e2e/ carries that folder's marker, so that
+    ``-m "not integration and not e2e"`` selects the fast subset (unit and mixin tests)."""
+    for item in items:
+        folder = item.path.parent.name
+        if folder in ("integration", "e2e"):
+            item.add_marker(folder)

@@ -17,7 +17,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.webconfig import WebSecurity
-from tests.catalog import defined_by_code, exposition_types, readme_catalog, type_problems
+from tests.catalog import catalog_metrics, defined_by_code, exposition_types, type_problems
 from tests.helpers import REPO, Proc, free_port, wait_until
 
 
@@ -70,7 +70,7 @@ def test_demo_metrics_and_the_catalog_match(demo: Proc, tmp_path: Path) -> None:
     for prefix in ("together_queue_", "together_queue_probe", "together_finetune_", "baseten_", "inference_"):
         assert any(name.startswith(prefix) for name in found), prefix
 
-    catalog = readme_catalog()
+    catalog = catalog_metrics()
     problems = type_problems(found, catalog, "/metrics")
     undefined = sorted(n for n in catalog.names if not defined_by_code(n, also=found.keys()))
     assert not problems, "\n".join(problems)

@@ -8,7 +8,7 @@ and every case about a handshake makes a real TLS connection.
 
 The cases follow exporter-toolkit's test tables (tls_config_test.go: TestYAMLFiles,
 TestServerBehaviour, TestUsers, TestConfigReloading; handler_test.go), then the
-differences the README's Security section lists.
+differences docs/reliability-and-security.md lists under Security.
 """
 
 from __future__ import annotations

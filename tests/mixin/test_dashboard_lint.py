@@ -22,7 +22,7 @@ DASHBOARD_FILES = sorted((ROOT / "grafana/dashboards").glob("*.json"))
 
 def exposed() -> lint.ExposedMetrics:
     """What the exporter exposes, and what the mixin's SLO rules record from it."""
-    ex = lint.exposed_metrics_from_readme((ROOT / "README.md").read_text(encoding="utf-8"))
+    ex = lint.exposed_metrics_from_catalog((ROOT / lint.CATALOG).read_text(encoding="utf-8"))
     ex.names |= slo.recorded_names(DEFAULT)
     return ex
 
@@ -64,7 +64,7 @@ def test_every_query_is_valid_promql_for_promtool(path: Path, tmp_path: Path) ->
     assert f"SUCCESS: {len(exprs)} rules found" in res.stdout
 
 
-def test_readme_metrics_table_is_parsed() -> None:
+def test_catalog_metrics_table_is_parsed() -> None:
     ex = exposed()
     assert "together_queue_jobs_waiting" in ex
     assert "inference_exporter_upstream_requests_total" in ex
@@ -75,7 +75,7 @@ def test_readme_metrics_table_is_parsed() -> None:
     assert "baseten_gpu_memory_used" not in ex  # the vendor's name, not ours
 
 
-README_TABLES = """
+CATALOG_TABLES = """
 | name | type | labels | source |
 | --- | --- | --- | --- |
 | `a_seconds` | histogram | `x` | … |
@@ -94,8 +94,8 @@ Some prose with `not_a_table_metric` | gauge |.
 """
 
 
-def test_readme_tables_are_parsed() -> None:
-    ex = lint.exposed_metrics_from_readme(README_TABLES)
+def test_catalog_tables_are_parsed() -> None:
+    ex = lint.exposed_metrics_from_catalog(CATALOG_TABLES)
     assert {"a_seconds_bucket", "a_seconds_sum", "a_seconds_count", "b_x", "c_info"} <= ex.names
     assert {"vendor_lat_seconds", "vendor_lat_avg_seconds", "vendor_requests_total"} <= ex.names
     # Baseten-style summaries have quantile series only.

@@ -1,7 +1,7 @@
 """Each benchmark runs end to end with tiny parameters and prints a well-formed last line.
 
 Not a speed test: only that the scripts work against the simulator and report
-``NAME: key=value …`` with the figures the README quotes.
+``NAME: key=value …`` with the figures bench/README.md quotes.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The README's metrics catalog against the families the code defines, both ways.
+"""The metrics catalog (docs/metrics.md) against the families the code defines, both ways.
 
 A family the code defines that the catalog lacks (or types differently) fails here, and
 so does a catalog entry no code defines. The exporter's self-metrics that only a running
@@ -16,12 +16,12 @@ from mixin import lint
 from tests.catalog import (
     VENDOR_NAMED_PREFIX,
     baseten_mapping,
+    catalog_metrics,
+    catalog_text,
     code_families,
     defined_by_code,
     exposition_types,
     mapped_families,
-    readme_catalog,
-    readme_text,
     type_problems,
 )
 from tests.golden import BUILDERS, golden_path
@@ -43,13 +43,13 @@ def test_families_of_every_source_are_collected_from_the_code() -> None:
 
 def test_every_family_in_the_code_is_in_the_catalog_with_its_type() -> None:
     found = {name: fam.type for name, fam in code_families().items()}
-    problems = type_problems(found, readme_catalog(), "the code")
+    problems = type_problems(found, catalog_metrics(), "the code")
     assert not problems, "\n".join(problems)
 
 
 def test_every_catalog_entry_is_defined_by_the_code() -> None:
     """Self-metrics not defined as Family objects are left to the live check."""
-    catalog = readme_catalog()
+    catalog = catalog_metrics()
     undefined = [
         name
         for name in sorted(catalog.names)
@@ -60,16 +60,16 @@ def test_every_catalog_entry_is_defined_by_the_code() -> None:
 
 
 def test_baseten_mapping_table_is_what_the_code_does() -> None:
-    rows = baseten_mapping(readme_text())
+    rows = baseten_mapping(catalog_text())
     assert len(rows) >= 10
     for row in rows:
         assert mapped_families(row.vendor_name, row.kind, row.unit_hint) == row.families, row.vendor_name
 
 
 def test_every_documented_baseten_metric_has_a_mapping_row() -> None:
-    rows = {r.vendor_name: r for r in baseten_mapping(readme_text())}
+    rows = {r.vendor_name: r for r in baseten_mapping(catalog_text())}
     for name, metric in DOCUMENTED_BASETEN_METRICS.items():
-        assert name in rows, f"{name} has no row in the README's Baseten mapping table"
+        assert name in rows, f"{name} has no row in the catalog's Baseten mapping table"
         assert (rows[name].kind, rows[name].unit_hint) == (metric.kind, metric.unit_hint), name
 
 
@@ -79,7 +79,7 @@ def test_every_documented_baseten_metric_has_a_mapping_row() -> None:
 )
 def test_every_fine_tune_key_name_is_a_catalogued_gauge(key: str) -> None:
     name = metric_name(key)
-    catalog = readme_catalog()
+    catalog = catalog_metrics()
     assert name in catalog
     assert catalog.types_of(name) == {key_family(key).type} == {"gauge"}
 
@@ -88,7 +88,7 @@ def test_every_fine_tune_key_name_is_a_catalogued_gauge(key: str) -> None:
 def test_every_family_of_a_golden_exposition_is_catalogued(source: str) -> None:
     found = exposition_types(golden_path(source).read_text(encoding="utf-8"))
     assert found
-    documented_vendor_names = {name for row in baseten_mapping(readme_text()) for name in row.families} | {
+    documented_vendor_names = {name for row in baseten_mapping(catalog_text()) for name in row.families} | {
         "baseten_deployment_info",
         "baseten_deployment_status",
     }
@@ -98,12 +98,12 @@ def test_every_family_of_a_golden_exposition_is_catalogued(source: str) -> None:
         for name, t in found.items()
         if not name.startswith(VENDOR_NAMED_PREFIX) or name in documented_vendor_names
     }
-    problems = type_problems(checked, readme_catalog(), golden_path(source).name)
+    problems = type_problems(checked, catalog_metrics(), golden_path(source).name)
     assert not problems, "\n".join(problems)
 
 
 def test_catalog_records_types_of_names_and_patterns() -> None:
-    catalog = lint.exposed_metrics_from_readme(
+    catalog = lint.exposed_metrics_from_catalog(
         "| name | type |\n| --- | --- |\n| `a_total` | counter |\n| `b_<key>` | gauge |\n| `p_*` | |\n"
     )
     assert catalog.types_of("a_total") == {"counter"}

@@ -530,9 +530,9 @@ def test_rate_limiter_is_a_token_bucket(monkeypatch: pytest.MonkeyPatch) -> None
     assert not RateLimiter(interval=1.0, burst=0).allow()
 
 
-def test_readme_example_lists_keys_the_loader_accepts(tmp_path: Path) -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme[readme.index("- **`--web.config.file`**") :]
+def test_documented_example_lists_keys_the_loader_accepts(tmp_path: Path) -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs/reliability-and-security.md").read_text()
+    section = page[page.index("- **`--web.config.file`**") :]
     block = section[section.index("```yaml\n") + len("```yaml\n") : section.index("  ```\n", 10)]
     text = "\n".join(line.removeprefix("  ") for line in block.splitlines())
     f = tmp_path / "web.yml"
