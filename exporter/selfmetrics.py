@@ -30,6 +30,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from exporter import __version__
+from exporter.scope import DEFAULT_ACCOUNT
 from exporter.sharding import Shard
 
 K = TypeVar("K", bound=Hashable)
@@ -88,64 +89,93 @@ class CounterTotals(Generic[K]):
 class UpstreamStats:
     """Requests sent to the vendors, retries, and waits and refusals of the request budgets.
 
+    Every series carries the vendor account it was sent for (``account``, after the
+    other labels). One ``UpstreamStats`` counts for one account; ``for_account`` gives
+    another account's view of the same counters, which is what each account's client
+    is handed, so the request path counts by source and endpoint as it always has.
+
     Without a registry the counters are kept but served nowhere (tests of the request
     path read them directly).
     """
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        def totals(
-            name: str,
-            documentation: str,
-            label_names: tuple[str, ...],
-            values: Callable[[K], tuple[str, ...]],
-        ) -> CounterTotals[K]:
-            counter = Counter(name, documentation, label_names, registry=registry)
-            return CounterTotals(counter, label_names, values)
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        account: str = DEFAULT_ACCOUNT,
+        _shared: UpstreamStats | None = None,
+    ) -> None:
+        self.account = account
+        if _shared is None:
+            self._requests = Counter(
+                "inference_exporter_upstream_requests_total",
+                "Requests sent to vendor APIs by source, endpoint template, HTTP status (or timeout/error) "
+                "and account.",
+                ("source", "endpoint", "code", "account"),
+                registry=registry,
+            )
+            self._retries = Counter(
+                "inference_exporter_upstream_retries_total",
+                "Vendor requests retried after a timeout, connection error, 5xx or 429, "
+                "by source, endpoint template and account.",
+                ("source", "endpoint", "account"),
+                registry=registry,
+            )
+            self._budget_wait = Counter(
+                "inference_exporter_upstream_budget_wait_seconds_total",
+                "Seconds requests spent waiting for a slot in the account's request budget "
+                "(requests_per_second).",
+                ("vendor", "account"),
+                registry=registry,
+            )
+            self._budget_refusals = Counter(
+                "inference_exporter_upstream_budget_refusals_total",
+                "Requests not sent because the account's request budget had no slot before the poll's "
+                "deadline.",
+                ("vendor", "account"),
+                registry=registry,
+            )
+        else:
+            self._requests = _shared._requests
+            self._retries = _shared._retries
+            self._budget_wait = _shared._budget_wait
+            self._budget_refusals = _shared._budget_refusals
 
-        self.requests: CounterTotals[tuple[str, str, str]] = totals(
-            "inference_exporter_upstream_requests_total",
-            "Requests sent to vendor APIs by source, endpoint template and HTTP status (or timeout/error).",
-            ("source", "endpoint", "code"),
-            _as_is,
+        def with_account(key: tuple[str, ...]) -> tuple[str, ...]:
+            return (*key, account)
+
+        def alone(key: str) -> tuple[str, ...]:
+            return (key, account)
+
+        self.requests: CounterTotals[tuple[str, str, str]] = CounterTotals(
+            self._requests, ("source", "endpoint", "code", "account"), with_account
         )
-        self.retries: CounterTotals[tuple[str, str]] = totals(
-            "inference_exporter_upstream_retries_total",
-            "Vendor requests retried after a timeout, connection error, 5xx or 429, "
-            "by source and endpoint template.",
-            ("source", "endpoint"),
-            _as_is,
+        self.retries: CounterTotals[tuple[str, str]] = CounterTotals(
+            self._retries, ("source", "endpoint", "account"), with_account
         )
-        self.budget_wait_seconds: CounterTotals[str] = totals(
-            "inference_exporter_upstream_budget_wait_seconds_total",
-            "Seconds requests spent waiting for a slot in the vendor's request budget (requests_per_second).",
-            ("vendor",),
-            _alone,
+        self.budget_wait_seconds: CounterTotals[str] = CounterTotals(
+            self._budget_wait, ("vendor", "account"), alone
         )
-        self.budget_refusals: CounterTotals[str] = totals(
-            "inference_exporter_upstream_budget_refusals_total",
-            "Requests not sent because the vendor's request budget had no slot before the poll's deadline.",
-            ("vendor",),
-            _alone,
+        self.budget_refusals: CounterTotals[str] = CounterTotals(
+            self._budget_refusals, ("vendor", "account"), alone
         )
         # Every request is counted: its series is looked up here rather than through
         # labels(), which checks the values and takes the metric's lock on each call.
         self._request_series: dict[tuple[str, str, str], Counter] = {}
+
+    def for_account(self, account: str) -> UpstreamStats:
+        """The same counters, counting for ``account``."""
+        if account == self.account:
+            return self
+        return UpstreamStats(account=account, _shared=self)
 
     def count(self, source: str, endpoint: str, code: str) -> None:
         """One request sent, by source, endpoint template and status (or timeout/error)."""
         key = (source, endpoint, code)
         series = self._request_series.get(key)
         if series is None:
-            series = self._request_series[key] = self.requests.counter.labels(*key)
+            series = self._request_series[key] = self._requests.labels(*key, self.account)
         series.inc()
-
-
-def _as_is(key: tuple[str, ...]) -> tuple[str, ...]:
-    return key
-
-
-def _alone(key: str) -> tuple[str, ...]:
-    return (key,)
 
 
 def _asyncio_tasks() -> float:

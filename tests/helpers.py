@@ -178,7 +178,12 @@ class Scrape:
     types: dict[str, str] = field(default_factory=dict)
 
     def value(self, name: str, **labels: str) -> float | None:
-        return self.samples.get((name, frozenset(labels.items())))
+        """The sample with exactly these labels; a series of a target also carries its
+        account, which is the default account's unless the test names one."""
+        found = self.samples.get((name, frozenset(labels.items())))
+        if found is None and "account" not in labels:
+            found = self.samples.get((name, frozenset({**labels, "account": "default"}.items())))
+        return found
 
     def series(self, name: str) -> list[tuple[dict[str, str], float]]:
         return [(dict(lbls), v) for (n, lbls), v in self.samples.items() if n == name]

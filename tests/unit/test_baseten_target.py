@@ -40,7 +40,7 @@ def clients_for(handler: Callable[[httpx.Request], httpx.Response]) -> Clients:
         stats=UpstreamStats(),
         transport=httpx.MockTransport(handler),
     )
-    clients.replace({"baseten": client})
+    clients.replace({("baseten", "default"): client})
     return clients
 
 

@@ -45,7 +45,7 @@ async def environment() -> AsyncIterator[tuple[Sim, Clients]]:
     runner, url = await sim_app.start(SimState(api_keys=frozenset({KEY})), "127.0.0.1", 0)
     clients = Clients()
     clients.replace(
-        {"together": VendorClient("together", url + "/v1", KEY, max_connections=4, stats=UpstreamStats())}
+        {("together", "default"): VendorClient("together", url + "/v1", KEY, max_connections=4, stats=UpstreamStats())}
     )
     sim = Sim(url)
     try:
@@ -164,7 +164,7 @@ def test_running_job_at_timeout_blocks_the_next_probe_until_it_ends() -> None:
         s = parse(text(await target.poll(0)))
         assert s.value("together_queue_probes_total", model="m", result="timeout") == 1
         # Running jobs cannot be canceled (409): it stays recorded as in flight.
-        assert registry.get("m") is not None
+        assert registry.get(("default", "m")) is not None
         s = parse(text(await target.poll(0)))
         assert s.value("together_queue_probes_total", model="m", result="previous_job_in_flight") == 1
         assert len(await sim.jobs("m")) == 1  # no second job while the first runs
@@ -174,7 +174,7 @@ def test_running_job_at_timeout_blocks_the_next_probe_until_it_ends() -> None:
         assert s.value("together_queue_probe_success", model="m") == 1
         # The first job, seen done, is counted too.
         assert s.value("together_queue_probe_jobs_total", model="m", status="done") == 2
-        assert registry.get("m") is None
+        assert registry.get(("default", "m")) is None
 
     run(body)
 

@@ -86,6 +86,12 @@ def metric_name(vendor_name: str, kind: str, unit_hint: str) -> str:
     return base + "_total" if kind == COUNTER else base
 
 
+def likely_family(vendor_name: str) -> str:
+    """The family a vendor metric most likely lands in, before its descriptor (kind and
+    unit) has been seen: its name as it is, a counter if it ends in ``_total``."""
+    return metric_name(vendor_name, COUNTER if vendor_name.endswith("_total") else GAUGE, "")
+
+
 def stat_name(name: str, stat: str) -> str:
     stat = re.sub(r"[^a-z0-9_]", "_", stat.lower()).strip("_") or "stat"
     for suffix in _UNIT_SUFFIXES:
