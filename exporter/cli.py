@@ -71,6 +71,13 @@ def _positive_int(value: str) -> int:
     return int(value)
 
 
+def _org_key(value: str) -> tuple[str, str]:
+    name, sep, key = value.partition("=")
+    if not sep or not name or not key:
+        raise argparse.ArgumentTypeError(f"expected NAME=KEY, got {value.split('=')[0]!r}=…")
+    return name, key
+
+
 def _add_server_limits(p: argparse.ArgumentParser) -> None:
     defaults = ConnectionLimits()
     p.add_argument(
@@ -168,7 +175,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=None,
         metavar="KEY",
-        help="an API key the simulator accepts (repeatable; default: 'sim-key')",
+        help="an API key of the default organisation (repeatable; default: 'sim-key')",
+    )
+    sim.add_argument(
+        "--org",
+        dest="orgs",
+        action="append",
+        default=None,
+        type=_org_key,
+        metavar="NAME=KEY",
+        help="a further organisation and the API key that sees it: its own queues, jobs, "
+        "fine-tunes, models and deployments (repeatable)",
     )
     sim.add_argument(
         "--clock-offset",
@@ -188,8 +205,9 @@ def _check_config(path: str, read_secrets: bool) -> int:
             print(p, file=sys.stderr)
         print(f"{path}: {len(exc.problems)} problem(s) found", file=sys.stderr)
         return 1
+    for w in loaded.warnings:
+        print(f"warning: {w}", file=sys.stderr)
     print(f"{path}: config is valid")
-    del loaded
     return 0
 
 
@@ -207,7 +225,10 @@ def main(argv: list[str] | None = None) -> int:
     from exporter import runner
 
     if args.command == "simulate":
-        return asyncio.run(runner.run_simulator(args.listen, args.api_keys or ["sim-key"], args.clock_offset))
+        orgs = {key: name for name, key in args.orgs or []}
+        return asyncio.run(
+            runner.run_simulator(args.listen, args.api_keys or ["sim-key"], args.clock_offset, orgs)
+        )
     if args.command == "demo":
         return asyncio.run(
             runner.run_demo(args.listen, args.telemetry_path, _web_config(args), limits=_limits(args))

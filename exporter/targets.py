@@ -50,7 +50,9 @@ def schedule(cfg: Config, override: Schedule) -> tuple[float, float]:
     return interval, min(timeout, interval)
 
 
-def _together_queues(cfg: Config, acc: TogetherAccount, scope: AccountScope, clients: Clients) -> list[Target]:
+def _together_queues(
+    cfg: Config, acc: TogetherAccount, scope: AccountScope, clients: Clients
+) -> list[Target]:
     out: list[Target] = []
     for q in acc.queues:
         interval, timeout = schedule(cfg, q)
@@ -59,7 +61,9 @@ def _together_queues(cfg: Config, acc: TogetherAccount, scope: AccountScope, cli
     return out
 
 
-def _together_probes(cfg: Config, acc: TogetherAccount, scope: AccountScope, clients: Clients) -> list[Target]:
+def _together_probes(
+    cfg: Config, acc: TogetherAccount, scope: AccountScope, clients: Clients
+) -> list[Target]:
     """Opt-in probes: each poll submits one real job, so only what the config lists."""
     return [
         together_probe.ProbeTarget(
@@ -136,7 +140,9 @@ def _baseten_deployments(
     return out
 
 
-def _baseten_discovery(cfg: Config, acc: BasetenAccount, scope: AccountScope, clients: Clients) -> list[Target]:
+def _baseten_discovery(
+    cfg: Config, acc: BasetenAccount, scope: AccountScope, clients: Clients
+) -> list[Target]:
     out: list[Target] = []
     for i, rule in enumerate(acc.discovery):
         interval, timeout = schedule(cfg, rule)

@@ -84,9 +84,13 @@ def _finetune_duplicates(cfg: Config) -> Iterable[tuple[PathT, str]]:
         ft = account.fine_tunes
         jobs = (((*root, "fine_tunes", "jobs", i, "id"), j.id) for i, j in enumerate(ft.jobs))
         statuses = (
-            ((*root, "fine_tunes", "discovery", "statuses", i), s) for i, s in enumerate(ft.discovery.statuses)
+            ((*root, "fine_tunes", "discovery", "statuses", i), s)
+            for i, s in enumerate(ft.discovery.statuses)
         )
-        out += [*yamlpos.duplicates(jobs, "fine-tune job id"), *yamlpos.duplicates(statuses, "discovery status")]
+        out += [
+            *yamlpos.duplicates(jobs, "fine-tune job id"),
+            *yamlpos.duplicates(statuses, "discovery status"),
+        ]
     return out
 
 

@@ -52,7 +52,12 @@ def account_checks(cfg: Config) -> Iterable[tuple[PathT, str]]:
             )
         for i, account in enumerate(section.accounts):
             if "name" not in account.model_fields_set:
-                out.append(((vendor, "accounts", i, "name"), "required key is missing: each listed account has a name"))
+                out.append(
+                    (
+                        (vendor, "accounts", i, "name"),
+                        "required key is missing: each listed account has a name",
+                    )
+                )
         names = (((vendor, "accounts", i, "name"), a.name) for i, a in enumerate(section.accounts))
         out += duplicates(names, "account name")
     return out

@@ -133,7 +133,9 @@ _LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 def _check_labels(labels: dict[str, str]) -> dict[str, str]:
     for name in labels:
         if not _LABEL_NAME_RE.match(name):
-            raise ValueError(f"{name!r} is not a label name (letters, digits and _, not starting with a digit)")
+            raise ValueError(
+                f"{name!r} is not a label name (letters, digits and _, not starting with a digit)"
+            )
         if name.startswith("__"):
             raise ValueError(f"label {name!r}: names starting with __ are reserved for Prometheus")
         if name in RESERVED_LABELS or name.startswith("exported_"):

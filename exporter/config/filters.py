@@ -78,9 +78,7 @@ def filter_warnings(cfg: Config) -> list[tuple[PathT, str]]:
             continue
         own = account.metric_filter.allow or account.metric_filter.deny
         where: PathT = (*path, "metric_filter") if own else ("global", "metric_filter")
-        kinds = (
-            _baseten_kinds(account) if isinstance(account, BasetenAccount) else _together_kinds(account)
-        )
+        kinds = _baseten_kinds(account) if isinstance(account, BasetenAccount) else _together_kinds(account)
         for kind, families in kinds:
             if not any(filt.keeps(f) for f in families):
                 out.append(

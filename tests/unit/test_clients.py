@@ -15,7 +15,9 @@ from exporter.upstream import VendorClient
 
 def loaded(tmp_path: Path, key: str = "k1", **together: Any) -> LoadedConfig:
     section = {"api_key_env": "K", "base_url": "http://127.0.0.1:9/v1", **together}
-    return LoadedConfig(tmp_path, Config.model_validate({"together": section}), {("together", "default"): key})
+    return LoadedConfig(
+        tmp_path, Config.model_validate({"together": section}), {("together", "default"): key}
+    )
 
 
 def closed(client: VendorClient) -> bool:

@@ -116,7 +116,8 @@ def test_health_before_and_after_polls(tmp_path: Path) -> None:
         assert 'fake_value{name="fake/a"} 5' in out
         assert 'inference_exporter_target_up{target="fake/a",source="fake",account="default"} 1' in out
         assert (
-            'inference_exporter_target_polls_total{target="fake/a",source="fake",result="success",account="default"} 1' in out
+            'inference_exporter_target_polls_total{target="fake/a",source="fake",result="success",account="default"} 1'
+            in out
         )
 
     run(body, tmp_path)
@@ -133,15 +134,15 @@ def test_failure_keeps_values_within_grace_then_drops_them(tmp_path: Path) -> No
         assert 'fake_value{name="fake/a"} 5' in out  # within grace
         assert 'inference_exporter_target_up{target="fake/a",source="fake",account="default"} 0' in out
         assert (
-            'inference_exporter_target_error_info{target="fake/a",source="fake",reason="rate_limited",account="default"} 1'
-            in out
+            'inference_exporter_target_error_info{target="fake/a",source="fake",reason="rate_limited",'
+            'account="default"} 1' in out
         )
-        assert 'result="rate_limited"} 1' in out
+        assert 'result="rate_limited",account="default"} 1' in out
         exp.poller.health[t.id].last_success_timestamp -= 10  # grace is 1s here
         await exp.poller.poll_once(t)
         out = text(exp)
         assert "fake_value{" not in out
-        assert 'result="rate_limited"} 2' in out
+        assert 'result="rate_limited",account="default"} 2' in out
         t.fail = None
         await exp.poller.poll_once(t)
         assert 'fake_value{name="fake/a"} 5' in text(exp)

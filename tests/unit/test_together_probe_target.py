@@ -45,7 +45,11 @@ async def environment() -> AsyncIterator[tuple[Sim, Clients]]:
     runner, url = await sim_app.start(SimState(api_keys=frozenset({KEY})), "127.0.0.1", 0)
     clients = Clients()
     clients.replace(
-        {("together", "default"): VendorClient("together", url + "/v1", KEY, max_connections=4, stats=UpstreamStats())}
+        {
+            ("together", "default"): VendorClient(
+                "together", url + "/v1", KEY, max_connections=4, stats=UpstreamStats()
+            )
+        }
     )
     sim = Sim(url)
     try:
