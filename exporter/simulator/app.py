@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email.utils
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -32,7 +33,8 @@ FINETUNE_KEY = web.AppKey("finetune_sim", FineTuneSim)
 BASETEN_KEY = web.AppKey("baseten_sim", BasetenSim)
 FAULTS_KEY = web.AppKey("faults", Faults)
 ORGS_KEY = web.AppKey("orgs", dict[str, "Organisation"])
-ORG = "org"  # the request key under which the middleware files the caller's organisation
+# The caller's organisation, set by the middleware for the handler it calls.
+CALLER_ORG: ContextVar[str | None] = ContextVar("caller_org", default=None)
 
 
 class Organisation:
@@ -69,8 +71,11 @@ def _middleware(state: SimState) -> Middleware:
             entry.status = 401
             return unauthorized()
         entry.org = org
-        request[ORG] = org
-        resp = await handler(request)
+        token = CALLER_ORG.set(org)
+        try:
+            resp = await handler(request)
+        finally:
+            CALLER_ORG.reset(token)
         entry.status = resp.status
         if not resp.prepared:
             # The vendor's "now" is the simulator's clock, which tests may drive or skew.
@@ -137,7 +142,7 @@ def _dispatch(orgs: dict[str, Organisation], part: str, attr: str) -> Handler:
     """A handler that passes the request to the handler of the caller's organisation."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        name = request.get(ORG) or request.query.get("org", DEFAULT_ORG)
+        name = CALLER_ORG.get() or request.query.get("org", DEFAULT_ORG)
         org = orgs.get(name)
         if org is None:
             return web.json_response({"error": f"no organisation {name!r}"}, status=404)
