@@ -163,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not require the API keys the config references to be readable",
     )
 
+    sub.add_parser(
+        "config-schema", help="print the JSON Schema of the config file (for editors and CI checks)"
+    )
+
     demo = sub.add_parser("demo", help="run the daemon against the bundled simulator, no keys needed")
     _add_common(demo, listen_default=DEFAULT_LISTEN)
     _add_server_limits(demo)
@@ -221,6 +225,11 @@ def main(argv: list[str] | None = None) -> int:
     logs.setup(level, args.log_format)
     if args.command == "check-config":
         return _check_config(args.path, not args.no_secrets)
+    if args.command == "config-schema":
+        from exporter.config.schema import schema_text
+
+        sys.stdout.write(schema_text())
+        return 0
     # Imported only here: checking a config must not load the HTTP stack (aiohttp, httpx).
     from exporter import runner
 
