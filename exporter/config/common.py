@@ -160,7 +160,7 @@ class Labelled(Strict):
 _NOT_RE2 = (
     (re.compile(r"\\[1-9]"), "backreferences"),
     (re.compile(r"\(\?P="), "backreferences"),
-    (re.compile(r"\(\?<?[=!]"), "lookaround"),
+    (re.compile(r"\(\?<?[=!]"), "lookarounds"),
     (re.compile(r"\(\?>"), "atomic groups"),
     (re.compile(r"\(\?\("), "conditionals"),
     (re.compile(r"[*+?}]\+"), "possessive quantifiers"),
