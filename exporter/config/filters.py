@@ -14,7 +14,7 @@ from exporter.config.accounts import PathT, accounts_of
 from exporter.config.baseten import BasetenAccount
 from exporter.config.common import MetricFilterConfig
 from exporter.scope import FilterRule, MetricFilter
-from exporter.sources.baseten.layout import INFO_NAME, likely_family
+from exporter.sources.baseten.layout import INFO_NAME, possible_families
 from exporter.sources.baseten.vendor import DEFAULT_METRICS
 from exporter.sources.together import probe_translate, queue_translate
 from exporter.sources.together.finetune import names as finetune_names
@@ -50,24 +50,28 @@ def account_filter(cfg: Config, account: TogetherAccount | BasetenAccount) -> Me
     return MetricFilter((rule(cfg.global_.metric_filter), rule(account.metric_filter)))
 
 
-def _together_kinds(account: TogetherAccount) -> Iterable[tuple[str, tuple[str, ...]]]:
+# (what the targets are, the names shown, the families they may yield)
+Kind = tuple[str, tuple[str, ...], tuple[str, ...]]
+
+
+def _together_kinds(account: TogetherAccount) -> Iterable[Kind]:
     ft = account.fine_tunes
     if account.queues:
-        yield "queues", _QUEUE
+        yield "queues", _QUEUE, _QUEUE
     if account.probes:
-        yield "probes", _PROBE
+        yield "probes", _PROBE, _PROBE
     if ft.jobs or ft.discovery.enabled:
-        yield "fine-tune jobs", _JOB
+        yield "fine-tune jobs", _JOB, _JOB
     if ft.discovery.enabled:
-        yield "fine-tune job list", _JOB_LIST
+        yield "fine-tune job list", _JOB_LIST, _JOB_LIST
 
 
-def _baseten_kinds(account: BasetenAccount) -> Iterable[tuple[str, tuple[str, ...]]]:
+def _baseten_kinds(account: BasetenAccount) -> Iterable[Kind]:
     for what, items in (("deployments", account.deployments), ("discovery", account.discovery)):
         for i, item in enumerate(items):
-            names = item.metrics if item.metrics is not None else account.metrics
-            families = {likely_family(n) for n in names or DEFAULT_METRICS}
-            yield f"{what}[{i}]", (*sorted(families), INFO_NAME)
+            names = tuple(item.metrics if item.metrics is not None else account.metrics) or DEFAULT_METRICS
+            families = {f for n in names for f in possible_families(n)}
+            yield f"{what}[{i}]", (*names, INFO_NAME), (*sorted(families), INFO_NAME)
 
 
 def filter_warnings(cfg: Config) -> list[tuple[PathT, str]]:
@@ -79,13 +83,13 @@ def filter_warnings(cfg: Config) -> list[tuple[PathT, str]]:
         own = account.metric_filter.allow or account.metric_filter.deny
         where: PathT = (*path, "metric_filter") if own else ("global", "metric_filter")
         kinds = _baseten_kinds(account) if isinstance(account, BasetenAccount) else _together_kinds(account)
-        for kind, families in kinds:
+        for kind, shown, families in kinds:
             if not any(filt.keeps(f) for f in families):
                 out.append(
                     (
                         where,
                         f"account {account.name!r}: the filter removes every family of its {kind} "
-                        f"({', '.join(families[:3])}{', …' if len(families) > 3 else ''}); "
+                        f"({', '.join(shown[:3])}{', …' if len(shown) > 3 else ''}); "
                         "they will export their health series only",
                     )
                 )

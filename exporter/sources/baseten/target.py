@@ -22,7 +22,7 @@ from exporter.sources.base import Target
 from exporter.sources.baseten import lists
 from exporter.sources.baseten import translate as tr
 from exporter.sources.baseten.counters import CounterState
-from exporter.sources.baseten.layout import ENDPOINT, layout, likely_family
+from exporter.sources.baseten.layout import ENDPOINT, layout, possible_families
 from exporter.sources.baseten.vendor import DEFAULT_METRICS, MAX_WINDOW_SECONDS
 from exporter.upstream import Clients, VendorClient
 
@@ -135,19 +135,21 @@ class DeploymentTarget(Target):
         )
         return reply.doc
 
+    def _wanted(self, name: str) -> bool:
+        """False if the metric filter removes every family of vendor metric ``name``
+        (those seen in earlier answers, else every family the name could land in)."""
+        keep = self.scope.filter
+        return not keep.active or any(
+            keep.keeps(f) for f in self._families.get(name) or possible_families(name)
+        )
+
     def requested(self) -> tuple[str, ...] | None:
         """The vendor metrics to ask for: the configured ones (or, under a metric filter,
-        the vendor's default set named explicitly) less those whose every family the
-        filter removes; None when that leaves nothing to ask for."""
-        keep = self.scope.filter
-        if not keep.active:
+        the vendor's default set named explicitly) less those the filter removes
+        entirely; None when that leaves nothing to ask for."""
+        if not self.scope.filter.active:
             return self.req.metrics
-        wanted = tuple(
-            n
-            for n in self.req.metrics or DEFAULT_METRICS
-            if any(keep.keeps(f) for f in self._families.get(n) or (likely_family(n),))
-        )
-        return wanted or None
+        return tuple(n for n in self.req.metrics or DEFAULT_METRICS if self._wanted(n)) or None
 
     async def poll(self, now: float) -> Rendered:
         client = self.clients.get(VENDOR, self.account)
@@ -167,7 +169,7 @@ class DeploymentTarget(Target):
             self._families[d.name] = frozenset(f.name for f, _ in layout(d))
         samples, percent = tr.gauge_samples(main, self.ids, cutoff, self.percent)
         series: tr.Response | None = main if req.mode == "SERIES" else None
-        names = tr.counter_names(main)
+        names = [n for n in tr.counter_names(main) if self._wanted(n)]
         counters_read: dict[str, Any] | None = None
         if series is None and names:
             params = request_params("SERIES", names, now, req.counter_window, req.delay, self.counter_step)
