@@ -65,13 +65,16 @@ def query_variable(name: str, label: str, metric: str, *, scope: Sequence[str] =
     )
 
 
-def standard_variables(anchor_metric: str) -> list[cogbuilder.Builder[dm.VariableModel]]:
-    """``datasource``, ``job``, ``instance`` and ``account``, taken from ``anchor_metric``."""
+def standard_variables(
+    anchor_metric: str, account_metric: str | None = None
+) -> list[cogbuilder.Builder[dm.VariableModel]]:
+    """``datasource``, ``job``, ``instance`` and ``account``, taken from ``anchor_metric``
+    (the accounts from ``account_metric`` if the anchor has no account label)."""
     return [
         datasource_variable(),
         query_variable("job", "Job", anchor_metric),
         query_variable("instance", "Instance", anchor_metric, scope=['job=~"$job"']),
-        query_variable("account", "Account", anchor_metric, scope=SCOPE[:2]),
+        query_variable("account", "Account", account_metric or anchor_metric, scope=SCOPE[:2]),
     ]
 
 

@@ -28,7 +28,7 @@ def build(cfg: MixinConfig) -> db.Dashboard:
     accounts = selector()
     tsel = selector('source=~"$source"')
     variables = [
-        *standard_variables(ANCHOR),
+        *standard_variables(ANCHOR, "inference_exporter_target_up"),
         query_variable("source", "Source", "inference_exporter_target_up", scope=SCOPE),
     ]
     failed = selector('source=~"$source"', 'result!="success"')

@@ -25,7 +25,15 @@ pytestmark = pytest.mark.e2e
 
 ROOT = repo_root()
 KEY = "e2e-sim-key-0c4f9a"
-DEMO_ENV = {"INFERENCE_EXPORTER_DEMO_TOGETHER_KEY": KEY, "INFERENCE_EXPORTER_DEMO_BASETEN_KEY": KEY}
+STAGING_KEY = "e2e-sim-staging-key-81d3"
+# The demo's two accounts per vendor: prod in the simulator's default organisation,
+# staging in its "staging" one.
+DEMO_ENV = {
+    "INFERENCE_EXPORTER_DEMO_TOGETHER_KEY": KEY,
+    "INFERENCE_EXPORTER_DEMO_BASETEN_KEY": KEY,
+    "INFERENCE_EXPORTER_DEMO_TOGETHER_STAGING_KEY": STAGING_KEY,
+    "INFERENCE_EXPORTER_DEMO_BASETEN_STAGING_KEY": STAGING_KEY,
+}
 # Alerts keep their thresholds but hold for seconds instead of minutes.
 FAST = dataclasses.replace(DEFAULT, queue_depth_high_for="2s")
 
@@ -85,11 +93,13 @@ def firing(prom: Proc, name: str) -> list[dict[str, str]]:
 
 
 def test_dashboards_have_data_and_queue_alert_fires(tmp_path: Path) -> None:
-    sim = start_simulator(tmp_path, [KEY])
+    sim = start_simulator(tmp_path, [KEY], orgs={"staging": STAGING_KEY})
     procs: list[Proc] = [sim]
     try:
         config_path, doc = demo_config(tmp_path, sim.url)
-        models = [q["model"] for q in doc["together"]["queues"]]
+        prod = doc["together"]["accounts"][0]
+        assert prod["name"] == "prod"
+        models = [q["model"] for q in prod["queues"]]
         backlog_model, failing_model = models[0], models[-1]
         # One failing target gives the error panels something to show.
         set_queue(sim, model=failing_model, kind="error", status=503)
@@ -131,7 +141,8 @@ def test_dashboards_have_data_and_queue_alert_fires(tmp_path: Path) -> None:
             lambda: firing(prom, "TogetherQueueDepthHigh"), 30, "TogetherQueueDepthHigh firing", proc=prom
         )
         fired = firing(prom, "TogetherQueueDepthHigh")
-        assert [a["model"] for a in fired] == [backlog_model]
+        # The staging account watches the same model in its own organisation: no backlog there.
+        assert [(a["account"], a["model"]) for a in fired] == [("prod", backlog_model)]
         assert fired[0]["severity"] == "critical"
         assert fired[0]["job"] == DEFAULT.exporter_job
     finally:
