@@ -17,7 +17,6 @@ import yaml
 
 from mixin.config import MixinConfig
 
-
 # The end of the summary of an alert on an account's series.
 ACCOUNT = " (account {{ $labels.account }})."
 

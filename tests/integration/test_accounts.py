@@ -160,7 +160,7 @@ def test_two_accounts_side_by_side(tmp_path: Path, sim: Proc) -> None:
         running = [lbls["account"] for lbls, _ in s.series("together_queue_jobs_running")]
         assert sorted(running) == ["prod", "prod"]
         assert {lbls["account"] for lbls, _ in s.series("baseten_request_size_bytes")} == {"prod"}
-        asked = {"default": set(), "staging": set()}
+        asked: dict[str, set[str]] = {"default": set(), "staging": set()}
         for e in request_log(sim, route=METRICS_ROUTE):
             asked[str(e["org"])].update(parse_qs(urlsplit(str(e["path"])).query).get("metrics", []))
         assert "baseten_request_size_bytes" in asked["default"]
