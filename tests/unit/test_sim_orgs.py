@@ -46,7 +46,9 @@ def test_each_key_sees_only_its_organisation() -> None:
             rid = (await http.post("/v1/queue/submit", json=body, headers=b)).json()["requestId"]
             st = await http.get("/v1/queue/status", params={"model": "m/x", "request_id": rid}, headers=a)
             assert st.status_code == 404
-            assert [j["request_id"] for j in (await http.get("/_sim/jobs?org=staging")).json()["jobs"]] == [rid]
+            assert [j["request_id"] for j in (await http.get("/_sim/jobs?org=staging")).json()["jobs"]] == [
+                rid
+            ]
             assert (await http.get("/_sim/jobs")).json()["jobs"] == []
             # Baseten: the same ids in both workspaces, each with its own values.
             await http.post("/_sim/baseten?org=staging", json={"catalog": [{"id": "mz", "deployments": []}]})
