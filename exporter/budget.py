@@ -17,7 +17,6 @@ Sharding: N exporters splitting one vendor's targets each get ``rate / N``
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 
@@ -67,8 +66,3 @@ class RequestBudget:
             raise BudgetExhausted(slot - now)
         self._next_free = slot + self._spacing
         return slot - now
-
-    async def acquire(self, deadline: float) -> None:
-        wait = self.reserve(deadline)
-        if wait > 0:
-            await asyncio.sleep(wait)

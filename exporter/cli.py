@@ -1,4 +1,11 @@
-"""Command line: Prometheus-style dotted flags and a few subcommands."""
+"""Command line: Prometheus-style dotted flags and a few subcommands.
+
+A flag means the same before or after the subcommand (``--log.level debug demo`` and
+``demo --log.level debug``); a flag the chosen command does not use is refused, never
+ignored. Every flag is therefore declared once, with the commands it applies to and
+its default for each; the parsers leave unset flags out, and the defaults of the
+command that runs are filled in afterwards.
+"""
 
 from __future__ import annotations
 
@@ -7,55 +14,27 @@ import asyncio
 import os
 import socket
 import sys
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from exporter import __version__, logs
 from exporter.config import ConfigError, load_config
 from exporter.config.common import parse_duration
 from exporter.limits import ConnectionLimits
+from exporter.listen import parse_listen_address
 from exporter.sharding import resolve_shard
 
 DEFAULT_PORT = 10230
 DEFAULT_LISTEN = f":{DEFAULT_PORT}"
+DEMO_LISTEN = f"127.0.0.1:{DEFAULT_PORT}"
+SIMULATOR_LISTEN = "127.0.0.1:0"
 
-
-def _add_common(p: argparse.ArgumentParser, *, listen_default: str, web_config: bool = True) -> None:
-    p.add_argument(
-        "--web.listen-address",
-        dest="listen",
-        default=listen_default,
-        metavar="HOST:PORT",
-        help=f"address to serve on (default {listen_default})",
-    )
-    p.add_argument(
-        "--web.telemetry-path",
-        dest="telemetry_path",
-        default="/metrics",
-        help="path under which to expose metrics (default /metrics)",
-    )
-    if web_config:
-        p.add_argument(
-            "--web.config.file",
-            dest="web_config_file",
-            default=None,
-            metavar="PATH",
-            help="TLS and basic-auth config in exporter-toolkit's format (default: plain HTTP, no auth)",
-        )
-    p.add_argument(
-        "--log.level",
-        dest="log_level",
-        default="info",
-        choices=["debug", "info", "warn", "error"],
-        help="log level (default info)",
-    )
-    p.add_argument(
-        "--log.format",
-        dest="log_format",
-        default="logfmt",
-        choices=["logfmt", "json"],
-        help="log format (default logfmt)",
-    )
+DAEMON = "daemon"  # the command run when none is named
+COMMANDS = (DAEMON, "check-config", "config-schema", "demo", "simulate")
+SERVING = (DAEMON, "demo")
+_BEFORE = "_before_command"  # where the top-level copy of a repeatable flag collects its values
 
 
 def _positive_seconds(value: str) -> float:
@@ -78,127 +57,153 @@ def _org_key(value: str) -> tuple[str, str]:
     return name, key
 
 
-def _add_server_limits(p: argparse.ArgumentParser) -> None:
-    defaults = ConnectionLimits()
-    p.add_argument(
-        "--web.max-connections",
-        dest="max_connections",
-        type=_positive_int,
-        default=defaults.max_connections,
-        metavar="N",
-        help=f"most simultaneous HTTP connections; more are closed at once (default {defaults.max_connections})",
-    )
-    p.add_argument(
-        "--web.read-timeout",
-        dest="read_timeout",
-        type=_positive_seconds,
-        default=defaults.header_timeout,
-        metavar="DURATION",
-        help="time a client has to send a whole request after connecting or starting it "
-        f"(default {defaults.header_timeout:g}s)",
-    )
+def _listen_address(value: str) -> str:
+    try:
+        parse_listen_address(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
 
 
-def _add_lifecycle(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--web.enable-lifecycle",
-        dest="enable_lifecycle",
-        action="store_true",
-        help="answer POST /-/reload (SIGHUP always reloads; default: off)",
-    )
+@dataclass(frozen=True)
+class Flag:
+    """One flag: the commands that use it, its default for each, and argparse's other settings."""
+
+    name: str
+    dest: str
+    commands: tuple[str, ...]
+    default: Any
+    help: str
+    per_command: Mapping[str, Any] = field(default_factory=dict)  # defaults that differ by command
+    options: Mapping[str, Any] = field(default_factory=dict)
+    unit: str = ""  # after a number in --help
+
+    def default_for(self, command: str) -> Any:
+        return self.per_command.get(command, self.default)
+
+    def applies_to(self) -> str:
+        names = ["the daemon" if c == DAEMON else c for c in self.commands]
+        return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def _limits(args: argparse.Namespace) -> ConnectionLimits:
-    return replace(ConnectionLimits(), max_connections=args.max_connections, header_timeout=args.read_timeout)
+_LIMITS = ConnectionLimits()
+
+FLAGS = (
+    Flag("--config.file", "config_file", (DAEMON,), None, "YAML config file (required to run the daemon)",
+         options={"metavar": "PATH"}),
+    Flag("--web.listen-address", "listen", (DAEMON, "demo", "simulate"), DEFAULT_LISTEN,
+         "address to serve on", per_command={"demo": DEMO_LISTEN, "simulate": SIMULATOR_LISTEN},
+         options={"metavar": "HOST:PORT", "type": _listen_address}),
+    Flag("--web.telemetry-path", "telemetry_path", SERVING, "/metrics", "path under which to expose metrics",
+         options={"metavar": "PATH"}),
+    Flag("--web.config.file", "web_config_file", SERVING, None,
+         "TLS and basic-auth config in exporter-toolkit's format (default: plain HTTP, no auth)",
+         options={"metavar": "PATH"}),
+    Flag("--web.max-connections", "max_connections", SERVING, _LIMITS.max_connections,
+         "most simultaneous HTTP connections; more are closed at once",
+         options={"metavar": "N", "type": _positive_int}),
+    Flag("--web.read-timeout", "read_timeout", SERVING, _LIMITS.header_timeout,
+         "time a client has to send a whole request after connecting or starting it",
+         options={"metavar": "DURATION", "type": _positive_seconds}, unit="s"),
+    Flag("--web.enable-lifecycle", "enable_lifecycle", (DAEMON,), False,
+         "answer POST /-/reload (SIGHUP always reloads; demo: always on)",
+         options={"action": "store_true"}),
+    Flag("--log.level", "log_level", COMMANDS, "info", "log level",
+         options={"choices": ["debug", "info", "warn", "error"]}),
+    Flag("--log.format", "log_format", COMMANDS, "logfmt", "log format", options={"choices": ["logfmt", "json"]}),
+    Flag("--shard", "shard", (DAEMON,), None,
+         "this replica's shard, 0-based: it polls only the targets whose id hashes to N (default 0)",
+         options={"metavar": "N", "type": int}),
+    Flag("--total-shards", "total_shards", (DAEMON,), 1,
+         "number of replicas the targets are split across; 1 means no sharding",
+         options={"metavar": "M", "type": int}),
+    Flag("--shard.from-pod-name", "shard_from_pod_name", (DAEMON,), False,
+         "take the shard from the ordinal of the StatefulSet pod name ($POD_NAME, else the host name)",
+         options={"action": "store_true"}),
+    Flag("--no-secrets", "no_secrets", ("check-config",), False,
+         "check the file only: do not require the API keys it references to be set or readable",
+         options={"action": "store_true"}),
+    Flag("--api-key", "api_keys", ("simulate",), None,
+         "an API key of the default organisation (repeatable; default: 'sim-key')",
+         options={"action": "append", "metavar": "KEY"}),
+    Flag("--org", "orgs", ("simulate",), None,
+         "a further organisation and the API key that sees it: its own queues, jobs, "
+         "fine-tunes, models and deployments (repeatable)",
+         options={"action": "append", "metavar": "NAME=KEY", "type": _org_key}),
+    Flag("--clock-offset", "clock_offset", ("simulate",), 0.0,
+         "run the simulated vendors' clock this far ahead of this machine's, in seconds (negative: behind)",
+         options={"metavar": "SECONDS", "type": float}),
+)  # fmt: skip
 
 
-def _add_sharding(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--shard",
-        dest="shard",
-        type=int,
-        default=None,
-        metavar="N",
-        help="this replica's shard, 0-based: it polls only the targets whose id hashes to N (default 0)",
-    )
-    p.add_argument(
-        "--total-shards",
-        dest="total_shards",
-        type=int,
-        default=1,
-        metavar="M",
-        help="number of replicas the targets are split across (default 1: no sharding)",
-    )
-    p.add_argument(
-        "--shard.from-pod-name",
-        dest="shard_from_pod_name",
-        action="store_true",
-        help="take the shard from the ordinal of the StatefulSet pod name ($POD_NAME, else the host name)",
-    )
+def _add_flags(parser: argparse.ArgumentParser, command: str, *, top_level: bool = False) -> None:
+    """Every flag, on every parser, so that a flag in either place is read the same way and
+    one that does not apply gets the same clear refusal; --help lists the command's own."""
+    for flag in FLAGS:
+        shown = command in flag.commands
+        default = flag.default_for(command)
+        text = flag.help
+        if shown and default not in (None, False) and flag.options.get("action") != "append":
+            text += (
+                f" (default {default:g}{flag.unit})"
+                if isinstance(default, float)
+                else f" (default {default})"
+            )
+        dest = flag.dest + _BEFORE if top_level and flag.options.get("action") == "append" else flag.dest
+        parser.add_argument(
+            flag.name,
+            dest=dest,
+            default=argparse.SUPPRESS,
+            help=text if shown else argparse.SUPPRESS,
+            **flag.options,
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="inference-exporter",
-        description="Prometheus exporter for Together AI queues and fine-tunes and Baseten deployments.",
+        description="Prometheus exporter for Together AI queues and fine-tunes and Baseten deployments. "
+        "Flags may be given before or after the command.",
     )
     parser.add_argument("--version", action="version", version=f"inference-exporter {__version__}")
-    parser.add_argument(
-        "--config.file",
-        dest="config_file",
-        metavar="PATH",
-        help="YAML config file (required to run the daemon)",
-    )
-    _add_common(parser, listen_default=DEFAULT_LISTEN)
-    _add_server_limits(parser)
-    _add_lifecycle(parser)
-    _add_sharding(parser)
+    _add_flags(parser, DAEMON, top_level=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     check = sub.add_parser("check-config", help="validate a config file and exit (1 if invalid)")
     check.add_argument("path", help="config file to check")
-    check.add_argument(
-        "--no-secrets",
-        action="store_true",
-        help="do not require the API keys the config references to be readable",
-    )
+    _add_flags(check, "check-config")
 
-    sub.add_parser(
+    schema = sub.add_parser(
         "config-schema", help="print the JSON Schema of the config file (for editors and CI checks)"
     )
+    _add_flags(schema, "config-schema")
 
-    demo = sub.add_parser("demo", help="run the daemon against the bundled simulator, no keys needed")
-    _add_common(demo, listen_default=DEFAULT_LISTEN)
-    _add_server_limits(demo)
+    demo = sub.add_parser(
+        "demo", help="run the daemon against the bundled simulator on this machine, no keys needed"
+    )
+    _add_flags(demo, "demo")
 
     sim = sub.add_parser("simulate", help="run the bundled simulator of the vendor APIs alone")
-    _add_common(sim, listen_default="127.0.0.1:0", web_config=False)
-    sim.add_argument(
-        "--api-key",
-        dest="api_keys",
-        action="append",
-        default=None,
-        metavar="KEY",
-        help="an API key of the default organisation (repeatable; default: 'sim-key')",
-    )
-    sim.add_argument(
-        "--org",
-        dest="orgs",
-        action="append",
-        default=None,
-        type=_org_key,
-        metavar="NAME=KEY",
-        help="a further organisation and the API key that sees it: its own queues, jobs, "
-        "fine-tunes, models and deployments (repeatable)",
-    )
-    sim.add_argument(
-        "--clock-offset",
-        type=float,
-        default=0.0,
-        metavar="SECONDS",
-        help="run the simulated vendors' clock this far ahead of this machine's (negative: behind)",
-    )
+    _add_flags(sim, "simulate")
     return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse ``argv``; refuse flags the command does not use, then fill in its defaults."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = args.command or DAEMON
+    given = vars(args)
+    for flag in FLAGS:
+        before = given.pop(flag.dest + _BEFORE, None)
+        if before is not None:
+            given[flag.dest] = before + given.get(flag.dest, [])
+        if flag.dest in given and command not in flag.commands:
+            shown = "the daemon" if command == DAEMON else command
+            parser.error(f"{flag.name} applies to {flag.applies_to()}, not to {shown}")
+        given.setdefault(flag.dest, flag.default_for(command))
+    args.command = command
+    return args
 
 
 def _check_config(path: str, read_secrets: bool) -> int:
@@ -208,9 +213,16 @@ def _check_config(path: str, read_secrets: bool) -> int:
         for p in exc.problems:
             print(p, file=sys.stderr)
         print(f"{path}: {len(exc.problems)} problem(s) found", file=sys.stderr)
+        if any(p.secret for p in exc.problems):
+            print(f"{path}: --no-secrets checks the file without reading the API keys", file=sys.stderr)
         return 1
     for w in loaded.warnings:
         print(f"warning: {w}", file=sys.stderr)
+    if loaded.config.watches_nothing():
+        print(
+            f"{path}: warning: no targets and no discovery: the exporter would export only its own metrics",
+            file=sys.stderr,
+        )
     print(f"{path}: config is valid")
     return 0
 
@@ -219,8 +231,12 @@ def _web_config(args: argparse.Namespace) -> Path | None:
     return Path(args.web_config_file) if args.web_config_file else None
 
 
+def _limits(args: argparse.Namespace) -> ConnectionLimits:
+    return replace(ConnectionLimits(), max_connections=args.max_connections, header_timeout=args.read_timeout)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     level = "warning" if args.log_level == "warn" else args.log_level
     logs.setup(level, args.log_format)
     if args.command == "check-config":

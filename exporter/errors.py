@@ -1,6 +1,8 @@
 """Why a poll failed: a short reason safe as a label value, and a detail for people.
 
 Pure: the translate modules raise ``InvalidResponse`` without loading the network stack.
+The reason a failed vendor request gets is decided in one place,
+``exporter.upstream.upstream_error``.
 """
 
 from __future__ import annotations
@@ -24,15 +26,3 @@ class InvalidResponse(UpstreamError):
 
     def __init__(self, detail: str) -> None:
         super().__init__("invalid_response", detail)
-
-
-def reason_for_status(status: int) -> str:
-    if status == 401 or status == 403:
-        return "unauthorized"
-    if status == 404:
-        return "not_found"
-    if status == 429:
-        return "rate_limited"
-    if status >= 500:
-        return "server_error"
-    return "client_error"

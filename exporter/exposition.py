@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-MetricType = Literal["gauge", "counter", "summary", "untyped"]
+MetricType = Literal["gauge", "counter", "summary", "histogram", "untyped"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -27,7 +27,9 @@ class Family:
     """Name, type and help of one metric family.
 
     ``name`` is the full sample name: counters carry their ``_total`` suffix here, as
-    the text format's ``# TYPE`` line for a counter names the sample.
+    the text format's ``# TYPE`` line for a counter names the sample. A histogram's
+    ``name`` is its base name; its samples add ``_bucket``, ``_sum`` or ``_count``
+    (``Sample.suffix``).
     """
 
     name: str
@@ -48,11 +50,16 @@ class Family:
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    """One sample of a family. Labels are kept in the order given."""
+    """One sample of a family. Labels are kept in the order given.
+
+    ``suffix`` is appended to the family's name: ``_bucket``, ``_sum`` or ``_count`` for
+    a histogram's samples, empty for every other type.
+    """
 
     family: Family
     labels: Labels
     value: float
+    suffix: str = ""
 
 
 class Rendered:
@@ -158,7 +165,7 @@ def render(
             grouped[name] = []
         elif known is not fam and known != fam:
             raise ValueError(f"family {name!r} declared twice with different metadata")
-        key = (name, s.labels)
+        key = (name + s.suffix, s.labels)
         if key in seen:
             continue
         seen.add(key)
@@ -171,7 +178,7 @@ def render(
             if not taken.isdisjoint(k for k, _ in labels):
                 labels = tuple((f"exported_{k}" if k in taken else k, v) for k, v in labels)
             text = format_labels(labels)[:-1] + "," + tail + "}"
-        grouped[name].append(f"{name}{text} {format_value(s.value)}\n")
+        grouped[name].append(f"{name}{s.suffix}{text} {format_value(s.value)}\n")
     return Rendered(meta, {name: "".join(lines).encode() for name, lines in grouped.items()}, filtered)
 
 

@@ -28,7 +28,7 @@ from exporter.retry import POLL_DEADLINE
 from exporter.sharding import Shard
 from exporter.sources.base import Discovery, Target
 from exporter.store import Store
-from exporter.targetset import TargetSet
+from exporter.targetset import Changes, TargetSet
 
 log = logging.getLogger("exporter.poller")
 
@@ -116,6 +116,7 @@ class Poller:
         # to wait for them to end, so they are tracked here for that alone.
         self._running: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._ready_logged = False
 
     def start(self) -> None:
         self._scheduler.start()
@@ -129,7 +130,7 @@ class Poller:
             await asyncio.wait(in_flight, timeout=STOP_POLLS_SECONDS)
         return len(in_flight)
 
-    async def sync(self, group: str, targets: list[Target]) -> None:
+    async def sync(self, group: str, targets: list[Target]) -> Changes:
         """Make ``group`` own exactly ``targets`` (see TargetSet.sync) and poll accordingly.
 
         Jobs and health follow the target set at once, before anything is awaited, so
@@ -144,6 +145,7 @@ class Poller:
         for target in changes.added:
             self._schedule(target)
         await asyncio.gather(*(close_target(t) for t in changes.removed))
+        return changes
 
     def _schedule(self, target: Target) -> None:
         self.health[target.id] = TargetHealth()
@@ -206,7 +208,20 @@ class Poller:
             self._expire_stale_data(target.id, health, now)
         self._publish_health(target)
         if outcome.found is not None:
-            await self.sync(target.id, outcome.found)
+            changes = await self.sync(target.id, outcome.found)
+            if changes.added or changes.removed:
+                log.info(
+                    "discovery changed its targets",
+                    extra={
+                        "discovery": target.id,
+                        "added": len(changes.added),
+                        "removed": len(changes.removed),
+                        "targets": len(self.targets),
+                    },
+                )
+        if not self._ready_logged and all(h.polled for h in self.health.values()):
+            self._ready_logged = True
+            log.info("ready: every target polled once", extra={"targets": len(self.targets)})
 
     def _expire_stale_data(self, tid: str, health: TargetHealth, now: float) -> None:
         """A failing target keeps its last values (left in the store) for ``stale_grace``, then they go."""

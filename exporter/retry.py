@@ -1,7 +1,7 @@
 """When and how long to retry a vendor request.
 
-Built on tenacity (exponential backoff with full jitter, composable stop and wait
-rules) rather than a hand loop. Three rules shape every retry:
+The rules of the one retry loop (``VendorClient.request_json``), in one function,
+:func:`retry_wait`: exponential backoff with full jitter, and three rules besides:
 
 - only failures that can heal by themselves are retried: timeouts, connection
   errors, 5xx and 429. A 401 or 404 will say the same thing again, so it is not
@@ -18,29 +18,32 @@ every source gets the same behaviour without passing it through its own code.
 from __future__ import annotations
 
 import email.utils
+import random
 import time
-from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
-from tenacity import RetryCallState, wait_random_exponential
-
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from exporter.errors import UpstreamError
 
 # Monotonic time by which the current poll must be done; None outside a poll.
 POLL_DEADLINE: ContextVar[float | None] = ContextVar("poll_deadline", default=None)
 
 RETRYABLE_REASONS = frozenset({"timeout", "connection_error", "server_error", "rate_limited"})
-# Retries of one request at most, whatever time is left.
+# Attempts at one request at most, whatever time is left.
 MAX_ATTEMPTS = 4
 # The shortest attempt worth starting: below this the request cannot realistically finish.
 MIN_ATTEMPT_SECONDS = 0.05
 # A vendor hint longer than this is treated as this long (a wrong header must not
 # silence a target for a day).
 MAX_HINT_SECONDS = 3600.0
-
-_backoff = wait_random_exponential(multiplier=0.1, max=5.0)
+# Backoff before retry n (1, 2, 3): a random wait up to FIRST_BACKOFF_SECONDS * 2 ** (n - 1),
+# at most MAX_BACKOFF_SECONDS ("full jitter": retries of many targets that failed
+# together spread out instead of coming back together).
+FIRST_BACKOFF_SECONDS = 0.1
+MAX_BACKOFF_SECONDS = 5.0
 
 
 def parse_http_date(value: str | None) -> float | None:
@@ -89,23 +92,19 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(reason, str) and reason in RETRYABLE_REASONS
 
 
-def backoff(state: RetryCallState) -> float:
-    """Jittered exponential backoff, but never shorter than the vendor's hint."""
-    wait = float(_backoff(state))
-    exc = state.outcome.exception() if state.outcome is not None else None
-    hint = getattr(exc, "retry_after", None)
-    if isinstance(hint, float | int):
-        wait = max(wait, float(hint))
+def retry_wait(exc: UpstreamError, attempt: int, deadline: float) -> float | None:
+    """How long to wait before retrying a request whose ``attempt``-th try failed with
+    ``exc``; None when it must not be retried.
+
+    Not retried: a failure that will not heal, the last of ``MAX_ATTEMPTS``, or one
+    whose wait (never shorter than the vendor's hint) leaves no time for another
+    attempt before ``deadline`` (a monotonic time).
+    """
+    if not is_retryable(exc) or attempt >= MAX_ATTEMPTS:
+        return None
+    wait = random.uniform(0.0, min(MAX_BACKOFF_SECONDS, FIRST_BACKOFF_SECONDS * 2 ** (attempt - 1)))
+    if exc.retry_after is not None:
+        wait = max(wait, exc.retry_after)
+    if time.monotonic() + wait + MIN_ATTEMPT_SECONDS >= deadline:
+        return None
     return wait
-
-
-def make_stop(deadline: float) -> Callable[[RetryCallState], bool]:
-    """Stop when the attempts are used up or the next one would not fit before ``deadline``."""
-
-    def stop(state: RetryCallState) -> bool:
-        if state.attempt_number >= MAX_ATTEMPTS:
-            return True
-        upcoming = state.upcoming_sleep or 0.0
-        return time.monotonic() + upcoming + MIN_ATTEMPT_SECONDS >= deadline
-
-    return stop

@@ -11,6 +11,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from exporter.config import ConfigError, load_config
 from exporter.daemon import Exporter
 from exporter.httpguard import ConnectionGuard, GuardedSite, handler_args
 from exporter.limits import DEFAULT_LIMITS, ConnectionLimits
+from exporter.listen import bind_failure, bound_addresses, browser_url, format_address, parse_listen_address
 from exporter.server import make_app
 from exporter.sharding import Shard
 from exporter.simulator import app as sim_app
@@ -28,15 +30,6 @@ from exporter.simulator.state import SimState
 from exporter.webconfig import WebConfigError, WebSecurity
 
 log = logging.getLogger("exporter")
-
-
-def parse_listen_address(value: str) -> tuple[str, int]:
-    """``host:port``, ``:port`` or ``[v6]:port`` → (host, port)."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"invalid listen address {value!r}: expected HOST:PORT")
-    host = host.strip("[]") or "0.0.0.0"
-    return host, int(port)
 
 
 async def _serve(
@@ -52,9 +45,18 @@ async def _serve(
     )
     await runner.setup()
     site = security.site(runner, host, port, guard) if security else GuardedSite(runner, host, port, guard)
-    await site.start()
+    try:
+        await site.start()
+    except OSError:
+        await runner.cleanup()
+        raise
     addresses = runner.addresses
     return runner, (addresses[0][1] if addresses else port)
+
+
+def _cannot_listen(host: str, port: int, exc: OSError) -> None:
+    # One line, not a traceback: the address and what to do about it.
+    log.error("cannot listen", extra={"address": format_address(host, port), "reason": bind_failure(exc)})
 
 
 def _stop_event() -> asyncio.Event:
@@ -74,7 +76,9 @@ async def run_daemon(
     *,
     limits: ConnectionLimits = DEFAULT_LIMITS,
     enable_lifecycle: bool = False,
+    on_listening: Callable[[str], None] | None = None,
 ) -> int:
+    """Serve until SIGTERM or SIGINT; ``on_listening`` gets the URL to open once bound."""
     security = None
     if web_config is not None:
         try:
@@ -92,6 +96,11 @@ async def run_daemon(
             "invalid config, not starting", extra={"file": str(config_path), "problems": len(exc.problems)}
         )
         return 1
+    if loaded.config.watches_nothing():
+        log.warning(
+            "the config watches nothing (no target, no discovery): only the exporter's own metrics are served",
+            extra={"file": str(config_path)},
+        )
     host, port = parse_listen_address(listen)
     gcpolicy.tune()
     exporter = Exporter(config_path, shard)
@@ -101,16 +110,26 @@ async def run_daemon(
     await exporter.start(loaded)
     guard = ConnectionGuard(limits)
     app = make_app(exporter, telemetry_path, security, guard, enable_lifecycle=enable_lifecycle)
-    runner, actual = await _serve(app, host, port, guard, security)
+    try:
+        runner, _ = await _serve(app, host, port, guard, security)
+    except OSError as exc:
+        _cannot_listen(host, port, exc)
+        await exporter.stop()
+        if security is not None:
+            security.close()
+        return 1
+    tls = security is not None and security.tls is not None
     log.info(
         "listening",
         extra={
-            "address": f"{host}:{actual}",
-            "targets": len(exporter.targets),
+            "address": ",".join(bound_addresses(runner.addresses)),
+            "configured_targets": len(exporter.targets),
             "shard": f"{exporter.shard.index}/{exporter.shard.total}",
-            "tls": security is not None and security.tls is not None,
+            "tls": tls,
         },
     )
+    if on_listening is not None and runner.addresses:
+        on_listening(browser_url("https" if tls else "http", runner.addresses[0]))
 
     stop = _stop_event()
     reloads: set[asyncio.Task[tuple[bool, str]]] = set()
@@ -138,7 +157,11 @@ async def run_simulator(
     state = SimState(
         api_keys=frozenset(api_keys), clock=lambda: time.time() + clock_offset, org_keys=orgs or {}
     )
-    runner, url = await sim_app.start(state, host, port)
+    try:
+        runner, url = await sim_app.start(state, host, port)
+    except OSError as exc:
+        _cannot_listen(host, port, exc)
+        return 1
     # The first line on stdout is the URL, so scripts and tests can read the port.
     print(url, flush=True)
     log.info("simulator listening", extra={"url": url})
@@ -176,14 +199,21 @@ async def run_demo(
     workdir = Path(tempfile.mkdtemp(prefix="inference-exporter-demo-"))
     config_path = workdir / "demo.yaml"
     config_path.write_text(template.replace("__SIMULATOR_URL__", sim_url), encoding="utf-8")
-    host, port = parse_listen_address(listen)
-    shown = "localhost" if host in ("0.0.0.0", "::", "127.0.0.1") else host
     print(f"inference-exporter demo: simulator at {sim_url}, config at {config_path}", flush=True)
-    print(f"Open http://{shown}:{port}/ (metrics at http://{shown}:{port}{telemetry_path})", flush=True)
+
+    def show_url(url: str) -> None:
+        print(f"Open {url}/ (metrics at {url}{telemetry_path})", flush=True)
+
     try:
         # A local trial: reloading over HTTP is part of trying it out.
         return await run_daemon(
-            config_path, listen, telemetry_path, web_config, limits=limits, enable_lifecycle=True
+            config_path,
+            listen,
+            telemetry_path,
+            web_config,
+            limits=limits,
+            enable_lifecycle=True,
+            on_listening=show_url,
         )
     finally:
         await sim_runner.cleanup()

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import platform
-from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from typing import Generic, TypeVar, cast
 
 from prometheus_client import (
     CollectorRegistry,
@@ -36,14 +36,15 @@ from exporter.sharding import Shard
 K = TypeVar("K", bound=Hashable)
 
 
-class CounterTotals(Generic[K]):
+class CounterTotals(Mapping[K, float], Generic[K]):
     """A labelled Counter addressed like a dict of running totals, by a key of label values.
 
     The request path counts with ``stats.retries[(source, endpoint)] += 1``: ``+=``
     reads the item, adds and writes it back, so a write adds the difference to the
     counter (and refuses to lower it: a counter only goes up). Reading goes through
     the counter's public ``collect``; it happens on retries and budget waits, never
-    on the path of a request that succeeds at once.
+    on the path of a request that succeeds at once. As a mapping it holds every key
+    counted so far.
     """
 
     def __init__(
@@ -51,13 +52,20 @@ class CounterTotals(Generic[K]):
         counter: Counter,
         label_names: tuple[str, ...],
         label_values: Callable[[K], tuple[str, ...]],
+        fixed: Mapping[str, str] | None = None,
     ) -> None:
+        """``label_names`` are the key's labels; ``fixed`` are labels every series of this
+        view carries after them (an account), so the mapping holds only its own series."""
         self.counter = counter
         self._names = label_names
         self._values = label_values
+        self._fixed = dict(fixed or {})
+
+    def _all_values(self, key: K) -> tuple[str, ...]:
+        return (*self._values(key), *self._fixed.values())
 
     def _find(self, key: K) -> float | None:
-        wanted = dict(zip(self._names, self._values(key), strict=True))
+        wanted = dict(zip(self._names, self._values(key), strict=True)) | self._fixed
         for metric in self.counter.collect():
             for sample in metric.samples:
                 if sample.labels == wanted:
@@ -65,15 +73,32 @@ class CounterTotals(Generic[K]):
         return None
 
     def __getitem__(self, key: K) -> float:
+        """The key's total, 0 for a key not counted yet (as ``collections.Counter`` reads)."""
         return self.get(key)
 
+    def __iter__(self) -> Iterator[K]:
+        for metric in self.counter.collect():
+            for sample in metric.samples:
+                if sample.name.endswith("_total") and all(
+                    sample.labels.get(n) == v for n, v in self._fixed.items()
+                ):
+                    values = tuple(sample.labels[n] for n in self._names)
+                    yield cast(K, values if len(values) > 1 else values[0])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __contains__(self, key: object) -> bool:
+        return any(k == key for k in self)
+
     def __setitem__(self, key: K, total: float) -> None:
-        added = total - self.get(key)
+        added = total - (self._find(key) or 0.0)
         if added < 0:
             raise ValueError(f"a counter only goes up: {key!r} would go from {total - added} to {total}")
-        self.counter.labels(*self._values(key)).inc(added)
+        self.counter.labels(*self._all_values(key)).inc(added)
 
-    def get(self, key: K, default: float = 0.0) -> float:
+    def get(self, key: K, default: float = 0.0) -> float:  # type: ignore[override]
+        """The key's total; ``default`` (0) for a key not counted yet, as a counter reads."""
         found = self._find(key)
         return default if found is None else found
 
@@ -82,7 +107,7 @@ class CounterTotals(Generic[K]):
         found = self._find(key)
         if found is not None:
             return found
-        self.counter.labels(*self._values(key)).inc(default)
+        self.counter.labels(*self._all_values(key)).inc(default)
         return default
 
 
@@ -141,23 +166,18 @@ class UpstreamStats:
             self._budget_wait = _shared._budget_wait
             self._budget_refusals = _shared._budget_refusals
 
-        def with_account(key: tuple[str, ...]) -> tuple[str, ...]:
-            return (*key, account)
-
-        def alone(key: str) -> tuple[str, ...]:
-            return (key, account)
-
+        mine = {"account": account}
         self.requests: CounterTotals[tuple[str, str, str]] = CounterTotals(
-            self._requests, ("source", "endpoint", "code", "account"), with_account
+            self._requests, ("source", "endpoint", "code"), _as_is, mine
         )
         self.retries: CounterTotals[tuple[str, str]] = CounterTotals(
-            self._retries, ("source", "endpoint", "account"), with_account
+            self._retries, ("source", "endpoint"), _as_is, mine
         )
         self.budget_wait_seconds: CounterTotals[str] = CounterTotals(
-            self._budget_wait, ("vendor", "account"), alone
+            self._budget_wait, ("vendor",), _alone, mine
         )
         self.budget_refusals: CounterTotals[str] = CounterTotals(
-            self._budget_refusals, ("vendor", "account"), alone
+            self._budget_refusals, ("vendor",), _alone, mine
         )
         # Every request is counted: its series is looked up here rather than through
         # labels(), which checks the values and takes the metric's lock on each call.
@@ -176,6 +196,14 @@ class UpstreamStats:
         if series is None:
             series = self._request_series[key] = self._requests.labels(*key, self.account)
         series.inc()
+
+
+def _as_is(key: tuple[str, ...]) -> tuple[str, ...]:
+    return key
+
+
+def _alone(key: str) -> tuple[str, ...]:
+    return (key,)
 
 
 def _asyncio_tasks() -> float:

@@ -11,6 +11,7 @@ from aiohttp import web
 from aiohttp.payload import AsyncIterablePayload
 
 from exporter import __version__, status
+from exporter.encoding import accepts_gzip
 from exporter.exposition import CONTENT_TYPE
 from exporter.health import TargetHealth
 from exporter.httpguard import ConnectionGuard
@@ -50,12 +51,6 @@ class ExporterView(Protocol):
 EXPORTER_KEY = web.AppKey("exporter", ExporterView)
 
 
-def _accepts_gzip(request: web.Request) -> bool:
-    return any(
-        part.split(";")[0].strip() == "gzip" for part in request.headers.get("Accept-Encoding", "").split(",")
-    )
-
-
 async def _iterate(parts: list[bytes]) -> AsyncIterator[bytes]:
     for part in parts:
         yield part
@@ -79,7 +74,7 @@ def make_app(
         # Targets' bytes come from the store's cache; the small part of the exporter's
         # own metrics (request counters, reload state, process stats) is rendered per scrape.
         headers = {"Content-Type": CONTENT_TYPE, "Vary": "Accept-Encoding"}
-        if _accepts_gzip(request):
+        if accepts_gzip(", ".join(request.headers.getall("Accept-Encoding", []))):
             headers["Content-Encoding"] = "gzip"
             return web.Response(body=exporter.exposition_gzip(), headers=headers)
         # Uncompressed, the cached per-family blobs are written one after the other

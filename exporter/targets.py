@@ -77,6 +77,7 @@ def _together_probes(
                 timeout=p.timeout,
                 status_poll_interval=p.status_poll_interval,
                 request_timeout=cfg.global_.timeout,
+                buckets=p.buckets,
                 scope=scope.of(p.labels),
             ),
         )

@@ -1,46 +1,68 @@
-"""HTTP access to the vendor APIs: one shared client per vendor, errors as reasons.
+"""HTTP access to the vendor APIs: the one path every vendor request takes.
 
-Every failure becomes an ``UpstreamError`` with a short, bounded ``reason`` (used as a
-label value and on the status page) and a human ``detail``. Neither ever contains the
-API key: we never format request headers, and the scrubber catches library text. Every
-answer is scrubbed of the configured keys before it is parsed, so a key the vendor
-echoes in a data field reaches no label, id or detail either.
+A request is built by httpx (the client API the rest of the exporter speaks) and sent
+over aiohttp by httpx-aiohttp's transport; :meth:`VendorClient.request_json` runs it
+in one retry loop, and every failure becomes an ``UpstreamError`` in one function,
+:func:`upstream_error`, with a short, bounded ``reason`` (used as a label value and on
+the status page) and a human ``detail``. Neither ever contains the API key: we never
+format request headers, and the scrubber catches library text.
 
 Each vendor's client also owns what keeps us polite to that vendor: retries with
-backoff (``exporter.retry``), the request budget (``exporter.budget``) and the vendor's
-own ``Retry-After`` hints, so every source gets them by calling ``request_json``.
+backoff (the rules are in ``exporter.retry``), the request budget
+(``exporter.budget``) and the vendor's own ``Retry-After`` hints, so every source gets
+them by calling ``request_json``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
+import ssl
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
+import aiohttp
 import httpx
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
+from httpx_aiohttp import AiohttpTransport
 
 from exporter import __version__
 from exporter.budget import BudgetExhausted, RequestBudget
-from exporter.errors import InvalidResponse, UpstreamError, reason_for_status
+from exporter.errors import InvalidResponse, UpstreamError
 from exporter.logs import SCRUBBER
-from exporter.pool import AiohttpTransport
-from exporter.retry import (
-    MIN_ATTEMPT_SECONDS,
-    POLL_DEADLINE,
-    backoff,
-    is_retryable,
-    make_stop,
-    parse_http_date,
-    parse_retry_hint,
-)
+from exporter.retry import MIN_ATTEMPT_SECONDS, POLL_DEADLINE, parse_http_date, parse_retry_hint, retry_wait
 from exporter.scope import DEFAULT_ACCOUNT
 from exporter.selfmetrics import UpstreamStats as UpstreamStats
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
+
+# What sending a request and reading its answer can raise: httpx's errors, aiohttp's
+# own (httpx-aiohttp passes on those it has no httpx class for, such as a malformed
+# status line) and the socket's.
+TRANSPORT_ERRORS = (httpx.HTTPError, aiohttp.ClientError, OSError)
+
+
+class Reply(NamedTuple):
+    """A decoded answer: its status, its JSON document and the vendor's clock at the time.
+
+    ``date`` is the answer's ``Date`` header (Unix seconds), None without one: the
+    vendor's own notion of "now", for queries by the vendor's time that must not depend
+    on this machine's clock.
+    """
+
+    status: int
+    doc: Any
+    date: float | None
+
+
+class Answer(NamedTuple):
+    """What the vendor sent back. The body is cut short once it is past the cap."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes
 
 
 def _error_message(body: bytes) -> str:
@@ -58,20 +80,126 @@ def _error_message(body: bytes) -> str:
     return ""
 
 
-class Reply(NamedTuple):
-    """A decoded answer: its status, its JSON document and the vendor's clock at the time.
+def upstream_error(
+    what: str,
+    failure: BaseException | Answer,
+    *,
+    timeout: float,
+    max_body_bytes: int,
+    where: str = "the vendor",
+) -> UpstreamError:
+    """A failed exchange with the vendor as the error a poll reports: the one place where
+    transport errors and unwanted answers become reasons.
 
-    ``date`` is the answer's ``Date`` header (Unix seconds), None without one: the
-    vendor's own notion of "now", for queries by the vendor's time that must not depend
-    on this machine's clock.
+    ``failure`` is what sending the request or reading its answer raised, an answer
+    that is not wanted (its status, or a body past ``max_body_bytes``), or the
+    ``ValueError`` of a body that is not JSON. ``what`` names the request in the detail.
+    """
+    if isinstance(failure, Answer):
+        status = failure.status
+        if len(failure.body) > max_body_bytes:
+            return UpstreamError("body_too_large", f"{what}: body over {max_body_bytes} bytes")
+        if status in (401, 403):
+            reason = "unauthorized"
+        elif status == 404:
+            reason = "not_found"
+        elif status == 429:
+            reason = "rate_limited"
+        elif status >= 500:
+            reason = "server_error"
+        else:
+            reason = "client_error"
+        hint = parse_retry_hint(failure.headers, time.time()) if status == 429 or status >= 500 else None
+        msg = _error_message(failure.body)
+        return UpstreamError(
+            reason, f"{what} answered {status}" + (f": {msg}" if msg else ""), retry_after=hint
+        )
+    if isinstance(failure, ValueError):
+        return InvalidResponse(f"{what}: body is not valid JSON")
+    # httpx-aiohttp raises httpx.ConnectTimeout for every aiohttp connection error, a
+    # reset or a server hanging up included; aiohttp's own error, kept as the cause,
+    # tells a timeout from the others.
+    cause = failure.__cause__ if isinstance(failure.__cause__, aiohttp.ClientError) else failure
+    if isinstance(cause, aiohttp.ConnectionTimeoutError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        return UpstreamError("timeout", f"{what}: could not connect to {where} within {timeout:.3g}s")
+    if isinstance(cause, TimeoutError | httpx.TimeoutException):
+        return UpstreamError("timeout", f"{what}: {where} sent no answer within {timeout:.3g}s")
+    return UpstreamError("connection_error", f"{what}: {connection_problem(cause, where)}")
+
+
+def connection_problem(cause: BaseException, where: str) -> str:
+    """What went wrong on the way to ``where`` (host:port), in words a person can act on.
+
+    Only the exception's type and the host are used: never its text, which for some
+    libraries repeats the request.
+    """
+    if isinstance(cause, aiohttp.ClientConnectorDNSError):
+        return f"cannot resolve the host name of {where}"
+    if isinstance(cause, aiohttp.ClientConnectorCertificateError):
+        return f"the TLS certificate of {where} is not trusted (verification failed)"
+    if isinstance(cause, aiohttp.ClientSSLError | ssl.SSLError):
+        return f"the TLS handshake with {where} failed"
+    if isinstance(cause, aiohttp.ServerDisconnectedError):
+        return f"{where} closed the connection without answering"
+    if isinstance(cause, aiohttp.ClientPayloadError):
+        return f"the answer from {where} was cut short"
+    if isinstance(cause, aiohttp.ClientResponseError):
+        return f"{where} answered with something that is not HTTP"
+    os_error = cause.os_error if isinstance(cause, aiohttp.ClientConnectorError) else cause
+    code = os_error.errno if isinstance(os_error, OSError) else None
+    if isinstance(os_error, ConnectionRefusedError) or code == errno.ECONNREFUSED:
+        return f"connection to {where} refused (nothing listens there?)"
+    if (
+        isinstance(os_error, ConnectionResetError | aiohttp.ClientConnectionResetError)
+        or code == errno.ECONNRESET
+    ):
+        return f"connection to {where} reset"
+    if isinstance(cause, aiohttp.ClientConnectorError):
+        reason = os_error.strerror if isinstance(os_error, OSError) and os_error.strerror else "failed"
+        return f"cannot connect to {where}: {reason}"
+    return f"{type(cause).__name__} talking to {where}"
+
+
+def aiohttp_transport(max_connections: int) -> AiohttpTransport:
+    """httpx-aiohttp's transport, over an aiohttp session with at most ``max_connections``.
+
+    aiohttp's HTTP parser is in C and its pool hands out connections from a plain
+    queue, where httpx's default transport runs h11 in pure Python on anyio and costs
+    several times the CPU per request (bench/README.md). The session is ours rather
+    than the transport's default one because that one keeps cookies, and a cookie set
+    by one target's answer must never go out with another target's request. It is
+    created on first use, inside the loop it belongs to.
     """
 
-    status: int
-    doc: Any
-    date: float | None
+    def session() -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=max_connections, ttl_dns_cache=60),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trust_env=False,
+        )
+
+    return AiohttpTransport(client=session)
 
 
-RequestKey = tuple[str, str, tuple[tuple[str, str], ...]]
+class _Call(NamedTuple):
+    """One request_json call: what every attempt at it sends, and how it is counted."""
+
+    method: str
+    url: str
+    json_body: Any
+    source: str
+    endpoint: str
+    timeout: float
+    ok_statuses: tuple[int, ...]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """The request, as the vendor's Retry-After hints are remembered by."""
+        return self.method, self.url
+
+    @property
+    def what(self) -> str:
+        return f"{self.method} {self.endpoint}"
 
 
 class VendorClient:
@@ -96,6 +224,10 @@ class VendorClient:
     ) -> None:
         self.vendor = vendor
         self.base_url = base_url.rstrip("/")
+        # host:port, for failures that need to say where they happened (the URL's path
+        # and query are left out: they are not where, and could carry anything).
+        parsed = httpx.URL(self.base_url)
+        self.where = f"{parsed.host}:{parsed.port or (443 if parsed.scheme == 'https' else 80)}"
         self.stats = stats
         self.budget = RequestBudget(requests_per_second)
         stats.budget_wait_seconds.setdefault(vendor, 0.0)
@@ -103,12 +235,11 @@ class VendorClient:
         self.max_body_bytes = max_body_bytes
         # Monotonic time before which a request must not be sent again, by request,
         # from the vendor's Retry-After / x-ratelimit-reset.
-        self._not_before: dict[RequestKey, float] = {}
-        self._transport = transport or AiohttpTransport(max_connections)
+        self._not_before: dict[tuple[str, str], float] = {}
+        self._transport = transport or aiohttp_transport(max_connections)
         # Builds each request (URL, headers, timeouts) and closes the transport; the
-        # requests themselves go straight to the transport (see _attempt), so no
-        # cookie jar is involved: a cookie set by one target's answer is never sent
-        # with another target's request.
+        # requests themselves go straight to the transport (see _exchange), so no
+        # cookie jar is involved on httpx's side either.
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {api_key}", "User-Agent": f"inference-exporter/{__version__}"},
@@ -153,65 +284,89 @@ class VendorClient:
         deadline = POLL_DEADLINE.get()
         if deadline is None:
             deadline = time.monotonic() + timeout
-        key: RequestKey = (method, path, tuple(sorted((str(k), str(v)) for k, v in (params or {}).items())))
-
-        # The failure that caused the last retry: if the retry then finds no budget slot,
-        # that failure, not the local refusal, is what the vendor did.
-        failures: list[BaseException] = []
-
-        def count_retry(state: RetryCallState) -> None:
+        call = _Call(method, self.url(path, params), json_body, source, endpoint, timeout, ok_statuses)
+        # The vendor's failure that led to the latest retry.
+        retried: UpstreamError | None = None
+        attempt = 1
+        while True:
+            try:
+                return await self._attempt(call, deadline)
+            except UpstreamError as exc:
+                if exc.reason == "budget_exhausted" and retried is not None:
+                    # The retry found no request slot in time: what the vendor did is
+                    # the news, not the local refusal.
+                    raise retried from None
+                wait = retry_wait(exc, attempt, deadline)
+                if wait is None:
+                    raise
+                retried = exc
             self.stats.retries[(source, endpoint)] += 1
-            exc = state.outcome.exception() if state.outcome is not None else None
-            if exc is not None:
-                failures[:] = [exc]
+            attempt += 1
+            await asyncio.sleep(wait)
 
-        def attempt() -> Awaitable[Reply]:
-            return self._attempt(
-                method, path, key, deadline, source, endpoint, timeout, params, json_body, ok_statuses
+    async def _attempt(self, call: _Call, deadline: float) -> Reply:
+        await self._wait_turn(call, deadline)
+        timeout = min(call.timeout, deadline - time.monotonic())
+        if timeout <= 0:
+            raise UpstreamError("timeout", f"{call.what}: no time left in the poll")
+        try:
+            answer = await self._exchange(call, timeout)
+        except TRANSPORT_ERRORS as exc:
+            error = upstream_error(
+                call.what, exc, timeout=timeout, max_body_bytes=self.max_body_bytes, where=self.where
             )
-
-        # Most requests succeed at once, and setting up tenacity's loop for each one
-        # cost about a tenth of a request's CPU. So the first attempt runs on its own;
-        # a failure worth retrying starts the loop, which takes that failure as its
-        # own first attempt: the same waits, stop and retry counting as ever.
-        first_failure: BaseException | None = None
-        try:
-            return await attempt()
-        except Exception as exc:
-            if not is_retryable(exc):
-                raise
-            first_failure = exc
-        retrying = AsyncRetrying(
-            retry=retry_if_exception(is_retryable),
-            wait=backoff,
-            stop=make_stop(deadline),
-            before_sleep=count_retry,
-            reraise=True,
+            self.stats.count(call.source, call.endpoint, "timeout" if error.reason == "timeout" else "error")
+            raise error from None
+        self.stats.count(call.source, call.endpoint, str(answer.status))
+        failure: ValueError | Answer = answer
+        if answer.status in call.ok_statuses and len(answer.body) <= self.max_body_bytes:
+            try:
+                return Reply(
+                    answer.status, json.loads(answer.body), parse_http_date(answer.headers.get("date"))
+                )
+            except ValueError as exc:
+                failure = exc
+        error = upstream_error(
+            call.what, failure, timeout=timeout, max_body_bytes=self.max_body_bytes, where=self.where
         )
-        try:
-            async for retry in retrying:
-                with retry:
-                    if first_failure is not None:
-                        failed, first_failure = first_failure, None
-                        raise failed
-                    return await attempt()
-        except UpstreamError as exc:
-            if exc.reason == "budget_exhausted" and failures:
-                raise failures[0] from None
-            raise
-        raise AssertionError("unreachable: tenacity re-raises the last failure")  # pragma: no cover
+        self._remember_hint(call.key, error.retry_after)
+        raise error from None
 
-    async def _wait_turn(self, key: RequestKey, deadline: float, method: str, endpoint: str) -> None:
+    async def _exchange(self, call: _Call, timeout: float) -> Answer:
+        """Send the request and read its answer, stopping once the body is past the cap."""
+        # Waiting for a free connection is not timed (pool=None): the poll's deadline
+        # bounds the whole poll.
+        request = self._client.build_request(
+            call.method, call.url, json=call.json_body, timeout=httpx.Timeout(timeout, pool=None)
+        )
+        # httpx's transport interface rather than the client's send: what send adds is
+        # auth flows, redirects and cookies, none of which a bearer-key API needs, at a
+        # cost in CPU on every request.
+        response = await self._transport.handle_async_request(request)
+        response.request = request
+        body = bytearray()
+        try:
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > self.max_body_bytes:
+                    break
+        finally:
+            await response.aclose()
+        # Vendor data may echo a key back (in a name, a status, an error message): it is
+        # cut out here, before any of it becomes a label, an id, a name or a detail.
+        return Answer(response.status_code, response.headers, SCRUBBER.scrub_bytes(bytes(body)))
+
+    async def _wait_turn(self, call: _Call, deadline: float) -> None:
         """Wait out the vendor's last Retry-After for this request, then for a budget slot."""
         now = time.monotonic()
-        not_before = self._not_before.get(key)
+        not_before = self._not_before.get(call.key)
         if not_before is not None:
             if not_before <= now:
-                del self._not_before[key]
+                del self._not_before[call.key]
             elif not_before + MIN_ATTEMPT_SECONDS >= deadline:
                 raise UpstreamError(
                     "rate_limited",
-                    f"{method} {endpoint}: the vendor asked to wait {not_before - now:.1f}s more",
+                    f"{call.what}: the vendor asked to wait {not_before - now:.1f}s more",
                     retry_after=not_before - now,
                 )
             else:
@@ -222,7 +377,7 @@ class VendorClient:
             self.stats.budget_refusals[self.vendor] += 1
             raise UpstreamError(
                 "budget_exhausted",
-                f"{method} {endpoint}: no request slot within the poll (next in {exc.wait:.1f}s)",
+                f"{call.what}: no request slot within the poll (next in {exc.wait:.1f}s)",
             ) from None
         if wait > 0:
             self.stats.budget_wait_seconds[self.vendor] = (
@@ -230,82 +385,13 @@ class VendorClient:
             )
             await asyncio.sleep(wait)
 
-    def _remember_hint(self, key: RequestKey, hint: float | None) -> None:
+    def _remember_hint(self, key: tuple[str, str], hint: float | None) -> None:
         if not hint:
             return
         now = time.monotonic()
         if len(self._not_before) > 1000:
             self._not_before = {k: t for k, t in self._not_before.items() if t > now}
         self._not_before[key] = now + hint
-
-    async def _attempt(
-        self,
-        method: str,
-        path: str,
-        key: RequestKey,
-        deadline: float,
-        source: str,
-        endpoint: str,
-        timeout: float,
-        params: Mapping[str, Any] | None,
-        json_body: Any,
-        ok_statuses: tuple[int, ...],
-    ) -> Reply:
-        await self._wait_turn(key, deadline, method, endpoint)
-        timeout = min(timeout, deadline - time.monotonic())
-        if timeout <= 0:
-            raise UpstreamError("timeout", f"{method} {endpoint}: no time left in the poll")
-        try:
-            req = self._client.build_request(method, self.url(path, params), json=json_body, timeout=timeout)
-            # httpx's transport interface rather than the client's send: what send
-            # adds is auth flows, redirects and cookies, none of which a bearer-key API
-            # needs, and it cost about a tenth of a request's CPU.
-            resp = await self._transport.handle_async_request(req)
-            resp.request = req
-        except httpx.TimeoutException:
-            self.stats.count(source, endpoint, "timeout")
-            raise UpstreamError("timeout", f"{method} {endpoint} timed out after {timeout:g}s") from None
-        except httpx.HTTPError as exc:
-            self.stats.count(source, endpoint, "error")
-            raise UpstreamError("connection_error", f"{method} {endpoint}: {type(exc).__name__}") from None
-        try:
-            body = bytearray()
-            try:
-                async for chunk in resp.aiter_bytes():
-                    body += chunk
-                    if len(body) > self.max_body_bytes:
-                        self.stats.count(source, endpoint, str(resp.status_code))
-                        raise UpstreamError(
-                            "body_too_large", f"{method} {endpoint}: body over {self.max_body_bytes} bytes"
-                        )
-            except httpx.TimeoutException:
-                self.stats.count(source, endpoint, "timeout")
-                raise UpstreamError("timeout", f"{method} {endpoint}: body timed out") from None
-            except httpx.HTTPError as exc:
-                self.stats.count(source, endpoint, "error")
-                raise UpstreamError(
-                    "connection_error", f"{method} {endpoint}: {type(exc).__name__}"
-                ) from None
-        finally:
-            await resp.aclose()
-        # Vendor data may echo a key back (in a name, a status, an error message): it is
-        # cut out here, before any of it becomes a label, an id, a name or a detail.
-        body = SCRUBBER.scrub_bytes(body)
-        status = resp.status_code
-        self.stats.count(source, endpoint, str(status))
-        if status not in ok_statuses:
-            msg = _error_message(bytes(body))
-            hint = parse_retry_hint(resp.headers, time.time()) if status == 429 or status >= 500 else None
-            self._remember_hint(key, hint)
-            raise UpstreamError(
-                reason_for_status(status),
-                f"{method} {endpoint} answered {status}" + (f": {msg}" if msg else ""),
-                retry_after=hint,
-            )
-        try:
-            return Reply(status, json.loads(body), parse_http_date(resp.headers.get("date")))
-        except ValueError:
-            raise InvalidResponse(f"{method} {endpoint}: body is not valid JSON") from None
 
 
 class Clients:

@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from exporter import yamlerrors
+
 Path = tuple[str | int, ...]
 W = TypeVar("W")
 K = TypeVar("K", bound=Hashable)
@@ -41,10 +43,27 @@ class Loaded:
 
 
 class YamlSyntaxError(ValueError):
-    def __init__(self, line: int | None, message: str) -> None:
-        super().__init__(message)
+    """The document is not YAML we can read: a plain sentence, where to look, and
+    PyYAML's own words (``yaml_said``) when it had any."""
+
+    def __init__(
+        self, line: int | None, message: str, column: int | None = None, yaml_said: str | None = None
+    ) -> None:
         self.line = line
-        self.message = message
+        self.column = column
+        self.sentence = message
+        self.yaml_said = yaml_said
+        self.message = f"{message} (YAML said: {yaml_said})" if yaml_said else message
+        super().__init__(self.message)
+
+    @classmethod
+    def from_yaml(cls, exc: yaml.MarkedYAMLError) -> YamlSyntaxError:
+        e = yamlerrors.explain(exc)
+        return cls(e.line, e.sentence, e.column, e.yaml_said)
+
+    def where(self, fname: str) -> str:
+        """``file:line:column``, as much of it as is known."""
+        return ":".join(str(p) for p in (fname, self.line, self.column if self.line else None) if p)
 
 
 def load(text: str, loader_class: type[yaml.SafeLoader] = yaml.SafeLoader) -> Loaded:
@@ -54,9 +73,7 @@ def load(text: str, loader_class: type[yaml.SafeLoader] = yaml.SafeLoader) -> Lo
         try:
             node = loader.get_single_node()
         except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line = mark.line + 1 if mark is not None else None
-            raise YamlSyntaxError(line, str(exc.problem or exc)) from None
+            raise YamlSyntaxError.from_yaml(exc) from None
         except yaml.YAMLError as exc:
             raise YamlSyntaxError(None, str(exc)) from None
         except RecursionError:
@@ -73,8 +90,7 @@ def load(text: str, loader_class: type[yaml.SafeLoader] = yaml.SafeLoader) -> Lo
         try:
             result.data = loader.construct_document(node)
         except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark
-            raise YamlSyntaxError(mark.line + 1 if mark else None, str(exc.problem or exc)) from None
+            raise YamlSyntaxError.from_yaml(exc) from None
         return result
     finally:
         loader.dispose()

@@ -103,21 +103,58 @@ def together_probe(cfg: MixinConfig) -> Group:
     )
 
 
+# A fine-tune job whose Together status is running right now; ``and ignoring (status)`` with
+# it keeps the series of running jobs whatever other labels they carry.
+RUNNING_JOB = 'together_finetune_job_status{status="running"} == 1'
+
+
 def together_finetune(cfg: MixinConfig) -> Group:
+    loss = cfg.finetune_loss_metric
+    factor = f"{cfg.finetune_loss_divergence_factor:g}"
+    window = cfg.finetune_loss_divergence_window
     return Group(
         "inference-exporter-together-finetune",
         [
             Alert(
                 "TogetherFinetuneStalled",
-                "time() - together_finetune_last_logged_timestamp_seconds"
+                "time() - together_finetune_global_step_first_seen_timestamp_seconds"
                 f" > {cfg.finetune_stalled_seconds}"
-                ' and on (job, instance, account, job_id) together_finetune_job_info{status="running"}',
+                f" and ignoring (status) {RUNNING_JOB}",
                 cfg.finetune_stalled_for,
                 "warning",
                 "A running Together fine-tune has stopped logging training steps" + ACCOUNT,
                 "Fine-tune {{ $labels.job_id }} is running but logged no new step for "
                 "{{ $value | humanizeDuration }} "
                 f"(threshold {cfg.finetune_stalled_seconds}s).",
+            ),
+            Alert(
+                "TogetherFinetuneLossNotFinite",
+                f"({loss} != {loss} or abs({loss}) == Inf) and ignoring (status) {RUNNING_JOB}",
+                cfg.finetune_loss_not_finite_for,
+                "warning",
+                "A running Together fine-tune logs a loss that is not a finite number" + ACCOUNT,
+                f"The latest {loss} of running fine-tune {{{{ $labels.job_id }}}} has been {{{{ $value }}}} "
+                f"for {cfg.finetune_loss_not_finite_for}: training has most likely diverged.",
+            ),
+            Alert(
+                "TogetherFinetuneLossDiverged",
+                f"{loss} > {factor} * (min_over_time({loss}[{window}]) > 0)"
+                f" and ignoring (status) {RUNNING_JOB}",
+                cfg.finetune_loss_diverged_for,
+                "warning",
+                "A running Together fine-tune's loss has risen far above its recent minimum" + ACCOUNT,
+                f"The latest {loss} of running fine-tune {{{{ $labels.job_id }}}} is {{{{ $value }}}}, more "
+                f"than {factor} times its lowest value over the last {window}, for "
+                f"{cfg.finetune_loss_diverged_for}.",
+            ),
+            Alert(
+                "TogetherFinetuneFailed",
+                'together_finetune_job_status{status="error"} == 1',
+                cfg.finetune_failed_for,
+                "warning",
+                "A Together fine-tune job failed" + ACCOUNT,
+                "Fine-tune {{ $labels.job_id }} ended with status error; its series stay for the "
+                "exporter's fine-tune retention.",
             ),
         ],
     )
@@ -205,29 +242,25 @@ def groups(cfg: MixinConfig) -> list[Group]:
     return [make(cfg) for make in GROUPS]
 
 
+def alert_rule(cfg: MixinConfig, a: Alert) -> dict[str, object]:
+    """One alerting rule as Prometheus reads it."""
+    return {
+        "alert": a.name,
+        "expr": a.expr,
+        "for": a.for_,
+        "labels": {"severity": a.severity},
+        "annotations": {
+            "summary": a.summary,
+            "description": a.description,
+            "runbook_url": f"{cfg.runbook_url}#{a.name.lower()}",
+        },
+    }
+
+
 def rule_file(cfg: MixinConfig) -> dict[str, object]:
     """The rule file as data: what ``promtool`` and Prometheus read."""
     return {
-        "groups": [
-            {
-                "name": g.name,
-                "rules": [
-                    {
-                        "alert": a.name,
-                        "expr": a.expr,
-                        "for": a.for_,
-                        "labels": {"severity": a.severity},
-                        "annotations": {
-                            "summary": a.summary,
-                            "description": a.description,
-                            "runbook_url": f"{cfg.runbook_url}#{a.name.lower()}",
-                        },
-                    }
-                    for a in g.alerts
-                ],
-            }
-            for g in groups(cfg)
-        ]
+        "groups": [{"name": g.name, "rules": [alert_rule(cfg, a) for a in g.alerts]} for g in groups(cfg)]
     }
 
 

@@ -39,6 +39,18 @@ class MixinConfig:
     # TogetherFinetuneStalled: a running job logged no new step for this long.
     finetune_stalled_seconds: int = 1800
     finetune_stalled_for: str = "5m"
+    # TogetherFinetuneLossNotFinite / TogetherFinetuneLossDiverged watch this logged key's gauge.
+    finetune_loss_metric: str = "together_finetune_train_loss"
+    # TogetherFinetuneLossNotFinite: a running job's latest loss is NaN or infinite (a skipped
+    # mixed-precision step logs one now and then; this long is no longer a blip).
+    finetune_loss_not_finite_for: str = "10m"
+    # TogetherFinetuneLossDiverged: a running job's loss is more than `factor` times its
+    # lowest value over `window`.
+    finetune_loss_divergence_factor: float = 3.0
+    finetune_loss_divergence_window: str = "1h"
+    finetune_loss_diverged_for: str = "15m"
+    # TogetherFinetuneFailed: a job's status is error.
+    finetune_failed_for: str = "1m"
 
     # BasetenReplicasZeroWithDemand: no active replica while requests are in flight or queued.
     baseten_zero_replicas_for: str = "5m"
@@ -47,6 +59,27 @@ class MixinConfig:
     baseten_latency_high_seconds: float = 5.0
     baseten_latency_high_for: str = "15m"
 
+    # Service level objectives (mixin/slo.py): each objective is a ratio of good events, and
+    # its error budget (1 - objective) is spent over `slo_period`. Burn-rate alerts page
+    # after holding `slo_page_for` and open tickets after `slo_ticket_for`.
+    slo_period: str = "30d"
+    slo_page_for: str = "2m"
+    slo_ticket_for: str = "15m"
+    # Share of probe jobs that succeed.
+    probe_success_objective: float = 0.99
+    # Share of probe jobs claimed by a worker within `probe_wait_threshold_seconds` of
+    # submission. The threshold must be one of the probes' bucket bounds and below
+    # their timeout (a job that outwaits the probe counts as waiting about the timeout).
+    probe_wait_objective: float = 0.95
+    probe_wait_threshold_seconds: float = 30.0
+    # Share of a Baseten deployment's requests not answered with a 5xx.
+    baseten_availability_objective: float = 0.99
+    # Share of time a Baseten deployment's `baseten_latency_slo_quantile` of end-to-end
+    # response time stays at or below `baseten_latency_slo_seconds`.
+    baseten_latency_objective: float = 0.99
+    baseten_latency_slo_quantile: str = "0.95"
+    baseten_latency_slo_seconds: float = 5.0
+
     # InferenceExporterTargetDown: a vendor target's polls keep failing.
     target_down_for: str = "10m"
     # InferenceExporterDown / InferenceExporterAbsent: Prometheus cannot scrape the exporter / has no such job.
@@ -54,6 +87,12 @@ class MixinConfig:
     exporter_absent_for: str = "15m"
     # InferenceExporterConfigReloadFailed: the running config is not the file on disk.
     config_reload_failed_for: str = "10m"
+
+    def __post_init__(self) -> None:
+        for name in ("probe_success", "probe_wait", "baseten_availability", "baseten_latency"):
+            objective = getattr(self, f"{name}_objective")
+            if not 0 < objective < 1:
+                raise ValueError(f"{name}_objective must be between 0 and 1 (exclusive), got {objective}")
 
 
 DEFAULT = MixinConfig()

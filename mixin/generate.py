@@ -9,13 +9,14 @@ from typing import Any
 
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
-from mixin import alerts
+from mixin import alerts, slo
 from mixin.config import DEFAULT, MixinConfig
-from mixin.dashboards import baseten, exporter_health, together_finetunes, together_queues
+from mixin.dashboards import baseten, exporter_health, slos, together_finetunes, together_queues
 
-DASHBOARDS: list[ModuleType] = [together_queues, together_finetunes, baseten, exporter_health]
+DASHBOARDS: list[ModuleType] = [together_queues, together_finetunes, baseten, exporter_health, slos]
 DASHBOARD_DIR = "grafana/dashboards"
 ALERTS_PATH = "prometheus/alerts.yaml"
+SLOS_PATH = "prometheus/slos.yaml"
 
 
 def repo_root() -> Path:
@@ -34,4 +35,5 @@ def outputs(cfg: MixinConfig = DEFAULT) -> dict[str, str]:
         for m in DASHBOARDS
     }
     out[ALERTS_PATH] = alerts.render(cfg)
+    out[SLOS_PATH] = slo.render(cfg)
     return out

@@ -5,6 +5,7 @@ Kubernetes users get the same rules wrapped as PrometheusRule objects, generated
 here so the two never drift (a test checks they match):
 
   prometheus/alerts.yaml                  → deploy/kubernetes/prometheusrule.yaml
+  prometheus/slos.yaml                    → deploy/kubernetes/prometheusrule-slos.yaml
   deploy/kubernetes/rules/sharding.yaml   → deploy/kubernetes/prometheusrule-sharding.yaml
 
 Usage: python scripts/gen_prometheusrule.py [--check]
@@ -27,6 +28,7 @@ KUBE = REPO / "deploy" / "kubernetes"
 # (source rule file, generated PrometheusRule, object name)
 OUTPUTS = [
     (REPO / "prometheus" / "alerts.yaml", KUBE / "prometheusrule.yaml", "inference-exporter-alerts"),
+    (REPO / "prometheus" / "slos.yaml", KUBE / "prometheusrule-slos.yaml", "inference-exporter-slos"),
     (KUBE / "rules" / "sharding.yaml", KUBE / "prometheusrule-sharding.yaml", "inference-exporter-sharding"),
 ]
 

@@ -132,6 +132,11 @@ def defined_by_code(name: str, also: Collection[str] = ()) -> bool:
     e.g. on a running daemon's ``/metrics``)."""
     if name in code_families() or name in also:
         return True
+    # A histogram's series: the catalog lists them next to the family's own name.
+    for suffix in ("_bucket", "_sum", "_count"):
+        base = code_families().get(name.removesuffix(suffix))
+        if name.endswith(suffix) and base is not None and base.type == "histogram":
+            return True
     return any(
         name in mapped_families(r.vendor_name, r.kind, r.unit_hint) for r in baseten_mapping(readme_text())
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -19,6 +18,7 @@ from exporter.config.accounts import account_checks, read_keys
 from exporter.config.filters import filter_warnings
 from exporter.config.model import Config
 from exporter.config.together_probe import probe_checks
+from exporter.modelerrors import document_path, plain_message
 
 __all__ = ["Config", "ConfigError", "LoadedConfig", "Problem", "duplicate_keys", "load_config"]
 
@@ -31,9 +31,11 @@ class Problem:
     line: int | None
     key: str
     message: str
+    column: int | None = None  # known for syntax errors only
+    secret: bool = False  # an API key the config references could not be read
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
+        where = ":".join(str(p) for p in (self.file, self.line, self.column if self.line else None) if p)
         return f"{where}: {self.key}: {self.message}"
 
 
@@ -102,15 +104,6 @@ def duplicate_keys(fname: str, loaded: yamlpos.Loaded) -> list[Problem]:
     return [Problem(fname, line, yamlpos.format_path(p), "duplicate key") for p, line in loaded.duplicates]
 
 
-def _pydantic_message(err: Any) -> str:
-    if err["type"] == "extra_forbidden":
-        return "unknown key"
-    if err["type"] == "missing":
-        return "required key is missing"
-    msg = str(err["msg"])
-    return msg.removeprefix("Value error, ")
-
-
 def load_config(path: str | Path, *, read_secrets: bool = True) -> LoadedConfig:
     """Read, parse and validate ``path``; raise ConfigError listing every problem."""
     path = Path(path)
@@ -122,7 +115,7 @@ def load_config(path: str | Path, *, read_secrets: bool = True) -> LoadedConfig:
     try:
         loaded = yamlpos.load(text)
     except yamlpos.YamlSyntaxError as exc:
-        raise ConfigError([Problem(fname, exc.line, "(syntax)", exc.message)]) from None
+        raise ConfigError([Problem(fname, exc.line, "(syntax)", exc.message, exc.column)]) from None
 
     problems = duplicate_keys(fname, loaded)
     data = loaded.data if loaded.data is not None else {}
@@ -133,18 +126,16 @@ def load_config(path: str | Path, *, read_secrets: bool = True) -> LoadedConfig:
     if read_secrets:
         secrets, unreadable = read_keys(data, path.parent)
         secret_problems = [
-            Problem(fname, loaded.line_for(p), yamlpos.format_path(p), msg) for p, msg in unreadable
+            Problem(fname, loaded.line_for(p), yamlpos.format_path(p), msg, secret=True)
+            for p, msg in unreadable
         ]
     try:
         cfg = Config.model_validate(data)
     except ValidationError as exc:
         for err in exc.errors():
-            loc: PathT = tuple(err["loc"])
-            # Pydantic appends the union member or validator name to some locations;
-            # keep only the parts that exist in the document.
-            loc = tuple(p for p in loc if isinstance(p, int) or not str(p).startswith(("function-", "[")))
+            loc = document_path(err["loc"])
             problems.append(
-                Problem(fname, loaded.line_for(loc), yamlpos.format_path(loc), _pydantic_message(err))
+                Problem(fname, loaded.line_for(loc), yamlpos.format_path(loc), plain_message(err, Config))
             )
         raise ConfigError(problems + secret_problems) from None
 

@@ -99,7 +99,7 @@ class BasetenAccount(AccountCommon):
     window: Window | None = None
     counter_window: Window = DEFAULT_COUNTER_WINDOW
     delay: Duration = DEFAULT_DELAY
-    # How often an explicit deployment re-reads its names and status for the _info gauge.
+    # How often an explicit deployment re-reads its names and status for the _info and status gauges.
     info_refresh_interval: Duration = DEFAULT_REFRESH
     deployments: list[DeploymentTarget] = Field(default_factory=list)
     discovery: list[DiscoveryRule] = Field(default_factory=list)

@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from exporter.modelerrors import describe_value
 from exporter.scope import DEFAULT_ACCOUNT, RESERVED_LABELS
 
 _DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+$")
@@ -33,7 +34,7 @@ def parse_duration(value: Any) -> float:
     elif isinstance(value, str) and _DURATION_RE.match(value.strip()):
         seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _PART_RE.findall(value.strip()))
     else:
-        raise ValueError(f"expected a duration such as 30s, 1m or 500ms, got {value!r}")
+        raise ValueError(f"expected a duration such as 30s, 1m or 500ms, got {describe_value(value)}")
     if seconds <= 0:
         raise ValueError("a duration must be greater than zero")
     return seconds

@@ -14,7 +14,7 @@ from exporter.config.accounts import PathT, accounts_of
 from exporter.config.baseten import BasetenAccount
 from exporter.config.common import MetricFilterConfig
 from exporter.scope import FilterRule, MetricFilter
-from exporter.sources.baseten.layout import INFO_NAME, possible_families
+from exporter.sources.baseten.layout import INFO_NAME, STATUS_NAME, possible_families
 from exporter.sources.baseten.vendor import DEFAULT_METRICS
 from exporter.sources.together import probe_translate, queue_translate
 from exporter.sources.together.finetune import names as finetune_names
@@ -35,6 +35,7 @@ _PROBE = tuple(
         probe_translate.JOBS,
         probe_translate.PROBES,
         probe_translate.LAST_COMPLETED,
+        probe_translate.PHASE_SECONDS,
     )
 )
 _JOB = (*sorted(finetune_names.FIXED_NAMES - {finetune_names.LISTED_JOBS.name}), _TYPICAL_KEY_FAMILY)
@@ -71,7 +72,7 @@ def _baseten_kinds(account: BasetenAccount) -> Iterable[Kind]:
         for i, item in enumerate(items):
             names = tuple(item.metrics if item.metrics is not None else account.metrics) or DEFAULT_METRICS
             families = {f for n in names for f in possible_families(n)}
-            yield f"{what}[{i}]", (*names, INFO_NAME), (*sorted(families), INFO_NAME)
+            yield f"{what}[{i}]", (*names, INFO_NAME), (*sorted(families), INFO_NAME, STATUS_NAME)
 
 
 def filter_warnings(cfg: Config) -> list[tuple[PathT, str]]:

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, StrictInt, field_validator
 
 from exporter.config.common import Duration, Labelled, NonBlank
+from exporter.histogram import check_bounds
+from exporter.sources.together.probe_translate import DEFAULT_BUCKETS
 from exporter.yamlpos import duplicates
 
 if TYPE_CHECKING:
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
 PathT = tuple[str | int, ...]
 
 DEFAULT_INFO: dict[str, Any] = {"submitted_by": "inference-exporter-probe"}
+# Each bucket bound is one series per phase and model.
+MAX_BUCKETS = 40
 
 
 def _json_object(value: dict[str, Any], what: str) -> dict[str, Any]:
@@ -48,6 +52,8 @@ class ProbeConfig(Labelled):
     timeout: Duration = 60.0
     # How often the job's status is read while the probe waits for it.
     status_poll_interval: Duration = 2.0
+    # Upper bounds of the phase histograms' buckets (``+Inf`` is implicit).
+    buckets: tuple[Duration, ...] = DEFAULT_BUCKETS
 
     @field_validator("payload")
     @classmethod
@@ -58,6 +64,13 @@ class ProbeConfig(Labelled):
     @classmethod
     def _info_json(cls, v: dict[str, Any]) -> dict[str, Any]:
         return _json_object(v, "info")
+
+    @field_validator("buckets")
+    @classmethod
+    def _buckets(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if len(v) > MAX_BUCKETS:
+            raise ValueError(f"at most {MAX_BUCKETS} bucket bounds (each is a series per phase)")
+        return check_bounds(v)
 
 
 def probe_checks(cfg: Config) -> Iterable[tuple[PathT, str]]:

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from exporter import files, yamlpos
+from exporter.modelerrors import document_path, plain_message
 
 # Larger than any sensible web config, certificate bundle or key; a bigger file is a mistake.
 MAX_FILE_BYTES = files.MAX_CONFIG_BYTES
@@ -232,8 +233,7 @@ def load_web_config(path: Path) -> WebConfig:
     try:
         loaded = yamlpos.load(text, _TextLoader)
     except yamlpos.YamlSyntaxError as exc:
-        where = f"{path}:{exc.line}" if exc.line else str(path)
-        raise WebConfigError(f"{where}: invalid YAML: {exc.message}") from None
+        raise WebConfigError(f"{exc.where(str(path))}: invalid YAML: {exc.message}") from None
     lines = {p: line for p, line in loaded.duplicates}
     problems = [(p, "duplicate key") for p, _ in loaded.duplicates]
     data = loaded.data if loaded.data is not None else {}
@@ -244,10 +244,8 @@ def load_web_config(path: Path) -> WebConfig:
         cfg = WebConfig.model_validate(data)
     except ValidationError as exc:
         for err in exc.errors():
-            loc = tuple(
-                p for p in err["loc"] if isinstance(p, int) or not str(p).startswith(("function-", "["))
-            )
-            problems.append((loc, _message(err)))
+            loc = document_path(err["loc"])
+            problems.append((loc, plain_message(err, WebConfig)))
     if cfg is not None:
         problems += semantic_problems(cfg)
     if problems:
@@ -258,13 +256,6 @@ def load_web_config(path: Path) -> WebConfig:
         raise WebConfigError("\n".join(out))
     assert cfg is not None
     return cfg
-
-
-def _message(err: Any) -> str:
-    if err["type"] == "extra_forbidden":
-        return "unknown key"
-    msg = str(err["msg"])
-    return msg.removeprefix("Value error, ")
 
 
 def semantic_problems(cfg: WebConfig) -> list[tuple[yamlpos.Path, str]]:

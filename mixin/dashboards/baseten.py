@@ -21,6 +21,7 @@ UID = "inference-exporter-baseten"
 FILENAME = "baseten-deployments.json"
 
 INFO = "baseten_deployment_info"
+STATUS = "baseten_deployment_status"
 BY = "account, model_id, deployment_id"
 LEGEND = "{{account}} {{model_id}}/{{deployment_id}}"
 
@@ -72,9 +73,9 @@ def build(cfg: MixinConfig) -> db.Dashboard:
     deployments = [
         table_panel(
             "Deployments",
-            "Each watched deployment with its model and deployment names and status.",
+            "Each watched deployment with its model and deployment names, environment and status.",
             "none",
-            f"{INFO}{sel}",
+            f"{INFO}{sel} * on (job, instance, {BY}) group_left (status) ({STATUS}{sel} == 1)",
         ),
     ]
     capacity = [

@@ -158,10 +158,15 @@ def stat_panel(
     width: int = 6,
     height: int = 4,
     red_at: float | None = None,
+    colors: Sequence[tuple[float | None, str]] = (),
 ) -> stat.Panel:
+    """A single-value panel; ``red_at`` turns it red from that value up, ``colors`` gives
+    other steps (``(None, base color), (from value, color), …``)."""
     steps = [dm.Threshold(value=None, color="green")]
     if red_at is not None:
         steps.append(dm.Threshold(value=red_at, color="red"))
+    if colors:
+        steps = [dm.Threshold(value=v, color=c) for v, c in colors]
     return (
         stat.Panel()
         .title(title)
@@ -171,7 +176,9 @@ def stat_panel(
         .span(width)
         .height(height)
         .color_mode(
-            common.BigValueColorMode.BACKGROUND if red_at is not None else common.BigValueColorMode.VALUE
+            common.BigValueColorMode.BACKGROUND
+            if red_at is not None or colors
+            else common.BigValueColorMode.VALUE
         )
         .graph_mode(common.BigValueGraphMode.AREA)
         .reduce_options(cb.ReduceDataOptions().calcs(["lastNotNull"]))

@@ -21,6 +21,8 @@ UID = "inference-exporter-together-finetunes"
 FILENAME = "together-finetunes.json"
 
 INFO = "together_finetune_job_info"
+STATUS = "together_finetune_job_status"
+STEP_SEEN = "together_finetune_global_step_first_seen_timestamp_seconds"
 
 
 def build(cfg: MixinConfig) -> db.Dashboard:
@@ -31,8 +33,11 @@ def build(cfg: MixinConfig) -> db.Dashboard:
         query_variable("job_id", "Fine-tune job", INFO, scope=SCOPE),
     ]
     stalled = cfg.finetune_stalled_seconds
-    running = INFO + selector('job_id=~"$job_id"', 'status="running"')
-    any_running = INFO + selector('status="running"')
+    running = STATUS + selector('job_id=~"$job_id"', 'status="running"') + " == 1"
+    current_status = f"{STATUS}{sel} == 1"
+    loss = f"{cfg.finetune_loss_metric}{sel}"
+    window = cfg.finetune_loss_divergence_window
+    factor = cfg.finetune_loss_divergence_factor
     overview = [
         stat_panel(
             "Jobs running",
@@ -51,8 +56,7 @@ def build(cfg: MixinConfig) -> db.Dashboard:
             f"Running jobs that logged no new step for {stalled}s: the TogetherFinetuneStalled condition.",
             "short",
             Query(
-                f"count(time() - together_finetune_last_logged_timestamp_seconds{sel} > {stalled}"
-                f" and on (job, instance, account, job_id) {any_running}) or vector(0)"
+                f"count(time() - {STEP_SEEN}{sel} > {stalled} and ignoring (status) {running}) or vector(0)"
             ),
             red_at=1,
         ),
@@ -68,7 +72,7 @@ def build(cfg: MixinConfig) -> db.Dashboard:
             "Jobs",
             "Each watched job with its base model, output model name and Together status.",
             "none",
-            info,
+            f"{info} * on (job, instance, account, job_id) group_left (status) ({current_status})",
         ),
         timeseries_panel(
             "Jobs listed by status",
@@ -103,14 +107,10 @@ def build(cfg: MixinConfig) -> db.Dashboard:
         ),
         timeseries_panel(
             "Time since the last new step",
-            f"How long ago the exporter first saw each job's newest row. The dashed line is the "
+            f"How long ago the exporter first saw each job's current global step. The dashed line is the "
             f"TogetherFinetuneStalled threshold ({stalled}s); only running jobs alert.",
             "s",
-            [
-                Query(
-                    f"time() - together_finetune_last_logged_timestamp_seconds{sel}", "{{account}} {{job_id}}"
-                )
-            ],
+            [Query(f"time() - {STEP_SEEN}{sel}", "{{account}} {{job_id}}")],
             threshold=stalled,
         ),
         timeseries_panel(
@@ -121,6 +121,16 @@ def build(cfg: MixinConfig) -> db.Dashboard:
                 Query(f"together_finetune_train_loss{sel}", "{{account}} {{job_id}} train"),
                 Query(f"together_finetune_eval_loss{sel}", "{{account}} {{job_id}} eval"),
             ],
+        ),
+        timeseries_panel(
+            "Loss against its recent minimum",
+            f"Each job's latest {cfg.finetune_loss_metric} divided by its lowest value over the last {window}. "
+            f"The dashed line is the TogetherFinetuneLossDiverged threshold ({factor:g}x); only running jobs "
+            "alert. A loss that is not a finite number shows as a gap here and fires "
+            "TogetherFinetuneLossNotFinite.",
+            "short",
+            [Query(f"{loss} / min_over_time({loss}[{window}])", "{{account}} {{job_id}}")],
+            threshold=factor,
         ),
         timeseries_panel(
             "Learning rate",

@@ -1,5 +1,6 @@
 """End to end: a real Prometheus scrapes the daemon running the bundled demo config against
-the simulator; every dashboard query returns data and the queue-depth alert fires on a backlog."""
+the simulator and evaluates the alert and SLO rules; every dashboard query returns data,
+the queue-depth alert fires on a backlog and the probe's fast-burn alert on failing jobs."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 import yaml
 
 from mixin import alerts as alert_rules
-from mixin import lint
+from mixin import lint, slo
 from mixin.config import DEFAULT
 from mixin.generate import repo_root
 from tests.e2e.prom import alerts, api, query, start_prometheus
@@ -35,7 +36,7 @@ DEMO_ENV = {
     "INFERENCE_EXPORTER_DEMO_BASETEN_STAGING_KEY": STAGING_KEY,
 }
 # Alerts keep their thresholds but hold for seconds instead of minutes.
-FAST = dataclasses.replace(DEFAULT, queue_depth_high_for="2s")
+FAST = dataclasses.replace(DEFAULT, queue_depth_high_for="2s", slo_page_for="1s")
 
 
 def demo_config(tmp_path: Path, sim_url: str) -> tuple[Path, dict[str, Any]]:
@@ -45,6 +46,10 @@ def demo_config(tmp_path: Path, sim_url: str) -> tuple[Path, dict[str, Any]]:
     )
     doc = yaml.safe_load(text)
     doc["global"].update({"poll_interval": "1s", "timeout": "1s", "start_spread": "500ms"})
+    # A probe every two seconds: enough events for the probe objectives within the test.
+    for account in doc["together"]["accounts"]:
+        for p in account.get("probes", []):
+            p.update({"interval": "2s", "timeout": "1500ms", "status_poll_interval": "100ms"})
     path = tmp_path / "demo.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     return path, doc
@@ -77,22 +82,28 @@ def empty_panel_queries(prom: Proc) -> list[str]:
 
 
 def query_metric_names() -> set[str]:
-    """Every metric a dashboard query, variable or alert rule reads."""
+    """Every metric a dashboard query, variable or rule reads, but those the rules record."""
     exprs = [e for d in dashboards() for _, e in lint.panel_queries(d)]
     exprs += [sel for d in dashboards() for _, sel, _ in lint.variable_queries(d) if sel]
     exprs += [a.expr for g in alert_rules.groups(DEFAULT) for a in g.alerts]
-    return {str(lint.metric_name(sel)) for e in exprs for sel, _, _ in lint.selectors(lint.parse(e))}
+    exprs += [str(r["expr"]) for o in slo.objectives(DEFAULT) for r in slo.recording_rules(DEFAULT, o)]
+    names = {str(lint.metric_name(sel)) for e in exprs for sel, _, _ in lint.selectors(lint.parse(e))}
+    return names - slo.recorded_names(DEFAULT)
 
 
 def set_queue(sim: Proc, **doc: object) -> None:
     httpx.post(sim.url + "/_sim/queue", json=doc, timeout=5).raise_for_status()
 
 
+def set_jobs(sim: Proc, **doc: object) -> None:
+    httpx.post(sim.url + "/_sim/jobs", json=doc, timeout=5).raise_for_status()
+
+
 def firing(prom: Proc, name: str) -> list[dict[str, str]]:
     return [a["labels"] for a in alerts(prom) if a["labels"]["alertname"] == name and a["state"] == "firing"]
 
 
-def test_dashboards_have_data_and_queue_alert_fires(tmp_path: Path) -> None:
+def test_dashboards_have_data_and_alerts_fire(tmp_path: Path) -> None:
     sim = start_simulator(tmp_path, [KEY], orgs={"staging": STAGING_KEY})
     procs: list[Proc] = [sim]
     try:
@@ -119,7 +130,10 @@ def test_dashboards_have_data_and_queue_alert_fires(tmp_path: Path) -> None:
 
         rules = tmp_path / "alerts.yaml"
         rules.write_text(alert_rules.render(FAST), encoding="utf-8")
-        prom = start_prometheus(tmp_path, [daemon.url.removeprefix("http://")], DEFAULT.exporter_job, [rules])
+        slo_rules = tmp_path / "slos.yaml"
+        slo_rules.write_text(slo.render(FAST), encoding="utf-8")
+        target = daemon.url.removeprefix("http://")
+        prom = start_prometheus(tmp_path, [target], DEFAULT.exporter_job, [rules, slo_rules])
         procs.append(prom)
 
         assert all(any(lint.panel_queries(d)) for d in dashboards())
@@ -145,6 +159,30 @@ def test_dashboards_have_data_and_queue_alert_fires(tmp_path: Path) -> None:
         assert [(a["account"], a["model"]) for a in fired] == [("prod", backlog_model)]
         assert fired[0]["severity"] == "critical"
         assert fired[0]["job"] == DEFAULT.exporter_job
+
+        # The probe's jobs succeed so far; then the model fails every job it runs, and the
+        # failures soon burn the success objective's budget at over 14.4 times its rate.
+        burn = "TogetherQueueProbeSuccessBudgetBurnFast"
+        (probe_model,) = [p["model"] for p in prod["probes"]]
+        good = (
+            f'slo:sli_error:ratio_rate1h{{slo="together-probe-success",account="prod",model="{probe_model}"}}'
+            " == 0"
+        )
+        assert query(prom, good), "the probe was failing before the fault"
+        assert firing(prom, burn) == []
+        set_jobs(sim, model=probe_model, mode="fail")
+        wait_until(lambda: firing(prom, burn), 60, f"{burn} firing", proc=prom)
+        (page,) = firing(prom, burn)
+        assert (page["account"], page["model"], page["severity"], page["slo"]) == (
+            "prod",
+            probe_model,
+            "critical",
+            "together-probe-success",
+        )
+        failed = scrape(daemon.url).value(
+            "together_queue_probes_total", account="prod", model=probe_model, result="job_failed"
+        )
+        assert failed is not None and failed > 0
     finally:
         for p in reversed(procs):
             p.stop()

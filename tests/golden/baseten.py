@@ -62,6 +62,6 @@ def build_baseten(fx: Fixtures) -> bytes:
             samples = _deployment(fx, f"metrics/{model_id}/{deployment_id}", ids)
             known = meta.get((model_id, deployment_id))
             if known is not None:
-                samples.append(lists.info_sample(ids, known))
+                samples += lists.meta_samples(ids, known)
             parts.append(SCOPE.render(samples))
     return assemble(parts)

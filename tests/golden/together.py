@@ -40,6 +40,11 @@ def build_queue(fx: Fixtures) -> bytes:
     return assemble(parts)
 
 
+# A probe that timed out last saw its job unfinished this long after the submit answer
+# (the replay has no clock; the default timeout is 60s, status read every 2s).
+UNFINISHED_SEEN_FOR = 58.0
+
+
 def _probe(fx: Fixtures, prefix: str, state: ProbeState) -> Outcome:
     """One probe: submit, status answers until a terminal one, and a cancel if it timed out."""
     submitted_id(fx.json(f"{prefix}-submit.json"))
@@ -57,7 +62,7 @@ def _probe(fx: Fixtures, prefix: str, state: ProbeState) -> Outcome:
         status = doc.get("status") if isinstance(doc, dict) else None
         if isinstance(status, str) and status in TERMINAL:
             state.count_job(status)
-    return unfinished(last, None)
+    return unfinished(last, None, UNFINISHED_SEEN_FOR)
 
 
 def build_probe(fx: Fixtures) -> bytes:

@@ -113,7 +113,11 @@ def test_deployments_end_to_end(tmp_path: Path, simulator: Proc) -> None:
         info = {lb["deployment_id"]: lb for lb, _ in s.series("baseten_deployment_info")}
         # d1prod is configured explicitly (and failing, so no info yet); d1old is inactive.
         assert set(info) == {"d2prod", "d1stage", "d1dev"}
-        assert info["d1stage"]["environment"] == "staging" and info["d1dev"]["status"] == "SCALED_TO_ZERO"
+        assert info["d1stage"]["environment"] == "staging" and "status" not in info["d1dev"]
+        current = {
+            lb["deployment_id"]: lb["status"] for lb, v in s.series("baseten_deployment_status") if v == 1
+        }
+        assert current == {"d2prod": "ACTIVE", "d1stage": "ACTIVE", "d1dev": "SCALED_TO_ZERO"}
         assert info["d2prod"]["model_name"] == "whisper-large"
         # d1stage sends GPU utilisation as 0-100; it is exported as a ratio.
         util = [v for lb, v in s.series("baseten_gpu_utilization")]
@@ -141,8 +145,8 @@ def test_deployments_end_to_end(tmp_path: Path, simulator: Proc) -> None:
             lambda: (
                 [
                     lb["status"]
-                    for lb, _ in scrape(daemon.url).series("baseten_deployment_info")
-                    if lb["deployment_id"] == "d1stage"
+                    for lb, v in scrape(daemon.url).series("baseten_deployment_status")
+                    if lb["deployment_id"] == "d1stage" and v == 1
                 ]
                 == ["UPDATING"]
             ),

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import re
+import shlex
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +37,34 @@ def test_check_config_valid_and_invalid(tmp_path: Path) -> None:
     # Without secrets, only the structural problem remains.
     res = run_cli("check-config", "--no-secrets", str(bad))
     assert res.returncode == 1 and "UNSET_FOR_TEST" not in res.stderr
+
+
+def test_the_command_in_the_example_header_passes_without_api_keys() -> None:
+    header = (REPO / "config.example.yaml").read_text().splitlines()[:5]
+    (line,) = [h for h in header if "inference-exporter check-config" in h]
+    argv = shlex.split(line.split("inference-exporter", 1)[1])
+    res = run_cli(*argv, env={"TOGETHER_API_KEY": "", "BASETEN_API_KEY": ""})
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "config.example.yaml: config is valid\n"
+    # Without --no-secrets the missing keys are named, with the way to check the file alone.
+    res = run_cli("check-config", "config.example.yaml", env={"TOGETHER_API_KEY": "", "BASETEN_API_KEY": ""})
+    assert res.returncode == 1
+    assert res.stderr.splitlines()[-1] == (
+        "config.example.yaml: --no-secrets checks the file without reading the API keys"
+    )
+    assert "environment variable BASETEN_API_KEY is not set or empty" in res.stderr
+
+
+def test_a_config_that_watches_nothing_is_valid_with_a_warning(tmp_path: Path) -> None:
+    for text in ("", "# all commented out\n", "global:\n  poll_interval: 10s\n"):
+        path = tmp_path / "idle.yaml"
+        path.write_text(text)
+        res = run_cli("check-config", str(path))
+        assert res.returncode == 0, res.stderr
+        assert res.stdout == f"{path}: config is valid\n"
+        assert res.stderr == (
+            f"{path}: warning: no targets and no discovery: the exporter would export only its own metrics\n"
+        )
 
 
 def test_check_config_does_not_load_the_http_stack() -> None:
@@ -85,9 +117,78 @@ def test_demo_serves_simulated_queues(tmp_path: Path) -> None:
         }
         ups = s.series("inference_exporter_target_up")
         assert ups and all(v == 1 for _, v in ups)
-        assert f"Open http://localhost:{port}/" in proc.log()
+        assert f"Open http://127.0.0.1:{port}/ (metrics at http://127.0.0.1:{port}/metrics)" in proc.log()
     finally:
         assert proc.stop() == 0
+
+
+def test_flags_before_the_command_apply_and_the_real_address_is_shown(tmp_path: Path) -> None:
+    # Port 0: the address printed and logged must be the one really bound.
+    log = tmp_path / "demo.log"
+    before = ["--web.listen-address", "127.0.0.1:0", "--log.level", "debug", "--log.format", "json"]
+    with log.open("w") as logf:
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "exporter", *before, "demo", "--web.telemetry-path", "/m"],
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=REPO,
+        )
+    proc = Proc(popen, "", log)
+    try:
+        wait_until(lambda: "Open http" in proc.log(), timeout=30, what="the demo's URL", proc=proc)
+        opened = re.search(r"^Open (http://127\.0\.0\.1:(\d+))/ \(metrics at \1/m\)$", proc.log(), re.M)
+        assert opened is not None, proc.log()
+        url, port = opened.group(1), opened.group(2)
+        assert port != "0"
+        wait_until(lambda: _ready(url), timeout=30, what="demo ready", proc=proc)
+        assert scrape(url, "/m").series("inference_exporter_target_up")
+        records = [json.loads(line) for line in proc.log().splitlines() if line.startswith("{")]
+        assert any(r["level"] == "debug" for r in records)
+        (listening,) = [r for r in records if r["msg"] == "listening"]
+        assert listening["address"] == f"127.0.0.1:{port}"
+    finally:
+        assert proc.stop() == 0
+
+
+def _taken_port() -> tuple[socket.socket, int]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    return sock, int(sock.getsockname()[1])
+
+
+def _error_lines(stderr: str) -> list[str]:
+    """The error lines, without their time stamps."""
+    assert "Traceback" not in stderr, stderr
+    return [line.split(" ", 1)[1] for line in stderr.splitlines() if "level=error" in line]
+
+
+def test_a_taken_port_is_one_line_and_a_failure(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("global: {}\n")
+    sock, port = _taken_port()
+    with sock:
+        for argv in (
+            ["--config.file", str(config), "--web.listen-address", f"127.0.0.1:{port}"],
+            ["simulate", "--web.listen-address", f"127.0.0.1:{port}"],
+        ):
+            res = run_cli(*argv, timeout=30)
+            assert res.returncode == 1, res.stderr
+            assert res.stdout == ""
+            assert _error_lines(res.stderr) == [
+                f'level=error logger=exporter msg="cannot listen" address=127.0.0.1:{port}'
+                ' reason="the address is already in use (another process listens on this port)"'
+            ]
+
+
+def test_an_address_this_machine_lacks_is_one_line_and_a_failure() -> None:
+    # 192.0.2.1 is TEST-NET-1 (RFC 5737): never an address of this machine; nothing is sent.
+    res = run_cli("--web.listen-address", "192.0.2.1:10230", "demo", timeout=30)
+    assert res.returncode == 1
+    (line,) = _error_lines(res.stderr)
+    assert 'address=192.0.2.1:10230 reason="this machine has no such address"' in line
+    assert "Open http" not in res.stdout
 
 
 def _ready(url: str) -> bool:

@@ -67,8 +67,8 @@ def sim_report(sim: Proc) -> dict[str, dict[str, Any]]:
 
 
 def status_of(url: str, job_id: str) -> str | None:
-    for labels, _ in scrape(url).series("together_finetune_job_info"):
-        if labels["job_id"] == job_id:
+    for labels, value in scrape(url).series("together_finetune_job_status"):
+        if labels["job_id"] == job_id and value == 1:
             return labels["status"]
     return None
 

@@ -212,3 +212,32 @@ def test_sigterm_exits_promptly_while_a_reload_is_reading_the_config(tmp_path: P
         assert daemon.popen.returncode == 0
     finally:
         daemon.stop()
+
+
+@pytest.mark.integration
+def test_the_log_tells_what_discovery_found_and_when_the_exporter_is_ready(
+    tmp_path: Path, simulator: Proc
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "global: {poll_interval: 1s, timeout: 1s, start_spread: 200ms}\n"
+        f"together:\n  base_url: {simulator.url}/v1\n  api_key_env: {KEY_ENV}\n"
+        "  fine_tunes:\n    discovery: {enabled: true, refresh_interval: 1s}\n"
+    )
+    daemon = start_daemon(tmp_path, config, env={KEY_ENV: SIM_KEY})
+    try:
+        wait_until(lambda: "ready: every target polled once" in daemon.log(), timeout=10, what="ready line")
+        log = daemon.log()
+        found = re.search(
+            r"discovery changed its targets.*discovery=together_finetune_discovery/fine-tunes.*added=(\d+)",
+            log,
+        )
+        assert found is not None and int(found.group(1)) >= 1, log
+        ready = re.search(r"ready: every target polled once.*targets=(\d+)", log)
+        assert ready is not None
+        # The discovery itself and what it found: the same count the pages show.
+        rows = httpx.get(daemon.url + "/targets?format=json", timeout=5).json()["targets"]
+        assert int(ready.group(1)) == len(rows) == 1 + int(found.group(1))
+        assert re.search(r"listening.*configured_targets=1", log)
+    finally:
+        assert daemon.stop() == 0

@@ -237,6 +237,42 @@ def test_reload_removing_a_probe_cancels_its_job_and_probes_stay_off(tmp_path: P
         assert daemon.stop() == 0
 
 
+def test_histogram_counts_survive_reloads_that_keep_the_probe(tmp_path: Path, simulator: Proc) -> None:
+    script(simulator, "h/model", claim_delay=0.0, run_seconds=0.1)
+    fast = probe("h/model", interval="1s", timeout="800ms")
+    config = write_config(tmp_path, simulator.url, [fast])
+    daemon = start_daemon(tmp_path, config, env=ENV, wait_ready=False)
+
+    def count() -> float:
+        phase = {"model": "h/model", "phase": "queue_wait"}
+        return scrape(daemon.url).value("together_queue_probe_phase_seconds_count", **phase) or 0
+
+    try:
+        wait_until(lambda: count() >= 2, timeout=20, what="two probes counted")
+        # Another part of the config changes; this probe does not: its counts go on.
+        write_config(tmp_path, simulator.url, [fast], queues=("h/queue",))
+        before = count()
+        assert httpx.post(daemon.url + "/-/reload", timeout=10).status_code == 200
+        assert count() >= before
+        wait_until(lambda: count() >= before + 1, timeout=20, what="a probe counted after the reload")
+        text = scrape(daemon.url).text
+        assert promtool_check_metrics(text) == ""
+        # New buckets are a new histogram: the probe target is rebuilt and counts afresh.
+        write_config(tmp_path, simulator.url, [{**fast, "buckets": "[1s, 1m]"}], queues=("h/queue",))
+        grown = count()
+        assert grown >= 3
+        assert httpx.post(daemon.url + "/-/reload", timeout=10).status_code == 200
+
+        def bounds() -> set[str]:
+            found = scrape(daemon.url).series("together_queue_probe_phase_seconds_bucket")
+            return {lbl["le"] for lbl, _ in found}
+
+        wait_until(lambda: bounds() == {"1.0", "60.0", "+Inf"}, timeout=20, what="the new buckets")
+        assert count() < grown
+    finally:
+        assert daemon.stop() == 0
+
+
 def test_demo_runs_one_probe(tmp_path: Path) -> None:
     port = free_port()
     log_path = tmp_path / "demo.log"

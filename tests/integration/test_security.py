@@ -385,11 +385,12 @@ def test_a_key_echoed_in_vendor_data_appears_nowhere(tmp_path: Path) -> None:
     # The data still arrives, with the key cut out of it.
     assert s.value(names.metric_name("eval/<redacted>"), job_id="ft-echo") == 0.5
     job = {"job_id": "ft-echo", "base_model": "org/<redacted>", "output_name": "org/out-<redacted>"}
-    assert s.value("together_finetune_job_info", **job, status="running") == 1
+    assert s.value("together_finetune_job_info", **job) == 1
+    assert s.value("together_finetune_job_status", job_id="ft-echo", status="running") == 1
     (status,) = [
         labels["status"]
-        for labels, _ in s.series("together_finetune_job_info")
-        if labels["job_id"] == "ft-status"
+        for labels, v in s.series("together_finetune_job_status")
+        if labels["job_id"] == "ft-status" and v == 1
     ]
     assert status == "<redacted>"
     assert s.value("together_finetune_listed_jobs", status="<redacted>") == 1
@@ -400,11 +401,11 @@ def test_a_key_echoed_in_vendor_data_appears_nowhere(tmp_path: Path) -> None:
             **info,
             deployment_name="prod-<redacted>",
             environment="<redacted>",
-            status="ACTIVE",
             is_production="true",
         )
         == 1
     )
+    assert s.value("baseten_deployment_status", model_id="mecho", deployment_id="decho", status="ACTIVE") == 1
     # A deployment whose id holds the key is a target named without it.
     targets = {t["id"]: t for t in json.loads(emitted[3])["targets"]}
     assert "baseten/mecho/d<redacted>" in targets

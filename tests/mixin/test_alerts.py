@@ -1,40 +1,51 @@
-"""Alert rules: promtool-clean, unit-tested in both directions, and in mixin style."""
+"""Alert and SLO rules: promtool-clean, unit-tested in both directions, and in mixin style."""
 
 from __future__ import annotations
 
 import re
 import subprocess
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from mixin import alerts as alert_rules
+from mixin import slo
 from mixin.config import DEFAULT, MixinConfig
 from mixin.generate import repo_root
 from tests.helpers import need_binary
 
 ROOT = repo_root()
 ALERTS = ROOT / "prometheus/alerts.yaml"
+SLOS = ROOT / "prometheus/slos.yaml"
+RULE_FILES = [ALERTS, SLOS]
 RULE_TESTS = sorted((ROOT / "prometheus/tests").glob("*.yaml"))
 
 
-def rules() -> list[dict[str, Any]]:
-    doc = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))
+def all_rules(path: Path) -> list[dict[str, Any]]:
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     return [r for g in doc["groups"] for r in g["rules"]]
 
 
-def test_promtool_check_rules_lint_all_is_clean() -> None:
+def rules() -> list[dict[str, Any]]:
+    """Every alerting rule of both files."""
+    return [r for path in RULE_FILES for r in all_rules(path) if "alert" in r]
+
+
+@pytest.mark.parametrize("path", RULE_FILES, ids=lambda p: p.name)
+def test_promtool_check_rules_lint_all_is_clean(path: Path) -> None:
     promtool = need_binary("promtool")
     res = subprocess.run(
-        [promtool, "check", "rules", "--lint=all", "--lint-fatal", str(ALERTS)],
+        [promtool, "check", "rules", "--lint=all", "--lint-fatal", str(path)],
         capture_output=True,
         text=True,
         timeout=60,
     )
     out = res.stdout + res.stderr
     assert res.returncode == 0, out
-    assert f"SUCCESS: {len(rules())} rules found" in out
+    assert f"SUCCESS: {len(all_rules(path))} rules found" in out
     assert "duplicate" not in out.lower()
 
 
@@ -104,10 +115,40 @@ def test_every_threshold_is_documented_in_the_readme() -> None:
         assert row.group(1) == str(getattr(DEFAULT, f.name)), f"README's default for {f.name} is stale"
 
 
-def test_alert_expressions_only_use_exposed_metrics() -> None:
+def test_rule_expressions_only_use_exposed_or_recorded_metrics() -> None:
     from mixin import lint
 
     exposed = lint.exposed_metrics_from_readme((ROOT / "README.md").read_text(encoding="utf-8"))
-    for r in rules():
-        for sel, _, _ in lint.selectors(lint.parse(r["expr"])):
-            assert lint.metric_name(sel) in exposed, (r["alert"], lint.metric_name(sel))
+    recorded = slo.recorded_names(DEFAULT)
+    for path in RULE_FILES:
+        for r in all_rules(path):
+            for sel, _, _ in lint.selectors(lint.parse(r["expr"])):
+                name = lint.metric_name(sel)
+                assert name in exposed or name in recorded, (r.get("alert") or r["record"], name)
+
+
+def test_every_objective_records_every_window_and_alerts_from_them() -> None:
+    records: dict[str, set[str]] = {}
+    for r in all_rules(SLOS):
+        if "record" in r and r["record"].startswith(slo.RATIO):
+            records.setdefault(r["labels"]["slo"], set()).add(r["record"].removeprefix(slo.RATIO))
+    expected = {*slo.WINDOWS, DEFAULT.slo_period}
+    assert records == {o.name: expected for o in slo.objectives(DEFAULT)}
+    pairs = [(w.long, w.short) for w in (*slo.PAGE, *slo.TICKET)]
+    assert pairs == [("1h", "5m"), ("6h", "30m"), ("1d", "2h"), ("3d", "6h")]
+    assert [w.burn_rate for w in (*slo.PAGE, *slo.TICKET)] == [14.4, 6, 3, 1]
+    severities = {r["alert"]: r["labels"]["severity"] for r in all_rules(SLOS) if "alert" in r}
+    assert len(severities) == 2 * len(slo.objectives(DEFAULT))
+    assert {n for n, sev in severities.items() if sev == "critical"} == {
+        n for n in severities if n.endswith("Fast")
+    }
+
+
+def test_objectives_flow_into_the_rules() -> None:
+    custom = MixinConfig(probe_success_objective=0.995, probe_wait_threshold_seconds=60, slo_period="28d")
+    text = slo.render(custom)
+    assert 'slo:sli_error:ratio_rate1h{slo="together-probe-success"} / 0.005 > 14.4' in text
+    assert 'le="60.0"' in text and 'le="30.0"' not in text
+    assert "record: slo:sli_error:ratio_rate28d" in text
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        MixinConfig(baseten_latency_objective=1.0)

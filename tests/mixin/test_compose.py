@@ -77,7 +77,8 @@ def test_prometheus_scrapes_the_exporter_and_loads_the_alerts() -> None:
     assert targets == [f"exporter:{exporter_port}"]
     assert f":{exporter_port}" in " ".join(services["exporter"]["command"])
     assert [host_path("prometheus", p) for p in prom["rule_files"]] == [
-        (ROOT / "prometheus/alerts.yaml").resolve()
+        (ROOT / "prometheus/alerts.yaml").resolve(),
+        (ROOT / "prometheus/slos.yaml").resolve(),
     ]
 
 

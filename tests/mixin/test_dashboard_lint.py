@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from mixin import lint
+from mixin import lint, slo
+from mixin.config import DEFAULT
 from mixin.generate import DASHBOARDS, repo_root
 from tests.helpers import need_binary
 
@@ -20,7 +21,10 @@ DASHBOARD_FILES = sorted((ROOT / "grafana/dashboards").glob("*.json"))
 
 
 def exposed() -> lint.ExposedMetrics:
-    return lint.exposed_metrics_from_readme((ROOT / "README.md").read_text(encoding="utf-8"))
+    """What the exporter exposes, and what the mixin's SLO rules record from it."""
+    ex = lint.exposed_metrics_from_readme((ROOT / "README.md").read_text(encoding="utf-8"))
+    ex.names |= slo.recorded_names(DEFAULT)
+    return ex
 
 
 def load(path: Path) -> dict[str, Any]:

@@ -16,7 +16,8 @@ def test_committed_files_match_regeneration() -> None:
     root = repo_root()
     generated = outputs()
     assert set(generated) == {f"grafana/dashboards/{m.FILENAME}" for m in DASHBOARDS} | {
-        "prometheus/alerts.yaml"
+        "prometheus/alerts.yaml",
+        "prometheus/slos.yaml",
     }
     for rel, text in generated.items():
         committed = (root / rel).read_text(encoding="utf-8")
@@ -79,3 +80,45 @@ def test_committed_dashboards_decode_with_the_grafana_11_models() -> None:
         assert [{k: p.get(k) for k in keys} for p in back["panels"]] == [
             {k: p.get(k) for k in keys} for p in committed["panels"]
         ]
+
+
+def test_settings_are_overridden_into_another_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Own objectives without editing the code: the repository's files stay as they are."""
+    before = (repo_root() / "prometheus/slos.yaml").read_text(encoding="utf-8")
+    args = [
+        "--output-dir",
+        str(tmp_path),
+        "--set",
+        "probe_success_objective=0.995",
+        "--set",
+        "slo_period=28d",
+    ]
+    assert cli.main(args) == 0
+    slos = (tmp_path / "prometheus/slos.yaml").read_text(encoding="utf-8")
+    assert "/ 0.005 > 14.4" in slos and "ratio_rate28d" in slos
+    assert (tmp_path / "grafana/dashboards/slos.json").exists()
+    assert (repo_root() / "prometheus/slos.yaml").read_text(encoding="utf-8") == before
+    assert cli.main([*args, "--check"]) == 0
+    assert cli.main(["--output-dir", str(tmp_path), "--check"]) == 1  # the defaults differ
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("no_such_setting=1", "expected NAME=VALUE"),
+        ("probe_success_objective", "expected NAME=VALUE"),
+        ("queue_depth_high=many", "is not a valid int"),
+        ("probe_success_objective=1.5", "between 0 and 1"),
+    ],
+)
+def test_bad_settings_are_refused(
+    setting: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--output-dir", str(tmp_path), "--set", setting])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

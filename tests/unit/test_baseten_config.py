@@ -95,7 +95,9 @@ baseten:
         g.startswith("18: baseten.discovery[0].skip_statuses: unknown deployment status 'ASLEEP'")
         for g in got
     )
-    assert any(g.startswith("20: baseten.discovery[0].mode: Input should be 'CURRENT'") for g in got)
+    assert (
+        "20: baseten.discovery[0].mode: expected one of 'CURRENT', 'SUMMARY' or 'SERIES', got 'BATCH'" in got
+    )
 
 
 def test_semantic_rules(tmp_path: Path) -> None:

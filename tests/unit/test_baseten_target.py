@@ -14,6 +14,7 @@ from exporter.config.baseten import Effective
 from exporter.errors import UpstreamError
 from exporter.exposition import assemble
 from exporter.scope import FilterRule, MetricFilter, Scope
+from exporter.sources.baseten import lists
 from exporter.sources.baseten.discovery import DeploymentDiscovery, DeploymentDiscoverySettings
 from exporter.sources.baseten.target import (
     DeploymentSettings,
@@ -21,6 +22,7 @@ from exporter.sources.baseten.target import (
     request_params,
     window_bounds,
 )
+from exporter.sources.baseten.vendor import DEPLOYMENT_STATUSES
 from exporter.upstream import Clients, UpstreamStats, VendorClient
 from tests.helpers import parse
 from tests.unit.baseten_docs import HIST_SETS, STATUS_SETS, desc, response
@@ -281,11 +283,11 @@ def test_discovered_targets_carry_info_and_refresh_it_on_kept_objects() -> None:
             model_name="llama",
             deployment_name="n-a",
             environment="production",
-            status="ACTIVE",
             is_production="true",
         )
         == 1
     )
+    assert s.value("baseten_deployment_status", **ID | {"deployment_id": "a"}, status="ACTIVE") == 1
     DEPLOYMENTS["m1"][0] = dep("a", "UPDATING", prod=True, env="production")
     try:
         _, again = asyncio.run(d.discover(NOW + 60))
@@ -295,6 +297,18 @@ def test_discovered_targets_carry_info_and_refresh_it_on_kept_objects() -> None:
         assert first.meta is not None and first.meta.status == "UPDATING"
     finally:
         DEPLOYMENTS["m1"][0] = dep("a", prod=True, env="production")
+
+
+def test_status_is_one_series_per_documented_value_and_an_unknown_one_adds_its_own() -> None:
+    ids = (("model_id", "m"), ("deployment_id", "d"))
+    known = lists.status_samples(ids, "UNHEALTHY")
+    assert len(known) == len(DEPLOYMENT_STATUSES)
+    assert [dict(x.labels)["status"] for x in known if x.value == 1] == ["UNHEALTHY"]
+    new = lists.status_samples(ids, "MIGRATING")
+    assert [dict(x.labels)["status"] for x in new if x.value == 1] == ["MIGRATING"]
+    assert len(new) == len(DEPLOYMENT_STATUSES) + 1
+    info = lists.info_sample(ids, lists.Meta("llama", "v3", "", "MIGRATING", False))
+    assert "status" not in dict(info.labels)
 
 
 def test_explicit_target_reads_its_metadata_and_survives_list_failures() -> None:
@@ -320,15 +334,18 @@ def test_explicit_target_reads_its_metadata_and_survives_list_failures() -> None
             model_name="llama",
             deployment_name="n-b",
             environment="staging",
-            status="ACTIVE",
             is_production="false",
         )
         == 1
     )
+    statuses = {lbl["status"]: v for lbl, v in s.series("baseten_deployment_status")}
+    assert statuses["ACTIVE"] == 1 and sum(statuses.values()) == 1
+    assert set(statuses) == DEPLOYMENT_STATUSES
     broken["on"] = True
     s = scrape_of(target, NOW + 400)
     assert s.value("baseten_replicas_active", model_id="m1", deployment_id="b") == 1
     assert len(s.series("baseten_deployment_info")) == 1
+    assert s.value("baseten_deployment_status", model_id="m1", deployment_id="b", status="ACTIVE") == 1
 
 
 def test_discovery_fails_on_a_bad_list_and_tolerates_a_vanished_model() -> None:

@@ -29,9 +29,7 @@ def test_an_alias_bomb_is_refused_fast(tmp_path: Path) -> None:
     t0 = time.perf_counter()
     got = problems(path)
     assert time.perf_counter() - t0 < 5
-    assert got == [
-        f"{path}: (syntax): the document expands to more than 200,000 values through YAML aliases"
-    ]
+    assert got == [f"{path}: (syntax): the document expands to more than 200,000 values through YAML aliases"]
 
 
 def test_aliases_in_a_real_config_still_work(tmp_path: Path) -> None:

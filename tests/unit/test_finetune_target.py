@@ -68,7 +68,10 @@ def test_incremental_reads_ask_by_vendor_time_with_an_overlap() -> None:
                 out.value("together_finetune_train_loss", job_id="ft-live") == job.train_row(40)["train/loss"]
             )
             assert out.value("together_finetune_eval_loss", job_id="ft-live") == job.eval_row(39)["eval/loss"]
-            assert out.value("together_finetune_last_logged_timestamp_seconds", job_id="ft-live") == h.clock.t
+            assert (
+                out.value("together_finetune_global_step_first_seen_timestamp_seconds", job_id="ft-live")
+                == h.clock.t
+            )
 
     run(go())
 
@@ -150,7 +153,9 @@ def test_metrics_404_of_a_queued_job_is_no_rows_yet() -> None:
             h.transport.fail_next = ("ft-q/metrics", 404)
             out = text(await queued.poll(h.clock.t))
             assert out.value("together_finetune_global_step", job_id="ft-q") is None
-            assert [lbl["status"] for lbl, _ in out.series("together_finetune_job_info")] == ["queued"]
+            assert [lbl["status"] for lbl, v in out.series("together_finetune_job_status") if v == 1] == [
+                "queued"
+            ]
             # For a job that is training, a 404 is a 404.
             running = JobTarget(h.clients, "ft-r", SETTINGS)
             h.transport.fail_next = ("ft-r/metrics", 404)
@@ -173,8 +178,8 @@ def test_finished_job_is_read_once_more_kept_for_retention_then_dropped() -> Non
             h.clock.t = job.start + 13  # completed; steps 9 and 10 not read yet
             out = text(await target.poll(h.clock.t))
             assert out.value("together_finetune_global_step", job_id="ft-end") == 10
-            info = out.series("together_finetune_job_info")
-            assert [lbl["status"] for lbl, _ in info] == ["completed"]
+            status = out.series("together_finetune_job_status")
+            assert [lbl["status"] for lbl, v in status if v == 1] == ["completed"]
             # Every row read; the final read moved the 2s overlap's 3 rows again.
             assert await served(h, "ft-end") == (12 + 3, 12)
             n_requests = len(h.transport.urls)
@@ -396,10 +401,14 @@ def test_a_late_evaluation_is_in_the_final_read_of_a_finished_job() -> None:
             h.clock.t = job.start + 11
             out = text(await target.poll(h.clock.t))
             assert out.value("together_finetune_eval_loss", job_id="ft-fin") is None
-            assert [lbl["status"] for lbl, _ in out.series("together_finetune_job_info")] == ["running"]
+            assert [lbl["status"] for lbl, v in out.series("together_finetune_job_status") if v == 1] == [
+                "running"
+            ]
             h.clock.t = job.start + 45  # the evaluation ended at 40; the job completed at 42
             out = text(await target.poll(h.clock.t))
-            assert [lbl["status"] for lbl, _ in out.series("together_finetune_job_info")] == ["completed"]
+            assert [lbl["status"] for lbl, v in out.series("together_finetune_job_status") if v == 1] == [
+                "completed"
+            ]
             assert out.value("together_finetune_eval_loss", job_id="ft-fin") == job.eval_row(10)["eval/loss"]
             assert target.finished_at == h.clock.t
 

@@ -104,7 +104,7 @@ def test_seed_example_keeps_latest_values_and_step() -> None:
     s = fold(tr.metric_rows(SEED_DOC))
     assert s.values == {"train/loss": 0.45, "train/learning_rate": 0.00009}
     assert s.last_step == 14
-    assert s.last_logged == 100.0
+    assert s.step_seen_at == 100.0
     assert not s.skipped
 
 
@@ -125,10 +125,10 @@ def test_later_polls_update_values_and_keep_older_keys() -> None:
     )
     s2 = fold([{"train/loss": 0.7, "train/global_step": 2}], s1, now=20)
     assert s2.values == {"train/loss": 0.7, "eval/loss": 1.0}
-    assert (s2.last_step, s2.last_logged) == (2, 20)
+    assert (s2.last_step, s2.step_seen_at) == (2, 20)
     # No new rows: the step and its time stay.
     s3 = fold([], s2, now=30)
-    assert (s3.last_step, s3.last_logged, s3.values) == (2, 20, s2.values)
+    assert (s3.last_step, s3.step_seen_at, s3.values) == (2, 20, s2.values)
 
 
 def test_bad_rows_are_skipped_and_counted() -> None:
@@ -246,27 +246,43 @@ def test_job_samples_render_and_pass_promtool() -> None:
     assert s.value("together_finetune_eval_loss", job_id="ft-a") == 0.6
     assert s.value("together_finetune_eval__2f_rouge__2d_l", job_id="ft-a") == 0.3
     assert s.value("together_finetune_global_step", job_id="ft-a") == 8
-    assert s.value("together_finetune_last_logged_timestamp_seconds", job_id="ft-a") == 100.0
+    assert s.value("together_finetune_global_step_first_seen_timestamp_seconds", job_id="ft-a") == 100.0
     assert s.value("together_finetune_remaining_seconds", job_id="ft-a") == 60
     assert s.value("together_finetune_epochs_configured", job_id="ft-a") == 3
     assert s.value("together_finetune_epochs_completed", job_id="ft-a") is None
-    assert (
-        s.value(
-            "together_finetune_job_info",
-            job_id="ft-a",
-            base_model="base",
-            output_name="out",
-            status="running",
-        )
-        == 1
-    )
+    # Identity only in _info; the status is a series per documented value.
+    assert s.value("together_finetune_job_info", job_id="ft-a", base_model="base", output_name="out") == 1
+    statuses = {lbl["status"]: v for lbl, v in s.series("together_finetune_job_status")}
+    assert set(statuses) == set(KNOWN_STATUSES)
+    assert {st for st, v in statuses.items() if v == 1} == {"running"}
+    assert all(lbl["job_id"] == "ft-a" for lbl, _ in s.series("together_finetune_job_status"))
     assert s.value("together_finetune_skipped_rows_total", job_id="ft-a", reason="non_numeric_value") == 1
     assert s.value("together_finetune_skipped_rows_total", job_id="ft-b", reason="non_numeric_value") == 0
     # A job with nothing logged yet has no step or time, rather than a made-up 0.
     assert s.value("together_finetune_global_step", job_id="ft-b") is None
-    assert s.value("together_finetune_last_logged_timestamp_seconds", job_id="ft-b") is None
+    assert s.value("together_finetune_global_step_first_seen_timestamp_seconds", job_id="ft-b") is None
     assert s.types["together_finetune_skipped_rows"] == "counter"
     assert promtool_check_metrics(text) == ""
+
+
+def test_an_undocumented_status_is_a_series_of_its_own_with_1() -> None:
+    info = tr.JobInfo("paused_for_review", "base", "out")
+    s = parse(assemble([render(tr.job_samples("ft-a", info, tr.MetricsState()))]).decode())
+    statuses = {lbl["status"]: v for lbl, v in s.series("together_finetune_job_status")}
+    assert statuses["paused_for_review"] == 1
+    assert len(statuses) == len(KNOWN_STATUSES) + 1
+    assert sum(statuses.values()) == 1
+
+
+def test_a_job_status_change_moves_the_1_and_keeps_the_series() -> None:
+    def ones(status: str) -> list[str]:
+        samples = tr.job_samples("ft-a", tr.JobInfo(status), tr.MetricsState())
+        return [
+            dict(x.labels)["status"] for x in samples if x.family.name.endswith("_job_status") and x.value
+        ]
+
+    assert ones("running") == ["running"]
+    assert ones("error") == ["error"]
 
 
 # --- job list --------------------------------------------------------------------------
@@ -391,7 +407,7 @@ def test_a_late_row_for_an_older_step_sets_only_keys_without_a_newer_value() -> 
     # and a step that is not new does not move the last-logged time.
     s = fold([{"eval/loss": 9.9, "train/loss": 9.9, "train/global_step": 5}], s, now=30.0)
     assert s.values["eval/loss"] == 1.1 and s.values["train/loss"] == 0.7
-    assert (s.last_step, s.last_logged) == (30, 10.0)
+    assert (s.last_step, s.step_seen_at) == (30, 10.0)
     # At the same step, the row logged last wins.
     s = fold([{"eval/loss": 1.05, "train/global_step": 20}], s, now=40.0)
     assert s.values["eval/loss"] == 1.05

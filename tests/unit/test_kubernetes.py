@@ -121,6 +121,10 @@ def test_alerts_prometheusrule_matches_the_alerts_file() -> None:
     _spec_groups("prometheusrule.yaml", ALERTS)
 
 
+def test_slos_prometheusrule_matches_the_slo_rule_file() -> None:
+    _spec_groups("prometheusrule-slos.yaml", REPO / "prometheus" / "slos.yaml")
+
+
 def test_generated_files_are_current() -> None:
     res = subprocess.run(
         [sys.executable, "scripts/gen_prometheusrule.py", "--check"], capture_output=True, text=True, cwd=REPO

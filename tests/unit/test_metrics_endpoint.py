@@ -35,7 +35,8 @@ def test_plain_gzip_and_head_agree(tmp_path: Path) -> None:
                 identity = {"Accept-Encoding": "identity"}
                 head = await c.head(url, headers=identity)
                 plain = await c.get(url, headers=identity)  # same kept-alive connection
-                zipped = await c.get(url, headers={"Accept-Encoding": "gzip"})
+                zipped = await c.get(url, headers={"Accept-Encoding": "GZIP"})
+                refused = await c.get(url, headers={"Accept-Encoding": "gzip;q=0, deflate"})
             assert head.status_code == 200 and head.content == b""
             assert "content-encoding" not in plain.headers
             assert int(plain.headers["content-length"]) == len(plain.content)
@@ -44,6 +45,8 @@ def test_plain_gzip_and_head_agree(tmp_path: Path) -> None:
             assert s.value("test_gauge", target_id="49") == 49
             assert plain.text.count("# TYPE test_gauge gauge") == 1
             assert zipped.headers["content-encoding"] == "gzip"
+            assert "content-encoding" not in refused.headers
+            assert parse(refused.text).value("test_gauge", target_id="49") == 49
             z = parse(zipped.text)  # httpx decoded the single gzip member
             assert {k for k in z.samples if k[0] == "test_gauge"} == {
                 k for k in s.samples if k[0] == "test_gauge"

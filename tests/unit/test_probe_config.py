@@ -8,6 +8,7 @@ import pytest
 
 from exporter.config import load_config
 from exporter.sources.together.probe import ProbeTarget
+from exporter.sources.together.probe_translate import DEFAULT_BUCKETS
 from exporter.targets import build_targets
 from exporter.upstream import Clients
 from tests.helpers import REPO, problems, run_cli, write_yaml
@@ -84,7 +85,11 @@ def test_duplicate_models_and_bad_timings_are_reported_with_lines(tmp_path: Path
     ("entry", "key", "message"),
     [
         ("    - model: a\n", "together.probes[0].payload", "required key is missing"),
-        ("    - model: a\n      payload: [1]\n", "together.probes[0].payload", "dictionary"),
+        (
+            "    - model: a\n      payload: [1]\n",
+            "together.probes[0].payload",
+            "expected a map of keys to values, got a list",
+        ),
         ("    - model: a\n      payload: {when: 2024-01-01}\n", "together.probes[0].payload", "plain JSON"),
         ("    - model: a\n      payload: {x: .nan}\n", "together.probes[0].payload", "plain JSON"),
         (
@@ -101,19 +106,65 @@ def test_duplicate_models_and_bad_timings_are_reported_with_lines(tmp_path: Path
         (
             "    - model: a\n      payload: {}\n      intervall: 1m\n",
             "together.probes[0].intervall",
-            "unknown key",
+            "unknown key; did you mean 'interval'?",
         ),
         (
             "    - model: a\n      payload: {}\n      timeout: 0s\n",
             "together.probes[0].timeout",
             "greater than zero",
         ),
-        ("    - model: a\n      payload: {}\n      info: nope\n", "together.probes[0].info", "dictionary"),
+        (
+            "    - model: a\n      payload: {}\n      info: nope\n",
+            "together.probes[0].info",
+            "expected a map of keys to values, got 'nope'",
+        ),
+        (
+            "    - model: a\n      payload: {}\n      buckets: [1s, 30s, 10s]\n",
+            "together.probes[0].buckets",
+            "strictly increasing",
+        ),
+        (
+            "    - model: a\n      payload: {}\n      buckets: []\n",
+            "together.probes[0].buckets",
+            "at least one",
+        ),
+        (
+            "    - model: a\n      payload: {}\n      buckets: [1, soon]\n",
+            "together.probes[0].buckets[1]",
+            "duration",
+        ),
+        (
+            "    - model: a\n      payload: {}\n      buckets: ["
+            + ", ".join(f"{i}s" for i in range(1, 42))
+            + "]\n",
+            "together.probes[0].buckets",
+            "at most 40",
+        ),
     ],
 )
 def test_bad_probe_entries(tmp_path: Path, entry: str, key: str, message: str) -> None:
     found = problems(write(tmp_path, "  probes:\n" + entry))
     assert any(f": {key}: " in p and message in p for p in found), found
+
+
+def test_buckets_take_durations_and_default_to_queue_scale(tmp_path: Path) -> None:
+    body = """\
+  probes:
+    - model: a
+      payload: {}
+      buckets: [500ms, 5s, 30s, 2m, 30m]
+    - model: b
+      payload: {}
+"""
+    cfg = load_config(write(tmp_path, body), read_secrets=False).config
+    assert cfg.together is not None
+    custom, default = cfg.together.probes
+    assert custom.buckets == (0.5, 5.0, 30.0, 120.0, 1800.0)
+    assert default.buckets[0] < 1 and default.buckets[-1] >= 1800 and 30.0 in default.buckets
+    targets = {t.model: t for t in build_targets(cfg, Clients()) if isinstance(t, ProbeTarget)}
+    assert targets["a"].state.phases["queue_wait"].bounds == custom.buckets
+    # Buckets are part of the settings: changing them rebuilds the target (new counts).
+    assert targets["a"].settings != targets["b"].settings
 
 
 def test_check_config_cli_names_file_line_and_key(tmp_path: Path) -> None:
@@ -142,6 +193,7 @@ def test_config_example_probe_is_off_and_valid_once_uncommented(tmp_path: Path) 
     [probe] = cfg.together.probes
     assert probe.model == "my-org/video-generator"
     assert (probe.interval, probe.timeout, probe.status_poll_interval) == (300.0, 60.0, 2.0)
+    assert probe.buckets == DEFAULT_BUCKETS  # the example shows the defaults
 
 
 def test_demo_has_a_valid_probe(tmp_path: Path) -> None:

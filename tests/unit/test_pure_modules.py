@@ -9,8 +9,10 @@ import sys
 import pytest
 
 PURE = [
+    "exporter.encoding",
     "exporter.errors",
     "exporter.exposition",
+    "exporter.histogram",
     "exporter.sources.jsonshape",
     "exporter.sources.together.queue_translate",
     "exporter.sources.together.probe_translate",
@@ -23,7 +25,7 @@ PURE = [
     "exporter.sources.baseten.lists",
     "exporter.sources.baseten.vendor",
 ]
-NETWORK = ("httpx", "httpcore", "aiohttp", "anyio", "tenacity")
+NETWORK = ("httpx", "httpcore", "aiohttp", "anyio", "httpx_aiohttp")
 
 
 @pytest.mark.parametrize("module", PURE)

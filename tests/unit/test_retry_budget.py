@@ -11,7 +11,7 @@ from aiohttp import web
 
 from exporter.budget import JITTER_MARGIN, BudgetExhausted, RequestBudget, shard_rate
 from exporter.errors import InvalidResponse, UpstreamError
-from exporter.retry import MAX_ATTEMPTS, POLL_DEADLINE, is_retryable, parse_retry_hint
+from exporter.retry import MAX_ATTEMPTS, POLL_DEADLINE, is_retryable, parse_retry_hint, retry_wait
 from exporter.upstream import UpstreamStats, VendorClient
 
 NOW = 1_800_000_000.0
@@ -60,6 +60,25 @@ def test_parse_retry_hint_http_date() -> None:
 def test_what_is_retried(reason: str, retry: bool) -> None:
     assert is_retryable(UpstreamError(reason, "x")) is retry
     assert not is_retryable(ValueError("x"))
+
+
+def test_retry_wait_backs_off_with_jitter_under_the_vendor_hint_and_the_deadline() -> None:
+    far = time.monotonic() + 100
+    busy = UpstreamError("server_error", "x")
+    # Full jitter: anywhere from 0 up to 0.1 s, doubling with each retry.
+    first = [retry_wait(busy, 1, far) for _ in range(200)]
+    third = [retry_wait(busy, 3, far) for _ in range(200)]
+    assert all(w is not None and 0 <= w <= 0.1 for w in first)
+    assert all(w is not None and 0 <= w <= 0.4 for w in third) and max(w or 0 for w in third) > 0.1
+    assert len(set(first)) > 100
+    assert retry_wait(busy, MAX_ATTEMPTS, far) is None
+    assert retry_wait(UpstreamError("not_found", "x"), 1, far) is None
+    # The vendor's hint is a floor on the wait, and a wait that leaves no room for an
+    # attempt before the deadline means no retry.
+    limited = UpstreamError("rate_limited", "x", retry_after=2.0)
+    assert retry_wait(limited, 1, far) == 2.0
+    assert retry_wait(limited, 1, time.monotonic() + 2.0) is None
+    assert retry_wait(busy, 1, time.monotonic() + 0.04) is None
 
 
 class FakeClock:

@@ -72,9 +72,9 @@ def test_budget_and_body_cap_keys(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "key", "message"),
     [
-        ("  requests_per_second: 0\n", "together.requests_per_second", "greater than 0"),
-        ("  requests_per_second: lots\n", "together.requests_per_second", "valid number"),
-        ("  max_response_bytes: 10\n", "together.max_response_bytes", "greater than or equal to 1024"),
+        ("  requests_per_second: 0\n", "together.requests_per_second", "must be greater than 0, got 0"),
+        ("  requests_per_second: lots\n", "together.requests_per_second", "expected a number, got 'lots'"),
+        ("  max_response_bytes: 10\n", "together.max_response_bytes", "must be at least 1024, got 10"),
     ],
 )
 def test_bad_reliability_keys_are_reported_with_line(

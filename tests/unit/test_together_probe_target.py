@@ -61,7 +61,9 @@ async def environment() -> AsyncIterator[tuple[Sim, Clients]]:
         await runner.cleanup()
 
 
-def make(clients: Clients, model: str, registry: InFlightJobs, **kw: float) -> ProbeTarget:
+def make(
+    clients: Clients, model: str, registry: InFlightJobs, buckets: tuple[float, ...] = (1.0,), **kw: float
+) -> ProbeTarget:
     settings = ProbeSettings.build(
         {"prompt": "ping"},
         0,
@@ -70,6 +72,7 @@ def make(clients: Clients, model: str, registry: InFlightJobs, **kw: float) -> P
         timeout=kw.get("timeout", 1.0),
         status_poll_interval=kw.get("status_poll_interval", 0.05),
         request_timeout=kw.get("request_timeout", 2.0),
+        buckets=buckets,
     )
     return ProbeTarget(clients, model, settings, registry=registry)
 
@@ -156,6 +159,38 @@ def test_timeout_cancels_pending_and_counts_it() -> None:
         assert s.value("together_queue_probe_jobs_total", model="m", status="canceled") == 1
         assert s.series("together_queue_probe_duration_seconds") == []
         assert await sim.jobs("m", "pending") == []
+
+    run(body)
+
+
+def test_timed_out_job_counts_in_the_histograms_as_at_least_its_wait() -> None:
+    async def body(sim: Sim, clients: Clients) -> None:
+        await sim.script(model="m", mode="stopped")
+        target = make(clients, "m", InFlightJobs(), buckets=(0.1, 0.4, 5.0), timeout=0.6)
+        s = parse(text(await target.poll(0)))
+
+        def bucket(phase: str, le: str) -> float | None:
+            return s.value("together_queue_probe_phase_seconds_bucket", model="m", phase=phase, le=le)
+
+        # Seen pending until shortly before the 0.6s timeout: above 0.4s, not left out.
+        for phase in ("queue_wait", "end_to_end"):
+            assert (bucket(phase, "0.4"), bucket(phase, "5.0"), bucket(phase, "+Inf")) == (0, 1, 1)
+            total = s.value("together_queue_probe_phase_seconds_sum", model="m", phase=phase)
+            assert total is not None and 0.4 < total <= 0.6
+        assert s.value("together_queue_probe_phase_seconds_count", model="m", phase="run") == 0
+
+    run(body)
+
+
+def test_histograms_accumulate_over_probes_of_one_target() -> None:
+    async def body(sim: Sim, clients: Clients) -> None:
+        await sim.script(model="m", claim_delay=0.0, run_seconds=0.05)
+        target = make(clients, "m", InFlightJobs(), timeout=2.0)
+        for n in (1, 2, 3):
+            s = parse(text(await target.poll(0)))
+            assert s.value("together_queue_probe_success", model="m") == 1
+            for phase in ("queue_wait", "run", "end_to_end"):
+                assert s.value("together_queue_probe_phase_seconds_count", model="m", phase=phase) == n
 
     run(body)
 

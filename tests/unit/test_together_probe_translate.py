@@ -223,3 +223,100 @@ def test_samples_of_a_success() -> None:
     assert s.value("together_queue_probe_duration_seconds", model="m", phase="run") == 103
     assert s.value("together_queue_probe_duration_seconds", model="m", phase="end_to_end") == 105
     assert s.value("together_queue_probe_retries", model="m") == 2
+
+
+# --- the phase histograms ---------------------------------------------------------------
+
+
+def observed_after(*outcomes: Outcome, buckets: tuple[float, ...] = (5.0, 30.0, 120.0)) -> dict[str, float]:
+    """``{"<phase> <le>": cumulative count, "<phase> count": …}`` of the rendered histograms."""
+    state = ProbeState(buckets)
+    for o in outcomes:
+        state.record(o)
+    s = parse(assemble([render(samples("m", state))]).decode())
+    out: dict[str, float] = {}
+    for labels, v in s.series("together_queue_probe_phase_seconds_bucket"):
+        out[f"{labels['phase']} {labels['le']}"] = v
+    for labels, v in s.series("together_queue_probe_phase_seconds_count"):
+        out[f"{labels['phase']} count"] = v
+    for labels, v in s.series("together_queue_probe_phase_seconds_sum"):
+        out[f"{labels['phase']} sum"] = v
+    return out
+
+
+def test_histograms_start_at_zero_for_every_phase() -> None:
+    h = observed_after()
+    assert h["queue_wait count"] == h["run count"] == h["end_to_end count"] == 0
+    assert h["queue_wait +Inf"] == 0 and h["queue_wait 30.0"] == 0
+
+
+def test_histograms_count_every_probe_not_only_the_last() -> None:
+    fast = judge(read_status(DONE))  # waits 2s, runs 103s
+    slow = judge(read_status({**DONE, "claimed_at": "2026-02-07T10:31:00Z"}))  # waits 60s
+    h = observed_after(fast, slow, fast)
+    assert h["queue_wait count"] == 3
+    assert (h["queue_wait 5.0"], h["queue_wait 30.0"], h["queue_wait 120.0"]) == (2, 2, 3)
+    assert h["queue_wait sum"] == 64
+    assert h["run count"] == 3 and h["end_to_end count"] == 3
+
+
+def test_failed_job_counts_its_queue_wait_only() -> None:
+    failed = judge(read_status({**DONE, "status": "failed"}))
+    assert failed.observed == {"queue_wait": 2.0}
+    h = observed_after(failed)
+    assert (h["queue_wait count"], h["run count"], h["end_to_end count"]) == (1, 0, 0)
+
+
+def test_job_canceled_by_someone_else_counts_nowhere() -> None:
+    canceled = judge(
+        read_status({"status": "canceled", "created_at": DONE["created_at"], "done_at": DONE["done_at"]})
+    )
+    assert canceled.observed == {}
+
+
+def test_done_job_with_a_missing_timestamp_counts_what_it_measured() -> None:
+    out = judge(read_status({k: v for k, v in DONE.items() if k != "created_at"}))
+    assert out.reason == "missing_timestamps"
+    assert out.observed == {"run": 103.0}
+
+
+def test_timed_out_pending_job_counts_as_at_least_the_time_it_was_seen_waiting() -> None:
+    """A queue-wait objective under the probe timeout is not flattered by timeouts:
+    the job lands above the threshold, not outside the histogram."""
+    out = unfinished(JobStatus("pending", created_at=parse_datetime(DONE["created_at"])), None, 58.5)
+    assert out.reason == "timeout"
+    assert out.observed == {"queue_wait": 58.5, "end_to_end": 58.5}
+    assert out.durations == {}  # the last-value gauges still show only measured phases
+    h = observed_after(out)
+    assert h["queue_wait 30.0"] == 0 and h["queue_wait 120.0"] == 1 and h["queue_wait count"] == 1
+    assert h["run count"] == 0
+
+
+def test_timed_out_running_job_counts_its_measured_queue_wait() -> None:
+    running = read_status(
+        {"status": "running", "created_at": "2026-02-07T10:30:00Z", "claimed_at": "2026-02-07T10:30:04Z"}
+    )
+    out = unfinished(running, None, 59.0)
+    assert out.observed == {"queue_wait": 4.0, "end_to_end": 59.0}
+
+
+def test_unfinished_without_status_or_timing_counts_nothing() -> None:
+    assert unfinished(None, "server_error", 50.0).observed == {}
+    assert unfinished(JobStatus("pending"), None).observed == {}
+    weird = unfinished(JobStatus("paused"), None, 40.0)
+    assert weird.reason == "unknown_status" and weird.observed == {"end_to_end": 40.0}
+
+
+def test_known_results_start_at_zero_so_rate_sees_the_first_failure() -> None:
+    s = parse(assemble([render(samples("m", ProbeState()))]).decode())
+    results = {lbl["result"]: v for lbl, v in s.series("together_queue_probes_total")}
+    assert results == {"success": 0, "timeout": 0, "job_failed": 0, "job_canceled": 0}
+
+
+def test_probe_exposition_with_histograms_passes_promtool() -> None:
+    state = ProbeState()
+    state.record(judge(read_status(DONE)))
+    state.record(unfinished(JobStatus("pending"), None, 59.0))
+    text = assemble([render(samples("my-org/video-generator", state))]).decode()
+    assert parse(text).types["together_queue_probe_phase_seconds"] == "histogram"
+    assert promtool_check_metrics(text) == ""

@@ -27,6 +27,7 @@ from exporter.exposition import Family, Labels, MetricType
 
 ENDPOINT = "/v1/models/{model_id}/deployments/{deployment_id}/metrics"
 INFO_NAME = "baseten_deployment_info"
+STATUS_NAME = "baseten_deployment_status"
 
 GAUGE, COUNTER, HISTOGRAM = "GAUGE", "COUNTER", "HISTOGRAM"
 MIB = 1024.0 * 1024.0
@@ -194,7 +195,7 @@ def layout(d: Descriptor) -> tuple[tuple[Family, Labels], ...]:
 
 def check_names(descriptors: Iterable[Descriptor]) -> None:
     """Two descriptors must not land in one family (e.g. ``x`` in MiB and ``x_bytes``)."""
-    seen: dict[str, str] = {INFO_NAME: "(deployment info)"}
+    seen: dict[str, str] = {INFO_NAME: "(deployment info)", STATUS_NAME: "(deployment status)"}
     for d in descriptors:
         for name in {fam.name for fam, _ in layout(d)} or {metric_name(d.name, d.kind, d.unit_hint)}:
             if name in seen and seen[name] != d.name:

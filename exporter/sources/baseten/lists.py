@@ -1,12 +1,17 @@
-"""Baseten's model and deployment lists → what discovery needs, and the ``_info`` gauge.
+"""Baseten's model and deployment lists → what discovery needs, and the ``_info`` and status gauges.
 
 Pure: ``GET /v1/models`` (``{models: [...]}``) and ``GET /v1/models/{id}/deployments``
-(``{deployments: [...]}``) are validated into small records; a deployment's names,
-environment and status become::
+(``{deployments: [...]}``) are validated into small records; a deployment's names and
+environment become ``_info``, and its status one series per documented value, the
+way kube-state-metrics shows a pod's phase::
 
     # TYPE baseten_deployment_info gauge
     baseten_deployment_info{model_id="m",deployment_id="d",model_name="llama",deployment_name="v3",
-                            environment="production",status="ACTIVE",is_production="true"} 1
+                            environment="production",is_production="true"} 1
+    # TYPE baseten_deployment_status gauge
+    baseten_deployment_status{model_id="m",deployment_id="d",status="ACTIVE"} 1
+    baseten_deployment_status{model_id="m",deployment_id="d",status="BUILDING"} 0
+    …
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from typing import Any
 
 from exporter.errors import InvalidResponse
 from exporter.exposition import Family, Labels, Sample
-from exporter.sources.baseten.layout import INFO_NAME
+from exporter.sources.baseten.layout import INFO_NAME, STATUS_NAME
+from exporter.sources.baseten.vendor import DEPLOYMENT_STATUSES
 from exporter.sources.jsonshape import objects, required_str
 
 MODELS_ENDPOINT = "/v1/models"
@@ -26,9 +32,17 @@ DEPLOYMENTS_ENDPOINT = "/v1/models/{model_id}/deployments"
 INFO = Family(
     INFO_NAME,
     "gauge",
-    "Baseten deployment metadata (GET /v1/models/{model_id}/deployments: name, environment, status, "
+    "Baseten deployment metadata (GET /v1/models/{model_id}/deployments: name, environment, "
     "is_production; model name from GET /v1/models); value is always 1.",
 )
+STATUS = Family(
+    STATUS_NAME,
+    "gauge",
+    "1 for the deployment's current status, 0 for every other documented one (GET "
+    "/v1/models/{model_id}/deployments field status); an undocumented status is a series of its own with 1.",
+)
+# Documented statuses in a stable order for the exposition.
+KNOWN_STATUSES = tuple(sorted(DEPLOYMENT_STATUSES))
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +62,7 @@ class Deployment:
 
 @dataclass(frozen=True, slots=True)
 class Meta:
-    """What the ``_info`` gauge says about a deployment."""
+    """What the ``_info`` and status gauges say about a deployment."""
 
     model_name: str
     deployment_name: str
@@ -117,8 +131,20 @@ def info_sample(ids: Labels, meta: Meta) -> Sample:
             ("model_name", meta.model_name),
             ("deployment_name", meta.deployment_name),
             ("environment", meta.environment),
-            ("status", meta.status),
             ("is_production", "true" if meta.is_production else "false"),
         ),
         1.0,
     )
+
+
+def status_samples(ids: Labels, status: str) -> list[Sample]:
+    """One series per documented status, 1 for ``status``; an undocumented one is added with 1."""
+    out = [Sample(STATUS, (*ids, ("status", s)), 1.0 if s == status else 0.0) for s in KNOWN_STATUSES]
+    if status not in DEPLOYMENT_STATUSES:
+        out.append(Sample(STATUS, (*ids, ("status", status)), 1.0))
+    return out
+
+
+def meta_samples(ids: Labels, meta: Meta) -> list[Sample]:
+    """What a deployment's metadata shows: its ``_info`` and its status."""
+    return [info_sample(ids, meta), *status_samples(ids, meta.status)]

@@ -192,7 +192,7 @@ class DeploymentTarget(Target):
             self.counters.update(series, cutoff)
         samples += self.counters.samples(self.ids)
         if self.meta is not None:
-            samples.append(lists.info_sample(self.ids, self.meta))
+            samples += lists.meta_samples(self.ids, self.meta)
         return self.scope.render(samples)
 
     async def _refresh_meta(self, client: VendorClient, now: float) -> None:

@@ -20,6 +20,11 @@ The probe must never leave a job behind, and never run two jobs of one model at 
 Every probe failure (submit errors, no status, unknown status, missing timestamps)
 is an outcome with a reason: the poll itself succeeds, so ``success`` drops to 0
 at once instead of the previous result being kept as stale data.
+
+The target's ``state`` (counters, phase histograms) lives as long as the target: a
+reload that leaves the probe's settings (buckets included) unchanged keeps it. For a
+job still unfinished at the timeout the probe notes when it last saw it unfinished,
+the lower bound its histograms record (``probe_translate.unfinished``).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from exporter.exposition import Rendered
 from exporter.scope import DEFAULT_SCOPE, Scope, target_id
 from exporter.sources.base import Target
 from exporter.sources.together.probe_translate import (
+    DEFAULT_BUCKETS,
     TERMINAL,
     JobStatus,
     Outcome,
@@ -79,6 +85,7 @@ class ProbeSettings:
     timeout: float
     status_poll_interval: float
     request_timeout: float
+    buckets: tuple[float, ...] = DEFAULT_BUCKETS
     scope: Scope = DEFAULT_SCOPE
 
     @classmethod
@@ -92,6 +99,7 @@ class ProbeSettings:
         timeout: float,
         status_poll_interval: float,
         request_timeout: float,
+        buckets: tuple[float, ...] = DEFAULT_BUCKETS,
         scope: Scope = DEFAULT_SCOPE,
     ) -> ProbeSettings:
         return cls(
@@ -102,6 +110,7 @@ class ProbeSettings:
             timeout,
             status_poll_interval,
             min(request_timeout, timeout),
+            tuple(buckets),
             scope,
         )
 
@@ -170,7 +179,7 @@ class ProbeTarget(Target):
         self.model = model
         self.key: ProbeKey = (settings.scope.account, model)
         self.registry = registry
-        self.state = ProbeState()
+        self.state = ProbeState(settings.buckets)
         self._task: asyncio.Task[Any] | None = None
         self._submit: asyncio.Task[Reply] | None = None
         self._closed = False
@@ -234,17 +243,22 @@ class ProbeTarget(Target):
             request_id = submitted_id(doc)
         except UpstreamError as exc:
             return failure("submit_invalid_response", exc.detail)
-        self.registry.set(self.key, InFlight(request_id, loop.time()))
+        accepted = loop.time()
+        self.registry.set(self.key, InFlight(request_id, accepted))
 
         last: JobStatus | None = None
         last_error: UpstreamError | None = None
+        # When the last status request that found the job unfinished was sent.
+        unfinished_at: float | None = None
         while True:
-            budget = min(self.timeout, max(MIN_REQUEST_TIMEOUT, deadline - loop.time()))
+            asked = loop.time()
+            budget = min(self.timeout, max(MIN_REQUEST_TIMEOUT, deadline - asked))
             try:
                 last = await self._status(client, request_id, budget)
                 last_error = None
                 if last.terminal:
                     break
+                unfinished_at = asked
             except UpstreamError as exc:
                 last_error = exc
             remaining = deadline - loop.time()
@@ -255,7 +269,8 @@ class ProbeTarget(Target):
         if last is not None and last.terminal:
             self._settled(request_id, last.status)
             return judge(last)
-        outcome = unfinished(last, last_error.reason if last_error else None)
+        waited = None if unfinished_at is None else unfinished_at - accepted
+        outcome = unfinished(last, last_error.reason if last_error else None, waited)
         budget = min(self.timeout, max(MIN_REQUEST_TIMEOUT, hard_end - loop.time()))
         await self._cancel(client, request_id, budget)
         return outcome

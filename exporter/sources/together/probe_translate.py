@@ -20,6 +20,15 @@ A probe's exposition, per model::
     together_queue_probes_total{model="my-org/video-generator",result="success"} 7
     # TYPE together_queue_probe_last_completed_timestamp_seconds gauge
     together_queue_probe_last_completed_timestamp_seconds{model="my-org/video-generator"} 1.7704602e+09
+    # TYPE together_queue_probe_phase_seconds histogram
+    together_queue_probe_phase_seconds_bucket{model="my-org/video-generator",phase="queue_wait",le="0.5"} 0
+    …
+    together_queue_probe_phase_seconds_bucket{model="my-org/video-generator",phase="queue_wait",le="+Inf"} 7
+    together_queue_probe_phase_seconds_sum{model="my-org/video-generator",phase="queue_wait"} 15.5
+    together_queue_probe_phase_seconds_count{model="my-org/video-generator",phase="queue_wait"} 7
+
+The histograms count every probe job, not only the last one; which phases of a failed
+or timed-out job they count is ``Outcome.observed`` (see ``judge`` and ``unfinished``).
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from typing import Any
 
 from exporter.errors import InvalidResponse
 from exporter.exposition import Family, Sample
+from exporter.histogram import CumulativeHistogram
 from exporter.sources.jsonshape import json_object, required_str, whole
 
 # The vendor's documented job statuses; the last three are terminal.
@@ -38,6 +48,16 @@ TERMINAL = ("done", "failed", "canceled")
 KNOWN = frozenset({"pending", "running", *TERMINAL})
 PHASES = ("queue_wait", "run", "end_to_end")
 TIMESTAMP_FIELDS = ("created_at", "claimed_at", "done_at")
+# Results every probed model shows from the start, at 0: the outcomes of a probe whose job
+# was submitted. A counter series that first appears at 1 loses that first increase to
+# rate(), which would hide the first failure from a success-ratio objective. (Submit and
+# status failures are many and rare; their series appear when they first happen.)
+INITIAL_RESULTS = ("success", "timeout", "job_failed", "job_canceled")
+# Upper bounds (seconds) of the phase histograms' buckets unless the probe sets its own:
+# from a job a worker takes at once to one that waits an hour. 30 is one of them, the
+# queue-wait objective's default threshold (a threshold must be a bound to be measured).
+DEFAULT_BUCKETS: tuple[float, ...] = (0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+DEFAULT_BUCKETS += (1200.0, 1800.0, 3600.0)
 
 SUCCESS = Family(
     "together_queue_probe_success",
@@ -70,6 +90,14 @@ LAST_COMPLETED = Family(
     "together_queue_probe_last_completed_timestamp_seconds",
     "gauge",
     "Vendor done_at of the last probe job that completed successfully, as Unix time (GET /queue/status).",
+)
+PHASE_SECONDS = Family(
+    "together_queue_probe_phase_seconds",
+    "histogram",
+    "Phases of every probe job from the vendor's timestamps (GET /queue/status): queue_wait is created_at"
+    " to claimed_at, run claimed_at to done_at, end_to_end created_at to done_at. A job still unfinished"
+    " at the probe timeout counts in queue_wait (if still pending) and end_to_end with the time the"
+    " probe saw it unfinished, a lower bound.",
 )
 
 
@@ -169,9 +197,13 @@ class Outcome:
 
     reason: str  # "success" or why the probe failed; bounded, used as a label value
     detail: str = ""
+    # The phases measured from the job's timestamps (the last-value gauges).
     durations: dict[str, float] = field(default_factory=dict)
     retries: int | None = None
     completed_at: float | None = None
+    # What the phase histograms count: measured phases, and lower bounds for a job
+    # still unfinished at the timeout (see ``judge`` and ``unfinished``).
+    observed: dict[str, float] = field(default_factory=dict)
 
     @property
     def success(self) -> bool:
@@ -189,56 +221,102 @@ def judge(job: JobStatus) -> Outcome:
     a probe that cannot measure the phases is a failed probe, not a zero. A job the
     model failed, or that someone else canceled, is a failure; the phases it did go
     through are still reported.
+
+    The histograms count a phase only when it says how long that phase took a job that
+    completed it: every measured phase of a ``done`` job; only the queue wait of a
+    ``failed`` one (its run and end to end would be the time to a failure, fast
+    precisely when things are broken); nothing of a job canceled by someone else
+    (the time until that cancel is no wait of ours).
     """
     durations = phase_durations(job)
     if job.status == "done":
         missing = [n for n in TIMESTAMP_FIELDS if getattr(job, n) is None and n not in job.invalid]
+        seen = dict(durations)
         if job.invalid:
             return Outcome(
-                "invalid_timestamps", f"unparseable {', '.join(job.invalid)}", durations, job.retries
+                "invalid_timestamps",
+                f"unparseable {', '.join(job.invalid)}",
+                durations,
+                job.retries,
+                None,
+                seen,
             )
         if missing:
-            return Outcome("missing_timestamps", f"done without {', '.join(missing)}", durations, job.retries)
+            return Outcome(
+                "missing_timestamps", f"done without {', '.join(missing)}", durations, job.retries, None, seen
+            )
         if len(durations) != len(PHASES):
             return Outcome(
                 "invalid_timestamps",
                 "timestamps out of order (created_at <= claimed_at <= done_at)",
                 durations,
                 job.retries,
+                None,
+                seen,
             )
         assert job.done_at is not None
-        return Outcome("success", "", durations, job.retries, completed_at=job.done_at.timestamp())
+        return Outcome("success", "", durations, job.retries, job.done_at.timestamp(), seen)
     if job.status == "failed":
-        return Outcome("job_failed", f"job failed after {job.retries or 0} retries", durations, job.retries)
+        waited = {p: v for p, v in durations.items() if p == "queue_wait"}
+        return Outcome(
+            "job_failed", f"job failed after {job.retries or 0} retries", durations, job.retries, None, waited
+        )
     if job.status == "canceled":
         return Outcome("job_canceled", "job was canceled before a worker claimed it", durations, job.retries)
     raise ValueError(f"judge() needs a terminal status, got {job.status!r}")
 
 
-def unfinished(last: JobStatus | None, last_error_reason: str | None) -> Outcome:
-    """The outcome of a probe whose job did not reach a terminal status in time."""
+def unfinished(last: JobStatus | None, last_error_reason: str | None, waited: float | None = None) -> Outcome:
+    """The outcome of a probe whose job did not reach a terminal status in time.
+
+    ``waited`` is the time from the submit's answer to the last status request that
+    found the job unfinished: the job existed before that answer and was unfinished
+    when that request was sent, so it had waited at least this long (about the probe
+    timeout). The histograms count it as such a lower bound: in ``end_to_end``, and in
+    ``queue_wait`` while the job was still pending, else its measured queue wait. So a
+    queue-wait objective whose threshold is below the probe timeout counts a job that
+    outwaited the probe as too slow instead of leaving it out.
+    """
     if last is None:
         reason = f"status_{last_error_reason or 'unavailable'}"
         return failure(reason, "no status answer for the probe job before the timeout")
+    observed: dict[str, float] = {}
+    if waited is not None and waited >= 0:
+        observed["end_to_end"] = waited
+        if last.status == "pending":
+            observed["queue_wait"] = waited
+    if last.status != "pending" and "queue_wait" in (measured := phase_durations(last)):
+        observed["queue_wait"] = measured["queue_wait"]
     if not last.known:
-        return failure("unknown_status", f"last status {last.status[:40]!r} is not a documented value")
-    return failure("timeout", f"job still {last.status} at the probe timeout")
+        return Outcome(
+            "unknown_status",
+            f"last status {last.status[:40]!r} is not a documented value",
+            observed=observed,
+        )
+    return Outcome("timeout", f"job still {last.status} at the probe timeout", observed=observed)
 
 
 @dataclass
 class ProbeState:
-    """What one probed model has accumulated: the last outcome and counters."""
+    """What one probed model has accumulated: the last outcome, counters and histograms."""
 
+    buckets: tuple[float, ...] = DEFAULT_BUCKETS
     last: Outcome | None = None
     probes: Counter[str] = field(default_factory=Counter)
     jobs: Counter[str] = field(default_factory=Counter)
     last_completed: float | None = None
+    phases: dict[str, CumulativeHistogram] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.phases = {p: CumulativeHistogram(self.buckets) for p in PHASES}
 
     def record(self, outcome: Outcome) -> None:
         self.last = outcome
         self.probes[outcome.reason] += 1
         if outcome.completed_at is not None:
             self.last_completed = outcome.completed_at
+        for phase, seconds in outcome.observed.items():
+            self.phases[phase].observe(seconds)
 
     def count_job(self, status: str) -> None:
         if status in TERMINAL:
@@ -260,12 +338,14 @@ def samples(model: str, state: ProbeState) -> list[Sample]:
         if last.retries is not None:
             out.append(Sample(RETRIES, labels, float(last.retries)))
     out.extend(Sample(JOBS, (*labels, ("status", s)), float(state.jobs[s])) for s in TERMINAL)
-    out.append(Sample(PROBES, (*labels, ("result", "success")), float(state.probes["success"])))
+    out.extend(Sample(PROBES, (*labels, ("result", r)), float(state.probes[r])) for r in INITIAL_RESULTS)
     out.extend(
         Sample(PROBES, (*labels, ("result", r)), float(n))
         for r, n in sorted(state.probes.items())
-        if r != "success"
+        if r not in INITIAL_RESULTS
     )
     if state.last_completed is not None:
         out.append(Sample(LAST_COMPLETED, labels, state.last_completed))
+    for phase in PHASES:
+        out.extend(state.phases[phase].samples(PHASE_SECONDS, (*labels, ("phase", phase))))
     return out

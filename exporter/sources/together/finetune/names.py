@@ -30,7 +30,14 @@ PREFIX = "together_finetune_"
 JOB_INFO = Family(
     "together_finetune_job_info",
     "gauge",
-    "Fine-tune job metadata, value 1 (Together GET /fine-tunes/{id}: model, model_output_name, status).",
+    "Fine-tune job metadata that does not change, value 1 (Together GET /fine-tunes/{id}: model,"
+    " model_output_name).",
+)
+JOB_STATUS = Family(
+    "together_finetune_job_status",
+    "gauge",
+    "1 for the job's current status, 0 for every other documented one (Together GET /fine-tunes/{id}"
+    " field status); an undocumented status is a series of its own with 1.",
 )
 REMAINING = Family(
     "together_finetune_remaining_seconds",
@@ -56,10 +63,11 @@ GLOBAL_STEP = Family(
     "gauge",
     "Highest train/global_step among the job's logged rows (Together GET /fine-tunes/{id}/metrics).",
 )
-LAST_LOGGED = Family(
-    "together_finetune_last_logged_timestamp_seconds",
+STEP_FIRST_SEEN = Family(
+    "together_finetune_global_step_first_seen_timestamp_seconds",
     "gauge",
-    "Unix time at which the exporter first read the job's newest row (rows carry no time of their own).",
+    "Unix time at which the exporter first read a row of the job's current global step (the vendor's"
+    " rows carry no time of their own).",
 )
 SKIPPED_ROWS = Family(
     "together_finetune_skipped_rows_total",
@@ -87,12 +95,13 @@ FIXED_NAMES = frozenset(
     f.name
     for f in (
         JOB_INFO,
+        JOB_STATUS,
         REMAINING,
         EPOCHS_COMPLETED,
         EPOCHS_CONFIGURED,
         QUEUE_DEPTH,
         GLOBAL_STEP,
-        LAST_LOGGED,
+        STEP_FIRST_SEEN,
         SKIPPED_ROWS,
         DROPPED_VALUES,
         KEY_LIMIT,

@@ -5,16 +5,20 @@ Three documents are read:
 - ``GET /fine-tunes/{id}/metrics`` → ``{"metrics": [row, …]}``, each row a flat dict of
   numbers, train and eval rows separate even at the same step. ``apply_rows`` folds
   rows into a small per-job ``MetricsState``: the value of each key at the highest
-  step it was logged for, the highest ``train/global_step``, when that step was first
-  seen, and the read cursor (see ``apply_rows``). The whole curve is never kept.
+  step it was logged for, the highest ``train/global_step``, when the exporter first
+  saw that step (rows carry no logging time), and the read cursor (see
+  ``apply_rows``). The whole curve is never kept.
 - ``GET /fine-tunes/{id}`` → ``parse_job``: status, base model, output name, progress.
 - ``GET /fine-tunes`` → ``parse_list``: ``(id, status)`` per listed job.
 
 A job yields, for example::
 
-    together_finetune_job_info{job_id="ft-1",base_model="m",output_name="o",status="running"} 1
+    together_finetune_job_info{job_id="ft-1",base_model="m",output_name="o"} 1
+    together_finetune_job_status{job_id="ft-1",status="pending"} 0
+    together_finetune_job_status{job_id="ft-1",status="running"} 1
+    …                                      (one series per documented status)
     together_finetune_global_step{job_id="ft-1"} 140
-    together_finetune_last_logged_timestamp_seconds{job_id="ft-1"} 1.7e9
+    together_finetune_global_step_first_seen_timestamp_seconds{job_id="ft-1"} 1.7e9
     together_finetune_train_loss{job_id="ft-1"} 0.42
     together_finetune_eval_loss{job_id="ft-1"} 0.47
 
@@ -31,7 +35,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from exporter.errors import InvalidResponse
-from exporter.exposition import Sample
+from exporter.exposition import Labels, Sample
 from exporter.sources.jsonshape import count, json_object, number, required_str, text, whole
 from exporter.sources.together.finetune.names import (
     DROPPED_VALUES,
@@ -39,12 +43,13 @@ from exporter.sources.together.finetune.names import (
     EPOCHS_CONFIGURED,
     GLOBAL_STEP,
     JOB_INFO,
+    JOB_STATUS,
     KEY_LIMIT,
-    LAST_LOGGED,
     LISTED_JOBS,
     QUEUE_DEPTH,
     REMAINING,
     SKIPPED_ROWS,
+    STEP_FIRST_SEEN,
     key_family,
 )
 from exporter.sources.together.finetune.vendor import JOB_ID_RE, KNOWN_STATUSES, TERMINAL_STATUSES
@@ -75,7 +80,8 @@ class MetricsState:
     values: Mapping[str, float] = field(default_factory=dict)
     value_steps: Mapping[str, int] = field(default_factory=dict)
     last_step: int | None = None
-    last_logged: float | None = None
+    # When the exporter first read a row of ``last_step`` (exporter time, not the vendor's).
+    step_seen_at: float | None = None
     skipped: Mapping[str, int] = field(default_factory=dict)
     dropped_values: int = 0
     key_limit_reached: bool = False
@@ -194,11 +200,11 @@ def apply_rows(
             else:
                 dropped += 1
                 limit_hit = limit_hit or bool(key)
-    last_logged = state.last_logged
+    step_seen_at = state.step_seen_at
     if top is not None and top != state.last_step:
-        last_logged = now
+        step_seen_at = now
     return MetricsState(
-        values, value_steps, top, last_logged, skipped, dropped, limit_hit, cursor, seen, frozenset(filtered)
+        values, value_steps, top, step_seen_at, skipped, dropped, limit_hit, cursor, seen, frozenset(filtered)
     )
 
 
@@ -238,23 +244,29 @@ def parse_job(doc: Any) -> JobInfo:
     )
 
 
+def status_samples(labels: Labels, status: str) -> list[Sample]:
+    """``together_finetune_job_status``: each documented status, 1 for ``status``, else 0.
+
+    A status the API does not document is its own series with 1, so a new vendor state
+    shows up instead of the job looking as if it had none.
+    """
+    out = [Sample(JOB_STATUS, (*labels, ("status", s)), 1.0 if s == status else 0.0) for s in KNOWN_STATUSES]
+    if status not in KNOWN_STATUSES:
+        out.append(Sample(JOB_STATUS, (*labels, ("status", status)), 1.0))
+    return out
+
+
 def job_samples(job_id: str, info: JobInfo | None, state: MetricsState) -> list[Sample]:
-    """Everything one job exports: its info and progress, then its logged keys."""
-    labels = (("job_id", job_id),)
+    """Everything one job exports: its info, status and progress, then its logged keys."""
+    labels: Labels = (("job_id", job_id),)
     out: list[Sample] = []
     if info is not None:
         out.append(
             Sample(
-                JOB_INFO,
-                (
-                    *labels,
-                    ("base_model", info.base_model),
-                    ("output_name", info.output_name),
-                    ("status", info.status),
-                ),
-                1.0,
+                JOB_INFO, (*labels, ("base_model", info.base_model), ("output_name", info.output_name)), 1.0
             )
         )
+        out.extend(status_samples(labels, info.status))
         for fam, value in (
             (REMAINING, info.remaining_seconds),
             (EPOCHS_COMPLETED, info.epochs_completed),
@@ -265,8 +277,8 @@ def job_samples(job_id: str, info: JobInfo | None, state: MetricsState) -> list[
                 out.append(Sample(fam, labels, value))
     if state.last_step is not None:
         out.append(Sample(GLOBAL_STEP, labels, float(state.last_step)))
-    if state.last_logged is not None:
-        out.append(Sample(LAST_LOGGED, labels, state.last_logged))
+    if state.step_seen_at is not None:
+        out.append(Sample(STEP_FIRST_SEEN, labels, state.step_seen_at))
     out.extend(
         Sample(SKIPPED_ROWS, (*labels, ("reason", r)), float(state.skipped.get(r, 0))) for r in SKIP_REASONS
     )

@@ -1,0 +1,164 @@
+"""Config errors in plain words: YAML syntax with line and column, likely misspellings,
+and what a value should have been."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from exporter.config.model import Config
+from exporter.modelerrors import closest_key, known_keys
+from exporter.webconfig import WebConfigError
+from exporter.webconfig.model import load_web_config
+from tests.helpers import problems, write_yaml
+
+
+def test_a_list_item_among_keys_is_explained_at_its_line_and_column(tmp_path: Path) -> None:
+    path = write_yaml(
+        tmp_path,
+        "together:\n  api_key_env: K\n  queues:\n  - model: a\n - model: b\n",
+    )
+    assert problems(path) == [
+        f"{path}:5:2: (syntax): a list item ('- ') where a key was expected: indent the item like the "
+        "other items of its list, under the key it belongs to "
+        "(YAML said: expected <block end>, but found '<block sequence start>')"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "sentence"),
+    [
+        # A tab used for indentation.
+        (
+            "global:\n\tpoll_interval: 30s\n",
+            "2:1",
+            "a tab character: YAML accepts only spaces for indentation",
+        ),
+        # A quote never closed: the place is the opening quote, not the end of the file.
+        ('global:\n  poll_interval: "30s\n  timeout: 1s\n', "2:18", "this quoted value has no closing quote"),
+        ("global:\n  poll_interval: '30s\n", "2:18", "this quoted value has no closing quote"),
+        # Brackets never closed, or closed late.
+        ("together:\n  queues: [\n", "2:11", "this '[' is never closed: the file ends before its ']'"),
+        (
+            "together:\n  queues: [a, b\n  timeout: 1s\n",
+            "3:10",
+            "the '[' at line 2, column 11 is not closed before this point, or a comma is missing",
+        ),
+        ("a: [1, 2]]\n", "1:10", "a ']' that closes nothing"),
+        # A missing colon, a missing space after one, a line indented too deep.
+        ("global:\n  poll_interval 30s\n  timeout: 1s\n", "3:10", "the line above may lack its ':'"),
+        ("global:\n  poll_interval:30s\n  timeout: 1s\n", "3:10", "or the space after it"),
+        ("global:\n  poll_interval: 30s\n    timeout: 10s\n", "3:12", "this line may be indented too deep"),
+        # Keys of one mapping in different columns.
+        (
+            "together:\n    api_key_env: K\n  queues: []\n",
+            "3:3",
+            "this line is indented differently from the keys before it",
+        ),
+        # A list item where a key belongs, and a key where a list item belongs.
+        ("global:\n  poll_interval: 30s\n  - foo\n", "3:3", "a list item ('- ') where a key was expected"),
+        ("- a\nb: 1\n", "2:1", "a key where a list item ('- ') was expected"),
+        # Text after a quoted value.
+        ("a: 'x' y\n", "1:8", "keep a quoted value inside its quotes"),
+        # Characters that cannot start a plain value.
+        ("a: @x\n", "1:4", "a value cannot start with '@': put the value in quotes"),
+        # Aliases, tags, several documents.
+        ("a: *x\n", "1:4", "'*x' refers to an anchor '&x' that is not defined before it"),
+        ("a: !!python/object:os.system x\n", "1:4", "the tag '!!python/object:os.system' is not allowed"),
+        ("a: 1\n---\nb: 2\n", "2:1", "a second YAML document ('---'): the file must hold one document"),
+    ],
+)
+def test_common_yaml_mistakes_read_as_sentences(tmp_path: Path, text: str, where: str, sentence: str) -> None:
+    path = write_yaml(tmp_path, text)
+    (got,) = problems(path)
+    assert got.startswith(f"{path}:{where}: (syntax): "), got
+    assert sentence in got
+    assert "(YAML said: " in got  # the parser's own words stay, for what the sentence misses
+
+
+def test_the_web_config_reports_syntax_the_same_way(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path, "basic_auth_users:\n\talice: x\n", "web.yml")
+    with pytest.raises(WebConfigError) as err:
+        load_web_config(path)
+    assert str(err.value).startswith(
+        f"{path}:2:1: invalid YAML: a tab character: YAML accepts only spaces for indentation (YAML said: "
+    )
+
+
+def test_an_unknown_key_names_the_closest_known_key(tmp_path: Path) -> None:
+    path = write_yaml(
+        tmp_path,
+        "global:\n"  # 1
+        "  poll_intervall: 30s\n"  # 2
+        "  bogus: 1\n"  # 3
+        "together:\n"  # 4
+        "  api_key_env: K\n"  # 5
+        "  Queues: []\n"  # 6
+        "  queues:\n"  # 7
+        "    - modle: a\n"  # 8
+        "  fine_tunes:\n"  # 9
+        "    discovery: {enable: true}\n"  # 10
+        "baseten:\n"  # 11
+        "  api_key_env: K\n"  # 12
+        "  discovery:\n"  # 13
+        "    - model_name: [a]\n",  # 14
+    )
+    assert set(problems(path)) == {
+        f"{path}:2: global.poll_intervall: unknown key; did you mean 'poll_interval'?",
+        f"{path}:3: global.bogus: unknown key",
+        f"{path}:6: together.Queues: unknown key; did you mean 'queues'?",
+        f"{path}:8: together.queues[0].modle: unknown key; did you mean 'model'?",
+        f"{path}:8: together.queues[0].model: required key is missing",
+        f"{path}:10: together.fine_tunes.discovery.enable: unknown key; did you mean 'enabled'?",
+        f"{path}:14: baseten.discovery[0].model_name: unknown key; did you mean 'model_names'?",
+    }
+
+
+def test_a_misspelt_section_suggests_it_by_its_yaml_name(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path, "globl:\n  poll_interval: 30s\n")
+    assert problems(path) == [f"{path}:1: globl: unknown key; did you mean 'global'?"]
+
+
+def test_known_keys_follow_lists_maps_and_optional_sections() -> None:
+    assert known_keys(Config, ()) == ["global", "together", "baseten"]
+    assert "model" in known_keys(Config, ("together", "queues", 0))
+    assert "statuses" in known_keys(Config, ("together", "fine_tunes", "discovery"))
+    assert "production_only" in known_keys(Config, ("baseten", "discovery", 3))
+    assert known_keys(Config, ("together", "queues", 0, "model")) == []
+    assert known_keys(Config, ("nowhere",)) == []
+    assert closest_key("TIMEOUT", ["poll_interval", "timeout"]) == "timeout"
+    assert closest_key("colour", ["poll_interval", "timeout", "model"]) is None
+
+
+@pytest.mark.parametrize(
+    ("line", "key", "message"),
+    [
+        ("  max_connections: ten\n", "together.max_connections", "expected an integer, got 'ten'"),
+        ("  max_connections: 1.5\n", "together.max_connections", "expected an integer, got 1.5"),
+        ("  max_connections: 0\n", "together.max_connections", "must be at least 1, got 0"),
+        ("  requests_per_second: fast\n", "together.requests_per_second", "expected a number, got 'fast'"),
+        ("  queues: acme/a\n", "together.queues", "expected a list (items on lines starting with '- ', or [a, b]), got 'acme/a'"),
+        ("  queues: [acme/a]\n", "together.queues[0]", "expected a map of keys to values, got 'acme/a'"),
+        ("  queues: [{model: 12}]\n", "together.queues[0].model", "expected a string, got 12 (YAML reads it as a number; quote it)"),
+        ("  queues: [{model: yes}]\n", "together.queues[0].model", "expected a string, got true (YAML reads it as a boolean; quote it)"),
+        ("  queues: [{model: }]\n", "together.queues[0].model", "expected a string, got an empty value"),
+        ("  queues: [{model: ''}]\n", "together.queues[0].model", "must not be empty"),
+        ("  fine_tunes: {discovery: {enabled: maybe}}\n", "together.fine_tunes.discovery.enabled", "expected true or false, got 'maybe'"),
+        ("  fine_tunes: {poll_interval: []}\n", "together.fine_tunes.poll_interval", "expected a duration such as 30s, 1m or 500ms, got a list"),
+    ],
+)  # fmt: skip
+def test_type_errors_say_what_was_expected(tmp_path: Path, line: str, key: str, message: str) -> None:
+    path = write_yaml(tmp_path, "together:\n  api_key_env: K\n" + line)
+    assert problems(path) == [f"{path}:3: {key}: {message}"]
+
+
+def test_a_section_or_a_value_left_empty(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path, "global: 30s\n")
+    assert problems(path) == [f"{path}:1: global: expected a map of keys to values, got '30s'"]
+    path = write_yaml(tmp_path, "global:\n")
+    assert problems(path) == [f"{path}:1: global: expected a map of keys to values, got an empty value"]
+    path = write_yaml(tmp_path, "global:\n  poll_interval:\n")
+    assert problems(path) == [
+        f"{path}:2: global.poll_interval: expected a duration such as 30s, 1m or 500ms, got an empty value"
+    ]
