@@ -180,7 +180,11 @@ def test_dashboards_have_data_and_alerts_fire(tmp_path: Path) -> None:
             "together-probe-success",
         )
         failed = scrape(daemon.url).value(
-            "together_queue_probes_total", account="prod", model=probe_model, result="job_failed"
+            "together_queue_probes_total",
+            account="prod",
+            team=prod["labels"]["team"],
+            model=probe_model,
+            result="job_failed",
         )
         assert failed is not None and failed > 0
     finally:
