@@ -48,6 +48,7 @@ from exporter.config.baseten import (  # noqa: E402
     Effective,
 )
 from exporter.daemon import Exporter  # noqa: E402
+from exporter.scope import Scope  # noqa: E402
 from exporter.sources.base import Target  # noqa: E402
 from exporter.sources.baseten.discovery import DeploymentDiscovery, DeploymentDiscoverySettings  # noqa: E402
 from exporter.sources.baseten.target import DeploymentSettings  # noqa: E402
@@ -65,6 +66,9 @@ logging.getLogger("apscheduler").setLevel(logging.CRITICAL)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SIM_KEY = "bench-key"
+# The fleet's vendor accounts and the labels on every series of their targets.
+ACCOUNTS = ("prod", "staging")
+LABELS = (("team", "inference-platform"), ("tier", "gold"))
 HEALTH_SERIES = 5
 # Deployments per simulated Baseten model.
 DEPLOYMENTS_PER_MODEL = 4
@@ -169,9 +173,13 @@ def populate(sim_url: str, size: FleetSize) -> None:
 
 
 async def build_fleet(clients: Clients, size: FleetSize, *, interval: float, timeout: float) -> list[Target]:
-    """The queue targets, and the deployment and job targets the two discoveries find."""
-    queue = QueueSettings(interval, timeout)
-    out: list[Target] = [QueueTarget(clients, f"org/queue-{i}", queue) for i in range(size.queue)]
+    """The queue targets (split between the two accounts), and the deployment and job
+    targets the two discoveries (one per account) find."""
+    first, second = (Scope(a, LABELS) for a in ACCOUNTS)
+    out: list[Target] = [
+        QueueTarget(clients, f"org/queue-{i}", QueueSettings(interval, timeout, (first, second)[i % 2]))
+        for i in range(size.queue)
+    ]
     deployments = DeploymentDiscovery(
         clients,
         0,
@@ -182,7 +190,8 @@ async def build_fleet(clients: Clients, size: FleetSize, *, interval: float, tim
             skip_statuses=frozenset(DEFAULT_SKIP_STATUSES),
             interval=3600,
             timeout=60,
-            deployments=DeploymentSettings(DEPLOYMENT_REQUEST, interval, timeout),
+            deployments=DeploymentSettings(DEPLOYMENT_REQUEST, interval, timeout, scope=first),
+            scope=first,
         ),
     )
     jobs = FineTuneDiscovery(
@@ -191,7 +200,8 @@ async def build_fleet(clients: Clients, size: FleetSize, *, interval: float, tim
             frozenset(UNFINISHED_STATUSES),
             interval=3600,
             timeout=60,
-            jobs=JobSettings(interval, timeout, resolution=None, retention=3600, max_keys=200),
+            jobs=JobSettings(interval, timeout, resolution=None, retention=3600, max_keys=200, scope=second),
+            scope=second,
         ),
     )
     now = time.time()
@@ -246,25 +256,28 @@ def write_config(
     max_connections: int,
     queues: list[str] | None = None,
 ) -> Path:
+    # Two accounts per vendor (one key for both: the simulator's one organisation), each
+    # with two target labels, so that every series carries account and labels as in a
+    # multi-account deployment.
     lines = [
         "global:",
         f"  poll_interval: {interval}",
         f"  timeout: {timeout}",
         f"  start_spread: {spread}",
-        "together:",
-        f"  base_url: {sim_url}/v1",
-        "  api_key_env: BENCH_TOGETHER_KEY",
-        f"  max_connections: {max_connections}",
     ]
-    if queues:
-        lines.append("  queues:")
-        lines += [f"    - model: {q}" for q in queues]
-    lines += [
-        "baseten:",
-        f"  base_url: {sim_url}",
-        "  api_key_env: BENCH_BASETEN_KEY",
-        f"  max_connections: {max_connections}",
-    ]
+    for vendor, url in (("together", f"{sim_url}/v1"), ("baseten", sim_url)):
+        lines += [f"{vendor}:", "  accounts:"]
+        for account in ACCOUNTS:
+            lines += [
+                f"    - name: {account}",
+                f"      base_url: {url}",
+                f"      api_key_env: BENCH_{vendor.upper()}_KEY",
+                f"      max_connections: {max_connections}",
+                f"      labels: {{{', '.join(f'{k}: {v}' for k, v in LABELS)}}}",
+            ]
+            if queues and vendor == "together" and account == ACCOUNTS[0]:
+                lines.append("      queues:")
+                lines += [f"        - model: {q}" for q in queues]
     path = workdir / "bench.yaml"
     path.write_text("\n".join(lines) + "\n")
     os.environ["BENCH_TOGETHER_KEY"] = SIM_KEY

@@ -32,7 +32,7 @@ DEMO_LISTEN = f"127.0.0.1:{DEFAULT_PORT}"
 SIMULATOR_LISTEN = "127.0.0.1:0"
 
 DAEMON = "daemon"  # the command run when none is named
-COMMANDS = (DAEMON, "check-config", "demo", "simulate")
+COMMANDS = (DAEMON, "check-config", "config-schema", "demo", "simulate")
 SERVING = (DAEMON, "demo")
 _BEFORE = "_before_command"  # where the top-level copy of a repeatable flag collects its values
 
@@ -48,6 +48,13 @@ def _positive_int(value: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
     return int(value)
+
+
+def _org_key(value: str) -> tuple[str, str]:
+    name, sep, key = value.partition("=")
+    if not sep or not name or not key:
+        raise argparse.ArgumentTypeError(f"expected NAME=KEY, got {value.split('=')[0]!r}=…")
+    return name, key
 
 
 def _listen_address(value: str) -> str:
@@ -117,8 +124,12 @@ FLAGS = (
          "check the file only: do not require the API keys it references to be set or readable",
          options={"action": "store_true"}),
     Flag("--api-key", "api_keys", ("simulate",), None,
-         "an API key the simulator accepts (repeatable; default: 'sim-key')",
+         "an API key of the default organisation (repeatable; default: 'sim-key')",
          options={"action": "append", "metavar": "KEY"}),
+    Flag("--org", "orgs", ("simulate",), None,
+         "a further organisation and the API key that sees it: its own queues, jobs, "
+         "fine-tunes, models and deployments (repeatable)",
+         options={"action": "append", "metavar": "NAME=KEY", "type": _org_key}),
     Flag("--clock-offset", "clock_offset", ("simulate",), 0.0,
          "run the simulated vendors' clock this far ahead of this machine's, in seconds (negative: behind)",
          options={"metavar": "SECONDS", "type": float}),
@@ -162,6 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("path", help="config file to check")
     _add_flags(check, "check-config")
 
+    schema = sub.add_parser(
+        "config-schema", help="print the JSON Schema of the config file (for editors and CI checks)"
+    )
+    _add_flags(schema, "config-schema")
+
     demo = sub.add_parser(
         "demo", help="run the daemon against the bundled simulator on this machine, no keys needed"
     )
@@ -200,6 +216,8 @@ def _check_config(path: str, read_secrets: bool) -> int:
         if any(p.secret for p in exc.problems):
             print(f"{path}: --no-secrets checks the file without reading the API keys", file=sys.stderr)
         return 1
+    for w in loaded.warnings:
+        print(f"warning: {w}", file=sys.stderr)
     if loaded.config.watches_nothing():
         print(
             f"{path}: warning: no targets and no discovery: the exporter would export only its own metrics",
@@ -223,11 +241,19 @@ def main(argv: list[str] | None = None) -> int:
     logs.setup(level, args.log_format)
     if args.command == "check-config":
         return _check_config(args.path, not args.no_secrets)
+    if args.command == "config-schema":
+        from exporter.config.schema import schema_text
+
+        sys.stdout.write(schema_text())
+        return 0
     # Imported only here: checking a config must not load the HTTP stack (aiohttp, httpx).
     from exporter import runner
 
     if args.command == "simulate":
-        return asyncio.run(runner.run_simulator(args.listen, args.api_keys or ["sim-key"], args.clock_offset))
+        orgs = {key: name for name, key in args.orgs or []}
+        return asyncio.run(
+            runner.run_simulator(args.listen, args.api_keys or ["sim-key"], args.clock_offset, orgs)
+        )
     if args.command == "demo":
         return asyncio.run(
             runner.run_demo(args.listen, args.telemetry_path, _web_config(args), limits=_limits(args))

@@ -1,47 +1,56 @@
-"""The vendor clients of the running config, one per vendor, kept across reloads when unchanged.
+"""The vendor clients of the running config, one per vendor account, kept across reloads when unchanged.
 
-A client holds a connection pool, the vendor's request budget and its ``Retry-After``
-memory, so a reload that leaves a vendor's settings as they were keeps its client.
-One whose settings changed is replaced; polls still running on the old one finish
-first, then it is closed.
+A client holds a connection pool, the account's request budget and its ``Retry-After``
+memory, so a reload that leaves an account's settings as they were keeps its client.
+One whose settings changed (a new key, URL or limit) is replaced; polls still running
+on the old one finish first, then it is closed. Other accounts are not touched.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 
 from exporter.budget import shard_rate
 from exporter.config import LoadedConfig
+from exporter.config.accounts import accounts_of
+from exporter.config.common import AccountCommon
 from exporter.upstream import Clients, UpstreamStats, VendorClient
+
+AccountKey = tuple[str, str]
+
+
+def _accounts(loaded: LoadedConfig) -> Iterator[tuple[AccountKey, AccountCommon]]:
+    for vendor, _, account in accounts_of(loaded.config):
+        if (vendor, account.name) in loaded.secrets:
+            yield (vendor, account.name), account
 
 
 def make_client(
-    loaded: LoadedConfig, vendor: str, stats: UpstreamStats, total_shards: int = 1
+    loaded: LoadedConfig, key: AccountKey, account: AccountCommon, stats: UpstreamStats, total_shards: int = 1
 ) -> VendorClient:
-    section = getattr(loaded.config, vendor)
-    rps = section.requests_per_second
+    rps = account.requests_per_second
     return VendorClient(
-        vendor,
-        section.base_url,
-        loaded.secrets[vendor],
-        max_connections=section.max_connections,
-        stats=stats,
+        key[0],
+        account.base_url,
+        loaded.secrets[key],
+        max_connections=account.max_connections,
+        # The account's own view of the counters: every series carries its name.
+        stats=stats.for_account(key[1]),
         # The budget is for the whole account: each shard's client gets its share.
         requests_per_second=shard_rate(rps, total_shards) if rps is not None else None,
-        max_body_bytes=section.max_response_bytes,
+        max_body_bytes=account.max_response_bytes,
     )
 
 
-def settings_key(loaded: LoadedConfig, vendor: str) -> Hashable:
-    """Everything a vendor's client is built from: equal keys, same client."""
-    section = getattr(loaded.config, vendor)
+def settings_key(loaded: LoadedConfig, key: AccountKey, account: AccountCommon) -> Hashable:
+    """Everything an account's client is built from: equal keys, same client."""
     return (
-        section.base_url,
-        section.max_connections,
-        section.requests_per_second,
-        section.max_response_bytes,
-        loaded.secrets.get(vendor),
+        account.base_url,
+        account.max_connections,
+        account.requests_per_second,
+        account.max_response_bytes,
+        loaded.secrets.get(key),
     )
 
 
@@ -56,21 +65,22 @@ class VendorClients:
         self.current = Clients()
         self._stats = stats
         self._total_shards = total_shards
-        self._keys: dict[str, Hashable] = {}
+        self._keys: dict[AccountKey, Hashable] = {}
         # Replaced clients waiting out their grace before they close, by the task that
         # closes them: at shutdown the waits are cut short and the clients closed at once.
         self._retiring: dict[asyncio.Task[None], list[VendorClient]] = {}
 
     def update(self, loaded: LoadedConfig, grace: float) -> None:
         """Install the clients for ``loaded``; close the replaced ones after ``grace`` seconds."""
-        clients: dict[str, VendorClient] = {}
-        keys = {vendor: settings_key(loaded, vendor) for vendor in loaded.secrets}
-        for vendor, key in keys.items():
-            existing = self.current.find(vendor)
-            if existing is not None and self._keys.get(vendor) == key:
-                clients[vendor] = existing
+        clients: dict[AccountKey, VendorClient] = {}
+        keys: dict[AccountKey, Hashable] = {}
+        for key, account in _accounts(loaded):
+            keys[key] = settings_key(loaded, key, account)
+            existing = self.current.find(*key)
+            if existing is not None and self._keys.get(key) == keys[key]:
+                clients[key] = existing
             else:
-                clients[vendor] = make_client(loaded, vendor, self._stats, self._total_shards)
+                clients[key] = make_client(loaded, key, account, self._stats, self._total_shards)
         self._keys = keys
         replaced = self.current.replace(clients)
         if replaced:

@@ -146,6 +146,8 @@ class Exporter:
 
     async def _apply(self, loaded: LoadedConfig) -> None:
         SCRUBBER.set_secrets(set(loaded.secrets.values()))
+        for warning in loaded.warnings:
+            log.warning("config warning", extra={"problem": str(warning)})
         self._config = loaded.config
         glob = loaded.config.global_
         self.poller.settings = PollSettings(start_spread=glob.start_spread, stale_grace=glob.stale_grace)

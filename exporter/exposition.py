@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -73,11 +73,18 @@ class Rendered:
     store keeps of a snapshot (``Family`` objects are shared between polls).
     """
 
-    __slots__ = ("lines", "meta")
+    __slots__ = ("filtered", "lines", "meta")
 
-    def __init__(self, meta: dict[str, Family] | None = None, lines: dict[str, bytes] | None = None) -> None:
+    def __init__(
+        self,
+        meta: dict[str, Family] | None = None,
+        lines: dict[str, bytes] | None = None,
+        filtered: int = 0,
+    ) -> None:
         self.meta: dict[str, Family] = meta if meta is not None else {}
         self.lines: dict[str, bytes] = lines if lines is not None else {}
+        # Samples the target's metric filter removed from this poll's result.
+        self.filtered = filtered
 
     @property
     def series(self) -> int:
@@ -116,8 +123,19 @@ def valid_metric_name(name: str) -> bool:
     return bool(_METRIC_NAME_RE.match(name))
 
 
-def render(samples: Iterable[Sample]) -> Rendered:
+def render(
+    samples: Iterable[Sample],
+    *,
+    extra: Labels = (),
+    keep: Callable[[str], bool] | None = None,
+) -> Rendered:
     """Render samples into per-family bytes.
+
+    ``extra`` labels (a target's account and configured labels) follow each sample's
+    own labels; a sample label with the name of one of them is renamed
+    ``exported_<name>``, as Prometheus does when a target label clashes with a
+    scraped one. ``keep`` says by family name which families stay; the samples of
+    the others are counted in ``Rendered.filtered``.
 
     Two samples with the same family name but a different type or help are a
     programming error in a translator, and raise, so the bug shows in tests.
@@ -127,9 +145,20 @@ def render(samples: Iterable[Sample]) -> Rendered:
     meta: dict[str, Family] = {}
     grouped: dict[str, list[str]] = {}
     seen: set[tuple[str, Labels]] = set()
+    dropped: dict[str, bool] = {}
+    filtered = 0
+    taken = frozenset(k for k, _ in extra)
+    tail = format_labels(extra)[1:-1]
     for s in samples:
         fam = s.family
         name = fam.name
+        if keep is not None:
+            out = dropped.get(name)
+            if out is None:
+                out = dropped[name] = not keep(name)
+            if out:
+                filtered += 1
+                continue
         known = meta.get(name)
         if known is None:
             meta[name] = fam
@@ -140,8 +169,17 @@ def render(samples: Iterable[Sample]) -> Rendered:
         if key in seen:
             continue
         seen.add(key)
-        grouped[name].append(f"{name}{s.suffix}{format_labels(s.labels)} {format_value(s.value)}\n")
-    return Rendered(meta, {name: "".join(lines).encode() for name, lines in grouped.items()})
+        labels = s.labels
+        if not tail:
+            text = format_labels(labels)
+        elif not labels:
+            text = "{" + tail + "}"
+        else:
+            if not taken.isdisjoint(k for k, _ in labels):
+                labels = tuple((f"exported_{k}" if k in taken else k, v) for k, v in labels)
+            text = format_labels(labels)[:-1] + "," + tail + "}"
+        grouped[name].append(f"{name}{s.suffix}{text} {format_value(s.value)}\n")
+    return Rendered(meta, {name: "".join(lines).encode() for name, lines in grouped.items()}, filtered)
 
 
 def assemble(parts: Iterable[Rendered]) -> bytes:
@@ -169,7 +207,9 @@ def merge(parts: Iterable[Rendered]) -> Rendered:
     """Combine several Rendered values of one target into one."""
     meta: dict[str, Family] = {}
     lines: dict[str, bytes] = {}
+    filtered = 0
     for part in parts:
+        filtered += part.filtered
         for name, chunk in part.lines.items():
             prev = lines.get(name)
             if prev is None:
@@ -177,4 +217,4 @@ def merge(parts: Iterable[Rendered]) -> Rendered:
                 lines[name] = chunk
             else:
                 lines[name] = prev + chunk
-    return Rendered(meta, lines)
+    return Rendered(meta, lines, filtered)

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from exporter.exposition import Family, Rendered, Sample, render
+from exporter.exposition import Family, Rendered, Sample
+from exporter.scope import DEFAULT_SCOPE, Scope
 
 TARGET_UP = Family(
     "inference_exporter_target_up", "gauge", "1 if the last poll of the target succeeded, else 0."
@@ -53,9 +54,11 @@ class TargetHealth:
     last_error_reason: str = ""
     last_error_detail: str = ""
     series: int = 0
+    # Series the target's metric filter removed from its last successful poll.
+    filtered: int = 0
     polls: Counter[str] = field(default_factory=Counter)
 
-    def record_success(self, now: float, duration: float, series: int) -> None:
+    def record_success(self, now: float, duration: float, series: int, filtered: int = 0) -> None:
         self.up = True
         self.polled = True
         self.last_poll_timestamp = now
@@ -64,6 +67,7 @@ class TargetHealth:
         self.last_error_reason = ""
         self.last_error_detail = ""
         self.series = series
+        self.filtered = filtered
         self.polls["success"] += 1
 
     def record_failure(self, now: float, duration: float, reason: str, detail: str) -> None:
@@ -76,7 +80,9 @@ class TargetHealth:
         self.polls[reason] += 1
 
 
-def render_health(target_id: str, source: str, h: TargetHealth) -> Rendered:
+def render_health(target_id: str, source: str, h: TargetHealth, scope: Scope = DEFAULT_SCOPE) -> Rendered:
+    """The target's health series, with its account and labels, less the health
+    families its metric filter names (never ``target_up``)."""
     labels = (("target", target_id), ("source", source))
     samples = [
         Sample(TARGET_UP, labels, 1.0 if h.up else 0.0),
@@ -92,4 +98,4 @@ def render_health(target_id: str, source: str, h: TargetHealth) -> Rendered:
     )
     if not h.up and h.last_error_reason:
         samples.append(Sample(ERROR_INFO, (*labels, ("reason", h.last_error_reason)), 1.0))
-    return render(samples)
+    return scope.render_health(samples)

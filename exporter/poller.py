@@ -192,7 +192,7 @@ class Poller:
         if outcome.data is not None:
             if health.polled and not health.up:
                 log.info("target recovered", extra={"target": target.id})
-            health.record_success(now, duration, outcome.data.series)
+            health.record_success(now, duration, outcome.data.series, outcome.data.filtered)
             if self.shard.owns(target.id):
                 self.store.put(target.id, outcome.data)
         else:
@@ -232,7 +232,8 @@ class Poller:
     def _publish_health(self, target: Target) -> None:
         if self.shard.owns(target.id):  # else a discovery run here only for its targets
             self.store.put(
-                health_key(target.id), render_health(target.id, target.source, self.health[target.id])
+                health_key(target.id),
+                render_health(target.id, target.source, self.health[target.id], target.scope),
             )
 
 

@@ -149,9 +149,14 @@ async def run_daemon(
     return 0
 
 
-async def run_simulator(listen: str, api_keys: list[str], clock_offset: float = 0.0) -> int:
+async def run_simulator(
+    listen: str, api_keys: list[str], clock_offset: float = 0.0, orgs: dict[str, str] | None = None
+) -> int:
+    """``orgs``: further API keys, each with the organisation it sees."""
     host, port = parse_listen_address(listen)
-    state = SimState(api_keys=frozenset(api_keys), clock=lambda: time.time() + clock_offset)
+    state = SimState(
+        api_keys=frozenset(api_keys), clock=lambda: time.time() + clock_offset, org_keys=orgs or {}
+    )
     try:
         runner, url = await sim_app.start(state, host, port)
     except OSError as exc:
@@ -165,9 +170,13 @@ async def run_simulator(listen: str, api_keys: list[str], clock_offset: float = 
     return 0
 
 
+# The demo's accounts: per vendor a production one (the simulator's default
+# organisation) and a staging one (its "staging" organisation), each with its own key.
 DEMO_KEYS = {
-    "together": "INFERENCE_EXPORTER_DEMO_TOGETHER_KEY",
-    "baseten": "INFERENCE_EXPORTER_DEMO_BASETEN_KEY",
+    "INFERENCE_EXPORTER_DEMO_TOGETHER_KEY": "default",
+    "INFERENCE_EXPORTER_DEMO_TOGETHER_STAGING_KEY": "staging",
+    "INFERENCE_EXPORTER_DEMO_BASETEN_KEY": "default",
+    "INFERENCE_EXPORTER_DEMO_BASETEN_STAGING_KEY": "staging",
 }
 
 
@@ -179,9 +188,12 @@ async def run_demo(
     limits: ConnectionLimits = DEFAULT_LIMITS,
 ) -> int:
     """Simulator on a free loopback port, and the daemon on the bundled demo config."""
-    keys = {var: secrets.token_hex(16) for var in DEMO_KEYS.values()}
+    keys = {var: secrets.token_hex(16) for var in DEMO_KEYS}
     os.environ.update(keys)
-    state = SimState(api_keys=frozenset(keys.values()))
+    state = SimState(
+        api_keys=frozenset(k for var, k in keys.items() if DEMO_KEYS[var] == "default"),
+        org_keys={k: DEMO_KEYS[var] for var, k in keys.items() if DEMO_KEYS[var] != "default"},
+    )
     sim_runner, sim_url = await sim_app.start(state, "127.0.0.1", 0)
     template = resources.files("exporter.demo").joinpath("demo.yaml").read_text(encoding="utf-8")
     workdir = Path(tempfile.mkdtemp(prefix="inference-exporter-demo-"))

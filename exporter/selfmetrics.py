@@ -30,6 +30,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from exporter import __version__
+from exporter.scope import DEFAULT_ACCOUNT
 from exporter.sharding import Shard
 
 K = TypeVar("K", bound=Hashable)
@@ -51,13 +52,20 @@ class CounterTotals(Mapping[K, float], Generic[K]):
         counter: Counter,
         label_names: tuple[str, ...],
         label_values: Callable[[K], tuple[str, ...]],
+        fixed: Mapping[str, str] | None = None,
     ) -> None:
+        """``label_names`` are the key's labels; ``fixed`` are labels every series of this
+        view carries after them (an account), so the mapping holds only its own series."""
         self.counter = counter
         self._names = label_names
         self._values = label_values
+        self._fixed = dict(fixed or {})
+
+    def _all_values(self, key: K) -> tuple[str, ...]:
+        return (*self._values(key), *self._fixed.values())
 
     def _find(self, key: K) -> float | None:
-        wanted = dict(zip(self._names, self._values(key), strict=True))
+        wanted = dict(zip(self._names, self._values(key), strict=True)) | self._fixed
         for metric in self.counter.collect():
             for sample in metric.samples:
                 if sample.labels == wanted:
@@ -71,7 +79,9 @@ class CounterTotals(Mapping[K, float], Generic[K]):
     def __iter__(self) -> Iterator[K]:
         for metric in self.counter.collect():
             for sample in metric.samples:
-                if sample.name.endswith("_total"):
+                if sample.name.endswith("_total") and all(
+                    sample.labels.get(n) == v for n, v in self._fixed.items()
+                ):
                     values = tuple(sample.labels[n] for n in self._names)
                     yield cast(K, values if len(values) > 1 else values[0])
 
@@ -85,7 +95,7 @@ class CounterTotals(Mapping[K, float], Generic[K]):
         added = total - (self._find(key) or 0.0)
         if added < 0:
             raise ValueError(f"a counter only goes up: {key!r} would go from {total - added} to {total}")
-        self.counter.labels(*self._values(key)).inc(added)
+        self.counter.labels(*self._all_values(key)).inc(added)
 
     def get(self, key: K, default: float = 0.0) -> float:  # type: ignore[override]
         """The key's total; ``default`` (0) for a key not counted yet, as a counter reads."""
@@ -97,62 +107,94 @@ class CounterTotals(Mapping[K, float], Generic[K]):
         found = self._find(key)
         if found is not None:
             return found
-        self.counter.labels(*self._values(key)).inc(default)
+        self.counter.labels(*self._all_values(key)).inc(default)
         return default
 
 
 class UpstreamStats:
     """Requests sent to the vendors, retries, and waits and refusals of the request budgets.
 
+    Every series carries the vendor account it was sent for (``account``, after the
+    other labels). One ``UpstreamStats`` counts for one account; ``for_account`` gives
+    another account's view of the same counters, which is what each account's client
+    is handed, so the request path counts by source and endpoint as it always has.
+
     Without a registry the counters are kept but served nowhere (tests of the request
     path read them directly).
     """
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        def totals(
-            name: str,
-            documentation: str,
-            label_names: tuple[str, ...],
-            values: Callable[[K], tuple[str, ...]],
-        ) -> CounterTotals[K]:
-            counter = Counter(name, documentation, label_names, registry=registry)
-            return CounterTotals(counter, label_names, values)
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        account: str = DEFAULT_ACCOUNT,
+        _shared: UpstreamStats | None = None,
+    ) -> None:
+        self.account = account
+        if _shared is None:
+            self._requests = Counter(
+                "inference_exporter_upstream_requests_total",
+                "Requests sent to vendor APIs by source, endpoint template, HTTP status (or timeout/error) "
+                "and account.",
+                ("source", "endpoint", "code", "account"),
+                registry=registry,
+            )
+            self._retries = Counter(
+                "inference_exporter_upstream_retries_total",
+                "Vendor requests retried after a timeout, connection error, 5xx or 429, "
+                "by source, endpoint template and account.",
+                ("source", "endpoint", "account"),
+                registry=registry,
+            )
+            self._budget_wait = Counter(
+                "inference_exporter_upstream_budget_wait_seconds_total",
+                "Seconds requests spent waiting for a slot in the account's request budget "
+                "(requests_per_second).",
+                ("vendor", "account"),
+                registry=registry,
+            )
+            self._budget_refusals = Counter(
+                "inference_exporter_upstream_budget_refusals_total",
+                "Requests not sent because the account's request budget had no slot before the poll's "
+                "deadline.",
+                ("vendor", "account"),
+                registry=registry,
+            )
+        else:
+            self._requests = _shared._requests
+            self._retries = _shared._retries
+            self._budget_wait = _shared._budget_wait
+            self._budget_refusals = _shared._budget_refusals
 
-        self.requests: CounterTotals[tuple[str, str, str]] = totals(
-            "inference_exporter_upstream_requests_total",
-            "Requests sent to vendor APIs by source, endpoint template and HTTP status (or timeout/error).",
-            ("source", "endpoint", "code"),
-            _as_is,
+        mine = {"account": account}
+        self.requests: CounterTotals[tuple[str, str, str]] = CounterTotals(
+            self._requests, ("source", "endpoint", "code"), _as_is, mine
         )
-        self.retries: CounterTotals[tuple[str, str]] = totals(
-            "inference_exporter_upstream_retries_total",
-            "Vendor requests retried after a timeout, connection error, 5xx or 429, "
-            "by source and endpoint template.",
-            ("source", "endpoint"),
-            _as_is,
+        self.retries: CounterTotals[tuple[str, str]] = CounterTotals(
+            self._retries, ("source", "endpoint"), _as_is, mine
         )
-        self.budget_wait_seconds: CounterTotals[str] = totals(
-            "inference_exporter_upstream_budget_wait_seconds_total",
-            "Seconds requests spent waiting for a slot in the vendor's request budget (requests_per_second).",
-            ("vendor",),
-            _alone,
+        self.budget_wait_seconds: CounterTotals[str] = CounterTotals(
+            self._budget_wait, ("vendor",), _alone, mine
         )
-        self.budget_refusals: CounterTotals[str] = totals(
-            "inference_exporter_upstream_budget_refusals_total",
-            "Requests not sent because the vendor's request budget had no slot before the poll's deadline.",
-            ("vendor",),
-            _alone,
+        self.budget_refusals: CounterTotals[str] = CounterTotals(
+            self._budget_refusals, ("vendor",), _alone, mine
         )
         # Every request is counted: its series is looked up here rather than through
         # labels(), which checks the values and takes the metric's lock on each call.
         self._request_series: dict[tuple[str, str, str], Counter] = {}
+
+    def for_account(self, account: str) -> UpstreamStats:
+        """The same counters, counting for ``account``."""
+        if account == self.account:
+            return self
+        return UpstreamStats(account=account, _shared=self)
 
     def count(self, source: str, endpoint: str, code: str) -> None:
         """One request sent, by source, endpoint template and status (or timeout/error)."""
         key = (source, endpoint, code)
         series = self._request_series.get(key)
         if series is None:
-            series = self._request_series[key] = self.requests.counter.labels(*key)
+            series = self._request_series[key] = self._requests.labels(*key, self.account)
         series.inc()
 
 

@@ -100,10 +100,13 @@ def make_app(
         return web.Response(text=page, content_type="text/html")
 
     async def targets(request: web.Request) -> web.Response:
-        data = status.rows(exporter.targets_with_health())
+        every = status.rows(exporter.targets_with_health())
+        chosen = request.query.get("account")
+        data = status.for_account(every, chosen)
         if request.query.get("format") == "json":
             return web.json_response({"targets": data})
-        return web.Response(text=status.render_html(data), content_type="text/html")
+        accounts = sorted({r["account"] for r in every})
+        return web.Response(text=status.render_html(data, accounts, chosen), content_type="text/html")
 
     async def healthy(request: web.Request) -> web.Response:
         return web.Response(text="Healthy.\n")

@@ -11,11 +11,22 @@ import html
 import time
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote
 
 from exporter.health import TargetHealth
 from exporter.sources.base import Target
 
-COLUMNS = ("Target", "Source", "Health", "Last poll", "Duration", "Series", "Last error")
+COLUMNS = (
+    "Target",
+    "Account",
+    "Source",
+    "Health",
+    "Last poll",
+    "Duration",
+    "Series",
+    "Filtered",
+    "Last error",
+)
 
 
 def _iso(ts: float) -> str:
@@ -37,6 +48,7 @@ def rows(targets: Iterable[tuple[Target, TargetHealth]]) -> list[dict[str, Any]]
         out.append(
             {
                 "id": t.id,
+                "account": t.account,
                 "source": t.source,
                 "health": _health(h),
                 "interval_seconds": t.interval,
@@ -45,6 +57,7 @@ def rows(targets: Iterable[tuple[Target, TargetHealth]]) -> list[dict[str, Any]]
                 "last_poll_duration_seconds": h.last_duration if h.polled else None,
                 "last_success_timestamp": h.last_success_timestamp or None,
                 "series": h.series,
+                "filtered_series": h.filtered,
                 "last_error": h.last_error_reason or None,
                 "last_error_detail": h.last_error_detail or None,
             }
@@ -52,7 +65,25 @@ def rows(targets: Iterable[tuple[Target, TargetHealth]]) -> list[dict[str, Any]]
     return out
 
 
-def render_html(data: list[dict[str, Any]]) -> str:
+def for_account(data: list[dict[str, Any]], account: str | None) -> list[dict[str, Any]]:
+    """The rows of one account (all of them for None)."""
+    return data if account is None else [r for r in data if r["account"] == account]
+
+
+def _account_links(accounts: list[str], chosen: str | None) -> str:
+    """Links that filter the table by account (``?account=``), the chosen one in bold."""
+    if len(accounts) < 2 and chosen is None:
+        return ""
+    links = ["<a href='?'>all</a>" if chosen is not None else "<b>all</b>"]
+    for a in accounts:
+        name = html.escape(a)
+        links.append(f"<b>{name}</b>" if a == chosen else f"<a href='?account={quote(a)}'>{name}</a>")
+    return "<p>Accounts: " + " · ".join(links) + "</p>"
+
+
+def render_html(
+    data: list[dict[str, Any]], accounts: list[str] | None = None, chosen: str | None = None
+) -> str:
     head = "".join(f"<th>{c}</th>" for c in COLUMNS)
     body = []
     for r in data:
@@ -64,15 +95,18 @@ def render_html(data: list[dict[str, Any]]) -> str:
         duration = r["last_poll_duration_seconds"]
         cells = [
             f"<td>{html.escape(r['id'])}</td>",
+            f"<td>{html.escape(r['account'])}</td>",
             f"<td>{html.escape(r['source'])}</td>",
             f'<td class="health-{r["health"]}">{r["health"]}</td>',
             f"<td class='nowrap'>{html.escape(r['last_poll'] or 'never')}</td>",
             f"<td class='nowrap'>{'' if duration is None else f'{duration:.3f}s'}</td>",
             f"<td>{r['series']}</td>",
+            f"<td>{r['filtered_series']}</td>",
             f"<td>{err}</td>",
         ]
         body.append(f'<tr data-target="{html.escape(r["id"], quote=True)}">{"".join(cells)}</tr>')
     down = sum(1 for r in data if r["health"] == "down")
+    json_query = "format=json" + ("" if chosen is None else f"&account={quote(chosen)}")
     style = (
         "body{font-family:sans-serif}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}.nowrap{white-space:nowrap}"
@@ -81,7 +115,8 @@ def render_html(data: list[dict[str, Any]]) -> str:
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Targets · inference-exporter</title>"
         f"<style>{style}</style></head><body><h1>Targets</h1>"
-        f"<p>{len(data)} targets, {down} down. <a href='?format=json'>JSON</a> · <a href='/'>Home</a></p>"
+        f"<p>{len(data)} targets, {down} down. <a href='?{json_query}'>JSON</a> · <a href='/'>Home</a></p>"
+        f"{_account_links(accounts or [], chosen)}"
         f"<table id='targets'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
         "</body></html>"
     )

@@ -1,9 +1,10 @@
-"""From a validated config to the list of static targets, source by source.
+"""From a validated config to the list of static targets, source by source, account by account.
 
-Each target type is built from its identity (the vendor ids its id is made of) and
-one frozen settings object made here from the config. That object is the target's
-``settings``: a reload that builds an equal one keeps the running target, state and
-all; a different one replaces it.
+Each target type is built from its identity (its account and the vendor ids its id is
+made of) and one frozen settings object made here from the config. That object is the
+target's ``settings``: a reload that builds an equal one keeps the running target,
+state and all; a different one replaces it. Part of it is the target's ``Scope``: its
+account, its labels (the account's, overridden by its own) and its metric filter.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from exporter.config import Config
-from exporter.config.baseten import effective
+from exporter.config.baseten import BasetenAccount, effective
 from exporter.config.common import Schedule
+from exporter.config.filters import account_filter
+from exporter.config.together import TogetherAccount
+from exporter.scope import MetricFilter, Scope, merged_labels
 from exporter.sources.base import Target
 from exporter.sources.baseten import discovery as baseten_discovery
 from exporter.sources.baseten import target as baseten
@@ -21,7 +25,22 @@ from exporter.sources.together import queue as together_queue
 from exporter.sources.together.finetune import target as together_finetune
 from exporter.upstream import Clients
 
+
+class AccountScope:
+    """Makes the scopes of one account's targets, all sharing its filter."""
+
+    def __init__(self, account: str, labels: dict[str, str], metric_filter: MetricFilter) -> None:
+        self.account = account
+        self.labels = labels
+        self.filter = metric_filter
+
+    def of(self, *inner: dict[str, str]) -> Scope:
+        return Scope(self.account, merged_labels(self.labels, *inner), self.filter)
+
+
 TargetBuilder = Callable[[Config, Clients], list[Target]]
+TogetherBuilder = Callable[[Config, TogetherAccount, AccountScope, Clients], list[Target]]
+BasetenBuilder = Callable[[Config, BasetenAccount, AccountScope, Clients], list[Target]]
 
 
 def schedule(cfg: Config, override: Schedule) -> tuple[float, float]:
@@ -31,22 +50,21 @@ def schedule(cfg: Config, override: Schedule) -> tuple[float, float]:
     return interval, min(timeout, interval)
 
 
-def _together_queues(cfg: Config, clients: Clients) -> list[Target]:
-    if cfg.together is None:
-        return []
+def _together_queues(
+    cfg: Config, acc: TogetherAccount, scope: AccountScope, clients: Clients
+) -> list[Target]:
     out: list[Target] = []
-    for q in cfg.together.queues:
+    for q in acc.queues:
         interval, timeout = schedule(cfg, q)
-        out.append(
-            together_queue.QueueTarget(clients, q.model, together_queue.QueueSettings(interval, timeout))
-        )
+        settings = together_queue.QueueSettings(interval, timeout, scope.of(q.labels))
+        out.append(together_queue.QueueTarget(clients, q.model, settings))
     return out
 
 
-def _together_probes(cfg: Config, clients: Clients) -> list[Target]:
+def _together_probes(
+    cfg: Config, acc: TogetherAccount, scope: AccountScope, clients: Clients
+) -> list[Target]:
     """Opt-in probes: each poll submits one real job, so only what the config lists."""
-    if cfg.together is None:
-        return []
     return [
         together_probe.ProbeTarget(
             clients,
@@ -60,60 +78,76 @@ def _together_probes(cfg: Config, clients: Clients) -> list[Target]:
                 status_poll_interval=p.status_poll_interval,
                 request_timeout=cfg.global_.timeout,
                 buckets=p.buckets,
+                scope=scope.of(p.labels),
             ),
         )
-        for p in cfg.together.probes
+        for p in acc.probes
     ]
 
 
-def _together_fine_tunes(cfg: Config, clients: Clients) -> list[Target]:
+def _together_fine_tunes(
+    cfg: Config, acc: TogetherAccount, scope: AccountScope, clients: Clients
+) -> list[Target]:
     """Explicit fine-tune jobs, and the discovery of jobs in the watched statuses."""
-    if cfg.together is None:
-        return []
-    ft = cfg.together.fine_tunes
+    ft = acc.fine_tunes
 
-    def job_settings(override: Schedule) -> together_finetune.JobSettings:
+    def job_settings(override: Schedule, labels: dict[str, str]) -> together_finetune.JobSettings:
         shared = Schedule(
             poll_interval=override.poll_interval or ft.poll_interval, timeout=override.timeout or ft.timeout
         )
         interval, timeout = schedule(cfg, shared)
         return together_finetune.JobSettings(
-            interval, timeout, ft.resolution, ft.retention, ft.max_keys, ft.logged_at_overlap
+            interval,
+            timeout,
+            ft.resolution,
+            ft.retention,
+            ft.max_keys,
+            ft.logged_at_overlap,
+            scope=scope.of(labels),
         )
 
-    out: list[Target] = [together_finetune.JobTarget(clients, job.id, job_settings(job)) for job in ft.jobs]
+    out: list[Target] = [
+        together_finetune.JobTarget(clients, job.id, job_settings(job, job.labels)) for job in ft.jobs
+    ]
     if ft.discovery.enabled:
         interval, timeout = schedule(
             cfg, Schedule(poll_interval=ft.discovery.refresh_interval, timeout=ft.discovery.timeout)
         )
         settings = together_finetune.FineTuneDiscoverySettings(
-            frozenset(ft.discovery.statuses), interval, timeout, jobs=job_settings(Schedule())
+            frozenset(ft.discovery.statuses),
+            interval,
+            timeout,
+            jobs=job_settings(Schedule(), ft.discovery.labels),
+            scope=scope.of(ft.discovery.labels),
         )
         out.append(together_finetune.FineTuneDiscovery(clients, settings))
     return out
 
 
-def _baseten_deployments(cfg: Config, clients: Clients) -> list[Target]:
-    section = cfg.baseten
-    if section is None:
-        return []
+def _baseten_deployments(
+    cfg: Config, acc: BasetenAccount, scope: AccountScope, clients: Clients
+) -> list[Target]:
     out: list[Target] = []
-    for d in section.deployments:
+    for d in acc.deployments:
         interval, timeout = schedule(cfg, d)
         settings = baseten.DeploymentSettings(
-            effective(section, d), interval, timeout, meta_refresh=section.info_refresh_interval
+            effective(acc, d),
+            interval,
+            timeout,
+            meta_refresh=acc.info_refresh_interval,
+            scope=scope.of(d.labels),
         )
         out.append(baseten.DeploymentTarget(clients, d.model_id, d.deployment_id, settings))
     return out
 
 
-def _baseten_discovery(cfg: Config, clients: Clients) -> list[Target]:
-    section = cfg.baseten
-    if section is None:
-        return []
+def _baseten_discovery(
+    cfg: Config, acc: BasetenAccount, scope: AccountScope, clients: Clients
+) -> list[Target]:
     out: list[Target] = []
-    for i, rule in enumerate(section.discovery):
+    for i, rule in enumerate(acc.discovery):
         interval, timeout = schedule(cfg, rule)
+        rule_scope = scope.of(rule.labels)
         settings = baseten_discovery.DeploymentDiscoverySettings(
             model_names=frozenset(rule.model_names),
             environments=frozenset(rule.environments),
@@ -121,19 +155,34 @@ def _baseten_discovery(cfg: Config, clients: Clients) -> list[Target]:
             skip_statuses=frozenset(rule.skip_statuses),
             interval=rule.refresh_interval,
             timeout=min(cfg.global_.timeout, rule.refresh_interval),
-            deployments=baseten.DeploymentSettings(effective(section, rule), interval, timeout),
+            deployments=baseten.DeploymentSettings(effective(acc, rule), interval, timeout, scope=rule_scope),
+            scope=rule_scope,
         )
         out.append(baseten_discovery.DeploymentDiscovery(clients, i, settings))
     return out
 
 
-BUILDERS: list[TargetBuilder] = [
-    _together_queues,
-    _together_probes,
-    _together_fine_tunes,
-    _baseten_deployments,
-    _baseten_discovery,
-]
+TOGETHER_BUILDERS: list[TogetherBuilder] = [_together_queues, _together_probes, _together_fine_tunes]
+BASETEN_BUILDERS: list[BasetenBuilder] = [_baseten_deployments, _baseten_discovery]
+
+
+def _together_targets(cfg: Config, clients: Clients) -> list[Target]:
+    out: list[Target] = []
+    for _, t in cfg.together.account_list() if cfg.together is not None else []:
+        scope = AccountScope(t.name, t.labels, account_filter(cfg, t))
+        out += [target for build in TOGETHER_BUILDERS for target in build(cfg, t, scope, clients)]
+    return out
+
+
+def _baseten_targets(cfg: Config, clients: Clients) -> list[Target]:
+    out: list[Target] = []
+    for _, b in cfg.baseten.account_list() if cfg.baseten is not None else []:
+        scope = AccountScope(b.name, b.labels, account_filter(cfg, b))
+        out += [target for build in BASETEN_BUILDERS for target in build(cfg, b, scope, clients)]
+    return out
+
+
+BUILDERS: list[TargetBuilder] = [_together_targets, _baseten_targets]
 
 
 def build_targets(cfg: Config, clients: Clients) -> list[Target]:

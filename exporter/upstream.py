@@ -33,6 +33,7 @@ from exporter.budget import BudgetExhausted, RequestBudget
 from exporter.errors import InvalidResponse, UpstreamError
 from exporter.logs import SCRUBBER
 from exporter.retry import MIN_ATTEMPT_SECONDS, POLL_DEADLINE, parse_http_date, parse_retry_hint, retry_wait
+from exporter.scope import DEFAULT_ACCOUNT
 from exporter.selfmetrics import UpstreamStats as UpstreamStats
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -394,29 +395,29 @@ class VendorClient:
 
 
 class Clients:
-    """The current client of each vendor.
+    """The current client of each vendor account, by (vendor, account name).
 
     Targets look their client up at poll time through this holder, so a reload that
-    changes a vendor's key or URL swaps the client without rebuilding every target.
+    changes an account's key or URL swaps the client without rebuilding any target.
     """
 
     def __init__(self) -> None:
-        self._by_vendor: dict[str, VendorClient] = {}
+        self._by_account: dict[tuple[str, str], VendorClient] = {}
 
-    def get(self, vendor: str) -> VendorClient:
+    def get(self, vendor: str, account: str = DEFAULT_ACCOUNT) -> VendorClient:
         try:
-            return self._by_vendor[vendor]
+            return self._by_account[(vendor, account)]
         except KeyError:
-            raise UpstreamError("not_configured", f"no {vendor} section in the config") from None
+            raise UpstreamError("not_configured", f"no {vendor} account {account!r} in the config") from None
 
-    def find(self, vendor: str) -> VendorClient | None:
-        return self._by_vendor.get(vendor)
+    def find(self, vendor: str, account: str = DEFAULT_ACCOUNT) -> VendorClient | None:
+        return self._by_account.get((vendor, account))
 
-    def replace(self, clients: Mapping[str, VendorClient]) -> list[VendorClient]:
+    def replace(self, clients: Mapping[tuple[str, str], VendorClient]) -> list[VendorClient]:
         """Install new clients; return the ones replaced, for the caller to close."""
-        old = [c for v, c in self._by_vendor.items() if clients.get(v) is not c]
-        self._by_vendor = dict(clients)
+        old = [c for k, c in self._by_account.items() if clients.get(k) is not c]
+        self._by_account = dict(clients)
         return old
 
     def all(self) -> list[VendorClient]:
-        return list(self._by_vendor.values())
+        return list(self._by_account.values())

@@ -1,8 +1,11 @@
 """Prometheus alert rules, in the style of the node and kubernetes mixins.
 
 Every alert has a CamelCase name, a ``severity`` label, a fixed ``summary`` (the same
-text every time, so notifications group), a ``description`` templated with the labels
-and value that explain *this* firing, and a ``runbook_url`` into ``docs/runbook.md``.
+text every time, so notifications group; an alert on an account's series names the
+account there, and only that), a ``description`` templated with the labels and value
+that explain *this* firing, and a ``runbook_url`` into ``docs/runbook.md``. Every
+expression keeps the ``account`` label, and joins match on it, so two accounts
+watching the same model or deployment never mix.
 Descriptions use ``%(name)s`` placeholders for thresholds; ``{{ }}`` is Prometheus's.
 """
 
@@ -13,6 +16,9 @@ from dataclasses import dataclass
 import yaml
 
 from mixin.config import MixinConfig
+
+# The end of the summary of an alert on an account's series.
+ACCOUNT = " (account {{ $labels.account }})."
 
 
 @dataclass(frozen=True)
@@ -42,7 +48,7 @@ def together_queue(cfg: MixinConfig) -> Group:
                 f"{waiting} > {high}",
                 cfg.queue_depth_high_for,
                 "critical",
-                "Jobs are piling up in a Together queue.",
+                "Jobs are piling up in a Together queue" + ACCOUNT,
                 "{{ $value }} jobs are waiting in the queue of model {{ $labels.model }} "
                 f"(threshold {high}, for {cfg.queue_depth_high_for}).",
             ),
@@ -52,7 +58,7 @@ def together_queue(cfg: MixinConfig) -> Group:
                 f" and deriv({waiting}[{cfg.backlog_window}]) > 0",
                 cfg.backlog_growing_for,
                 "warning",
-                "A Together queue's backlog is growing towards the depth threshold.",
+                "A Together queue's backlog is growing towards the depth threshold" + ACCOUNT,
                 "At the trend of the last "
                 f"{cfg.backlog_window}, the queue of model {{{{ $labels.model }}}} will hold more than {high} "
                 f"waiting jobs within {cfg.backlog_horizon_seconds}s "
@@ -63,7 +69,7 @@ def together_queue(cfg: MixinConfig) -> Group:
                 f"{waiting} > 0 and together_queue_jobs_running == 0",
                 cfg.queue_stalled_for,
                 "warning",
-                "A Together queue has waiting jobs but none running.",
+                "A Together queue has waiting jobs but none running" + ACCOUNT,
                 "{{ $value }} jobs are waiting in the queue of model {{ $labels.model }} and none has "
                 f"been running for {cfg.queue_stalled_for}.",
             ),
@@ -80,7 +86,7 @@ def together_probe(cfg: MixinConfig) -> Group:
                 "together_queue_probe_success == 0",
                 cfg.probe_failing_for,
                 "critical",
-                "The synthetic probe of a Together queue is failing.",
+                "The synthetic probe of a Together queue is failing" + ACCOUNT,
                 "Probe jobs submitted to model {{ $labels.model }} have not completed for "
                 f"{cfg.probe_failing_for}; see together_queue_probes_total for the reason.",
             ),
@@ -89,7 +95,7 @@ def together_probe(cfg: MixinConfig) -> Group:
                 f'together_queue_probe_duration_seconds{{phase="end_to_end"}} > {cfg.probe_slow_seconds}',
                 cfg.probe_slow_for,
                 "warning",
-                "Synthetic probe jobs take long to complete on a Together queue.",
+                "Synthetic probe jobs take long to complete on a Together queue" + ACCOUNT,
                 "The last probe job on model {{ $labels.model }} took {{ $value | humanizeDuration }} from "
                 f"submission to completion (threshold {cfg.probe_slow_seconds}s, for {cfg.probe_slow_for}).",
             ),
@@ -116,7 +122,7 @@ def together_finetune(cfg: MixinConfig) -> Group:
                 f" and ignoring (status) {RUNNING_JOB}",
                 cfg.finetune_stalled_for,
                 "warning",
-                "A running Together fine-tune has stopped logging training steps.",
+                "A running Together fine-tune has stopped logging training steps" + ACCOUNT,
                 "Fine-tune {{ $labels.job_id }} is running but logged no new step for "
                 "{{ $value | humanizeDuration }} "
                 f"(threshold {cfg.finetune_stalled_seconds}s).",
@@ -126,7 +132,7 @@ def together_finetune(cfg: MixinConfig) -> Group:
                 f"({loss} != {loss} or abs({loss}) == Inf) and ignoring (status) {RUNNING_JOB}",
                 cfg.finetune_loss_not_finite_for,
                 "warning",
-                "A running Together fine-tune logs a loss that is not a finite number.",
+                "A running Together fine-tune logs a loss that is not a finite number" + ACCOUNT,
                 f"The latest {loss} of running fine-tune {{{{ $labels.job_id }}}} has been {{{{ $value }}}} "
                 f"for {cfg.finetune_loss_not_finite_for}: training has most likely diverged.",
             ),
@@ -136,7 +142,7 @@ def together_finetune(cfg: MixinConfig) -> Group:
                 f" and ignoring (status) {RUNNING_JOB}",
                 cfg.finetune_loss_diverged_for,
                 "warning",
-                "A running Together fine-tune's loss has risen far above its recent minimum.",
+                "A running Together fine-tune's loss has risen far above its recent minimum" + ACCOUNT,
                 f"The latest {loss} of running fine-tune {{{{ $labels.job_id }}}} is {{{{ $value }}}}, more "
                 f"than {factor} times its lowest value over the last {window}, for "
                 f"{cfg.finetune_loss_diverged_for}.",
@@ -146,7 +152,7 @@ def together_finetune(cfg: MixinConfig) -> Group:
                 'together_finetune_job_status{status="error"} == 1',
                 cfg.finetune_failed_for,
                 "warning",
-                "A Together fine-tune job failed.",
+                "A Together fine-tune job failed" + ACCOUNT,
                 "Fine-tune {{ $labels.job_id }} ended with status error; its series stay for the "
                 "exporter's fine-tune retention.",
             ),
@@ -162,11 +168,11 @@ def baseten(cfg: MixinConfig) -> Group:
             Alert(
                 "BasetenReplicasZeroWithDemand",
                 "baseten_replicas_active == 0"
-                " and on (job, instance, model_id, deployment_id)"
+                " and on (job, instance, account, model_id, deployment_id)"
                 " (baseten_concurrent_requests > 0 or baseten_async_queue_size > 0)",
                 cfg.baseten_zero_replicas_for,
                 "critical",
-                "A Baseten deployment has requests but no active replica.",
+                "A Baseten deployment has requests but no active replica" + ACCOUNT,
                 "Deployment {{ $labels.deployment_id }} of model {{ $labels.model_id }} has had no active "
                 f"replica for {cfg.baseten_zero_replicas_for} while requests are in flight or queued.",
             ),
@@ -175,7 +181,7 @@ def baseten(cfg: MixinConfig) -> Group:
                 f'baseten_end_to_end_response_time_seconds{{quantile="{q}"}} > {cfg.baseten_latency_high_seconds:g}',
                 cfg.baseten_latency_high_for,
                 "warning",
-                "A Baseten deployment responds slowly.",
+                "A Baseten deployment responds slowly" + ACCOUNT,
                 f"The p{float(q) * 100:g} end-to-end response time of deployment {{{{ $labels.deployment_id }}}} "
                 "of model {{ $labels.model_id }} is {{ $value | humanizeDuration }} "
                 f"(threshold {cfg.baseten_latency_high_seconds:g}s, for {cfg.baseten_latency_high_for}).",
@@ -194,7 +200,7 @@ def exporter(cfg: MixinConfig) -> Group:
                 "inference_exporter_target_up == 0",
                 cfg.target_down_for,
                 "warning",
-                "The exporter cannot poll a vendor target.",
+                "The exporter cannot poll a vendor target" + ACCOUNT,
                 "Polls of {{ $labels.target }} on {{ $labels.instance }} have failed for "
                 f"{cfg.target_down_for}; the reason is in inference_exporter_target_error_info.",
             ),

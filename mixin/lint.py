@@ -212,6 +212,13 @@ def metric_name(sel: pp.VectorSelector) -> str | None:
     return None
 
 
+# Series of the exporter itself that belong to no vendor account: the only ones a
+# dashboard query may read without filtering on $account.
+ACCOUNTLESS = re.compile(
+    r"up|scrape_.*|process_.*|python_.*|inference_exporter_(config_.*|shard_.*|total_shards|build_info|asyncio_tasks|web_.*)"
+)
+
+
 def lint_expr(expr: str, where: str, exposed: ExposedMetrics, *, filters: tuple[str, ...]) -> list[Problem]:
     """Problems with one query: PromQL, rate windows, counters, filters, metric names."""
     try:
@@ -239,6 +246,8 @@ def lint_expr(expr: str, where: str, exposed: ExposedMetrics, *, filters: tuple[
             )
         matchers = {m.name: m for m in sel.matchers.matchers}
         for label in filters:
+            if label == "account" and ACCOUNTLESS.fullmatch(name):
+                continue
             m = matchers.get(label)
             if m is None or m.value != f"${label}" or "Re" not in str(m.op):
                 problems.append(Problem(where, f"target-{label}-rule", f'{name} lacks {label}=~"${label}"'))
@@ -261,7 +270,7 @@ def _lint_variables(d: dict[str, Any], title: str, exposed: ExposedMetrics) -> l
         problems.append(
             Problem(title, "template-datasource-rule", "needs a prometheus `datasource` variable")
         )
-    for required in ("job", "instance"):
+    for required in ("job", "instance", "account"):
         v = variables.get(required)
         if v is None or v.get("type") != "query" or not v.get("multi") or not v.get("includeAll"):
             problems.append(
@@ -324,7 +333,7 @@ def lint_dashboard(d: dict[str, Any], exposed: ExposedMetrics) -> list[Problem]:
             if not expr:
                 check(False, "target-promql-rule", f"query {t.get('refId')} has no expression")
                 continue
-            problems.extend(lint_expr(expr, where, exposed, filters=("job", "instance")))
+            problems.extend(lint_expr(expr, where, exposed, filters=("job", "instance", "account")))
     return problems
 
 

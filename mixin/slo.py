@@ -5,8 +5,8 @@ request not answered with a 5xx, …); ``1 - objective`` is the error budget. Fo
 objective the rules record its error ratio over the standard windows as
 ``slo:sli_error:ratio_rate<window>{slo="<name>"}`` (and over ``slo_period``, for the
 dashboard's budget), keeping every label of the source series but the one the ratio
-sums away, so an objective holds per model or per deployment and for any extra label
-a relabelling adds.
+sums away, so an objective holds per model or per deployment, per vendor account
+(``account``), and for any target label the config or a relabelling adds.
 
 The alerts follow the alerting chapter of Google's SRE workbook: the *burn rate* is
 the error ratio divided by the budget (1 spends exactly the budget over the period),
@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import yaml
 
 from exporter.histogram import le_label
-from mixin.alerts import Alert, alert_rule
+from mixin.alerts import ACCOUNT, Alert, alert_rule
 from mixin.config import MixinConfig
 
 # Every window an error ratio is recorded over (the alerts' long and short windows).
@@ -108,7 +108,7 @@ def probe_success(cfg: MixinConfig) -> Objective:
         "Probe success",
         f"{pct} of probe jobs succeed",
         "Probe jobs of model {{ $labels.model }}",
-        "{{model}}",
+        "{{account}} {{model}}",
         error_ratio,
     )
 
@@ -132,7 +132,7 @@ def probe_wait(cfg: MixinConfig) -> Objective:
         f"Probe queue wait under {cfg.probe_wait_threshold_seconds:g}s",
         f"{pct} of probe jobs are claimed within {cfg.probe_wait_threshold_seconds:g}s",
         "Probe jobs of model {{ $labels.model }}",
-        "{{model}}",
+        "{{account}} {{model}}",
         error_ratio,
     )
 
@@ -153,7 +153,7 @@ def baseten_availability(cfg: MixinConfig) -> Objective:
         "Baseten requests without a 5xx",
         f"{pct} of requests are not answered with a 5xx",
         "Requests to deployment {{ $labels.deployment_id }} of model {{ $labels.model_id }}",
-        "{{model_id}}/{{deployment_id}}",
+        "{{account}} {{model_id}}/{{deployment_id}}",
         error_ratio,
     )
 
@@ -180,7 +180,7 @@ def baseten_latency(cfg: MixinConfig) -> Objective:
         f"Baseten p{float(q) * 100:g} latency under {seconds}s",
         f"the p{float(q) * 100:g} end-to-end response time is at most {seconds}s {pct} of the time",
         "Deployment {{ $labels.deployment_id }} of model {{ $labels.model_id }}",
-        "{{model_id}}/{{deployment_id}}",
+        "{{account}} {{model_id}}/{{deployment_id}}",
         error_ratio,
         (indicator,),
     )
@@ -224,7 +224,7 @@ def alerts(cfg: MixinConfig, o: Objective) -> list[Alert]:
             burn_expr(o, PAGE),
             cfg.slo_page_for,
             "critical",
-            f"Error budget of the {o.name} objective burning fast.",
+            f"Error budget of the {o.name} objective burning fast" + ACCOUNT,
             description(PAGE),
         ),
         Alert(
@@ -232,7 +232,7 @@ def alerts(cfg: MixinConfig, o: Objective) -> list[Alert]:
             burn_expr(o, TICKET),
             cfg.slo_ticket_for,
             "warning",
-            f"Error budget of the {o.name} objective burning.",
+            f"Error budget of the {o.name} objective burning" + ACCOUNT,
             description(TICKET),
         ),
     ]

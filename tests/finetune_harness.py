@@ -80,7 +80,7 @@ async def harness(reset: bool = True) -> AsyncIterator[Harness]:
     stats = UpstreamStats()
     client = VendorClient("together", url + "/v1", KEY, max_connections=4, stats=stats, transport=transport)
     clients = Clients()
-    clients.replace({"together": client})
+    clients.replace({("together", "default"): client})
     http = httpx.AsyncClient(base_url=url + "/v1", timeout=5)
     try:
         yield Harness(clock, sim, url, clients, transport, http, stats)

@@ -82,12 +82,20 @@ def run_cli(
 
 
 def start_simulator(
-    tmp_path: Path, keys: list[str], extra_env: dict[str, str] | None = None, clock_offset: float = 0.0
+    tmp_path: Path,
+    keys: list[str],
+    extra_env: dict[str, str] | None = None,
+    clock_offset: float = 0.0,
+    orgs: dict[str, str] | None = None,
 ) -> Proc:
+    """The simulator; ``keys`` see its default organisation, ``orgs`` maps each further
+    organisation's name to its key."""
     log_path = tmp_path / f"simulator-{time.monotonic_ns()}.log"
     args = _cli("simulate", "--web.listen-address", "127.0.0.1:0", "--clock-offset", str(clock_offset))
     for k in keys:
         args += ["--api-key", k]
+    for name, k in (orgs or {}).items():
+        args += ["--org", f"{name}={k}"]
     with log_path.open("w") as logf:
         popen = subprocess.Popen(
             args,
@@ -178,7 +186,12 @@ class Scrape:
     types: dict[str, str] = field(default_factory=dict)
 
     def value(self, name: str, **labels: str) -> float | None:
-        return self.samples.get((name, frozenset(labels.items())))
+        """The sample with exactly these labels; a series of a target also carries its
+        account, which is the default account's unless the test names one."""
+        found = self.samples.get((name, frozenset(labels.items())))
+        if found is None and "account" not in labels:
+            found = self.samples.get((name, frozenset({**labels, "account": "default"}.items())))
+        return found
 
     def series(self, name: str) -> list[tuple[dict[str, str], float]]:
         return [(dict(lbls), v) for (n, lbls), v in self.samples.items() if n == name]

@@ -9,15 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
 from exporter import files, yamlpos
 from exporter.config import baseten as _baseten
-from exporter.config.common import Credentials
+from exporter.config.accounts import account_checks, read_keys
+from exporter.config.filters import filter_warnings
 from exporter.config.model import Config
-from exporter.config.secrets import SecretError, read_secret
 from exporter.config.together_probe import probe_checks
 from exporter.modelerrors import document_path, plain_message
 
@@ -48,11 +47,13 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class LoadedConfig:
-    """A valid config plus the API keys it references, read once at load time."""
+    """A valid config plus the API keys it references, read once at load time, by
+    (vendor, account name); and what in it is valid but likely a mistake."""
 
     path: Path
     config: Config
-    secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    secrets: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
+    warnings: list[Problem] = field(default_factory=list)
 
 
 # Checks that need more than one field at a time: duplicates across a list, and so on.
@@ -64,55 +65,35 @@ SEMANTIC_CHECKS: list[SemanticCheck] = []
 def _together_duplicates(cfg: Config) -> Iterable[tuple[PathT, str]]:
     if cfg.together is None:
         return []
-    items = (((("together", "queues", i, "model")), q.model) for i, q in enumerate(cfg.together.queues))
-    return yamlpos.duplicates(items, "queue model")
+    out: list[tuple[PathT, str]] = []
+    for root, account in cfg.together.account_list():
+        items = (((*root, "queues", i, "model"), q.model) for i, q in enumerate(account.queues))
+        out += yamlpos.duplicates(items, "queue model")
+    return out
 
 
+SEMANTIC_CHECKS.append(account_checks)
 SEMANTIC_CHECKS.append(_together_duplicates)
 SEMANTIC_CHECKS.append(probe_checks)
 SEMANTIC_CHECKS.append(lambda cfg: _baseten.semantic_checks(cfg.baseten, cfg.global_.poll_interval))
 
 
-def _read_secrets(
-    data: dict[str, Any], loaded: yamlpos.Loaded, fname: str, base: Path
-) -> tuple[dict[str, str], list[Problem]]:
-    """Read every vendor's key from the raw document.
-
-    Works on the raw sections, not the validated model, so a missing key is reported
-    in the same run as structural problems elsewhere in the file.
-    """
-    secrets: dict[str, str] = {}
-    problems: list[Problem] = []
-    for vendor, section in data.items():
-        if not isinstance(section, dict) or not ({"api_key_env", "api_key_file"} & section.keys()):
-            continue
-        try:
-            cred = Credentials(
-                api_key_env=section.get("api_key_env"), api_key_file=section.get("api_key_file")
-            )
-        except ValidationError:
-            continue  # reported by the structural validation
-        key_name = "api_key_env" if cred.api_key_env else "api_key_file"
-        try:
-            secrets[str(vendor)] = read_secret(cred, base)
-        except SecretError as exc:
-            kp: PathT = (str(vendor), key_name)
-            problems.append(
-                Problem(fname, loaded.line_for(kp), yamlpos.format_path(kp), str(exc), secret=True)
-            )
-    return secrets, problems
-
-
 def _finetune_duplicates(cfg: Config) -> Iterable[tuple[PathT, str]]:
     if cfg.together is None:
         return []
-    ft = cfg.together.fine_tunes
-    jobs = ((("together", "fine_tunes", "jobs", i, "id"), j.id) for i, j in enumerate(ft.jobs))
-    statuses = (
-        (("together", "fine_tunes", "discovery", "statuses", i), s)
-        for i, s in enumerate(ft.discovery.statuses)
-    )
-    return [*yamlpos.duplicates(jobs, "fine-tune job id"), *yamlpos.duplicates(statuses, "discovery status")]
+    out: list[tuple[PathT, str]] = []
+    for root, account in cfg.together.account_list():
+        ft = account.fine_tunes
+        jobs = (((*root, "fine_tunes", "jobs", i, "id"), j.id) for i, j in enumerate(ft.jobs))
+        statuses = (
+            ((*root, "fine_tunes", "discovery", "statuses", i), s)
+            for i, s in enumerate(ft.discovery.statuses)
+        )
+        out += [
+            *yamlpos.duplicates(jobs, "fine-tune job id"),
+            *yamlpos.duplicates(statuses, "discovery status"),
+        ]
+    return out
 
 
 SEMANTIC_CHECKS.append(_finetune_duplicates)
@@ -140,10 +121,14 @@ def load_config(path: str | Path, *, read_secrets: bool = True) -> LoadedConfig:
     data = loaded.data if loaded.data is not None else {}
     if not isinstance(data, dict):
         raise ConfigError([*problems, Problem(fname, 1, "(top level)", "the config must be a mapping")])
-    secrets: dict[str, str] = {}
+    secrets: dict[tuple[str, str], str] = {}
     secret_problems: list[Problem] = []
     if read_secrets:
-        secrets, secret_problems = _read_secrets(data, loaded, fname, path.parent)
+        secrets, unreadable = read_keys(data, path.parent)
+        secret_problems = [
+            Problem(fname, loaded.line_for(p), yamlpos.format_path(p), msg, secret=True)
+            for p, msg in unreadable
+        ]
     try:
         cfg = Config.model_validate(data)
     except ValidationError as exc:
@@ -160,4 +145,7 @@ def load_config(path: str | Path, *, read_secrets: bool = True) -> LoadedConfig:
     problems += secret_problems
     if problems:
         raise ConfigError(problems)
-    return LoadedConfig(path=path, config=cfg, secrets=secrets)
+    warnings = [
+        Problem(fname, loaded.line_for(p), yamlpos.format_path(p), msg) for p, msg in filter_warnings(cfg)
+    ]
+    return LoadedConfig(path=path, config=cfg, secrets=secrets, warnings=warnings)

@@ -1,7 +1,8 @@
 """The ``baseten:`` section: deployments to poll, explicitly or found by discovery.
 
+One account written flat, or several under ``accounts:`` (as for ``together:``).
 Request settings (``mode``, ``metrics``, ``window``, ``counter_window``, ``delay``)
-can be set on the section, as defaults, and on each deployment or discovery rule.
+can be set on the account, as defaults, and on each deployment or discovery rule.
 Cross-level rules (a ``window`` with mode CURRENT, duplicates) are checked by
 ``semantic_checks`` so ``check-config`` reports them with file, line and key.
 """
@@ -11,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from exporter.config.common import Duration, Schedule, Strict, VendorCommon
+from exporter.config.common import AccountCommon, Duration, Labelled, Schedule, Strict
 from exporter.exposition import valid_metric_name
 from exporter.sources.baseten.vendor import DEPLOYMENT_STATUSES, MAX_WINDOW_SECONDS
 from exporter.yamlpos import repeats
@@ -59,14 +60,14 @@ class RequestSettings(Schedule):
     delay: Duration | None = None
 
 
-class DeploymentTarget(RequestSettings):
+class DeploymentTarget(RequestSettings, Labelled):
     """One deployment polled with ``GET /v1/models/{model_id}/deployments/{deployment_id}/metrics``."""
 
     model_id: str = Field(min_length=1, pattern=r"^[^/\s]+$")
     deployment_id: str = Field(min_length=1, pattern=r"^[^/\s]+$")
 
 
-class DiscoveryRule(RequestSettings):
+class DiscoveryRule(RequestSettings, Labelled):
     """Deployments found through ``GET /v1/models`` and ``GET /v1/models/{id}/deployments``.
 
     ``poll_interval``/``timeout`` apply to the deployments found; ``refresh_interval``
@@ -90,7 +91,7 @@ class DiscoveryRule(RequestSettings):
         return v
 
 
-class BasetenConfig(VendorCommon):
+class BasetenAccount(AccountCommon):
     base_url: str = DEFAULT_BASETEN_URL
     mode: Mode = "CURRENT"
     # Empty: the vendor's default set (replicas active, requests, end-to-end latency).
@@ -104,6 +105,25 @@ class BasetenConfig(VendorCommon):
     discovery: list[DiscoveryRule] = Field(default_factory=list)
 
 
+class BasetenConfig(BasetenAccount):
+    """The section: its own fields are the one account of the flat form; with
+    ``accounts:`` they stay unset (checked with their lines in ``accounts.checks``)."""
+
+    accounts: list[BasetenAccount] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_reference(self) -> BasetenConfig:
+        if not self.accounts:
+            self.check_reference()
+        return self
+
+    def account_list(self) -> list[tuple[PathT, BasetenAccount]]:
+        """Each account with the config path it is written at."""
+        if self.accounts:
+            return [(("baseten", "accounts", i), a) for i, a in enumerate(self.accounts)]
+        return [(("baseten",), self)]
+
+
 class Effective(Strict):
     """A deployment's request settings once defaults are applied."""
 
@@ -114,7 +134,7 @@ class Effective(Strict):
     delay: float
 
 
-def effective(section: BasetenConfig, item: RequestSettings) -> Effective:
+def effective(section: BasetenAccount, item: RequestSettings) -> Effective:
     mode = item.mode or section.mode
     window = item.window or section.window or DEFAULT_WINDOW
     metrics = item.metrics if item.metrics is not None else section.metrics
@@ -142,14 +162,14 @@ def _level_checks(
 
 
 def _overlap_check(
-    path: PathT, section: BasetenConfig, item: RequestSettings, interval: float
+    root: PathT, path: PathT, section: BasetenAccount, item: RequestSettings, interval: float
 ) -> Iterable[tuple[PathT, str]]:
     """Counters read a SERIES window each poll; consecutive windows must overlap by a
     step or the steps between them are never read."""
     eff = effective(section, item)
     key, length = ("window", eff.window) if eff.mode == "SERIES" else ("counter_window", eff.counter_window)
     if length < interval + 60:
-        where = (*path, key) if getattr(item, key) is not None else ("baseten", key)
+        where = (*path, key) if getattr(item, key) is not None else (*root, key)
         yield (
             where,
             f"{key} ({length:g}s) must be at least the poll interval ({interval:g}s) plus one "
@@ -157,11 +177,7 @@ def _overlap_check(
         )
 
 
-def semantic_checks(section: BasetenConfig | None, default_interval: float) -> list[tuple[PathT, str]]:
-    """Rules that span fields or levels; paths are rooted at ``baseten``."""
-    if section is None:
-        return []
-    root: PathT = ("baseten",)
+def _account_checks(root: PathT, section: BasetenAccount, default_interval: float) -> list[tuple[PathT, str]]:
     out = list(_level_checks(root, section.mode, section.window, section.metrics))
     items: list[tuple[PathT, RequestSettings]] = [
         ((*root, "deployments", i), d) for i, d in enumerate(section.deployments)
@@ -169,7 +185,7 @@ def semantic_checks(section: BasetenConfig | None, default_interval: float) -> l
     items += [((*root, "discovery", i), r) for i, r in enumerate(section.discovery)]
     for path, item in items:
         out += _level_checks(path, item.mode or section.mode, item.window, item.metrics)
-        out += _overlap_check(path, section, item, item.poll_interval or default_interval)
+        out += _overlap_check(root, path, section, item, item.poll_interval or default_interval)
     deployments = (
         ((*root, "deployments", i, "deployment_id"), (d.model_id, d.deployment_id))
         for i, d in enumerate(section.deployments)
@@ -178,4 +194,14 @@ def semantic_checks(section: BasetenConfig | None, default_interval: float) -> l
         out.append(
             (where, f"duplicate deployment {model_id}/{deployment_id} (first at deployments[{first[-2]}])")
         )
+    return out
+
+
+def semantic_checks(section: BasetenConfig | None, default_interval: float) -> list[tuple[PathT, str]]:
+    """Rules that span fields or levels, account by account; paths are rooted at ``baseten``."""
+    if section is None:
+        return []
+    out: list[tuple[PathT, str]] = []
+    for root, account in section.account_list():
+        out += _account_checks(root, account, default_interval)
     return list(dict.fromkeys(out))  # a bad inherited default is reported once

@@ -11,11 +11,13 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
 from exporter.modelerrors import describe_value
+from exporter.scope import DEFAULT_ACCOUNT, RESERVED_LABELS
 
 _DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+$")
 _PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -38,7 +40,19 @@ def parse_duration(value: Any) -> float:
     return seconds
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0},
+                {"type": "string", "pattern": _DURATION_RE.pattern},
+            ],
+            "description": "seconds, or a Prometheus-style duration such as 30s, 1m30s or 500ms",
+        }
+    ),
+]
 
 
 def _non_blank(value: str) -> str:
@@ -82,11 +96,14 @@ class Credentials(Strict):
 
     @model_validator(mode="after")
     def _one_reference(self) -> Credentials:
+        self.check_reference()
+        return self
+
+    def check_reference(self) -> None:
         if self.api_key_env and self.api_key_file:
             raise ValueError("set either api_key_env or api_key_file, not both")
         if not self.api_key_env and not self.api_key_file:
             raise ValueError("an API key reference is required: api_key_env or api_key_file")
-        return self
 
 
 class VendorCommon(Credentials):
@@ -104,3 +121,78 @@ class VendorCommon(Credentials):
         if not re.match(r"^https?://[^/\s]+", v):
             raise ValueError(f"must be an http(s) URL, got {v!r}")
         return v
+
+
+# An account name is a label value and a part of target ids and URLs: kept to
+# characters that need no escaping anywhere.
+ACCOUNT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+AccountName = Annotated[str, Field(pattern=ACCOUNT_NAME_PATTERN)]
+
+_LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def _check_labels(labels: dict[str, str]) -> dict[str, str]:
+    for name in labels:
+        if not _LABEL_NAME_RE.match(name):
+            raise ValueError(
+                f"{name!r} is not a label name (letters, digits and _, not starting with a digit)"
+            )
+        if name.startswith("__"):
+            raise ValueError(f"label {name!r}: names starting with __ are reserved for Prometheus")
+        if name in RESERVED_LABELS or name.startswith("exported_"):
+            raise ValueError(
+                f"label {name!r} clashes with a label the exporter sets itself; "
+                f"reserved: {', '.join(sorted(RESERVED_LABELS))} and exported_*"
+            )
+    return labels
+
+
+# Labels added to every series of a target (``labels:`` on an account, a target or
+# a discovery rule); an inner level's value overrides an outer one's.
+TargetLabels = Annotated[dict[str, str], AfterValidator(_check_labels)]
+
+
+class Labelled(Strict):
+    labels: TargetLabels = Field(default_factory=dict)
+
+
+# Constructs Python's re has and RE2 (what kube-state-metrics and Prometheus use) has
+# not: a filter that works here must work the same way there, so they are refused.
+_NOT_RE2 = (
+    (re.compile(r"\\[1-9]"), "backreferences"),
+    (re.compile(r"\(\?P="), "backreferences"),
+    (re.compile(r"\(\?<?[=!]"), "lookarounds"),
+    (re.compile(r"\(\?>"), "atomic groups"),
+    (re.compile(r"\(\?\("), "conditionals"),
+    (re.compile(r"[*+?}]\+"), "possessive quantifiers"),
+)
+
+
+def _check_regex(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+    for construct, what in _NOT_RE2:
+        if construct.search(pattern):
+            raise ValueError(f"{pattern!r}: {what} are not in the RE2 syntax these expressions use")
+    return pattern
+
+
+Regex = Annotated[str, Field(min_length=1), AfterValidator(_check_regex)]
+
+
+class MetricFilterConfig(Strict):
+    """Families to keep (``allow``; empty: all) and to drop (``deny``, which wins),
+    as regular expressions matched against the whole family name."""
+
+    allow: list[Regex] = Field(default_factory=list)
+    deny: list[Regex] = Field(default_factory=list)
+
+
+class AccountCommon(VendorCommon):
+    """What every vendor account has besides its key, URL and limits."""
+
+    name: AccountName = DEFAULT_ACCOUNT
+    labels: TargetLabels = Field(default_factory=dict)
+    metric_filter: MetricFilterConfig = Field(default_factory=MetricFilterConfig)

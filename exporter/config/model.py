@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from exporter.config.baseten import BasetenConfig
-from exporter.config.common import Duration, Strict
+from exporter.config.common import Duration, MetricFilterConfig, Strict
 from exporter.config.together import TogetherConfig
 
 
@@ -18,6 +18,8 @@ class GlobalConfig(Strict):
     # A failing target keeps its last values this long after its last success, so one
     # failed poll does not punch holes in graphs; then its series disappear.
     stale_grace: Duration = 300.0
+    # Families every account keeps or drops (each account may narrow it further).
+    metric_filter: MetricFilterConfig = Field(default_factory=MetricFilterConfig)
 
 
 class Config(Strict):
@@ -29,9 +31,10 @@ class Config(Strict):
         """True when no section names a target or turns on a discovery: what an empty
         or half-written file looks like, which a reload must not take for an intent to
         stop watching everything."""
-        t, b = self.together, self.baseten
-        together_idle = t is None or not (
-            t.queues or t.probes or t.fine_tunes.jobs or t.fine_tunes.discovery.enabled
+        together = self.together.account_list() if self.together is not None else []
+        baseten = self.baseten.account_list() if self.baseten is not None else []
+        together_idle = not any(
+            t.queues or t.probes or t.fine_tunes.jobs or t.fine_tunes.discovery.enabled for _, t in together
         )
-        baseten_idle = b is None or not (b.deployments or b.discovery)
+        baseten_idle = not any(b.deployments or b.discovery for _, b in baseten)
         return together_idle and baseten_idle

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from exporter.config.common import Duration, Schedule, Strict
+from exporter.config.common import Duration, Labelled, Schedule, Strict
 from exporter.sources.together.finetune.vendor import JOB_ID_RE, UNFINISHED_STATUSES, JobStatus
 
 
-class FineTuneJob(Schedule):
+class FineTuneJob(Schedule, Labelled):
     """One job named in the config, polled until it finishes (and for ``retention`` after)."""
 
     id: str
@@ -25,7 +25,7 @@ class FineTuneJob(Schedule):
         return v
 
 
-class FineTuneDiscovery(Strict):
+class FineTuneDiscovery(Labelled):
     """Watching every job that ``GET /fine-tunes`` lists in one of ``statuses``."""
 
     enabled: bool = False
@@ -46,7 +46,8 @@ class FineTunesConfig(Strict):
     resolution: int | None = Field(default=None, ge=1, le=1_000_000)
     # How long a finished job's series stay after its final read.
     retention: Duration = 3600.0
-    # Most distinct logged keys exported per job; more are dropped and counted.
+    # Most distinct logged keys exported per job; more are dropped and counted (keys
+    # the metric filter removes do not count).
     max_keys: int = Field(default=200, ge=1, le=10_000)
     # Each read asks for rows logged since the previous read (by the vendor's clock)
     # less this much, to catch rows stored a little after the time they carry; rows

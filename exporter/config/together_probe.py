@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, StrictInt, field_validator
 
-from exporter.config.common import Duration, NonBlank, Strict
+from exporter.config.common import Duration, Labelled, NonBlank
 from exporter.histogram import check_bounds
 from exporter.sources.together.probe_translate import DEFAULT_BUCKETS
 from exporter.yamlpos import duplicates
@@ -37,7 +37,7 @@ def _json_object(value: dict[str, Any], what: str) -> dict[str, Any]:
     return value
 
 
-class ProbeConfig(Strict):
+class ProbeConfig(Labelled):
     """One model to probe with ``POST /queue/submit`` then ``GET /queue/status``."""
 
     model: NonBlank
@@ -74,28 +74,30 @@ class ProbeConfig(Strict):
 
 
 def probe_checks(cfg: Config) -> Iterable[tuple[PathT, str]]:
-    """Duplicate probed models, and timings that cannot work."""
+    """Duplicate probed models in an account, and timings that cannot work."""
     if cfg.together is None:
         return []
-    probes = cfg.together.probes
-    models = ((("together", "probes", i, "model"), p.model) for i, p in enumerate(probes))
-    out = duplicates(models, "probe model", "; at most one probe job is in flight per model")
-    for i, p in enumerate(probes):
-        base: PathT = ("together", "probes", i)
-        if p.timeout >= p.interval:
-            out.append(
-                (
-                    (*base, "timeout"),
-                    f"timeout ({p.timeout:g}s) must be shorter than interval ({p.interval:g}s):"
-                    " a probe must end before the next one starts",
+    out: list[tuple[PathT, str]] = []
+    for root, account in cfg.together.account_list():
+        probes = account.probes
+        models = (((*root, "probes", i, "model"), p.model) for i, p in enumerate(probes))
+        out += duplicates(models, "probe model", "; at most one probe job is in flight per model")
+        for i, p in enumerate(probes):
+            base: PathT = (*root, "probes", i)
+            if p.timeout >= p.interval:
+                out.append(
+                    (
+                        (*base, "timeout"),
+                        f"timeout ({p.timeout:g}s) must be shorter than interval ({p.interval:g}s):"
+                        " a probe must end before the next one starts",
+                    )
                 )
-            )
-        if p.status_poll_interval > p.timeout:
-            out.append(
-                (
-                    (*base, "status_poll_interval"),
-                    f"status_poll_interval ({p.status_poll_interval:g}s) must not exceed"
-                    f" timeout ({p.timeout:g}s)",
+            if p.status_poll_interval > p.timeout:
+                out.append(
+                    (
+                        (*base, "status_poll_interval"),
+                        f"status_poll_interval ({p.status_poll_interval:g}s) must not exceed"
+                        f" timeout ({p.timeout:g}s)",
+                    )
                 )
-            )
     return out

@@ -1,9 +1,17 @@
-"""The simulator's web application: auth, request log and each endpoint family."""
+"""The simulator's web application: auth, request log and each endpoint family.
+
+It serves several organisations (a Together organisation and Baseten workspace each):
+every API key belongs to one, and sees only that one's queues, jobs, fine-tunes,
+models and deployments; a key that belongs to none gets 401. The ``/_sim/…``
+scripting endpoints act on the organisation named by ``?org=`` (default: the
+organisation of the keys given without one).
+"""
 
 from __future__ import annotations
 
 import email.utils
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -11,7 +19,7 @@ from aiohttp.typedefs import Middleware
 from exporter.simulator.baseten import BasetenSim
 from exporter.simulator.errors import unauthorized
 from exporter.simulator.faults import Faults
-from exporter.simulator.state import SimState
+from exporter.simulator.state import DEFAULT_ORG, SimState
 from exporter.simulator.together_finetune import FineTuneSim
 from exporter.simulator.together_jobs import JobsSim
 from exporter.simulator.together_queue import QueueSim
@@ -24,6 +32,28 @@ JOBS_KEY = web.AppKey("jobs_sim", JobsSim)
 FINETUNE_KEY = web.AppKey("finetune_sim", FineTuneSim)
 BASETEN_KEY = web.AppKey("baseten_sim", BasetenSim)
 FAULTS_KEY = web.AppKey("faults", Faults)
+ORGS_KEY = web.AppKey("orgs", dict[str, "Organisation"])
+# The caller's organisation, set by the middleware for the handler it calls.
+CALLER_ORG: ContextVar[str | None] = ContextVar("caller_org", default=None)
+
+
+class Organisation:
+    """Everything one organisation owns, on both vendors."""
+
+    def __init__(self, name: str, state: SimState) -> None:
+        salt = "" if name == DEFAULT_ORG else name
+        self.queue = QueueSim(state, salt)
+        self.jobs = JobsSim(state)
+        self.finetune = FineTuneSim(state, salt)
+        self.baseten = BasetenSim(state, salt)
+
+
+_PARTS: list[tuple[str, list[tuple[str, str, str]]]] = [
+    ("queue", QueueSim.ROUTES),
+    ("jobs", JobsSim.ROUTES),
+    ("finetune", FineTuneSim.ROUTES),
+    ("baseten", BasetenSim.ROUTES),
+]
 
 
 def _middleware(state: SimState) -> Middleware:
@@ -36,10 +66,16 @@ def _middleware(state: SimState) -> Middleware:
         entry = state.record(request.method, template, request.path_qs)
         auth = request.headers.get("Authorization", "")
         scheme, _, key = auth.partition(" ")
-        if scheme.lower() not in ("bearer", "api-key") or key not in state.api_keys:
+        org = state.org_of(key) if scheme.lower() in ("bearer", "api-key") else None
+        if org is None:
             entry.status = 401
             return unauthorized()
-        resp = await handler(request)
+        entry.org = org
+        token = CALLER_ORG.set(org)
+        try:
+            resp = await handler(request)
+        finally:
+            CALLER_ORG.reset(token)
         entry.status = resp.status
         if not resp.prepared:
             # The vendor's "now" is the simulator's clock, which tests may drive or skew.
@@ -56,18 +92,16 @@ def make_app(state: SimState) -> web.Application:
     app[STATE_KEY] = state
     app[FAULTS_KEY] = faults
     faults.install(app)
-    queue = QueueSim(state)
-    app[QUEUE_KEY] = queue
-    queue.install(app)
-    jobs = JobsSim(state)
-    app[JOBS_KEY] = jobs
-    jobs.install(app)
-    finetune = FineTuneSim(state)
-    app[FINETUNE_KEY] = finetune
-    finetune.install(app)
-    baseten = BasetenSim(state)
-    app[BASETEN_KEY] = baseten
-    baseten.install(app)
+    orgs = {name: Organisation(name, state) for name in state.org_names()}
+    app[ORGS_KEY] = orgs
+    default = orgs[DEFAULT_ORG]
+    app[QUEUE_KEY] = default.queue
+    app[JOBS_KEY] = default.jobs
+    app[FINETUNE_KEY] = default.finetune
+    app[BASETEN_KEY] = default.baseten
+    for part, routes in _PARTS:
+        for method, path, attr in routes:
+            app.router.add_route(method, path, _dispatch(orgs, part, attr))
 
     async def stats(request: web.Request) -> web.Response:
         return web.json_response({f"{m} {p}": n for (m, p), n in sorted(state.requests.items())})
@@ -78,15 +112,23 @@ def make_app(state: SimState) -> web.Application:
     async def request_log(request: web.Request) -> web.Response:
         """Every request with its arrival time and status (null if none was sent).
 
-        ``?since=<unix time>`` and ``?route=<template>`` filter.
+        ``?since=<unix time>``, ``?route=<template>`` and ``?org=<organisation>`` filter.
         """
         since = float(request.query.get("since", "0"))
         route = request.query.get("route")
+        org = request.query.get("org")
         return web.json_response(
             [
-                {"t": e.t, "method": e.method, "route": e.route, "path": e.path, "status": e.status}
+                {
+                    "t": e.t,
+                    "method": e.method,
+                    "route": e.route,
+                    "path": e.path,
+                    "status": e.status,
+                    "org": e.org,
+                }
                 for e in state.log
-                if e.t >= since and (route is None or e.route == route)
+                if e.t >= since and (route is None or e.route == route) and (org is None or e.org == org)
             ]
         )
 
@@ -94,6 +136,20 @@ def make_app(state: SimState) -> web.Application:
     app.router.add_get("/_sim/requests/log", request_log)
     app.router.add_get("/_sim/health", health)
     return app
+
+
+def _dispatch(orgs: dict[str, Organisation], part: str, attr: str) -> Handler:
+    """A handler that passes the request to the handler of the caller's organisation."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        name = CALLER_ORG.get() or request.query.get("org", DEFAULT_ORG)
+        org = orgs.get(name)
+        if org is None:
+            return web.json_response({"error": f"no organisation {name!r}"}, status=404)
+        handler: Handler = getattr(getattr(org, part), attr)
+        return await handler(request)
+
+    return handle
 
 
 async def start(state: SimState, host: str, port: int) -> tuple[web.AppRunner, str]:

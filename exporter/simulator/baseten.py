@@ -11,7 +11,7 @@ the whole account, so that a benchmark can host thousands of deployments.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import web
 
@@ -30,9 +30,20 @@ def _error(status: int, message: str) -> web.Response:
 
 
 class BasetenSim:
-    def __init__(self, state: SimState) -> None:
+    """One workspace: its models and deployments; ``salt`` (its name, empty for the
+    default one) makes its values differ from another's for the same ids."""
+
+    ROUTES: ClassVar[list[tuple[str, str, str]]] = [
+        ("GET", "/v1/models", "list_models"),
+        ("GET", "/v1/models/{model_id}/deployments", "list_deployments"),
+        ("GET", "/v1/models/{model_id}/deployments/{deployment_id}/metrics", "metrics"),
+        ("POST", "/_sim/baseten", "control"),
+    ]
+
+    def __init__(self, state: SimState, salt: str = "") -> None:
         self.state = state
-        self.models = data.default_catalog()
+        self.salt = salt
+        self.models = data.default_catalog(salt)
         self.min_step = 60
         self.lag = 90.0
 
@@ -150,7 +161,7 @@ class BasetenSim:
         doc = await request.json()
         if "catalog" in doc:
             try:
-                self.models = data.catalog_from(doc["catalog"])
+                self.models = data.catalog_from(doc["catalog"], self.salt)
             except (KeyError, TypeError, ValueError) as exc:
                 return web.json_response({"error": f"bad catalog: {exc}"}, status=400)
         if "min_step" in doc:
@@ -169,9 +180,3 @@ class BasetenSim:
             if "gpu_percent" in doc:
                 dep.gpu_percent = bool(doc["gpu_percent"])
         return web.json_response({"ok": True})
-
-    def install(self, app: web.Application) -> None:
-        app.router.add_get("/v1/models", self.list_models)
-        app.router.add_get("/v1/models/{model_id}/deployments", self.list_deployments)
-        app.router.add_get("/v1/models/{model_id}/deployments/{deployment_id}/metrics", self.metrics)
-        app.router.add_post("/_sim/baseten", self.control)

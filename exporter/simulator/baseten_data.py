@@ -73,6 +73,13 @@ class SimDeployment:
     rps: float | None = None
     # Report GPU utilisation as 0-100 under unit_hint RATIO (a quirk users have seen).
     gpu_percent: bool = False
+    # The workspace's name (empty for the default one): the same ids in two workspaces
+    # report different values.
+    salt: str = ""
+
+    @property
+    def seed_key(self) -> str:
+        return self.salt + self.id
 
     def doc(self) -> dict[str, Any]:
         return {
@@ -125,7 +132,7 @@ class SimModel:
         }
 
 
-def default_catalog() -> dict[str, SimModel]:
+def default_catalog(salt: str = "") -> dict[str, SimModel]:
     llm = SimModel("m1llama", "llama-chat", llm=True)
     llm.deployments = {
         d.id: d
@@ -140,10 +147,13 @@ def default_catalog() -> dict[str, SimModel]:
     whisper.deployments = {
         d.id: d for d in [SimDeployment("d2prod", "v1", "m2whisper", "ACTIVE", True, False, "production")]
     }
+    for model in (llm, whisper):
+        for dep in model.deployments.values():
+            dep.salt = salt
     return {m.id: m for m in (llm, whisper)}
 
 
-def catalog_from(specs: list[dict[str, Any]]) -> dict[str, SimModel]:
+def catalog_from(specs: list[dict[str, Any]], salt: str = "") -> dict[str, SimModel]:
     """An account from plain specs: ``{"id", "name", "llm": false, "deployments": [{"id",
     "name", "status": "ACTIVE", "environment": null, "is_production": false,
     "is_development": false, "replicas": 1}, …]}`` per model."""
@@ -161,6 +171,7 @@ def catalog_from(specs: list[dict[str, Any]]) -> dict[str, SimModel]:
                 is_development=bool(d.get("is_development", False)),
                 environment=None if env is None else str(env),
                 replicas=int(d.get("replicas", 1)),
+                salt=salt,
             )
             model.deployments[dep.id] = dep
         models[model.id] = model
@@ -175,7 +186,7 @@ def rate(dep: SimDeployment) -> float:
     """Base requests per second of a deployment (0 when it has no replicas)."""
     if dep.active_replicas() == 0:
         return 0.0
-    return dep.rps if dep.rps is not None else 2.0 + _seed(dep.id) % 5
+    return dep.rps if dep.rps is not None else 2.0 + _seed(dep.seed_key) % 5
 
 
 def cumulative(dep: SimDeployment, metric: str, labels: dict[str, str], t: float) -> float:
@@ -204,7 +215,7 @@ def step_total(dep: SimDeployment, metric: str, labels: dict[str, str], a: float
 
 
 def gauge(dep: SimDeployment, metric: str, t: float) -> float:
-    wave = math.sin(t / 60 + _seed(dep.id) % 628 / 100)
+    wave = math.sin(t / 60 + _seed(dep.seed_key) % 628 / 100)
     replicas = dep.active_replicas()
     if metric == "baseten_replicas_active":
         return float(replicas)
@@ -240,7 +251,7 @@ def histogram(dep: SimDeployment, metric: str, labels: dict[str, str], t: float)
     """A quantile or the average; null when no request finished in the step."""
     if rate(dep) == 0:
         return None
-    base = _HIST_BASE.get(metric, 1.0) * (1 + 0.2 * math.sin(t / 90 + _seed(dep.id) % 7))
+    base = _HIST_BASE.get(metric, 1.0) * (1 + 0.2 * math.sin(t / 90 + _seed(dep.seed_key) % 7))
     if "stat" in labels:
         return round(base * 1.25, 4)
     return round(base * _Q_FACTOR.get(labels.get("quantile", ""), 1.0), 4)

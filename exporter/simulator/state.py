@@ -1,13 +1,15 @@
-"""Shared simulator state: accepted keys, the clock and the request log."""
+"""Shared simulator state: accepted keys and their organisations, the clock and the request log."""
 
 from __future__ import annotations
 
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 LOG_LIMIT = 200_000
+# The organisation of the keys given without one (``api_keys``).
+DEFAULT_ORG = "default"
 
 
 @dataclass
@@ -17,10 +19,15 @@ class LoggedRequest:
     route: str
     path: str  # with the query string
     status: int | None = None  # set once answered; None for a dropped connection
+    org: str | None = None  # the organisation the key belongs to; None for an unknown key
 
 
 @dataclass
 class SimState:
+    """``api_keys`` belong to the default organisation; ``org_keys`` maps each further
+    key to its organisation (a Together organisation or Baseten workspace: its own
+    queues, jobs, fine-tunes, models and deployments)."""
+
     api_keys: frozenset[str]
     clock: Callable[[], float] = time.time
     started_at: float = field(default_factory=time.time)
@@ -28,6 +35,16 @@ class SimState:
     requests: Counter[tuple[str, str]] = field(default_factory=Counter)
     # Every request with its arrival time, newest last (bounded), e.g. to check a rate.
     log: deque[LoggedRequest] = field(default_factory=lambda: deque(maxlen=LOG_LIMIT))
+    org_keys: Mapping[str, str] = field(default_factory=dict)
+
+    def org_of(self, key: str) -> str | None:
+        """The organisation a key belongs to; None for a key that belongs to none."""
+        if key in self.api_keys:
+            return DEFAULT_ORG
+        return self.org_keys.get(key)
+
+    def org_names(self) -> list[str]:
+        return sorted({DEFAULT_ORG, *self.org_keys.values()})
 
     def record(self, method: str, route: str, path: str) -> LoggedRequest:
         self.requests[(method, route)] += 1

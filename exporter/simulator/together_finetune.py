@@ -33,7 +33,7 @@ import math
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import web
 
@@ -235,11 +235,31 @@ def _not_found(job_id: str) -> web.Response:
 
 
 class FineTuneSim:
-    def __init__(self, state: SimState) -> None:
+    ROUTES: ClassVar[list[tuple[str, str, str]]] = [
+        ("GET", "/v1/fine-tunes", "list_jobs"),
+        ("GET", "/v1/fine-tunes/{id}", "get_job"),
+        ("GET", "/v1/fine-tunes/{id}/metrics", "metrics"),
+        ("GET", "/_sim/fine-tunes", "report"),
+        ("POST", "/_sim/fine-tunes", "control"),
+    ]
+
+    def __init__(self, state: SimState, org: str = "") -> None:
         self.state = state
         self.jobs: dict[str, SimJob] = {}
         # The default scenario: two jobs that keep logging, one that finishes about a
-        # minute in, one still queued and one that finished long ago.
+        # minute in, one still queued and one that finished long ago. Another
+        # organisation has the first two, under ids of its own.
+        if org:
+            self.add_job(
+                {
+                    "id": f"ft-{org}-llama-0001",
+                    "model": "meta-llama/Llama-3-8b",
+                    "step_seconds": 3,
+                    "eval_every": 5,
+                }
+            )
+            self.add_job({"id": f"ft-{org}-qwen-0002", "model": "Qwen/Qwen2-7B", "step_seconds": 2})
+            return
         self.add_job(
             {"id": "ft-sim-llama-0001", "model": "meta-llama/Llama-3-8b", "step_seconds": 2, "eval_every": 10}
         )
@@ -364,13 +384,6 @@ class FineTuneSim:
         else:
             return web.json_response({"error": f"unknown action {action!r}"}, status=400)
         return web.json_response({"ok": True})
-
-    def install(self, app: web.Application) -> None:
-        app.router.add_get("/v1/fine-tunes", self.list_jobs)
-        app.router.add_get("/v1/fine-tunes/{id}", self.get_job)
-        app.router.add_get("/v1/fine-tunes/{id}/metrics", self.metrics)
-        app.router.add_get("/_sim/fine-tunes", self.report)
-        app.router.add_post("/_sim/fine-tunes", self.control)
 
 
 def _sample_train(rows: list[LoggedRow], resolution: int) -> list[LoggedRow]:

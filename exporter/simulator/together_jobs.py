@@ -29,7 +29,7 @@ import math
 import uuid
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import web
 
@@ -222,6 +222,14 @@ def _coerce(key: str, value: Any) -> Any:
 
 
 class JobsSim:
+    ROUTES: ClassVar[list[tuple[str, str, str]]] = [
+        ("POST", "/v1/queue/submit", "submit"),
+        ("GET", "/v1/queue/status", "status"),
+        ("POST", "/v1/queue/cancel", "cancel"),
+        ("POST", "/_sim/jobs", "script"),
+        ("GET", "/_sim/jobs", "list_jobs"),
+    ]
+
     def __init__(self, state: SimState) -> None:
         self.state = state
         self.queues: dict[str, ModelQueue] = {}
@@ -341,10 +349,3 @@ class JobsSim:
                     }
                 )
         return web.json_response({"jobs": out})
-
-    def install(self, app: web.Application) -> None:
-        app.router.add_post("/v1/queue/submit", self.submit)
-        app.router.add_get("/v1/queue/status", self.status)
-        app.router.add_post("/v1/queue/cancel", self.cancel)
-        app.router.add_post("/_sim/jobs", self.script)
-        app.router.add_get("/_sim/jobs", self.list_jobs)

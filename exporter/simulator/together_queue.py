@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass
+from typing import ClassVar
 
 from aiohttp import web
 
@@ -29,8 +30,17 @@ class QueueScenario:
 
 
 class QueueSim:
-    def __init__(self, state: SimState) -> None:
+    """One organisation's queues; ``salt`` (its name, empty for the default one) makes
+    its depths differ from another's for the same model."""
+
+    ROUTES: ClassVar[list[tuple[str, str, str]]] = [
+        ("GET", "/v1/queue/metrics", "metrics"),
+        ("POST", "/_sim/queue", "set_scenario"),
+    ]
+
+    def __init__(self, state: SimState, salt: str = "") -> None:
         self.state = state
+        self.salt = salt
         self.scenarios: dict[str, QueueScenario] = {}
 
     def depths(self, model: str) -> tuple[int, int]:
@@ -40,7 +50,7 @@ class QueueSim:
             if sc.kind == "backlog":
                 return sc.waiting + int(sc.rate * (now - sc.since)), sc.running
             return sc.waiting, sc.running
-        seed = zlib.crc32(model.encode())
+        seed = zlib.crc32((self.salt + model).encode())
         base = 5 + seed % 20
         phase = (seed % 628) / 100
         t = now - self.state.started_at
@@ -81,7 +91,3 @@ class QueueSim:
         else:
             return web.json_response({"error": f"unknown kind {kind!r}"}, status=400)
         return web.json_response({"ok": True})
-
-    def install(self, app: web.Application) -> None:
-        app.router.add_get("/v1/queue/metrics", self.metrics)
-        app.router.add_post("/_sim/queue", self.set_scenario)

@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Hashable
 
 from exporter.exposition import Rendered
+from exporter.scope import DEFAULT_SCOPE, Scope
 
 
 class Target(ABC):
@@ -16,15 +17,30 @@ class Target(ABC):
     reload a target whose id and settings are unchanged is kept as it is, with its
     state (counters, last seen steps), instead of being rebuilt. Each source's target
     takes its settings as one frozen dataclass (``exporter.targets`` builds them).
+    ``scope`` (part of those settings) is the target's account, labels and metric
+    filter: every series it yields, its health included, is rendered through it.
     """
 
     source: str = ""
 
-    def __init__(self, target_id: str, *, interval: float, timeout: float, settings: Hashable) -> None:
+    def __init__(
+        self,
+        target_id: str,
+        *,
+        interval: float,
+        timeout: float,
+        settings: Hashable,
+        scope: Scope = DEFAULT_SCOPE,
+    ) -> None:
         self.id = target_id
         self.interval = interval
         self.timeout = timeout
         self.settings = settings
+        self.scope = scope
+
+    @property
+    def account(self) -> str:
+        return self.scope.account
 
     @abstractmethod
     async def poll(self, now: float) -> Rendered:

@@ -6,6 +6,7 @@ from grafana_foundation_sdk.builders import dashboard as db
 
 from mixin.config import MixinConfig
 from mixin.dashboards.common import (
+    SCOPE,
     Query,
     dashboard,
     query_variable,
@@ -21,13 +22,13 @@ FILENAME = "baseten-deployments.json"
 
 INFO = "baseten_deployment_info"
 STATUS = "baseten_deployment_status"
-BY = "model_id, deployment_id"
-LEGEND = "{{model_id}}/{{deployment_id}}"
+BY = "account, model_id, deployment_id"
+LEGEND = "{{account}} {{model_id}}/{{deployment_id}}"
 
 
 def build(cfg: MixinConfig) -> db.Dashboard:
     sel = selector('model_id=~"$model_id"', 'deployment_id=~"$deployment_id"')
-    scope = ['job=~"$job"', 'instance=~"$instance"']
+    scope = SCOPE
     variables = [
         *standard_variables(INFO),
         query_variable("model_id", "Model", INFO, scope=scope),

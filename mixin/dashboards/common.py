@@ -1,7 +1,9 @@
 """Shared pieces of every dashboard: variables, selectors and panel constructors.
 
 Every panel reads the ``$datasource`` variable and every query filters on ``$job`` and
-``$instance``, as dashboard-linter expects, so one Grafana can watch several exporters.
+``$instance``, as dashboard-linter expects, so one Grafana can watch several exporters;
+every query of a target's series filters on ``$account`` too (all of an exporter's
+target series carry the vendor account they come from).
 Panels always get a description and a unit: the constructors below require both.
 """
 
@@ -21,11 +23,21 @@ from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 DATASOURCE = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
 BASE_SELECTOR = 'job=~"$job", instance=~"$instance"'
+ACCOUNT = 'account=~"$account"'
+# The matchers of variables chosen before a dashboard's own ones.
+SCOPE = ['job=~"$job"', 'instance=~"$instance"', ACCOUNT]
 TAGS = ["inference-exporter"]
 
 
 def selector(*extra: str) -> str:
-    """``{job=~"$job", instance=~"$instance", <extra>}`` for a query's label matchers."""
+    """``{job=~"$job", instance=~"$instance", account=~"$account", <extra>}``: the matchers
+    of a query of a target's series."""
+    return "{" + ", ".join([BASE_SELECTOR, ACCOUNT, *extra]) + "}"
+
+
+def exporter_selector(*extra: str) -> str:
+    """``{job=~"$job", instance=~"$instance", <extra>}``: for the exporter's own series
+    that belong to no account (reloads, shards)."""
     return "{" + ", ".join([BASE_SELECTOR, *extra]) + "}"
 
 
@@ -53,12 +65,16 @@ def query_variable(name: str, label: str, metric: str, *, scope: Sequence[str] =
     )
 
 
-def standard_variables(anchor_metric: str) -> list[cogbuilder.Builder[dm.VariableModel]]:
-    """``datasource``, ``job`` and ``instance``, with job and instance taken from ``anchor_metric``."""
+def standard_variables(
+    anchor_metric: str, account_metric: str | None = None
+) -> list[cogbuilder.Builder[dm.VariableModel]]:
+    """``datasource``, ``job``, ``instance`` and ``account``, taken from ``anchor_metric``
+    (the accounts from ``account_metric`` if the anchor has no account label)."""
     return [
         datasource_variable(),
         query_variable("job", "Job", anchor_metric),
         query_variable("instance", "Instance", anchor_metric, scope=['job=~"$job"']),
+        query_variable("account", "Account", account_metric or anchor_metric, scope=SCOPE[:2]),
     ]
 
 

@@ -6,8 +6,10 @@ from grafana_foundation_sdk.builders import dashboard as db
 
 from mixin.config import MixinConfig
 from mixin.dashboards.common import (
+    SCOPE,
     Query,
     dashboard,
+    exporter_selector,
     query_variable,
     selector,
     standard_variables,
@@ -22,13 +24,12 @@ ANCHOR = "inference_exporter_build_info"
 
 
 def build(cfg: MixinConfig) -> db.Dashboard:
-    base = selector()
+    base = exporter_selector()
+    accounts = selector()
     tsel = selector('source=~"$source"')
     variables = [
-        *standard_variables(ANCHOR),
-        query_variable(
-            "source", "Source", "inference_exporter_target_up", scope=['job=~"$job"', 'instance=~"$instance"']
-        ),
+        *standard_variables(ANCHOR, "inference_exporter_target_up"),
+        query_variable("source", "Source", "inference_exporter_target_up", scope=SCOPE),
     ]
     failed = selector('source=~"$source"', 'result!="success"')
     non_2xx = selector('source=~"$source"', 'code!~"2.."')
@@ -74,8 +75,8 @@ def build(cfg: MixinConfig) -> db.Dashboard:
             "short",
             [
                 Query(
-                    f"count by (source, reason) (inference_exporter_target_error_info{tsel})",
-                    "{{source}}: {{reason}}",
+                    f"count by (account, source, reason) (inference_exporter_target_error_info{tsel})",
+                    "{{account}} {{source}}: {{reason}}",
                 )
             ],
             stack=True,
@@ -114,7 +115,7 @@ def build(cfg: MixinConfig) -> db.Dashboard:
             "Polls by result",
             "Polls per second by source and result (success, or the failure reason).",
             "ops",
-            [Query(f"sum by (source, result) ({rate_polls})", "{{source}}: {{result}}")],
+            [Query(f"sum by (account, source, result) ({rate_polls})", "{{account}} {{source}}: {{result}}")],
             stack=True,
         ),
         timeseries_panel(
@@ -123,9 +124,9 @@ def build(cfg: MixinConfig) -> db.Dashboard:
             "ops",
             [
                 Query(
-                    "sum by (source, result) (rate(inference_exporter_target_polls_total"
+                    "sum by (account, source, result) (rate(inference_exporter_target_polls_total"
                     f"{failed}[$__rate_interval]))",
-                    "{{source}}: {{result}}",
+                    "{{account}} {{source}}: {{result}}",
                 )
             ],
             stack=True,
@@ -137,8 +138,8 @@ def build(cfg: MixinConfig) -> db.Dashboard:
             "reqps",
             [
                 Query(
-                    f"sum by (source, endpoint, code) (rate({requests}[$__rate_interval]))",
-                    "{{source}} {{endpoint}} {{code}}",
+                    f"sum by (account, source, endpoint, code) (rate({requests}[$__rate_interval]))",
+                    "{{account}} {{source}} {{endpoint}} {{code}}",
                 )
             ],
             stack=True,
@@ -149,10 +150,10 @@ def build(cfg: MixinConfig) -> db.Dashboard:
             "percentunit",
             [
                 Query(
-                    "sum by (source) (rate(inference_exporter_upstream_requests_total"
+                    "sum by (account, source) (rate(inference_exporter_upstream_requests_total"
                     f"{non_2xx}[$__rate_interval]))"
-                    f" / sum by (source) (rate({requests}[$__rate_interval]))",
-                    "{{source}}",
+                    f" / sum by (account, source) (rate({requests}[$__rate_interval]))",
+                    "{{account}} {{source}}",
                 )
             ],
         ),
@@ -165,9 +166,9 @@ def build(cfg: MixinConfig) -> db.Dashboard:
             "ops",
             [
                 Query(
-                    "sum by (source, endpoint) "
+                    "sum by (account, source, endpoint) "
                     f"(rate(inference_exporter_upstream_retries_total{tsel}[$__rate_interval]))",
-                    "{{source}} {{endpoint}}",
+                    "{{account}} {{source}} {{endpoint}}",
                 )
             ],
             stack=True,
@@ -179,9 +180,9 @@ def build(cfg: MixinConfig) -> db.Dashboard:
             "s",
             [
                 Query(
-                    "sum by (vendor) "
-                    f"(rate(inference_exporter_upstream_budget_wait_seconds_total{base}[$__rate_interval]))",
-                    "{{vendor}}",
+                    "sum by (vendor, account) "
+                    f"(rate(inference_exporter_upstream_budget_wait_seconds_total{accounts}[$__rate_interval]))",
+                    "{{vendor}} {{account}}",
                 )
             ],
         ),
@@ -191,9 +192,9 @@ def build(cfg: MixinConfig) -> db.Dashboard:
             "ops",
             [
                 Query(
-                    "sum by (vendor) "
-                    f"(rate(inference_exporter_upstream_budget_refusals_total{base}[$__rate_interval]))",
-                    "{{vendor}}",
+                    "sum by (vendor, account) "
+                    f"(rate(inference_exporter_upstream_budget_refusals_total{accounts}[$__rate_interval]))",
+                    "{{vendor}} {{account}}",
                 )
             ],
         ),

@@ -23,6 +23,8 @@ UID = "inference-exporter-slos"
 FILENAME = "slos.json"
 
 ANCHOR = "inference_exporter_build_info"
+# The build info has no account: the accounts come from the series the objectives read.
+ACCOUNTS = "inference_exporter_target_up"
 # Long windows whose burn rate the panel shows (each alert's long window).
 BURN_WINDOWS = tuple(w.long for w in (*slo.PAGE, *slo.TICKET))
 
@@ -94,6 +96,6 @@ def build(cfg: MixinConfig) -> db.Dashboard:
         "Inference exporter / SLOs",
         "Service level objectives on the Together probe and Baseten deployments: objective, error "
         "budget left and burn rates, from the recording rules in prometheus/slos.yaml.",
-        standard_variables(ANCHOR),
+        standard_variables(ANCHOR, ACCOUNTS),
         rows,
     )

@@ -6,6 +6,7 @@ from grafana_foundation_sdk.builders import dashboard as db
 
 from mixin.config import MixinConfig
 from mixin.dashboards.common import (
+    SCOPE,
     Query,
     dashboard,
     query_variable,
@@ -29,7 +30,7 @@ def build(cfg: MixinConfig) -> db.Dashboard:
     info = f"{INFO}{sel}"
     variables = [
         *standard_variables(INFO),
-        query_variable("job_id", "Fine-tune job", INFO, scope=['job=~"$job"', 'instance=~"$instance"']),
+        query_variable("job_id", "Fine-tune job", INFO, scope=SCOPE),
     ]
     stalled = cfg.finetune_stalled_seconds
     running = STATUS + selector('job_id=~"$job_id"', 'status="running"') + " == 1"
@@ -71,13 +72,18 @@ def build(cfg: MixinConfig) -> db.Dashboard:
             "Jobs",
             "Each watched job with its base model, output model name and Together status.",
             "none",
-            f"{info} * on (job, instance, job_id) group_left (status) ({current_status})",
+            f"{info} * on (job, instance, account, job_id) group_left (status) ({current_status})",
         ),
         timeseries_panel(
             "Jobs listed by status",
             "Fine-tune jobs in Together's list by status.",
             "short",
-            [Query(f"sum by (status) (together_finetune_listed_jobs{selector()})", "{{status}}")],
+            [
+                Query(
+                    f"sum by (account, status) (together_finetune_listed_jobs{selector()})",
+                    "{{account}} {{status}}",
+                )
+            ],
             stack=True,
         ),
         timeseries_panel(
@@ -87,7 +93,7 @@ def build(cfg: MixinConfig) -> db.Dashboard:
             [
                 Query(
                     f"together_finetune_epochs_completed{sel} / together_finetune_epochs_configured{sel}",
-                    "{{job_id}}",
+                    "{{account}} {{job_id}}",
                 )
             ],
         ),
@@ -97,14 +103,14 @@ def build(cfg: MixinConfig) -> db.Dashboard:
             "Global step",
             "Highest train/global_step the job has logged.",
             "short",
-            [Query(f"together_finetune_global_step{sel}", "{{job_id}}")],
+            [Query(f"together_finetune_global_step{sel}", "{{account}} {{job_id}}")],
         ),
         timeseries_panel(
             "Time since the last new step",
             f"How long ago the exporter first saw each job's current global step. The dashed line is the "
             f"TogetherFinetuneStalled threshold ({stalled}s); only running jobs alert.",
             "s",
-            [Query(f"time() - {STEP_SEEN}{sel}", "{{job_id}}")],
+            [Query(f"time() - {STEP_SEEN}{sel}", "{{account}} {{job_id}}")],
             threshold=stalled,
         ),
         timeseries_panel(
@@ -112,8 +118,8 @@ def build(cfg: MixinConfig) -> db.Dashboard:
             "Latest logged train/loss and eval/loss of each job.",
             "short",
             [
-                Query(f"together_finetune_train_loss{sel}", "{{job_id}} train"),
-                Query(f"together_finetune_eval_loss{sel}", "{{job_id}} eval"),
+                Query(f"together_finetune_train_loss{sel}", "{{account}} {{job_id}} train"),
+                Query(f"together_finetune_eval_loss{sel}", "{{account}} {{job_id}} eval"),
             ],
         ),
         timeseries_panel(
@@ -123,14 +129,14 @@ def build(cfg: MixinConfig) -> db.Dashboard:
             "alert. A loss that is not a finite number shows as a gap here and fires "
             "TogetherFinetuneLossNotFinite.",
             "short",
-            [Query(f"{loss} / min_over_time({loss}[{window}])", "{{job_id}}")],
+            [Query(f"{loss} / min_over_time({loss}[{window}])", "{{account}} {{job_id}}")],
             threshold=factor,
         ),
         timeseries_panel(
             "Learning rate",
             "Latest logged train/learning_rate of each job.",
             "sci",
-            [Query(f"together_finetune_train_learning_rate{sel}", "{{job_id}}")],
+            [Query(f"together_finetune_train_learning_rate{sel}", "{{account}} {{job_id}}")],
         ),
     ]
     return dashboard(

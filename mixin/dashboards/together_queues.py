@@ -9,6 +9,7 @@ from grafana_foundation_sdk.models import dashboard as dm
 
 from mixin.config import MixinConfig
 from mixin.dashboards.common import (
+    SCOPE,
     Query,
     dashboard,
     query_variable,
@@ -35,14 +36,14 @@ def probe_row(cfg: MixinConfig) -> list[cogbuilder.Builder[dm.Panel]]:
             "1 if the last probe job completed within the probe timeout, else 0. "
             f"TogetherQueueProbeFailing fires after {cfg.probe_failing_for} at 0.",
             "short",
-            [Query(f"together_queue_probe_success{sel}", "{{model}}")],
+            [Query(f"together_queue_probe_success{sel}", "{{account}} {{model}}")],
         ),
         timeseries_panel(
             "Probe duration by phase",
             "Phases of the last probe job from Together's timestamps: queue_wait (created to claimed), "
             f"run (claimed to done), end_to_end. The dashed line is the TogetherQueueProbeSlow threshold ({slow}s).",
             "s",
-            [Query(f"together_queue_probe_duration_seconds{sel}", "{{model}} {{phase}}")],
+            [Query(f"together_queue_probe_duration_seconds{sel}", "{{account}} {{model}} {{phase}}")],
             threshold=slow,
         ),
         timeseries_panel(
@@ -51,8 +52,8 @@ def probe_row(cfg: MixinConfig) -> list[cogbuilder.Builder[dm.Panel]]:
             "short",
             [
                 Query(
-                    f"sum by (model, result) (increase(together_queue_probes_total{sel}[$__rate_interval]))",
-                    "{{model}}: {{result}}",
+                    f"sum by (account, model, result) (increase(together_queue_probes_total{sel}[$__rate_interval]))",
+                    "{{account}} {{model}}: {{result}}",
                 )
             ],
             stack=True,
@@ -61,7 +62,12 @@ def probe_row(cfg: MixinConfig) -> list[cogbuilder.Builder[dm.Panel]]:
             "Time since the last successful probe",
             "Age of the last probe job that completed successfully (its vendor done_at).",
             "s",
-            [Query(f"time() - together_queue_probe_last_completed_timestamp_seconds{sel}", "{{model}}")],
+            [
+                Query(
+                    f"time() - together_queue_probe_last_completed_timestamp_seconds{sel}",
+                    "{{account}} {{model}}",
+                )
+            ],
         ),
     ]
 
@@ -73,10 +79,10 @@ def build(cfg: MixinConfig) -> db.Dashboard:
     high = cfg.queue_depth_high
     window = cfg.backlog_window
     horizon = cfg.backlog_horizon_seconds
-    queue_target = selector('source="together_queue"', 'target=~"together_queue/($model)"')
+    queue_target = selector('source="together_queue"', 'target=~"together_queue(@[^/]+)?/($model)"')
     variables = [
         *standard_variables(WAITING),
-        query_variable("model", "Model", WAITING, scope=['job=~"$job"', 'instance=~"$instance"']),
+        query_variable("model", "Model", WAITING, scope=SCOPE),
     ]
     overview = [
         stat_panel(
@@ -112,27 +118,37 @@ def build(cfg: MixinConfig) -> db.Dashboard:
             "Jobs waiting by model",
             f"Jobs waiting per model. The dashed line is the TogetherQueueDepthHigh threshold ({high}).",
             "short",
-            [Query(f"sum by (model) ({waiting})", "{{model}}")],
+            [Query(f"sum by (account, model) ({waiting})", "{{account}} {{model}}")],
             threshold=high,
         ),
         timeseries_panel(
             "Jobs running by model",
             "Jobs being processed per model. Waiting jobs with nothing running is a stalled queue.",
             "short",
-            [Query(f"sum by (model) ({running})", "{{model}}")],
+            [Query(f"sum by (account, model) ({running})", "{{account}} {{model}}")],
         ),
         timeseries_panel(
             "Queue depth (waiting + running) by model",
             "All jobs in each model's queue, stacked, so the total is the height of the stack.",
             "short",
-            [Query(f"sum by (model) ({waiting}) + sum by (model) ({running})", "{{model}}")],
+            [
+                Query(
+                    f"sum by (account, model) ({waiting}) + sum by (account, model) ({running})",
+                    "{{account}} {{model}}",
+                )
+            ],
             stack=True,
         ),
         timeseries_panel(
             "Waiting per running job",
             "Jobs waiting for each job running: roughly how many service rounds a new job waits.",
             "short",
-            [Query(f"sum by (model) ({waiting}) / sum by (model) ({running})", "{{model}}")],
+            [
+                Query(
+                    f"sum by (account, model) ({waiting}) / sum by (account, model) ({running})",
+                    "{{account}} {{model}}",
+                )
+            ],
         ),
     ]
     trend = [
@@ -141,7 +157,7 @@ def build(cfg: MixinConfig) -> db.Dashboard:
             f"Change of jobs waiting per second, fitted over {window} (PromQL deriv). "
             "Positive means the backlog grows.",
             "short",
-            [Query(f"sum by (model) (deriv({waiting}[{window}]))", "{{model}}")],
+            [Query(f"sum by (account, model) (deriv({waiting}[{window}]))", "{{account}} {{model}}")],
             min_zero=False,
         ),
         timeseries_panel(
@@ -151,8 +167,8 @@ def build(cfg: MixinConfig) -> db.Dashboard:
             "short",
             [
                 Query(
-                    f"clamp_min(sum by (model) (predict_linear({waiting}[{window}], {horizon})), 0)",
-                    "{{model}}",
+                    f"clamp_min(sum by (account, model) (predict_linear({waiting}[{window}], {horizon})), 0)",
+                    "{{account}} {{model}}",
                 )
             ],
             threshold=high,

@@ -26,7 +26,15 @@ pytestmark = pytest.mark.e2e
 
 ROOT = repo_root()
 KEY = "e2e-sim-key-0c4f9a"
-DEMO_ENV = {"INFERENCE_EXPORTER_DEMO_TOGETHER_KEY": KEY, "INFERENCE_EXPORTER_DEMO_BASETEN_KEY": KEY}
+STAGING_KEY = "e2e-sim-staging-key-81d3"
+# The demo's two accounts per vendor: prod in the simulator's default organisation,
+# staging in its "staging" one.
+DEMO_ENV = {
+    "INFERENCE_EXPORTER_DEMO_TOGETHER_KEY": KEY,
+    "INFERENCE_EXPORTER_DEMO_BASETEN_KEY": KEY,
+    "INFERENCE_EXPORTER_DEMO_TOGETHER_STAGING_KEY": STAGING_KEY,
+    "INFERENCE_EXPORTER_DEMO_BASETEN_STAGING_KEY": STAGING_KEY,
+}
 # Alerts keep their thresholds but hold for seconds instead of minutes.
 FAST = dataclasses.replace(DEFAULT, queue_depth_high_for="2s", slo_page_for="1s")
 
@@ -39,8 +47,9 @@ def demo_config(tmp_path: Path, sim_url: str) -> tuple[Path, dict[str, Any]]:
     doc = yaml.safe_load(text)
     doc["global"].update({"poll_interval": "1s", "timeout": "1s", "start_spread": "500ms"})
     # A probe every two seconds: enough events for the probe objectives within the test.
-    for p in doc["together"]["probes"]:
-        p.update({"interval": "2s", "timeout": "1500ms", "status_poll_interval": "100ms"})
+    for account in doc["together"]["accounts"]:
+        for p in account.get("probes", []):
+            p.update({"interval": "2s", "timeout": "1500ms", "status_poll_interval": "100ms"})
     path = tmp_path / "demo.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     return path, doc
@@ -95,11 +104,13 @@ def firing(prom: Proc, name: str) -> list[dict[str, str]]:
 
 
 def test_dashboards_have_data_and_alerts_fire(tmp_path: Path) -> None:
-    sim = start_simulator(tmp_path, [KEY])
+    sim = start_simulator(tmp_path, [KEY], orgs={"staging": STAGING_KEY})
     procs: list[Proc] = [sim]
     try:
         config_path, doc = demo_config(tmp_path, sim.url)
-        models = [q["model"] for q in doc["together"]["queues"]]
+        prod = doc["together"]["accounts"][0]
+        assert prod["name"] == "prod"
+        models = [q["model"] for q in prod["queues"]]
         backlog_model, failing_model = models[0], models[-1]
         # One failing target gives the error panels something to show.
         set_queue(sim, model=failing_model, kind="error", status=503)
@@ -144,27 +155,36 @@ def test_dashboards_have_data_and_alerts_fire(tmp_path: Path) -> None:
             lambda: firing(prom, "TogetherQueueDepthHigh"), 30, "TogetherQueueDepthHigh firing", proc=prom
         )
         fired = firing(prom, "TogetherQueueDepthHigh")
-        assert [a["model"] for a in fired] == [backlog_model]
+        # The staging account watches the same model in its own organisation: no backlog there.
+        assert [(a["account"], a["model"]) for a in fired] == [("prod", backlog_model)]
         assert fired[0]["severity"] == "critical"
         assert fired[0]["job"] == DEFAULT.exporter_job
 
         # The probe's jobs succeed so far; then the model fails every job it runs, and the
         # failures soon burn the success objective's budget at over 14.4 times its rate.
         burn = "TogetherQueueProbeSuccessBudgetBurnFast"
-        (probe_model,) = [p["model"] for p in doc["together"]["probes"]]
-        good = f'slo:sli_error:ratio_rate1h{{slo="together-probe-success",model="{probe_model}"}} == 0'
+        (probe_model,) = [p["model"] for p in prod["probes"]]
+        good = (
+            f'slo:sli_error:ratio_rate1h{{slo="together-probe-success",account="prod",model="{probe_model}"}}'
+            " == 0"
+        )
         assert query(prom, good), "the probe was failing before the fault"
         assert firing(prom, burn) == []
         set_jobs(sim, model=probe_model, mode="fail")
         wait_until(lambda: firing(prom, burn), 60, f"{burn} firing", proc=prom)
         (page,) = firing(prom, burn)
-        assert (page["model"], page["severity"], page["slo"]) == (
+        assert (page["account"], page["model"], page["severity"], page["slo"]) == (
+            "prod",
             probe_model,
             "critical",
             "together-probe-success",
         )
         failed = scrape(daemon.url).value(
-            "together_queue_probes_total", model=probe_model, result="job_failed"
+            "together_queue_probes_total",
+            account="prod",
+            team=prod["labels"]["team"],
+            model=probe_model,
+            result="job_failed",
         )
         assert failed is not None and failed > 0
     finally:

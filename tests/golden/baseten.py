@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import math
 
-from exporter.exposition import Labels, Rendered, Sample, assemble, render
+from exporter.exposition import Labels, Rendered, Sample, assemble
 from exporter.sources.baseten import lists
 from exporter.sources.baseten import translate as tr
 from exporter.sources.baseten.counters import CounterState
-from tests.golden.replay import NOW, Fixtures
+from tests.golden.replay import NOW, SCOPE, Fixtures
 
 DELAY = 180.0
 INTERVAL = 60.0
@@ -63,5 +63,5 @@ def build_baseten(fx: Fixtures) -> bytes:
             known = meta.get((model_id, deployment_id))
             if known is not None:
                 samples += lists.meta_samples(ids, known)
-            parts.append(render(samples))
+            parts.append(SCOPE.render(samples))
     return assemble(parts)

@@ -7,9 +7,15 @@ import re
 from pathlib import Path
 from typing import Any
 
+from exporter.scope import DEFAULT_SCOPE
+
 TESTS = Path(__file__).resolve().parents[1]
 FIXTURES = TESTS / "fixtures"
 GOLDEN = TESTS / "golden"
+
+# How the daemon renders a single-account config's targets: every series ends with
+# account="default".
+SCOPE = DEFAULT_SCOPE
 
 # 2026-02-07T10:30:00Z, a whole minute: the clock of the first poll of every source.
 NOW = 1_770_460_200.0

@@ -7,7 +7,7 @@ as the store joins them.
 
 from __future__ import annotations
 
-from exporter.exposition import Rendered, assemble, render
+from exporter.exposition import Rendered, assemble
 from exporter.sources.together.finetune import translate as ft
 from exporter.sources.together.probe_translate import (
     TERMINAL,
@@ -21,7 +21,7 @@ from exporter.sources.together.probe_translate import (
     unfinished,
 )
 from exporter.sources.together.queue_translate import translate
-from tests.golden.replay import NOW, Fixtures
+from tests.golden.replay import NOW, SCOPE, Fixtures
 
 # Fixture name → the model the config names (model names hold a ``/``, file names cannot).
 MODELS = {
@@ -34,7 +34,8 @@ MODELS = {
 def build_queue(fx: Fixtures) -> bytes:
     """``<model>.json``: one ``GET /queue/metrics?model=`` answer per queue target."""
     parts = [
-        render(translate(MODELS[name.removesuffix(".json")], fx.json(name))) for name in fx.names("*.json")
+        SCOPE.render(translate(MODELS[name.removesuffix(".json")], fx.json(name)))
+        for name in fx.names("*.json")
     ]
     return assemble(parts)
 
@@ -72,7 +73,7 @@ def build_probe(fx: Fixtures) -> bytes:
         state = ProbeState()
         for submit in fx.names(f"{folder}/*-submit.json"):
             state.record(_probe(fx, submit.removesuffix("-submit.json"), state))
-        parts.append(render(samples(MODELS[folder], state)))
+        parts.append(SCOPE.render(samples(MODELS[folder], state)))
     return assemble(parts)
 
 
@@ -96,6 +97,6 @@ def build_finetune(fx: Fixtures) -> bytes:
             info = ft.parse_job(fx.json(name))
             rows = ft.metric_rows(fx.json(f"{job_id}/poll-{n}-metrics.json"))
             state = ft.apply_rows(state, rows, now, MAX_KEYS, read_at=now, overlap=OVERLAP)
-        parts.append(render(ft.job_samples(job_id, info, state)))
-    parts.append(render(ft.list_samples(ft.parse_list(fx.json("list.json")))))
+        parts.append(SCOPE.render(ft.job_samples(job_id, info, state)))
+    parts.append(SCOPE.render(ft.list_samples(ft.parse_list(fx.json("list.json")))))
     return assemble(parts)

@@ -294,7 +294,9 @@ def test_demo_runs_one_probe(tmp_path: Path) -> None:
                 s = scrape(demo.url)
             except httpx.HTTPError:
                 return False
-            return s.value("together_queue_probe_success", model="demo-org/video-generator") == 1
+            # The demo's prod account probes one model; its series carry the account and its labels.
+            labels = {"model": "demo-org/video-generator", "account": "prod", "team": "platform"}
+            return s.value("together_queue_probe_success", **labels) == 1
 
         wait_until(probed, timeout=30, what="the demo's probe succeeding", proc=demo)
         assert len(scrape(demo.url).series("together_queue_probe_success")) == 1

@@ -123,17 +123,27 @@ def test_targets_page_in_a_browser_and_as_json(tmp_path: Path, simulator: Proc) 
 
     page = TableParser()
     page.feed(dom)
-    assert page.header == ["Target", "Source", "Health", "Last poll", "Duration", "Series", "Last error"]
+    assert page.header == [
+        "Target",
+        "Account",
+        "Source",
+        "Health",
+        "Last poll",
+        "Duration",
+        "Series",
+        "Filtered",
+        "Last error",
+    ]
     assert [r[0] for r in page.rows] == [t["id"] for t in data]
     by_id = {r[0]: r for r in page.rows}
     row = by_id["together_queue/page/<broken>"]
-    assert row[1] == "together_queue" and row[2] == "down"
+    assert row[1] == "default" and row[2] == "together_queue" and row[3] == "down"
     # Vendor text is escaped: the browser shows the tags as text, it does not render them.
-    assert row[6].startswith("not_found") and "model <b>gone</b>" in row[6]
+    assert row[8].startswith("not_found") and "model <b>gone</b>" in row[8]
     assert "<b>gone</b>" not in dom.replace("&lt;b&gt;gone&lt;/b&gt;", "")
     ok = by_id["together_queue/page/ok-1"]
-    assert ok[2] == "up" and ok[5] == "2" and ok[6] == ""
-    assert ok[3].endswith("Z") and ok[4].endswith("s")
+    assert ok[3] == "up" and ok[6] == "2" and ok[7] == "0" and ok[8] == ""
+    assert ok[4].endswith("Z") and ok[5].endswith("s")
 
     front = TableParser()
     front.feed(landing)

@@ -164,6 +164,7 @@ VIOLATIONS = {
     "template-datasource-rule": _drop_var("datasource"),
     "template-job-rule": _drop_var("job"),
     "template-instance-rule": _drop_var("instance"),
+    "template-account-rule": _drop_var("account"),
     "template-on-time-change-reload-rule": _var("model", "refresh", 1),
     "template-label-promql-rule": _var("model", "query", "query_result(up)"),
     "template-uneditable-rule": _editable,
@@ -176,6 +177,7 @@ VIOLATIONS = {
     "target-counter-agg-rule": set_expr(f"inference_exporter_target_polls_total{SEL}"),
     "target-job-rule": set_expr('together_queue_jobs_waiting{instance=~"$instance"}'),
     "target-instance-rule": set_expr('together_queue_jobs_waiting{job=~"$job"}'),
+    "target-account-rule": set_expr('together_queue_jobs_waiting{job=~"$job", instance=~"$instance"}'),
     "target-metric-rule": set_expr(f"together_queue_jobs_total{SEL}"),
 }
 

@@ -151,4 +151,5 @@ def test_example_and_demo_configs_are_valid_and_show_baseten(tmp_path: Path) -> 
     cfg = load_config(write(tmp_path, demo), read_secrets=False).config
     assert cfg.baseten is not None
     ids = [t.id for t in build_targets(cfg, Clients())]
-    assert "baseten/m2whisper/d2prod" in ids and "baseten_discovery/0" in ids
+    assert "baseten@prod/m2whisper/d2prod" in ids and "baseten_discovery@prod/0" in ids
+    assert "baseten_discovery@staging/0" in ids

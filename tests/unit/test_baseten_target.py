@@ -13,6 +13,7 @@ import pytest
 from exporter.config.baseten import Effective
 from exporter.errors import UpstreamError
 from exporter.exposition import assemble
+from exporter.scope import FilterRule, MetricFilter, Scope
 from exporter.sources.baseten import lists
 from exporter.sources.baseten.discovery import DeploymentDiscovery, DeploymentDiscoverySettings
 from exporter.sources.baseten.target import (
@@ -32,7 +33,7 @@ COUNTER = desc("baseten_inference_requests_total", "COUNTER", "COUNT", STATUS_SE
 GAUGES = [desc("baseten_replicas_active"), desc("baseten_lat_seconds", "HISTOGRAM", "SECONDS", HIST_SETS)]
 
 
-def clients_for(handler: Callable[[httpx.Request], httpx.Response]) -> Clients:
+def clients_for(handler: Callable[[httpx.Request], httpx.Response], account: str = "default") -> Clients:
     clients = Clients()
     client = VendorClient(
         "baseten",
@@ -42,7 +43,7 @@ def clients_for(handler: Callable[[httpx.Request], httpx.Response]) -> Clients:
         stats=UpstreamStats(),
         transport=httpx.MockTransport(handler),
     )
-    clients.replace({"baseten": client})
+    clients.replace({("baseten", account): client})
     return clients
 
 
@@ -358,3 +359,45 @@ def test_discovery_fails_on_a_bad_list_and_tolerates_a_vanished_model() -> None:
     # m3 is listed but its deployments answer 404 (deleted in between): skipped.
     _, found = asyncio.run(discovery(clients_for(list_handler), model_names=("gone",)).discover(NOW))
     assert found == []
+
+
+def test_a_filtered_metric_leaves_the_request() -> None:
+    fake = FakeBaseten()
+    deny = MetricFilter((FilterRule(deny=("baseten_inference_.*", "baseten_lat_seconds")),))
+    settings = DeploymentSettings(
+        effective(
+            metrics=("baseten_replicas_active", "baseten_lat_seconds", "baseten_inference_requests_total")
+        ),
+        interval=30,
+        timeout=5,
+        scope=Scope("prod", (("team", "ml"),), deny),
+    )
+    target = DeploymentTarget(clients_for(fake, "prod"), "m1", "d1", settings)
+    assert target.id == "baseten@prod/m1/d1"
+    s = scrape_of(target, NOW)
+    # Every family the counter could land in is denied: never asked for, so no second
+    # (SERIES) request for counters either. The histogram's average might not be.
+    [first] = fake.queries
+    assert first["metrics"] == ["baseten_replicas_active", "baseten_lat_seconds"]
+    assert s.value("baseten_replicas_active", account="prod", team="ml", **ID) == 2
+    assert s.value("baseten_lat_avg_seconds", account="prod", team="ml", **ID) == 0.15
+    assert "baseten_lat_seconds" not in s.types and "baseten_inference_requests_total" not in s.types
+    # Its answer said where baseten_lat_seconds lands: its average is kept, so it stays asked for.
+    scrape_of(target, NOW + 30)
+    assert fake.queries[-1]["metrics"] == ["baseten_replicas_active", "baseten_lat_seconds"]
+
+
+def test_the_default_set_is_named_when_a_filter_removes_part_of_it() -> None:
+    fake = FakeBaseten()
+    allow = MetricFilter((FilterRule(allow=("baseten_replicas_.*",)),))
+    settings = DeploymentSettings(effective(), interval=30, timeout=5, scope=Scope("a", (), allow))
+    scrape_of(DeploymentTarget(clients_for(fake, "a"), "m1", "d1", settings), NOW)
+    assert [q["metrics"] for q in fake.queries] == [["baseten_replicas_active"]]
+
+
+def test_nothing_is_asked_when_every_metric_is_filtered() -> None:
+    fake = FakeBaseten()
+    none = MetricFilter((FilterRule(allow=("together_.*",)),))
+    settings = DeploymentSettings(effective(), interval=30, timeout=5, scope=Scope("a", (), none))
+    out = asyncio.run(DeploymentTarget(clients_for(fake, "a"), "m1", "d1", settings).poll(NOW))
+    assert fake.queries == [] and out.lines == {}

@@ -24,10 +24,11 @@ GIVEN: dict[str, tuple[list[str], object]] = {
     "--web.enable-lifecycle": ([], True),
     "--no-secrets": ([], True),
     "--api-key": (["k1"], ["k1"]),
+    "--org": (["staging=k2"], [("staging", "k2")]),
     "--clock-offset": (["-30"], -30.0),
 }
 # What a command needs besides the flag under test.
-REQUIRED = {DAEMON: [], "check-config": ["config.yaml"], "demo": [], "simulate": []}
+REQUIRED = {DAEMON: [], "check-config": ["config.yaml"], "config-schema": [], "demo": [], "simulate": []}
 
 
 def _argv(command: str, flag: list[str], before: bool) -> list[str]:

@@ -15,7 +15,9 @@ from exporter.upstream import VendorClient
 
 def loaded(tmp_path: Path, key: str = "k1", **together: Any) -> LoadedConfig:
     section = {"api_key_env": "K", "base_url": "http://127.0.0.1:9/v1", **together}
-    return LoadedConfig(tmp_path, Config.model_validate({"together": section}), {"together": key})
+    return LoadedConfig(
+        tmp_path, Config.model_validate({"together": section}), {("together", "default"): key}
+    )
 
 
 def closed(client: VendorClient) -> bool:
@@ -65,3 +67,39 @@ def test_each_shard_gets_its_share_of_the_budget(tmp_path: Path) -> None:
         return budget.rate
 
     assert asyncio.run(go()) == 2
+
+
+def two_accounts(tmp_path: Path, prod_key: str, staging_key: str | None) -> LoadedConfig:
+    accounts: list[dict[str, Any]] = [{"name": "prod", "api_key_env": "A"}]
+    keys = {("together", "prod"): prod_key}
+    if staging_key is not None:
+        accounts.append({"name": "staging", "api_key_env": "B", "requests_per_second": 2})
+        keys[("together", "staging")] = staging_key
+    return LoadedConfig(tmp_path, Config.model_validate({"together": {"accounts": accounts}}), keys)
+
+
+def test_one_client_per_account_and_a_key_change_replaces_only_its_own(tmp_path: Path) -> None:
+    async def go() -> None:
+        stats = UpstreamStats()
+        clients = VendorClients(stats, total_shards=1)
+        clients.update(two_accounts(tmp_path, "p1", "s1"), grace=0.0)
+        prod, staging = clients.current.get("together", "prod"), clients.current.get("together", "staging")
+        assert prod is not staging and staging.budget.rate == 2 and prod.budget.rate is None
+        # Each account's client counts under its own name.
+        prod.stats.count("together_queue", "/queue/metrics", "200")
+        staging.stats.count("together_queue", "/queue/metrics", "200")
+        staging.stats.count("together_queue", "/queue/metrics", "200")
+        assert stats.for_account("prod").requests[("together_queue", "/queue/metrics", "200")] == 1
+        assert stats.for_account("staging").requests[("together_queue", "/queue/metrics", "200")] == 2
+        clients.update(two_accounts(tmp_path, "p1", "s2"), grace=0.0)
+        assert clients.current.get("together", "prod") is prod
+        assert clients.current.get("together", "staging") is not staging
+        # An account removed on reload: its client goes, the other stays.
+        clients.update(two_accounts(tmp_path, "p1", None), grace=0.0)
+        assert clients.current.get("together", "prod") is prod
+        assert clients.current.find("together", "staging") is None
+        await asyncio.sleep(0.05)
+        assert closed(staging) and not closed(prod)
+        await clients.aclose()
+
+    asyncio.run(go())

@@ -39,7 +39,7 @@ def test_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
         "my-org/video-generator",
         "my-org/image-upscaler",
     ]
-    assert loaded.secrets["together"] == "k" * 10
+    assert loaded.secrets[("together", "default")] == "k" * 10
 
 
 def test_every_problem_has_file_line_and_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -110,7 +110,7 @@ def test_missing_secrets_name_the_reference_not_the_value(
 
     (tmp_path / "good.key").write_text("file-secret\n")
     p = write(tmp_path, "together:\n  api_key_file: good.key\n")
-    assert load_config(p).secrets == {"together": "file-secret"}
+    assert load_config(p).secrets == {("together", "default"): "file-secret"}
 
 
 def test_key_reference_is_required_and_exclusive(tmp_path: Path) -> None:

@@ -104,9 +104,9 @@ def test_health_before_and_after_polls(tmp_path: Path) -> None:
     async def body(exp: Exporter) -> None:
         t = Fake("a", 5)
         await exp.poller.sync(STATIC, [t])
-        assert 'inference_exporter_target_up{target="fake/a",source="fake"} 0' in text(exp)
+        assert 'inference_exporter_target_up{target="fake/a",source="fake",account="default"} 0' in text(exp)
         assert (
-            'inference_exporter_target_last_success_timestamp_seconds{target="fake/a",source="fake"} 0'
+            'inference_exporter_target_last_success_timestamp_seconds{target="fake/a",source="fake",account="default"} 0'
             in text(exp)
         )
         assert not exp.ready()
@@ -114,9 +114,10 @@ def test_health_before_and_after_polls(tmp_path: Path) -> None:
         assert exp.ready()
         out = text(exp)
         assert 'fake_value{name="fake/a"} 5' in out
-        assert 'inference_exporter_target_up{target="fake/a",source="fake"} 1' in out
+        assert 'inference_exporter_target_up{target="fake/a",source="fake",account="default"} 1' in out
         assert (
-            'inference_exporter_target_polls_total{target="fake/a",source="fake",result="success"} 1' in out
+            'inference_exporter_target_polls_total{target="fake/a",source="fake",result="success",account="default"} 1'
+            in out
         )
 
     run(body, tmp_path)
@@ -131,17 +132,17 @@ def test_failure_keeps_values_within_grace_then_drops_them(tmp_path: Path) -> No
         await exp.poller.poll_once(t)
         out = text(exp)
         assert 'fake_value{name="fake/a"} 5' in out  # within grace
-        assert 'inference_exporter_target_up{target="fake/a",source="fake"} 0' in out
+        assert 'inference_exporter_target_up{target="fake/a",source="fake",account="default"} 0' in out
         assert (
-            'inference_exporter_target_error_info{target="fake/a",source="fake",reason="rate_limited"} 1'
-            in out
+            'inference_exporter_target_error_info{target="fake/a",source="fake",reason="rate_limited",'
+            'account="default"} 1' in out
         )
-        assert 'result="rate_limited"} 1' in out
+        assert 'result="rate_limited",account="default"} 1' in out
         exp.poller.health[t.id].last_success_timestamp -= 10  # grace is 1s here
         await exp.poller.poll_once(t)
         out = text(exp)
         assert "fake_value{" not in out
-        assert 'result="rate_limited"} 2' in out
+        assert 'result="rate_limited",account="default"} 2' in out
         t.fail = None
         await exp.poller.poll_once(t)
         assert 'fake_value{name="fake/a"} 5' in text(exp)

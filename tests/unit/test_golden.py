@@ -60,8 +60,8 @@ def test_update_command_reports_then_rewrites_a_stale_file(
 
     assert golden_cli.main([]) == 1
     out = capsys.readouterr()
-    assert '-together_queue_jobs_waiting{model="my-org/video-generator"} 11' in out.out
-    assert '+together_queue_jobs_waiting{model="my-org/video-generator"} 12' in out.out
+    assert '-together_queue_jobs_waiting{model="my-org/video-generator",account="default"} 11' in out.out
+    assert '+together_queue_jobs_waiting{model="my-org/video-generator",account="default"} 12' in out.out
     assert "python -m tests.golden --update" in out.err
 
     assert golden_cli.main(["--update"]) == 0

@@ -201,4 +201,5 @@ def test_demo_has_a_valid_probe(tmp_path: Path) -> None:
     path = tmp_path / "demo.yaml"
     path.write_text(demo.replace("__SIMULATOR_URL__", "http://127.0.0.1:1"))
     cfg = load_config(path, read_secrets=False).config
-    assert cfg.together is not None and len(cfg.together.probes) == 1
+    assert cfg.together is not None
+    assert [len(a.probes) for _, a in cfg.together.account_list()] == [1, 0]

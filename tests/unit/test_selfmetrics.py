@@ -99,3 +99,28 @@ def test_totals_read_like_a_dict_and_only_go_up() -> None:
         stats.retries[("s", "/e")] = 1
     stats.count("s", "/e", "503")
     assert stats.requests[("s", "/e", "503")] == 1
+
+
+def test_an_accounts_totals_hold_only_its_own_series() -> None:
+    stats = UpstreamStats()
+    staging = stats.for_account("staging")
+    stats.count("s", "/e", "200")
+    staging.count("s", "/e", "200")
+    staging.count("s", "/e", "503")
+    staging.retries[("s", "/e")] += 2
+    staging.budget_refusals["v"] += 1
+    # Keys are what each account counted, without the account; the totals are its own.
+    assert set(stats.requests) == {("s", "/e", "200")}
+    assert set(staging.requests) == {("s", "/e", "200"), ("s", "/e", "503")}
+    assert (stats.requests[("s", "/e", "200")], staging.requests[("s", "/e", "200")]) == (1, 1)
+    assert dict(staging.retries) == {("s", "/e"): 2} and not stats.retries
+    assert list(staging.budget_refusals) == ["v"] and "v" not in stats.budget_refusals
+    # One counter family behind both views, each series labelled with its account.
+    samples = {
+        tuple(sorted(s.labels.items())): s.value
+        for m in stats.requests.counter.collect()
+        for s in m.samples
+        if s.name.endswith("_total")
+    }
+    assert samples[(("account", "staging"), ("code", "503"), ("endpoint", "/e"), ("source", "s"))] == 1
+    assert samples[(("account", "default"), ("code", "200"), ("endpoint", "/e"), ("source", "s"))] == 1

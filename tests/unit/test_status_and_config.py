@@ -25,13 +25,14 @@ def test_rows_and_html_escape_vendor_text() -> None:
         return Dummy(tid, interval=1, timeout=1, settings=())
 
     up, down, new = TargetHealth(), TargetHealth(), TargetHealth()
-    up.record_success(1_800_000_000.0, 0.25, 3)
+    up.record_success(1_800_000_000.0, 0.25, 3, 2)
     down.record_failure(1_800_000_001.0, 0.5, "server_error", "GET /q answered 500: <script>x</script>")
     data = rows([(target("dummy/<a>"), down), (target("dummy/b"), up), (target("dummy/new"), new)])
     assert [r["id"] for r in data] == ["dummy/<a>", "dummy/b", "dummy/new"]
     assert data[0]["health"] == "down" and data[0]["last_error"] == "server_error"
     assert data[1] == {
         "id": "dummy/b",
+        "account": "default",
         "source": "dummy",
         "health": "up",
         "interval_seconds": 1,
@@ -40,6 +41,7 @@ def test_rows_and_html_escape_vendor_text() -> None:
         "last_poll_duration_seconds": 0.25,
         "last_success_timestamp": 1_800_000_000.0,
         "series": 3,
+        "filtered_series": 2,
         "last_error": None,
         "last_error_detail": None,
     }

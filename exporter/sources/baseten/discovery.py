@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from exporter.errors import UpstreamError
 from exporter.exposition import Rendered
+from exporter.scope import DEFAULT_SCOPE, Scope, target_id
 from exporter.sources.base import Discovery, Target
 from exporter.sources.baseten import lists
 from exporter.sources.baseten.target import (
@@ -33,6 +34,7 @@ class DeploymentDiscoverySettings:
     interval: float
     timeout: float
     deployments: DeploymentSettings
+    scope: Scope = DEFAULT_SCOPE
 
 
 class DeploymentDiscovery(Discovery):
@@ -43,16 +45,17 @@ class DeploymentDiscovery(Discovery):
 
     def __init__(self, clients: Clients, index: int, settings: DeploymentDiscoverySettings) -> None:
         super().__init__(
-            f"{DISCOVERY_SOURCE}/{index}",
+            target_id(DISCOVERY_SOURCE, settings.scope.account, str(index)),
             interval=settings.interval,
             timeout=settings.timeout,
             settings=settings,
+            scope=settings.scope,
         )
         self.clients = clients
         self.opts = settings
 
     async def discover(self, now: float) -> tuple[Rendered, list[Target]]:
-        client = self.clients.get(VENDOR)
+        client = self.clients.get(VENDOR, self.account)
         models = [
             m
             for m in await list_models(client, self.timeout)

@@ -87,6 +87,22 @@ def metric_name(vendor_name: str, kind: str, unit_hint: str) -> str:
     return base + "_total" if kind == COUNTER else base
 
 
+@functools.lru_cache(maxsize=4096)
+def possible_families(vendor_name: str) -> frozenset[str]:
+    """Every family a vendor metric could land in, whatever kind and unit its descriptor
+    turns out to have (a histogram's average included): before the descriptor has been
+    seen, a metric filter may leave the metric out of a request only if it removes all
+    of these."""
+    out: set[str] = set()
+    for kind in (GAUGE, COUNTER, HISTOGRAM):
+        for unit in UNITS:
+            name = metric_name(vendor_name, kind, unit)
+            out.add(name)
+            if kind == HISTOGRAM:
+                out.add(stat_name(name, "avg"))
+    return frozenset(out)
+
+
 def stat_name(name: str, stat: str) -> str:
     stat = re.sub(r"[^a-z0-9_]", "_", stat.lower()).strip("_") or "stat"
     for suffix in _UNIT_SUFFIXES:

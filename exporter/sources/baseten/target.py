@@ -16,13 +16,14 @@ from typing import Any
 
 from exporter.config.baseten import Effective
 from exporter.errors import UpstreamError
-from exporter.exposition import Labels, Rendered, render
+from exporter.exposition import Labels, Rendered
+from exporter.scope import DEFAULT_SCOPE, Scope, target_id
 from exporter.sources.base import Target
 from exporter.sources.baseten import lists
 from exporter.sources.baseten import translate as tr
 from exporter.sources.baseten.counters import CounterState
-from exporter.sources.baseten.layout import ENDPOINT
-from exporter.sources.baseten.vendor import MAX_WINDOW_SECONDS
+from exporter.sources.baseten.layout import ENDPOINT, layout, possible_families
+from exporter.sources.baseten.vendor import DEFAULT_METRICS, MAX_WINDOW_SECONDS
 from exporter.upstream import Clients, VendorClient
 
 log = logging.getLogger("exporter.sources.baseten.target")
@@ -59,8 +60,8 @@ def request_params(
     return params
 
 
-def target_id(model_id: str, deployment_id: str) -> str:
-    return f"{SOURCE}/{model_id}/{deployment_id}"
+def deployment_id_of(account: str, model_id: str, deployment_id: str) -> str:
+    return target_id(SOURCE, account, model_id, deployment_id)
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class DeploymentSettings:
     interval: float
     timeout: float
     meta_refresh: float | None = None
+    scope: Scope = DEFAULT_SCOPE
 
 
 class DeploymentTarget(Target):
@@ -93,10 +95,11 @@ class DeploymentTarget(Target):
         meta: lists.Meta | None = None,
     ) -> None:
         super().__init__(
-            target_id(model_id, deployment_id),
+            deployment_id_of(settings.scope.account, model_id, deployment_id),
             interval=settings.interval,
             timeout=settings.timeout,
             settings=settings,
+            scope=settings.scope,
         )
         self.clients = clients
         self.model_id = model_id
@@ -114,6 +117,8 @@ class DeploymentTarget(Target):
         # SUMMARY modes): the window is step-aligned, so while it has not moved no new
         # step can have settled, and the read is skipped.
         self._counters_read: dict[str, Any] | None = None
+        # The families each vendor metric was seen to land in, for the metric filter.
+        self._families: dict[str, frozenset[str]] = {}
 
     def update_from(self, other: Target) -> None:
         if isinstance(other, DeploymentTarget) and other.meta is not None:
@@ -130,19 +135,41 @@ class DeploymentTarget(Target):
         )
         return reply.doc
 
+    def _wanted(self, name: str) -> bool:
+        """False if the metric filter removes every family of vendor metric ``name``
+        (those seen in earlier answers, else every family the name could land in)."""
+        keep = self.scope.filter
+        return not keep.active or any(
+            keep.keeps(f) for f in self._families.get(name) or possible_families(name)
+        )
+
+    def requested(self) -> tuple[str, ...] | None:
+        """The vendor metrics to ask for: the configured ones (or, under a metric filter,
+        the vendor's default set named explicitly) less those the filter removes
+        entirely; None when that leaves nothing to ask for."""
+        if not self.scope.filter.active:
+            return self.req.metrics
+        return tuple(n for n in self.req.metrics or DEFAULT_METRICS if self._wanted(n)) or None
+
     async def poll(self, now: float) -> Rendered:
-        client = self.clients.get(VENDOR)
+        client = self.clients.get(VENDOR, self.account)
         req = self.req
         cutoff = math.floor((now - req.delay) * 1000)
-        main = tr.parse(
-            await self._metrics(
-                client, request_params(req.mode, req.metrics, now, req.window, req.delay, self.step)
-            ),
-            req.mode,
-        )
+        metrics = self.requested()
+        if metrics is None:
+            main = tr.Response(req.mode, 0, 0, None, (), ())  # every metric filtered: nothing to ask
+        else:
+            main = tr.parse(
+                await self._metrics(
+                    client, request_params(req.mode, metrics, now, req.window, req.delay, self.step)
+                ),
+                req.mode,
+            )
+        for d in main.descriptors:
+            self._families[d.name] = frozenset(f.name for f, _ in layout(d))
         samples, percent = tr.gauge_samples(main, self.ids, cutoff, self.percent)
         series: tr.Response | None = main if req.mode == "SERIES" else None
-        names = tr.counter_names(main)
+        names = [n for n in tr.counter_names(main) if self._wanted(n)]
         counters_read: dict[str, Any] | None = None
         if series is None and names:
             params = request_params("SERIES", names, now, req.counter_window, req.delay, self.counter_step)
@@ -166,7 +193,7 @@ class DeploymentTarget(Target):
         samples += self.counters.samples(self.ids)
         if self.meta is not None:
             samples += lists.meta_samples(self.ids, self.meta)
-        return render(samples)
+        return self.scope.render(samples)
 
     async def _refresh_meta(self, client: VendorClient, now: float) -> None:
         """Metadata is a nicety: failing to read it keeps the last known and never

@@ -24,3 +24,10 @@ DEPLOYMENT_STATUSES = frozenset(
         "WAKING_UP",
     }
 )
+
+# What the metrics endpoint returns when no ``metrics=`` is sent (its documented default set).
+DEFAULT_METRICS = (
+    "baseten_replicas_active",
+    "baseten_inference_requests_total",
+    "baseten_end_to_end_response_time_seconds",
+)

@@ -36,7 +36,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from exporter.errors import UpstreamError
-from exporter.exposition import Rendered, render
+from exporter.exposition import Rendered
+from exporter.scope import DEFAULT_SCOPE, Scope, target_id
 from exporter.sources.base import Target
 from exporter.sources.together.probe_translate import (
     DEFAULT_BUCKETS,
@@ -85,6 +86,7 @@ class ProbeSettings:
     status_poll_interval: float
     request_timeout: float
     buckets: tuple[float, ...] = DEFAULT_BUCKETS
+    scope: Scope = DEFAULT_SCOPE
 
     @classmethod
     def build(
@@ -98,6 +100,7 @@ class ProbeSettings:
         status_poll_interval: float,
         request_timeout: float,
         buckets: tuple[float, ...] = DEFAULT_BUCKETS,
+        scope: Scope = DEFAULT_SCOPE,
     ) -> ProbeSettings:
         return cls(
             json.dumps(payload, sort_keys=True),
@@ -108,6 +111,7 @@ class ProbeSettings:
             status_poll_interval,
             min(request_timeout, timeout),
             tuple(buckets),
+            scope,
         )
 
     def submit_body(self, model: str) -> dict[str, Any]:
@@ -125,23 +129,27 @@ class InFlight:
     submitted_at: float  # event-loop (monotonic) time
 
 
+# A probed queue: (account, model). Two accounts probing one model are two queues.
+ProbeKey = tuple[str, str]
+
+
 class InFlightJobs:
-    """Probe jobs submitted and not yet settled, by model.
+    """Probe jobs submitted and not yet settled, by account and model.
 
     Shared by successive targets of one model, so a target rebuilt by a reload still
     sees (and settles) the job its predecessor left running.
     """
 
     def __init__(self) -> None:
-        self._jobs: dict[str, InFlight] = {}
+        self._jobs: dict[ProbeKey, InFlight] = {}
 
-    def get(self, model: str) -> InFlight | None:
+    def get(self, model: ProbeKey) -> InFlight | None:
         return self._jobs.get(model)
 
-    def set(self, model: str, job: InFlight) -> None:
+    def set(self, model: ProbeKey, job: InFlight) -> None:
         self._jobs[model] = job
 
-    def pop(self, model: str, request_id: str) -> bool:
+    def pop(self, model: ProbeKey, request_id: str) -> bool:
         """Forget the job; True if it was the one recorded (so it is counted once)."""
         job = self._jobs.get(model)
         if job is None or job.request_id != request_id:
@@ -160,14 +168,16 @@ class ProbeTarget(Target):
         self, clients: Clients, model: str, settings: ProbeSettings, *, registry: InFlightJobs = IN_FLIGHT
     ) -> None:
         super().__init__(
-            f"{SOURCE}/{model}",
+            target_id(SOURCE, settings.scope.account, model),
             interval=settings.interval,
             timeout=settings.request_timeout,
             settings=settings,
+            scope=settings.scope,
         )
         self.clients = clients
         self.opts = settings
         self.model = model
+        self.key: ProbeKey = (settings.scope.account, model)
         self.registry = registry
         self.state = ProbeState(settings.buckets)
         self._task: asyncio.Task[Any] | None = None
@@ -197,7 +207,7 @@ class ProbeTarget(Target):
                 "probe failed",
                 extra={"model": self.model, "reason": outcome.reason, "detail": outcome.detail},
             )
-        return render(samples(self.model, self.state))
+        return self.scope.render(samples(self.model, self.state))
 
     async def _probe(self) -> Outcome:
         loop = asyncio.get_running_loop()
@@ -206,7 +216,7 @@ class ProbeTarget(Target):
         # the previous probe's, kept as stale): end the wait early enough to cancel.
         margin = min(MIN_REQUEST_TIMEOUT, self.interval / 10)
         hard_end = started + self.interval - margin
-        client = self.clients.get("together")
+        client = self.clients.get("together", self.account)
         blocker = await self._settle_leftover(client)
         if blocker:
             return failure("previous_job_in_flight", blocker)
@@ -234,7 +244,7 @@ class ProbeTarget(Target):
         except UpstreamError as exc:
             return failure("submit_invalid_response", exc.detail)
         accepted = loop.time()
-        self.registry.set(self.model, InFlight(request_id, accepted))
+        self.registry.set(self.key, InFlight(request_id, accepted))
 
         last: JobStatus | None = None
         last_error: UpstreamError | None = None
@@ -300,7 +310,7 @@ class ProbeTarget(Target):
         except UpstreamError as exc:
             if exc.reason == "not_found":
                 # The vendor does not know the job: nothing is left to cancel.
-                self.registry.pop(self.model, request_id)
+                self.registry.pop(self.key, request_id)
                 return None
             log.warning(
                 "could not cancel probe job",
@@ -321,12 +331,12 @@ class ProbeTarget(Target):
 
     def _settled(self, request_id: str, status: str) -> None:
         """The job reached ``status`` (terminal): forget it and count it, once."""
-        if self.registry.pop(self.model, request_id):
+        if self.registry.pop(self.key, request_id):
             self.state.count_job(status)
 
     async def _settle_leftover(self, client: VendorClient) -> str:
         """Settle a job an earlier probe left unfinished; return why it blocks, or ''."""
-        job = self.registry.get(self.model)
+        job = self.registry.get(self.key)
         if job is None:
             return ""
         loop = asyncio.get_running_loop()
@@ -335,13 +345,13 @@ class ProbeTarget(Target):
                 "forgetting a probe job that never settled",
                 extra={"model": self.model, "request_id": job.request_id},
             )
-            self.registry.pop(self.model, job.request_id)
+            self.registry.pop(self.key, job.request_id)
             return ""
         try:
             status = await self._status(client, job.request_id, self.timeout)
         except UpstreamError as exc:
             if exc.reason == "not_found":
-                self.registry.pop(self.model, job.request_id)
+                self.registry.pop(self.key, job.request_id)
                 return ""
             return f"status of previous job {job.request_id} unavailable: {exc.reason}"
         if status.terminal:
@@ -359,14 +369,14 @@ class ProbeTarget(Target):
     def _start_cleanup(self) -> None:
         """Cancel this model's in-flight job in the background (poll interrupted, or close)."""
         submit, self._submit = self._submit, None
-        if submit is None and (self.registry.get(self.model) is None or self._cleanups):
+        if submit is None and (self.registry.get(self.key) is None or self._cleanups):
             return  # nothing recorded, or a running cleanup already handles the recorded job
         task = asyncio.get_running_loop().create_task(self._cleanup(submit))
         self._cleanups.add(task)
         task.add_done_callback(self._cleanups.discard)
 
     async def _cleanup(self, submit: asyncio.Task[Reply] | None) -> None:
-        client = self.clients.find("together")
+        client = self.clients.find("together", self.account)
         if submit is not None:
             try:
                 doc = (await asyncio.wait_for(submit, CLOSE_TIMEOUT)).doc
@@ -374,8 +384,8 @@ class ProbeTarget(Target):
             except (UpstreamError, TimeoutError, asyncio.CancelledError):
                 rid = None
             if rid is not None:
-                self.registry.set(self.model, InFlight(rid, asyncio.get_running_loop().time()))
-        job = self.registry.get(self.model)
+                self.registry.set(self.key, InFlight(rid, asyncio.get_running_loop().time()))
+        job = self.registry.get(self.key)
         if job is not None and client is not None:
             await self._cancel(client, job.request_id, CLOSE_TIMEOUT)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exporter.exposition import Rendered, render
+from exporter.exposition import Rendered
+from exporter.scope import DEFAULT_SCOPE, Scope, target_id
 from exporter.sources.base import Target
 from exporter.sources.together.queue_translate import ENDPOINT, translate
 from exporter.upstream import Clients
@@ -19,6 +20,7 @@ class QueueSettings:
 
     interval: float
     timeout: float
+    scope: Scope = DEFAULT_SCOPE
 
 
 class QueueTarget(Target):
@@ -26,14 +28,18 @@ class QueueTarget(Target):
 
     def __init__(self, clients: Clients, model: str, settings: QueueSettings) -> None:
         super().__init__(
-            f"{SOURCE}/{model}", interval=settings.interval, timeout=settings.timeout, settings=settings
+            target_id(SOURCE, settings.scope.account, model),
+            interval=settings.interval,
+            timeout=settings.timeout,
+            settings=settings,
+            scope=settings.scope,
         )
         self.clients = clients
         self.model = model
 
     async def poll(self, now: float) -> Rendered:
         doc = (
-            await self.clients.get("together").request_json(
+            await self.clients.get("together", self.account).request_json(
                 "GET",
                 ENDPOINT,
                 params={"model": self.model},
@@ -42,4 +48,4 @@ class QueueTarget(Target):
                 timeout=self.timeout,
             )
         ).doc
-        return render(translate(self.model, doc))
+        return self.scope.render(translate(self.model, doc))

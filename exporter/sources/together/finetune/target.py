@@ -28,8 +28,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from exporter.errors import UpstreamError
-from exporter.exposition import Rendered, render
+from exporter.exposition import Rendered
+from exporter.scope import DEFAULT_SCOPE, Scope, target_id
 from exporter.sources.base import Discovery, Target
+from exporter.sources.together.finetune import names
 from exporter.sources.together.finetune import translate as tr
 from exporter.upstream import Clients, Reply
 
@@ -49,6 +51,7 @@ class JobSettings:
     max_keys: int
     # Seconds of vendor log time each read asks for again (see ``apply_rows``).
     overlap: float = 60.0
+    scope: Scope = DEFAULT_SCOPE
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class FineTuneDiscoverySettings:
     interval: float
     timeout: float
     jobs: JobSettings
+    scope: Scope = DEFAULT_SCOPE
 
 
 class JobTarget(Target):
@@ -67,10 +71,11 @@ class JobTarget(Target):
 
     def __init__(self, clients: Clients, job_id: str, settings: JobSettings) -> None:
         super().__init__(
-            f"{SOURCE}/{job_id}",
+            target_id(SOURCE, settings.scope.account, job_id),
             interval=settings.interval,
             timeout=settings.timeout,
             settings=settings,
+            scope=settings.scope,
         )
         self.clients = clients
         self.job_id = job_id
@@ -88,7 +93,7 @@ class JobTarget(Target):
         return self.finished_at is not None and now - self.finished_at > self.opts.retention
 
     async def _get(self, path: str, endpoint: str, params: dict[str, str | int] | None = None) -> Reply:
-        return await self.clients.get("together").request_json(
+        return await self.clients.get("together", self.account).request_json(
             "GET", path, params=params, source=SOURCE, endpoint=endpoint, timeout=self.timeout
         )
 
@@ -135,11 +140,19 @@ class JobTarget(Target):
         if read_at is None:
             read_at = now
         # Commit only after both requests succeeded, so a failed poll re-reads the same rows.
+        keep = self.scope.filter
         self.state = tr.apply_rows(
-            self.state, rows, now, self.opts.max_keys, read_at=read_at, overlap=self.opts.overlap
+            self.state,
+            rows,
+            now,
+            self.opts.max_keys,
+            read_at=read_at,
+            overlap=self.opts.overlap,
+            keep_key=(lambda key: keep.keeps(names.metric_name(key))) if keep.active else None,
         )
         self.info = info
-        rendered = render(tr.job_samples(self.job_id, info, self.state))
+        rendered = self.scope.render(tr.job_samples(self.job_id, info, self.state))
+        rendered.filtered += len(self.state.filtered_keys)
         if info.terminal:
             self.finished_at = now
             self._last = rendered
@@ -151,10 +164,11 @@ class FineTuneDiscovery(Discovery):
 
     def __init__(self, clients: Clients, settings: FineTuneDiscoverySettings) -> None:
         super().__init__(
-            f"{DISCOVERY_SOURCE}/fine-tunes",
+            target_id(DISCOVERY_SOURCE, settings.scope.account, "fine-tunes"),
             interval=settings.interval,
             timeout=settings.timeout,
             settings=settings,
+            scope=settings.scope,
         )
         self.clients = clients
         self.statuses = settings.statuses
@@ -166,7 +180,7 @@ class FineTuneDiscovery(Discovery):
 
     async def discover(self, now: float) -> tuple[Rendered, list[Target]]:
         doc = (
-            await self.clients.get("together").request_json(
+            await self.clients.get("together", self.account).request_json(
                 "GET", "/fine-tunes", source=DISCOVERY_SOURCE, endpoint=tr.LIST_ENDPOINT, timeout=self.timeout
             )
         ).doc
@@ -187,4 +201,4 @@ class FineTuneDiscovery(Discovery):
                 # Finished since we found it: keep it for its final read and retention.
                 keep[job_id] = known
         self.jobs = keep
-        return render(tr.list_samples(listed)), list(keep.values())
+        return self.scope.render(tr.list_samples(listed)), list(keep.values())

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -87,6 +87,9 @@ class MetricsState:
     key_limit_reached: bool = False
     cursor: float | None = None
     seen: Mapping[int, tuple[int, float]] = field(default_factory=dict)
+    # Keys the metric filter removes: not kept, not counted against max_keys (at most
+    # max_keys of them are remembered, for the count on the status page).
+    filtered_keys: frozenset[str] = frozenset()
 
 
 def metric_rows(doc: Any) -> list[Any]:
@@ -121,6 +124,7 @@ def apply_rows(
     *,
     read_at: float,
     overlap: float,
+    keep_key: Callable[[str], bool] | None = None,
 ) -> MetricsState:
     """Fold one read's rows (in the vendor's chronological order) into ``state``.
 
@@ -141,7 +145,8 @@ def apply_rows(
     curve's newest point. ``null`` values are "no data" and leave the previous value
     in place. A row without an integral ``train/global_step`` or with a value that is
     not a number is skipped and counted; one with a step still counts towards the
-    highest step.
+    highest step. A key ``keep_key`` refuses (the metric filter) is left out before
+    ``max_keys`` is applied, so filtered keys take no room.
     """
     cursor = read_at - overlap if state.cursor is None else max(state.cursor, read_at - overlap)
     # Rows last returned before the new cursor less the overlap were logged before the
@@ -153,6 +158,7 @@ def apply_rows(
     skipped = dict(state.skipped)
     dropped = state.dropped_values
     limit_hit = state.key_limit_reached
+    filtered = set(state.filtered_keys)
     top = state.last_step
     for row in rows:
         fp = fingerprint(row)
@@ -180,6 +186,10 @@ def apply_rows(
                 break
             parsed[key] = num
         for key, num in parsed.items():
+            if keep_key is not None and key not in values and not keep_key(key):
+                if len(filtered) < max_keys:
+                    filtered.add(key)
+                continue
             if key in values:
                 if step >= value_steps[key]:
                     values[key] = num
@@ -193,7 +203,9 @@ def apply_rows(
     step_seen_at = state.step_seen_at
     if top is not None and top != state.last_step:
         step_seen_at = now
-    return MetricsState(values, value_steps, top, step_seen_at, skipped, dropped, limit_hit, cursor, seen)
+    return MetricsState(
+        values, value_steps, top, step_seen_at, skipped, dropped, limit_hit, cursor, seen, frozenset(filtered)
+    )
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,133 @@
+"""The metric filter and target labels: which families stay, and how labels are added."""
+
+from __future__ import annotations
+
+import pytest
+
+from exporter.exposition import Family, Sample
+from exporter.health import TargetHealth, render_health
+from exporter.scope import FilterRule, MetricFilter, Scope, merged_labels, target_id
+from exporter.sources.together.finetune import translate as ft
+from exporter.sources.together.finetune.names import metric_name
+
+G = Family("together_queue_jobs_waiting", "gauge", "Waiting.")
+R = Family("together_queue_jobs_running", "gauge", "Running.")
+S = Family("baseten_status_total", "counter", "By status.")
+
+
+def keeps(allow: list[str], deny: list[str], name: str) -> bool:
+    return MetricFilter((FilterRule(tuple(allow), tuple(deny)),)).keeps(name)
+
+
+@pytest.mark.parametrize(
+    ("allow", "deny", "name", "kept"),
+    [
+        ([], [], "together_queue_jobs_waiting", True),  # empty allow: everything
+        (["together_queue_.*"], [], "together_queue_jobs_waiting", True),
+        (["together_queue_.*"], [], "baseten_replicas_active", False),
+        (["together_queue"], [], "together_queue_jobs_waiting", False),  # anchored: whole name
+        (["queue_jobs_waiting"], [], "together_queue_jobs_waiting", False),  # anchored at the start too
+        (["together_.*"], ["together_queue_jobs_running"], "together_queue_jobs_running", False),  # deny wins
+        ([], ["together_queue_jobs_running"], "together_queue_jobs_waiting", True),
+        (["a", "together_queue_jobs_(waiting|running)"], [], "together_queue_jobs_running", True),
+    ],
+)
+def test_allow_and_deny(allow: list[str], deny: list[str], name: str, kept: bool) -> None:
+    assert keeps(allow, deny, name) is kept
+
+
+def test_global_and_account_rules_must_both_pass() -> None:
+    both = MetricFilter((FilterRule(allow=("together_.*",)), FilterRule(deny=(".*_running",))))
+    assert both.keeps("together_queue_jobs_waiting")
+    assert not both.keeps("together_queue_jobs_running")
+    assert not both.keeps("baseten_replicas_active")
+    assert not MetricFilter().active and MetricFilter((FilterRule(),)).active is False
+
+
+def test_labels_follow_the_sample_labels_and_clashes_are_renamed() -> None:
+    scope = Scope("prod", (("team", "ml"),))
+    out = scope.render(
+        [
+            Sample(G, (("model", "a/b"),), 3),
+            Sample(S, (("team", "vendor's"), ("status", "2xx")), 5),
+            Sample(R, (), 1),
+        ]
+    )
+    assert out.lines[G.name] == b'together_queue_jobs_waiting{model="a/b",account="prod",team="ml"} 3\n'
+    # A vendor label with a configured label's name becomes exported_<name>, as in Prometheus.
+    assert out.lines[S.name] == (
+        b'baseten_status_total{exported_team="vendor\'s",status="2xx",account="prod",team="ml"} 5\n'
+    )
+    assert out.lines[R.name] == b'together_queue_jobs_running{account="prod",team="ml"} 1\n'
+    assert out.filtered == 0
+
+
+def test_label_values_are_escaped() -> None:
+    out = Scope("a", (("note", 'say "hi"\\\n'),)).render([Sample(R, (), 1)])
+    assert out.lines[R.name] == b'together_queue_jobs_running{account="a",note="say \\"hi\\"\\\\\\n"} 1\n'
+
+
+def test_filtered_families_are_left_out_and_counted() -> None:
+    scope = Scope("a", (), MetricFilter((FilterRule(deny=("together_queue_jobs_running",)),)))
+    out = scope.render([Sample(G, (("model", "x"),), 1), Sample(R, (("model", "x"),), 2), Sample(R, (), 3)])
+    assert list(out.lines) == [G.name] and out.filtered == 2 and out.series == 1
+
+
+def test_health_families_go_only_when_a_deny_names_the_exporter_prefix() -> None:
+    h = TargetHealth()
+    h.record_success(100.0, 0.5, 3)
+    broad = Scope("a", (), MetricFilter((FilterRule(allow=("together_.*",), deny=(".*_seconds", ".*")),)))
+    assert set(render_health("t/x", "t", h, broad).lines) == {
+        "inference_exporter_target_up",
+        "inference_exporter_target_poll_duration_seconds",
+        "inference_exporter_target_last_success_timestamp_seconds",
+        "inference_exporter_target_series",
+        "inference_exporter_target_polls_total",
+    }
+    named = Scope(
+        "a",
+        (),
+        MetricFilter((FilterRule(deny=("inference_exporter_target_(up|series|poll_duration_seconds)",)),)),
+    )
+    lines = render_health("t/x", "t", h, named).lines
+    # target_up is never filtered away.
+    assert set(lines) == {
+        "inference_exporter_target_up",
+        "inference_exporter_target_last_success_timestamp_seconds",
+        "inference_exporter_target_polls_total",
+    }
+    assert lines["inference_exporter_target_up"] == (
+        b'inference_exporter_target_up{target="t/x",source="t",account="a"} 1\n'
+    )
+
+
+def test_target_ids_keep_the_default_account_out() -> None:
+    assert target_id("together_queue", "default", "org/m") == "together_queue/org/m"
+    assert target_id("together_queue", "prod", "org/m") == "together_queue@prod/org/m"
+    assert target_id("baseten", "eu.1", "m", "d") == "baseten@eu.1/m/d"
+
+
+def test_inner_labels_override_outer_ones() -> None:
+    assert merged_labels({"team": "a", "env": "x"}, {"team": "b"}, {}) == (("env", "x"), ("team", "b"))
+
+
+def test_filtered_fine_tune_keys_take_no_room_under_max_keys() -> None:
+    rows = [{"train/global_step": 1, "train/loss": 0.5, "train/grad_norm": 2.0, "eval/loss": 0.7}]
+    filt = MetricFilter((FilterRule(deny=("together_finetune_train_.*",)),))
+
+    state = ft.apply_rows(
+        ft.MetricsState(),
+        rows,
+        10.0,
+        1,
+        read_at=10.0,
+        overlap=1.0,
+        keep_key=lambda k: filt.keeps(metric_name(k)),
+    )
+    # max_keys is 1 and two keys come first, but they are filtered: eval/loss is kept.
+    assert dict(state.values) == {"eval/loss": 0.7}
+    assert state.dropped_values == 0 and not state.key_limit_reached
+    # Remembered for the status page's count, at most max_keys of them.
+    assert len(state.filtered_keys) == 1 and state.filtered_keys < {"train/loss", "train/grad_norm"}
+    unfiltered = ft.apply_rows(ft.MetricsState(), rows, 10.0, 1, read_at=10.0, overlap=1.0)
+    assert len(unfiltered.values) == 1 and unfiltered.dropped_values == 2
