@@ -121,7 +121,7 @@ def make_app(
             return web.Response(status=400, text=f"{exc}\n")
         data = status.rows(exporter.targets_with_health())
         if request.query.get("format") == "json":
-            return web.json_response({"targets": select(data, query.state)})
+            return web.json_response({"targets": select(data, query.state, query.account)})
         page = status.render_html(data, time.time(), query, telemetry_path)
         return web.Response(text=page, content_type="text/html")
 

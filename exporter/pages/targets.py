@@ -2,7 +2,8 @@
 
 Everything the page can show is chosen by its query string, so it works without
 JavaScript and a view can be bookmarked: ``?state=down`` lists only failing targets,
-``?refresh=10`` reloads the page every ten seconds (off by default).
+``?account=NAME`` one account's, ``?refresh=10`` reloads the page every ten seconds
+(off by default).
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ class QueryError(ValueError):
 
 @dataclass(frozen=True)
 class TargetsQuery:
-    """What the query string asks of the page: a health to show only, and a refresh period."""
+    """What the query string asks of the page: a health and an account to show only, and a
+    refresh period."""
 
     state: str | None = None
     refresh: int | None = None
+    account: str | None = None
 
     @classmethod
     def parse(cls, query: Mapping[str, str]) -> TargetsQuery:
@@ -42,22 +45,25 @@ class TargetsQuery:
             state = None
         if state is not None and state not in STATES:
             raise QueryError(f"state must be one of all, {', '.join(STATES)}")
+        account = query.get("account") or None
         raw = query.get("refresh") or "off"
         if raw in ("0", "off"):
-            return cls(state, None)
+            return cls(state, None, account)
         if not (raw.isascii() and raw.isdigit() and len(raw) <= 4) or not 1 <= int(raw) <= MAX_REFRESH:
             raise QueryError(f"refresh must be a whole number of seconds from 1 to {MAX_REFRESH}, or off")
-        return cls(state, int(raw))
+        return cls(state, int(raw), account)
 
     def href(self, **changes: Any) -> str:
         """This view's address with ``changes`` applied (``state=None`` shows every target)."""
         q = replace(self, **changes)
-        params = {k: v for k, v in (("state", q.state), ("refresh", q.refresh)) if v is not None}
+        pairs = (("account", q.account), ("state", q.state), ("refresh", q.refresh))
+        params = {k: v for k, v in pairs if v is not None}
         return PATH + ("?" + urlencode(params) if params else "")
 
     def json_href(self) -> str:
-        params = {"format": "json", **({"state": self.state} if self.state else {})}
-        return PATH + "?" + urlencode(params)
+        """The same rows as JSON (the account and health filters kept)."""
+        pairs = (("format", "json"), ("account", self.account), ("state", self.state))
+        return PATH + "?" + urlencode({k: v for k, v in pairs if v is not None})
 
 
 @dataclass
@@ -73,9 +79,15 @@ class Group:
         return Counter(r["health"] for r in self.rows)
 
 
-def select(data: Iterable[dict[str, Any]], state: str | None) -> list[dict[str, Any]]:
-    """The rows with health ``state``; all of them for ``None``."""
-    return [r for r in data if state is None or r["health"] == state]
+def select(
+    data: Iterable[dict[str, Any]], state: str | None, account: str | None = None
+) -> list[dict[str, Any]]:
+    """The rows with health ``state`` and of ``account``; ``None`` selects any."""
+    return [
+        r
+        for r in data
+        if (state is None or r["health"] == state) and (account is None or r.get("account") == account)
+    ]
 
 
 def group(data: Iterable[dict[str, Any]]) -> list[Group]:
@@ -99,10 +111,16 @@ def render(
     query: TargetsQuery | None = None,
     telemetry_path: str = "/metrics",
 ) -> str:
-    """The page for ``data`` (every target's row, as ``exporter.status.rows`` builds them)."""
+    """The page for ``data`` (every target's row, as ``exporter.status.rows`` builds them).
+
+    Accounts are named (in group headings, and as a filter) only when there is more
+    than one: a single account needs no name on every heading.
+    """
     query = query or TargetsQuery()
-    counts = Counter(r["health"] for r in data)
-    shown = select(data, query.state)
+    accounts = sorted({str(r["account"]) for r in data if r.get("account")})
+    scoped = select(data, None, query.account)
+    counts = Counter(r["health"] for r in scoped)
+    shown = select(scoped, query.state)
     refresh_choices = sorted({*REFRESH_CHOICES, *([query.refresh] if query.refresh else [])})
     return render_page(
         "targets.html",
@@ -111,7 +129,8 @@ def render(
         telemetry_path=telemetry_path,
         now=now,
         query=query,
-        total=len(data),
+        total=len(scoped),
+        accounts=accounts if len(accounts) > 1 or query.account else [],
         counts={s: counts.get(s, 0) for s in STATES},
         groups=group(shown),
         shown=len(shown),

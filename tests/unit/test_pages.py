@@ -102,6 +102,10 @@ def test_query_parses_state_and_refresh_and_builds_links() -> None:
     assert q.href(refresh=None) == "/targets?state=down"
     assert TargetsQuery().href() == "/targets"
     assert q.json_href() == "/targets?format=json&state=down"
+    one = TargetsQuery.parse({"account": "a&b", "state": "up"})
+    assert one == TargetsQuery("up", None, "a&b") and TargetsQuery.parse({"account": ""}).account is None
+    assert one.href(refresh=30) == "/targets?account=a%26b&state=up&refresh=30"
+    assert one.json_href() == "/targets?format=json&account=a%26b&state=up"
 
 
 @pytest.mark.parametrize(
@@ -147,7 +151,7 @@ def sample() -> list[dict[str, Any]]:
         ),
         row("together_queue/b"),
         row("baseten/m/d", account="acme"),
-        row("together_probe/p", "unknown"),
+        row("together_probe/p", "unknown", account="zeta"),
         row("together_queue/c", "down", error="connection_error", detail="x" * 400),
     ]
 
@@ -163,7 +167,7 @@ def test_targets_page_structure() -> None:
     # One tbody per group, named by its heading; groups in name order, account in the heading.
     headings = dom.text("th", scope="rowgroup")
     assert headings[0].startswith("baseten · account acme 1 target, 1 up")
-    assert headings[1].startswith("together_probe 1 target, 1 not polled yet")
+    assert headings[1].startswith("together_probe · account zeta 1 target, 1 not polled yet")
     assert headings[2] == "together_queue 3 targets, 2 down, 1 up"
     for attrs, _ in dom.find("tbody"):
         assert attrs["aria-labelledby"] in {a["id"] for a, _ in dom.find("th", scope="rowgroup")}
@@ -190,6 +194,7 @@ def test_targets_page_structure() -> None:
         "Targets",
         "all 5",
         "off",
+        "all",
     ]
     assert not dom.find("script") and not dom.find("link") and "http" not in render_html(sample(), NOW)
 
@@ -201,13 +206,60 @@ def test_failing_only_and_auto_refresh() -> None:
     assert dom.find("meta", http_equiv="refresh", content="30")
     current = [(a["href"], text) for a, text in dom.find("a") if a.get("aria-current") == "page"]
     assert current == [("/targets", "Targets"), ("/targets?state=down&refresh=30", "failing 2"),
-                       ("/targets?state=down&refresh=30", "30 s")]  # fmt: skip
+                       ("/targets?state=down&refresh=30", "30 s"),
+                       ("/targets?state=down&refresh=30", "all")]  # fmt: skip
     assert ("/targets?refresh=30", "all 5") in [(a["href"], t) for a, t in dom.find("a")]
     # The summary still counts every target.
     assert "5 targets, 2 down, 2 up, 1 not polled yet" in page
     # A refresh period that is not offered is shown as the current one.
     odd = Dom(render_html(sample(), NOW, TargetsQuery(None, 15)))
-    assert [t for a, t in odd.find("a") if a.get("aria-current")] == ["Targets", "all 5", "15 s"]
+    assert [t for a, t in odd.find("a") if a.get("aria-current")] == ["Targets", "all 5", "15 s", "all"]
+
+
+def test_accounts_are_named_when_there_are_several() -> None:
+    # One account everywhere (rows as the daemon builds them once targets carry an
+    # account): grouped by source, no account on the headings, no account filter.
+    single = [row("together_queue/a", account="default"), row("baseten/m/d", account="default")]
+    dom = Dom(render_html(single, NOW))
+    assert dom.text("th", scope="rowgroup") == ["baseten 1 target, 1 up", "together_queue 1 target, 1 up"]
+    assert not dom.find("nav", aria_label="Show targets of one account")
+    # Several: headings name the account, and a filter shows one account's targets.
+    several = [
+        row("baseten/x/1", account="prod"),
+        row("baseten/y/1", "down", account="dev", error="not_found"),
+        row("baseten/x/2", account="prod"),
+        row("together_queue/q", "down", account="prod", error="server_error"),
+    ]
+    dom = Dom(render_html(several, NOW))
+    assert dom.text("th", scope="rowgroup") == [
+        "baseten · account dev 1 target, 1 down",
+        "baseten · account prod 2 targets, 2 up",
+        "together_queue · account prod 1 target, 1 down",
+    ]
+    accounts = {t: a["href"] for a, t in dom.find("a") if a["href"].startswith("/targets?account=")}
+    assert accounts == {"dev": "/targets?account=dev", "prod": "/targets?account=prod"}
+    page = render_html(several, NOW, TargetsQuery("down", None, "prod"))
+    dom = Dom(page)
+    assert dom.text("th", scope="row") == ["together_queue/q"]
+    # Counts are the account's; the links keep the account, "all" drops it.
+    assert "3 targets, 1 down, 2 up" in page
+    links = {t: a["href"] for a, t in dom.find("a")}
+    assert (
+        links["all 3"] == "/targets?account=prod"
+        and links["10 s"] == "/targets?account=prod&state=down&refresh=10"
+    )
+    assert (
+        links["all"] == "/targets?state=down"
+        and links["JSON"] == "/targets?format=json&account=prod&state=down"
+    )
+    assert [t for a, t in dom.find("a") if a.get("aria-current")] == ["Targets", "failing 1", "off", "prod"]
+
+
+def test_series_removed_by_a_filter_are_shown_next_to_the_count() -> None:
+    kept = row("baseten/m/d")
+    trimmed = {**row("baseten/m/e"), "filtered_series": 7}
+    dom = Dom(render_html([kept, {**kept, "id": "baseten/m/f", "filtered_series": 0}, trimmed], NOW))
+    assert dom.text("td", data_label="Series") == ["4", "4", "4 7 filtered out"]
 
 
 def test_an_empty_filter_says_so() -> None:

@@ -85,6 +85,7 @@ def test_pages_over_http(tmp_path: Path) -> None:
                 home = await c.get("/")
                 every = await c.get("/targets?format=json")
                 failing = await c.get("/targets?format=json&state=down")
+                nobody = await c.get("/targets?format=json&account=nobody")
                 page = await c.get("/targets?state=down&refresh=5")
                 bad_state = await c.get("/targets?state=sideways")
                 bad_refresh = await c.get("/targets?format=json&refresh=never")
@@ -100,6 +101,7 @@ def test_pages_over_http(tmp_path: Path) -> None:
         assert "loaded at start" in home.text
         assert [t["id"] for t in every.json()["targets"]] == ["stub/broken", "stub/new", "stub/ok"]
         assert [t["id"] for t in failing.json()["targets"]] == ["stub/broken"]
+        assert nobody.json() == {"targets": []}
         assert failing.json()["targets"][0]["last_error_detail"] == "GET /x answered 500: <b>no</b>"
         assert '<meta http-equiv="refresh" content="5">' in page.text
         assert 'data-target="stub/broken"' in page.text and 'data-target="stub/ok"' not in page.text
