@@ -3,10 +3,10 @@
     python scripts/screenshots.py [--out docs/images] [--chromium /usr/bin/chromium]
 
 Starts ``python -m exporter demo`` on a free loopback port, makes one of the demo's
-queues fail (a fault rule in the demo's simulator: its queue endpoint answers 503, so
-the picture shows what a failing target looks like), waits until every target has
-been polled and the failure has been seen, and saves, from headless Chromium at
-1280 px wide:
+Baseten deployments fail (a fault rule in the demo's simulator: its metrics endpoint
+answers 503, so the picture shows what a failing target looks like, near the top of
+the page), waits until every target has been polled and the failure has been seen,
+and saves, from headless Chromium at 1280 px wide:
 
     docs/images/targets.png   /targets
     docs/images/landing.png   the landing page
@@ -35,10 +35,10 @@ REPO = Path(__file__).resolve().parents[1]
 WIDTH = 1280
 # Tall enough for the demo's targets without scrolling (Chromium shoots the viewport).
 SHOTS = {"targets.png": ("/targets", 1120), "landing.png": ("/", 720)}
-FAILING_QUEUE = "demo-org/batch-embedder"
+# The end of the failing target's id, whatever account it belongs to.
+FAILING = ("baseten", "/m1llama/d1stage")
 FAULT = {
-    "path": "/v1/queue/metrics",
-    "match": {"model": FAILING_QUEUE},
+    "path": "/v1/models/m1llama/deployments/d1stage/metrics",
     "kind": "status",
     "status": 503,
     "message": "The server is temporarily unable to handle this request; please retry later",
@@ -122,12 +122,12 @@ def take(out_dir: Path, chromium: str) -> list[Path]:
         def settled() -> bool:
             targets = _get_json(url + "/targets?format=json")
             assert isinstance(targets, dict)
-            health = {t["id"]: t["health"] for t in targets["targets"]}
-            return (
-                "unknown" not in health.values() and health.get(f"together_queue/{FAILING_QUEUE}") == "down"
-            )
+            rows = targets["targets"]
+            failing = [t for t in rows if t["source"] == FAILING[0] and t["id"].endswith(FAILING[1])]
+            polled = all(t["health"] != "unknown" for t in rows)
+            return polled and bool(failing) and all(t["health"] == "down" for t in failing)
 
-        _wait(settled, 60, "every target polled and the failing queue down")
+        _wait(settled, 60, "every target polled and the failing deployment down")
         # A few seconds more, so that "last poll" shows ages other than "just now".
         time.sleep(3)
         written = []
