@@ -26,6 +26,7 @@ from exporter.config.model import Config
 from exporter.health import TargetHealth
 from exporter.logs import SCRUBBER
 from exporter.poller import Poller, PollSettings, close_target
+from exporter.reloadstate import ReloadState
 from exporter.selfmetrics import SelfMetrics
 from exporter.sharding import Shard
 from exporter.sources.base import Target
@@ -44,6 +45,8 @@ STOP_CLOSE_SECONDS = 0.8
 class Exporter:
     def __init__(self, config_path: Path, shard: Shard | None = None) -> None:
         self.config_path = config_path
+        self.started_at = time.time()
+        self._reload_state = ReloadState(ok=False)
         # Which targets this replica polls; the default shard owns them all.
         self.shard = shard or Shard()
         self.store = Store()
@@ -70,6 +73,8 @@ class Exporter:
     async def start(self, loaded: LoadedConfig) -> None:
         self.poller.start()
         await self._apply(loaded)
+        now = time.time()
+        self._reload_state = ReloadState(ok=True, attempted_at=now, loaded_at=now)
 
     async def stop(self) -> None:
         """Stop polling: cancel in-flight polls (and their requests), close targets and clients."""
@@ -88,8 +93,15 @@ class Exporter:
         """Load the config file again; keep the running config if the new one is invalid.
 
         The answer says what went wrong in general terms only (it goes to whoever asked
-        over HTTP); the problems, with their lines, go to the log.
+        over HTTP, and to the landing page); the problems, with their lines, go to the log.
         """
+        ok, message = await self._reload()
+        now = time.time()
+        loaded_at = now if ok else self._reload_state.loaded_at
+        self._reload_state = ReloadState(ok, now, loaded_at, reloaded=True, message="" if ok else message)
+        return ok, message
+
+    async def _reload(self) -> tuple[bool, str]:
         async with self._reload_lock:
             try:
                 loaded = await off_loop(load_config, self.config_path)
@@ -161,6 +173,9 @@ class Exporter:
 
     def target_count(self) -> int:
         return len(self.targets)
+
+    def reload_state(self) -> ReloadState:
+        return self._reload_state
 
     def targets_with_health(self) -> list[tuple[Target, TargetHealth]]:
         """Every target that has health yet, by id."""

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import html
 import logging
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Protocol
 
 from aiohttp import web
@@ -15,6 +16,9 @@ from exporter.encoding import accepts_gzip
 from exporter.exposition import CONTENT_TYPE
 from exporter.health import TargetHealth
 from exporter.httpguard import ConnectionGuard
+from exporter.pages import landing as landing_page
+from exporter.pages.targets import QueryError, TargetsQuery, select
+from exporter.reloadstate import ReloadState
 from exporter.sources.base import Target
 from exporter.webconfig import WebSecurity
 
@@ -46,6 +50,20 @@ class ExporterView(Protocol):
         ...
 
     async def reload(self) -> tuple[bool, str]: ...
+
+    @property
+    def config_path(self) -> Path:
+        """The config file the exporter runs on (shown on the landing page)."""
+        ...
+
+    @property
+    def started_at(self) -> float:
+        """Unix time the exporter started."""
+        ...
+
+    def reload_state(self) -> ReloadState:
+        """What became of the last config load or reload."""
+        ...
 
 
 EXPORTER_KEY = web.AppKey("exporter", ExporterView)
@@ -85,28 +103,27 @@ def make_app(
         return web.Response(body=AsyncIterablePayload(_iterate(parts)), headers=headers)
 
     async def landing(request: web.Request) -> web.Response:
-        links = [
-            (telemetry_path, "Metrics"),
-            ("/targets", "Targets"),
-            ("/-/healthy", "Health"),
-            ("/-/ready", "Readiness"),
-        ]
-        items = "".join(f'<li><a href="{html.escape(h)}">{html.escape(t)}</a></li>' for h, t in links)
-        page = (
-            "<!DOCTYPE html><html><head><meta charset='utf-8'><title>inference-exporter</title></head>"
-            f"<body><h1>inference-exporter</h1><p>Version {html.escape(__version__)}. "
-            f"{exporter.target_count()} targets configured.</p><ul>{items}</ul></body></html>"
+        overview = landing_page.Overview(
+            version=__version__,
+            started_at=exporter.started_at,
+            config_path=str(exporter.config_path),
+            reload=exporter.reload_state(),
+            health=status.health_counts(status.rows(exporter.targets_with_health())),
+            telemetry_path=telemetry_path,
+            lifecycle=enable_lifecycle,
         )
-        return web.Response(text=page, content_type="text/html")
+        return web.Response(text=landing_page.render(overview, time.time()), content_type="text/html")
 
     async def targets(request: web.Request) -> web.Response:
-        every = status.rows(exporter.targets_with_health())
-        chosen = request.query.get("account")
-        data = status.for_account(every, chosen)
+        try:
+            query = TargetsQuery.parse(request.query)
+        except QueryError as exc:
+            return web.Response(status=400, text=f"{exc}\n")
+        data = status.rows(exporter.targets_with_health())
         if request.query.get("format") == "json":
-            return web.json_response({"targets": data})
-        accounts = sorted({r["account"] for r in every})
-        return web.Response(text=status.render_html(data, accounts, chosen), content_type="text/html")
+            return web.json_response({"targets": select(data, query.state, query.account)})
+        page = status.render_html(data, time.time(), query, telemetry_path)
+        return web.Response(text=page, content_type="text/html")
 
     async def healthy(request: web.Request) -> web.Response:
         return web.Response(text="Healthy.\n")

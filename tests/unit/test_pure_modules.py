@@ -1,4 +1,4 @@
-"""Translation modules are pure: importing one loads no network stack."""
+"""Translation and page modules are pure: importing one loads no network stack."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ PURE = [
     "exporter.sources.baseten.counters",
     "exporter.sources.baseten.lists",
     "exporter.sources.baseten.vendor",
+    "exporter.pages.targets",
+    "exporter.pages.landing",
 ]
 NETWORK = ("httpx", "httpcore", "aiohttp", "anyio", "httpx_aiohttp")
 

@@ -1,0 +1,29 @@
+"""The exporter's HTML pages: the landing page and ``/targets``.
+
+Rendered from Jinja templates with escaping on for every value, since target ids,
+error details and the config path can carry vendor or user text. Pure: the data and
+the current time come in as arguments; the pages need no external assets (the CSS is
+inline) and no JavaScript.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jinja2
+
+from exporter.pages import timefmt
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("exporter.pages", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_ENV.filters.update(iso=timefmt.iso, span=timefmt.span, ago=timefmt.ago, duration=timefmt.duration)
+
+
+def render_page(template: str, **context: Any) -> str:
+    """One page from ``templates/``; every value in ``context`` is escaped where it lands."""
+    return _ENV.get_template(template).render(**context)
