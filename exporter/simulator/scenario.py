@@ -2,11 +2,11 @@
 
 A story told on the simulator's clock, in seconds since it started
 (``SimState.started_at``): a Together queue's backlog builds past the queue-depth
-alert's threshold and drains again, the probe's jobs wait longer while it is deep, and a
-Baseten staging deployment scales up with its traffic, down, to zero and back. Both
-repeat every ``CYCLE`` seconds; the fine-tunes' story (``together_finetune``) happens
-once. docs/demo.md tells it minute by minute, and tests/unit/test_sim_scenario.py holds
-it to that.
+alert's threshold and drains again, the probe's jobs wait longer while it is deep, a
+Baseten staging deployment scales up with its traffic, down, to zero and back, and
+fine-tunes start, finish and fail. The queue and the deployment repeat every ``CYCLE``
+seconds; the fine-tunes happen once. docs/demo.md tells it minute by minute, and
+tests/unit/test_sim_scenario.py holds it to that.
 
 Every function here is pure: the same time (and model) always gives the same values,
 and random draws come from generators seeded with the job they are for, so a test with
