@@ -43,7 +43,7 @@ class BasetenSim:
     def __init__(self, state: SimState, salt: str = "") -> None:
         self.state = state
         self.salt = salt
-        self.models = data.default_catalog(salt)
+        self.models = data.default_catalog(salt, state.started_at)
         self.min_step = 60
         self.lag = 90.0
 
@@ -61,13 +61,21 @@ class BasetenSim:
         if model is None:
             return _error(404, "Model not found")
         name = request.query.get("name")
-        deps = [d.doc() for d in model.deployments.values() if name is None or d.name == name]
+        now = self.state.clock()
+        deps = [d.doc(now) for d in model.deployments.values() if name is None or d.name == name]
         return web.json_response({"deployments": deps})
 
     def _values(
-        self, model: data.SimModel, dep: data.SimDeployment, defs: list[data.MetricDef], a: float, b: float
+        self,
+        model: data.SimModel,
+        dep: data.SimDeployment,
+        defs: list[data.MetricDef],
+        a: float,
+        b: float,
+        gauges_at: float | None = None,
     ) -> list[list[float | None]]:
-        """One value set for the step [a, b) (seconds), read at the simulator's clock."""
+        """One value set for the step [a, b) (seconds), read at the simulator's clock;
+        gauges at ``gauges_at`` (default: the step's end)."""
         settled = b <= self.state.clock() - self.lag
         out: list[list[float | None]] = []
         for m in defs:
@@ -76,9 +84,9 @@ class BasetenSim:
                 if m.kind == "COUNTER":
                     row.append(data.step_total(dep, m.name, labels, a, b) if settled else 0.0)
                 elif m.kind == "HISTOGRAM":
-                    row.append(data.histogram(dep, m.name, labels, a) if settled else None)
+                    row.append(data.histogram(dep, m.name, labels, a, b) if settled else None)
                 else:
-                    row.append(data.gauge(dep, m.name, b))
+                    row.append(data.gauge(dep, m.name, b if gauges_at is None else gauges_at))
             out.append(row)
         return out
 
@@ -123,7 +131,10 @@ class BasetenSim:
             # A snapshot: gauges at now, the rest over the latest minute already ingested.
             t = now_ms / 1000 - self.lag
             value_sets.append(
-                {"start_epoch_millis": now_ms, "values": self._values(model, dep, defs, t - 60, t)}
+                {
+                    "start_epoch_millis": now_ms,
+                    "values": self._values(model, dep, defs, t - 60, t, now_ms / 1000),
+                }
             )
         elif mode == "SUMMARY":
             value_sets.append(
@@ -157,7 +168,8 @@ class BasetenSim:
 
     async def control(self, request: web.Request) -> web.Response:
         """``POST /_sim/baseten`` {min_step, lag}, {catalog: [model, …]} (see
-        ``baseten_data.catalog_from``) and/or {model_id, deployment_id, status, rps, gpu_percent}."""
+        ``baseten_data.catalog_from``) and/or {model_id, deployment_id, status, rps, gpu_percent}
+        (a deployment given a status or rps holds it, off the default scenario's load curve)."""
         doc = await request.json()
         if "catalog" in doc:
             try:
@@ -173,6 +185,8 @@ class BasetenSim:
             dep = model.deployments.get(str(doc["deployment_id"])) if model else None
             if dep is None:
                 return web.json_response({"error": "no such deployment"}, status=404)
+            if "status" in doc or "rps" in doc:
+                dep.scenario_origin = None
             if "status" in doc:
                 dep.status = str(doc["status"])
             if "rps" in doc:

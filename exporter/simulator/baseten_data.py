@@ -5,6 +5,11 @@ the same on every request once its ingestion lag has passed, whatever window it 
 read through. Counters come from a monotone cumulative curve ``C(t)``: a step's
 total is ``floor(C(end)) - floor(C(start))``, so totals over any partition of a
 stretch of time add up to the same number, as real per-step totals do.
+
+In the default catalog one deployment (``scenario.SCALING_DEPLOYMENT``) follows the
+default scenario: its status, replicas, traffic and latency move with a load curve
+that scales it up, down, to zero and back (``scenario.deployment_at``); the others
+hold steady. Scripting a deployment's status or traffic takes it off that curve.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import math
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
+
+from exporter.simulator import scenario
 
 QUANTILES = ("0.5", "0.9", "0.95", "0.99")
 HISTOGRAM_SETS: list[dict[str, str]] = [{"quantile": q} for q in QUANTILES] + [{"stat": "avg"}]
@@ -76,12 +83,25 @@ class SimDeployment:
     # The workspace's name (empty for the default one): the same ids in two workspaces
     # report different values.
     salt: str = ""
+    # Set: status, replicas and traffic follow the default scenario's scaling story,
+    # with this (the simulator's start) as its time zero.
+    scenario_origin: float | None = None
 
     @property
     def seed_key(self) -> str:
         return self.salt + self.id
 
-    def doc(self) -> dict[str, Any]:
+    def moment(self, t: float) -> scenario.DeploymentMoment:
+        """Status, replicas and traffic at ``t``: the scenario's, or the fixed ones."""
+        if self.scenario_origin is not None:
+            return scenario.deployment_at(t - self.scenario_origin)
+        active = self.replicas if self.status in ("ACTIVE", "UNHEALTHY", "UPDATING") else 0
+        rps = 0.0 if active == 0 else self.rps if self.rps is not None else 2.0 + _seed(self.seed_key) % 5
+        starting = 1 if self.status == "WAKING_UP" else 0
+        return scenario.DeploymentMoment(self.status, active, starting, rps, queued=0, latency_factor=1.0)
+
+    def doc(self, now: float) -> dict[str, Any]:
+        moment = self.moment(now)
         return {
             "id": self.id,
             "created_at": "2026-01-05T10:00:00Z",
@@ -89,8 +109,8 @@ class SimDeployment:
             "model_id": self.model_id,
             "is_production": self.is_production,
             "is_development": self.is_development,
-            "status": self.status,
-            "active_replica_count": self.active_replicas(),
+            "status": moment.status,
+            "active_replica_count": moment.active,
             "autoscaling_settings": {
                 "min_replica": 0,
                 "max_replica": 4,
@@ -105,9 +125,6 @@ class SimDeployment:
             "region": None,
             "request_backpressure_settings": {"policy": None},
         }
-
-    def active_replicas(self) -> int:
-        return self.replicas if self.status in ("ACTIVE", "UNHEALTHY", "UPDATING") else 0
 
 
 @dataclass
@@ -132,7 +149,9 @@ class SimModel:
         }
 
 
-def default_catalog(salt: str = "") -> dict[str, SimModel]:
+def default_catalog(salt: str = "", origin: float = 0.0) -> dict[str, SimModel]:
+    """An account's deployments (``salt``: the workspace, empty for the default one);
+    ``origin`` is the scenario's time zero (the simulator's start)."""
     llm = SimModel("m1llama", "llama-chat", llm=True)
     llm.deployments = {
         d.id: d
@@ -150,7 +169,10 @@ def default_catalog(salt: str = "") -> dict[str, SimModel]:
     for model in (llm, whisper):
         for dep in model.deployments.values():
             dep.salt = salt
-    return {m.id: m for m in (llm, whisper)}
+    models = {m.id: m for m in (llm, whisper)}
+    model_id, dep_id = scenario.SCALING_DEPLOYMENT
+    models[model_id].deployments[dep_id].scenario_origin = origin
+    return models
 
 
 def catalog_from(specs: list[dict[str, Any]], salt: str = "") -> dict[str, SimModel]:
@@ -182,23 +204,34 @@ def _seed(*parts: str) -> int:
     return zlib.crc32("/".join(parts).encode())
 
 
-def rate(dep: SimDeployment) -> float:
-    """Base requests per second of a deployment (0 when it has no replicas)."""
-    if dep.active_replicas() == 0:
-        return 0.0
-    return dep.rps if dep.rps is not None else 2.0 + _seed(dep.seed_key) % 5
+def rate(dep: SimDeployment, t: float) -> float:
+    """Requests per second of a deployment at ``t`` (0 when it has no replicas)."""
+    return dep.moment(t).rps
+
+
+# Per request of a counter series: its share of requests, or tokens per request.
+_PER_REQUEST = {
+    "baseten_llm_input_tokens_total": 420.0,
+    "baseten_llm_output_tokens_total": 180.0,
+}
+CPU_PER_REPLICA = 0.8  # CPU-seconds per second
 
 
 def cumulative(dep: SimDeployment, metric: str, labels: dict[str, str], t: float) -> float:
     """Monotone running total of a counter series at time ``t`` (seconds)."""
-    if metric == "baseten_container_cpu_usage_seconds_total":
-        r = 0.8 * dep.active_replicas()  # CPU-seconds per second
+    if metric == "baseten_inference_requests_total":
+        per = STATUS_SHARE.get(labels.get("status", ""), 0.0)
     else:
-        r = rate(dep) * {
-            "baseten_inference_requests_total": STATUS_SHARE.get(labels.get("status", ""), 0.0),
-            "baseten_llm_input_tokens_total": 420.0,
-            "baseten_llm_output_tokens_total": 180.0,
-        }.get(metric, 1.0)
+        per = _PER_REQUEST.get(metric, 1.0)
+    if dep.scenario_origin is not None:
+        t0 = t - dep.scenario_origin
+        if metric == "baseten_container_cpu_usage_seconds_total":
+            return CPU_PER_REPLICA * scenario.replica_seconds_until(t0)
+        return per * scenario.requests_until(t0)
+    if metric == "baseten_container_cpu_usage_seconds_total":
+        r = CPU_PER_REPLICA * dep.moment(t).active
+    else:
+        r = rate(dep, t) * per
     if dep.rps is not None or r == 0:
         return r * t
     # The wave's derivative is r * (1 + 0.3 cos), never negative: C only goes up.
@@ -216,19 +249,25 @@ def step_total(dep: SimDeployment, metric: str, labels: dict[str, str], a: float
 
 def gauge(dep: SimDeployment, metric: str, t: float) -> float:
     wave = math.sin(t / 60 + _seed(dep.seed_key) % 628 / 100)
-    replicas = dep.active_replicas()
+    moment = dep.moment(t)
+    replicas = moment.active
     if metric == "baseten_replicas_active":
         return float(replicas)
     if metric == "baseten_replicas_starting":
-        return 1.0 if dep.status == "WAKING_UP" else 0.0
+        return float(moment.starting)
     if metric == "baseten_concurrent_requests":
-        return float(max(0, round(rate(dep) * 0.25 * (1 + 0.3 * wave))))
+        return float(max(0, round(moment.rps * 0.25 * (1 + 0.3 * wave))))
     if metric == "baseten_async_queue_size":
-        return float(max(0, round(rate(dep) * (1 + wave))))
+        return float(max(0, round(moment.rps * (1 + wave))) + moment.queued)
+    if replicas == 0 and metric != "baseten_llm_kv_cache_hit_rate":
+        return 0.0  # no replica: no GPU, memory or CPU in use
     if metric == "baseten_gpu_memory_used":
         return float(replicas * (61_440 + round(2048 * wave)))
     if metric == "baseten_gpu_utilization":
-        util = 0.0 if replicas == 0 else 0.55 + 0.35 * wave
+        if dep.scenario_origin is not None:
+            util = min(0.99, 0.15 + 0.12 * moment.rps / replicas + 0.05 * wave)
+        else:
+            util = 0.55 + 0.35 * wave
         return round(util * 100, 1) if dep.gpu_percent else round(util, 3)
     if metric == "baseten_container_cpu_memory_working_set_bytes":
         return float(replicas * 8 * 2**30 + round(wave * 2**28))
@@ -247,11 +286,21 @@ _HIST_BASE = {
 _Q_FACTOR = {"0.5": 1.0, "0.9": 1.8, "0.95": 2.3, "0.99": 3.5}
 
 
-def histogram(dep: SimDeployment, metric: str, labels: dict[str, str], t: float) -> float | None:
-    """A quantile or the average; null when no request finished in the step."""
-    if rate(dep) == 0:
+def histogram(dep: SimDeployment, metric: str, labels: dict[str, str], a: float, b: float) -> float | None:
+    """A quantile or the average over the step [a, b); null when no request finished in it."""
+    if dep.scenario_origin is not None:
+        t0, t1 = a - dep.scenario_origin, b - dep.scenario_origin
+        if scenario.requests_until(t1) - scenario.requests_until(t0) <= 0:
+            return None
+    elif rate(dep, a) == 0:
         return None
-    base = _HIST_BASE.get(metric, 1.0) * (1 + 0.2 * math.sin(t / 90 + _seed(dep.seed_key) % 7))
+    # A wave for texture; smaller on the scenario's deployment, whose load tells the story.
+    swing = 0.2 if dep.scenario_origin is None else 0.05
+    base = _HIST_BASE.get(metric, 1.0) * (1 + swing * math.sin(a / 90 + _seed(dep.seed_key) % 7))
+    if metric.endswith("_seconds") and dep.scenario_origin is not None:
+        # Response times follow the load on each replica (and a cold start's wait).
+        latency, queue_time = scenario.latency_over(a - dep.scenario_origin, b - dep.scenario_origin)
+        base *= queue_time if metric == "baseten_time_in_async_queue_seconds" else latency
     if "stat" in labels:
         return round(base * 1.25, 4)
     return round(base * _Q_FACTOR.get(labels.get("quantile", ""), 1.0), 4)

@@ -30,7 +30,8 @@ class SimState:
 
     api_keys: frozenset[str]
     clock: Callable[[], float] = time.time
-    started_at: float = field(default_factory=time.time)
+    # The simulator's clock when it started: the default scenario's time zero.
+    started_at: float = field(init=False)
     # (method, route template) → number of requests, for tests and benchmarks.
     requests: Counter[tuple[str, str]] = field(default_factory=Counter)
     # Every request with its arrival time, newest last (bounded), e.g. to check a rate.
@@ -45,6 +46,9 @@ class SimState:
 
     def org_names(self) -> list[str]:
         return sorted({DEFAULT_ORG, *self.org_keys.values()})
+
+    def __post_init__(self) -> None:
+        self.started_at = self.clock()
 
     def record(self, method: str, route: str, path: str) -> LoggedRequest:
         self.requests[(method, route)] += 1

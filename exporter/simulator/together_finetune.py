@@ -3,8 +3,9 @@
 Each simulated job trains on the simulator's clock: it waits ``delay`` seconds
 (``queued``), then logs one train row every ``step_seconds``, and an eval row at the
 same step every ``eval_every`` steps (a separate object), then, if it has a step
-limit, passes through ``compressing`` and ``uploading`` to ``completed``. A job with
-no step limit keeps logging for as long as the simulator runs.
+limit, passes through ``compressing`` and ``uploading`` to ``completed``. A job given
+``fail_at_step`` stops there and ends in ``error``, its loss climbing over the steps
+before. A job with no step limit keeps logging for as long as the simulator runs.
 
 Evaluation takes ``eval_seconds``: its row is logged that long after its step's train
 row. By default training waits for it (the next train row comes ``step_seconds`` after
@@ -37,9 +38,12 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
+from exporter.simulator import scenario
 from exporter.simulator.state import SimState
 
 TRAIN_POST_SECONDS = 2.0
+# A failing job's loss climbs over this many steps before its last.
+DIVERGING_STEPS = 15
 
 
 def iso(ts: float) -> str:
@@ -71,6 +75,8 @@ class SimJob:
     async_eval: bool = False
     post_seconds: float = TRAIN_POST_SECONDS
     fixed_status: str | None = None
+    # Stops after this step with status error (its loss diverging before).
+    fail_at_step: int | None = None
     n_epochs: int = 3
     # Scripted rows, logged ``delay`` seconds after their step's train row (after the
     # step's own rows when the delays tie): (step, row, delay).
@@ -114,18 +120,24 @@ class SimJob:
     def logged_steps(self, now: float) -> int:
         """How many train steps have been logged by ``now``."""
         n = self._steps_by(now)
-        return n if self.steps is None else min(n, self.steps)
+        return n if self.last_step is None else min(n, self.last_step)
+
+    @property
+    def last_step(self) -> int | None:
+        """The step after which the job logs nothing more (None: it keeps logging)."""
+        return self.fail_at_step if self.fail_at_step is not None else self.steps
 
     def _max_delay(self) -> float:
         return max([self.eval_seconds if self.eval_every else 0.0, *(d for _, _, d in self.extra_rows)])
 
     def end_time(self) -> float:
         """When the last row of a job with a step limit is logged."""
-        assert self.steps is not None
-        last = [self.step_time(self.steps)]
-        if self._is_eval_step(self.steps):
-            last.append(self.step_time(self.steps) + self.eval_seconds)
-        last.extend(self.step_time(s) + d for s, _, d in self.extra_rows if 1 <= s <= self.steps)
+        end = self.last_step
+        assert end is not None
+        last = [self.step_time(end)]
+        if self._is_eval_step(end):
+            last.append(self.step_time(end) + self.eval_seconds)
+        last.extend(self.step_time(s) + d for s, _, d in self.extra_rows if 1 <= s <= end)
         return max(last)
 
     def status(self, now: float) -> str:
@@ -133,8 +145,10 @@ class SimJob:
             return self.fixed_status
         if now < self.start:
             return "queued"
-        if self.steps is None or now < self.end_time():
+        if self.last_step is None or now < self.end_time():
             return "running"
+        if self.fail_at_step is not None:
+            return "error"
         done = now - self.end_time()
         if done < self.post_seconds:
             return "compressing"
@@ -146,6 +160,9 @@ class SimJob:
         phase = (zlib.crc32(self.id.encode()) % 628) / 100
         loss = 0.35 + 2.2 * math.exp(-step / 80) + 0.04 * math.sin(step / 3 + phase)
         total = self.steps or 10_000
+        if self.fail_at_step is not None and step > self.fail_at_step - DIVERGING_STEPS:
+            # The run diverges before it fails: the loss grows e-fold every 5 steps.
+            loss *= math.exp((step - (self.fail_at_step - DIVERGING_STEPS)) / 5)
         lr = 1e-4 * max(0.0, 1 - step / total)
         return {"train/loss": round(loss, 6), "train/learning_rate": lr, "train/global_step": step}
 
@@ -246,9 +263,8 @@ class FineTuneSim:
     def __init__(self, state: SimState, org: str = "") -> None:
         self.state = state
         self.jobs: dict[str, SimJob] = {}
-        # The default scenario: two jobs that keep logging, one that finishes about a
-        # minute in, one still queued and one that finished long ago. Another
-        # organisation has the first two, under ids of its own.
+        # The default scenario (exporter.simulator.scenario, docs/demo.md). Another
+        # organisation has two jobs that keep logging, under ids of its own.
         if org:
             self.add_job(
                 {
@@ -260,44 +276,15 @@ class FineTuneSim:
             )
             self.add_job({"id": f"ft-{org}-qwen-0002", "model": "Qwen/Qwen2-7B", "step_seconds": 2})
             return
-        self.add_job(
-            {"id": "ft-sim-llama-0001", "model": "meta-llama/Llama-3-8b", "step_seconds": 2, "eval_every": 10}
-        )
-        self.add_job({"id": "ft-sim-qwen-0002", "model": "Qwen/Qwen2-7B", "step_seconds": 3, "eval_every": 5})
-        self.add_job(
-            {
-                "id": "ft-sim-mistral-0003",
-                "model": "mistralai/Mistral-7B",
-                "steps": 30,
-                "step_seconds": 2,
-                "eval_every": 10,
-                "post_seconds": 10,
-            }
-        )
-        self.add_job(
-            {
-                "id": "ft-sim-gemma-0004",
-                "model": "google/gemma-2-9b",
-                "delay": 45,
-                "steps": 40,
-                "step_seconds": 2,
-            }
-        )
-        self.add_job(
-            {
-                "id": "ft-sim-old-0005",
-                "model": "meta-llama/Llama-2-7b-hf",
-                "steps": 50,
-                "step_seconds": 1,
-                "delay": -7200,
-            }
-        )
+        for spec in scenario.FINE_TUNES:
+            self.add_job(spec)
 
     def add_job(self, spec: dict[str, Any]) -> SimJob:
         """Add a job from a spec: id, model, steps (null: endless), step_seconds,
         eval_every, delay (seconds until it starts training; negative: in the past),
         eval_seconds (how long an evaluation takes), async_eval (training goes on
-        meanwhile), post_seconds, status (fixed), n_epochs, output_name (the
+        meanwhile), post_seconds, status (fixed), fail_at_step (the job stops
+        there with status error), n_epochs, output_name (the
         model_output_name reported), extra_rows
         [{"step": s, "row": {…}, "delay": seconds after the step's train row}]."""
         now = self.state.clock()
@@ -314,6 +301,7 @@ class FineTuneSim:
             async_eval=bool(spec.get("async_eval", False)),
             post_seconds=float(spec.get("post_seconds", TRAIN_POST_SECONDS)),
             fixed_status=spec.get("status"),
+            fail_at_step=None if spec.get("fail_at_step") is None else int(spec["fail_at_step"]),
             n_epochs=int(spec.get("n_epochs", 3)),
             fixed_output_name=None if spec.get("output_name") is None else str(spec["output_name"]),
             extra_rows=[

@@ -11,9 +11,14 @@ Time is simulated lazily: each request first replays what the workers did since 
 last request (an event-ordered replay on the shared clock), so the timestamps are
 exact and consistent without a background task.
 
+Unscripted, each job's queue wait and run time are drawn from the default scenario
+(``scenario.job_timing``: seeded with the model and the job's sequence number, so they
+differ from job to job yet the same clock replays the same story).
+
 Scripting (``POST /_sim/jobs``, per model; only the keys given change):
 ``workers`` (how many jobs run at once), ``claim_delay`` (seconds before a free
-worker takes an available job), ``run_seconds``, ``mode`` (``ok``: jobs end done;
+worker takes an available job), ``run_seconds`` (both fixed for every job once set;
+``null`` draws them again), ``mode`` (``ok``: jobs end done;
 ``fail``: the model fails them; ``stopped``: no worker claims anything),
 ``stalls`` (how many claims of each job time out before it runs), ``claim_timeout``,
 and faults: ``submit_delay`` (the job is created, its answer comes late), ``submit_status`` / ``status_status`` / ``cancel_status`` (answer that
@@ -33,6 +38,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
+from exporter.simulator import scenario
 from exporter.simulator.errors import queue_error
 from exporter.simulator.state import SimState
 
@@ -47,8 +53,9 @@ class Behaviour:
     """How one model's workers and API behave; everything here is scriptable."""
 
     workers: int = 1
-    claim_delay: float = 0.3
-    run_seconds: float = 0.7
+    # None: drawn per job (see Job.drawn_wait, drawn_run); a number: the same for every job.
+    claim_delay: float | None = None
+    run_seconds: float | None = None
     mode: str = "ok"  # ok | fail | stopped
     stalls: int = 0
     claim_timeout: float = 1.0
@@ -78,6 +85,9 @@ class Job:
     claims: int = 0
     stalling: bool = False
     event_at: float = math.inf
+    # This job's own claim delay and run time, used while the behaviour leaves them unset.
+    drawn_wait: float = 0.3
+    drawn_run: float = 0.7
 
 
 def iso(ts: float) -> str:
@@ -87,11 +97,43 @@ def iso(ts: float) -> str:
 class ModelQueue:
     """One model's queue and workers, replayed up to the clock on demand."""
 
-    def __init__(self, now: float) -> None:
+    def __init__(self, now: float, model: str = "", origin: float | None = None) -> None:
         self.behaviour = Behaviour()
         self.jobs: dict[str, Job] = {}
         self.clock = now
         self.seq = 0
+        self.model = model
+        # The scenario's time zero (the simulator's start).
+        self.origin = now if origin is None else origin
+
+    def add(
+        self, request_id: str, payload: dict[str, Any], info: dict[str, Any], priority: int, now: float
+    ) -> Job:
+        """A new pending job, with its timings drawn from the default scenario."""
+        self.seq += 1
+        wait, run = scenario.job_timing(self.model, self.seq, now - self.origin)
+        job = Job(
+            request_id,
+            self.model,
+            payload,
+            info,
+            priority,
+            self.seq,
+            now,
+            now,
+            drawn_wait=wait,
+            drawn_run=run,
+        )
+        self.jobs[request_id] = job
+        return job
+
+    def claim_delay(self, job: Job) -> float:
+        delay = self.behaviour.claim_delay
+        return job.drawn_wait if delay is None else delay
+
+    def run_seconds(self, job: Job) -> float:
+        run = self.behaviour.run_seconds
+        return job.drawn_run if run is None else run
 
     def pending(self) -> list[Job]:
         return [j for j in self.jobs.values() if j.status == "pending"]
@@ -108,7 +150,7 @@ class ModelQueue:
             pending = self.pending()
             t_claim = math.inf
             if b.mode != "stopped" and len(running) < b.workers and pending:
-                t_claim = max(self.clock, min(j.available_at for j in pending) + b.claim_delay)
+                t_claim = max(self.clock, min(j.available_at + self.claim_delay(j) for j in pending))
             t = min(t_run, t_claim)
             if t > now:
                 break
@@ -116,7 +158,7 @@ class ModelQueue:
             if nxt is not None and t_run <= t_claim:
                 self._finish(nxt, t)
             else:
-                ready = [j for j in pending if j.available_at + b.claim_delay <= t]
+                ready = [j for j in pending if j.available_at + self.claim_delay(j) <= t]
                 self._claim(min(ready, key=lambda j: (-j.priority, j.seq)), t)
         self.clock = max(self.clock, now)
         self._prune()
@@ -127,7 +169,7 @@ class ModelQueue:
         job.claimed_at = t
         job.claims += 1
         job.stalling = job.claims <= b.stalls
-        job.event_at = t + (b.claim_timeout if job.stalling else b.run_seconds)
+        job.event_at = t + (b.claim_timeout if job.stalling else self.run_seconds(job))
 
     def _finish(self, job: Job, t: float) -> None:
         job.event_at = math.inf
@@ -194,10 +236,14 @@ def _fault(status: int) -> web.Response:
 _INT_KEYS = {"workers", "stalls"}
 _FLOAT_KEYS = {"claim_delay", "run_seconds", "claim_timeout", "submit_delay"}
 _STATUS_KEYS = {"submit_status", "status_status", "cancel_status"}
+# Keys whose null means "drawn per job by the default scenario".
+_DRAWN_KEYS = {"claim_delay", "run_seconds"}
 
 
 def _coerce(key: str, value: Any) -> Any:
     """Check one scripted value, so a typo fails the script call, not a later request."""
+    if key in _DRAWN_KEYS and value is None:
+        return None
     if key in _INT_KEYS | _FLOAT_KEYS:
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             raise ValueError(f"{key} must be a non-negative number")
@@ -237,7 +283,7 @@ class JobsSim:
     def queue(self, model: str) -> ModelQueue:
         q = self.queues.get(model)
         if q is None:
-            q = self.queues[model] = ModelQueue(self.state.clock())
+            q = self.queues[model] = ModelQueue(self.state.clock(), model, self.state.started_at)
         q.advance(self.state.clock())
         return q
 
@@ -265,9 +311,7 @@ class JobsSim:
         if q.behaviour.submit_status is not None:
             return _fault(q.behaviour.submit_status)
         now = self.state.clock()
-        q.seq += 1
-        job = Job(str(uuid.uuid4()), model, payload, info, priority, q.seq, now, now)
-        q.jobs[job.request_id] = job
+        job = q.add(str(uuid.uuid4()), payload, info, priority, now)
         q.advance(now)
         if q.behaviour.submit_delay > 0:
             await asyncio.sleep(q.behaviour.submit_delay)

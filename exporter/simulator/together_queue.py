@@ -1,20 +1,20 @@
 """Together ``GET /v1/queue/metrics``: per-model queue depths that move over time.
 
-Depths are a deterministic function of the model name and the clock (a slow wave
-plus a faster ripple), so the demo looks alive and tests can still predict ranges.
-A scenario set through ``/_sim/queue`` overrides one model: a fixed depth, or a
-backlog that grows by ``rate`` jobs per second, or an error status for that model.
+Unscripted, depths follow the default scenario (``scenario.queue_depths``): one
+model's backlog builds past the queue-depth alert's threshold and drains on a cycle,
+every other model moves gently around a level of its own. A scenario set through
+``/_sim/queue`` overrides one model: a fixed depth, or a backlog that grows by ``rate``
+jobs per second, or an error status for that model.
 """
 
 from __future__ import annotations
 
-import math
-import zlib
 from dataclasses import dataclass
 from typing import ClassVar
 
 from aiohttp import web
 
+from exporter.simulator import scenario
 from exporter.simulator.errors import queue_error
 from exporter.simulator.state import SimState
 
@@ -50,13 +50,8 @@ class QueueSim:
             if sc.kind == "backlog":
                 return sc.waiting + int(sc.rate * (now - sc.since)), sc.running
             return sc.waiting, sc.running
-        seed = zlib.crc32((self.salt + model).encode())
-        base = 5 + seed % 20
-        phase = (seed % 628) / 100
-        t = now - self.state.started_at
-        waiting = base + 8 * math.sin(t / 60 + phase) + 3 * math.sin(t / 7 + phase)
-        running = 1 + seed % 4 + 2 * math.sin(t / 45 + phase)
-        return max(0, round(waiting)), max(0, round(running))
+        # Salted, another organisation's same model tells no story of its own: calm values.
+        return scenario.queue_depths(self.salt + model, now - self.state.started_at)
 
     async def metrics(self, request: web.Request) -> web.Response:
         model = request.query.get("model", "")

@@ -12,8 +12,9 @@ from typing import Any
 
 import yaml
 
+from mixin import alerts
 from mixin.config import DEFAULT
-from mixin.generate import repo_root
+from mixin.generate import DEMO_ALERTS_PATH, demo_config, repo_root
 from tests.helpers import need_binary
 
 ROOT = repo_root()
@@ -76,9 +77,28 @@ def test_prometheus_scrapes_the_exporter_and_loads_the_alerts() -> None:
     exporter_port = services["exporter"]["ports"][0].split(":")[-1]
     assert targets == [f"exporter:{exporter_port}"]
     assert f":{exporter_port}" in " ".join(services["exporter"]["command"])
+    # The demo's alert rules, and the bundled objectives.
     assert [host_path("prometheus", p) for p in prom["rule_files"]] == [
-        (ROOT / "prometheus/alerts.yaml").resolve(),
+        (ROOT / DEMO_ALERTS_PATH).resolve(),
         (ROOT / "prometheus/slos.yaml").resolve(),
+    ]
+    # The commented swap for the real APIs names the bundled rules at the same place.
+    text = (COMPOSE_DIR / "compose.yaml").read_text(encoding="utf-8")
+    assert "# - ../../prometheus/alerts.yaml:/etc/prometheus/rules/alerts.yaml:ro" in text
+
+
+def test_demo_rules_differ_from_the_bundled_ones_only_in_the_queue_depth_hold() -> None:
+    demo = load(ROOT / DEMO_ALERTS_PATH)
+    bundled = load(ROOT / "prometheus/alerts.yaml")
+    assert demo == yaml.safe_load(alerts.render(demo_config()))
+    changed = [
+        (d["alert"], d["for"], b["for"])
+        for gd, gb in zip(demo["groups"], bundled["groups"], strict=True)
+        for d, b in zip(gd["rules"], gb["rules"], strict=True)
+        if d != b
+    ]
+    assert changed == [
+        ("TogetherQueueDepthHigh", demo_config().queue_depth_high_for, DEFAULT.queue_depth_high_for)
     ]
 
 

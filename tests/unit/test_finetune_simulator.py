@@ -39,7 +39,7 @@ def test_default_jobs_match_the_schemas_through_their_lifecycle() -> None:
     async def go() -> None:
         async with harness(reset=False) as h:
             seen: set[str] = set()
-            for _ in range(12):
+            for _ in range(20):
                 listing = (await h.get("/fine-tunes")).json()
                 validate(listing, "FinetuneTruncatedList")
                 for item in listing["data"]:
@@ -51,8 +51,8 @@ def test_default_jobs_match_the_schemas_through_their_lifecycle() -> None:
                     await metrics(h, item["id"])
                 seen.update(item["status"] for item in listing["data"])
                 h.clock.t += 10
-            # Queued, running, finishing and finished jobs all appear.
-            assert {"queued", "running", "compressing", "uploading", "completed"} <= seen
+            # Queued, running, finishing, finished and failed jobs all appear.
+            assert {"queued", "running", "compressing", "uploading", "completed", "error"} <= seen
 
     run(go())
 
