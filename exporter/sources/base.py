@@ -4,9 +4,23 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Hashable
+from typing import Protocol
 
 from exporter.exposition import Rendered
 from exporter.scope import DEFAULT_SCOPE, Scope
+
+
+class SourceSettings(Hashable, Protocol):
+    """What every source's frozen settings dataclass has: its schedule and its scope."""
+
+    @property
+    def interval(self) -> float: ...
+
+    @property
+    def timeout(self) -> float: ...
+
+    @property
+    def scope(self) -> Scope: ...
 
 
 class Target(ABC):
@@ -37,6 +51,20 @@ class Target(ABC):
         self.timeout = timeout
         self.settings = settings
         self.scope = scope
+
+    def _init_from_settings(
+        self, target_id: str, settings: SourceSettings, *, timeout: float | None = None
+    ) -> None:
+        """``__init__`` for a target built from its source's settings object, which gives its
+        schedule and scope; ``timeout`` when a request's timeout is not the settings' own."""
+        Target.__init__(
+            self,
+            target_id,
+            interval=settings.interval,
+            timeout=settings.timeout if timeout is None else timeout,
+            settings=settings,
+            scope=settings.scope,
+        )
 
     @property
     def account(self) -> str:

@@ -44,13 +44,7 @@ class DeploymentDiscovery(Discovery):
     source = DISCOVERY_SOURCE
 
     def __init__(self, clients: Clients, index: int, settings: DeploymentDiscoverySettings) -> None:
-        super().__init__(
-            target_id(DISCOVERY_SOURCE, settings.scope.account, str(index)),
-            interval=settings.interval,
-            timeout=settings.timeout,
-            settings=settings,
-            scope=settings.scope,
-        )
+        self._init_from_settings(target_id(DISCOVERY_SOURCE, settings.scope.account, str(index)), settings)
         self.clients = clients
         self.opts = settings
 

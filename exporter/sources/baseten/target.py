@@ -94,13 +94,7 @@ class DeploymentTarget(Target):
         *,
         meta: lists.Meta | None = None,
     ) -> None:
-        super().__init__(
-            deployment_id_of(settings.scope.account, model_id, deployment_id),
-            interval=settings.interval,
-            timeout=settings.timeout,
-            settings=settings,
-            scope=settings.scope,
-        )
+        self._init_from_settings(deployment_id_of(settings.scope.account, model_id, deployment_id), settings)
         self.clients = clients
         self.model_id = model_id
         self.deployment_id = deployment_id

@@ -167,12 +167,8 @@ class ProbeTarget(Target):
     def __init__(
         self, clients: Clients, model: str, settings: ProbeSettings, *, registry: InFlightJobs = IN_FLIGHT
     ) -> None:
-        super().__init__(
-            target_id(SOURCE, settings.scope.account, model),
-            interval=settings.interval,
-            timeout=settings.request_timeout,
-            settings=settings,
-            scope=settings.scope,
+        self._init_from_settings(
+            target_id(SOURCE, settings.scope.account, model), settings, timeout=settings.request_timeout
         )
         self.clients = clients
         self.opts = settings

@@ -27,13 +27,7 @@ class QueueTarget(Target):
     source = SOURCE
 
     def __init__(self, clients: Clients, model: str, settings: QueueSettings) -> None:
-        super().__init__(
-            target_id(SOURCE, settings.scope.account, model),
-            interval=settings.interval,
-            timeout=settings.timeout,
-            settings=settings,
-            scope=settings.scope,
-        )
+        self._init_from_settings(target_id(SOURCE, settings.scope.account, model), settings)
         self.clients = clients
         self.model = model
 

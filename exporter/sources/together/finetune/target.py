@@ -70,13 +70,7 @@ class JobTarget(Target):
     source = SOURCE
 
     def __init__(self, clients: Clients, job_id: str, settings: JobSettings) -> None:
-        super().__init__(
-            target_id(SOURCE, settings.scope.account, job_id),
-            interval=settings.interval,
-            timeout=settings.timeout,
-            settings=settings,
-            scope=settings.scope,
-        )
+        self._init_from_settings(target_id(SOURCE, settings.scope.account, job_id), settings)
         self.clients = clients
         self.job_id = job_id
         self.opts = settings
@@ -163,13 +157,7 @@ class FineTuneDiscovery(Discovery):
     source = DISCOVERY_SOURCE
 
     def __init__(self, clients: Clients, settings: FineTuneDiscoverySettings) -> None:
-        super().__init__(
-            target_id(DISCOVERY_SOURCE, settings.scope.account, "fine-tunes"),
-            interval=settings.interval,
-            timeout=settings.timeout,
-            settings=settings,
-            scope=settings.scope,
-        )
+        self._init_from_settings(target_id(DISCOVERY_SOURCE, settings.scope.account, "fine-tunes"), settings)
         self.clients = clients
         self.statuses = settings.statuses
         self.job_settings = settings.jobs
