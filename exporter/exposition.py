@@ -169,17 +169,22 @@ def render(
         if key in seen:
             continue
         seen.add(key)
-        labels = s.labels
-        if not tail:
-            text = format_labels(labels)
-        elif not labels:
-            text = "{" + tail + "}"
-        else:
-            if not taken.isdisjoint(k for k, _ in labels):
-                labels = tuple((f"exported_{k}" if k in taken else k, v) for k, v in labels)
-            text = format_labels(labels)[:-1] + "," + tail + "}"
+        text = join_labels(s.labels, taken, tail)
         grouped[name].append(f"{name}{s.suffix}{text} {format_value(s.value)}\n")
     return Rendered(meta, {name: "".join(lines).encode() for name, lines in grouped.items()}, filtered)
+
+
+def join_labels(labels: Labels, taken: frozenset[str], tail: str) -> str:
+    """A sample's label set in braces: its own ``labels``, then ``tail`` (the extra
+    labels, formatted, whose names are ``taken``); an own label with an extra one's
+    name becomes ``exported_<name>``."""
+    if not tail:
+        return format_labels(labels)
+    if not labels:
+        return "{" + tail + "}"
+    if not taken.isdisjoint(k for k, _ in labels):
+        labels = tuple((f"exported_{k}" if k in taken else k, v) for k, v in labels)
+    return format_labels(labels)[:-1] + "," + tail + "}"
 
 
 def assemble(parts: Iterable[Rendered]) -> bytes:

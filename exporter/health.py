@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from exporter.exposition import Family, Rendered, Sample
+from exporter.exposition import Family, Labels, Rendered, format_labels, format_value, join_labels
 from exporter.scope import DEFAULT_SCOPE, Scope
 
 TARGET_UP = Family(
@@ -40,6 +40,9 @@ SERIES = Family(
     "gauge",
     "Series the target currently contributes to the exposition (its own health series excluded).",
 )
+# In the order a target's health samples come.
+FAMILIES = (TARGET_UP, POLL_DURATION, LAST_SUCCESS, SERIES, POLLS, ERROR_INFO)
+_BY_NAME = {f.name: f for f in FAMILIES}
 
 
 @dataclass
@@ -80,22 +83,62 @@ class TargetHealth:
         self.polls[reason] += 1
 
 
+class HealthLines:
+    """One target's health series as text.
+
+    They are rendered after every poll of every target, and all but their values stay
+    the same: the label sets (target, source, account and labels, a result or reason)
+    and what the target's metric filter keeps are worked out once, and a poll formats
+    only the values. The lines are those ``render`` makes of the same samples.
+    """
+
+    def __init__(self, target_id: str, source: str, scope: Scope = DEFAULT_SCOPE) -> None:
+        self._own: Labels = (("target", target_id), ("source", source))
+        self._taken = frozenset(k for k, _ in scope.extra)
+        self._tail = format_labels(scope.extra)[1:-1]
+        self._labels = join_labels(self._own, self._taken, self._tail)
+        # Label sets with a result or a reason, by (label name, value): a handful per target.
+        self._with: dict[tuple[str, str], str] = {}
+        keep = scope.filter.keeps_health if scope.filter.active else None
+        self._kept = tuple(f for f in FAMILIES if keep is None or keep(f.name))
+        self._kept_names = frozenset(f.name for f in self._kept)
+
+    def _labels_with(self, name: str, value: str) -> str:
+        text = self._with.get((name, value))
+        if text is None:
+            text = self._with[(name, value)] = join_labels(
+                (*self._own, (name, value)), self._taken, self._tail
+            )
+        return text
+
+    def render(self, h: TargetHealth) -> Rendered:
+        labels = self._labels
+        polls = [
+            f"{POLLS.name}{self._labels_with('result', 'success')} {format_value(h.polls['success'])}\n",
+            *(
+                f"{POLLS.name}{self._labels_with('result', result)} {format_value(n)}\n"
+                for result, n in sorted(h.polls.items())
+                if result != "success"
+            ),
+        ]
+        lines = {
+            TARGET_UP.name: f"{TARGET_UP.name}{labels} {1 if h.up else 0}\n",
+            POLL_DURATION.name: f"{POLL_DURATION.name}{labels} {format_value(h.last_duration)}\n",
+            LAST_SUCCESS.name: f"{LAST_SUCCESS.name}{labels} {format_value(h.last_success_timestamp)}\n",
+            SERIES.name: f"{SERIES.name}{labels} {format_value(h.series)}\n",
+            POLLS.name: "".join(polls),
+        }
+        if not h.up and h.last_error_reason:
+            lines[ERROR_INFO.name] = (
+                f"{ERROR_INFO.name}{self._labels_with('reason', h.last_error_reason)} 1\n"
+            )
+        kept = self._kept_names
+        out = {f.name: lines[f.name].encode() for f in self._kept if f.name in lines}
+        filtered = sum(len(polls) if name == POLLS.name else 1 for name in lines if name not in kept)
+        return Rendered({name: _BY_NAME[name] for name in out}, out, filtered)
+
+
 def render_health(target_id: str, source: str, h: TargetHealth, scope: Scope = DEFAULT_SCOPE) -> Rendered:
     """The target's health series, with its account and labels, less the health
     families its metric filter names (never ``target_up``)."""
-    labels = (("target", target_id), ("source", source))
-    samples = [
-        Sample(TARGET_UP, labels, 1.0 if h.up else 0.0),
-        Sample(POLL_DURATION, labels, h.last_duration),
-        Sample(LAST_SUCCESS, labels, h.last_success_timestamp),
-        Sample(SERIES, labels, float(h.series)),
-        Sample(POLLS, (*labels, ("result", "success")), float(h.polls["success"])),
-    ]
-    samples.extend(
-        Sample(POLLS, (*labels, ("result", result)), float(n))
-        for result, n in sorted(h.polls.items())
-        if result != "success"
-    )
-    if not h.up and h.last_error_reason:
-        samples.append(Sample(ERROR_INFO, (*labels, ("reason", h.last_error_reason)), 1.0))
-    return scope.render_health(samples)
+    return HealthLines(target_id, source, scope).render(h)

@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 import zlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from exporter.errors import UpstreamError
 from exporter.exposition import Rendered
-from exporter.health import TargetHealth, render_health
+from exporter.health import HealthLines, TargetHealth
 from exporter.logs import SCRUBBER
 from exporter.retry import POLL_DEADLINE
 from exporter.sharding import Shard
@@ -36,6 +37,8 @@ log = logging.getLogger("exporter.poller")
 POLL_BUDGET_FRACTION = 0.9
 # Longest wait for polls cancelled at shutdown to end.
 STOP_POLLS_SECONDS = 0.5
+# The step of the grid first polls start on (see first_poll_at).
+PHASE_STEP_SECONDS = 0.25
 
 
 def health_key(target_id: str) -> str:
@@ -47,9 +50,23 @@ def health_key(target_id: str) -> str:
 
 
 def start_offset(target_id: str, interval: float, spread: float) -> float:
-    """A stable phase in [0, min(spread, interval)) so targets do not all fire together."""
+    """A stable phase in [0, min(spread, interval)) so targets do not all fire together,
+    on a grid of ``PHASE_STEP_SECONDS`` (see ``first_poll_at``)."""
     frac = (zlib.crc32(target_id.encode()) % 10_000) / 10_000
-    return frac * min(spread, interval)
+    return math.floor(frac * min(spread, interval) / PHASE_STEP_SECONDS) * PHASE_STEP_SECONDS
+
+
+def first_poll_at(now: float, offset: float) -> float:
+    """Unix time of a target's first poll: ``offset`` after the next point of a grid of
+    ``PHASE_STEP_SECONDS`` steps shared by every target.
+
+    APScheduler wakes up once for every distinct time a job is due, and each wakeup
+    costs a round through the event loop's self-pipe; targets whose polls fall due at
+    the same time start together in one wakeup. On the grid, targets with the same
+    interval and phase stay due at the same times; the phases still spread the polls
+    over the spread window.
+    """
+    return math.ceil(now / PHASE_STEP_SECONDS) * PHASE_STEP_SECONDS + offset
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +128,7 @@ class Poller:
         self.shard = shard
         self.settings = PollSettings()
         self.health: dict[str, TargetHealth] = {}
+        self._health_lines: dict[str, HealthLines] = {}
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         # APScheduler cancels the polls in flight when it shuts down, but gives no way
         # to wait for them to end, so they are tracked here for that alone.
@@ -140,6 +158,7 @@ class Poller:
         for target in changes.removed:
             self._scheduler.remove_job(target.id)
             self.health.pop(target.id, None)
+            self._health_lines.pop(target.id, None)
             self.store.remove(target.id)
             self.store.remove(health_key(target.id))
         for target in changes.added:
@@ -149,9 +168,10 @@ class Poller:
 
     def _schedule(self, target: Target) -> None:
         self.health[target.id] = TargetHealth()
+        self._health_lines[target.id] = HealthLines(target.id, target.source, target.scope)
         self._publish_health(target)
         offset = start_offset(target.id, target.interval, self.settings.start_spread)
-        start = datetime.now(UTC) + timedelta(seconds=offset)
+        start = datetime.fromtimestamp(first_poll_at(time.time(), offset), UTC)
         self._scheduler.add_job(
             self._poll_job,
             IntervalTrigger(seconds=target.interval, start_date=start),
@@ -232,8 +252,7 @@ class Poller:
     def _publish_health(self, target: Target) -> None:
         if self.shard.owns(target.id):  # else a discovery run here only for its targets
             self.store.put(
-                health_key(target.id),
-                render_health(target.id, target.source, self.health[target.id], target.scope),
+                health_key(target.id), self._health_lines[target.id].render(self.health[target.id])
             )
 
 

@@ -18,6 +18,7 @@ every source gets the same behaviour without passing it through its own code.
 from __future__ import annotations
 
 import email.utils
+import functools
 import random
 import time
 from contextvars import ContextVar
@@ -50,8 +51,15 @@ def parse_http_date(value: str | None) -> float | None:
     """An HTTP date (``Date``, ``Retry-After``) as Unix seconds; None if absent or unparseable."""
     if value is None:
         return None
+    return _http_date_seconds(value.strip())
+
+
+# Every answer's Date header is read, and it names whole seconds: the answers of one
+# second carry the same text, parsed once.
+@functools.lru_cache(maxsize=16)
+def _http_date_seconds(value: str) -> float | None:
     try:
-        return email.utils.parsedate_to_datetime(value.strip()).timestamp()
+        return email.utils.parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
 

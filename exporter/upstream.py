@@ -35,6 +35,7 @@ from exporter.logs import SCRUBBER
 from exporter.retry import MIN_ATTEMPT_SECONDS, POLL_DEADLINE, parse_http_date, parse_retry_hint, retry_wait
 from exporter.scope import DEFAULT_ACCOUNT
 from exporter.selfmetrics import UpstreamStats as UpstreamStats
+from exporter.urlcache import UrlCache
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
@@ -186,6 +187,8 @@ class _Call(NamedTuple):
 
     method: str
     url: str
+    # ``url`` as httpx's URL, parsed from it.
+    parsed: httpx.URL
     json_body: Any
     source: str
     endpoint: str
@@ -237,9 +240,10 @@ class VendorClient:
         # from the vendor's Retry-After / x-ratelimit-reset.
         self._not_before: dict[tuple[str, str], float] = {}
         self._transport = transport or aiohttp_transport(max_connections)
-        # Builds each request (URL, headers, timeouts) and closes the transport; the
-        # requests themselves go straight to the transport (see _exchange), so no
-        # cookie jar is involved on httpx's side either.
+        self._urls = UrlCache()
+        # Gives each request its headers and closes the transport; the requests
+        # themselves go straight to the transport (see _exchange), so no cookie jar is
+        # involved on httpx's side either.
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {api_key}", "User-Agent": f"inference-exporter/{__version__}"},
@@ -273,6 +277,7 @@ class VendorClient:
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
         ok_statuses: tuple[int, ...] = (200,),
+        repeated: bool = False,
     ) -> Reply:
         """Send a request, retrying what can heal, and decode its JSON body.
 
@@ -280,11 +285,15 @@ class VendorClient:
         raises UpstreamError. ``endpoint`` is the path template, used as a label.
         Attempts and backoff waits all end before the current poll's deadline
         (see ``exporter.retry``); outside a poll, before ``timeout`` from now.
+        ``repeated``: the caller sends this same request at every poll (a target's
+        fixed read), so its URL is parsed once and kept (``exporter.urlcache``).
         """
         deadline = POLL_DEADLINE.get()
         if deadline is None:
             deadline = time.monotonic() + timeout
-        call = _Call(method, self.url(path, params), json_body, source, endpoint, timeout, ok_statuses)
+        text = self.url(path, params)
+        url = self._urls.get(text) if repeated else httpx.URL(text)
+        call = _Call(method, text, url, json_body, source, endpoint, timeout, ok_statuses)
         # The vendor's failure that led to the latest retry.
         retried: UpstreamError | None = None
         attempt = 1
@@ -336,12 +345,19 @@ class VendorClient:
         """Send the request and read its answer, stopping once the body is past the cap."""
         # Waiting for a free connection is not timed (pool=None): the poll's deadline
         # bounds the whole poll.
-        request = self._client.build_request(
-            call.method, call.url, json=call.json_body, timeout=httpx.Timeout(timeout, pool=None)
+        # The request is built as the client's build_request would build it (its
+        # headers, the timeouts as an extension) from a URL parsed once for requests
+        # that repeat, and goes to httpx's transport interface rather than the client's
+        # send: what build_request and send add is merging per-request settings, auth
+        # flows, redirects and cookies, none of which a bearer-key API needs, at a cost
+        # in CPU on every request.
+        request = httpx.Request(
+            call.method,
+            call.parsed,
+            headers=self._client.headers,
+            json=call.json_body,
+            extensions={"timeout": {"connect": timeout, "read": timeout, "write": timeout, "pool": None}},
         )
-        # httpx's transport interface rather than the client's send: what send adds is
-        # auth flows, redirects and cookies, none of which a bearer-key API needs, at a
-        # cost in CPU on every request.
         response = await self._transport.handle_async_request(request)
         response.request = request
         body = bytearray()

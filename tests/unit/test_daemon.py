@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -12,7 +13,7 @@ from exporter.config.model import Config
 from exporter.daemon import Exporter
 from exporter.errors import UpstreamError
 from exporter.exposition import Family, Rendered, Sample, render
-from exporter.poller import start_offset
+from exporter.poller import PHASE_STEP_SECONDS, first_poll_at, start_offset
 from exporter.sources.base import Discovery, Target
 from exporter.targetset import STATIC
 
@@ -75,12 +76,26 @@ def ids(exp: Exporter) -> set[str]:
     return {t.id for t in exp.targets}
 
 
-def test_start_offsets_are_stable_and_within_spread() -> None:
-    offs = [start_offset(f"t/{i}", 30, 10) for i in range(200)]
+def test_start_offsets_are_stable_and_within_spread_on_the_grid() -> None:
+    offs = [start_offset(f"t/{i}", 30, 10) for i in range(400)]
     assert all(0 <= o < 10 for o in offs)
-    assert len({round(o, 3) for o in offs}) > 150  # spread out, not bunched
+    # On the grid, every step of it used, none by more than a few times its share.
+    assert all(o / PHASE_STEP_SECONDS == int(o / PHASE_STEP_SECONDS) for o in offs)
+    slots = Counter(offs)
+    assert len(slots) == 10 / PHASE_STEP_SECONDS
+    assert max(slots.values()) < 3 * len(offs) / len(slots)
     assert start_offset("t/1", 30, 10) == start_offset("t/1", 30, 10)
     assert all(o < 2 for o in (start_offset(f"t/{i}", 2, 10) for i in range(50)))
+
+
+def test_first_polls_fall_on_a_grid_shared_by_every_target() -> None:
+    """Targets with the same phase, scheduled at different moments, fall due at the same
+    times (one scheduler wakeup for all of them), never before they were scheduled."""
+    for now in (1000.0, 1000.01, 1000.24, 1000.25, 1003.9):
+        at = first_poll_at(now, 0.5)
+        assert now + 0.5 <= at < now + 0.5 + PHASE_STEP_SECONDS
+        assert (at - 0.5) / PHASE_STEP_SECONDS == int((at - 0.5) / PHASE_STEP_SECONDS)
+    assert first_poll_at(1000.01, 0.5) == first_poll_at(1000.2, 0.5)
 
 
 def test_a_target_with_phase_zero_is_polled_at_once(tmp_path: Path) -> None:

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.exposition import Family, Sample
-from exporter.health import TargetHealth, render_health
+from exporter.exposition import Family, Rendered, Sample
+from exporter.health import (
+    ERROR_INFO,
+    LAST_SUCCESS,
+    POLL_DURATION,
+    POLLS,
+    SERIES,
+    TARGET_UP,
+    HealthLines,
+    TargetHealth,
+    render_health,
+)
 from exporter.scope import FilterRule, MetricFilter, Scope, merged_labels, target_id
 from exporter.sources.together.finetune import translate as ft
 from exporter.sources.together.finetune.names import metric_name
@@ -131,3 +141,49 @@ def test_filtered_fine_tune_keys_take_no_room_under_max_keys() -> None:
     assert len(state.filtered_keys) == 1 and state.filtered_keys < {"train/loss", "train/grad_norm"}
     unfiltered = ft.apply_rows(ft.MetricsState(), rows, 10.0, 1, read_at=10.0, overlap=1.0)
     assert len(unfiltered.values) == 1 and unfiltered.dropped_values == 2
+
+
+def test_health_lines_are_what_render_makes_of_the_same_samples() -> None:
+    """Each target's health is formatted from label sets worked out once; the bytes are
+    those of the generic renderer, through successes, failures, reasons and filters."""
+
+    def reference(tid: str, source: str, h: TargetHealth, scope: Scope) -> Rendered:
+        labels = (("target", tid), ("source", source))
+        samples = [
+            Sample(TARGET_UP, labels, 1.0 if h.up else 0.0),
+            Sample(POLL_DURATION, labels, h.last_duration),
+            Sample(LAST_SUCCESS, labels, h.last_success_timestamp),
+            Sample(SERIES, labels, float(h.series)),
+            Sample(POLLS, (*labels, ("result", "success")), float(h.polls["success"])),
+            *(
+                Sample(POLLS, (*labels, ("result", r)), float(n))
+                for r, n in sorted(h.polls.items())
+                if r != "success"
+            ),
+        ]
+        if not h.up and h.last_error_reason:
+            samples.append(Sample(ERROR_INFO, (*labels, ("reason", h.last_error_reason)), 1.0))
+        return scope.render_health(samples)
+
+    scopes = [
+        Scope(),
+        Scope("prod", (("team", 'a "b"\\'), ("tier", "gold"))),
+        Scope(
+            "a", (), MetricFilter((FilterRule(deny=("inference_exporter_target_(up|series|polls_total)",)),))
+        ),
+        Scope("b", (), MetricFilter((FilterRule(deny=("inference_exporter_.*",)),))),
+    ]
+    for scope in scopes:
+        lines = HealthLines('src/x"y', "src", scope)
+        h = TargetHealth()
+        for step in range(5):
+            if step == 1:
+                h.record_success(100.5, 0.123456, 3, 1)
+            elif step == 2:
+                h.record_failure(120.0, 1.5, "timeout", "d")
+            elif step == 3:
+                h.record_failure(140.0, 2e-7, "server_error", "d")
+            elif step == 4:
+                h.record_success(160.0, 30.0, 0)
+            got, want = lines.render(h), reference('src/x"y', "src", h, scope)
+            assert got.lines == want.lines and got.meta == want.meta and got.filtered == want.filtered

@@ -126,6 +126,8 @@ class DeploymentTarget(Target):
             source=SOURCE,
             endpoint=ENDPOINT,
             timeout=self.timeout,
+            # Only a CURRENT read asks the same at every poll: other modes name a window.
+            repeated=params["mode"] == "CURRENT",
         )
         return reply.doc
 

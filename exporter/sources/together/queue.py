@@ -40,6 +40,7 @@ class QueueTarget(Target):
                 source=SOURCE,
                 endpoint=ENDPOINT,
                 timeout=self.timeout,
+                repeated=True,
             )
         ).doc
         return self.scope.render(translate(self.model, doc))

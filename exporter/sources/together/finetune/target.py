@@ -87,8 +87,15 @@ class JobTarget(Target):
         return self.finished_at is not None and now - self.finished_at > self.opts.retention
 
     async def _get(self, path: str, endpoint: str, params: dict[str, str | int] | None = None) -> Reply:
+        # The job's object is read the same way at every poll; its rows from a cursor that moves.
         return await self.clients.get("together", self.account).request_json(
-            "GET", path, params=params, source=SOURCE, endpoint=endpoint, timeout=self.timeout
+            "GET",
+            path,
+            params=params,
+            source=SOURCE,
+            endpoint=endpoint,
+            timeout=self.timeout,
+            repeated=params is None,
         )
 
     async def poll(self, now: float) -> Rendered:
