@@ -20,6 +20,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 
 Labels = tuple[tuple[str, str], ...]
+_NO_NAMES: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,20 +104,20 @@ def escape_label_value(value: str) -> str:
 def format_value(value: float) -> str:
     """Format a float as Prometheus parses it (Go's strconv forms for the specials)."""
     value = float(value)  # translators may hand over ints; render them the same way
-    if math.isnan(value):
+    if value.is_integer():
+        # Whole numbers print without ".0"; from 1e15 on as repr gives them.
+        if -1e15 < value < 1e15:
+            return str(int(value))
+        return repr(value)
+    if value != value:
         return "NaN"
     if math.isinf(value):
         return "+Inf" if value > 0 else "-Inf"
-    if value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
     return repr(value)
 
 
 def format_labels(labels: Labels) -> str:
-    if not labels:
-        return ""
-    inner = ",".join(f'{k}="{escape_label_value(v)}"' for k, v in labels)
-    return "{" + inner + "}"
+    return join_labels(labels, _NO_NAMES, "")
 
 
 def valid_metric_name(name: str) -> bool:
@@ -175,16 +176,23 @@ def render(
 
 
 def join_labels(labels: Labels, taken: frozenset[str], tail: str) -> str:
-    """A sample's label set in braces: its own ``labels``, then ``tail`` (the extra
-    labels, formatted, whose names are ``taken``); an own label with an extra one's
-    name becomes ``exported_<name>``."""
-    if not tail:
-        return format_labels(labels)
-    if not labels:
-        return "{" + tail + "}"
-    if not taken.isdisjoint(k for k, _ in labels):
-        labels = tuple((f"exported_{k}" if k in taken else k, v) for k, v in labels)
-    return format_labels(labels)[:-1] + "," + tail + "}"
+    """A sample's label set in braces, or nothing for no labels: its own ``labels``, then
+    ``tail`` (the extra labels, formatted, whose names are ``taken``); an own label with
+    an extra one's name becomes ``exported_<name>``.
+
+    Every sample of every poll goes through here: a value is escaped only when it holds
+    a character that needs it, which few do.
+    """
+    parts = []
+    for k, v in labels:
+        if k in taken:
+            k = "exported_" + k
+        if "\\" in v or '"' in v or "\n" in v:
+            v = escape_label_value(v)
+        parts.append(f'{k}="{v}"')
+    if tail:
+        parts.append(tail)
+    return "{" + ",".join(parts) + "}" if parts else ""
 
 
 def assemble(parts: Iterable[Rendered]) -> bytes:

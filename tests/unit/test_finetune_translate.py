@@ -411,3 +411,16 @@ def test_a_late_row_for_an_older_step_sets_only_keys_without_a_newer_value() -> 
     # At the same step, the row logged last wins.
     s = fold([{"eval/loss": 1.05, "train/global_step": 20}], s, now=40.0)
     assert s.values["eval/loss"] == 1.05
+
+
+def test_a_rows_fingerprint_is_its_content_whatever_the_key_order() -> None:
+    row = {"train/loss": 0.5, "train/global_step": 3, "note": None}
+    same = {"note": None, "train/global_step": 3, "train/loss": 0.5}
+    assert tr.fingerprint(row) == tr.fingerprint(same)
+    assert tr.fingerprint(row) != tr.fingerprint({**row, "train/loss": 0.25})
+    assert tr.fingerprint(row) != tr.fingerprint({**row, "train/global_step": 4})
+    # Rows holding lists or objects (not hashable as they are) are fingerprinted too.
+    nested = {"train/global_step": 3, "extra": {"b": [1, 2], "a": 1}}
+    assert tr.fingerprint(nested) == tr.fingerprint({"extra": {"a": 1, "b": [1, 2]}, "train/global_step": 3})
+    assert tr.fingerprint(nested) != tr.fingerprint({"train/global_step": 3, "extra": {"b": [2, 1], "a": 1}})
+    assert tr.fingerprint([1, 2]) != tr.fingerprint([2, 1])

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,28 +60,40 @@ class Response:
     steps: tuple[Step, ...]
 
 
-def _label_sets(raw: Any, where: str) -> tuple[Labels, ...]:
+def _label_sets(raw: Any, where: Callable[[], str]) -> tuple[Labels, ...]:
+    """A descriptor's label sets, each sorted by name. Runs for every descriptor of every
+    poll: the usual shapes (no label, one label) take a short way, and ``where`` is
+    only asked for a message."""
     if not isinstance(raw, list):
-        raise InvalidResponse(f"{where}: label_sets is not a list")
+        raise InvalidResponse(f"{where()}: label_sets is not a list")
     out: list[Labels] = []
     for j, ls in enumerate(raw):
         if not isinstance(ls, dict):
-            raise InvalidResponse(f"{where}: label set {j} is not an object")
+            raise InvalidResponse(f"{where()}: label set {j} is not an object")
         for k, v in ls.items():
             if not isinstance(v, str):
-                raise InvalidResponse(f"{where}: label {str(k)[:40]!r} of label set {j} is not a string")
-        out.append(tuple(sorted((str(k), v) for k, v in ls.items())))
-    if len(set(out)) != len(out):
-        raise InvalidResponse(f"{where}: two label sets are the same")
+                raise InvalidResponse(f"{where()}: label {str(k)[:40]!r} of label set {j} is not a string")
+        out.append(tuple(sorted((str(k), v) for k, v in ls.items())) if len(ls) > 1 else tuple(ls.items()))
+    if len(out) > 1 and len(set(out)) != len(out):
+        raise InvalidResponse(f"{where()}: two label sets are the same")
     return tuple(out)
 
 
 def _descriptor(raw: Any, i: int) -> Descriptor:
-    where = f"{ENDPOINT}: metric_descriptors[{i}]"
+    def where() -> str:
+        return f"{ENDPOINT}: metric_descriptors[{i}]"
+
     if not isinstance(raw, dict):
-        raise InvalidResponse(f"{where} is not an object")
-    name, kind, unit = (required_str(raw, key, where, empty=False) for key in ("name", "kind", "unit_hint"))
-    return Descriptor(name, kind, unit, _label_sets(raw.get("label_sets"), f"{where} ({name})"))
+        raise InvalidResponse(f"{where()} is not an object")
+    name, kind, unit = raw.get("name"), raw.get("kind"), raw.get("unit_hint")
+    if not (
+        isinstance(name, str) and name and isinstance(kind, str) and kind and isinstance(unit, str) and unit
+    ):
+        # Which field is wrong, in the words every source uses.
+        name, kind, unit = (
+            required_str(raw, key, where(), empty=False) for key in ("name", "kind", "unit_hint")
+        )
+    return Descriptor(name, kind, unit, _label_sets(raw.get("label_sets"), lambda: f"{where()} ({name})"))
 
 
 def _numbers(per_set: list[Any], where: str) -> tuple[float | None, ...]:
