@@ -278,3 +278,24 @@ def test_a_ratio_a_hair_above_one_is_rounding_not_percent() -> None:
     s, _, seen = gauges(doc)
     assert s.value("baseten_gpu_utilization", **ID) == 1.02
     assert seen == frozenset()
+
+
+def test_descriptors_are_built_once_and_a_changed_one_is_checked_again() -> None:
+    """Every poll of every deployment describes the same metrics: parsed once, the same
+    objects come back. What differs only in what makes it invalid is never taken from
+    what was parsed before."""
+    first = parse(bad(lambda d: None), "CURRENT")
+    again = parse(json.loads(json.dumps(bad(lambda d: None))), "CURRENT")
+    assert all(a is b for a, b in zip(first.descriptors, again.descriptors, strict=True))
+    assert first.descriptors[1].label_sets[0] == (("quantile", "0.5"),)
+    for mutate, reason in [
+        (
+            lambda d: d["metric_descriptors"][1]["label_sets"].__setitem__(0, {"quantile": 0.5}),
+            "not a string",
+        ),
+        (lambda d: d["metric_descriptors"][0].__setitem__("kind", ""), "kind is empty"),
+        (lambda d: d["metric_descriptors"][0].__setitem__("name", 5), "name is not a string"),
+        (lambda d: d["metric_descriptors"][0].__setitem__("label_sets", "{}"), "not a list"),
+    ]:
+        with pytest.raises(InvalidResponse, match=reason):
+            parse(bad(mutate), "CURRENT")

@@ -22,7 +22,7 @@ from exporter.sources.base import Target
 from exporter.sources.baseten import lists
 from exporter.sources.baseten import translate as tr
 from exporter.sources.baseten.counters import CounterState
-from exporter.sources.baseten.layout import ENDPOINT, layout, possible_families
+from exporter.sources.baseten.layout import ENDPOINT, Descriptor, layout, possible_families
 from exporter.sources.baseten.vendor import DEFAULT_METRICS, MAX_WINDOW_SECONDS
 from exporter.upstream import Clients, VendorClient
 
@@ -113,6 +113,7 @@ class DeploymentTarget(Target):
         self._counters_read: dict[str, Any] | None = None
         # The families each vendor metric was seen to land in, for the metric filter.
         self._families: dict[str, frozenset[str]] = {}
+        self._described: tuple[Descriptor, ...] = ()
 
     def update_from(self, other: Target) -> None:
         if isinstance(other, DeploymentTarget) and other.meta is not None:
@@ -161,8 +162,10 @@ class DeploymentTarget(Target):
                 ),
                 req.mode,
             )
-        for d in main.descriptors:
-            self._families[d.name] = frozenset(f.name for f, _ in layout(d))
+        if main.descriptors != self._described:  # the same at nearly every poll
+            for d in main.descriptors:
+                self._families[d.name] = frozenset(f.name for f, _ in layout(d))
+            self._described = main.descriptors
         samples, percent = tr.gauge_samples(main, self.ids, cutoff, self.percent)
         series: tr.Response | None = main if req.mode == "SERIES" else None
         names = [n for n in tr.counter_names(main) if self._wanted(n)]

@@ -18,6 +18,7 @@ over its step, and ``baseten_counters`` adds settled steps into a real counter.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Iterable
@@ -79,21 +80,52 @@ def _label_sets(raw: Any, where: Callable[[], str]) -> tuple[Labels, ...]:
     return tuple(out)
 
 
+# Descriptors already validated and built, by their raw content: every deployment's
+# answer describes the same few metrics at every poll, so each is parsed once.
+_KNOWN_DESCRIPTORS: dict[tuple[Any, ...], Descriptor] = {}
+_KNOWN_DESCRIPTORS_MAX = 4096
+
+
+def _raw_key(raw: Any) -> tuple[Any, ...] | None:
+    """A raw descriptor's content as a dict key; None when it has not the shape of one
+    (it is then parsed, and its error reported, the long way)."""
+    try:
+        key = (
+            raw["name"],
+            raw["kind"],
+            raw["unit_hint"],
+            tuple(tuple(ls.items()) for ls in raw["label_sets"]),
+        )
+        hash(key)
+    except (TypeError, KeyError, AttributeError, IndexError):
+        return None
+    return key
+
+
 def _descriptor(raw: Any, i: int) -> Descriptor:
+    key = _raw_key(raw)
+    known = _KNOWN_DESCRIPTORS.get(key) if key is not None else None
+    if known is not None:
+        return known
+
     def where() -> str:
         return f"{ENDPOINT}: metric_descriptors[{i}]"
 
     if not isinstance(raw, dict):
         raise InvalidResponse(f"{where()} is not an object")
-    name, kind, unit = raw.get("name"), raw.get("kind"), raw.get("unit_hint")
-    if not (
-        isinstance(name, str) and name and isinstance(kind, str) and kind and isinstance(unit, str) and unit
-    ):
-        # Which field is wrong, in the words every source uses.
-        name, kind, unit = (
-            required_str(raw, key, where(), empty=False) for key in ("name", "kind", "unit_hint")
-        )
-    return Descriptor(name, kind, unit, _label_sets(raw.get("label_sets"), lambda: f"{where()} ({name})"))
+    name, kind, unit = (required_str(raw, f, where(), empty=False) for f in ("name", "kind", "unit_hint"))
+    parsed = Descriptor(name, kind, unit, _label_sets(raw.get("label_sets"), lambda: f"{where()} ({name})"))
+    if key is not None:
+        if len(_KNOWN_DESCRIPTORS) >= _KNOWN_DESCRIPTORS_MAX:
+            _KNOWN_DESCRIPTORS.clear()
+        _KNOWN_DESCRIPTORS[key] = parsed
+    return parsed
+
+
+@functools.lru_cache(maxsize=1024)
+def _check_names(descriptors: tuple[Descriptor, ...]) -> None:
+    """``check_names`` once per set of descriptors (a failure is not kept: it raises again)."""
+    check_names(descriptors)
 
 
 def _numbers(per_set: list[Any], where: str) -> tuple[float | None, ...]:
@@ -138,7 +170,7 @@ def parse(doc: Any, expect_mode: str) -> Response:
         raise InvalidResponse(f"{ENDPOINT}: a metric is described twice")
     # Every descriptor's families and labels are checked here, so that translating
     # and accumulating a parsed response can no longer fail half-way.
-    check_names(descriptors)
+    _check_names(descriptors)
     starts: list[int] = []
     rows: list[tuple[tuple[float | None, ...], ...]] = []
     for s, vs in enumerate(raw_values):
