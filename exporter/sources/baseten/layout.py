@@ -193,6 +193,13 @@ def layout(d: Descriptor) -> tuple[tuple[Family, Labels], ...]:
     return tuple(x for x in out if x is not None)
 
 
+@functools.lru_cache(maxsize=4096)
+def family_names(d: Descriptor) -> frozenset[str]:
+    """The names of the families the descriptor's series land in: one shared set per
+    descriptor, however many deployments keep it."""
+    return frozenset(fam.name for fam, _ in layout(d))
+
+
 def check_names(descriptors: Iterable[Descriptor]) -> None:
     """Two descriptors must not land in one family (e.g. ``x`` in MiB and ``x_bytes``)."""
     seen: dict[str, str] = {INFO_NAME: "(deployment info)", STATUS_NAME: "(deployment status)"}

@@ -22,7 +22,7 @@ from exporter.sources.base import Target
 from exporter.sources.baseten import lists
 from exporter.sources.baseten import translate as tr
 from exporter.sources.baseten.counters import CounterState
-from exporter.sources.baseten.layout import ENDPOINT, Descriptor, layout, possible_families
+from exporter.sources.baseten.layout import ENDPOINT, Descriptor, family_names, possible_families
 from exporter.sources.baseten.vendor import DEFAULT_METRICS, MAX_WINDOW_SECONDS
 from exporter.upstream import Clients, VendorClient
 
@@ -164,7 +164,7 @@ class DeploymentTarget(Target):
             )
         if main.descriptors != self._described:  # the same at nearly every poll
             for d in main.descriptors:
-                self._families[d.name] = frozenset(f.name for f, _ in layout(d))
+                self._families[d.name] = family_names(d)
             self._described = main.descriptors
         samples, percent = tr.gauge_samples(main, self.ids, cutoff, self.percent)
         series: tr.Response | None = main if req.mode == "SERIES" else None
