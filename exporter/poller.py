@@ -38,7 +38,7 @@ POLL_BUDGET_FRACTION = 0.9
 # Longest wait for polls cancelled at shutdown to end.
 STOP_POLLS_SECONDS = 0.5
 # The step of the grid first polls start on (see first_poll_at).
-PHASE_STEP_SECONDS = 0.25
+PHASE_STEP_SECONDS = 0.1
 
 
 def health_key(target_id: str) -> str:
@@ -66,7 +66,8 @@ def first_poll_at(now: float, offset: float) -> float:
     interval and phase stay due at the same times; the phases still spread the polls
     over the spread window.
     """
-    return math.ceil(now / PHASE_STEP_SECONDS) * PHASE_STEP_SECONDS + offset
+    # In whole steps, so that equal sums give the very same float.
+    return (math.ceil(now / PHASE_STEP_SECONDS) + round(offset / PHASE_STEP_SECONDS)) * PHASE_STEP_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
