@@ -6,25 +6,40 @@ requests are the same at every poll (a queue's, a deployment's CURRENT read, a j
 own object); their callers say so, and their URLs are parsed once. Requests that
 never repeat (a window's bounds or a read cursor in the query) are not kept.
 
-Kept URLs live in two generations: when the current one is full it becomes the
-previous one, and an entry of the previous one moves back on its next use, so a URL
-not asked for during a whole generation (a removed target's) is dropped and memory
-stays bounded by the targets' count.
+Kept URLs live in two generations. A new one starts when the current one is
+``GENERATION_SECONDS`` old or holds ``GENERATION_SIZE`` URLs; the current one then
+becomes the previous one, whose URLs move back on their next use and are otherwise
+dropped with it. A URL not asked for during a whole generation (a removed target's)
+is therefore gone within two, and what is kept is about the URLs of the targets that
+polled in the last two generations, never more than twice the size.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import httpx
 
-# Parsed URLs in one generation: well above the number of targets one vendor account has.
+# Long enough for every usual poll interval to come round several times in a generation.
+GENERATION_SECONDS = 900.0
+# Well above the number of targets one vendor account has.
 GENERATION_SIZE = 16_384
 
 
 class UrlCache:
     """httpx URLs by their text (one cache per vendor client: its requests share a base URL)."""
 
-    def __init__(self, generation_size: int = GENERATION_SIZE) -> None:
+    def __init__(
+        self,
+        generation_size: int = GENERATION_SIZE,
+        generation_seconds: float = GENERATION_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._size = generation_size
+        self._seconds = generation_seconds
+        self._clock = clock
+        self._started = clock()
         self._current: dict[str, httpx.URL] = {}
         self._previous: dict[str, httpx.URL] = {}
 
@@ -37,8 +52,10 @@ class UrlCache:
         if url is not None:
             return url
         url = self._previous.pop(text, None) or httpx.URL(text)
-        if len(self._current) >= self._size:
+        now = self._clock()
+        if len(self._current) >= self._size or now - self._started >= self._seconds:
             self._previous = self._current
             self._current = {}
+            self._started = now
         self._current[text] = url
         return url

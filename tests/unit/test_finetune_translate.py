@@ -424,3 +424,16 @@ def test_a_rows_fingerprint_is_its_content_whatever_the_key_order() -> None:
     assert tr.fingerprint(nested) == tr.fingerprint({"extra": {"a": 1, "b": [1, 2]}, "train/global_step": 3})
     assert tr.fingerprint(nested) != tr.fingerprint({"train/global_step": 3, "extra": {"b": [2, 1], "a": 1}})
     assert tr.fingerprint([1, 2]) != tr.fingerprint([2, 1])
+
+
+def test_rows_that_differ_only_in_values_python_hashes_alike_are_different_rows() -> None:
+    """-1 and -2 hash alike in Python, true == 1 == 1.0: each such row is new, and the
+    later one's value is shown."""
+    for first, second in [(-1, -2), (-1.0, -2.0), (True, 1), (1, 1.0), (2**61, 1)]:
+        assert tr.fingerprint({"x": first}) != tr.fingerprint({"x": second})
+        rows = [{"train/global_step": 5, "train/loss": first}]
+        state = tr.apply_rows(tr.MetricsState(), rows, 100.0, 200, read_at=100.0, overlap=60)
+        later = [*rows, {"train/global_step": 5, "train/loss": second}]
+        state = tr.apply_rows(state, later, 120.0, 200, read_at=120.0, overlap=60)
+        if not isinstance(second, bool):
+            assert state.values["train/loss"] == float(second), (first, second)

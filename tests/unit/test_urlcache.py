@@ -33,6 +33,21 @@ def test_a_url_unused_for_a_whole_generation_is_dropped() -> None:
     assert cache.get("http://h/kept") is kept
 
 
+def test_generations_also_end_with_time_so_a_removed_targets_url_goes() -> None:
+    """A steady fleet far below the size still drops the URLs of targets that went."""
+    now = [0.0]
+    cache = UrlCache(generation_size=1000, generation_seconds=60, clock=lambda: now[0])
+    polled = [f"http://h/target-{i}" for i in range(10)]
+    removed = cache.get("http://h/removed")
+    parsed = {text: cache.get(text) for text in polled}
+    for _ in range(8):  # polls every 20 s; a new target shows up at each
+        now[0] += 20
+        cache.get(f"http://h/new-{now[0]}")
+        assert all(cache.get(text) is parsed[text] for text in polled)
+    assert len(cache) < 20
+    assert cache.get("http://h/removed") is not removed
+
+
 def test_repeated_requests_send_the_same_as_others_and_only_they_are_kept() -> None:
     async def go() -> None:
         async for c in vendor({"/echo": echo}):

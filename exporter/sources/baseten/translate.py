@@ -18,6 +18,7 @@ over its step, and ``baseten_counters`` adds settled steps into a real counter.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import math
@@ -80,14 +81,8 @@ def _label_sets(raw: Any, where: Callable[[], str]) -> tuple[Labels, ...]:
     return tuple(out)
 
 
-# Descriptors already validated and built, by their raw content: every deployment's
-# answer describes the same few metrics at every poll, so each is parsed once.
-_KNOWN_DESCRIPTORS: dict[tuple[Any, ...], Descriptor] = {}
-_KNOWN_DESCRIPTORS_MAX = 4096
-
-
 def _raw_key(raw: Any) -> tuple[Any, ...] | None:
-    """A raw descriptor's content as a dict key; None when it has not the shape of one
+    """A raw descriptor's content as a hashable key; None when it has not the shape of one
     (it is then parsed, and its error reported, the long way)."""
     try:
         key = (
@@ -102,24 +97,33 @@ def _raw_key(raw: Any) -> tuple[Any, ...] | None:
     return key
 
 
+@functools.lru_cache(maxsize=4096)
+def _descriptor_of(key: tuple[Any, ...]) -> Descriptor:
+    """The descriptor with this content, validated and built once: every deployment's
+    answer describes the same few metrics at every poll. Invalid content raises (and
+    is not kept)."""
+    name, kind, unit, sets = key
+    return _parse_descriptor(
+        {"name": name, "kind": kind, "unit_hint": unit, "label_sets": [dict(s) for s in sets]}, 0
+    )
+
+
 def _descriptor(raw: Any, i: int) -> Descriptor:
     key = _raw_key(raw)
-    known = _KNOWN_DESCRIPTORS.get(key) if key is not None else None
-    if known is not None:
-        return known
+    if key is not None:
+        with contextlib.suppress(InvalidResponse):  # reported below, with its index
+            return _descriptor_of(key)
+    return _parse_descriptor(raw, i)
 
+
+def _parse_descriptor(raw: Any, i: int) -> Descriptor:
     def where() -> str:
         return f"{ENDPOINT}: metric_descriptors[{i}]"
 
     if not isinstance(raw, dict):
         raise InvalidResponse(f"{where()} is not an object")
     name, kind, unit = (required_str(raw, f, where(), empty=False) for f in ("name", "kind", "unit_hint"))
-    parsed = Descriptor(name, kind, unit, _label_sets(raw.get("label_sets"), lambda: f"{where()} ({name})"))
-    if key is not None:
-        if len(_KNOWN_DESCRIPTORS) >= _KNOWN_DESCRIPTORS_MAX:
-            _KNOWN_DESCRIPTORS.clear()
-        _KNOWN_DESCRIPTORS[key] = parsed
-    return parsed
+    return Descriptor(name, kind, unit, _label_sets(raw.get("label_sets"), lambda: f"{where()} ({name})"))
 
 
 @functools.lru_cache(maxsize=1024)
