@@ -149,8 +149,7 @@ def render(
     seen: set[tuple[str, Labels]] = set()
     dropped: dict[str, bool] = {}
     filtered = 0
-    taken = frozenset(k for k, _ in extra)
-    tail = format_labels(extra)[1:-1]
+    taken, tail = extra_parts(extra)
     for s in samples:
         fam = s.family
         name = fam.name
@@ -174,6 +173,11 @@ def render(
         text = join_labels(s.labels, taken, tail)
         grouped[name].append(f"{name}{s.suffix}{text} {format_value(s.value)}\n")
     return Rendered(meta, {name: "".join(lines).encode() for name, lines in grouped.items()}, filtered)
+
+
+def extra_parts(extra: Labels) -> tuple[frozenset[str], str]:
+    """The names of the ``extra`` labels and their text as ``join_labels`` takes them."""
+    return frozenset(k for k, _ in extra), format_labels(extra)[1:-1]
 
 
 def join_labels(labels: Labels, taken: frozenset[str], tail: str) -> str:

@@ -12,7 +12,7 @@ import functools
 from collections import Counter
 from dataclasses import dataclass, field
 
-from exporter.exposition import Family, Rendered, format_labels, format_value, join_labels
+from exporter.exposition import Family, Rendered, extra_parts, format_value, join_labels
 from exporter.scope import DEFAULT_SCOPE, Scope
 
 TARGET_UP = Family(
@@ -90,7 +90,7 @@ def _scope_parts(scope: Scope) -> tuple[frozenset[str], str, tuple[Family, ...]]
     of its account and labels, and the health families its metric filter keeps."""
     keep = scope.filter.keeps_health if scope.filter.active else None
     kept = tuple(f for f in FAMILIES if keep is None or keep(f.name))
-    return frozenset(k for k, _ in scope.extra), format_labels(scope.extra)[1:-1], kept
+    return (*extra_parts(scope.extra), kept)
 
 
 class HealthLines:

@@ -10,8 +10,9 @@ account, its labels (the account's, overridden by its own) and its metric filter
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
-from exporter.config import Config
+from exporter.config import Config, PathT
 from exporter.config.baseten import BasetenAccount, effective
 from exporter.config.common import Schedule
 from exporter.config.filters import account_filter
@@ -38,9 +39,10 @@ class AccountScope:
         return Scope(self.account, merged_labels(self.labels, *inner), self.filter)
 
 
+A = TypeVar("A", TogetherAccount, BasetenAccount)
 TargetBuilder = Callable[[Config, Clients], list[Target]]
-TogetherBuilder = Callable[[Config, TogetherAccount, AccountScope, Clients], list[Target]]
-BasetenBuilder = Callable[[Config, BasetenAccount, AccountScope, Clients], list[Target]]
+# Builds one kind of target of one vendor account.
+Builder = Callable[[Config, A, AccountScope, Clients], list[Target]]
 
 
 def schedule(cfg: Config, override: Schedule) -> tuple[float, float]:
@@ -162,24 +164,29 @@ def _baseten_discovery(
     return out
 
 
-TOGETHER_BUILDERS: list[TogetherBuilder] = [_together_queues, _together_probes, _together_fine_tunes]
-BASETEN_BUILDERS: list[BasetenBuilder] = [_baseten_deployments, _baseten_discovery]
+TOGETHER_BUILDERS: list[Builder[TogetherAccount]] = [_together_queues, _together_probes, _together_fine_tunes]
+BASETEN_BUILDERS: list[Builder[BasetenAccount]] = [_baseten_deployments, _baseten_discovery]
+
+
+def _account_targets(
+    cfg: Config, accounts: list[tuple[PathT, A]], builders: list[Builder[A]], clients: Clients
+) -> list[Target]:
+    """Every builder's targets for each of one vendor's accounts, in the account's scope."""
+    out: list[Target] = []
+    for _, acc in accounts:
+        scope = AccountScope(acc.name, acc.labels, account_filter(cfg, acc))
+        out += [target for build in builders for target in build(cfg, acc, scope, clients)]
+    return out
 
 
 def _together_targets(cfg: Config, clients: Clients) -> list[Target]:
-    out: list[Target] = []
-    for _, t in cfg.together.account_list() if cfg.together is not None else []:
-        scope = AccountScope(t.name, t.labels, account_filter(cfg, t))
-        out += [target for build in TOGETHER_BUILDERS for target in build(cfg, t, scope, clients)]
-    return out
+    accounts = cfg.together.account_list() if cfg.together is not None else []
+    return _account_targets(cfg, accounts, TOGETHER_BUILDERS, clients)
 
 
 def _baseten_targets(cfg: Config, clients: Clients) -> list[Target]:
-    out: list[Target] = []
-    for _, b in cfg.baseten.account_list() if cfg.baseten is not None else []:
-        scope = AccountScope(b.name, b.labels, account_filter(cfg, b))
-        out += [target for build in BASETEN_BUILDERS for target in build(cfg, b, scope, clients)]
-    return out
+    accounts = cfg.baseten.account_list() if cfg.baseten is not None else []
+    return _account_targets(cfg, accounts, BASETEN_BUILDERS, clients)
 
 
 BUILDERS: list[TargetBuilder] = [_together_targets, _baseten_targets]

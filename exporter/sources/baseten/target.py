@@ -22,7 +22,7 @@ from exporter.sources.base import Target
 from exporter.sources.baseten import lists
 from exporter.sources.baseten import translate as tr
 from exporter.sources.baseten.counters import CounterState
-from exporter.sources.baseten.layout import ENDPOINT, Descriptor, family_names, possible_families
+from exporter.sources.baseten.layout import ENDPOINT, family_names, possible_families
 from exporter.sources.baseten.vendor import DEFAULT_METRICS, MAX_WINDOW_SECONDS
 from exporter.upstream import Clients, VendorClient
 
@@ -113,7 +113,6 @@ class DeploymentTarget(Target):
         self._counters_read: dict[str, Any] | None = None
         # The families each vendor metric was seen to land in, for the metric filter.
         self._families: dict[str, frozenset[str]] = {}
-        self._described: tuple[Descriptor, ...] = ()
 
     def update_from(self, other: Target) -> None:
         if isinstance(other, DeploymentTarget) and other.meta is not None:
@@ -162,10 +161,8 @@ class DeploymentTarget(Target):
                 ),
                 req.mode,
             )
-        if main.descriptors != self._described:  # the same at nearly every poll
-            for d in main.descriptors:
-                self._families[d.name] = family_names(d)
-            self._described = main.descriptors
+        for d in main.descriptors:
+            self._families[d.name] = family_names(d)
         samples, percent = tr.gauge_samples(main, self.ids, cutoff, self.percent)
         series: tr.Response | None = main if req.mode == "SERIES" else None
         names = [n for n in tr.counter_names(main) if self._wanted(n)]
