@@ -457,8 +457,8 @@ def test_basic_auth_cache_under_concurrent_logins(pki: Pki, tmp_path: Path) -> N
         for t in threads:
             t.join(30)
     assert codes["good"] == [200] * 40
-    # Wrong passwords are never cached, so some find the bcrypt queue full: refused at once with 503
-    # where exporter-toolkit would queue them (a documented difference); never a 200.
+    # Wrong passwords are never cached, so some find the bcrypt queue full: refused with 503 where
+    # exporter-toolkit would queue them (a documented difference); never a 200.
     assert len(codes["bad"]) == 40 and set(codes["bad"]) <= {401, 503} and 401 in codes["bad"]
 
 
