@@ -15,9 +15,9 @@ makes it a lever for anyone who can reach the port. So:
   unknown user's would. So guesses under made-up names, however many, never keep a
   configured user out, and nothing an attacker can see depends on a name existing
   unless the password is right;
-- when the public lane is full a request is refused with 503, after the time about
-  three checks take (every request alike: a configured user's own check may let it in
-  meanwhile), never at once;
+- when the public lane is full a request is refused with 503 once three more of its
+  checks have finished (every request alike: a configured user's own check may let it
+  in meanwhile), never at once;
 - the threads are daemons: a shutdown does not wait for a check in progress.
 """
 
@@ -32,20 +32,20 @@ import hmac
 import secrets
 import time
 from collections import OrderedDict
+from typing import Any
 
 import bcrypt
 
-from exporter.webconfig.bcryptlane import CheckLane, seconds_per_round
+from exporter.webconfig.bcryptlane import CheckLane
 from exporter.webconfig.model import bcrypt_cost
 
 # Successful checks remembered; far more than the users and passwords of a real setup.
 CACHE_ENTRIES = 256
 # Checks that may wait in the public lane (besides the one in progress); past it, 503.
 PUBLIC_QUEUE = 8
-# A full public lane answers 503 after this many checks' time (and a fixed margin): time
-# for a configured user's own check, slowed by the public lane's running beside it.
-BUSY_CHECKS = 3.0
-BUSY_MARGIN = 0.1
+# A request that finds the public lane full gets its 503 once this many of the lane's
+# checks have finished: time for a configured user's own check, which runs beside them.
+BUSY_TURNS = 3
 _B64 = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 
@@ -80,32 +80,24 @@ class BasicAuth:
     def __init__(self, users: dict[str, str]) -> None:
         self._key = secrets.token_bytes(32)
         self._ok: OrderedDict[bytes, None] = OrderedDict()
-        per_round = seconds_per_round(dummy_hash(4))
-        self._public = CheckLane("public", PUBLIC_QUEUE, per_round)
-        self._users = CheckLane("users", 0, per_round)
+        self._public = CheckLane("public", PUBLIC_QUEUE)
+        self._users = CheckLane("users", 0)
         # Per user, the credentials (digest) and result of the check in the user lane.
         self._checking: dict[bytes, tuple[bytes, asyncio.Future[bool]]] = {}
         self.users: dict[bytes, bytes] = {}
         self._dummy = b""
-        self._cost = 4
         self.set_users(users)
 
     def set_users(self, users: dict[str, str]) -> None:
         """Replace the users (hashes already validated); cached verdicts of the old ones are dropped."""
         self.users = {u.encode(): h.encode() for u, h in users.items()}
-        self._cost = max((bcrypt_cost(h) for h in users.values()), default=4)
-        self._dummy = dummy_hash(self._cost)
+        self._dummy = dummy_hash(max((bcrypt_cost(h) for h in users.values()), default=4))
         self._users.room = max(len(users), 1)
         self._ok.clear()
 
     def close(self) -> None:
         self._public.close()
         self._users.close()
-
-    def busy_delay(self) -> float:
-        """How long a request that finds the public lane full waits before its 503."""
-        per_round = max(self._public.per_round, self._users.per_round)
-        return BUSY_CHECKS * per_round * (1 << self._cost) + BUSY_MARGIN
 
     def _digest(self, user: bytes, hashed: bytes, password: bytes) -> bytes:
         material = b":".join(part.hex().encode() for part in (user, hashed, password))
@@ -123,14 +115,17 @@ class BasicAuth:
             return Verdict.OK
         public = self._public.submit(password, hashed or self._dummy)
         own = self._own_check(user, hashed, password, digest) if hashed is not None else None
+        turn = public if public is not None else self._public.after(BUSY_TURNS)
         try:
-            if await _first_success(own, public, self.busy_delay()) and hashed is not None:
+            if await _first_success(own, turn) and hashed is not None:
                 self._remember(user, hashed, digest)
                 return Verdict.OK if self.users.get(user) == hashed else Verdict.DENIED
             return Verdict.DENIED if public is not None else Verdict.BUSY
         finally:
             if public is not None:
                 self._public.withdraw(public)  # a check not started is not needed any more
+            else:
+                turn.cancel()
 
     def _own_check(
         self, user: bytes, hashed: bytes, password: bytes, digest: bytes
@@ -164,28 +159,16 @@ class BasicAuth:
             self._ok.popitem(last=False)
 
 
-async def _first_success(
-    own: asyncio.Future[bool] | None, turn: asyncio.Future[bool] | None, delay: float
-) -> bool:
-    """True as soon as ``own`` succeeds; else the result of ``turn`` when it comes, or False
-    after ``delay`` if there is no ``turn``."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + delay
+async def _first_success(own: asyncio.Future[bool] | None, turn: asyncio.Future[Any]) -> bool:
+    """True as soon as ``own`` succeeds; else, once ``turn`` is over, whether it was a success
+    (a public check's result; the end of a wait is not one)."""
     while True:
         if own is not None and own.done() and not own.cancelled() and own.result():
             return True
-        if turn is not None and turn.done():
-            return not turn.cancelled() and turn.result()
-        left = end - loop.time()
-        if turn is None and left <= 0:
-            return False
+        if turn.done():
+            return not turn.cancelled() and turn.result() is True
         waiting = [f for f in (own, turn) if f is not None and not f.done()]
-        if not waiting:
-            await asyncio.sleep(left)
-            continue
-        await asyncio.wait(
-            waiting, timeout=None if turn is not None else left, return_when=asyncio.FIRST_COMPLETED
-        )
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
 
 
 class RateLimiter:

@@ -3,7 +3,7 @@
 The thread is a daemon and nothing joins it: a check of a cost-18 hash takes seconds,
 and neither a shutdown nor the interpreter's exit may wait for it. Results reach the
 event loop through ``call_soon_threadsafe``; a result for a loop already closed is
-dropped.
+dropped. A lane is used from one event loop.
 """
 
 from __future__ import annotations
@@ -11,18 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass
 
 import bcrypt
 
-from exporter.webconfig.model import bcrypt_cost
-
 # bcrypt (as Go's, which exporter-toolkit uses) only reads the first 72 bytes of a password.
 BCRYPT_MAX_PASSWORD = 72
-# Weight of the latest check in the running estimate of a check's duration.
-_SMOOTHING = 0.3
 
 
 def checkpw(password: bytes, hashed: bytes) -> bool:
@@ -30,13 +25,6 @@ def checkpw(password: bytes, hashed: bytes) -> bool:
         return bcrypt.checkpw(password[:BCRYPT_MAX_PASSWORD], hashed)
     except ValueError:  # e.g. a NUL byte some bcrypt builds refuse: not a match
         return False
-
-
-def seconds_per_round(hashed: bytes) -> float:
-    """How long one of the 2**cost rounds of a check takes here, timed on ``hashed`` (use a cheap one)."""
-    started = time.perf_counter()
-    checkpw(b"", hashed)
-    return (time.perf_counter() - started) / (1 << bcrypt_cost(hashed.decode()))
 
 
 @dataclass
@@ -50,15 +38,17 @@ class _Job:
 class CheckLane:
     """Checks passwords one at a time, in order; at most ``room`` wait, more are refused."""
 
-    def __init__(self, name: str, room: int, per_round: float) -> None:
+    def __init__(self, name: str, room: int) -> None:
         self.name = name
         self.room = room
-        # Seconds per bcrypt round on this machine, as the checks measure it.
-        self.per_round = per_round
         self._jobs: deque[_Job] = deque()
+        self._running = False
         self._cond = threading.Condition()
         self._closed = False
         self._thread: threading.Thread | None = None
+        # On the event loop: checks finished so far, and who waits for a number of them.
+        self._finished = 0
+        self._watchers: list[tuple[int, asyncio.Future[None]]] = []
 
     def submit(self, password: bytes, hashed: bytes) -> asyncio.Future[bool] | None:
         """A future of the check's result, or None if ``room`` checks are already waiting."""
@@ -74,6 +64,16 @@ class CheckLane:
             self._cond.notify()
         return job.future
 
+    def after(self, checks: int) -> asyncio.Future[None]:
+        """Done once ``checks`` more checks have finished here, or once the lane has nothing to do.
+
+        A measure of time that runs at the lane's own pace, however loaded the machine is.
+        """
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._watchers.append((self._finished + checks, future))
+        self._wake()
+        return future
+
     def withdraw(self, future: asyncio.Future[bool]) -> None:
         """Drop the check of ``future`` if it has not started (its answer is no longer needed)."""
         with self._cond:
@@ -82,6 +82,7 @@ class CheckLane:
                     self._jobs.remove(job)
                     break
         future.cancel()
+        self._wake()
 
     def close(self) -> None:
         """Refuse new checks, drop the waiting ones; a check in progress is abandoned, not awaited."""
@@ -91,7 +92,24 @@ class CheckLane:
             self._jobs.clear()
             self._cond.notify()
         for job in dropped:
-            _deliver(job, None)
+            job.future.cancel()
+        self._wake()
+
+    def _idle(self) -> bool:
+        with self._cond:
+            return self._closed or not (self._jobs or self._running)
+
+    def _wake(self) -> None:
+        idle = self._idle()
+        waiting = []
+        for target, future in self._watchers:
+            if future.done():
+                continue
+            if idle or self._finished >= target:
+                future.set_result(None)
+            else:
+                waiting.append((target, future))
+        self._watchers = waiting
 
     def _work(self) -> None:
         while True:
@@ -101,21 +119,16 @@ class CheckLane:
                 if self._closed:
                     return
                 job = self._jobs.popleft()
-            started = time.perf_counter()
+                self._running = True
             ok = checkpw(job.password, job.hashed)
-            took = (time.perf_counter() - started) / (1 << bcrypt_cost(job.hashed.decode()))
-            self.per_round += _SMOOTHING * (took - self.per_round)
-            _deliver(job, ok)
+            with self._cond:
+                self._running = False
 
+            def settle(job: _Job = job, ok: bool = ok) -> None:
+                if not job.future.done():
+                    job.future.set_result(ok)
+                self._finished += 1
+                self._wake()
 
-def _deliver(job: _Job, ok: bool | None) -> None:
-    def settle() -> None:
-        if job.future.done():
-            return
-        if ok is None:
-            job.future.cancel()
-        else:
-            job.future.set_result(ok)
-
-    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits for this answer
-        job.loop.call_soon_threadsafe(settle)
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits for this answer
+                job.loop.call_soon_threadsafe(settle)
