@@ -76,8 +76,9 @@ class AlertingTls(sslproto.SSLProtocol):
 
     def _on_handshake_complete(self, handshake_exc: BaseException | None) -> None:
         transport = self._transport
-        if isinstance(handshake_exc, ssl.SSLError) and transport is not None:
-            outgoing: ssl.MemoryBIO = getattr(self, "_outgoing")  # noqa: B009 (not in the stubs)
+        # The protocol's outgoing buffer (asyncio 3.11 and later; not in the type stubs).
+        outgoing = getattr(self, "_outgoing", None)
+        if isinstance(handshake_exc, ssl.SSLError) and transport and isinstance(outgoing, ssl.MemoryBIO):
             alert = go_alert(outgoing.read(), handshake_exc)
             if alert and isinstance(transport, transports.WriteTransport):
                 # Written before asyncio closes the socket: a few bytes on an empty
