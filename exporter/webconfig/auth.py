@@ -6,11 +6,19 @@ makes it a lever for anyone who can reach the port. So:
 - only successful checks are cached (a bounded LRU keyed by a keyed digest of user,
   hash and password, never the password itself): a flood of wrong guesses cannot
   evict the scraper's entry, and an authorised scrape stays a dictionary lookup;
-- uncached checks run on one worker thread with a short queue; when the queue is
-  full a request is refused at once (503) instead of waiting behind the guesses;
-- an unknown user is checked against a dummy hash of the highest cost configured, so
-  the time of an answer does not tell which user names exist (users of different
-  costs can still be told apart by cost: give them all the same one).
+- every uncached check takes a place in the *public lane*: one thread, ``PUBLIC_QUEUE``
+  places to wait; an unknown user is checked there against a dummy hash of the highest cost
+  configured, so the time of an answer does not tell which user names exist;
+- a configured user's check also runs at once in the *user lane* (one thread, at most
+  one check per user waiting or running). If it succeeds the request is let in without
+  waiting for its public turn; if it fails the answer waits for the public lane as an
+  unknown user's would. So guesses under made-up names, however many, never keep a
+  configured user out, and nothing an attacker can see depends on a name existing
+  unless the password is right;
+- when the public lane is full a request is refused with 503 once three more of its
+  checks have finished (every request alike: a configured user's own check may let it
+  in meanwhile), never at once;
+- the threads are daemons: a shutdown does not wait for a check in progress.
 """
 
 from __future__ import annotations
@@ -24,20 +32,20 @@ import hmac
 import secrets
 import time
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import bcrypt
 
+from exporter.webconfig.bcryptlane import CheckLane
 from exporter.webconfig.model import bcrypt_cost
 
-# bcrypt (as Go's, which exporter-toolkit uses) only reads the first 72 bytes of a password.
-BCRYPT_MAX_PASSWORD = 72
 # Successful checks remembered; far more than the users and passwords of a real setup.
 CACHE_ENTRIES = 256
-# Uncached checks at once: one thread, like exporter-toolkit's lock, leaves the other
-# cores to scrapes; and how many may wait for it before new ones are refused.
-BCRYPT_WORKERS = 1
-BCRYPT_QUEUE = 8
+# Checks that may wait in the public lane (besides the one in progress); past it, 503.
+PUBLIC_QUEUE = 8
+# A request that finds the public lane full gets its 503 once this many of the lane's
+# checks have finished: time for a configured user's own check, which runs beside them.
+BUSY_TURNS = 3
 _B64 = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 
@@ -66,21 +74,16 @@ def _parse(header: str) -> tuple[bytes, bytes] | None:
     return (user, password) if sep else None
 
 
-def _checkpw(password: bytes, hashed: bytes) -> bool:
-    try:
-        return bcrypt.checkpw(password[:BCRYPT_MAX_PASSWORD], hashed)
-    except ValueError:  # e.g. a NUL byte some bcrypt builds refuse: not a match
-        return False
-
-
 class BasicAuth:
     """Checks ``Authorization: Basic`` headers against the configured users."""
 
     def __init__(self, users: dict[str, str]) -> None:
         self._key = secrets.token_bytes(32)
         self._ok: OrderedDict[bytes, None] = OrderedDict()
-        self._pool = ThreadPoolExecutor(max_workers=BCRYPT_WORKERS, thread_name_prefix="bcrypt")
-        self._admitted = 0
+        self._public = CheckLane("public", PUBLIC_QUEUE)
+        self._users = CheckLane("users", 0)
+        # Per user, the credentials (digest) and result of the check in the user lane.
+        self._checking: dict[bytes, tuple[bytes, asyncio.Future[bool]]] = {}
         self.users: dict[bytes, bytes] = {}
         self._dummy = b""
         self.set_users(users)
@@ -88,12 +91,13 @@ class BasicAuth:
     def set_users(self, users: dict[str, str]) -> None:
         """Replace the users (hashes already validated); cached verdicts of the old ones are dropped."""
         self.users = {u.encode(): h.encode() for u, h in users.items()}
-        cost = max((bcrypt_cost(h) for h in users.values()), default=4)
-        self._dummy = dummy_hash(cost)
+        self._dummy = dummy_hash(max((bcrypt_cost(h) for h in users.values()), default=4))
+        self._users.room = max(len(users), 1)
         self._ok.clear()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._public.close()
+        self._users.close()
 
     def _digest(self, user: bytes, hashed: bytes, password: bytes) -> bytes:
         material = b":".join(part.hex().encode() for part in (user, hashed, password))
@@ -109,20 +113,62 @@ class BasicAuth:
         if hashed is not None and digest in self._ok:
             self._ok.move_to_end(digest)
             return Verdict.OK
-        if self._admitted >= BCRYPT_WORKERS + BCRYPT_QUEUE:
-            return Verdict.BUSY
-        self._admitted += 1
+        public = self._public.submit(password, hashed or self._dummy)
+        own = self._own_check(user, hashed, password, digest) if hashed is not None else None
+        turn = public if public is not None else self._public.after(BUSY_TURNS)
         try:
-            loop = asyncio.get_running_loop()
-            ok = await loop.run_in_executor(self._pool, _checkpw, password, hashed or self._dummy)
+            if await _first_success(own, turn) and hashed is not None:
+                self._remember(user, hashed, digest)
+                return Verdict.OK if self.users.get(user) == hashed else Verdict.DENIED
+            return Verdict.DENIED if public is not None else Verdict.BUSY
         finally:
-            self._admitted -= 1
-        if not ok or hashed is None or self.users.get(user) != hashed:
-            return Verdict.DENIED
+            if public is not None:
+                self._public.withdraw(public)  # a check not started is not needed any more
+            else:
+                turn.cancel()
+
+    def _own_check(
+        self, user: bytes, hashed: bytes, password: bytes, digest: bytes
+    ) -> asyncio.Future[bool] | None:
+        """The user's check in the user lane: the one already under way for these credentials,
+        a new one, or none while another password of this user is being checked there."""
+        if user in self._checking:
+            same, future = self._checking[user]
+            return future if same == digest else None
+        new = self._users.submit(password, hashed)
+        if new is None:
+            return None
+        self._checking[user] = (digest, new)
+
+        def done(f: asyncio.Future[bool]) -> None:
+            if self._checking.get(user, (b"", None))[1] is f:
+                del self._checking[user]
+            # Remembered even if the request gave up meanwhile: its retry is let in at once.
+            if not f.cancelled() and f.result():
+                self._remember(user, hashed, digest)
+
+        new.add_done_callback(done)
+        return new
+
+    def _remember(self, user: bytes, hashed: bytes, digest: bytes) -> None:
+        if self.users.get(user) != hashed:  # the users changed meanwhile
+            return
         self._ok[digest] = None
+        self._ok.move_to_end(digest)
         while len(self._ok) > CACHE_ENTRIES:
             self._ok.popitem(last=False)
-        return Verdict.OK
+
+
+async def _first_success(own: asyncio.Future[bool] | None, turn: asyncio.Future[Any]) -> bool:
+    """True as soon as ``own`` succeeds; else, once ``turn`` is over, whether it was a success
+    (a public check's result; the end of a wait is not one)."""
+    while True:
+        if own is not None and own.done() and not own.cancelled() and own.result():
+            return True
+        if turn.done():
+            return not turn.cancelled() and turn.result() is True
+        waiting = [f for f in (own, turn) if f is not None and not f.done()]
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
 
 
 class RateLimiter:

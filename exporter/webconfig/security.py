@@ -27,7 +27,7 @@ from exporter.webconfig.tls import TlsSettings, build_tls, expiry_text
 
 log = logging.getLogger("exporter.web")
 
-REFUSAL_REASONS = ("unauthorized", "auth_busy", "rate_limited", "client_san")
+REFUSAL_REASONS = ("unauthorized", "auth_busy", "rate_limited", "client_san", "tls_handshake")
 
 
 def _tls_for(cfg: WebConfig, path: Path) -> TlsSettings | None:
@@ -216,8 +216,9 @@ class _WebCollector(Collector):
                 expiry.add_metric(["client_ca"], tls.client_ca_expiry)
         refused = CounterMetricFamily(
             "inference_exporter_web_refusals",
-            "Requests (or TLS connections, for client_san) refused by the web config's rules, by reason: "
-            "unauthorized, auth_busy (bcrypt queue full), rate_limited, client_san (client_allowed_sans).",
+            "Requests (or TLS connections, for client_san and tls_handshake) refused by the web config's "
+            "rules, by reason: unauthorized, auth_busy (bcrypt queue full), rate_limited, client_san "
+            "(client_allowed_sans), tls_handshake (failed TLS handshakes, plain HTTP on the TLS port included).",
             labels=["reason"],
         )
         for reason in REFUSAL_REASONS:

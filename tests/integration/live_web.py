@@ -25,7 +25,7 @@ from cryptography import x509
 from exporter.config import load_config
 from exporter.daemon import Exporter
 from exporter.httpguard import ConnectionGuard
-from exporter.limits import DEFAULT_LIMITS
+from exporter.limits import DEFAULT_LIMITS, ConnectionLimits
 from exporter.runner import _serve
 from exporter.server import make_app
 from exporter.webconfig import WebSecurity
@@ -34,8 +34,11 @@ T = TypeVar("T")
 
 
 class LiveServer:
-    def __init__(self, tmp_path: Path, web_config: Path | None) -> None:
+    def __init__(
+        self, tmp_path: Path, web_config: Path | None, limits: ConnectionLimits = DEFAULT_LIMITS
+    ) -> None:
         self.web_config = web_config
+        self.limits = limits
         self.config = tmp_path / "exporter.yaml"
         self.config.write_text("global: {}\n")
         self.loop = asyncio.new_event_loop()
@@ -54,7 +57,7 @@ class LiveServer:
             self.exporter.companions.append(self.security.prepare_reload)
             self.exporter.metrics.registry.register(self.security.collector())
         await self.exporter.start(load_config(self.config))
-        guard = ConnectionGuard(DEFAULT_LIMITS)
+        guard = ConnectionGuard(self.limits)
         app = make_app(self.exporter, "/metrics", self.security, guard, enable_lifecycle=True)
         self.runner, self.port = await _serve(app, "127.0.0.1", 0, guard, self.security)
 
@@ -144,8 +147,10 @@ class Connected:
 
 
 @contextmanager
-def live(tmp_path: Path, web_config: Path | None) -> Iterator[LiveServer]:
-    server = LiveServer(tmp_path, web_config).start()
+def live(
+    tmp_path: Path, web_config: Path | None, limits: ConnectionLimits = DEFAULT_LIMITS
+) -> Iterator[LiveServer]:
+    server = LiveServer(tmp_path, web_config, limits).start()
     try:
         yield server
     finally:

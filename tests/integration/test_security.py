@@ -104,9 +104,9 @@ def test_tls_client_certs_and_basic_auth(tmp_path: Path, simulator: Proc) -> Non
         # Without a client certificate the TLS handshake itself fails.
         with pytest.raises(httpx.HTTPError):
             tls_client(pki, cert=False, auth=("prometheus", "s3cret-pass")).get(daemon.url + "/metrics")
-        # Plain HTTP on the TLS port gets nothing useful.
-        with pytest.raises(httpx.HTTPError):
-            httpx.get(daemon.url.replace("https://", "http://") + "/metrics", timeout=5)
+        # Plain HTTP on the TLS port gets Go's 400 and nothing else.
+        plain = httpx.get(daemon.url.replace("https://", "http://") + "/metrics", timeout=5)
+        assert plain.status_code == 400 and plain.text == "Client sent an HTTP request to an HTTPS server.\n"
         assert "s3cret-pass" not in daemon.log()
     finally:
         assert daemon.stop() == 0

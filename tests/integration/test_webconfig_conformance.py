@@ -14,11 +14,13 @@ differences docs/reliability-and-security.md lists under Security.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import logging
 import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,8 +31,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from exporter.limits import DEFAULT_LIMITS
 from exporter.webconfig import WebConfigError, WebSecurity
-from tests.helpers import parse, promtool_check_metrics
+from tests.helpers import parse, promtool_check_metrics, wait_until
 from tests.integration.live_web import LiveServer, client_context, get, live
 from tests.pki import Issued, issue, make_ca, self_signed
 
@@ -176,8 +179,9 @@ GOOD = (
 
 def test_tls_config_refuses_plain_http_and_serves_tls(pki: Pki, tmp_path: Path) -> None:
     with live(tmp_path, pki.web("good", GOOD)) as s:
-        with pytest.raises(httpx.HTTPError):
-            get(s.http + "/-/healthy")
+        # Go's net/http answers plain HTTP on a TLS port with a short 400.
+        plain = get(s.http + "/-/healthy")
+        assert plain.status_code == 400 and plain.text == "Client sent an HTTP request to an HTTPS server.\n"
         assert get(s.https + "/-/healthy", pki.trust).status_code == 200
         # No client_ca_file: a certificate that is given is verified against the system's CAs, as in Go,
         # so one from a private CA is refused.
@@ -200,10 +204,18 @@ def test_inline_cert_and_key(pki: Pki, tmp_path: Path) -> None:
         conn.close()
 
 
-@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1.* is deprecated:DeprecationWarning")
 def test_tls11_client_is_refused(pki: Pki, tmp_path: Path) -> None:
-    with live(tmp_path, pki.web("good", GOOD)) as s, pytest.raises(ssl.SSLError):
-        s.handshake(client_context(pki.ca.cert_pem, max_version=ssl.TLSVersion.TLSv1_1))
+    with live(tmp_path, pki.web("good", GOOD)) as s:
+        with pytest.raises(ssl.SSLError):
+            s.handshake(client_context(pki.ca.cert_pem, max_version=ssl.TLSVersion.TLSv1_1))
+        # A client that really offers TLS 1.1 gets Go's protocol_version alert.
+        old = client_context(
+            pki.ca.cert_pem, ciphers="DEFAULT@SECLEVEL=0", max_version=ssl.TLSVersion.TLSv1_1
+        )
+        old.minimum_version = ssl.TLSVersion.TLSv1
+        with pytest.raises(ssl.SSLError, match="TLSV1_ALERT_PROTOCOL_VERSION"):
+            s.handshake(old)
 
 
 ALL_CIPHERS = "\n".join(
@@ -265,7 +277,7 @@ def test_cipher_suites(
     with live(tmp_path, pki.web(name.replace(" ", "_"), text)) as s:
         ctx = client_context(pki.ca.cert_pem, ciphers=client_ciphers)
         if chosen is None:
-            with pytest.raises(ssl.SSLError):
+            with pytest.raises(ssl.SSLError, match="SSLV3_ALERT_HANDSHAKE_FAILURE"):
                 s.handshake(ctx)
             return
         conn = s.handshake(ctx)
@@ -280,7 +292,7 @@ def test_curves(pki: Pki, tmp_path: Path) -> None:
     one = GOOD + "  min_version: TLS13\n  curve_preferences: [CurveP521]\n"
     with live(tmp_path, pki.web("some_curves", one)) as s:
         s.handshake(client_context(pki.ca.cert_pem, curve="secp521r1")).close()
-        with pytest.raises(ssl.SSLError):
+        with pytest.raises(ssl.SSLError, match="SSLV3_ALERT_HANDSHAKE_FAILURE"):
             s.handshake(client_context(pki.ca.cert_pem, curve="secp384r1"))
 
 
@@ -365,10 +377,16 @@ def test_require_and_verify_client_cert(pki: Pki, tmp_path: Path) -> None:
     text = TLS + "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: client.crt\n"
     with live(tmp_path, pki.web("verify", text)) as s:
         s.handshake(client_context(pki.ca.cert_pem, cert=pki.cert("client"))).close()
-        with pytest.raises(OSError):
-            s.handshake(client_context(pki.ca.cert_pem, cert=pki.cert("client2")))  # another CA
-        with pytest.raises(OSError):
+        # The alerts Go sends (Go 1.21 and later): unknown_ca for a certificate of another CA, and for
+        # no certificate certificate_required in TLS 1.3, bad_certificate in TLS 1.2.
+        for version in (TLS13, TLS12):
+            other_ca = client_context(pki.ca.cert_pem, cert=pki.cert("client2"), max_version=version)
+            with pytest.raises(ssl.SSLError, match="TLSV1_ALERT_UNKNOWN_CA"):
+                s.handshake(other_ca)
+        with pytest.raises(ssl.SSLError, match="TLSV13_ALERT_CERTIFICATE_REQUIRED"):
             s.handshake(pki.trust)
+        with pytest.raises(ssl.SSLError, match="SSLV3_ALERT_BAD_CERTIFICATE"):
+            s.handshake(client_context(pki.ca.cert_pem, max_version=TLS12))
 
 
 @pytest.mark.parametrize(("sans", "accepted"), [(["one", "test3", "two"], True), (["bad"], False)])
@@ -439,8 +457,8 @@ def test_basic_auth_cache_under_concurrent_logins(pki: Pki, tmp_path: Path) -> N
         for t in threads:
             t.join(30)
     assert codes["good"] == [200] * 40
-    # Wrong passwords are never cached, so some find the bcrypt queue full: refused at once with 503
-    # where exporter-toolkit would queue them (a documented difference); never a 200.
+    # Wrong passwords are never cached, so some find the bcrypt queue full: refused with 503 where
+    # exporter-toolkit would queue them (a documented difference); never a 200.
     assert len(codes["bad"]) == 40 and set(codes["bad"]) <= {401, 503} and 401 in codes["bad"]
 
 
@@ -572,6 +590,65 @@ def test_no_100_continue_before_a_401(pki: Pki, tmp_path: Path, path: str) -> No
         authorised = request.replace(b"Host: x", f"Host: x\r\nAuthorization: Basic {creds}".encode())
         answer = raw_request(s.port, authorised, pki.trust)
         assert b"100 Continue" not in answer and answer.startswith(b"HTTP/1.1 ")
+
+
+GO_400 = b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+
+
+@pytest.mark.parametrize(
+    ("sent", "answer"),
+    [
+        (b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", GO_400),
+        (b"HEAD / HTTP/1.0\r\n\r\n", GO_400),
+        (b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", GO_400),
+        (b"PUT /-/reload HTTP/1.1\r\nHost: x\r\n\r\n", GO_400),
+        # Go recognises only those five starts; anything else that is not TLS is closed on, silently.
+        (b"DELETE / HTTP/1.1\r\nHost: x\r\n\r\n", b""),
+        (b"\x00\x01 not TLS at all\r\n", b""),
+    ],
+)
+def test_plain_http_on_the_tls_port_gets_gos_400(
+    pki: Pki, tmp_path: Path, sent: bytes, answer: bytes
+) -> None:
+    with live(tmp_path, pki.web("good", GOOD)) as s:
+        assert raw_request(s.port, sent) == answer
+        s.handshake(pki.trust).close()  # the port still serves TLS
+
+
+def test_failed_handshakes_are_counted_and_noted_at_most_once_per_interval(
+    pki: Pki, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="exporter.web")
+    with live(tmp_path, pki.web("some_ciphers", SOME_CIPHERS)) as s:
+        for _ in range(5):
+            with pytest.raises(ssl.SSLError, match="HANDSHAKE_FAILURE"):
+                s.handshake(client_context(pki.ca.cert_pem, ciphers="ECDHE-RSA-AES256-SHA"))
+            assert raw_request(s.port, b"GET / HTTP/1.1\r\n\r\n") == GO_400
+        assert s.security is not None
+        wait_until(lambda: s.security is not None and s.security.refused["tls_handshake"] == 10, 5, "counted")
+        text = get(s.https + "/metrics", pki.trust, headers={"Accept-Encoding": "identity"}).text
+    assert parse(text).value("inference_exporter_web_refusals_total", reason="tls_handshake") == 10
+    notes = [r for r in caplog.records if r.getMessage() == "TLS handshake failed"]
+    assert len(notes) == 1 and notes[0].levelno == logging.DEBUG
+    assert getattr(notes[0], "reason", None) == "NO_SHARED_CIPHER"
+
+
+def test_a_client_that_stops_before_or_during_its_handshake_is_closed_in_time(
+    pki: Pki, tmp_path: Path
+) -> None:
+    limits = dataclasses.replace(DEFAULT_LIMITS, tls_handshake_timeout=0.5)
+    with live(tmp_path, pki.web("good", GOOD), limits) as s:
+        for first in (b"\x16\x03", b"\x16\x03\x01\x02\x00\x01"):  # part of a record header, of a ClientHello
+            sock = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+            with sock:
+                sock.sendall(first)
+                started = time.monotonic()
+                assert sock.recv(100) == b""
+                assert time.monotonic() - started < 3
+        assert s.security is not None
+        wait_until(lambda: s.security is not None and s.security.refused["tls_handshake"] == 2, 5, "counted")
+        assert s.runner is not None
+        assert [len(getattr(site, "pending", ())) for site in s.runner.sites] == [0]
 
 
 def test_http2_is_not_offered(pki: Pki, tmp_path: Path) -> None:

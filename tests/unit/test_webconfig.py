@@ -1,31 +1,21 @@
-"""The web config (exporter-toolkit format), its TLS context and basic auth, without a server."""
+"""The web config (exporter-toolkit format) and its TLS context, without a server (basic auth:
+test_webconfig_auth.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import ssl
-import threading
-import time
 from pathlib import Path
 
 import bcrypt
 import pytest
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from exporter.webconfig import WebConfigError, WebSecurity, auth, load_web_config
-from exporter.webconfig.auth import BasicAuth, RateLimiter, Verdict
+from exporter.webconfig import WebConfigError, WebSecurity, load_web_config
 from exporter.webconfig.model import TlsServerConfig, bcrypt_cost, parse_go_duration
 from exporter.webconfig.tls import build_tls
 from tests.pki import issue, make_ca, self_signed
 
 HASH4 = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
-
-
-def basic(user: str | bytes, password: str | bytes) -> str:
-    u = user.encode() if isinstance(user, str) else user
-    p = password.encode() if isinstance(password, str) else password
-    return "Basic " + base64.b64encode(u + b":" + p).decode()
 
 
 def load(tmp_path: Path, text: str) -> str:
@@ -372,162 +362,6 @@ def test_reload_builds_a_new_context_and_applies_only_a_valid_file(pki: Path) ->
         sec.prepare_reload()
     assert list(sec.auth.users) == [b"b"]
     sec.close()
-
-
-# --- basic auth ------------------------------------------------------------------------
-
-
-def test_basic_auth_verdicts_and_success_cache(monkeypatch: pytest.MonkeyPatch) -> None:
-    basic_auth = BasicAuth({"u": HASH4})
-    calls: list[bytes] = []
-    real = auth._checkpw
-
-    def counting(password: bytes, hashed: bytes) -> bool:
-        calls.append(password)
-        return real(password, hashed)
-
-    monkeypatch.setattr(auth, "_checkpw", counting)
-
-    async def go() -> list[Verdict]:
-        return [
-            await basic_auth.check(basic("u", "pw")),
-            await basic_auth.check(basic("u", "pw")),
-            await basic_auth.check(basic("u", "wrong")),
-            await basic_auth.check(basic("u", "wrong")),
-            await basic_auth.check(basic("nobody", "pw")),
-            await basic_auth.check("Bearer abc"),
-            await basic_auth.check("Basic !!!notbase64"),
-            await basic_auth.check("Basic " + base64.b64encode(b"nocolon").decode()),
-            await basic_auth.check(basic(b"u\xff", b"\xfe")),
-        ]
-
-    ok, denied = Verdict.OK, Verdict.DENIED
-    assert asyncio.run(go()) == [ok, ok, denied, denied, denied, denied, denied, denied, denied]
-    # Only the success is cached: the wrong password costs a check each time.
-    assert calls == [b"pw", b"wrong", b"wrong", b"pw", b"\xfe"]
-    basic_auth.close()
-
-
-def test_passwords_over_72_bytes_compare_their_first_72_bytes() -> None:
-    password = "p" * 72 + "-the-rest-is-ignored-as-in-go"
-    hashed = bcrypt.hashpw(password.encode()[:72], bcrypt.gensalt(rounds=4)).decode()
-    basic_auth = BasicAuth({"long": hashed})
-
-    async def go() -> list[Verdict]:
-        return [
-            await basic_auth.check(basic("long", password)),
-            await basic_auth.check(basic("long", "p" * 72 + "-anything")),
-            await basic_auth.check(basic("long", "p" * 71)),
-            await basic_auth.check(basic("nobody", "x" * 200)),
-        ]
-
-    assert asyncio.run(go()) == [Verdict.OK, Verdict.OK, Verdict.DENIED, Verdict.DENIED]
-    basic_auth.close()
-
-
-def test_cache_poisoning_through_the_user_name_fails() -> None:
-    # A user name that embeds a hash must not let a later check of the real user reuse its verdict.
-    basic_auth = BasicAuth({"alice": HASH4})
-
-    async def go() -> list[Verdict]:
-        return [
-            await basic_auth.check(basic("alice" + HASH4, "pw")),
-            await basic_auth.check(basic("alice", HASH4 + "pw")),
-            await basic_auth.check(basic("alice", "pw")),
-        ]
-
-    assert asyncio.run(go()) == [Verdict.DENIED, Verdict.DENIED, Verdict.OK]
-    basic_auth.close()
-
-
-def test_wrong_credentials_never_evict_a_cached_success(monkeypatch: pytest.MonkeyPatch) -> None:
-    basic_auth = BasicAuth({"u": HASH4})
-    checked: list[bytes] = []
-
-    def fake(password: bytes, hashed: bytes) -> bool:
-        checked.append(password)
-        return password == b"pw"
-
-    monkeypatch.setattr(auth, "_checkpw", fake)
-
-    async def go() -> None:
-        assert await basic_auth.check(basic("u", "pw")) is Verdict.OK
-        for i in range(3 * auth.CACHE_ENTRIES):
-            assert await basic_auth.check(basic("u", f"guess{i}")) is Verdict.DENIED
-            assert await basic_auth.check(basic(f"user{i}", "pw")) is Verdict.DENIED
-        checked.clear()
-        assert await basic_auth.check(basic("u", "pw")) is Verdict.OK
-
-    asyncio.run(go())
-    assert checked == []  # still cached
-    basic_auth.close()
-
-
-def test_full_bcrypt_queue_refuses_at_once_while_cached_users_pass(monkeypatch: pytest.MonkeyPatch) -> None:
-    basic_auth = BasicAuth({"u": HASH4})
-    release = threading.Event()
-
-    def slow(password: bytes, hashed: bytes) -> bool:
-        if password == b"pw":
-            return True
-        release.wait(10)
-        return False
-
-    monkeypatch.setattr(auth, "_checkpw", slow)
-
-    async def go() -> None:
-        assert await basic_auth.check(basic("u", "pw")) is Verdict.OK  # cached from now on
-        guesses = [
-            asyncio.ensure_future(basic_auth.check(basic("u", f"g{i}")))
-            for i in range(auth.BCRYPT_WORKERS + auth.BCRYPT_QUEUE)
-        ]
-        await asyncio.sleep(0.05)
-        start = time.monotonic()
-        assert await basic_auth.check(basic("u", "one-more")) is Verdict.BUSY
-        assert await basic_auth.check(basic("nobody", "x")) is Verdict.BUSY
-        assert await basic_auth.check(basic("u", "pw")) is Verdict.OK
-        assert time.monotonic() - start < 1.0  # nothing above waited for the queue
-        release.set()
-        assert set(await asyncio.gather(*guesses)) == {Verdict.DENIED}
-        assert await basic_auth.check(basic("u", "after")) is Verdict.DENIED  # the queue drained
-
-    asyncio.run(go())
-    basic_auth.close()
-
-
-def test_unknown_users_cost_as_much_as_the_most_expensive_user(monkeypatch: pytest.MonkeyPatch) -> None:
-    hash5 = bcrypt.hashpw(b"x", bcrypt.gensalt(rounds=5)).decode()
-    hash6 = bcrypt.hashpw(b"x", bcrypt.gensalt(rounds=6)).decode()
-    basic_auth = BasicAuth({"five": hash5, "six": hash6})
-    seen: list[bytes] = []
-
-    def fake(password: bytes, hashed: bytes) -> bool:
-        seen.append(hashed)
-        return False
-
-    monkeypatch.setattr(auth, "_checkpw", fake)
-
-    async def go() -> None:
-        await basic_auth.check(basic("nobody", "x"))
-        await basic_auth.check(basic("else", "y"))
-
-    asyncio.run(go())
-    assert [bcrypt_cost(h.decode()) for h in seen] == [6, 6]
-    assert seen[0] not in (hash5.encode(), hash6.encode())
-    assert not bcrypt.checkpw(b"x", seen[0])
-    basic_auth.close()
-
-
-def test_rate_limiter_is_a_token_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
-    now = [100.0]
-    monkeypatch.setattr(time, "monotonic", lambda: now[0])
-    limiter = RateLimiter(interval=1.0, burst=3)
-    assert [limiter.allow() for _ in range(4)] == [True, True, True, False]
-    now[0] += 1.0
-    assert [limiter.allow(), limiter.allow()] == [True, False]
-    now[0] += 100.0
-    assert sum(limiter.allow() for _ in range(10)) == 3  # never more than the burst
-    assert not RateLimiter(interval=1.0, burst=0).allow()
 
 
 def test_documented_example_lists_keys_the_loader_accepts(tmp_path: Path) -> None:
