@@ -102,8 +102,17 @@ def dashboard_copy(source: Path) -> str:
     return source.read_text(encoding="utf-8")
 
 
+def rule_object(name: str) -> Callable[[Path], str]:
+    """``render`` of the PrometheusRule called ``name``."""
+
+    def make(source: Path) -> str:
+        return render(source, name)
+
+    return make
+
+
 def outputs() -> list[Output]:
-    out = [Output(OPERATOR / kube, source, lambda s, n=name: render(s, n)) for source, kube, name, _ in RULES]
+    out = [Output(OPERATOR / kube, source, rule_object(name)) for source, kube, name, _ in RULES]
     out += [Output(CHART / "files" / "rules" / copy, source, rule_copy) for source, _, _, copy in RULES]
     out += [
         Output(CHART / "files" / "dashboards" / d.name, d, dashboard_copy)
@@ -139,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         if current == text:
             continue
         if args.check:
-            print(f"{out.target.relative_to(REPO)} is stale: run python scripts/gen_deploy.py", file=sys.stderr)
+            print(
+                f"{out.target.relative_to(REPO)} is stale: run python scripts/gen_deploy.py", file=sys.stderr
+            )
             stale += 1
         else:
             out.target.parent.mkdir(parents=True, exist_ok=True)
@@ -147,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {out.target.relative_to(REPO)}")
     for path in strays(made):
         if args.check:
-            print(f"{path.relative_to(REPO)} has no source: run python scripts/gen_deploy.py", file=sys.stderr)
+            print(
+                f"{path.relative_to(REPO)} has no source: run python scripts/gen_deploy.py", file=sys.stderr
+            )
             stale += 1
         else:
             path.unlink()

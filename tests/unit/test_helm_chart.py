@@ -80,7 +80,7 @@ def loaded_config(cm: dict[str, Any], tmp_path: Path) -> Any:
 
 
 def key_files(cfg: Any) -> list[str]:
-    return [account.api_key_file for _, _, account in accounts_of(cfg)]
+    return [str(account.api_key_file) for _, _, account in accounts_of(cfg)]
 
 
 def test_defaults_lint_clean_and_sharded_values_too() -> None:
@@ -129,7 +129,10 @@ def test_operator_objects_only_when_their_crds_are_served() -> None:
     assert "ServiceMonitor" in only_sm.kinds() and "PrometheusRule" not in only_sm.kinds()
     both = render(api_versions=OPERATOR_APIS)
     assert len(both.of_kind("PrometheusRule")) == 3
-    off = render({"serviceMonitor": {"enabled": False}, "prometheusRule": {"enabled": False}}, api_versions=OPERATOR_APIS)
+    off = render(
+        {"serviceMonitor": {"enabled": False}, "prometheusRule": {"enabled": False}},
+        api_versions=OPERATOR_APIS,
+    )
     assert not {"ServiceMonitor", "PrometheusRule"} & off.kinds()
 
 
@@ -153,7 +156,11 @@ def test_a_config_change_rolls_the_pods() -> None:
 
     base = checksum({})
     assert checksum({}) == base
-    edited = render().one("ConfigMap", "inference-exporter-config")["data"]["config.yaml"].replace("poll_interval: 30s", "poll_interval: 1m")
+    edited = (
+        render()
+        .one("ConfigMap", "inference-exporter-config")["data"]["config.yaml"]
+        .replace("poll_interval: 30s", "poll_interval: 1m")
+    )
     assert checksum({"config": edited}) != base
 
 
@@ -216,11 +223,21 @@ BCRYPT = "$2b$04$" + "a" * 53
         ({"config": {"tls_server_config": {"cert_file": "/c", "key_file": "/k"}}}, {}, ("httpGet", "HTTPS")),
         ({"config": {"basic_auth_users": {"p": BCRYPT}}}, {}, ("tcpSocket", None)),
         (
-            {"tlsSecret": "tls", "config": {"tls_server_config": {"client_auth_type": "RequireAndVerifyClientCert"}}},
+            {
+                "tlsSecret": "tls",
+                "config": {"tls_server_config": {"client_auth_type": "RequireAndVerifyClientCert"}},
+            },
             {},
             ("tcpSocket", None),
         ),
-        ({"tlsSecret": "tls", "config": {"tls_server_config": {"client_auth_type": "VerifyClientCertIfGiven"}}}, {}, ("httpGet", "HTTPS")),
+        (
+            {
+                "tlsSecret": "tls",
+                "config": {"tls_server_config": {"client_auth_type": "VerifyClientCertIfGiven"}},
+            },
+            {},
+            ("httpGet", "HTTPS"),
+        ),
         ({"existingSecret": "my-web-config"}, {}, ("tcpSocket", None)),
         ({"config": {"basic_auth_users": {"p": BCRYPT}}}, {"mode": "http"}, ("httpGet", "HTTP")),
         ({}, {"mode": "tcp"}, ("tcpSocket", None)),

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import yaml
@@ -51,3 +52,14 @@ def test_packaged_chart_renders_the_same(tmp_path: Path) -> None:
     archive = sdk().package(CHART, destination=tmp_path)
     packaged = render(api_versions=OPERATOR_APIS, chart=Path(archive))
     assert packaged.objects == render(api_versions=OPERATOR_APIS).objects
+
+
+def test_every_value_is_in_the_readme_table() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    table = (CHART / "README.md").read_text().split("## Values", 1)[1]
+    free_form = {"resources", "podSecurityContext", "securityContext", "affinity", "nodeSelector"}
+    for key, value in values.items():
+        assert f"`{key}" in table, key
+        if isinstance(value, dict) and key not in free_form:
+            for sub in value:
+                assert re.search(rf"`({key}\.)?{sub}`", table), f"{key}.{sub}"

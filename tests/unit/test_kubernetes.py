@@ -149,8 +149,8 @@ def test_config_is_mounted_where_the_args_say() -> None:
     (volume,) = [v for v in statefulset()["spec"]["template"]["spec"]["volumes"] if v["name"] == "config"]
     assert volume["configMap"]["name"] == generator["name"]
     # Mounts side by side, not nested in one another (a mount inside a ConfigMap volume fails).
-    paths = sorted(mounts(c).values())
-    assert not any(b.startswith(a + "/") for a, b in zip(paths, paths[1:], strict=False))
+    paths = mounts(c).values()
+    assert not any(b.startswith(a + "/") for a in paths for b in paths)
 
 
 def test_one_image_name() -> None:
@@ -273,3 +273,16 @@ def test_shard_alerts_with_promtool(tmp_path: Path) -> None:
     test_file.write_text(SHARD_TEST.format(rules=str(rules)))
     res = subprocess.run([promtool, "test", "rules", str(test_file)], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_readme_probe_patch_gives_tcp_probes(tmp_path: Path) -> None:
+    readme = (KUBE / "README.md").read_text()
+    section = readme[readme.index("## Probes") :]
+    patch = section[section.index("```yaml\n") + 8 : section.index("```\n", section.index("```yaml\n") + 8)]
+    shutil.copytree(BASE, tmp_path / "base")
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text("resources: [../base]\n" + patch)
+    c = container(one(kustomize(overlay), "StatefulSet"))
+    assert c["livenessProbe"]["tcpSocket"] == c["readinessProbe"]["tcpSocket"] == {"port": "metrics"}
+    assert "httpGet" not in c["livenessProbe"] and "httpGet" not in c["readinessProbe"]
