@@ -12,7 +12,7 @@ import yaml
 
 from exporter.config import load_config
 from exporter.config.accounts import accounts_of
-from exporter.webconfig import WebConfig
+from exporter.webconfig import load_web_config
 from tests.chart import (
     OPERATOR_APIS,
     SERVICE_MONITOR_API,
@@ -193,7 +193,8 @@ def test_sharded_multi_account_tls(tmp_path: Path) -> None:
     assert all("valueFrom" in e and "secretKeyRef" not in e["valueFrom"] for e in c["env"])
     # TLS and basic auth: the web config is a Secret whose certificate paths are the TLS Secret's mount.
     secret = out.one("Secret", "inference-exporter-web-config")
-    web = WebConfig.model_validate(yaml.safe_load(secret["stringData"]["web-config.yml"]))
+    (tmp_path / "web-config.yml").write_text(secret["stringData"]["web-config.yml"])
+    web = load_web_config(tmp_path / "web-config.yml")  # what the exporter checks at start
     tls_dir = mounts(c)["tls"]
     assert web.tls_server_config.cert_file == f"{tls_dir}/tls.crt"
     assert web.tls_server_config.key_file == f"{tls_dir}/tls.key"
