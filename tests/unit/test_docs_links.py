@@ -19,6 +19,7 @@ PAGES = sorted(
         *(REPO / "docs").rglob("*.md"),
         REPO / "bench" / "README.md",
         REPO / "deploy" / "kubernetes" / "README.md",
+        REPO / "deploy" / "helm" / "inference-exporter" / "README.md",
     ]
 )
 
