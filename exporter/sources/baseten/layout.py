@@ -125,11 +125,12 @@ def _family(d: Descriptor, name: str, mtype: MetricType, role: str) -> Family:
     return _shared_family(name, mtype, f"Baseten deployment metric {d.name} ({role}; {_unit_note(d)}).")
 
 
-@functools.lru_cache(maxsize=16384)
+@functools.lru_cache(maxsize=1024)
 def _shared_family(name: str, mtype: MetricType, help_text: str) -> Family:
-    """One Family object per distinct family, however many polls describe it: a
+    """One Family object per distinct family, however many descriptors describe it: a
     snapshot keeps its families, and a new object per poll would be garbage for
-    the collector to track (see ``exposition.Rendered``)."""
+    the collector to track (see ``exposition.Rendered``). A key is at most as long as
+    a vendor name and a label value may be (``descriptors.Limits``)."""
     return Family(name, mtype, help_text)
 
 
@@ -138,11 +139,10 @@ def _labels(sets: list[dict[str, str]]) -> list[Labels]:
     return [tuple((k, s.get(k, "")) for k in names) for s in sets]
 
 
-@functools.lru_cache(maxsize=4096)
 def layout(d: Descriptor) -> tuple[tuple[Family, Labels], ...]:
     """The family and labels of each of the descriptor's label sets, in order.
 
-    Cached: descriptors repeat on every poll of every deployment."""
+    Worked out once per descriptor a deployment keeps reporting (``descriptors``)."""
     where = f"{ENDPOINT}: {d.name}"
     sets: list[dict[str, str]] = []
     for j, raw in enumerate(d.label_sets):
@@ -193,18 +193,15 @@ def layout(d: Descriptor) -> tuple[tuple[Family, Labels], ...]:
     return tuple(x for x in out if x is not None)
 
 
-@functools.lru_cache(maxsize=4096)
-def family_names(d: Descriptor) -> frozenset[str]:
-    """The names of the families the descriptor's series land in: one shared set per
-    descriptor, however many deployments keep it."""
-    return frozenset(fam.name for fam, _ in layout(d))
+def check_names(described: Iterable[tuple[Descriptor, tuple[tuple[Family, Labels], ...]]]) -> int:
+    """Two descriptors must not land in one family (e.g. ``x`` in MiB and ``x_bytes``).
 
-
-def check_names(descriptors: Iterable[Descriptor]) -> None:
-    """Two descriptors must not land in one family (e.g. ``x`` in MiB and ``x_bytes``)."""
-    seen: dict[str, str] = {INFO_NAME: "(deployment info)", STATUS_NAME: "(deployment status)"}
-    for d in descriptors:
-        for name in {fam.name for fam, _ in layout(d)} or {metric_name(d.name, d.kind, d.unit_hint)}:
+    Takes each descriptor with its ``layout``; returns how many families they land in."""
+    fixed: dict[str, str] = {INFO_NAME: "(deployment info)", STATUS_NAME: "(deployment status)"}
+    seen = dict(fixed)
+    for d, series in described:
+        for name in {fam.name for fam, _ in series} or {metric_name(d.name, d.kind, d.unit_hint)}:
             if name in seen and seen[name] != d.name:
                 raise InvalidResponse(f"{ENDPOINT}: metrics {seen[name]!r} and {d.name!r} both map to {name}")
             seen[name] = d.name
+    return len(seen) - len(fixed)
