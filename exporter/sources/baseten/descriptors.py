@@ -196,27 +196,34 @@ def _build(raw: Any, i: int, limit: int) -> Described | None:
     if not isinstance(raw, dict):
         raise InvalidResponse(f"{where()} is not an object")
     name, kind, unit = (required_str(raw, f, where(), empty=False) for f in ("name", "kind", "unit_hint"))
-    sets = _label_sets(raw.get("label_sets"), lambda: f"{where()} ({name[:100]})")
+    sets, too_long = _label_sets(raw.get("label_sets"), limit, lambda: f"{where()} ({name[:100]})")
     if max(len(name), len(kind), len(unit)) > limit:
         return None
-    kept = [j for j, ls in enumerate(sets) if all(len(k) <= limit and len(v) <= limit for k, v in ls)]
+    if not too_long:
+        d = Descriptor(name, kind, unit, tuple(sets))
+        return Described(d, layout(d), None, len(sets))
+    kept = tuple(j for j in range(len(sets)) if j not in too_long)
     d = Descriptor(name, kind, unit, tuple(sets[j] for j in kept))
-    return Described(d, layout(d), None if len(kept) == len(sets) else tuple(kept), len(sets))
+    return Described(d, layout(d), kept, len(sets))
 
 
-def _label_sets(raw: Any, where: Callable[[], str]) -> list[Labels]:
-    """A descriptor's label sets, each sorted by name. The usual shapes (no label, one
-    label) take a short way, and ``where`` is only asked for a message."""
+def _label_sets(raw: Any, limit: int, where: Callable[[], str]) -> tuple[list[Labels], set[int]]:
+    """A descriptor's label sets, each sorted by name, and those with a name or value
+    longer than ``limit``. The usual shapes (no label, one label) take a short way, and
+    ``where`` is only asked for a message."""
     if not isinstance(raw, list):
         raise InvalidResponse(f"{where()}: label_sets is not a list")
     out: list[Labels] = []
+    too_long: set[int] = set()
     for j, ls in enumerate(raw):
         if not isinstance(ls, dict):
             raise InvalidResponse(f"{where()}: label set {j} is not an object")
         for k, v in ls.items():
             if not isinstance(v, str):
                 raise InvalidResponse(f"{where()}: label {str(k)[:40]!r} of label set {j} is not a string")
+            if len(v) > limit or len(k) > limit:
+                too_long.add(j)
         out.append(tuple(sorted((str(k), v) for k, v in ls.items())) if len(ls) > 1 else tuple(ls.items()))
     if len(out) > 1 and len(set(out)) != len(out):
         raise InvalidResponse(f"{where()}: two label sets are the same")
-    return out
+    return out, too_long

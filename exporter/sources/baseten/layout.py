@@ -145,10 +145,22 @@ def layout(d: Descriptor) -> tuple[tuple[Family, Labels], ...]:
     Worked out once per descriptor a deployment keeps reporting (``descriptors``)."""
     where = f"{ENDPOINT}: {d.name}"
     sets: list[dict[str, str]] = []
+    # A descriptor may have thousands of label sets over a few label names and families.
+    label_names: dict[str, str] = {}
+    made: dict[tuple[str, str], Family] = {}
+
+    def family(fam_name: str, mtype: MetricType, role: str) -> Family:
+        fam = made.get((fam_name, role))
+        if fam is None:
+            fam = made[(fam_name, role)] = _family(d, fam_name, mtype, role)
+        return fam
+
     for j, raw in enumerate(d.label_sets):
         clean: dict[str, str] = {}
         for k, v in raw:
-            key = sanitize_label_name(k, d.kind)
+            key = label_names.get(k)
+            if key is None:
+                key = label_names[k] = sanitize_label_name(k, d.kind)
             if key in clean:
                 raise InvalidResponse(f"{where}: label set {j} has two keys that map to label {key!r}")
             clean[key] = v
@@ -171,18 +183,18 @@ def layout(d: Descriptor) -> tuple[tuple[Family, Labels], ...]:
                     raise InvalidResponse(
                         f"{where}: quantile {s['quantile'][:20]!r} is not a number"
                     ) from None
-                put(_family(d, name, "summary", "HISTOGRAM quantiles"), j, s)
+                put(family(name, "summary", "HISTOGRAM quantiles"), j, s)
             elif "stat" in s:
                 stat = s.pop("stat")
-                put(_family(d, stat_name(name, stat), "gauge", f"HISTOGRAM stat={stat}"), j, s)
+                put(family(stat_name(name, stat), "gauge", f"HISTOGRAM stat={stat}"), j, s)
             else:
                 raise InvalidResponse(f"{where}: histogram label set {j} has neither quantile nor stat")
         elif d.kind == COUNTER:
-            put(_family(d, name, "counter", "per-step totals added up, each settled step once"), j, s)
+            put(family(name, "counter", "per-step totals added up, each settled step once"), j, s)
         elif d.kind == GAUGE:
-            put(_family(d, name, "gauge", "GAUGE"), j, s)
+            put(family(name, "gauge", "GAUGE"), j, s)
         else:
-            put(_family(d, name, "untyped", f"kind {d.kind} unknown, values passed through"), j, s)
+            put(family(name, "untyped", f"kind {d.kind} unknown, values passed through"), j, s)
     out: list[tuple[Family, Labels] | None] = [None] * len(sets)
     for fam, indices, fam_sets in groups.values():
         labels = _labels(fam_sets)
