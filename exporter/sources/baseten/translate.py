@@ -2,7 +2,7 @@
 
 The endpoint answers index-mapped JSON: ``metric_descriptors[i]`` describes metric
 ``i``; each value set's ``values[i][j]`` is the value of that metric's ``label_sets[j]``
-in one step. Each label set becomes one series (``baseten_layout`` decides its family
+in one step. Each label set becomes one series (``layout`` decides its family
 and labels), labelled with the deployment's ``model_id`` and ``deployment_id``::
 
     # TYPE baseten_replicas_active gauge
@@ -13,7 +13,8 @@ and labels), labelled with the deployment's ``model_id`` and ``deployment_id``::
     baseten_end_to_end_response_time_avg_seconds{model_id="m",deployment_id="d"} 0.25
 
 COUNTER descriptors are not turned into samples here: a counter value is a total
-over its step, and ``baseten_counters`` adds settled steps into a real counter.
+over its step, and ``counters`` adds settled steps into a real counter.
+Descriptors are measured against the target's limits, read and kept by ``descriptors``.
 """
 
 from __future__ import annotations
