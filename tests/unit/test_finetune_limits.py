@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from exporter.exposition import assemble
 from exporter.poller import Outcome, poll_with_deadline
 from exporter.sources.base import Target
+from exporter.sources.together.finetune import names
 from exporter.sources.together.finetune.target import (
     FineTuneDiscovery,
     FineTuneDiscoverySettings,
@@ -108,3 +109,13 @@ def test_max_targets_is_the_configs() -> None:
     together.listed = [{"id": f"ft-{i:06d}", "status": "running"} for i in range(5)]
     assert len(poll(discovery(together, max_targets=5)).found or []) == 5
     assert poll(discovery(together, max_targets=4)).reason == "too_many_targets"
+
+
+def test_long_keys_are_named_without_filling_the_name_caches() -> None:
+    """The name of each key used to be kept whatever its length (8,192 names of any size)."""
+    before = names._cached_name.cache_info().currsize, names._cached_family.cache_info().currsize
+    key = "A" * 5_000
+    assert names.metric_name(key) == names.PREFIX + "__41_" * 5_000
+    assert names.key_family(key).name == names.metric_name(key)
+    after = names._cached_name.cache_info().currsize, names._cached_family.cache_info().currsize
+    assert after == before

@@ -79,14 +79,15 @@ _shared: weakref.WeakValueDictionary[Key, Described] = weakref.WeakValueDictiona
 
 class DescriptorCache:
     """One deployment's descriptors by content: those its last poll used and its current
-    one uses (``next_poll`` starts a poll), and the set of them last checked whole."""
+    one uses (``next_poll`` starts a poll), and the sets of them last checked whole."""
 
     __slots__ = ("_checked", "_current", "_last")
 
     def __init__(self) -> None:
         self._last: dict[Key, Described] = {}
         self._current: dict[Key, Described] = {}
-        self._checked: tuple[Described, ...] = ()
+        # The last two sets checked: a poll may read a second answer (its counters').
+        self._checked: tuple[tuple[Described, ...], ...] = ()
 
     def next_poll(self) -> None:
         if self._current:
@@ -105,7 +106,7 @@ class DescriptorCache:
 
     def check(self, described: tuple[Described, ...], max_families: int) -> None:
         """``check_names`` and the family limit, once per distinct set of descriptors."""
-        if described == self._checked:  # the same objects while nothing changed
+        if described in self._checked:  # the same objects while nothing changed
             return
         families = check_names((d.descriptor, d.series) for d in described)
         if families > max_families:
@@ -115,7 +116,7 @@ class DescriptorCache:
                 f"{ENDPOINT}: the answer's metrics make {families} families, more than "
                 f"{MAX_FAMILIES_KEY} ({max_families}): raise it, or ask for fewer metrics",
             )
-        self._checked = described
+        self._checked = (described, *self._checked[:1])
 
 
 def check_counts(raw_desc: list[Any], limits: Limits) -> None:

@@ -121,16 +121,23 @@ def _unit_note(d: Descriptor) -> str:
     return d.unit_hint
 
 
+# Families whose name and help are this long at most are shared (real ones are
+# about a hundred characters), so that what the cache holds stays small.
+_SHARED_FAMILY_LENGTH = 512
+
+
 def _family(d: Descriptor, name: str, mtype: MetricType, role: str) -> Family:
-    return _shared_family(name, mtype, f"Baseten deployment metric {d.name} ({role}; {_unit_note(d)}).")
+    help_text = f"Baseten deployment metric {d.name} ({role}; {_unit_note(d)})."
+    if len(name) + len(help_text) > _SHARED_FAMILY_LENGTH:
+        return Family(name, mtype, help_text)
+    return _shared_family(name, mtype, help_text)
 
 
 @functools.lru_cache(maxsize=1024)
 def _shared_family(name: str, mtype: MetricType, help_text: str) -> Family:
     """One Family object per distinct family, however many descriptors describe it: a
     snapshot keeps its families, and a new object per poll would be garbage for
-    the collector to track (see ``exposition.Rendered``). A key is at most as long as
-    a vendor name and a label value may be (``descriptors.Limits``)."""
+    the collector to track (see ``exposition.Rendered``)."""
     return Family(name, mtype, help_text)
 
 
