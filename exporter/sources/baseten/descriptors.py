@@ -67,6 +67,8 @@ class Described:
     series: Series
     kept: tuple[int, ...] | None
     raw_sets: int
+    # The content it was built from (see ``_raw_key``), when it is kept.
+    key: Key | None = None
 
     @property
     def dropped(self) -> int:
@@ -90,19 +92,26 @@ class DescriptorCache:
         self._checked: tuple[tuple[Described, ...], ...] = ()
 
     def next_poll(self) -> None:
+        # The same two dicts for good, and keys that are the entries' own: a poll whose
+        # answer is the last one's leaves nothing new behind for the collector.
         if self._current:
-            self._last, self._current = self._current, {}
+            self._last, self._current = self._current, self._last
+            self._current.clear()
 
     def get(self, key: Key) -> Described | None:
         found = self._current.get(key)
         if found is None:
             found = self._last.get(key) or _shared.get(key)
             if found is not None:
-                self._current[key] = found
+                self._current[found.key or key] = found
         return found
 
-    def put(self, key: Key, described: Described) -> None:
-        self._current[key] = _shared.setdefault(key, described)
+    def put(self, described: Described) -> None:
+        """Keep ``described`` (built from content ``described.key``), or the equal entry
+        another deployment keeps."""
+        assert described.key is not None
+        shared = _shared.setdefault(described.key, described)
+        self._current[shared.key or described.key] = shared
 
     def check(self, described: tuple[Described, ...], max_families: int) -> None:
         """``check_names`` and the family limit, once per distinct set of descriptors."""
@@ -160,12 +169,12 @@ def describe(
         key = _raw_key(raw, limit)
         found = None if key is None else cache.get(key)
         if found is None:
-            found = _build(raw, i, limit)
+            found = _build(raw, i, limit, key)
             if found is None:
                 dropped += len(raw["label_sets"])  # validated by _build
             elif found.kept is None:
                 if key is not None:
-                    cache.put(key, found)
+                    cache.put(found)
             else:
                 dropped += found.dropped
         out.append(found)
@@ -190,7 +199,7 @@ def _raw_key(raw: Any, limit: int) -> Key | None:
     return key
 
 
-def _build(raw: Any, i: int, limit: int) -> Described | None:
+def _build(raw: Any, i: int, limit: int, key: Key | None) -> Described | None:
     def where() -> str:
         return f"{ENDPOINT}: metric_descriptors[{i}]"
 
@@ -202,7 +211,7 @@ def _build(raw: Any, i: int, limit: int) -> Described | None:
         return None
     if not too_long:
         d = Descriptor(name, kind, unit, tuple(sets))
-        return Described(d, layout(d), None, len(sets))
+        return Described(d, layout(d), None, len(sets), key)
     kept = tuple(j for j in range(len(sets)) if j not in too_long)
     d = Descriptor(name, kind, unit, tuple(sets[j] for j in kept))
     return Described(d, layout(d), kept, len(sets))
