@@ -8,7 +8,15 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import SIM_KEY
-from tests.helpers import Proc, add_fault, promtool_check_metrics, scrape, start_daemon, wait_until
+from tests.helpers import (
+    Proc,
+    add_fault,
+    promtool_check_metrics,
+    scrape,
+    start_daemon,
+    wait_for_reason,
+    wait_until,
+)
 
 MIB = 1024 * 1024
 REQ = "baseten_inference_requests_total"
@@ -216,18 +224,8 @@ def test_one_deployment_past_the_series_limit_fails_alone(tmp_path: Path, simula
     config = tmp_path / "config.yaml"
     config.write_text(LIMIT_CONFIG.format(url=simulator.url))
     daemon = start_daemon(tmp_path, config, env={"TEST_BASETEN_KEY": SIM_KEY}, wait_ready=False)
-    big = {"target": "baseten/m2whisper/d2prod", "source": "baseten"}
     try:
-        wait_until(
-            lambda: (
-                scrape(daemon.url).value(
-                    "inference_exporter_target_error_info", **big, reason="too_many_series"
-                )
-                == 1
-            ),
-            timeout=20,
-            what="the big deployment to fail with too_many_series",
-        )
+        wait_for_reason(daemon.url, "baseten/m2whisper/d2prod", "baseten", "too_many_series")
         wait_until(
             lambda: (
                 scrape(daemon.url).value(

@@ -16,10 +16,11 @@ from tests.helpers import (
     scrape,
     start_daemon,
     start_simulator,
+    wait_for_reason,
     wait_until,
 )
 
-CONFIG = """global:
+HEAD = """global:
   poll_interval: 1s
   timeout: 1s
   start_spread: 300ms
@@ -27,7 +28,10 @@ together:
   base_url: {url}/v1
   api_key_env: TEST_TOGETHER_KEY
   fine_tunes:
-    resolution: 20
+"""
+CONFIG = (
+    HEAD
+    + """    resolution: 20
     logged_at_overlap: 1s
     retention: 6s
     max_keys: 50
@@ -38,6 +42,7 @@ together:
       enabled: true
       refresh_interval: 1s
 """
+)
 
 # Added once the daemon runs, so that discovery sees it running whatever the start-up time.
 FINISHING: dict[str, Any] = {
@@ -249,18 +254,13 @@ def test_late_evaluations_are_read_from_a_vendor_whose_clock_is_far_off(tmp_path
         sim.stop()
 
 
-LIMIT_CONFIG = """global:
-  poll_interval: 1s
-  timeout: 1s
-  start_spread: 300ms
-together:
-  base_url: {url}/v1
-  api_key_env: TEST_TOGETHER_KEY
-  fine_tunes:
-    discovery:
+LIMIT_CONFIG = (
+    HEAD
+    + """    discovery:
       enabled: true
       refresh_interval: 1s
 """
+)
 
 
 def test_a_list_of_twenty_thousand_running_jobs_fails_the_discovery_and_keeps_its_jobs(
@@ -281,16 +281,7 @@ def test_a_list_of_twenty_thousand_running_jobs_fails_the_discovery_and_keeps_it
         )
         jobs = [{"id": f"ft-{i:08x}", "status": "running"} for i in range(20_000)]
         add_fault(simulator, path="/v1/fine-tunes", kind="json", json={"data": jobs})
-        wait_until(
-            lambda: (
-                scrape(daemon.url).value(
-                    "inference_exporter_target_error_info", **finder, reason="too_many_targets"
-                )
-                == 1
-            ),
-            timeout=20,
-            what="the discovery to fail with too_many_targets",
-        )
+        wait_for_reason(daemon.url, finder["target"], finder["source"], "too_many_targets")
         before = (
             scrape(daemon.url).value("inference_exporter_target_polls_total", **live, result="success") or 0
         )

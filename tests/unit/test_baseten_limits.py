@@ -16,8 +16,8 @@ from exporter.scope import Scope
 from exporter.sources.base import Target
 from exporter.sources.baseten.discovery import DeploymentDiscovery, DeploymentDiscoverySettings
 from exporter.sources.baseten.target import DeploymentSettings, DeploymentTarget
-from exporter.upstream import Clients, UpstreamStats, VendorClient
-from tests.helpers import Scrape, parse
+from exporter.upstream import UpstreamStats
+from tests.helpers import Scrape, mock_clients, parse
 from tests.unit.baseten_docs import desc, response
 
 NOW = 1_700_000_130.0
@@ -40,16 +40,7 @@ class Account:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.docs: dict[str, Any] = {}
-        self.clients = Clients()
-        client = VendorClient(
-            "baseten",
-            "http://baseten.test",
-            "secret-key",
-            max_connections=2,
-            stats=UpstreamStats(self.registry),
-            transport=httpx.MockTransport(self._answer),
-        )
-        self.clients.replace({("baseten", "default"): client})
+        self.clients = mock_clients("baseten", self._answer, UpstreamStats(self.registry))
 
     def _answer(self, request: httpx.Request) -> httpx.Response:
         parts = request.url.path.split("/")

@@ -18,7 +18,8 @@ from exporter.sources.together.finetune.target import (
     JobSettings,
     JobTarget,
 )
-from exporter.upstream import Clients, UpstreamStats, VendorClient
+from exporter.upstream import UpstreamStats
+from tests.helpers import mock_clients
 
 NOW = 1_800_000_000.0
 JOB = JobSettings(interval=30.0, timeout=5.0, resolution=None, retention=60.0, max_keys=200)
@@ -32,16 +33,7 @@ class Together:
         self.registry = CollectorRegistry()
         self.rows: list[dict[str, Any]] = []
         self.listed: list[dict[str, str]] = []
-        self.clients = Clients()
-        client = VendorClient(
-            "together",
-            "http://together.test",
-            "secret-key",
-            max_connections=2,
-            stats=UpstreamStats(self.registry),
-            transport=httpx.MockTransport(self._answer),
-        )
-        self.clients.replace({("together", "default"): client})
+        self.clients = mock_clients("together", self._answer, UpstreamStats(self.registry))
 
     def _answer(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
