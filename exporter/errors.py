@@ -26,3 +26,14 @@ class InvalidResponse(UpstreamError):
 
     def __init__(self, detail: str) -> None:
         super().__init__("invalid_response", detail)
+
+
+class LimitExceeded(UpstreamError):
+    """A vendor answer went past one of the exporter's limits: the target (or discovery)
+    it came from fails alone, with a reason naming what was too many, and nothing of the
+    answer is kept. ``limit`` is the config key that sets the limit, for the counter of
+    limit hits and for the detail, which says to raise it."""
+
+    def __init__(self, reason: str, limit: str, detail: str) -> None:
+        super().__init__(reason, detail)
+        self.limit = limit

@@ -1,4 +1,5 @@
-"""Whose a target's series are, and which of them it keeps: account, target labels, metric filter.
+"""Whose a target's series are, and which of them it keeps: account, target labels, metric
+filter, and how many series it may have.
 
 Every series a target yields, its health series included, ends with
 ``account="<name>"`` and then the labels the config gives the target (its account's,
@@ -13,19 +14,29 @@ overridden by its own). The metric filter keeps or drops whole families by name:
   exporter's prefix (``inference_exporter_``) itself; ``inference_exporter_target_up``
   is never removed.
 
+A target with more series than its account's ``max_series_per_target`` fails its poll
+with ``too_many_series`` (``Scope.render``), so that no one target can make the
+exposition every account shares too big for Prometheus' ``sample_limit``.
+
 Pure: no I/O. A ``Scope`` is frozen and hashable, part of each target's settings, so a
-reload that changes an account's labels or filter rebuilds that account's targets only.
+reload that changes an account's labels, filter or limit rebuilds that account's targets only.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
+from exporter.errors import LimitExceeded
 from exporter.exposition import Labels, Rendered, Sample, render
 
 DEFAULT_ACCOUNT = "default"
+# Series one target may contribute (``<vendor>.max_series_per_target``): a large
+# Baseten deployment has a few hundred; this is far above any real one and far below
+# what would stall a poll or swell the exposition.
+DEFAULT_MAX_SERIES = 50_000
+MAX_SERIES_KEY = "max_series_per_target"
 HEALTH_PREFIX = "inference_exporter_"
 ALWAYS_KEPT = "inference_exporter_target_up"
 
@@ -115,21 +126,37 @@ NO_FILTER = MetricFilter()
 
 @dataclass(frozen=True)
 class Scope:
-    """A target's account, its configured labels (sorted by name) and its metric filter."""
+    """A target's account, its configured labels (sorted by name), its metric filter and
+    the most series it may have."""
 
     account: str = DEFAULT_ACCOUNT
     labels: Labels = ()
     filter: MetricFilter = NO_FILTER
+    max_series: int = DEFAULT_MAX_SERIES
 
     @property
     def extra(self) -> Labels:
         """The labels every series of the target ends with."""
         return (("account", self.account), *self.labels)
 
-    def render(self, samples: Iterable[Sample]) -> Rendered:
-        """The target's samples with its labels, less the families its filter removes."""
+    def render(self, samples: Collection[Sample]) -> Rendered:
+        """The target's samples with its labels, less the families its filter removes.
+
+        More samples than ``max_series`` (counted before the filter: they were read
+        all the same) fail the poll with ``too_many_series`` before any is rendered."""
+        self.check_series(len(samples))
         keep = self.filter.keeps if self.filter.active else None
         return render(samples, extra=self.extra, keep=keep)
+
+    def check_series(self, count: int, what: str = "the target has") -> None:
+        """Raise ``too_many_series`` if ``count`` series are more than the account allows."""
+        if count > self.max_series:
+            raise LimitExceeded(
+                "too_many_series",
+                MAX_SERIES_KEY,
+                f"{what} {count} series, more than {MAX_SERIES_KEY} ({self.max_series}) of account "
+                f"{self.account!r} allows: raise it, or ask the vendor for fewer metrics",
+            )
 
     def render_health(self, samples: Iterable[Sample]) -> Rendered:
         keep = self.filter.keeps_health if self.filter.active else None

@@ -112,7 +112,8 @@ class CounterTotals(Mapping[K, float], Generic[K]):
 
 
 class UpstreamStats:
-    """Requests sent to the vendors, retries, and waits and refusals of the request budgets.
+    """Requests sent to the vendors, retries, waits and refusals of the request budgets, and
+    vendor answers that went past a limit.
 
     Every series carries the vendor account it was sent for (``account``, after the
     other labels). One ``UpstreamStats`` counts for one account; ``for_account`` gives
@@ -160,11 +161,19 @@ class UpstreamStats:
                 ("vendor", "account"),
                 registry=registry,
             )
+            self._limit_hits = Counter(
+                "inference_exporter_limit_hits_total",
+                "Times a vendor answer went past a limit, by source, the limit's config key and account: "
+                "a poll refused for it counts 1, each series, key or listed object dropped for it counts 1.",
+                ("source", "limit", "account"),
+                registry=registry,
+            )
         else:
             self._requests = _shared._requests
             self._retries = _shared._retries
             self._budget_wait = _shared._budget_wait
             self._budget_refusals = _shared._budget_refusals
+            self._limit_hits = _shared._limit_hits
 
         mine = {"account": account}
         self.requests: CounterTotals[tuple[str, str, str]] = CounterTotals(
@@ -188,6 +197,10 @@ class UpstreamStats:
         if account == self.account:
             return self
         return UpstreamStats(account=account, _shared=self)
+
+    def limit_hit(self, source: str, limit: str, n: int = 1) -> None:
+        """A limit bit ``n`` times in a poll of a ``source`` target (see ``exporter.errors.LimitExceeded``)."""
+        self._limit_hits.labels(source, limit, self.account).inc(n)
 
     def count(self, source: str, endpoint: str, code: str) -> None:
         """One request sent, by source, endpoint template and status (or timeout/error)."""

@@ -28,15 +28,18 @@ from exporter.upstream import Clients
 
 
 class AccountScope:
-    """Makes the scopes of one account's targets, all sharing its filter."""
+    """Makes the scopes of one account's targets, all sharing its filter and series limit."""
 
-    def __init__(self, account: str, labels: dict[str, str], metric_filter: MetricFilter) -> None:
+    def __init__(
+        self, account: str, labels: dict[str, str], metric_filter: MetricFilter, max_series: int
+    ) -> None:
         self.account = account
         self.labels = labels
         self.filter = metric_filter
+        self.max_series = max_series
 
     def of(self, *inner: dict[str, str]) -> Scope:
-        return Scope(self.account, merged_labels(self.labels, *inner), self.filter)
+        return Scope(self.account, merged_labels(self.labels, *inner), self.filter, self.max_series)
 
 
 A = TypeVar("A", TogetherAccount, BasetenAccount)
@@ -106,6 +109,7 @@ def _together_fine_tunes(
             ft.max_keys,
             ft.logged_at_overlap,
             scope=scope.of(labels),
+            max_key_length=ft.max_key_length,
         )
 
     out: list[Target] = [
@@ -121,6 +125,7 @@ def _together_fine_tunes(
             timeout,
             jobs=job_settings(Schedule(), ft.discovery.labels),
             scope=scope.of(ft.discovery.labels),
+            max_targets=ft.discovery.max_targets,
         )
         out.append(together_finetune.FineTuneDiscovery(clients, settings))
     return out
@@ -138,6 +143,8 @@ def _baseten_deployments(
             timeout,
             meta_refresh=acc.info_refresh_interval,
             scope=scope.of(d.labels),
+            max_families=acc.max_families_per_target,
+            max_label_length=acc.max_label_value_length,
         )
         out.append(baseten.DeploymentTarget(clients, d.model_id, d.deployment_id, settings))
     return out
@@ -157,8 +164,16 @@ def _baseten_discovery(
             skip_statuses=frozenset(rule.skip_statuses),
             interval=rule.refresh_interval,
             timeout=min(cfg.global_.timeout, rule.refresh_interval),
-            deployments=baseten.DeploymentSettings(effective(acc, rule), interval, timeout, scope=rule_scope),
+            deployments=baseten.DeploymentSettings(
+                effective(acc, rule),
+                interval,
+                timeout,
+                scope=rule_scope,
+                max_families=acc.max_families_per_target,
+                max_label_length=acc.max_label_value_length,
+            ),
             scope=rule_scope,
+            max_targets=rule.max_targets,
         )
         out.append(baseten_discovery.DeploymentDiscovery(clients, i, settings))
     return out
@@ -174,7 +189,7 @@ def _account_targets(
     """Every builder's targets for each of one vendor's accounts, in the account's scope."""
     out: list[Target] = []
     for _, acc in accounts:
-        scope = AccountScope(acc.name, acc.labels, account_filter(cfg, acc))
+        scope = AccountScope(acc.name, acc.labels, account_filter(cfg, acc), acc.max_series_per_target)
         out += [target for build in builders for target in build(cfg, acc, scope, clients)]
     return out
 

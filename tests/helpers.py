@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +22,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.config import ConfigError, load_config
+from exporter.upstream import Clients, UpstreamStats, VendorClient
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 REPO = Path(__file__).resolve().parents[1]
@@ -176,6 +177,37 @@ def wait_until(
         time.sleep(interval)
     raise AssertionError(
         f"timed out after {timeout}s waiting for {what}" + (f"\n{proc.log()}" if proc else "")
+    )
+
+
+def mock_clients(
+    vendor: str, handler: Callable[[httpx.Request], httpx.Response], stats: UpstreamStats
+) -> Clients:
+    """The default account of ``vendor``, its requests answered in process by ``handler``."""
+    clients = Clients()
+    client = VendorClient(
+        vendor,
+        f"http://{vendor}.test",
+        "secret-key",
+        max_connections=2,
+        stats=stats,
+        transport=httpx.MockTransport(handler),
+    )
+    clients.replace({(vendor, "default"): client})
+    return clients
+
+
+def wait_for_reason(url: str, target: str, source: str, reason: str, timeout: float = 20) -> None:
+    """Wait until the daemon at ``url`` shows ``target`` down for ``reason``."""
+    wait_until(
+        lambda: (
+            scrape(url).value(
+                "inference_exporter_target_error_info", target=target, source=source, reason=reason
+            )
+            == 1
+        ),
+        timeout=timeout,
+        what=f"{target} to fail with {reason}",
     )
 
 

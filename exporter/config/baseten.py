@@ -16,6 +16,8 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from exporter.config.common import AccountCommon, Duration, Labelled, Schedule, Strict
 from exporter.exposition import valid_metric_name
+from exporter.sources.base import DEFAULT_MAX_TARGETS
+from exporter.sources.baseten.descriptors import DEFAULT_MAX_FAMILIES, DEFAULT_MAX_LABEL_LENGTH
 from exporter.sources.baseten.vendor import DEPLOYMENT_STATUSES, MAX_WINDOW_SECONDS
 from exporter.yamlpos import repeats
 
@@ -79,6 +81,9 @@ class DiscoveryRule(RequestSettings, Labelled):
     environments: list[str] = Field(default_factory=list)
     production_only: bool = False
     skip_statuses: list[str] = Field(default_factory=lambda: list(DEFAULT_SKIP_STATUSES))
+    # Most deployments the rule may find (and models it may list the deployments of);
+    # past it the rule fails with too_many_targets and keeps what it found before.
+    max_targets: int = Field(default=DEFAULT_MAX_TARGETS, ge=1, le=1_000_000)
 
     @field_validator("skip_statuses")
     @classmethod
@@ -101,6 +106,11 @@ class BasetenAccount(AccountCommon):
     delay: Duration = DEFAULT_DELAY
     # How often an explicit deployment re-reads its names and status for the _info and status gauges.
     info_refresh_interval: Duration = DEFAULT_REFRESH
+    # Most families one deployment's answer may make; more fail its poll (too_many_families).
+    max_families_per_target: int = Field(default=DEFAULT_MAX_FAMILIES, ge=1, le=1_000_000)
+    # Longest vendor label name or value, metric name, id or deployment name (characters):
+    # a series with a longer one is dropped and counted.
+    max_label_value_length: int = Field(default=DEFAULT_MAX_LABEL_LENGTH, ge=16, le=1_000_000)
     deployments: list[DeploymentTarget] = Field(default_factory=list)
     discovery: list[DiscoveryRule] = Field(default_factory=list)
 

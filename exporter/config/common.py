@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from exporter.modelerrors import describe_value
-from exporter.scope import DEFAULT_ACCOUNT, RESERVED_LABELS
+from exporter.scope import DEFAULT_ACCOUNT, DEFAULT_MAX_SERIES, RESERVED_LABELS
 
 _DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+$")
 _PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -196,3 +196,6 @@ class AccountCommon(VendorCommon):
     name: AccountName = DEFAULT_ACCOUNT
     labels: TargetLabels = Field(default_factory=dict)
     metric_filter: MetricFilterConfig = Field(default_factory=MetricFilterConfig)
+    # Most series one target of the account may export; a target whose answer has more
+    # fails alone with too_many_series (see docs/reliability-and-security.md).
+    max_series_per_target: int = Field(default=DEFAULT_MAX_SERIES, ge=1, le=10_000_000)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from exporter.config.common import Duration, Labelled, Schedule, Strict
+from exporter.sources.base import DEFAULT_MAX_TARGETS
+from exporter.sources.together.finetune.translate import DEFAULT_MAX_KEY_LENGTH
 from exporter.sources.together.finetune.vendor import JOB_ID_RE, UNFINISHED_STATUSES, JobStatus
 
 
@@ -33,6 +35,9 @@ class FineTuneDiscovery(Labelled):
     # How often the job list is read; new jobs show up (and vanished ones go) at this pace.
     refresh_interval: Duration = 60.0
     timeout: Duration | None = None
+    # Most jobs watched at once; a list with more fails the discovery (too_many_targets),
+    # which keeps the jobs it found before.
+    max_targets: int = Field(default=DEFAULT_MAX_TARGETS, ge=1, le=1_000_000)
 
 
 class FineTunesConfig(Strict):
@@ -49,6 +54,9 @@ class FineTunesConfig(Strict):
     # Most distinct logged keys exported per job; more are dropped and counted (keys
     # the metric filter removes do not count).
     max_keys: int = Field(default=200, ge=1, le=10_000)
+    # Longest logged key exported (characters; a key becomes a metric name): the values
+    # of a longer one are dropped and counted.
+    max_key_length: int = Field(default=DEFAULT_MAX_KEY_LENGTH, ge=16, le=10_000)
     # Each read asks for rows logged since the previous read (by the vendor's clock)
     # less this much, to catch rows stored a little after the time they carry; rows
     # read twice are applied once. At least 1s (the vendor's clock comes in seconds).

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
+from contextlib import contextmanager
 from typing import Protocol
 
+from exporter.errors import LimitExceeded
 from exporter.exposition import Rendered
 from exporter.scope import DEFAULT_SCOPE, Scope
 
@@ -21,6 +23,39 @@ class SourceSettings(Hashable, Protocol):
 
     @property
     def scope(self) -> Scope: ...
+
+
+MAX_TARGETS_KEY = "max_targets"
+# Targets one discovery may find: several times what a large tenant runs (the bench's
+# has 2,200 deployments and 1,100 fine-tunes) and far below what would stall polls.
+DEFAULT_MAX_TARGETS = 10_000
+
+
+def too_many_targets(count: int, what: str, limit: int, narrow: str) -> LimitExceeded:
+    """The error of a discovery that found ``count`` ``what``, more than its ``max_targets``."""
+    return LimitExceeded(
+        "too_many_targets",
+        MAX_TARGETS_KEY,
+        f"found {count} {what}, more than the discovery's {MAX_TARGETS_KEY} ({limit}): raise it, "
+        f"or {narrow}; the targets it found before are kept",
+    )
+
+
+class LimitCounter(Protocol):
+    """Where a target counts the limits its vendor's answers went past (an account's
+    ``UpstreamStats``)."""
+
+    def limit_hit(self, source: str, limit: str, n: int = 1) -> None: ...
+
+
+@contextmanager
+def counted_limits(counter: LimitCounter, source: str) -> Iterator[None]:
+    """Count a poll that a limit refused (``LimitExceeded``), and let it fail."""
+    try:
+        yield
+    except LimitExceeded as exc:
+        counter.limit_hit(source, exc.limit)
+        raise
 
 
 class Target(ABC):

@@ -8,7 +8,15 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import SIM_KEY
-from tests.helpers import Proc, promtool_check_metrics, scrape, start_daemon, wait_until
+from tests.helpers import (
+    Proc,
+    add_fault,
+    promtool_check_metrics,
+    scrape,
+    start_daemon,
+    wait_for_reason,
+    wait_until,
+)
 
 MIB = 1024 * 1024
 REQ = "baseten_inference_requests_total"
@@ -178,3 +186,64 @@ def test_deployments_end_to_end(tmp_path: Path, simulator: Proc) -> None:
     finally:
         assert daemon.stop() == 0
     assert SIM_KEY not in daemon.log()
+
+
+LIMIT_CONFIG = """\
+global:
+  poll_interval: 1s
+  timeout: 1s
+  start_spread: 300ms
+baseten:
+  base_url: {url}
+  api_key_env: TEST_BASETEN_KEY
+  max_series_per_target: 1000
+  deployments:
+    - model_id: m2whisper
+      deployment_id: d2prod
+    - model_id: m1llama
+      deployment_id: d1stage
+"""
+
+
+def test_one_deployment_past_the_series_limit_fails_alone(tmp_path: Path, simulator: Proc) -> None:
+    """An answer of more series than the account allows (the unit tests show 100,015
+    against the default) fails its deployment only: the rest of the exposition stays."""
+    sets = [{"replica": f"r{j}"} for j in range(300)]
+    doc = {
+        "mode": "CURRENT",
+        "start_epoch_millis": 0,
+        "end_epoch_millis": 0,
+        "step_seconds": None,
+        "metric_descriptors": [
+            {"name": f"baseten_m{i}", "kind": "GAUGE", "unit_hint": "COUNT", "label_sets": sets}
+            for i in range(5)
+        ],
+        "metric_values": [{"start_epoch_millis": 0, "values": [[1.0] * len(sets)] * 5}],
+    }
+    add_fault(simulator, path="/v1/models/m2whisper/deployments/d2prod/metrics", kind="json", json=doc)
+    config = tmp_path / "config.yaml"
+    config.write_text(LIMIT_CONFIG.format(url=simulator.url))
+    daemon = start_daemon(tmp_path, config, env={"TEST_BASETEN_KEY": SIM_KEY}, wait_ready=False)
+    try:
+        wait_for_reason(daemon.url, "baseten/m2whisper/d2prod", "baseten", "too_many_series")
+        wait_until(
+            lambda: (
+                scrape(daemon.url).value(
+                    "baseten_replicas_active", model_id="m1llama", deployment_id="d1stage"
+                )
+                is not None
+            ),
+            timeout=20,
+            what="the sibling deployment's series",
+        )
+        s = scrape(daemon.url)
+        assert (
+            s.value("inference_exporter_target_up", target="baseten/m1llama/d1stage", source="baseten") == 1
+        )
+        hits = {"source": "baseten", "limit": "max_series_per_target", "account": "default"}
+        assert (s.value("inference_exporter_limit_hits_total", **hits) or 0) >= 1
+        assert not s.series("baseten_m0")
+        assert len(s.text) < 200_000
+        assert promtool_check_metrics(s.text) == ""
+    finally:
+        assert daemon.stop() == 0

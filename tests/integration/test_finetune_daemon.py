@@ -8,9 +8,19 @@ from typing import Any
 import httpx
 
 from tests.conftest import SIM_KEY
-from tests.helpers import Proc, promtool_check_metrics, scrape, start_daemon, start_simulator, wait_until
+from tests.helpers import (
+    Proc,
+    add_fault,
+    clear_faults,
+    promtool_check_metrics,
+    scrape,
+    start_daemon,
+    start_simulator,
+    wait_for_reason,
+    wait_until,
+)
 
-CONFIG = """global:
+HEAD = """global:
   poll_interval: 1s
   timeout: 1s
   start_spread: 300ms
@@ -18,7 +28,10 @@ together:
   base_url: {url}/v1
   api_key_env: TEST_TOGETHER_KEY
   fine_tunes:
-    resolution: 20
+"""
+CONFIG = (
+    HEAD
+    + """    resolution: 20
     logged_at_overlap: 1s
     retention: 6s
     max_keys: 50
@@ -29,6 +42,7 @@ together:
       enabled: true
       refresh_interval: 1s
 """
+)
 
 # Added once the daemon runs, so that discovery sees it running whatever the start-up time.
 FINISHING: dict[str, Any] = {
@@ -238,3 +252,56 @@ def test_late_evaluations_are_read_from_a_vendor_whose_clock_is_far_off(tmp_path
     finally:
         assert daemon.stop() == 0
         sim.stop()
+
+
+LIMIT_CONFIG = (
+    HEAD
+    + """    discovery:
+      enabled: true
+      refresh_interval: 1s
+"""
+)
+
+
+def test_a_list_of_twenty_thousand_running_jobs_fails_the_discovery_and_keeps_its_jobs(
+    tmp_path: Path, simulator: Proc
+) -> None:
+    """Such a list used to become 20,001 targets (+400 MB, stalls of seconds)."""
+    sim_jobs(simulator, {"id": "ft-live", "step_seconds": 0.3, "eval_every": 3})
+    config = tmp_path / "config.yaml"
+    config.write_text(LIMIT_CONFIG.format(url=simulator.url))
+    daemon = start_daemon(tmp_path, config, env={"TEST_TOGETHER_KEY": SIM_KEY})
+    live = {"target": "together_finetune/ft-live", "source": "together_finetune"}
+    finder = {"target": "together_finetune_discovery/fine-tunes", "source": "together_finetune_discovery"}
+    try:
+        wait_until(
+            lambda: scrape(daemon.url).value("inference_exporter_target_up", **live) == 1,
+            timeout=20,
+            what="the running job to be found and polled",
+        )
+        jobs = [{"id": f"ft-{i:08x}", "status": "running"} for i in range(20_000)]
+        add_fault(simulator, path="/v1/fine-tunes", kind="json", json={"data": jobs})
+        wait_for_reason(daemon.url, finder["target"], finder["source"], "too_many_targets")
+        before = (
+            scrape(daemon.url).value("inference_exporter_target_polls_total", **live, result="success") or 0
+        )
+        wait_until(
+            lambda: (
+                (
+                    scrape(daemon.url).value(
+                        "inference_exporter_target_polls_total", **live, result="success"
+                    )
+                    or 0
+                )
+                > before + 1
+            ),
+            timeout=20,
+            what="the job found before to keep being polled",
+        )
+        s = scrape(daemon.url)
+        assert s.value("inference_exporter_shard_targets") == 2
+        hits = {"source": "together_finetune_discovery", "limit": "max_targets", "account": "default"}
+        assert (s.value("inference_exporter_limit_hits_total", **hits) or 0) >= 1
+    finally:
+        clear_faults(simulator)
+        assert daemon.stop() == 0

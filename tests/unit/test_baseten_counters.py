@@ -130,6 +130,27 @@ def test_a_label_set_that_appears_later_counts_from_the_baseline() -> None:
     assert totals(state) == {"2xx": 1, "4xx": 3}
 
 
+def test_a_series_the_answer_stops_describing_is_forgotten_and_never_counts_a_step_twice() -> None:
+    state = CounterState()
+
+    def window(start: int, sets: list[dict[str, str]]) -> Any:
+        vs = [(t, [[1.0] * len(sets)]) for t in range(start, start + 5 * STEP, STEP)]
+        doc = response(
+            "SERIES", [desc(REQ, "COUNTER", "COUNT", sets)], vs, start=start, end=start + 5 * STEP, step=60
+        )
+        return parse(doc, "SERIES")
+
+    state.update(window(0, STATUS_SETS), 5 * STEP)  # the baseline
+    state.update(window(STEP, STATUS_SETS), 6 * STEP)
+    assert totals(state) == {"2xx": 1, "4xx": 1, "5xx": 1}
+    state.update(window(2 * STEP, STATUS_SETS[:2]), 7 * STEP)
+    assert totals(state) == {"2xx": 2, "4xx": 2}
+    # Back, in a window that still holds the step it was counted for: only the step it
+    # missed and the new one are added, from 0 (Prometheus reads a restarted counter).
+    state.update(window(3 * STEP, STATUS_SETS), 8 * STEP)
+    assert totals(state) == {"2xx": 3, "4xx": 3, "5xx": 2}
+
+
 def per_step(t: int) -> float:
     """Requests in the step starting at ``t``: any deterministic function of the step."""
     return float((t // STEP) % 7 + 1)

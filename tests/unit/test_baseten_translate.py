@@ -9,6 +9,7 @@ import pytest
 
 from exporter.errors import InvalidResponse
 from exporter.exposition import Sample
+from exporter.sources.baseten.descriptors import DescriptorCache
 from exporter.sources.baseten.layout import metric_name
 from exporter.sources.baseten.translate import gauge_samples, parse, settled_steps
 from tests.helpers import Scrape, promtool_check_metrics
@@ -282,11 +283,15 @@ def test_a_ratio_a_hair_above_one_is_rounding_not_percent() -> None:
 
 def test_descriptors_are_built_once_and_a_changed_one_is_checked_again() -> None:
     """Every poll of every deployment describes the same metrics: parsed once, the same
-    objects come back. What differs only in what makes it invalid is never taken from
-    what was parsed before."""
-    first = parse(bad(lambda d: None), "CURRENT")
-    again = parse(json.loads(json.dumps(bad(lambda d: None))), "CURRENT")
-    assert all(a is b for a, b in zip(first.descriptors, again.descriptors, strict=True))
+    objects come back, to this deployment's cache and to another's. What differs only
+    in what makes it invalid is never taken from what was parsed before."""
+    cache, other = DescriptorCache(), DescriptorCache()
+    first = parse(bad(lambda d: None), "CURRENT", cache=cache)
+    again = parse(json.loads(json.dumps(bad(lambda d: None))), "CURRENT", cache=cache)
+    shared = parse(json.loads(json.dumps(bad(lambda d: None))), "CURRENT", cache=other)
+    for resp in (again, shared):
+        assert all(a is b for a, b in zip(first.descriptors, resp.descriptors, strict=True))
+        assert all(a is b for a, b in zip(first.layouts, resp.layouts, strict=True))
     assert first.descriptors[1].label_sets[0] == (("quantile", "0.5"),)
     for mutate, reason in [
         (

@@ -21,6 +21,7 @@ PURE = [
     "exporter.sources.together.finetune.vendor",
     "exporter.sources.baseten.translate",
     "exporter.sources.baseten.layout",
+    "exporter.sources.baseten.descriptors",
     "exporter.sources.baseten.counters",
     "exporter.sources.baseten.lists",
     "exporter.sources.baseten.vendor",

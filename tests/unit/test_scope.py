@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from exporter.errors import LimitExceeded
 from exporter.exposition import Family, Rendered, Sample
 from exporter.health import (
     ERROR_INFO,
@@ -75,6 +76,15 @@ def test_labels_follow_the_sample_labels_and_clashes_are_renamed() -> None:
 def test_label_values_are_escaped() -> None:
     out = Scope("a", (("note", 'say "hi"\\\n'),)).render([Sample(R, (), 1)])
     assert out.lines[R.name] == b'together_queue_jobs_running{account="a",note="say \\"hi\\"\\\\\\n"} 1\n'
+
+
+def test_a_target_with_more_series_than_its_account_allows_fails_whatever_its_source() -> None:
+    samples = [Sample(R, (("model", str(i)),), 1) for i in range(4)]
+    assert Scope("a", max_series=4).render(samples).series == 4
+    with pytest.raises(LimitExceeded) as err:
+        Scope("a", max_series=3).render(samples)
+    assert (err.value.reason, err.value.limit) == ("too_many_series", "max_series_per_target")
+    assert "4 series, more than max_series_per_target (3) of account 'a'" in err.value.detail
 
 
 def test_filtered_families_are_left_out_and_counted() -> None:

@@ -6,6 +6,10 @@ from pathlib import Path
 
 from exporter.config import load_config
 from exporter.sources.base import Target
+from exporter.sources.baseten.descriptors import Limits
+from exporter.sources.baseten.discovery import DeploymentDiscoverySettings
+from exporter.sources.baseten.target import DeploymentSettings
+from exporter.sources.together.finetune.target import FineTuneDiscoverySettings, JobSettings
 from exporter.targets import build_targets
 from exporter.upstream import Clients
 from tests.helpers import write_yaml
@@ -85,3 +89,32 @@ def test_an_equal_config_gives_equal_settings_and_a_change_only_its_targets(tmp_
         "baseten/m1/d1",
         "baseten_discovery/0",
     ]
+
+
+def test_the_limits_in_the_config_reach_their_targets(tmp_path: Path) -> None:
+    defaults = built(tmp_path)
+    text = CONFIG.format(**DEFAULTS).replace(
+        "  fine_tunes:\n", "  max_series_per_target: 900\n  fine_tunes:\n    max_key_length: 64\n"
+    )
+    text = text.replace("      statuses:", "      max_targets: 30\n      statuses:")
+    text = text.replace(
+        "  delay:",
+        "  max_series_per_target: 800\n  max_families_per_target: 70\n  max_label_value_length: 50\n  delay:",
+    )
+    text = text.replace("    - model_names:", "    - max_targets: 20\n      model_names:")
+    cfg = load_config(write_yaml(tmp_path, text), read_secrets=False).config
+    targets = {t.id: t for t in build_targets(cfg, Clients())}
+    assert {t.scope.max_series for t in defaults.values()} == {50_000}
+    assert {i: t.scope.max_series for i, t in targets.items()} == {
+        i: 900 if i.startswith("together") else 800 for i in targets
+    }
+    job, jobs = (
+        targets["together_finetune/ft-a"].settings,
+        targets["together_finetune_discovery/fine-tunes"].settings,
+    )
+    assert isinstance(job, JobSettings) and isinstance(jobs, FineTuneDiscoverySettings)
+    assert (job.max_key_length, jobs.jobs.max_key_length, jobs.max_targets) == (64, 64, 30)
+    dep, rule = targets["baseten/m1/d1"].settings, targets["baseten_discovery/0"].settings
+    assert isinstance(dep, DeploymentSettings) and isinstance(rule, DeploymentDiscoverySettings)
+    assert dep.limits == rule.deployments.limits == Limits(800, 70, 50)
+    assert rule.max_targets == 20

@@ -13,7 +13,11 @@ series keeps a running total that adds every *settled* step exactly once:
   fills in late is still added if no later step of that series has been;
 - the first window read is the baseline: series seen there start at 0 and the
   steps in it are history, not increments. After a restart the counters start again
-  from 0 (Prometheus sees a reset) rather than counting that history a second time.
+  from 0 (Prometheus sees a reset) rather than counting that history a second time;
+- a series the latest window no longer describes is forgotten (label values that
+  change at every poll must not pile up). Should it come back it starts again from 0,
+  counting only steps after every forgotten series' counted time, so no step is ever
+  added twice (at worst a step is missed).
 """
 
 from __future__ import annotations
@@ -22,12 +26,13 @@ import math
 from dataclasses import dataclass
 
 from exporter.exposition import Family, Labels, Sample
-from exporter.sources.baseten.layout import COUNTER, UNITS, layout
+from exporter.sources.baseten.layout import COUNTER, UNITS
 from exporter.sources.baseten.translate import Response, settled_steps
 
 
 @dataclass(slots=True)
 class _Series:
+    family: Family
     total: float
     counted_until: int
 
@@ -53,45 +58,51 @@ class CounterState:
     def __init__(self) -> None:
         self.baseline_end: int | None = None
         self.series: dict[tuple[str, Labels], _Series] = {}
-        self.families: dict[str, Family] = {}
+        # Where the counted time of the series forgotten so far ends, at the latest.
+        self.forgotten_until = 0
 
     def update(self, resp: Response, cutoff_ms: int) -> None:
         """Add the settled steps of a SERIES response not yet counted."""
         steps = settled_steps(resp, cutoff_ms)
         if not steps:
             return
-        counters = [(i, d) for i, d in enumerate(resp.descriptors) if d.kind == COUNTER]
+        counters = [(i, d, resp.layouts[i]) for i, d in enumerate(resp.descriptors) if d.kind == COUNTER]
         if self.baseline_end is None:
             end = steps[-1].end_ms
-            for i, d in counters:
-                for j, (fam, labels) in enumerate(layout(d)):
+            for i, d, series in counters:
+                for j, (fam, labels) in enumerate(series):
                     if any(
                         step_increment(s.values[i][j], d.unit_hint, s.end_ms - s.start_ms) is not None
                         for s in steps
                     ):
-                        self.families[fam.name] = fam
-                        self.series[(fam.name, labels)] = _Series(0.0, end)
+                        self.series[(fam.name, labels)] = _Series(fam, 0.0, end)
             self.baseline_end = end
             return
-        for i, d in counters:
-            for j, (fam, labels) in enumerate(layout(d)):
+        start = max(self.baseline_end, self.forgotten_until)
+        described = 0
+        for i, d, series in counters:
+            for j, (fam, labels) in enumerate(series):
                 key = (fam.name, labels)
+                known = self.series.get(key)
+                described += known is not None
                 for s in steps:
                     inc = step_increment(s.values[i][j], d.unit_hint, s.end_ms - s.start_ms)
                     if inc is None:
                         continue
-                    series = self.series.get(key)
-                    if series is None:
+                    if known is None:
                         # First data of a series after the baseline: it counts from there.
-                        series = self.series[key] = _Series(0.0, self.baseline_end)
-                        self.families[fam.name] = fam
-                    if s.start_ms < series.counted_until:
+                        known = self.series[key] = _Series(fam, 0.0, start)
+                        described += 1
+                    if s.start_ms < known.counted_until:
                         continue
-                    series.total += inc
-                    series.counted_until = s.end_ms
+                    known.total += inc
+                    known.counted_until = s.end_ms
+        if described < len(self.series):
+            self._forget_all_but({(fam.name, labels) for _, _, series in counters for fam, labels in series})
+
+    def _forget_all_but(self, described: set[tuple[str, Labels]]) -> None:
+        for key in [k for k in self.series if k not in described]:
+            self.forgotten_until = max(self.forgotten_until, self.series.pop(key).counted_until)
 
     def samples(self, ids: Labels) -> list[Sample]:
-        return [
-            Sample(self.families[name], (*ids, *labels), s.total)
-            for (name, labels), s in sorted(self.series.items())
-        ]
+        return [Sample(s.family, (*ids, *labels), s.total) for (_, labels), s in sorted(self.series.items())]

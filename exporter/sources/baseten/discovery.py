@@ -1,5 +1,11 @@
 """Baseten discovery rules: list models (optionally by name), list their deployments,
-keep those that match, and return a ``DeploymentTarget`` for each."""
+keep those that match, and return a ``DeploymentTarget`` for each.
+
+A rule that would list the deployments of more than ``max_targets`` models, or keep
+more than ``max_targets`` deployments, fails with ``too_many_targets`` and keeps the
+deployments it found before (a failed discovery never drops its targets). A model or
+deployment whose id, name, environment or status is longer than the account's
+``max_label_value_length`` is left out and counted."""
 
 from __future__ import annotations
 
@@ -9,8 +15,9 @@ from dataclasses import dataclass
 from exporter.errors import UpstreamError
 from exporter.exposition import Rendered
 from exporter.scope import DEFAULT_SCOPE, Scope, target_id
-from exporter.sources.base import Discovery, Target
+from exporter.sources.base import DEFAULT_MAX_TARGETS, Discovery, Target, counted_limits, too_many_targets
 from exporter.sources.baseten import lists
+from exporter.sources.baseten.descriptors import MAX_LABEL_KEY
 from exporter.sources.baseten.target import (
     DISCOVERY_SOURCE,
     VENDOR,
@@ -35,6 +42,7 @@ class DeploymentDiscoverySettings:
     timeout: float
     deployments: DeploymentSettings
     scope: Scope = DEFAULT_SCOPE
+    max_targets: int = DEFAULT_MAX_TARGETS
 
 
 class DeploymentDiscovery(Discovery):
@@ -50,13 +58,18 @@ class DeploymentDiscovery(Discovery):
 
     async def discover(self, now: float) -> tuple[Rendered, list[Target]]:
         client = self.clients.get(VENDOR, self.account)
+        with counted_limits(client.stats, DISCOVERY_SOURCE):
+            return Rendered(), await self._discover(client)
+
+    async def _discover(self, client: VendorClient) -> list[Target]:
         models = [
             m
             for m in await list_models(client, self.timeout)
             if not self.opts.model_names or m.name in self.opts.model_names
         ]
+        self._check_count(len(models), "models to list the deployments of")
         per_model = await asyncio.gather(*(self._deployments(client, m.id) for m in models))
-        found: list[Target] = []
+        found: list[tuple[lists.Model, lists.Deployment]] = []
         for model, deps in zip(models, per_model, strict=True):
             chosen = lists.select(
                 deps,
@@ -64,13 +77,21 @@ class DeploymentDiscovery(Discovery):
                 production_only=self.opts.production_only,
                 skip_statuses=self.opts.skip_statuses,
             )
-            for dep in chosen:
-                found.append(
-                    DeploymentTarget(
-                        self.clients, model.id, dep.id, self.opts.deployments, meta=lists.meta_for(model, dep)
-                    )
-                )
-        return Rendered(), found
+            found += ((model, dep) for dep in chosen)
+        self._check_count(len(found), "deployments")
+        settings = self.opts.deployments
+        fitting = [(m, d) for m, d in found if lists.fits(m, d, settings.max_label_length)]
+        if len(fitting) < len(found):
+            client.stats.limit_hit(DISCOVERY_SOURCE, MAX_LABEL_KEY, len(found) - len(fitting))
+        return [
+            DeploymentTarget(self.clients, m.id, d.id, settings, meta=lists.meta_for(m, d))
+            for m, d in fitting
+        ]
+
+    def _check_count(self, count: int, what: str) -> None:
+        if count > self.opts.max_targets:
+            narrow = "narrow the rule (model_names, environments, production_only)"
+            raise too_many_targets(count, what, self.opts.max_targets, narrow)
 
     async def _deployments(self, client: VendorClient, model_id: str) -> list[lists.Deployment]:
         try:

@@ -121,13 +121,21 @@ def _unit_note(d: Descriptor) -> str:
     return d.unit_hint
 
 
+# Families whose name and help are this long at most are shared (real ones are
+# about a hundred characters), so that what the cache holds stays small.
+_SHARED_FAMILY_LENGTH = 512
+
+
 def _family(d: Descriptor, name: str, mtype: MetricType, role: str) -> Family:
-    return _shared_family(name, mtype, f"Baseten deployment metric {d.name} ({role}; {_unit_note(d)}).")
+    help_text = f"Baseten deployment metric {d.name} ({role}; {_unit_note(d)})."
+    if len(name) + len(help_text) > _SHARED_FAMILY_LENGTH:
+        return Family(name, mtype, help_text)
+    return _shared_family(name, mtype, help_text)
 
 
-@functools.lru_cache(maxsize=16384)
+@functools.lru_cache(maxsize=1024)
 def _shared_family(name: str, mtype: MetricType, help_text: str) -> Family:
-    """One Family object per distinct family, however many polls describe it: a
+    """One Family object per distinct family, however many descriptors describe it: a
     snapshot keeps its families, and a new object per poll would be garbage for
     the collector to track (see ``exposition.Rendered``)."""
     return Family(name, mtype, help_text)
@@ -138,17 +146,28 @@ def _labels(sets: list[dict[str, str]]) -> list[Labels]:
     return [tuple((k, s.get(k, "")) for k in names) for s in sets]
 
 
-@functools.lru_cache(maxsize=4096)
 def layout(d: Descriptor) -> tuple[tuple[Family, Labels], ...]:
     """The family and labels of each of the descriptor's label sets, in order.
 
-    Cached: descriptors repeat on every poll of every deployment."""
+    Worked out once per descriptor a deployment keeps reporting (``descriptors``)."""
     where = f"{ENDPOINT}: {d.name}"
     sets: list[dict[str, str]] = []
+    # A descriptor may have thousands of label sets over a few label names and families.
+    label_names: dict[str, str] = {}
+    made: dict[tuple[str, str], Family] = {}
+
+    def family(fam_name: str, mtype: MetricType, role: str) -> Family:
+        fam = made.get((fam_name, role))
+        if fam is None:
+            fam = made[(fam_name, role)] = _family(d, fam_name, mtype, role)
+        return fam
+
     for j, raw in enumerate(d.label_sets):
         clean: dict[str, str] = {}
         for k, v in raw:
-            key = sanitize_label_name(k, d.kind)
+            key = label_names.get(k)
+            if key is None:
+                key = label_names[k] = sanitize_label_name(k, d.kind)
             if key in clean:
                 raise InvalidResponse(f"{where}: label set {j} has two keys that map to label {key!r}")
             clean[key] = v
@@ -171,18 +190,18 @@ def layout(d: Descriptor) -> tuple[tuple[Family, Labels], ...]:
                     raise InvalidResponse(
                         f"{where}: quantile {s['quantile'][:20]!r} is not a number"
                     ) from None
-                put(_family(d, name, "summary", "HISTOGRAM quantiles"), j, s)
+                put(family(name, "summary", "HISTOGRAM quantiles"), j, s)
             elif "stat" in s:
                 stat = s.pop("stat")
-                put(_family(d, stat_name(name, stat), "gauge", f"HISTOGRAM stat={stat}"), j, s)
+                put(family(stat_name(name, stat), "gauge", f"HISTOGRAM stat={stat}"), j, s)
             else:
                 raise InvalidResponse(f"{where}: histogram label set {j} has neither quantile nor stat")
         elif d.kind == COUNTER:
-            put(_family(d, name, "counter", "per-step totals added up, each settled step once"), j, s)
+            put(family(name, "counter", "per-step totals added up, each settled step once"), j, s)
         elif d.kind == GAUGE:
-            put(_family(d, name, "gauge", "GAUGE"), j, s)
+            put(family(name, "gauge", "GAUGE"), j, s)
         else:
-            put(_family(d, name, "untyped", f"kind {d.kind} unknown, values passed through"), j, s)
+            put(family(name, "untyped", f"kind {d.kind} unknown, values passed through"), j, s)
     out: list[tuple[Family, Labels] | None] = [None] * len(sets)
     for fam, indices, fam_sets in groups.values():
         labels = _labels(fam_sets)
@@ -193,18 +212,15 @@ def layout(d: Descriptor) -> tuple[tuple[Family, Labels], ...]:
     return tuple(x for x in out if x is not None)
 
 
-@functools.lru_cache(maxsize=4096)
-def family_names(d: Descriptor) -> frozenset[str]:
-    """The names of the families the descriptor's series land in: one shared set per
-    descriptor, however many deployments keep it."""
-    return frozenset(fam.name for fam, _ in layout(d))
+def check_names(described: Iterable[tuple[Descriptor, tuple[tuple[Family, Labels], ...]]]) -> int:
+    """Two descriptors must not land in one family (e.g. ``x`` in MiB and ``x_bytes``).
 
-
-def check_names(descriptors: Iterable[Descriptor]) -> None:
-    """Two descriptors must not land in one family (e.g. ``x`` in MiB and ``x_bytes``)."""
-    seen: dict[str, str] = {INFO_NAME: "(deployment info)", STATUS_NAME: "(deployment status)"}
-    for d in descriptors:
-        for name in {fam.name for fam, _ in layout(d)} or {metric_name(d.name, d.kind, d.unit_hint)}:
+    Takes each descriptor with its ``layout``; returns how many families they land in."""
+    fixed: dict[str, str] = {INFO_NAME: "(deployment info)", STATUS_NAME: "(deployment status)"}
+    seen = dict(fixed)
+    for d, series in described:
+        for name in {fam.name for fam, _ in series} or {metric_name(d.name, d.kind, d.unit_hint)}:
             if name in seen and seen[name] != d.name:
                 raise InvalidResponse(f"{ENDPOINT}: metrics {seen[name]!r} and {d.name!r} both map to {name}")
             seen[name] = d.name
+    return len(seen) - len(fixed)

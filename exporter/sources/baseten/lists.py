@@ -119,6 +119,15 @@ def select(
     ]
 
 
+def fits(model: Model, dep: Deployment, max_length: int) -> bool:
+    """Whether every string of the pair that becomes a label value (ids, names,
+    environment, status) is at most ``max_length`` characters long."""
+    return all(
+        len(v) <= max_length
+        for v in (model.id, model.name, dep.id, dep.name, dep.status, dep.environment or "")
+    )
+
+
 def meta_for(model: Model, dep: Deployment) -> Meta:
     return Meta(model.name, dep.name, dep.environment or "", dep.status, dep.is_production)
 

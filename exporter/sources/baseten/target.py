@@ -5,6 +5,10 @@ in its configured mode for gauges and histograms. Counters always come from a SE
 window that trails ``now - delay`` (in SERIES mode, the same response; otherwise a
 second request for just the COUNTER metrics), because only steps with known
 boundaries can be added to a running total exactly once.
+
+An answer past the target's limits fails its poll alone (``too_many_series``,
+``too_many_families``); series dropped for too long a label are counted. Both show in
+``inference_exporter_limit_hits_total``.
 """
 
 from __future__ import annotations
@@ -18,11 +22,18 @@ from exporter.config.baseten import Effective
 from exporter.errors import UpstreamError
 from exporter.exposition import Labels, Rendered
 from exporter.scope import DEFAULT_SCOPE, Scope, target_id
-from exporter.sources.base import Target
+from exporter.sources.base import Target, counted_limits
 from exporter.sources.baseten import lists
 from exporter.sources.baseten import translate as tr
 from exporter.sources.baseten.counters import CounterState
-from exporter.sources.baseten.layout import ENDPOINT, family_names, possible_families
+from exporter.sources.baseten.descriptors import (
+    DEFAULT_MAX_FAMILIES,
+    DEFAULT_MAX_LABEL_LENGTH,
+    MAX_LABEL_KEY,
+    DescriptorCache,
+    Limits,
+)
+from exporter.sources.baseten.layout import ENDPOINT, possible_families
 from exporter.sources.baseten.vendor import DEFAULT_METRICS, MAX_WINDOW_SECONDS
 from exporter.upstream import Clients, VendorClient
 
@@ -70,6 +81,8 @@ class DeploymentSettings:
 
     ``meta_refresh``: how often an explicit deployment reads its own names and status
     for the ``_info`` gauge; None for a discovered one, which its discovery hands them.
+    The most series it may have is its scope's; ``max_families`` and
+    ``max_label_length`` bound the rest of an answer (see ``descriptors.Limits``).
     """
 
     request: Effective
@@ -77,6 +90,12 @@ class DeploymentSettings:
     timeout: float
     meta_refresh: float | None = None
     scope: Scope = DEFAULT_SCOPE
+    max_families: int = DEFAULT_MAX_FAMILIES
+    max_label_length: int = DEFAULT_MAX_LABEL_LENGTH
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.scope.max_series, self.max_families, self.max_label_length)
 
 
 class DeploymentTarget(Target):
@@ -111,8 +130,10 @@ class DeploymentTarget(Target):
         # SUMMARY modes): the window is step-aligned, so while it has not moved no new
         # step can have settled, and the read is skipped.
         self._counters_read: dict[str, Any] | None = None
-        # The families each vendor metric was seen to land in, for the metric filter.
+        # The families each configured vendor metric was seen to land in, for the metric filter.
         self._families: dict[str, frozenset[str]] = {}
+        self.limits = settings.limits
+        self.descriptors = DescriptorCache()
 
     def update_from(self, other: Target) -> None:
         if isinstance(other, DeploymentTarget) and other.meta is not None:
@@ -131,13 +152,34 @@ class DeploymentTarget(Target):
         )
         return reply.doc
 
-    def _wanted(self, name: str) -> bool:
+    def _wanted(self, name: str, known: dict[str, frozenset[str]] | None = None) -> bool:
         """False if the metric filter removes every family of vendor metric ``name``
-        (those seen in earlier answers, else every family the name could land in)."""
+        (those it is ``known`` to land in or was seen to in earlier answers, else every
+        family the name could land in)."""
         keep = self.scope.filter
-        return not keep.active or any(
-            keep.keeps(f) for f in self._families.get(name) or possible_families(name)
-        )
+        if not keep.active:
+            return True
+        families = (known or {}).get(name) or self._families.get(name) or possible_families(name)
+        return any(keep.keeps(f) for f in families)
+
+    def _learn_families(self, resp: tr.Response) -> dict[str, frozenset[str]]:
+        """The families each metric of ``resp`` lands in (under a metric filter only);
+        those of the configured metrics are remembered for the next request."""
+        if not self.scope.filter.active:
+            return {}
+        known = {
+            d.name: frozenset(fam.name for fam, _ in series)
+            for d, series in zip(resp.descriptors, resp.layouts, strict=True)
+        }
+        asked = self.req.metrics or DEFAULT_METRICS
+        self._families.update((n, known[n]) for n in asked if n in known)
+        return known
+
+    def _parse(self, doc: Any, mode: str, client: VendorClient) -> tr.Response:
+        resp = tr.parse(doc, mode, self.limits, self.descriptors)
+        if resp.dropped:
+            client.stats.limit_hit(SOURCE, MAX_LABEL_KEY, resp.dropped)
+        return resp
 
     def requested(self) -> tuple[str, ...] | None:
         """The vendor metrics to ask for: the configured ones (or, under a metric filter,
@@ -149,28 +191,33 @@ class DeploymentTarget(Target):
 
     async def poll(self, now: float) -> Rendered:
         client = self.clients.get(VENDOR, self.account)
+        with counted_limits(client.stats, SOURCE):
+            return await self._poll(client, now)
+
+    async def _poll(self, client: VendorClient, now: float) -> Rendered:
         req = self.req
+        self.descriptors.next_poll()
         cutoff = math.floor((now - req.delay) * 1000)
         metrics = self.requested()
         if metrics is None:
             main = tr.Response(req.mode, 0, 0, None, (), ())  # every metric filtered: nothing to ask
         else:
-            main = tr.parse(
+            main = self._parse(
                 await self._metrics(
                     client, request_params(req.mode, metrics, now, req.window, req.delay, self.step)
                 ),
                 req.mode,
+                client,
             )
-        for d in main.descriptors:
-            self._families[d.name] = family_names(d)
+        known = self._learn_families(main)
         samples, percent = tr.gauge_samples(main, self.ids, cutoff, self.percent)
         series: tr.Response | None = main if req.mode == "SERIES" else None
-        names = [n for n in tr.counter_names(main) if self._wanted(n)]
+        names = [n for n in tr.counter_names(main) if self._wanted(n, known)]
         counters_read: dict[str, Any] | None = None
         if series is None and names:
             params = request_params("SERIES", names, now, req.counter_window, req.delay, self.counter_step)
             if params != self._counters_read:
-                series = tr.parse(await self._metrics(client, params), "SERIES")
+                series = self._parse(await self._metrics(client, params), "SERIES", client)
                 counters_read = params
         if self.meta_refresh is not None and now - self._meta_checked >= self.meta_refresh:
             await self._refresh_meta(client, now)
@@ -193,7 +240,8 @@ class DeploymentTarget(Target):
 
     async def _refresh_meta(self, client: VendorClient, now: float) -> None:
         """Metadata is a nicety: failing to read it keeps the last known and never
-        fails the metrics poll."""
+        fails the metrics poll; nor does a name too long to be a label value, which is
+        counted and not shown."""
         self._meta_checked = now
         try:
             models = await list_models(client, self.timeout)
@@ -208,8 +256,12 @@ class DeploymentTarget(Target):
             )
             return
         dep = next((d for d in deps if d.id == self.deployment_id), None)
-        if dep is not None:
+        if dep is None:
+            return
+        if lists.fits(model, dep, self.limits.max_label_length):
             self.meta = lists.meta_for(model, dep)
+        else:
+            client.stats.limit_hit(SOURCE, MAX_LABEL_KEY)
 
 
 async def list_models(client: VendorClient, timeout: float) -> list[lists.Model]:

@@ -2,7 +2,7 @@
 
 The endpoint answers index-mapped JSON: ``metric_descriptors[i]`` describes metric
 ``i``; each value set's ``values[i][j]`` is the value of that metric's ``label_sets[j]``
-in one step. Each label set becomes one series (``baseten_layout`` decides its family
+in one step. Each label set becomes one series (``layout`` decides its family
 and labels), labelled with the deployment's ``model_id`` and ``deployment_id``::
 
     # TYPE baseten_replicas_active gauge
@@ -13,31 +13,29 @@ and labels), labelled with the deployment's ``model_id`` and ``deployment_id``::
     baseten_end_to_end_response_time_avg_seconds{model_id="m",deployment_id="d"} 0.25
 
 COUNTER descriptors are not turned into samples here: a counter value is a total
-over its step, and ``baseten_counters`` adds settled steps into a real counter.
+over its step, and ``counters`` adds settled steps into a real counter.
+Descriptors are measured against the target's limits, read and kept by ``descriptors``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import itertools
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from exporter.errors import InvalidResponse
 from exporter.exposition import Labels, Sample
-from exporter.sources.baseten.layout import (
-    BOUNDED_RATIO_RE,
-    COUNTER,
-    ENDPOINT,
-    UNITS,
-    Descriptor,
-    check_names,
-    layout,
+from exporter.sources.baseten.descriptors import (
+    DEFAULT_LIMITS,
+    DescriptorCache,
+    Limits,
+    Series,
+    describe,
 )
-from exporter.sources.jsonshape import json_object, required_int, required_str
+from exporter.sources.baseten.layout import BOUNDED_RATIO_RE, COUNTER, ENDPOINT, UNITS, Descriptor
+from exporter.sources.jsonshape import json_object, required_int
 
 _MODES = frozenset({"CURRENT", "SUMMARY", "SERIES"})
 # A bounded ratio above this was sent as percent; the margin absorbs rounding noise.
@@ -60,76 +58,10 @@ class Response:
     step_ms: int | None
     descriptors: tuple[Descriptor, ...]
     steps: tuple[Step, ...]
-
-
-def _label_sets(raw: Any, where: Callable[[], str]) -> tuple[Labels, ...]:
-    """A descriptor's label sets, each sorted by name. Runs for every descriptor of every
-    poll: the usual shapes (no label, one label) take a short way, and ``where`` is
-    only asked for a message."""
-    if not isinstance(raw, list):
-        raise InvalidResponse(f"{where()}: label_sets is not a list")
-    out: list[Labels] = []
-    for j, ls in enumerate(raw):
-        if not isinstance(ls, dict):
-            raise InvalidResponse(f"{where()}: label set {j} is not an object")
-        for k, v in ls.items():
-            if not isinstance(v, str):
-                raise InvalidResponse(f"{where()}: label {str(k)[:40]!r} of label set {j} is not a string")
-        out.append(tuple(sorted((str(k), v) for k, v in ls.items())) if len(ls) > 1 else tuple(ls.items()))
-    if len(out) > 1 and len(set(out)) != len(out):
-        raise InvalidResponse(f"{where()}: two label sets are the same")
-    return tuple(out)
-
-
-def _raw_key(raw: Any) -> tuple[Any, ...] | None:
-    """A raw descriptor's content as a hashable key; None when it has not the shape of one
-    (it is then parsed, and its error reported, the long way)."""
-    try:
-        key = (
-            raw["name"],
-            raw["kind"],
-            raw["unit_hint"],
-            tuple(tuple(ls.items()) for ls in raw["label_sets"]),
-        )
-        hash(key)
-    except (TypeError, KeyError, AttributeError, IndexError):
-        return None
-    return key
-
-
-@functools.lru_cache(maxsize=4096)
-def _descriptor_of(key: tuple[Any, ...]) -> Descriptor:
-    """The descriptor with this content, validated and built once: every deployment's
-    answer describes the same few metrics at every poll. Invalid content raises (and
-    is not kept)."""
-    name, kind, unit, sets = key
-    return _parse_descriptor(
-        {"name": name, "kind": kind, "unit_hint": unit, "label_sets": [dict(s) for s in sets]}, 0
-    )
-
-
-def _descriptor(raw: Any, i: int) -> Descriptor:
-    key = _raw_key(raw)
-    if key is not None:
-        with contextlib.suppress(InvalidResponse):  # reported below, with its index
-            return _descriptor_of(key)
-    return _parse_descriptor(raw, i)
-
-
-def _parse_descriptor(raw: Any, i: int) -> Descriptor:
-    def where() -> str:
-        return f"{ENDPOINT}: metric_descriptors[{i}]"
-
-    if not isinstance(raw, dict):
-        raise InvalidResponse(f"{where()} is not an object")
-    name, kind, unit = (required_str(raw, f, where(), empty=False) for f in ("name", "kind", "unit_hint"))
-    return Descriptor(name, kind, unit, _label_sets(raw.get("label_sets"), lambda: f"{where()} ({name})"))
-
-
-@functools.lru_cache(maxsize=1024)
-def _check_names(descriptors: tuple[Descriptor, ...]) -> None:
-    """``check_names`` once per set of descriptors (a failure is not kept: it raises again)."""
-    check_names(descriptors)
+    # layouts[i]: the family and labels of each of descriptors[i]'s label sets.
+    layouts: tuple[Series, ...] = ()
+    # Series left out for a label, or a metric name, longer than the limit.
+    dropped: int = 0
 
 
 def _numbers(per_set: list[Any], where: str) -> tuple[float | None, ...]:
@@ -149,9 +81,13 @@ def _numbers(per_set: list[Any], where: str) -> tuple[float | None, ...]:
     return tuple(out)
 
 
-def parse(doc: Any, expect_mode: str) -> Response:
+def parse(
+    doc: Any, expect_mode: str, limits: Limits = DEFAULT_LIMITS, cache: DescriptorCache | None = None
+) -> Response:
     """Validate a GetDeploymentMetricsResponseV1 and index it; InvalidResponse on any mismatch
-    (shape, lengths, label sets that cannot map to distinct series)."""
+    (shape, lengths, label sets that cannot map to distinct series), LimitExceeded for an
+    answer past the target's ``limits`` (see ``descriptors``). ``cache`` is the target's
+    (a fresh one when not given)."""
     doc = json_object(doc, ENDPOINT)
     mode = doc.get("mode")
     if mode not in _MODES:
@@ -168,13 +104,15 @@ def parse(doc: Any, expect_mode: str) -> Response:
     raw_desc, raw_values = doc.get("metric_descriptors"), doc.get("metric_values")
     if not isinstance(raw_desc, list) or not isinstance(raw_values, list):
         raise InvalidResponse(f"{ENDPOINT}: metric_descriptors and metric_values must be lists")
-    descriptors = tuple(_descriptor(d, i) for i, d in enumerate(raw_desc))
-    names = [d.name for d in descriptors]
+    cache = DescriptorCache() if cache is None else cache
+    described, dropped = describe(raw_desc, limits, cache)
+    kept = tuple(d for d in described if d is not None)
+    names = [d.descriptor.name for d in kept]
     if len(set(names)) != len(names):
         raise InvalidResponse(f"{ENDPOINT}: a metric is described twice")
     # Every descriptor's families and labels are checked here, so that translating
     # and accumulating a parsed response can no longer fail half-way.
-    _check_names(descriptors)
+    cache.check(kept, limits.max_families)
     starts: list[int] = []
     rows: list[tuple[tuple[float | None, ...], ...]] = []
     for s, vs in enumerate(raw_values):
@@ -183,24 +121,37 @@ def parse(doc: Any, expect_mode: str) -> Response:
             raise InvalidResponse(f"{where} is not an object")
         starts.append(required_int(vs, "start_epoch_millis", where))
         values = vs.get("values")
-        if not isinstance(values, list) or len(values) != len(descriptors):
+        if not isinstance(values, list) or len(values) != len(described):
             raise InvalidResponse(
                 f"{where}: {len(values) if isinstance(values, list) else 'no'} values "
-                f"for {len(descriptors)} descriptors"
+                f"for {len(described)} descriptors"
             )
         row = []
-        for i, (d, per_set) in enumerate(zip(descriptors, values, strict=True)):
-            if not isinstance(per_set, list) or len(per_set) != len(d.label_sets):
+        for i, (d, per_set) in enumerate(zip(described, values, strict=True)):
+            if d is None:
+                continue
+            if not isinstance(per_set, list) or len(per_set) != d.raw_sets:
                 raise InvalidResponse(
-                    f"{where}: values[{i}] ({d.name}) does not match its {len(d.label_sets)} label sets"
+                    f"{where}: values[{i}] ({d.descriptor.name}) does not match its {d.raw_sets} label sets"
                 )
+            if d.kept is not None:
+                per_set = [per_set[j] for j in d.kept]
             row.append(_numbers(per_set, f"{where}.values[{i}]"))
         rows.append(tuple(row))
     if any(b <= a for a, b in itertools.pairwise(starts)):
         raise InvalidResponse(f"{ENDPOINT}: value sets are not in increasing time order")
     ends = [*starts[1:], end_ms] if starts else []
     steps = tuple(Step(a, max(a, b), r) for a, b, r in zip(starts, ends, rows, strict=True))
-    return Response(mode, start_ms, end_ms, step_s * 1000 if step_s else None, descriptors, steps)
+    return Response(
+        mode,
+        start_ms,
+        end_ms,
+        step_s * 1000 if step_s else None,
+        tuple(d.descriptor for d in kept),
+        steps,
+        tuple(d.series for d in kept),
+        dropped,
+    )
 
 
 def step_length_ms(resp: Response) -> int | None:
@@ -271,7 +222,7 @@ def gauge_samples(
             factor = 0.01
         else:
             now_percent.discard(d.name)
-        series = layout(d)
+        series = resp.layouts[i]
         if step is None:
             continue
         for (fam, labels), v in zip(series, step.values[i], strict=True):

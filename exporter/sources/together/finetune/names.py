@@ -112,9 +112,21 @@ _RESERVED_SUFFIXES = ("_total", "_count", "_sum", "_bucket", "_info", "_created"
 _PLAIN_KEY = re.compile(r"^([a-z][a-z0-9]*)/([a-z0-9]+(?:_[a-z0-9]+)*)$")
 
 
-@lru_cache(maxsize=8192)
+# Keys up to this long have their name and family kept (real keys are tens of
+# characters), so that what the caches hold stays small whatever the keys are.
+_CACHED_KEY_LENGTH = 128
+
+
 def metric_name(key: str) -> str:
     """The metric name for a logged key (see the module docstring for the rules)."""
+    return _cached_name(key) if len(key) <= _CACHED_KEY_LENGTH else _name(key)
+
+
+def key_family(key: str) -> Family:
+    return _cached_family(key) if len(key) <= _CACHED_KEY_LENGTH else _family(key)
+
+
+def _name(key: str) -> str:
     m = _PLAIN_KEY.match(key)
     if m is not None:
         name = f"{PREFIX}{m[1]}_{m[2]}"
@@ -127,11 +139,14 @@ def metric_name(key: str) -> str:
     return name
 
 
-@lru_cache(maxsize=8192)
-def key_family(key: str) -> Family:
+def _family(key: str) -> Family:
     help_key = key if len(key) <= 100 else key[:100] + "…"
     return Family(
         metric_name(key),
         "gauge",
         f"Latest logged value of key {help_key!r} (Together GET /fine-tunes/{{id}}/metrics).",
     )
+
+
+_cached_name = lru_cache(maxsize=4096)(_name)
+_cached_family = lru_cache(maxsize=4096)(_family)

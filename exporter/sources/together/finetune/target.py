@@ -21,6 +21,11 @@ from the metrics of a job that is still ``pending`` or ``queued`` means no rows 
 ``FineTuneDiscovery`` lists ``GET /fine-tunes`` and yields a ``JobTarget`` for each job
 in the configured statuses. A job it found keeps its target after it leaves those
 statuses by finishing, until the target's retention has run out.
+
+Bounds: a logged key longer than ``max_key_length`` is left out (its values counted);
+a list that would make more than ``max_targets`` job targets fails the discovery with
+``too_many_targets``, which keeps the jobs it found before. Both count in
+``inference_exporter_limit_hits_total``.
 """
 
 from __future__ import annotations
@@ -30,10 +35,10 @@ from dataclasses import dataclass
 from exporter.errors import UpstreamError
 from exporter.exposition import Rendered
 from exporter.scope import DEFAULT_SCOPE, Scope, target_id
-from exporter.sources.base import Discovery, Target
+from exporter.sources.base import DEFAULT_MAX_TARGETS, Discovery, Target, counted_limits, too_many_targets
 from exporter.sources.together.finetune import names
 from exporter.sources.together.finetune import translate as tr
-from exporter.upstream import Clients, Reply
+from exporter.upstream import Clients, Reply, VendorClient
 
 SOURCE = "together_finetune"
 DISCOVERY_SOURCE = "together_finetune_discovery"
@@ -52,6 +57,7 @@ class JobSettings:
     # Seconds of vendor log time each read asks for again (see ``apply_rows``).
     overlap: float = 60.0
     scope: Scope = DEFAULT_SCOPE
+    max_key_length: int = tr.DEFAULT_MAX_KEY_LENGTH
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,7 @@ class FineTuneDiscoverySettings:
     timeout: float
     jobs: JobSettings
     scope: Scope = DEFAULT_SCOPE
+    max_targets: int = DEFAULT_MAX_TARGETS
 
 
 class JobTarget(Target):
@@ -86,9 +93,12 @@ class JobTarget(Target):
         """True once a finished job's retention has run out."""
         return self.finished_at is not None and now - self.finished_at > self.opts.retention
 
+    def _client(self) -> VendorClient:
+        return self.clients.get("together", self.account)
+
     async def _get(self, path: str, endpoint: str, params: dict[str, str | int] | None = None) -> Reply:
         # The job's object is read the same way at every poll; its rows from a cursor that moves.
-        return await self.clients.get("together", self.account).request_json(
+        return await self._client().request_json(
             "GET",
             path,
             params=params,
@@ -108,7 +118,8 @@ class JobTarget(Target):
                 "not_found", f"job {self.job_id} answered 404; next try in {self._retry_at - now:.0f}s"
             )
         try:
-            rendered = await self._poll(now)
+            with counted_limits(self._client().stats, SOURCE):
+                rendered = await self._poll(now)
         except UpstreamError as exc:
             if exc.reason == "not_found":
                 self._not_found += 1
@@ -142,7 +153,7 @@ class JobTarget(Target):
             read_at = now
         # Commit only after both requests succeeded, so a failed poll re-reads the same rows.
         keep = self.scope.filter
-        self.state = tr.apply_rows(
+        state = tr.apply_rows(
             self.state,
             rows,
             now,
@@ -150,7 +161,13 @@ class JobTarget(Target):
             read_at=read_at,
             overlap=self.opts.overlap,
             keep_key=(lambda key: keep.keeps(names.metric_name(key))) if keep.active else None,
+            max_key_length=self.opts.max_key_length,
         )
+        if state.long_keys > self.state.long_keys:
+            self._client().stats.limit_hit(
+                SOURCE, tr.MAX_KEY_LENGTH_KEY, state.long_keys - self.state.long_keys
+            )
+        self.state = state
         self.info = info
         rendered = self.scope.render(tr.job_samples(self.job_id, info, self.state))
         rendered.filtered += len(self.state.filtered_keys)
@@ -167,6 +184,7 @@ class FineTuneDiscovery(Discovery):
         self._init_from_settings(target_id(DISCOVERY_SOURCE, settings.scope.account, "fine-tunes"), settings)
         self.clients = clients
         self.statuses = settings.statuses
+        self.max_targets = settings.max_targets
         self.job_settings = settings.jobs
         self.jobs: dict[str, JobTarget] = {}
         # Jobs whose retention ran out while still listed in a watched status (when
@@ -174,26 +192,37 @@ class FineTuneDiscovery(Discovery):
         self.done: set[str] = set()
 
     async def discover(self, now: float) -> tuple[Rendered, list[Target]]:
+        client = self.clients.get("together", self.account)
+        with counted_limits(client.stats, DISCOVERY_SOURCE):
+            return await self._discover(client, now)
+
+    async def _discover(self, client: VendorClient, now: float) -> tuple[Rendered, list[Target]]:
         doc = (
-            await self.clients.get("together", self.account).request_json(
+            await client.request_json(
                 "GET", "/fine-tunes", source=DISCOVERY_SOURCE, endpoint=tr.LIST_ENDPOINT, timeout=self.timeout
             )
         ).doc
         listed = tr.parse_list(doc)
+        rendered = self.scope.render(tr.list_samples(listed))
         status_of = dict(listed)
-        self.done &= status_of.keys()
-        keep: dict[str, JobTarget] = {}
+        done = self.done & status_of.keys()
+        wanted: list[tuple[str, JobTarget | None]] = []
         for job_id, status in status_of.items():
             known = self.jobs.get(job_id)
             if known is not None and known.expired(now):
-                self.done.add(job_id)
+                done.add(job_id)
                 continue
-            if job_id in self.done:
+            if job_id in done:
                 continue
             if status in self.statuses:
-                keep[job_id] = known or JobTarget(self.clients, job_id, self.job_settings)
+                wanted.append((job_id, known))
             elif known is not None and status in tr.TERMINAL:
                 # Finished since we found it: keep it for its final read and retention.
-                keep[job_id] = known
-        self.jobs = keep
-        return self.scope.render(tr.list_samples(listed)), list(keep.values())
+                wanted.append((job_id, known))
+        if len(wanted) > self.max_targets:
+            raise too_many_targets(len(wanted), "jobs to watch", self.max_targets, "watch fewer statuses")
+        self.done = done
+        self.jobs = {
+            job_id: known or JobTarget(self.clients, job_id, self.job_settings) for job_id, known in wanted
+        }
+        return rendered, list(self.jobs.values())

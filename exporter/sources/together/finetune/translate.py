@@ -64,6 +64,10 @@ NOT_STARTED = frozenset({"pending", "queued"})
 SKIP_REASONS = ("not_an_object", "missing_global_step", "non_numeric_value")
 
 _MAX_LABEL = 200
+# Characters of a logged key (``together.fine_tunes.max_key_length``): real keys
+# (``eval/mmlu/high_school_physics/acc_norm``) are tens; a key becomes a metric name.
+DEFAULT_MAX_KEY_LENGTH = 200
+MAX_KEY_LENGTH_KEY = "max_key_length"
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,8 @@ class MetricsState:
     # Keys the metric filter removes: not kept, not counted against max_keys (at most
     # max_keys of them are remembered, for the count on the status page).
     filtered_keys: frozenset[str] = frozenset()
+    # Logged values left out because their key is longer than max_key_length.
+    long_keys: int = 0
 
 
 def metric_rows(doc: Any) -> list[Any]:
@@ -131,6 +137,7 @@ def apply_rows(
     read_at: float,
     overlap: float,
     keep_key: Callable[[str], bool] | None = None,
+    max_key_length: int = DEFAULT_MAX_KEY_LENGTH,
 ) -> MetricsState:
     """Fold one read's rows (in the vendor's chronological order) into ``state``.
 
@@ -152,7 +159,8 @@ def apply_rows(
     in place. A row without an integral ``train/global_step`` or with a value that is
     not a number is skipped and counted; one with a step still counts towards the
     highest step. A key ``keep_key`` refuses (the metric filter) is left out before
-    ``max_keys`` is applied, so filtered keys take no room.
+    ``max_keys`` is applied, so filtered keys take no room; so is a key longer than
+    ``max_key_length``, whose values are counted in ``long_keys``.
     """
     cursor = read_at - overlap if state.cursor is None else max(state.cursor, read_at - overlap)
     # Rows last returned before the new cursor less the overlap were logged before the
@@ -165,6 +173,7 @@ def apply_rows(
     dropped = state.dropped_values
     limit_hit = state.key_limit_reached
     filtered = set(state.filtered_keys)
+    long_keys = state.long_keys
     top = state.last_step
     for row in rows:
         fp = fingerprint(row)
@@ -192,6 +201,9 @@ def apply_rows(
                 break
             parsed[key] = num
         for key, num in parsed.items():
+            if len(key) > max_key_length:
+                long_keys += 1
+                continue
             if keep_key is not None and key not in values and not keep_key(key):
                 if len(filtered) < max_keys:
                     filtered.add(key)
@@ -210,7 +222,17 @@ def apply_rows(
     if top is not None and top != state.last_step:
         step_seen_at = now
     return MetricsState(
-        values, value_steps, top, step_seen_at, skipped, dropped, limit_hit, cursor, seen, frozenset(filtered)
+        values,
+        value_steps,
+        top,
+        step_seen_at,
+        skipped,
+        dropped,
+        limit_hit,
+        cursor,
+        seen,
+        frozenset(filtered),
+        long_keys,
     )
 
 
