@@ -7,6 +7,12 @@ in one retry loop, and every failure becomes an ``UpstreamError`` in one functio
 the status page) and a human ``detail``. Neither ever contains the API key: we never
 format request headers, and the scrubber catches library text.
 
+Whatever answers (the vendor, a proxy, anyone on the path of an ``http://`` URL) is
+bounded here: each attempt as a whole, body included, ends within the request's
+timeout; the body's content coding is undone by ``exporter.encoding`` in pieces
+counted against the body cap as they are produced; and the JSON is read by
+``exporter.vendorjson``, which refuses what cannot be carried and scrubs what was parsed.
+
 Each vendor's client also owns what keeps us polite to that vendor: retries with
 backoff (the rules are in ``exporter.retry``), the request budget
 (``exporter.budget``) and the vendor's own ``Retry-After`` hints, so every source gets
@@ -17,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import json
 import ssl
 import time
 from collections.abc import Mapping
@@ -30,12 +35,14 @@ from httpx_aiohttp import AiohttpTransport
 
 from exporter import __version__
 from exporter.budget import BudgetExhausted, RequestBudget
-from exporter.errors import InvalidResponse, UpstreamError
+from exporter.encoding import VENDOR_ACCEPT_ENCODING, BodyDecoder, UndecodableBody, content_coding
+from exporter.errors import UpstreamError
 from exporter.logs import SCRUBBER
 from exporter.retry import MIN_ATTEMPT_SECONDS, POLL_DEADLINE, parse_http_date, parse_retry_hint, retry_wait
 from exporter.scope import DEFAULT_ACCOUNT
 from exporter.selfmetrics import UpstreamStats as UpstreamStats
 from exporter.urlcache import UrlCache
+from exporter.vendorjson import read_json
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
@@ -59,18 +66,20 @@ class Reply(NamedTuple):
 
 
 class Answer(NamedTuple):
-    """What the vendor sent back. The body is cut short once it is past the cap."""
+    """What the vendor sent back, its body decoded. The body is cut short once it is
+    past the cap; ``refused`` says why it could not be decoded, if it could not."""
 
     status: int
     headers: httpx.Headers
-    body: bytes
+    body: bytes | bytearray
+    refused: UndecodableBody | None = None
 
 
-def _error_message(body: bytes) -> str:
+def _error_message(body: bytes | bytearray) -> str:
     """The vendor's own error message, if the body carries one, cut short."""
     try:
-        doc = json.loads(body)
-    except ValueError:
+        doc = read_json(body, "")
+    except UpstreamError:
         return ""
     if isinstance(doc, dict):
         inner = doc.get("error", doc)
@@ -88,14 +97,20 @@ def upstream_error(
     timeout: float,
     max_body_bytes: int,
     where: str = "the vendor",
+    answering: bool = False,
 ) -> UpstreamError:
     """A failed exchange with the vendor as the error a poll reports: the one place where
     transport errors and unwanted answers become reasons.
 
     ``failure`` is what sending the request or reading its answer raised, an answer
-    that is not wanted (its status, or a body past ``max_body_bytes``), or the
-    ``ValueError`` of a body that is not JSON. ``what`` names the request in the detail.
+    that is not wanted (its status, or a body past ``max_body_bytes``), or why a wanted
+    answer's body could not be decoded. ``what`` names the request in the detail,
+    ``answering`` whether the answer had begun to arrive (its head) when it failed. (A
+    body that decodes but is not the JSON expected is refused where it is read:
+    ``exporter.vendorjson``.)
     """
+    if isinstance(failure, UndecodableBody):
+        return UpstreamError(failure.reason, f"{what}: {failure}")
     if isinstance(failure, Answer):
         status = failure.status
         if len(failure.body) > max_body_bytes:
@@ -115,14 +130,14 @@ def upstream_error(
         return UpstreamError(
             reason, f"{what} answered {status}" + (f": {msg}" if msg else ""), retry_after=hint
         )
-    if isinstance(failure, ValueError):
-        return InvalidResponse(f"{what}: body is not valid JSON")
     # httpx-aiohttp raises httpx.ConnectTimeout for every aiohttp connection error, a
     # reset or a server hanging up included; aiohttp's own error, kept as the cause,
     # tells a timeout from the others.
     cause = failure.__cause__ if isinstance(failure.__cause__, aiohttp.ClientError) else failure
     if isinstance(cause, aiohttp.ConnectionTimeoutError | httpx.ConnectTimeout | httpx.PoolTimeout):
         return UpstreamError("timeout", f"{what}: could not connect to {where} within {timeout:.3g}s")
+    if type(cause) is TimeoutError and answering:  # the attempt's deadline (VendorClient._attempt)
+        return UpstreamError("timeout", f"{what}: {where} did not send its whole answer within {timeout:.3g}s")
     if isinstance(cause, TimeoutError | httpx.TimeoutException):
         return UpstreamError("timeout", f"{what}: {where} sent no answer within {timeout:.3g}s")
     return UpstreamError("connection_error", f"{what}: {connection_problem(cause, where)}")
@@ -242,11 +257,15 @@ class VendorClient:
         self._transport = transport or aiohttp_transport(max_connections)
         self._urls = UrlCache()
         # Gives each request its headers and closes the transport; the requests
-        # themselves go straight to the transport (see _exchange), so no cookie jar is
+        # themselves go straight to the transport (see _send), so no cookie jar is
         # involved on httpx's side either.
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
-            headers={"Authorization": f"Bearer {api_key}", "User-Agent": f"inference-exporter/{__version__}"},
+            headers={
+                "Authorization": f"Bearer {api_key}",
+                "User-Agent": f"inference-exporter/{__version__}",
+                "Accept-Encoding": VENDOR_ACCEPT_ENCODING,
+            },
             transport=self._transport,
             follow_redirects=False,
         )
@@ -318,31 +337,40 @@ class VendorClient:
         timeout = min(call.timeout, deadline - time.monotonic())
         if timeout <= 0:
             raise UpstreamError("timeout", f"{call.what}: no time left in the poll")
+        response: httpx.Response | None = None
         try:
-            answer = await self._exchange(call, timeout)
+            # The whole attempt, body included: the transport's own timeouts only bound
+            # each wait for the next bytes, which a body trickling in never lets expire.
+            async with asyncio.timeout(timeout):
+                response = await self._send(call, timeout)
+                answer = await self._receive(response)
         except TRANSPORT_ERRORS as exc:
             error = upstream_error(
-                call.what, exc, timeout=timeout, max_body_bytes=self.max_body_bytes, where=self.where
+                call.what,
+                exc,
+                timeout=timeout,
+                max_body_bytes=self.max_body_bytes,
+                where=self.where,
+                answering=response is not None,
             )
             self.stats.count(call.source, call.endpoint, "timeout" if error.reason == "timeout" else "error")
             raise error from None
         self.stats.count(call.source, call.endpoint, str(answer.status))
-        failure: ValueError | Answer = answer
-        if answer.status in call.ok_statuses and len(answer.body) <= self.max_body_bytes:
-            try:
-                return Reply(
-                    answer.status, json.loads(answer.body), parse_http_date(answer.headers.get("date"))
-                )
-            except ValueError as exc:
-                failure = exc
+        failure: UndecodableBody | Answer = answer
+        if answer.status in call.ok_statuses:
+            if answer.refused is not None:
+                failure = answer.refused
+            elif len(answer.body) <= self.max_body_bytes:
+                date = parse_http_date(answer.headers.get("date"))
+                return Reply(answer.status, read_json(answer.body, call.what), date)
         error = upstream_error(
             call.what, failure, timeout=timeout, max_body_bytes=self.max_body_bytes, where=self.where
         )
         self._remember_hint(call.key, error.retry_after)
         raise error from None
 
-    async def _exchange(self, call: _Call, timeout: float) -> Answer:
-        """Send the request and read its answer, stopping once the body is past the cap."""
+    async def _send(self, call: _Call, timeout: float) -> httpx.Response:
+        """Send the request; return the answer once its head has arrived."""
         # Waiting for a free connection is not timed (pool=None): the poll's deadline
         # bounds the whole poll.
         # The request is built as the client's build_request would build it (its
@@ -360,17 +388,30 @@ class VendorClient:
         )
         response = await self._transport.handle_async_request(request)
         response.request = request
+        return response
+
+    async def _receive(self, response: httpx.Response) -> Answer:
+        """Read the answer's body, decoding it as it arrives and stopping once it is past
+        the cap (or as soon as its coding is refused)."""
         body = bytearray()
+        refused = None
         try:
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > self.max_body_bytes:
+            # The raw bytes: undone here, never by the HTTP library (see exporter.encoding).
+            decoder = BodyDecoder(content_coding(response.headers.get("content-encoding")), self.max_body_bytes)
+            body = decoder.body
+            stream = response.stream
+            assert isinstance(stream, httpx.AsyncByteStream)
+            async for chunk in stream:
+                if not decoder.feed(chunk):
                     break
+        except UndecodableBody as exc:
+            refused = exc.with_traceback(None)
         finally:
             await response.aclose()
         # Vendor data may echo a key back (in a name, a status, an error message): it is
-        # cut out here, before any of it becomes a label, an id, a name or a detail.
-        return Answer(response.status_code, response.headers, SCRUBBER.scrub_bytes(bytes(body)))
+        # cut out here, before any of it becomes a label, an id, a name or a detail
+        # (and what JSON escapes hide from this, after parsing: exporter.vendorjson).
+        return Answer(response.status_code, response.headers, SCRUBBER.scrub_bytes(body), refused)
 
     async def _wait_turn(self, call: _Call, deadline: float) -> None:
         """Wait out the vendor's last Retry-After for this request, then for a budget slot."""
