@@ -323,16 +323,27 @@ class VendorClient:
                 if exc.reason == "budget_exhausted" and retried is not None:
                     # The retry found no request slot in time: what the vendor did is
                     # the news, not the local refusal.
-                    raise retried from None
+                    try:
+                        raise retried from None
+                    finally:
+                        retried = None  # see _attempt on exceptions and frames
                 wait = retry_wait(exc, attempt, deadline)
                 if wait is None:
                     raise
-                retried = exc
+                # Kept without the frames it was raised through, which hold its answer.
+                retried = exc.with_traceback(None)
             self.stats.retries[(source, endpoint)] += 1
             attempt += 1
             await asyncio.sleep(wait)
 
     async def _attempt(self, call: _Call, deadline: float) -> Reply:
+        """One try: send, read, decode.
+
+        An exception keeps alive the frames it is raised through, and a frame that also
+        holds the exception in a variable makes a reference cycle that only a full
+        collection frees, with the answer (up to the body cap) in it. So errors are
+        raised as they are made, never held in a variable here.
+        """
         await self._wait_turn(call, deadline)
         timeout = min(call.timeout, deadline - time.monotonic())
         if timeout <= 0:
@@ -345,16 +356,7 @@ class VendorClient:
                 response = await self._send(call, timeout)
                 answer = await self._receive(response)
         except TRANSPORT_ERRORS as exc:
-            error = upstream_error(
-                call.what,
-                exc,
-                timeout=timeout,
-                max_body_bytes=self.max_body_bytes,
-                where=self.where,
-                answering=response is not None,
-            )
-            self.stats.count(call.source, call.endpoint, "timeout" if error.reason == "timeout" else "error")
-            raise error from None
+            raise self._unanswered(call, exc, timeout, answering=response is not None) from None
         self.stats.count(call.source, call.endpoint, str(answer.status))
         failure: UndecodableBody | Answer = answer
         if answer.status in call.ok_statuses:
@@ -363,11 +365,23 @@ class VendorClient:
             elif len(answer.body) <= self.max_body_bytes:
                 date = parse_http_date(answer.headers.get("date"))
                 return Reply(answer.status, read_json(answer.body, call.what), date)
+        raise self._unwanted(call, failure, timeout) from None
+
+    def _unanswered(self, call: _Call, exc: BaseException, timeout: float, *, answering: bool) -> UpstreamError:
+        """The error of an attempt that got no whole answer, counted."""
+        error = upstream_error(
+            call.what, exc, timeout=timeout, max_body_bytes=self.max_body_bytes, where=self.where, answering=answering
+        )
+        self.stats.count(call.source, call.endpoint, "timeout" if error.reason == "timeout" else "error")
+        return error
+
+    def _unwanted(self, call: _Call, failure: UndecodableBody | Answer, timeout: float) -> UpstreamError:
+        """The error of an answer that is not wanted, its hint on when to ask again remembered."""
         error = upstream_error(
             call.what, failure, timeout=timeout, max_body_bytes=self.max_body_bytes, where=self.where
         )
         self._remember_hint(call.key, error.retry_after)
-        raise error from None
+        return error
 
     async def _send(self, call: _Call, timeout: float) -> httpx.Response:
         """Send the request; return the answer once its head has arrived."""

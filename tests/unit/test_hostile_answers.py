@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import gzip
 import time
+import tracemalloc
 import zlib
 from dataclasses import dataclass
 
@@ -159,3 +161,36 @@ def test_a_body_trickling_in_is_bounded_by_the_timeout_as_a_whole() -> None:
         " did not send its whole answer within 1s"
     )
     assert elapsed < 2.5, elapsed
+
+
+def test_a_refused_answer_is_freed_at_once_not_by_a_full_collection() -> None:
+    """An error's traceback holds the frames it went through; none may also hold the error
+    (a cycle), or the answer in them (up to the cap) lives on until a full collection."""
+    big = b"x" * (4 << 20)
+    routes = {
+        "/too-large": Spec(b'"' + big + big + b'"'),
+        "/not-json": Spec(b'{"a": "' + big),
+        "/not-text": Spec(b'["' + big + b'", "\\udfff"]'),
+        "/error": Spec(b'{"error": {"message": "' + big + b'"}}', status=503),
+    }
+
+    async def go() -> dict[str, int]:
+        left: dict[str, int] = {}
+        async for c in vendor({path: spec.handle for path, spec in routes.items()}):
+            c.max_body_bytes = 6 << 20
+            for path in routes:
+                base = tracemalloc.get_traced_memory()[0]
+                with contextlib.suppress(UpstreamError):
+                    await get(c, path)
+                left[path] = tracemalloc.get_traced_memory()[0] - base
+        return left
+
+    gc.collect()
+    gc.disable()
+    tracemalloc.start()
+    try:
+        left = asyncio.run(go())
+    finally:
+        tracemalloc.stop()
+        gc.enable()
+    assert all(n < 1 << 20 for n in left.values()), left
