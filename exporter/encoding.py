@@ -13,6 +13,7 @@ library, which would decode a whole chunk at once however large it expands.
 from __future__ import annotations
 
 import re
+from typing import cast
 
 from isal import isal_zlib
 
@@ -65,8 +66,14 @@ def accepts_gzip(header: str | None) -> bool:
 VENDOR_ACCEPT_ENCODING = "gzip, deflate"
 # The codings a vendor answer may come in, each with the window bits that undo it (gzip
 # and zlib wrappers; "deflate" is the zlib format, raw deflate is tried when that fails).
-_WBITS = {"gzip": 16 + isal_zlib.MAX_WBITS, "x-gzip": 16 + isal_zlib.MAX_WBITS, "deflate": isal_zlib.MAX_WBITS}
+_WBITS = {
+    "gzip": 16 + isal_zlib.MAX_WBITS,
+    "x-gzip": 16 + isal_zlib.MAX_WBITS,
+    "deflate": isal_zlib.MAX_WBITS,
+}
 _RAW_DEFLATE = -isal_zlib.MAX_WBITS
+# What the decompressor raises for data it cannot decode (its stubs call it an instance).
+_CORRUPT = cast("type[Exception]", isal_zlib.error)
 # Most decoded bytes one call into the decompressor may produce: the cap is checked
 # after each piece, so this is all a body can hold past it.
 DECODE_STEP = 64 * 1024
@@ -101,7 +108,9 @@ def content_coding(header: str | None) -> str:
         return "identity"
     quoted = repr(header[:_QUOTE_LIMIT])
     if len(codings) > 1:
-        raise UndecodableBody("unsupported_encoding", f"Content-Encoding {quoted}: stacked codings are refused")
+        raise UndecodableBody(
+            "unsupported_encoding", f"Content-Encoding {quoted}: stacked codings are refused"
+        )
     if codings[0] not in _WBITS:
         raise UndecodableBody(
             "unsupported_encoding", f"Content-Encoding {quoted} is not one of identity, gzip, deflate"
@@ -166,7 +175,7 @@ class BodyDecoder:
         self._started = True
         try:
             return inflate.decompress(data, step)
-        except isal_zlib.error:
+        except _CORRUPT:
             if not (first and self.coding == "deflate"):
                 raise UndecodableBody("invalid_response", f"the {self.coding} body is corrupt") from None
         # Some servers send "deflate" as raw deflate data, without the zlib wrapper.

@@ -3,7 +3,7 @@
 A request is built by httpx (the client API the rest of the exporter speaks) and sent
 over aiohttp by httpx-aiohttp's transport; :meth:`VendorClient.request_json` runs it
 in one retry loop, and every failure becomes an ``UpstreamError`` in one function,
-:func:`upstream_error`, with a short, bounded ``reason`` (used as a label value and on
+:func:`exporter.upstreamerror.upstream_error`, with a short, bounded ``reason`` (used as a label value and on
 the status page) and a human ``detail``. Neither ever contains the API key: we never
 format request headers, and the scrubber catches library text.
 
@@ -22,8 +22,6 @@ them by calling ``request_json``.
 from __future__ import annotations
 
 import asyncio
-import errno
-import ssl
 import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -38,18 +36,14 @@ from exporter.budget import BudgetExhausted, RequestBudget
 from exporter.encoding import VENDOR_ACCEPT_ENCODING, BodyDecoder, UndecodableBody, content_coding
 from exporter.errors import UpstreamError
 from exporter.logs import SCRUBBER
-from exporter.retry import MIN_ATTEMPT_SECONDS, POLL_DEADLINE, parse_http_date, parse_retry_hint, retry_wait
+from exporter.retry import MIN_ATTEMPT_SECONDS, POLL_DEADLINE, parse_http_date, retry_wait
 from exporter.scope import DEFAULT_ACCOUNT
 from exporter.selfmetrics import UpstreamStats as UpstreamStats
+from exporter.upstreamerror import TRANSPORT_ERRORS, Answer, upstream_error
 from exporter.urlcache import UrlCache
 from exporter.vendorjson import read_json
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
-
-# What sending a request and reading its answer can raise: httpx's errors, aiohttp's
-# own (httpx-aiohttp passes on those it has no httpx class for, such as a malformed
-# status line) and the socket's.
-TRANSPORT_ERRORS = (httpx.HTTPError, aiohttp.ClientError, OSError)
 
 
 class Reply(NamedTuple):
@@ -63,117 +57,6 @@ class Reply(NamedTuple):
     status: int
     doc: Any
     date: float | None
-
-
-class Answer(NamedTuple):
-    """What the vendor sent back, its body decoded. The body is cut short once it is
-    past the cap; ``refused`` says why it could not be decoded, if it could not."""
-
-    status: int
-    headers: httpx.Headers
-    body: bytes | bytearray
-    refused: UndecodableBody | None = None
-
-
-def _error_message(body: bytes | bytearray) -> str:
-    """The vendor's own error message, if the body carries one, cut short."""
-    try:
-        doc = read_json(body, "")
-    except UpstreamError:
-        return ""
-    if isinstance(doc, dict):
-        inner = doc.get("error", doc)
-        if isinstance(inner, dict):
-            msg = inner.get("message")
-            if isinstance(msg, str):
-                return msg[:200]
-    return ""
-
-
-def upstream_error(
-    what: str,
-    failure: BaseException | Answer,
-    *,
-    timeout: float,
-    max_body_bytes: int,
-    where: str = "the vendor",
-    answering: bool = False,
-) -> UpstreamError:
-    """A failed exchange with the vendor as the error a poll reports: the one place where
-    transport errors and unwanted answers become reasons.
-
-    ``failure`` is what sending the request or reading its answer raised, an answer
-    that is not wanted (its status, or a body past ``max_body_bytes``), or why a wanted
-    answer's body could not be decoded. ``what`` names the request in the detail,
-    ``answering`` whether the answer had begun to arrive (its head) when it failed. (A
-    body that decodes but is not the JSON expected is refused where it is read:
-    ``exporter.vendorjson``.)
-    """
-    if isinstance(failure, UndecodableBody):
-        return UpstreamError(failure.reason, f"{what}: {failure}")
-    if isinstance(failure, Answer):
-        status = failure.status
-        if len(failure.body) > max_body_bytes:
-            return UpstreamError("body_too_large", f"{what}: body over {max_body_bytes} bytes")
-        if status in (401, 403):
-            reason = "unauthorized"
-        elif status == 404:
-            reason = "not_found"
-        elif status == 429:
-            reason = "rate_limited"
-        elif status >= 500:
-            reason = "server_error"
-        else:
-            reason = "client_error"
-        hint = parse_retry_hint(failure.headers, time.time()) if status == 429 or status >= 500 else None
-        msg = _error_message(failure.body)
-        return UpstreamError(
-            reason, f"{what} answered {status}" + (f": {msg}" if msg else ""), retry_after=hint
-        )
-    # httpx-aiohttp raises httpx.ConnectTimeout for every aiohttp connection error, a
-    # reset or a server hanging up included; aiohttp's own error, kept as the cause,
-    # tells a timeout from the others.
-    cause = failure.__cause__ if isinstance(failure.__cause__, aiohttp.ClientError) else failure
-    if isinstance(cause, aiohttp.ConnectionTimeoutError | httpx.ConnectTimeout | httpx.PoolTimeout):
-        return UpstreamError("timeout", f"{what}: could not connect to {where} within {timeout:.3g}s")
-    if type(cause) is TimeoutError and answering:  # the attempt's deadline (VendorClient._attempt)
-        return UpstreamError("timeout", f"{what}: {where} did not send its whole answer within {timeout:.3g}s")
-    if isinstance(cause, TimeoutError | httpx.TimeoutException):
-        return UpstreamError("timeout", f"{what}: {where} sent no answer within {timeout:.3g}s")
-    return UpstreamError("connection_error", f"{what}: {connection_problem(cause, where)}")
-
-
-def connection_problem(cause: BaseException, where: str) -> str:
-    """What went wrong on the way to ``where`` (host:port), in words a person can act on.
-
-    Only the exception's type and the host are used: never its text, which for some
-    libraries repeats the request.
-    """
-    if isinstance(cause, aiohttp.ClientConnectorDNSError):
-        return f"cannot resolve the host name of {where}"
-    if isinstance(cause, aiohttp.ClientConnectorCertificateError):
-        return f"the TLS certificate of {where} is not trusted (verification failed)"
-    if isinstance(cause, aiohttp.ClientSSLError | ssl.SSLError):
-        return f"the TLS handshake with {where} failed"
-    if isinstance(cause, aiohttp.ServerDisconnectedError):
-        return f"{where} closed the connection without answering"
-    if isinstance(cause, aiohttp.ClientPayloadError):
-        return f"the answer from {where} was cut short"
-    if isinstance(cause, aiohttp.ClientResponseError):
-        return f"{where} answered with something that is not HTTP"
-    os_error = cause.os_error if isinstance(cause, aiohttp.ClientConnectorError) else cause
-    code = os_error.errno if isinstance(os_error, OSError) else None
-    if isinstance(os_error, ConnectionRefusedError) or code == errno.ECONNREFUSED:
-        return f"connection to {where} refused (nothing listens there?)"
-    if (
-        isinstance(os_error, ConnectionResetError | aiohttp.ClientConnectionResetError)
-        or code == errno.ECONNRESET
-    ):
-        return f"connection to {where} reset"
-    if isinstance(cause, aiohttp.ClientConnectorError):
-        reason = os_error.strerror if isinstance(os_error, OSError) and os_error.strerror else "failed"
-        return f"cannot connect to {where}: {reason}"
-    return f"{type(cause).__name__} talking to {where}"
 
 
 def aiohttp_transport(max_connections: int) -> AiohttpTransport:
@@ -367,10 +250,17 @@ class VendorClient:
                 return Reply(answer.status, read_json(answer.body, call.what), date)
         raise self._unwanted(call, failure, timeout) from None
 
-    def _unanswered(self, call: _Call, exc: BaseException, timeout: float, *, answering: bool) -> UpstreamError:
+    def _unanswered(
+        self, call: _Call, exc: BaseException, timeout: float, *, answering: bool
+    ) -> UpstreamError:
         """The error of an attempt that got no whole answer, counted."""
         error = upstream_error(
-            call.what, exc, timeout=timeout, max_body_bytes=self.max_body_bytes, where=self.where, answering=answering
+            call.what,
+            exc,
+            timeout=timeout,
+            max_body_bytes=self.max_body_bytes,
+            where=self.where,
+            answering=answering,
         )
         self.stats.count(call.source, call.endpoint, "timeout" if error.reason == "timeout" else "error")
         return error
@@ -411,7 +301,9 @@ class VendorClient:
         refused = None
         try:
             # The raw bytes: undone here, never by the HTTP library (see exporter.encoding).
-            decoder = BodyDecoder(content_coding(response.headers.get("content-encoding")), self.max_body_bytes)
+            decoder = BodyDecoder(
+                content_coding(response.headers.get("content-encoding")), self.max_body_bytes
+            )
             body = decoder.body
             stream = response.stream
             assert isinstance(stream, httpx.AsyncByteStream)

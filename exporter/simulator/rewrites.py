@@ -35,7 +35,11 @@ class Rewrites:
 
     async def add(self, request: web.Request) -> web.Response:
         doc = await request.json()
-        if not isinstance(doc, dict) or not isinstance(doc.get("find"), str) or not isinstance(doc.get("replace"), str):
+        if (
+            not isinstance(doc, dict)
+            or not isinstance(doc.get("find"), str)
+            or not isinstance(doc.get("replace"), str)
+        ):
             return web.json_response({"error": "a rewrite needs find and replace, both strings"}, status=400)
         self.rules.append((doc["find"].encode(), doc["replace"].encode()))
         return web.json_response({"rules": len(self.rules)})

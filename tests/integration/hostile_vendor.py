@@ -108,7 +108,9 @@ class HostileVendor:
                 seen.end = time.monotonic()
         writer.close()
 
-    async def _trickle(self, answer: Trickle, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _trickle(
+        self, answer: Trickle, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         """Send the body byte by byte until it is all sent or the client hangs up."""
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
         writer.write(b"Content-Length: %d\r\n\r\n" % len(answer.body))

@@ -5,6 +5,7 @@ timeout, with bounded memory, while the other targets and every page carry on.""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import time
@@ -30,7 +31,10 @@ BAD = {
         "unsupported_encoding",
     ),
     "bomb/gzip": (Canned(gzip.compress(bytes(256 * MIB), 9), {"Content-Encoding": "gzip"}), "body_too_large"),
-    "bomb/deflate": (Canned(zlib.compress(bytes(256 * MIB), 9), {"Content-Encoding": "deflate"}), "body_too_large"),
+    "bomb/deflate": (
+        Canned(zlib.compress(bytes(256 * MIB), 9), {"Content-Encoding": "deflate"}),
+        "body_too_large",
+    ),
     "bomb/unknown": (Canned(GOOD.body, {"Content-Encoding": "compress"}), "unsupported_encoding"),
     "deep/nesting": (Canned(b"[" * 100_000 + b"]" * 100_000), "invalid_response"),
 }
@@ -67,10 +71,8 @@ def status_kb(pid: int, field: str) -> int:
 
 def reset_peak(pid: int) -> None:
     """Make the process's peak RSS (VmHWM) its current RSS, where the kernel allows it."""
-    try:
+    with contextlib.suppress(OSError):
         Path(f"/proc/{pid}/clear_refs").write_text("5")
-    except OSError:
-        pass
 
 
 def reason(s: Scrape, model: str) -> str | None:
@@ -87,14 +89,21 @@ def timed_scrape(daemon: Proc) -> tuple[Scrape, float]:
 
 
 @pytest.mark.integration
-def test_hostile_answers_fail_alone_within_memory_and_time(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_hostile_answers_fail_alone_within_memory_and_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with HostileVendor() as vendor:
         for model in [HEALTHY, *BAD]:
             vendor.answers[f"{QUEUE}?model={model}"] = GOOD
         # One byte a second, 60 bytes: it would hold a request for a minute.
-        vendor.answers[f"{QUEUE}?model={TRICKLE}"] = Trickle(b'{"messages_waiting": 1, "x": "' + b"x" * 40 + b'"}')
+        vendor.answers[f"{QUEUE}?model={TRICKLE}"] = Trickle(
+            b'{"messages_waiting": 1, "x": "' + b"x" * 40 + b'"}'
+        )
         daemon = start_daemon(
-            tmp_path, queue_config(tmp_path, vendor.url), env={"HOSTILE_KEY": "hostile-key-0b7d"}, wait_ready=False
+            tmp_path,
+            queue_config(tmp_path, vendor.url),
+            env={"HOSTILE_KEY": "hostile-key-0b7d"},
+            wait_ready=False,
         )
         try:
             wait_until(
@@ -114,8 +123,8 @@ def test_hostile_answers_fail_alone_within_memory_and_time(tmp_path: Path, capsy
             while time.monotonic() < deadline:
                 s, took = timed_scrape(daemon)
                 slowest = max(slowest, took)
-                expected = {**{m: r for m, (_, r) in BAD.items()}, TRICKLE: "timeout"}
-                if all(reason(s, m) == r for m, r in expected.items()):
+                wanted = {**{m: r for m, (_, r) in BAD.items()}, TRICKLE: "timeout"}
+                if all(reason(s, m) == r for m, r in wanted.items()):
                     break
                 time.sleep(0.2)
             for _ in range(10):  # a few more polls of each bomb
@@ -123,7 +132,10 @@ def test_hostile_answers_fail_alone_within_memory_and_time(tmp_path: Path, capsy
                 time.sleep(0.3)
             peak_mb = (status_kb(pid, "VmHWM") - idle_rss) / 1024
             after, _ = timed_scrape(daemon)
-            pages = {p: httpx.get(daemon.url + p, timeout=10).status_code for p in ("/targets", "/targets?format=json", "/")}
+            pages = {
+                p: httpx.get(daemon.url + p, timeout=10).status_code
+                for p in ("/targets", "/targets?format=json", "/")
+            }
         finally:
             assert daemon.stop() == 0
         held = vendor.durations(f"{QUEUE}?model={TRICKLE}")
@@ -152,7 +164,7 @@ DEPLOYMENT = {"name": "v1", "status": "ACTIVE", "is_production": True, "environm
 
 def deployments(*ids: str) -> Canned:
     """The deployments list; ids are JSON text (``d\\udfff`` stays an escape)."""
-    items = ",".join('{"id": "%s", %s' % (i, json.dumps(DEPLOYMENT)[1:]) for i in ids)
+    items = ",".join(f'{{"id": "{i}", {json.dumps(DEPLOYMENT)[1:]}' for i in ids)
     return Canned(b'{"deployments": [' + items.encode() + b"]}")
 
 

@@ -8,6 +8,7 @@ import re
 import signal
 import ssl
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import bcrypt
@@ -351,7 +352,7 @@ def echo_the_key(sim: Proc, key: str) -> None:
 
 # How the vendor writes the key it echoes: as it is, or spelled with JSON escapes that
 # the raw bytes do not show (the key of the last one holds a "/", written "\/").
-ECHO_STYLES = {
+ECHO_STYLES: dict[str, tuple[str, Callable[[str], str]]] = {
     "plain": (ECHOED_KEY, lambda k: k),
     "unicode-escape": (ECHOED_KEY, lambda k: "\\u0073" + k[1:]),
     "solidus-escape": (ECHOED_KEY[:30] + "/" + ECHOED_KEY[30:], lambda k: k.replace("/", "\\/")),

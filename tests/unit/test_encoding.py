@@ -10,7 +10,14 @@ import zlib
 
 import pytest
 
-from exporter.encoding import DECODE_STEP, BodyDecoder, UndecodableBody, accepts_gzip, coding_weights, content_coding
+from exporter.encoding import (
+    DECODE_STEP,
+    BodyDecoder,
+    UndecodableBody,
+    accepts_gzip,
+    coding_weights,
+    content_coding,
+)
 
 
 @pytest.mark.parametrize(

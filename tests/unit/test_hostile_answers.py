@@ -35,7 +35,9 @@ class Spec:
 
     async def handle(self, request: web.Request) -> web.Response:
         headers = {"Content-Encoding": self.encoding} if self.encoding else {}
-        return web.Response(body=self.body, status=self.status, headers=headers, content_type="application/json")
+        return web.Response(
+            body=self.body, status=self.status, headers=headers, content_type="application/json"
+        )
 
 
 async def reasons(routes: dict[str, Spec], cap: int) -> dict[str, str]:
@@ -127,7 +129,9 @@ async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
     wait for the next byte is short, the whole answer takes 25 s."""
     await reader.readuntil(b"\r\n\r\n")
     body = b'{"pad": "' + b"x" * 88 + b'"}'
-    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
+    writer.write(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
     with contextlib.suppress(ConnectionError, asyncio.CancelledError):
         for i in range(len(body)):
             writer.write(body[i : i + 1])
@@ -140,7 +144,9 @@ def test_a_body_trickling_in_is_bounded_by_the_timeout_as_a_whole() -> None:
     async def go() -> tuple[UpstreamError, float]:
         server = await asyncio.start_server(trickle, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        client = VendorClient("together", f"http://127.0.0.1:{port}", "k", max_connections=2, stats=UpstreamStats())
+        client = VendorClient(
+            "together", f"http://127.0.0.1:{port}", "k", max_connections=2, stats=UpstreamStats()
+        )
         # Room for one attempt of 1 s; without a bound on the whole request, the body
         # would hold it for 25 s (the test gives up after 6).
         token = POLL_DEADLINE.set(time.monotonic() + 1.05)

@@ -8,7 +8,7 @@ import pytest
 
 from exporter.daemon import Exporter
 from exporter.targetset import STATIC
-from tests.unit.test_daemon import Fake, FakeDiscovery, ids, run
+from tests.unit.test_daemon import FakeDiscovery, ids, run
 
 
 def test_a_target_that_cannot_be_scheduled_holds_back_no_other(
@@ -39,4 +39,4 @@ def test_a_target_that_cannot_be_scheduled_holds_back_no_other(
 
     run(body, tmp_path)
     (record,) = [r for r in caplog.records if r.getMessage() == "target cannot be scheduled"]
-    assert getattr(record, "target") == "fake/d\\udfff" and getattr(record, "error") == "UnicodeEncodeError"
+    assert (vars(record)["target"], vars(record)["error"]) == ("fake/d\\udfff", "UnicodeEncodeError")

@@ -22,7 +22,8 @@ from aiohttp import web
 from exporter import __version__
 from exporter.errors import InvalidResponse, UpstreamError
 from exporter.retry import POLL_DEADLINE
-from exporter.upstream import Answer, Reply, UpstreamStats, VendorClient, upstream_error
+from exporter.upstream import Reply, UpstreamStats, VendorClient
+from exporter.upstreamerror import Answer, upstream_error
 from tests import pki
 from tests.helpers import free_port
 

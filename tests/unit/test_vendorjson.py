@@ -15,18 +15,25 @@ from exporter import vendorjson
 from exporter.errors import InvalidResponse
 from exporter.logs import SCRUBBER
 from exporter.vendorjson import read_json
+from tests.helpers import scrubbing
 
 KEY = "sk-test/9f1c+2a_77e4"
-SHORT = {'"': '\\"', "\\": "\\\\", "/": "\\/", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+SHORT = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "/": "\\/",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+}
 
 
 @pytest.fixture(autouse=True)
-def scrubbing() -> Iterator[None]:
-    SCRUBBER.set_secrets({KEY})
-    try:
+def key_scrubbed() -> Iterator[None]:
+    with scrubbing(KEY):
         yield
-    finally:
-        SCRUBBER.set_secrets(set())
 
 
 def escaped(s: str, rng: random.Random) -> str:
@@ -69,9 +76,9 @@ def read(text: str) -> Any:
 
 
 # Strings made of pieces of text, some of them the key, some close to it.
-texts = st.lists(st.sampled_from(["", "org/", KEY, KEY[:-1], "é", "\n", "a b", '"', "\\", "/"]), max_size=5).map(
-    "".join
-)
+texts = st.lists(
+    st.sampled_from(["", "org/", KEY, KEY[:-1], "é", "\n", "a b", '"', "\\", "/"]), max_size=5
+).map("".join)
 docs = st.recursive(
     st.none() | st.integers() | texts,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(texts, inner, max_size=4),
@@ -100,7 +107,12 @@ def test_a_key_spelled_with_escapes_is_scrubbed(text: str) -> None:
 
 def test_only_a_body_with_an_escape_that_matters_is_walked(monkeypatch: pytest.MonkeyPatch) -> None:
     walked: list[Any] = []
-    monkeypatch.setattr(vendorjson, "_clean", lambda doc: walked.append(doc) or doc)
+
+    def clean(doc: Any) -> Any:
+        walked.append(doc)
+        return doc
+
+    monkeypatch.setattr(vendorjson, "_clean", clean)
     # No key has a newline or a quote: those escapes cannot spell one.
     read('{"message": "line\\none \\"quoted\\""}')
     assert not walked
