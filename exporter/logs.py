@@ -27,24 +27,22 @@ class SecretScrubber(logging.Filter):
     metric names, target ids and error details, some of them cut short where a
     partial key could no longer be recognised. What the raw bytes cannot show (a key
     spelled with JSON escapes) is scrubbed after parsing (``exporter.vendorjson``),
-    which asks ``uses`` whether a character can be part of a key.
+    which asks ``finds`` first whether there is anything to scrub.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self._secrets: tuple[str, ...] = ()
         self._encoded: tuple[bytes, ...] = ()
-        self._chars: frozenset[str] = frozenset()
 
     def set_secrets(self, secrets: set[str] | frozenset[str]) -> None:
         # Longest first, so a key that contains another is replaced whole.
         self._secrets = tuple(sorted((s for s in set(secrets) if len(s) >= 4), key=len, reverse=True))
         self._encoded = tuple(s.encode() for s in self._secrets)
-        self._chars = frozenset("".join(self._secrets))
 
-    def uses(self, char: str) -> bool:
-        """True if ``char`` occurs in a secret."""
-        return char in self._chars
+    def finds(self, text: str) -> bool:
+        """True if a secret occurs in ``text``."""
+        return any(s in text for s in self._secrets)
 
     def scrub(self, text: str) -> str:
         for s in self._secrets:

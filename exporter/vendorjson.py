@@ -13,11 +13,15 @@ as ``invalid_response`` naming what and where:
 
 And it scrubs what the raw bytes could not show. The body's bytes have had every
 configured key cut out before parsing, so a parsed string can only hold a key that an
-escape spelled: ``\\u0073k-…``, or ``\\/`` for a key's ``/``. A body without such an
-escape (no ``\\u``, and no short escape standing for a character some key contains)
-decodes to exactly the bytes that were scrubbed, and is not walked; one with an escape
-has every string scrubbed (object keys too), which is also when a lone surrogate can
-appear, so one walk does both.
+escape spelled: ``\\u0073k-…``, or ``\\/`` for a key's ``/``. Walking every parsed
+string costs several times the parse, so the walk (which scrubs every string, object
+keys too, and finds lone surrogates) is only made when it can find something:
+
+- a body without a backslash has no escape: its strings are the bytes that were scrubbed;
+- a lone surrogate can only come from an escape ``\\uD800`` to ``\\uDFFF``;
+- each parsed string is a substring of the whole text with its escapes undone (one
+  after the other from the left, as the parser does, a surrogate pair as one
+  character): when no key is in that, no string holds one.
 
 Pure: no I/O, and importing it loads no network stack.
 """
@@ -25,22 +29,20 @@ Pure: no I/O, and importing it loads no network stack.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from exporter.errors import InvalidResponse
 from exporter.logs import SCRUBBER
 
-# JSON's two-character escapes, and the character each stands for.
-_SHORT_ESCAPES = (
-    ('\\"', '"'),
-    ("\\\\", "\\"),
-    ("\\/", "/"),
-    ("\\b", "\b"),
-    ("\\f", "\f"),
-    ("\\n", "\n"),
-    ("\\r", "\r"),
-    ("\\t", "\t"),
+# An escape of a UTF-16 surrogate, paired or not (and, harmlessly, text that looks like one).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+# Any JSON escape: a surrogate pair, another \u escape, or a two-character one.
+_ESCAPE = re.compile(
+    r"\\(?:u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|(.))", re.DOTALL
 )
+# What each two-character escape stands for.
+_SHORT = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 
 
 # Longest part of an object's key shown in a detail's path.
@@ -69,7 +71,7 @@ def read_json(body: bytes | bytearray, what: str) -> Any:
         raise InvalidResponse(f"{what}: JSON nested too deep") from None
     except ValueError:
         raise InvalidResponse(f"{what}: body is not valid JSON") from None
-    if not _escaped(text):
+    if not _may_hide(text):
         return doc
     try:
         return _clean(doc)
@@ -79,9 +81,19 @@ def read_json(body: bytes | bytearray, what: str) -> Any:
         ) from None
 
 
-def _escaped(text: str) -> bool:
-    """True if an escape in ``text`` may spell a lone surrogate or part of a key."""
-    return "\\u" in text or any(seq in text for seq, char in _SHORT_ESCAPES if SCRUBBER.uses(char))
+def _may_hide(text: str) -> bool:
+    """True if the escapes of ``text`` (valid JSON) may spell a key or a lone surrogate."""
+    if "\\" not in text:
+        return False
+    return bool(_SURROGATE_ESCAPE.search(text)) or SCRUBBER.finds(_ESCAPE.sub(_undone, text))
+
+
+def _undone(escape: re.Match[str]) -> str:
+    """The character a JSON escape stands for."""
+    high, low, code, short = escape.groups()
+    if high:
+        return chr(0x10000 + ((int(high, 16) - 0xD800) << 10) + int(low, 16) - 0xDC00)
+    return chr(int(code, 16)) if code else _SHORT[short]
 
 
 def _text(s: str) -> str:

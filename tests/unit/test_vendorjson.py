@@ -105,7 +105,7 @@ def test_a_key_spelled_with_escapes_is_scrubbed(text: str) -> None:
     assert read(text) == {"output_name": "org/<redacted>"}
 
 
-def test_only_a_body_with_an_escape_that_matters_is_walked(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_only_a_body_whose_escapes_may_hide_something_is_walked(monkeypatch: pytest.MonkeyPatch) -> None:
     walked: list[Any] = []
 
     def clean(doc: Any) -> Any:
@@ -113,14 +113,14 @@ def test_only_a_body_with_an_escape_that_matters_is_walked(monkeypatch: pytest.M
         return doc
 
     monkeypatch.setattr(vendorjson, "_clean", clean)
-    # No key has a newline or a quote: those escapes cannot spell one.
-    read('{"message": "line\\none \\"quoted\\""}')
+    # Escapes that spell no key and no surrogate: the strings are as scrubbed.
+    for text in ('{"m": "line\\none \\"quoted\\" a\\/b caf\\u00e9 \\u0026"}', '["sk-test\\\\/9f1c+2a_77e4"]'):
+        read(text)
     assert not walked
-    # The key has a "/": its escape can.
-    read('{"name": "a\\/b"}')
-    # \u can spell anything, a lone surrogate included.
-    read('{"name": "caf\\u00e9"}')
-    assert walked == [{"name": "a/b"}, {"name": "café"}]
+    # A key spelled with escapes, across several; a surrogate pair (walked to be sure).
+    read('["x\\u0073k\\u002dtest\\/9f1c+2a_77e4"]')
+    read('["\\ud83d\\ude00"]')
+    assert walked == [["xsk-test/9f1c+2a_77e4"], ["\U0001f600"]]
 
 
 @pytest.mark.parametrize(
