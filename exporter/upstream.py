@@ -138,6 +138,10 @@ class VendorClient:
         # from the vendor's Retry-After / x-ratelimit-reset.
         self._not_before: dict[tuple[str, str], float] = {}
         self._transport = transport or aiohttp_transport(max_connections)
+        # One per connection of the pool: a request takes one before its timeout starts,
+        # so waiting for a free connection (our own queue, not the vendor's slowness)
+        # is never counted against the vendor; the poll's deadline bounds that wait.
+        self._slots = asyncio.Semaphore(max_connections)
         self._urls = UrlCache()
         # Gives each request its headers and closes the transport; the requests
         # themselves go straight to the transport (see _send), so no cookie jar is
@@ -228,18 +232,20 @@ class VendorClient:
         raised as they are made, never held in a variable here.
         """
         await self._wait_turn(call, deadline)
-        timeout = min(call.timeout, deadline - time.monotonic())
-        if timeout <= 0:
-            raise UpstreamError("timeout", f"{call.what}: no time left in the poll")
-        response: httpx.Response | None = None
-        try:
-            # The whole attempt, body included: the transport's own timeouts only bound
-            # each wait for the next bytes, which a body trickling in never lets expire.
-            async with asyncio.timeout(timeout):
-                response = await self._send(call, timeout)
-                answer = await self._receive(response)
-        except TRANSPORT_ERRORS as exc:
-            raise self._unanswered(call, exc, timeout, answering=response is not None) from None
+        async with self._slots:
+            timeout = min(call.timeout, deadline - time.monotonic())
+            if timeout <= 0:
+                raise UpstreamError("timeout", f"{call.what}: no time left in the poll")
+            response: httpx.Response | None = None
+            try:
+                # The whole attempt, body included: the transport's own timeouts only
+                # bound each wait for the next bytes, which a body trickling in never
+                # lets expire.
+                async with asyncio.timeout(timeout):
+                    response = await self._send(call, timeout)
+                    answer = await self._receive(response)
+            except TRANSPORT_ERRORS as exc:
+                raise self._unanswered(call, exc, timeout, answering=response is not None) from None
         self.stats.count(call.source, call.endpoint, str(answer.status))
         failure: UndecodableBody | Answer = answer
         if answer.status in call.ok_statuses:
@@ -275,8 +281,7 @@ class VendorClient:
 
     async def _send(self, call: _Call, timeout: float) -> httpx.Response:
         """Send the request; return the answer once its head has arrived."""
-        # Waiting for a free connection is not timed (pool=None): the poll's deadline
-        # bounds the whole poll.
+        # A connection is free (see _slots), so waiting for one is not timed (pool=None).
         # The request is built as the client's build_request would build it (its
         # headers, the timeouts as an extension) from a URL parsed once for requests
         # that repeat, and goes to httpx's transport interface rather than the client's

@@ -200,3 +200,24 @@ def test_a_refused_answer_is_freed_at_once_not_by_a_full_collection() -> None:
         tracemalloc.stop()
         gc.enable()
     assert all(n < 1 << 20 for n in left.values()), left
+
+
+def test_waiting_for_a_free_connection_is_not_counted_against_the_vendor() -> None:
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.6)
+        return web.json_response({"ok": True})
+
+    async def go() -> list[bool]:
+        async for c in vendor({"/slow": slow}, max_connections=1):
+            token = POLL_DEADLINE.set(time.monotonic() + 5)
+            try:
+                # The second waits 0.6 s for the one connection, then gets its answer
+                # in 0.6 s: each request took less than its 1 s.
+                replies = await asyncio.gather(*(get(c, "/slow", timeout=1.0) for _ in range(2)))
+            finally:
+                POLL_DEADLINE.reset(token)
+            assert not c.stats.retries
+            return [r.doc["ok"] for r in replies]
+        raise AssertionError("no vendor")
+
+    assert asyncio.run(go()) == [True, True]
