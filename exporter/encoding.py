@@ -124,26 +124,30 @@ class BodyDecoder:
     Decoded bytes are produced in pieces of at most ``DECODE_STEP`` and never past
     ``limit + 1`` in all (one byte past the cap tells that the body is too large), so
     memory and time are bounded by the cap whatever the compressed bytes expand to.
+    The bytes on the wire count against the cap too: compressed data that decodes to
+    little or nothing (empty gzip members, one after the other) cannot go on forever.
     """
 
     def __init__(self, coding: str, limit: int) -> None:
         self.body = bytearray()
         self.coding = coding
         self._limit = limit
+        self._wire = 0
         self._wbits = _WBITS.get(coding)
         self._inflate = isal_zlib.decompressobj(self._wbits) if self._wbits is not None else None
         self._started = False
 
     @property
     def over(self) -> bool:
-        """True once the decoded body is past the cap."""
-        return len(self.body) > self._limit
+        """True once the decoded body, or what came over the wire, is past the cap."""
+        return len(self.body) > self._limit or self._wire > self._limit
 
     def feed(self, data: bytes) -> bool:
         """Take the next bytes off the wire; False once the body is past the cap (stop reading)."""
         if self._inflate is None:
             self.body += data
         else:
+            self._wire += len(data)
             self._inflate_all(data)
         return not self.over
 

@@ -251,7 +251,7 @@ class VendorClient:
         if answer.status in call.ok_statuses:
             if answer.refused is not None:
                 failure = answer.refused
-            elif len(answer.body) <= self.max_body_bytes:
+            elif not answer.too_large:
                 date = parse_http_date(answer.headers.get("date"))
                 return Reply(answer.status, read_json(answer.body, call.what), date)
         raise self._unwanted(call, failure, timeout) from None
@@ -304,6 +304,7 @@ class VendorClient:
         the cap (or as soon as its coding is refused)."""
         body = bytearray()
         refused = None
+        decoder = None
         try:
             # The raw bytes: undone here, never by the HTTP library (see exporter.encoding).
             decoder = BodyDecoder(
@@ -322,7 +323,8 @@ class VendorClient:
         # Vendor data may echo a key back (in a name, a status, an error message): it is
         # cut out here, before any of it becomes a label, an id, a name or a detail
         # (and what JSON escapes hide from this, after parsing: exporter.vendorjson).
-        return Answer(response.status_code, response.headers, SCRUBBER.scrub_bytes(body), refused)
+        too_large = decoder is not None and decoder.over
+        return Answer(response.status_code, response.headers, SCRUBBER.scrub_bytes(body), refused, too_large)
 
     async def _wait_turn(self, call: _Call, deadline: float) -> None:
         """Wait out the vendor's last Retry-After for this request, then for a budget slot."""

@@ -30,13 +30,15 @@ TRANSPORT_ERRORS = (httpx.HTTPError, aiohttp.ClientError, OSError)
 
 
 class Answer(NamedTuple):
-    """What the vendor sent back, its body decoded. The body is cut short once it is
-    past the cap; ``refused`` says why it could not be decoded, if it could not."""
+    """What the vendor sent back, its body decoded. The body is cut short once it (or
+    what came over the wire for it) is past the cap, and ``too_large`` says so;
+    ``refused`` says why it could not be decoded, if it could not."""
 
     status: int
     headers: httpx.Headers
     body: bytes | bytearray
     refused: UndecodableBody | None = None
+    too_large: bool = False
 
 
 def _error_message(body: bytes | bytearray) -> str:
@@ -77,7 +79,7 @@ def upstream_error(
         return UpstreamError(failure.reason, f"{what}: {failure}")
     if isinstance(failure, Answer):
         status = failure.status
-        if len(failure.body) > max_body_bytes:
+        if failure.too_large or len(failure.body) > max_body_bytes:
             return UpstreamError("body_too_large", f"{what}: body over {max_body_bytes} bytes")
         if status in (401, 403):
             reason = "unauthorized"

@@ -155,6 +155,13 @@ def test_corrupt_data_is_an_invalid_response(coding: str) -> None:
     assert (err.value.reason, str(err.value)) == ("invalid_response", f"the {coding} body is corrupt")
 
 
+def test_compressed_data_that_decodes_to_nothing_still_meets_the_cap() -> None:
+    wire = gzip.compress(b"") * 1000  # 20 kB of empty gzip members
+    assert len(wire) == 20_000
+    decoder = decoder_fed("gzip", wire, limit=10_000)
+    assert decoder.over and not decoder.body
+
+
 def bomb_peak(wire: bytes, limit: int) -> tuple[int, int]:
     """Decoded length and peak traced memory of decoding a bomb under ``limit``."""
     tracemalloc.start()

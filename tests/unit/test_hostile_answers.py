@@ -67,6 +67,8 @@ def test_content_codings_are_undone_or_refused_with_a_reason() -> None:
         "/unknown": Spec(DOC, "br"),
         "/corrupt": Spec(b"\x1f\x8b" + bytes(30), "gzip"),
         "/bomb": Spec(gzip.compress(bytes(64 << 20), 9), "gzip"),
+        # 200 kB of empty gzip members: nothing decoded, the wire still meets the cap.
+        "/empty-members": Spec(gzip.compress(b"") * 10_000, "gzip"),
         # An error answer is its status's reason, whatever its coding.
         "/error": Spec(DOC, "gzip, gzip", 503),
     }
@@ -82,6 +84,7 @@ def test_content_codings_are_undone_or_refused_with_a_reason() -> None:
         "/unknown": "unsupported_encoding: GET /unknown: Content-Encoding 'br' is not one of identity, gzip, deflate",
         "/corrupt": "invalid_response: GET /corrupt: the gzip body is corrupt",
         "/bomb": "body_too_large: GET /bomb: body over 100000 bytes",
+        "/empty-members": "body_too_large: GET /empty-members: body over 100000 bytes",
         "/error": "server_error: GET /error answered 503",
     }
     # Nothing was expanded past the cap: no gigabyte was ever decoded.
