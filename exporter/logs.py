@@ -25,7 +25,9 @@ class SecretScrubber(logging.Filter):
     ``exporter.upstream``): a vendor that echoes the key inside a data field (a job's
     output name, a deployment's name) would otherwise carry it into label values,
     metric names, target ids and error details, some of them cut short where a
-    partial key could no longer be recognised.
+    partial key could no longer be recognised. What the raw bytes cannot show (a key
+    spelled with JSON escapes) is scrubbed after parsing (``exporter.vendorjson``),
+    which asks ``finds`` first whether there is anything to scrub.
     """
 
     def __init__(self) -> None:
@@ -37,6 +39,10 @@ class SecretScrubber(logging.Filter):
         # Longest first, so a key that contains another is replaced whole.
         self._secrets = tuple(sorted((s for s in set(secrets) if len(s) >= 4), key=len, reverse=True))
         self._encoded = tuple(s.encode() for s in self._secrets)
+
+    def finds(self, text: str) -> bool:
+        """True if a secret occurs in ``text``."""
+        return any(s in text for s in self._secrets)
 
     def scrub(self, text: str) -> str:
         for s in self._secrets:

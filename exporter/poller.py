@@ -11,6 +11,7 @@ targets it found, which replace its group in the target set.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -18,6 +19,7 @@ import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -157,15 +159,33 @@ class Poller:
         """
         changes = self.targets.sync(group, targets)
         for target in changes.removed:
-            self._scheduler.remove_job(target.id)
+            with contextlib.suppress(JobLookupError):  # one that could not be scheduled
+                self._scheduler.remove_job(target.id)
             self.health.pop(target.id, None)
             self._health_lines.pop(target.id, None)
             self.store.remove(target.id)
             self.store.remove(health_key(target.id))
         for target in changes.added:
-            self._schedule(target)
+            self._start(target)
         await asyncio.gather(*(close_target(t) for t in changes.removed))
         return changes
+
+    def _start(self, target: Target) -> None:
+        """Schedule a new target on its own: one that cannot be scheduled is left out
+        (logged, without health) and never keeps the others from being polled."""
+        try:
+            self._schedule(target)
+        except Exception as exc:
+            self.health.pop(target.id, None)
+            self._health_lines.pop(target.id, None)
+            self.store.remove(health_key(target.id))
+            log.error(
+                "target cannot be scheduled",
+                extra={
+                    "target": target.id.encode("utf-8", "backslashreplace").decode(),
+                    "error": type(exc).__name__,
+                },
+            )
 
     def _schedule(self, target: Target) -> None:
         self.health[target.id] = TargetHealth()

@@ -3,9 +3,15 @@
 A request is built by httpx (the client API the rest of the exporter speaks) and sent
 over aiohttp by httpx-aiohttp's transport; :meth:`VendorClient.request_json` runs it
 in one retry loop, and every failure becomes an ``UpstreamError`` in one function,
-:func:`upstream_error`, with a short, bounded ``reason`` (used as a label value and on
+:func:`exporter.upstreamerror.upstream_error`, with a short, bounded ``reason`` (used as a label value and on
 the status page) and a human ``detail``. Neither ever contains the API key: we never
 format request headers, and the scrubber catches library text.
+
+Whatever answers (the vendor, a proxy, anyone on the path of an ``http://`` URL) is
+bounded here: each attempt as a whole, body included, ends within the request's
+timeout; the body's content coding is undone by ``exporter.encoding`` in pieces
+counted against the body cap as they are produced; and the JSON is read by
+``exporter.vendorjson``, which refuses what cannot be carried and scrubs what was parsed.
 
 Each vendor's client also owns what keeps us polite to that vendor: retries with
 backoff (the rules are in ``exporter.retry``), the request budget
@@ -16,9 +22,6 @@ them by calling ``request_json``.
 from __future__ import annotations
 
 import asyncio
-import errno
-import json
-import ssl
 import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -30,19 +33,17 @@ from httpx_aiohttp import AiohttpTransport
 
 from exporter import __version__
 from exporter.budget import BudgetExhausted, RequestBudget
-from exporter.errors import InvalidResponse, UpstreamError
+from exporter.encoding import VENDOR_ACCEPT_ENCODING, BodyDecoder, UndecodableBody, content_coding
+from exporter.errors import UpstreamError
 from exporter.logs import SCRUBBER
-from exporter.retry import MIN_ATTEMPT_SECONDS, POLL_DEADLINE, parse_http_date, parse_retry_hint, retry_wait
+from exporter.retry import MIN_ATTEMPT_SECONDS, POLL_DEADLINE, parse_http_date, retry_wait
 from exporter.scope import DEFAULT_ACCOUNT
 from exporter.selfmetrics import UpstreamStats as UpstreamStats
+from exporter.upstreamerror import TRANSPORT_ERRORS, Answer, upstream_error
 from exporter.urlcache import UrlCache
+from exporter.vendorjson import read_json
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
-
-# What sending a request and reading its answer can raise: httpx's errors, aiohttp's
-# own (httpx-aiohttp passes on those it has no httpx class for, such as a malformed
-# status line) and the socket's.
-TRANSPORT_ERRORS = (httpx.HTTPError, aiohttp.ClientError, OSError)
 
 
 class Reply(NamedTuple):
@@ -56,109 +57,6 @@ class Reply(NamedTuple):
     status: int
     doc: Any
     date: float | None
-
-
-class Answer(NamedTuple):
-    """What the vendor sent back. The body is cut short once it is past the cap."""
-
-    status: int
-    headers: httpx.Headers
-    body: bytes
-
-
-def _error_message(body: bytes) -> str:
-    """The vendor's own error message, if the body carries one, cut short."""
-    try:
-        doc = json.loads(body)
-    except ValueError:
-        return ""
-    if isinstance(doc, dict):
-        inner = doc.get("error", doc)
-        if isinstance(inner, dict):
-            msg = inner.get("message")
-            if isinstance(msg, str):
-                return msg[:200]
-    return ""
-
-
-def upstream_error(
-    what: str,
-    failure: BaseException | Answer,
-    *,
-    timeout: float,
-    max_body_bytes: int,
-    where: str = "the vendor",
-) -> UpstreamError:
-    """A failed exchange with the vendor as the error a poll reports: the one place where
-    transport errors and unwanted answers become reasons.
-
-    ``failure`` is what sending the request or reading its answer raised, an answer
-    that is not wanted (its status, or a body past ``max_body_bytes``), or the
-    ``ValueError`` of a body that is not JSON. ``what`` names the request in the detail.
-    """
-    if isinstance(failure, Answer):
-        status = failure.status
-        if len(failure.body) > max_body_bytes:
-            return UpstreamError("body_too_large", f"{what}: body over {max_body_bytes} bytes")
-        if status in (401, 403):
-            reason = "unauthorized"
-        elif status == 404:
-            reason = "not_found"
-        elif status == 429:
-            reason = "rate_limited"
-        elif status >= 500:
-            reason = "server_error"
-        else:
-            reason = "client_error"
-        hint = parse_retry_hint(failure.headers, time.time()) if status == 429 or status >= 500 else None
-        msg = _error_message(failure.body)
-        return UpstreamError(
-            reason, f"{what} answered {status}" + (f": {msg}" if msg else ""), retry_after=hint
-        )
-    if isinstance(failure, ValueError):
-        return InvalidResponse(f"{what}: body is not valid JSON")
-    # httpx-aiohttp raises httpx.ConnectTimeout for every aiohttp connection error, a
-    # reset or a server hanging up included; aiohttp's own error, kept as the cause,
-    # tells a timeout from the others.
-    cause = failure.__cause__ if isinstance(failure.__cause__, aiohttp.ClientError) else failure
-    if isinstance(cause, aiohttp.ConnectionTimeoutError | httpx.ConnectTimeout | httpx.PoolTimeout):
-        return UpstreamError("timeout", f"{what}: could not connect to {where} within {timeout:.3g}s")
-    if isinstance(cause, TimeoutError | httpx.TimeoutException):
-        return UpstreamError("timeout", f"{what}: {where} sent no answer within {timeout:.3g}s")
-    return UpstreamError("connection_error", f"{what}: {connection_problem(cause, where)}")
-
-
-def connection_problem(cause: BaseException, where: str) -> str:
-    """What went wrong on the way to ``where`` (host:port), in words a person can act on.
-
-    Only the exception's type and the host are used: never its text, which for some
-    libraries repeats the request.
-    """
-    if isinstance(cause, aiohttp.ClientConnectorDNSError):
-        return f"cannot resolve the host name of {where}"
-    if isinstance(cause, aiohttp.ClientConnectorCertificateError):
-        return f"the TLS certificate of {where} is not trusted (verification failed)"
-    if isinstance(cause, aiohttp.ClientSSLError | ssl.SSLError):
-        return f"the TLS handshake with {where} failed"
-    if isinstance(cause, aiohttp.ServerDisconnectedError):
-        return f"{where} closed the connection without answering"
-    if isinstance(cause, aiohttp.ClientPayloadError):
-        return f"the answer from {where} was cut short"
-    if isinstance(cause, aiohttp.ClientResponseError):
-        return f"{where} answered with something that is not HTTP"
-    os_error = cause.os_error if isinstance(cause, aiohttp.ClientConnectorError) else cause
-    code = os_error.errno if isinstance(os_error, OSError) else None
-    if isinstance(os_error, ConnectionRefusedError) or code == errno.ECONNREFUSED:
-        return f"connection to {where} refused (nothing listens there?)"
-    if (
-        isinstance(os_error, ConnectionResetError | aiohttp.ClientConnectionResetError)
-        or code == errno.ECONNRESET
-    ):
-        return f"connection to {where} reset"
-    if isinstance(cause, aiohttp.ClientConnectorError):
-        reason = os_error.strerror if isinstance(os_error, OSError) and os_error.strerror else "failed"
-        return f"cannot connect to {where}: {reason}"
-    return f"{type(cause).__name__} talking to {where}"
 
 
 def aiohttp_transport(max_connections: int) -> AiohttpTransport:
@@ -240,13 +138,21 @@ class VendorClient:
         # from the vendor's Retry-After / x-ratelimit-reset.
         self._not_before: dict[tuple[str, str], float] = {}
         self._transport = transport or aiohttp_transport(max_connections)
+        # One per connection of the pool: a request takes one before its timeout starts,
+        # so waiting for a free connection (our own queue, not the vendor's slowness)
+        # is never counted against the vendor; the poll's deadline bounds that wait.
+        self._slots = asyncio.Semaphore(max_connections)
         self._urls = UrlCache()
         # Gives each request its headers and closes the transport; the requests
-        # themselves go straight to the transport (see _exchange), so no cookie jar is
+        # themselves go straight to the transport (see _send), so no cookie jar is
         # involved on httpx's side either.
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
-            headers={"Authorization": f"Bearer {api_key}", "User-Agent": f"inference-exporter/{__version__}"},
+            headers={
+                "Authorization": f"Bearer {api_key}",
+                "User-Agent": f"inference-exporter/{__version__}",
+                "Accept-Encoding": VENDOR_ACCEPT_ENCODING,
+            },
             transport=self._transport,
             follow_redirects=False,
         )
@@ -304,47 +210,78 @@ class VendorClient:
                 if exc.reason == "budget_exhausted" and retried is not None:
                     # The retry found no request slot in time: what the vendor did is
                     # the news, not the local refusal.
-                    raise retried from None
+                    try:
+                        raise retried from None
+                    finally:
+                        retried = None  # see _attempt on exceptions and frames
                 wait = retry_wait(exc, attempt, deadline)
                 if wait is None:
                     raise
-                retried = exc
+                # Kept without the frames it was raised through, which hold its answer.
+                retried = exc.with_traceback(None)
             self.stats.retries[(source, endpoint)] += 1
             attempt += 1
             await asyncio.sleep(wait)
 
     async def _attempt(self, call: _Call, deadline: float) -> Reply:
+        """One try: send, read, decode.
+
+        An exception keeps alive the frames it is raised through, and a frame that also
+        holds the exception in a variable makes a reference cycle that only a full
+        collection frees, with the answer (up to the body cap) in it. So errors are
+        raised as they are made, never held in a variable here.
+        """
         await self._wait_turn(call, deadline)
-        timeout = min(call.timeout, deadline - time.monotonic())
-        if timeout <= 0:
-            raise UpstreamError("timeout", f"{call.what}: no time left in the poll")
-        try:
-            answer = await self._exchange(call, timeout)
-        except TRANSPORT_ERRORS as exc:
-            error = upstream_error(
-                call.what, exc, timeout=timeout, max_body_bytes=self.max_body_bytes, where=self.where
-            )
-            self.stats.count(call.source, call.endpoint, "timeout" if error.reason == "timeout" else "error")
-            raise error from None
-        self.stats.count(call.source, call.endpoint, str(answer.status))
-        failure: ValueError | Answer = answer
-        if answer.status in call.ok_statuses and len(answer.body) <= self.max_body_bytes:
+        async with self._slots:
+            timeout = min(call.timeout, deadline - time.monotonic())
+            if timeout <= 0:
+                raise UpstreamError("timeout", f"{call.what}: no time left in the poll")
+            response: httpx.Response | None = None
             try:
-                return Reply(
-                    answer.status, json.loads(answer.body), parse_http_date(answer.headers.get("date"))
-                )
-            except ValueError as exc:
-                failure = exc
+                # The whole attempt, body included: the transport's own timeouts only
+                # bound each wait for the next bytes, which a body trickling in never
+                # lets expire.
+                async with asyncio.timeout(timeout):
+                    response = await self._send(call, timeout)
+                    answer = await self._receive(response)
+            except TRANSPORT_ERRORS as exc:
+                raise self._unanswered(call, exc, timeout, answering=response is not None) from None
+        self.stats.count(call.source, call.endpoint, str(answer.status))
+        failure: UndecodableBody | Answer = answer
+        if answer.status in call.ok_statuses:
+            if answer.refused is not None:
+                failure = answer.refused
+            elif not answer.too_large:
+                date = parse_http_date(answer.headers.get("date"))
+                return Reply(answer.status, read_json(answer.body, call.what), date)
+        raise self._unwanted(call, failure, timeout) from None
+
+    def _unanswered(
+        self, call: _Call, exc: BaseException, timeout: float, *, answering: bool
+    ) -> UpstreamError:
+        """The error of an attempt that got no whole answer, counted."""
+        error = upstream_error(
+            call.what,
+            exc,
+            timeout=timeout,
+            max_body_bytes=self.max_body_bytes,
+            where=self.where,
+            answering=answering,
+        )
+        self.stats.count(call.source, call.endpoint, "timeout" if error.reason == "timeout" else "error")
+        return error
+
+    def _unwanted(self, call: _Call, failure: UndecodableBody | Answer, timeout: float) -> UpstreamError:
+        """The error of an answer that is not wanted, its hint on when to ask again remembered."""
         error = upstream_error(
             call.what, failure, timeout=timeout, max_body_bytes=self.max_body_bytes, where=self.where
         )
         self._remember_hint(call.key, error.retry_after)
-        raise error from None
+        return error
 
-    async def _exchange(self, call: _Call, timeout: float) -> Answer:
-        """Send the request and read its answer, stopping once the body is past the cap."""
-        # Waiting for a free connection is not timed (pool=None): the poll's deadline
-        # bounds the whole poll.
+    async def _send(self, call: _Call, timeout: float) -> httpx.Response:
+        """Send the request; return the answer once its head has arrived."""
+        # A connection is free (see _slots), so waiting for one is not timed (pool=None).
         # The request is built as the client's build_request would build it (its
         # headers, the timeouts as an extension) from a URL parsed once for requests
         # that repeat, and goes to httpx's transport interface rather than the client's
@@ -360,17 +297,34 @@ class VendorClient:
         )
         response = await self._transport.handle_async_request(request)
         response.request = request
+        return response
+
+    async def _receive(self, response: httpx.Response) -> Answer:
+        """Read the answer's body, decoding it as it arrives and stopping once it is past
+        the cap (or as soon as its coding is refused)."""
         body = bytearray()
+        refused = None
+        decoder = None
         try:
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > self.max_body_bytes:
+            # The raw bytes: undone here, never by the HTTP library (see exporter.encoding).
+            decoder = BodyDecoder(
+                content_coding(response.headers.get("content-encoding")), self.max_body_bytes
+            )
+            body = decoder.body
+            stream = response.stream
+            assert isinstance(stream, httpx.AsyncByteStream)
+            async for chunk in stream:
+                if not decoder.feed(chunk):
                     break
+        except UndecodableBody as exc:
+            refused = exc.with_traceback(None)
         finally:
             await response.aclose()
         # Vendor data may echo a key back (in a name, a status, an error message): it is
-        # cut out here, before any of it becomes a label, an id, a name or a detail.
-        return Answer(response.status_code, response.headers, SCRUBBER.scrub_bytes(bytes(body)))
+        # cut out here, before any of it becomes a label, an id, a name or a detail
+        # (and what JSON escapes hide from this, after parsing: exporter.vendorjson).
+        too_large = decoder is not None and decoder.over
+        return Answer(response.status_code, response.headers, SCRUBBER.scrub_bytes(body), refused, too_large)
 
     async def _wait_turn(self, call: _Call, deadline: float) -> None:
         """Wait out the vendor's last Retry-After for this request, then for a budget slot."""

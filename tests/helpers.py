@@ -22,6 +22,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.config import ConfigError, load_config
+from exporter.logs import SCRUBBER
 from exporter.upstream import Clients, UpstreamStats, VendorClient
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -36,6 +37,16 @@ def need_binary(name: str) -> str:
             pytest.fail(f"{name} is required in CI but not installed")
         pytest.skip(f"{name} not installed")
     return path
+
+
+@contextlib.contextmanager
+def scrubbing(*keys: str) -> Iterator[None]:
+    """The process's scrubber knows ``keys``, as once the daemon has loaded them; none after."""
+    SCRUBBER.set_secrets(set(keys))
+    try:
+        yield
+    finally:
+        SCRUBBER.set_secrets(set())
 
 
 def free_port() -> int:

@@ -19,6 +19,7 @@ from aiohttp.typedefs import Middleware
 from exporter.simulator.baseten import BasetenSim
 from exporter.simulator.errors import unauthorized
 from exporter.simulator.faults import Faults
+from exporter.simulator.rewrites import Rewrites
 from exporter.simulator.state import DEFAULT_ORG, SimState
 from exporter.simulator.together_finetune import FineTuneSim
 from exporter.simulator.together_jobs import JobsSim
@@ -87,11 +88,14 @@ def _middleware(state: SimState) -> Middleware:
 
 def make_app(state: SimState) -> web.Application:
     faults = Faults()
-    # Outermost first: every request is logged and authenticated, then faults apply.
-    app = web.Application(middlewares=[_middleware(state), faults.middleware()])
+    rewrites = Rewrites()
+    # Outermost first: every request is logged and authenticated, its answer (a fault's
+    # too) rewritten, and faults apply.
+    app = web.Application(middlewares=[_middleware(state), rewrites.middleware(), faults.middleware()])
     app[STATE_KEY] = state
     app[FAULTS_KEY] = faults
     faults.install(app)
+    rewrites.install(app)
     orgs = {name: Organisation(name, state) for name in state.org_names()}
     app[ORGS_KEY] = orgs
     default = orgs[DEFAULT_ORG]

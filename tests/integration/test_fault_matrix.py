@@ -87,6 +87,18 @@ MATRIX = [
         {"kind": "body", "body": '{"messages_running": 1, "messages_waiting": Infinity}'},
         "invalid_response",
     ),
+    # Stacked codings are refused before any byte of the body is decoded.
+    Row(
+        "stacked-encoding",
+        {"kind": "body", "body": GOOD, "headers": {"Content-Encoding": "gzip, gzip"}},
+        "unsupported_encoding",
+    ),
+    Row("deep-nesting", {"kind": "body", "body": "[" * 30_000 + "]" * 30_000}, "invalid_response"),
+    Row(
+        "lone-surrogate",
+        {"kind": "body", "body": '{"messages_running": 1, "messages_waiting": 2, "note": "\\udfff"}'},
+        "invalid_response",
+    ),
     Row("http-401", {"kind": "status", "status": 401}, "unauthorized"),
     Row("http-404", {"kind": "status", "status": 404}, "not_found"),
 ]
@@ -179,7 +191,7 @@ def test_fault_matrix(tmp_path: Path, simulator: Proc, capsys: pytest.CaptureFix
 
     table = [
         "",
-        f"{'fault':<22} {'expected':<18} {'observed':<18} {'value kept':<10} {'req/poll':>8}  recovered",
+        f"{'fault':<22} {'expected':<20} {'observed':<20} {'value kept':<10} {'req/poll':>8}  recovered",
     ]
     for row in MATRIX:
         observed = down_reason(during, row.model) or "up"
@@ -187,7 +199,7 @@ def test_fault_matrix(tmp_path: Path, simulator: Proc, capsys: pytest.CaptureFix
         ratio = sent[row.name] / polls[row.name] if polls.get(row.name) else float("nan")
         recovered = after.value("inference_exporter_target_up", **target(row.model)) == 1
         table.append(
-            f"{row.name:<22} {row.reason or 'up':<18} {observed:<18} {kept!s:<10} {ratio:>8.2f}  {recovered}"
+            f"{row.name:<22} {row.reason or 'up':<20} {observed:<20} {kept!s:<10} {ratio:>8.2f}  {recovered}"
         )
     with capsys.disabled():
         print("\n".join(table))

@@ -14,6 +14,7 @@ PURE = [
     "exporter.exposition",
     "exporter.histogram",
     "exporter.sources.jsonshape",
+    "exporter.vendorjson",
     "exporter.sources.together.queue_translate",
     "exporter.sources.together.probe_translate",
     "exporter.sources.together.finetune.translate",

@@ -9,19 +9,17 @@ import httpx
 import pytest
 
 from exporter.errors import UpstreamError
-from exporter.logs import SCRUBBER, SecretScrubber
+from exporter.logs import SecretScrubber
 from exporter.upstream import UpstreamStats, VendorClient
+from tests.helpers import scrubbing
 
 KEY = "tok-" + "9e2b" * 20
 
 
-@pytest.fixture
-def scrubbing() -> Iterator[None]:
-    SCRUBBER.set_secrets({KEY})
-    try:
+@pytest.fixture(name="scrubbing")
+def scrubbing_fixture() -> Iterator[None]:
+    with scrubbing(KEY):
         yield
-    finally:
-        SCRUBBER.set_secrets(set())
 
 
 def test_a_key_containing_another_is_replaced_whole() -> None:
