@@ -13,8 +13,9 @@ overridden by its own). The metric filter keeps or drops whole families by name:
   exporter's prefix (``inference_exporter_``) itself; ``inference_exporter_target_up``
   is never removed.
 
-Pure: no I/O. A ``Scope`` is frozen and hashable, part of each target's settings, so a
-reload that changes an account's labels or filter rebuilds that account's targets only.
+Pure: no I/O. A ``Scope`` is frozen and hashable, part of each target's settings: a
+reload that changes an account's labels or filter reconfigures that account's targets
+only, and ``restyle`` gives what they last yielded the new labels and filter at once.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from exporter.exposition import Labels, Rendered, Sample, render
+from exporter.exposition import Labels, Rendered, Sample, relabel, render
 
 DEFAULT_ACCOUNT = "default"
 HEALTH_PREFIX = "inference_exporter_"
@@ -130,6 +131,17 @@ class Scope:
         """The target's samples with its labels, less the families its filter removes."""
         keep = self.filter.keeps if self.filter.active else None
         return render(samples, extra=self.extra, keep=keep)
+
+    def restyle(self, rendered: Rendered, old: Scope) -> Rendered:
+        """``rendered`` (a target's samples rendered through ``old``) as this scope
+        renders them: its labels in place of the old ones, less the families its filter
+        removes. A reload applies a target's new labels and filter to what the target
+        last yielded at once, without waiting for its next poll; families the new filter
+        lets through come with that poll."""
+        keep = self.filter.keeps if self.filter.active else None
+        meta = {name: fam for name, fam in rendered.meta.items() if keep is None or keep(name)}
+        lines = {name: rendered.lines[name] for name in meta}
+        return Rendered(meta, relabel(lines, old.extra, self.extra), rendered.filtered)
 
     def render_health(self, samples: Iterable[Sample]) -> Rendered:
         keep = self.filter.keeps_health if self.filter.active else None

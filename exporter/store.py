@@ -144,6 +144,14 @@ class Store:
     def keys(self) -> list[str]:
         return list(self._snapshots)
 
+    def snapshot(self, key: str) -> Rendered | None:
+        """What ``put`` last filed under ``key`` (the family of each name as the store
+        knows it), or None."""
+        lines = self._snapshots.get(key)
+        if lines is None:
+            return None
+        return Rendered({name: self._families[name].family for name in lines}, dict(lines))
+
     @property
     def series(self) -> int:
         return sum(chunk.count(b"\n") for lines in self._snapshots.values() for chunk in lines.values())
