@@ -290,3 +290,40 @@ def test_a_reload_changes_only_what_the_file_changed(tmp_path: Path, sim: Proc, 
         assert KEY not in log and ROTATED_KEY not in log and STAGING_KEY not in log
     finally:
         daemon.stop()
+
+
+def resources(url: str) -> tuple[float, float]:
+    s = parse(httpx.get(url + "/metrics", timeout=5).text)
+    rss, fds = s.value("process_resident_memory_bytes"), s.value("process_open_fds")
+    assert rss is not None and fds is not None
+    return rss, fds
+
+
+def test_a_hundred_label_reloads_leave_memory_and_descriptors_where_they_were(
+    tmp_path: Path, sim: Proc, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key_file = tmp_path / "prod.key"
+    key_file.write_text(KEY)
+    path = tmp_path / "config.yaml"
+    path.write_text(config(sim.url, key_file))
+    daemon = start_daemon(tmp_path, path, env=ENV)
+    try:
+        wait_until(lambda: all_up(daemon) and warmed_up(daemon), 30, "every target up and counting", daemon)
+        ids = target_ids(daemon)
+        for i in range(102):
+            path.write_text(config(sim.url, key_file, prod_team=f"team-{i % 2}"))
+            assert httpx.post(daemon.url + "/-/reload", timeout=10).status_code == 200
+            if i == 1:  # after a first round trip of each label value, as a long-running daemon is
+                time.sleep(2)
+                rss0, fds0 = resources(daemon.url)
+        time.sleep(2)
+        rss1, fds1 = resources(daemon.url)
+        with capsys.disabled():
+            print(
+                f"\n100 reloads: rss {rss0 / 2**20:.1f} -> {rss1 / 2**20:.1f} MiB, fds {fds0:.0f} -> {fds1:.0f}"
+            )
+        assert rss1 - rss0 < 6 * 2**20 and fds1 - fds0 <= 3
+        assert target_ids(daemon) == ids
+        assert "Traceback" not in daemon.log()
+    finally:
+        daemon.stop()
