@@ -145,12 +145,17 @@ class Store:
         return list(self._snapshots)
 
     def snapshot(self, key: str) -> Rendered | None:
-        """What ``put`` last filed under ``key`` (the family of each name as the store
-        knows it), or None."""
+        """What ``put`` last filed under ``key`` and the exposition shows (the family of
+        each name as the store knows it), or None."""
         lines = self._snapshots.get(key)
         if lines is None:
             return None
-        return Rendered({name: self._families[name].family for name in lines}, dict(lines))
+        meta: dict[str, Family] = {}
+        for name in lines:
+            entry = self._families.get(name)
+            if entry is not None and key in entry.chunks:
+                meta[name] = entry.family
+        return Rendered(meta, {name: lines[name] for name in meta})
 
     @property
     def series(self) -> int:
