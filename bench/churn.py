@@ -21,7 +21,9 @@ Baseline: the first sample after ``--warmup`` seconds. Last line: ``churn: minut
 reloads=… rotations=… deployments=… jobs=… rss_mb_start=… rss_mb_end=…
 rss_mb_per_hour=… fds_start=… fds_end=… fds_max=… fds_per_hour=… targets=…
 target_objects=… clients_open=… client_objects=… sessions_open=… tasks=…``; the
-per-hour slopes are fitted over the second half of the samples.
+per-hour slopes are fitted over the second half of the samples. ``--trace N`` traces
+allocations from the first sample on and prints (to stderr) the N source lines whose
+memory grew most by the end.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import os
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +184,7 @@ async def measure(
     next_churn = start + args.churn_every
     next_sample = start + args.warmup
     samples: list[dict[str, float]] = []
+    traced: tracemalloc.Snapshot | None = None
     while (now := time.monotonic()) < end:
         if now >= next_churn:
             await churn.step()
@@ -197,6 +201,9 @@ async def measure(
         exporter.exposition_parts()
         exporter.exposition_gzip()
         if now >= next_sample:
+            if args.trace and traced is None:
+                tracemalloc.start()
+                traced = tracemalloc.take_snapshot()
             samples.append(
                 {
                     "t": now - start,
@@ -213,6 +220,10 @@ async def measure(
         await asyncio.sleep(1.0)
     if not samples:
         raise RuntimeError("no sample taken: --minutes must be longer than --warmup")
+    if traced is not None:
+        growth = tracemalloc.take_snapshot().compare_to(traced, "lineno")
+        for stat in growth[: args.trace]:
+            print(f"grew: {stat}", file=sys.stderr)
     first, last = samples[0], samples[-1]
     half = samples[len(samples) // 2 :]
     return fleet.line(
@@ -245,6 +256,12 @@ def main() -> int:
     p.add_argument("--reload-every", type=float, default=20.0)
     p.add_argument("--churn-every", type=float, default=4.0)
     p.add_argument("--sample-every", type=float, default=15.0)
+    p.add_argument(
+        "--trace",
+        type=int,
+        default=0,
+        help="trace allocations from the first sample; print the N that grew most",
+    )
     return fleet.report(run, p.parse_args())
 
 
