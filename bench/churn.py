@@ -12,14 +12,15 @@ Together accounts (queues, a probe, fine-tune discovery) and one Baseten account
   retention, dropped) while an old one is removed from the vendor;
 - the exposition is rendered every second, plain and gzip, as scrapes would.
 
-Every ``--sample-every`` seconds: RSS, open descriptors, and what is alive in this
+Every ``--sample-every`` seconds: RSS, open descriptors (and how many are sockets:
+each client keeps up to ``max_connections`` idle connections), and what is alive in this
 process: target objects (against those the target set holds), vendor clients
 (against those the exporter has open), aiohttp sessions not closed, asyncio tasks.
 A leak in reloads, replaced clients or discovery churn grows one of these for good.
 
 Baseline: the first sample after ``--warmup`` seconds. Last line: ``churn: minutes=…
 reloads=… rotations=… deployments=… jobs=… rss_mb_start=… rss_mb_end=…
-rss_mb_per_hour=… fds_start=… fds_end=… fds_max=… fds_per_hour=… targets=…
+rss_mb_per_hour=… fds_start=… fds_end=… fds_max=… fds_per_hour=… sockets_end=… targets=…
 target_objects=… clients_open=… client_objects=… sessions_open=… tasks=…``; the
 per-hour slopes are fitted over the second half of the samples. ``--trace N`` traces
 allocations from the first sample on and prints (to stderr) the N source lines whose
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import os
 import sys
@@ -94,8 +96,14 @@ def catalog(first: int) -> list[dict[str, Any]]:
     return [{"id": "m-llm", "name": "llama-chat", "llm": True, "deployments": deployments}]
 
 
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
+def open_fds() -> tuple[int, int]:
+    """Open descriptors of this process, and how many of them are sockets."""
+    fds = sockets = 0
+    for fd in os.listdir("/proc/self/fd"):
+        fds += 1
+        with contextlib.suppress(OSError):
+            sockets += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+    return fds, sockets
 
 
 def alive() -> dict[str, int]:
@@ -208,7 +216,7 @@ async def measure(
                 {
                     "t": now - start,
                     "rss_mb": fleet.rss_mb(),
-                    "fds": open_fds(),
+                    **dict(zip(("fds", "sockets"), open_fds(), strict=True)),
                     "targets": len(exporter.targets),
                     "clients_open": exporter.clients.open_clients(),
                     "tasks": len(asyncio.all_tasks()),
@@ -240,6 +248,7 @@ async def measure(
         fds_end=int(last["fds"]),
         fds_max=int(max(s["fds"] for s in samples)),
         fds_per_hour=slope_per_hour([(s["t"], s["fds"]) for s in half]),
+        sockets_end=int(last["sockets"]),
         targets=int(last["targets"]),
         target_objects=int(last["target_objects"]),
         clients_open=int(last["clients_open"]),

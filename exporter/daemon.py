@@ -5,7 +5,9 @@
 polling with health and staleness (``exporter.poller``), the exposition cache
 (``exporter.store``) and the exporter's own metrics (``exporter.selfmetrics``). It
 handles reload: the new config is loaded and checked next to the running one and
-applied only when it is valid, so a bad file never leaves a half-configured daemon.
+applied only when it is valid, so a bad file never leaves a half-configured daemon;
+applying it changes only what it changed (targets whose ids stay are kept, with their
+state, and take their new settings in place; see docs/configuration.md#reload).
 The HTTP server sees it through the read-only view in ``exporter.server``.
 """
 

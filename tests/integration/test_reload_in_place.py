@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -95,7 +96,7 @@ class Edit:
     """One kind of config edit: the new config's settings, the new key (if rotated),
     how the reload is asked for, and what the new config legitimately changes."""
 
-    settings: dict[str, object] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
     key: str = KEY
     signal: bool = False
     # Label values the edit replaces (old → new): series are compared with the new ones.
@@ -136,6 +137,30 @@ def sim(tmp_path: Path) -> Iterator[Proc]:
     post("/_sim/baseten", {"min_step": 1, "lag": 0})
     yield proc
     proc.stop()
+
+
+@dataclass(frozen=True)
+class Running:
+    """The daemon, its config and key files, and its targets once all are up."""
+
+    daemon: Proc
+    path: Path
+    key_file: Path
+    ids: set[str]
+
+
+@pytest.fixture
+def running(tmp_path: Path, sim: Proc) -> Iterator[Running]:
+    key_file = tmp_path / "prod.key"
+    key_file.write_text(KEY)
+    path = tmp_path / "config.yaml"
+    path.write_text(config(sim.url, key_file))
+    daemon = start_daemon(tmp_path, path, env=ENV)
+    try:
+        wait_until(lambda: all_up(daemon) and warmed_up(daemon), 30, "every target up and counting", daemon)
+        yield Running(daemon, path, key_file, target_ids(daemon))
+    finally:
+        daemon.stop()
 
 
 class Scraper:
@@ -237,59 +262,50 @@ def reload(daemon: Proc, edit: Edit) -> None:
 
 
 @pytest.mark.parametrize("edit", EDITS.values(), ids=list(EDITS))
-def test_a_reload_changes_only_what_the_file_changed(tmp_path: Path, sim: Proc, edit: Edit) -> None:
-    key_file = tmp_path / "prod.key"
-    key_file.write_text(KEY)
-    path = tmp_path / "config.yaml"
-    path.write_text(config(sim.url, key_file))
-    daemon = start_daemon(tmp_path, path, env=ENV)
-    try:
-        wait_until(lambda: all_up(daemon) and warmed_up(daemon), 30, "every target up and counting", daemon)
-        ids = target_ids(daemon)
-        with Scraper(daemon.url) as scraper:
-            time.sleep(BEFORE_SECONDS)
-            key_file.write_text(edit.key)
-            path.write_text(config(sim.url, key_file, **edit.settings))  # type: ignore[arg-type]
-            began = time.time()
-            reload(daemon, edit)
-            applied = time.time()
-            time.sleep(AFTER_SECONDS)
-        assert target_ids(daemon) == ids  # nothing dropped, nothing rediscovered under a new id
-        failed = [r for _, _, r in scraper.results if not isinstance(r, Scrape)]
-        assert not failed
-        scrapes = [(start, end, r) for start, end, r in scraper.results if isinstance(r, Scrape)]
-        last_before = max(i for i, (_, end, _) in enumerate(scrapes) if end < began)
-        expected = {k for k in normalized(scrapes[last_before][2], edit) if kept_by_both(k, edit)}
-        previous = normalized(scrapes[last_before][2], edit)
-        for start, _, s in scrapes[last_before + 1 :]:
-            series = normalized(s, edit)
-            missing = sorted(expected - series.keys())
-            assert not missing, f"{len(missing)} series missing from the scrape at {start - began:+.2f}s"
-            decreased = [(k, previous[k], v) for k, v in series.items() if k in previous and v < previous[k]]
-            assert not [d for d in decreased if counter_like(s, d[0][0])], decreased
-            previous = series
-            if start > applied:
-                stale = [k for k in s.samples if any(v in edit.renamed for n, v in k[1] if n == "team")]
-                assert not stale, f"old labels {stale[:3]} at {start - applied:+.2f}s after the reload"
-                gone = [k for k in s.samples if dropped(k, edit)]
-                assert not gone, gone[:3]
-        # The fine-tune histories were read once: every later read has a cursor, never moving back.
-        reads = fine_tune_reads(sim)
-        for job in JOBS:
-            cursors = [c for c in reads[job][1:] if c is not None]
-            assert cursors and len(cursors) == len(reads[job]) - 1, (job, reads[job][:3])
-            assert cursors == sorted(cursors), job  # ISO-8601 in UTC: text order is time order
-        if edit.key != KEY:
-            # New requests use the new key; the old one is not sent after the polls in flight.
-            old, new = key_fingerprint(KEY), key_fingerprint(edit.key)
-            late = [e for e in request_log(sim, since=applied + 2.0) if e["key"] == old]
-            assert not late, late[:3]
-            assert request_log(sim, since=applied + 2.0)[-1]["key"] == new
-        log = daemon.log()
-        assert "Traceback" not in log and "Session is closed" not in log
-        assert KEY not in log and ROTATED_KEY not in log and STAGING_KEY not in log
-    finally:
-        daemon.stop()
+def test_a_reload_changes_only_what_the_file_changed(sim: Proc, running: Running, edit: Edit) -> None:
+    daemon, path, key_file, ids = running.daemon, running.path, running.key_file, running.ids
+    with Scraper(daemon.url) as scraper:
+        time.sleep(BEFORE_SECONDS)
+        key_file.write_text(edit.key)
+        path.write_text(config(sim.url, key_file, **edit.settings))
+        began = time.time()
+        reload(daemon, edit)
+        applied = time.time()
+        time.sleep(AFTER_SECONDS)
+    assert target_ids(daemon) == ids  # nothing dropped, nothing rediscovered under a new id
+    failed = [r for _, _, r in scraper.results if not isinstance(r, Scrape)]
+    assert not failed
+    scrapes = [(start, end, r) for start, end, r in scraper.results if isinstance(r, Scrape)]
+    last_before = max(i for i, (_, end, _) in enumerate(scrapes) if end < began)
+    expected = {k for k in normalized(scrapes[last_before][2], edit) if kept_by_both(k, edit)}
+    previous = normalized(scrapes[last_before][2], edit)
+    for start, _, s in scrapes[last_before + 1 :]:
+        series = normalized(s, edit)
+        missing = sorted(expected - series.keys())
+        assert not missing, f"{len(missing)} series missing from the scrape at {start - began:+.2f}s"
+        decreased = [(k, previous[k], v) for k, v in series.items() if k in previous and v < previous[k]]
+        assert not [d for d in decreased if counter_like(s, d[0][0])], decreased
+        previous = series
+        if start > applied:
+            stale = [k for k in s.samples if any(v in edit.renamed for n, v in k[1] if n == "team")]
+            assert not stale, f"old labels {stale[:3]} at {start - applied:+.2f}s after the reload"
+            gone = [k for k in s.samples if dropped(k, edit)]
+            assert not gone, gone[:3]
+    # The fine-tune histories were read once: every later read has a cursor, never moving back.
+    reads = fine_tune_reads(sim)
+    for job in JOBS:
+        cursors = [c for c in reads[job][1:] if c is not None]
+        assert cursors and len(cursors) == len(reads[job]) - 1, (job, reads[job][:3])
+        assert cursors == sorted(cursors), job  # ISO-8601 in UTC: text order is time order
+    if edit.key != KEY:
+        # New requests use the new key; the old one is not sent after the polls in flight.
+        old, new = key_fingerprint(KEY), key_fingerprint(edit.key)
+        late = [e for e in request_log(sim, since=applied + 2.0) if e["key"] == old]
+        assert not late, late[:3]
+        assert request_log(sim, since=applied + 2.0)[-1]["key"] == new
+    log = daemon.log()
+    assert "Traceback" not in log and "Session is closed" not in log
+    assert KEY not in log and ROTATED_KEY not in log and STAGING_KEY not in log
 
 
 def resources(url: str) -> tuple[float, float]:
@@ -300,30 +316,21 @@ def resources(url: str) -> tuple[float, float]:
 
 
 def test_a_hundred_label_reloads_leave_memory_and_descriptors_where_they_were(
-    tmp_path: Path, sim: Proc, capsys: pytest.CaptureFixture[str]
+    sim: Proc, running: Running, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    key_file = tmp_path / "prod.key"
-    key_file.write_text(KEY)
-    path = tmp_path / "config.yaml"
-    path.write_text(config(sim.url, key_file))
-    daemon = start_daemon(tmp_path, path, env=ENV)
-    try:
-        wait_until(lambda: all_up(daemon) and warmed_up(daemon), 30, "every target up and counting", daemon)
-        ids = target_ids(daemon)
-        for i in range(102):
-            path.write_text(config(sim.url, key_file, prod_team=f"team-{i % 2}"))
-            assert httpx.post(daemon.url + "/-/reload", timeout=10).status_code == 200
-            if i == 1:  # after a first round trip of each label value, as a long-running daemon is
-                time.sleep(2)
-                rss0, fds0 = resources(daemon.url)
-        time.sleep(2)
-        rss1, fds1 = resources(daemon.url)
-        with capsys.disabled():
-            print(
-                f"\n100 reloads: rss {rss0 / 2**20:.1f} -> {rss1 / 2**20:.1f} MiB, fds {fds0:.0f} -> {fds1:.0f}"
-            )
-        assert rss1 - rss0 < 6 * 2**20 and fds1 - fds0 <= 3
-        assert target_ids(daemon) == ids
-        assert "Traceback" not in daemon.log()
-    finally:
-        daemon.stop()
+    daemon, path, key_file, ids = running.daemon, running.path, running.key_file, running.ids
+    for i in range(102):
+        path.write_text(config(sim.url, key_file, prod_team=f"team-{i % 2}"))
+        assert httpx.post(daemon.url + "/-/reload", timeout=10).status_code == 200
+        if i == 1:  # after a first round trip of each label value, as a long-running daemon is
+            time.sleep(2)
+            rss0, fds0 = resources(daemon.url)
+    time.sleep(2)
+    rss1, fds1 = resources(daemon.url)
+    with capsys.disabled():
+        print(
+            f"\n100 reloads: rss {rss0 / 2**20:.1f} -> {rss1 / 2**20:.1f} MiB, fds {fds0:.0f} -> {fds1:.0f}"
+        )
+    assert rss1 - rss0 < 6 * 2**20 and fds1 - fds0 <= 3
+    assert target_ids(daemon) == ids
+    assert "Traceback" not in daemon.log()
