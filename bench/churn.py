@@ -111,7 +111,7 @@ def alive() -> dict[str, int]:
     gc.collect()
     counts = {"target_objects": 0, "client_objects": 0, "sessions_open": 0}
     for o in gc.get_objects():
-        if isinstance(o, Target):
+        if Target in type(o).__mro__:
             counts["target_objects"] += 1
         elif isinstance(o, VendorClient):
             counts["client_objects"] += 1
