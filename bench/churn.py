@@ -20,11 +20,12 @@ A leak in reloads, replaced clients or discovery churn grows one of these for go
 
 Baseline: the first sample after ``--warmup`` seconds. Last line: ``churn: minutes=…
 reloads=… rotations=… deployments=… jobs=… rss_mb_start=… rss_mb_end=…
-rss_mb_per_hour=… fds_start=… fds_end=… fds_max=… fds_per_hour=… sockets_end=… targets=…
-target_objects=… clients_open=… client_objects=… sessions_open=… tasks=…``; the
+rss_mb_per_hour=… fds_start=… fds_end=… fds_max=… fds_per_hour=… sockets_end=…
+targets=… target_objects=… clients_open=… client_objects=… sessions_open=…
+gc_objects_start=… gc_objects_end=… blocks_start=… blocks_end=… tasks=…``; the
 per-hour slopes are fitted over the second half of the samples. ``--trace N`` traces
 allocations from the first sample on and prints (to stderr) the N source lines whose
-memory grew most by the end.
+memory grew most by the end, and the N types with the most objects more.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -106,11 +108,22 @@ def open_fds() -> tuple[int, int]:
     return fds, sockets
 
 
-def alive() -> dict[str, int]:
-    """Objects of interest alive in this process (after a full collection)."""
+def alive(types: Counter[str] | None = None) -> dict[str, int]:
+    """Objects of interest alive in this process (after a full collection), the objects
+    the collector tracks and the memory blocks Python has allocated; ``types`` is
+    filled with the tracked objects by type."""
     gc.collect()
-    counts = {"target_objects": 0, "client_objects": 0, "sessions_open": 0}
-    for o in gc.get_objects():
+    objects = gc.get_objects()
+    counts = {
+        "target_objects": 0,
+        "client_objects": 0,
+        "sessions_open": 0,
+        "gc_objects": len(objects),
+        "blocks": sys.getallocatedblocks(),
+    }
+    if types is not None:
+        types.update(type(o).__qualname__ for o in objects)
+    for o in objects:
         if Target in type(o).__mro__:
             counts["target_objects"] += 1
         elif isinstance(o, VendorClient):
@@ -193,6 +206,7 @@ async def measure(
     next_sample = start + args.warmup
     samples: list[dict[str, float]] = []
     traced: tracemalloc.Snapshot | None = None
+    first_types: Counter[str] = Counter()
     while (now := time.monotonic()) < end:
         if now >= next_churn:
             await churn.step()
@@ -212,6 +226,7 @@ async def measure(
             if args.trace and traced is None:
                 tracemalloc.start()
                 traced = tracemalloc.take_snapshot()
+                alive(first_types)
             samples.append(
                 {
                     "t": now - start,
@@ -232,6 +247,11 @@ async def measure(
         growth = tracemalloc.take_snapshot().compare_to(traced, "lineno")
         for stat in growth[: args.trace]:
             print(f"grew: {stat}", file=sys.stderr)
+        last_types: Counter[str] = Counter()
+        alive(last_types)
+        last_types.subtract(first_types)
+        for name, more in last_types.most_common(args.trace):
+            print(f"more objects: {name} {more:+d}", file=sys.stderr)
     first, last = samples[0], samples[-1]
     half = samples[len(samples) // 2 :]
     return fleet.line(
@@ -254,6 +274,10 @@ async def measure(
         clients_open=int(last["clients_open"]),
         client_objects=int(last["client_objects"]),
         sessions_open=int(last["sessions_open"]),
+        gc_objects_start=int(first["gc_objects"]),
+        gc_objects_end=int(last["gc_objects"]),
+        blocks_start=int(first["blocks"]),
+        blocks_end=int(last["blocks"]),
         tasks=int(last["tasks"]),
     )
 
