@@ -20,7 +20,7 @@ A leak in reloads, replaced clients or discovery churn grows one of these for go
 
 Baseline: the first sample after ``--warmup`` seconds. Last line: ``churn: minutes=…
 reloads=… rotations=… deployments=… jobs=… rss_mb_start=… rss_mb_end=…
-rss_mb_per_hour=… fds_start=… fds_end=… fds_max=… fds_per_hour=… sockets_end=…
+rss_mb_per_hour=… rss_mb_trimmed=… fds_start=… fds_end=… fds_max=… fds_per_hour=… sockets_end=…
 targets=… target_objects=… clients_open=… client_objects=… sessions_open=…
 gc_objects_start=… gc_objects_end=… blocks_start=… blocks_end=… tasks=…``; the
 per-hour slopes are fitted over the second half of the samples. ``--trace N`` traces
@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import gc
 import os
 import sys
@@ -131,6 +132,15 @@ def alive(types: Counter[str] | None = None) -> dict[str, int]:
         elif isinstance(o, aiohttp.ClientSession) and not o.closed:
             counts["sessions_open"] += 1
     return counts
+
+
+def rss_after_trim() -> float:
+    """RSS once the C allocator has handed its free memory back to the system
+    (``malloc_trim``): what RSS holds beyond that is memory in use, not freed memory
+    kept for reuse. The plain RSS where there is no glibc."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    return fleet.rss_mb()
 
 
 def slope_per_hour(points: list[tuple[float, float]]) -> float:
@@ -253,6 +263,7 @@ async def measure(
         for name, more in last_types.most_common(args.trace):
             print(f"more objects: {name} {more:+d}", file=sys.stderr)
     first, last = samples[0], samples[-1]
+    trimmed = rss_after_trim()
     half = samples[len(samples) // 2 :]
     return fleet.line(
         "churn",
@@ -264,6 +275,7 @@ async def measure(
         rss_mb_start=first["rss_mb"],
         rss_mb_end=last["rss_mb"],
         rss_mb_per_hour=slope_per_hour([(s["t"], s["rss_mb"]) for s in half]),
+        rss_mb_trimmed=trimmed,
         fds_start=int(first["fds"]),
         fds_end=int(last["fds"]),
         fds_max=int(max(s["fds"] for s in samples)),
