@@ -215,8 +215,9 @@ async def build_fleet(clients: Clients, size: FleetSize, *, interval: float, tim
 
 
 @contextlib.contextmanager
-def simulator() -> Iterator[str]:
-    """The simulator as its own process (its CPU is not the exporter's); yields its URL."""
+def simulator(key: str = SIM_KEY, *more: str) -> Iterator[str]:
+    """The simulator as its own process (its CPU is not the exporter's), accepting
+    ``key`` (``more``: further simulator arguments); yields its URL."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -226,7 +227,8 @@ def simulator() -> Iterator[str]:
             "--web.listen-address",
             "127.0.0.1:0",
             "--api-key",
-            SIM_KEY,
+            key,
+            *more,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

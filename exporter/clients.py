@@ -2,8 +2,11 @@
 
 A client holds a connection pool, the account's request budget and its ``Retry-After``
 memory, so a reload that leaves an account's settings as they were keeps its client.
-One whose settings changed (a new key, URL or limit) is replaced; polls still running
-on the old one finish first, then it is closed. Other accounts are not touched.
+One whose settings changed (a new key, URL or limit) is replaced: targets look their
+client up at each poll, so new polls use the new one at once, while polls still
+running on the old one finish first (the caller's grace), then it is closed. Other
+accounts are not touched. The key scrubber knows the key of every client still open,
+so a replaced key echoed in an answer to a request in flight is still scrubbed.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from exporter.budget import shard_rate
 from exporter.config import LoadedConfig
 from exporter.config.accounts import accounts_of
 from exporter.config.common import AccountCommon
+from exporter.logs import SCRUBBER, SecretScrubber
 from exporter.upstream import Clients, UpstreamStats, VendorClient
 
 AccountKey = tuple[str, str]
@@ -61,11 +65,14 @@ class VendorClients:
     changed client takes effect without rebuilding any target.
     """
 
-    def __init__(self, stats: UpstreamStats, total_shards: int) -> None:
+    def __init__(self, stats: UpstreamStats, total_shards: int, scrubber: SecretScrubber = SCRUBBER) -> None:
         self.current = Clients()
         self._stats = stats
         self._total_shards = total_shards
+        self._scrubber = scrubber
         self._keys: dict[AccountKey, Hashable] = {}
+        # Every client not closed yet, current or replaced, with its API key.
+        self._open: dict[VendorClient, str] = {}
         # Replaced clients waiting out their grace before they close, by the task that
         # closes them: at shutdown the waits are cut short and the clients closed at once.
         self._retiring: dict[asyncio.Task[None], list[VendorClient]] = {}
@@ -81,17 +88,28 @@ class VendorClients:
                 clients[key] = existing
             else:
                 clients[key] = make_client(loaded, key, account, self._stats, self._total_shards)
+                self._open[clients[key]] = loaded.secrets[key]
         self._keys = keys
         replaced = self.current.replace(clients)
+        self._scrub()
         if replaced:
             task = asyncio.create_task(self._close_later(replaced, grace))
             self._retiring[task] = replaced
             task.add_done_callback(self._retiring.pop)
 
-    @staticmethod
-    async def _close_later(clients: list[VendorClient], delay: float) -> None:
+    def open_clients(self) -> int:
+        """Clients not closed yet: the current ones and the replaced ones in their grace."""
+        return len(self._open)
+
+    def _scrub(self) -> None:
+        self._scrubber.set_secrets(set(self._open.values()))
+
+    async def _close_later(self, clients: list[VendorClient], delay: float) -> None:
         await asyncio.sleep(delay)
         await _close(clients)
+        for client in clients:
+            self._open.pop(client, None)
+        self._scrub()
 
     async def aclose(self) -> None:
         """Close every client, the current ones and those still in their grace."""

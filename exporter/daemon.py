@@ -5,7 +5,9 @@
 polling with health and staleness (``exporter.poller``), the exposition cache
 (``exporter.store``) and the exporter's own metrics (``exporter.selfmetrics``). It
 handles reload: the new config is loaded and checked next to the running one and
-applied only when it is valid, so a bad file never leaves a half-configured daemon.
+applied only when it is valid, so a bad file never leaves a half-configured daemon;
+applying it changes only what it changed (targets whose ids stay are kept, with their
+state, and take their new settings in place; see docs/configuration.md#reload).
 The HTTP server sees it through the read-only view in ``exporter.server``.
 """
 
@@ -40,6 +42,9 @@ T = TypeVar("T")
 
 # Longest wait for targets to close at shutdown.
 STOP_CLOSE_SECONDS = 0.8
+# How much longer than the longest poll interval a replaced client stays open: the
+# cleanup of an interrupted probe may still use it for a few seconds after its poll.
+CLIENT_GRACE_MARGIN = 5.0
 
 
 class Exporter:
@@ -157,15 +162,16 @@ class Exporter:
             return True, "config reloaded"
 
     async def _apply(self, loaded: LoadedConfig) -> None:
-        SCRUBBER.set_secrets(set(loaded.secrets.values()))
+        # First, so that the scrubber knows the new keys before anything is logged. A
+        # replaced client closes once the polls that may still use it have ended: a poll
+        # (its retries included) ends within its interval.
+        grace = max((t.interval for t in self.targets), default=0.0) + CLIENT_GRACE_MARGIN
+        self.clients.update(loaded, grace)
         for warning in loaded.warnings:
             log.warning("config warning", extra={"problem": str(warning)})
         self._config = loaded.config
         glob = loaded.config.global_
         self.poller.settings = PollSettings(start_spread=glob.start_spread, stale_grace=glob.stale_grace)
-        # A replaced client closes once the polls that may still use it have ended.
-        grace = max((t.timeout for t in self.targets), default=0.0)
-        self.clients.update(loaded, grace)
         await self.poller.sync(STATIC, build_targets(loaded.config, self.clients.current))
         self.metrics.reload_succeeded(time.time())
 

@@ -180,6 +180,71 @@ def extra_parts(extra: Labels) -> tuple[frozenset[str], str]:
     return frozenset(k for k, _ in extra), format_labels(extra)[1:-1]
 
 
+# One label pair as ``join_labels`` writes it: a name, and a value with its escapes.
+_PAIR = re.compile(rb'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def relabel(lines: dict[str, bytes], old: Labels, new: Labels) -> dict[str, bytes]:
+    """Lines ``render`` made with ``extra=old`` as it makes them with ``extra=new``.
+
+    The extra labels end every label set. When only their values change, each line's
+    old text, between a ``,`` or ``{`` and the closing ``} ``, is found and replaced in
+    one pass over the chunk: it cannot occur anywhere else, since every ``"`` inside
+    a value is escaped and a sample's own label with an extra one's name has been
+    renamed. When their names change, the lines are parsed, so that the own labels
+    renamed ``exported_<name>`` follow the new names too.
+    """
+    if old == new:
+        return lines
+    old_taken, old_tail = extra_parts(old)
+    new_taken, new_tail = extra_parts(new)
+    if old_taken != new_taken:
+        return {
+            name: b"".join(
+                _relabel_line(line, len(old), old_taken, new_taken, new_tail)
+                for line in chunk.splitlines(True)
+            )
+            for name, chunk in lines.items()
+        }
+    swaps = [(f"{edge}{old_tail}}} ".encode(), f"{edge}{new_tail}}} ".encode()) for edge in ",{"]
+    out = {}
+    for name, chunk in lines.items():
+        for before, after in swaps:
+            chunk = chunk.replace(before, after)
+        out[name] = chunk
+    return out
+
+
+def _relabel_line(
+    line: bytes, extras: int, old_taken: frozenset[str], new_taken: frozenset[str], tail: str
+) -> bytes:
+    """One line of ``relabel`` when the extra labels' names change; a line that is not
+    what ``render`` makes is left as it is."""
+    brace = line.find(b"{")
+    if brace < 0:
+        return line
+    pairs: list[re.Match[bytes]] = []
+    pos = brace + 1
+    while (pair := _PAIR.match(line, pos)) is not None:
+        pairs.append(pair)
+        pos = pair.end() + 1
+        if line[pair.end() : pos] != b",":
+            break
+    if not pairs or line[pos - 1 : pos] != b"}" or len(pairs) < extras:
+        return line
+    parts = []
+    for pair in pairs[: len(pairs) - extras]:
+        key = pair.group(1).decode()
+        if key.startswith("exported_") and key[9:] in old_taken:
+            key = key[9:]
+        if key in new_taken:
+            key = "exported_" + key
+        parts.append(key.encode() + b'="' + pair.group(2) + b'"')
+    if tail:
+        parts.append(tail.encode())
+    return line[:brace] + b"{" + b",".join(parts) + b"}" + line[pos:]
+
+
 def join_labels(labels: Labels, taken: frozenset[str], tail: str) -> str:
     """A sample's label set in braces, or nothing for no labels: its own ``labels``, then
     ``tail`` (the extra labels, formatted, whose names are ``taken``); an own label with

@@ -18,6 +18,7 @@ import time
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -31,7 +32,7 @@ from exporter.retry import POLL_DEADLINE
 from exporter.sharding import Shard
 from exporter.sources.base import Discovery, Target
 from exporter.store import Store
-from exporter.targetset import Changes, TargetSet
+from exporter.targetset import Changes, Reconfigured, TargetSet
 
 log = logging.getLogger("exporter.poller")
 
@@ -167,6 +168,8 @@ class Poller:
             self.store.remove(health_key(target.id))
         for target in changes.added:
             self._start(target)
+        for change in changes.reconfigured:
+            self._reconfigured(change)
         await asyncio.gather(*(close_target(t) for t in changes.removed))
         return changes
 
@@ -191,21 +194,52 @@ class Poller:
         self.health[target.id] = TargetHealth()
         self._health_lines[target.id] = HealthLines(target.id, target.source, target.scope)
         self._publish_health(target)
-        offset = start_offset(target.id, target.interval, self.settings.start_spread)
-        start = datetime.fromtimestamp(first_poll_at(time.time(), offset), UTC)
         self._scheduler.add_job(
             self._poll_job,
-            IntervalTrigger(seconds=target.interval, start_date=start),
             args=[target],
             id=target.id,
-            # Explicit: a start_date already past when the trigger is first asked (a
-            # phase of 0) would otherwise put the first poll a whole interval away.
-            next_run_time=start,
             max_instances=1,
             coalesce=True,
-            misfire_grace_time=max(1, int(target.interval)),
             replace_existing=True,
+            **self._timing(target),
         )
+
+    def _timing(self, target: Target, due: float | None = None) -> dict[str, Any]:
+        """The job's trigger and first run: at its phase on the grid (see first_poll_at),
+        or at ``due`` (a poll already planned) when that comes within the interval."""
+        now = time.time()
+        if due is None or due > now + target.interval:
+            offset = start_offset(target.id, target.interval, self.settings.start_spread)
+            due = first_poll_at(now, offset)
+        start = datetime.fromtimestamp(due, UTC)
+        return {
+            "trigger": IntervalTrigger(seconds=target.interval, start_date=start),
+            # Explicit: a start_date already past when the trigger is first asked (a
+            # phase of 0) would otherwise put the first poll a whole interval away.
+            "next_run_time": start,
+            "misfire_grace_time": max(1, int(target.interval)),
+        }
+
+    def _reconfigured(self, change: Reconfigured) -> None:
+        """A kept target took new settings: its series get its new labels and filter at
+        once (from what it last yielded, until its next poll yields them afresh), and a
+        new interval applies from the poll that was due next, or sooner."""
+        target = change.target
+        health = self.health.get(target.id)
+        if health is None:  # one that could not be scheduled (see _start)
+            return
+        if target.scope != change.scope:
+            snapshot = self.store.snapshot(target.id)
+            if snapshot is not None:
+                restyled = target.scope.restyle(snapshot, change.scope)
+                self.store.put(target.id, restyled)
+                health.series = restyled.series
+            self._health_lines[target.id] = HealthLines(target.id, target.source, target.scope)
+            self._publish_health(target)
+        if target.interval != change.interval:
+            job = self._scheduler.get_job(target.id)
+            due = job.next_run_time.timestamp() if job is not None and job.next_run_time else None
+            self._scheduler.modify_job(target.id, **self._timing(target, due))
 
     async def _poll_job(self, target: Target) -> None:
         task = asyncio.current_task()

@@ -18,8 +18,9 @@ A target with more series than its account's ``max_series_per_target`` fails its
 with ``too_many_series`` (``Scope.render``), so that no one target can make the
 exposition every account shares too big for Prometheus' ``sample_limit``.
 
-Pure: no I/O. A ``Scope`` is frozen and hashable, part of each target's settings, so a
-reload that changes an account's labels, filter or limit rebuilds that account's targets only.
+Pure: no I/O. A ``Scope`` is frozen and hashable, part of each target's settings: a
+reload that changes an account's labels or filter reconfigures that account's targets
+only, and ``restyle`` gives what they last yielded the new labels and filter at once.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from exporter.errors import LimitExceeded
-from exporter.exposition import Labels, Rendered, Sample, render
+from exporter.exposition import Labels, Rendered, Sample, relabel, render
 
 DEFAULT_ACCOUNT = "default"
 # Series one target may contribute (``<vendor>.max_series_per_target``): a large
@@ -157,6 +158,17 @@ class Scope:
                 f"{what} {count} series, more than {MAX_SERIES_KEY} ({self.max_series}) of account "
                 f"{self.account!r} allows: raise it, or ask the vendor for fewer metrics",
             )
+
+    def restyle(self, rendered: Rendered, old: Scope) -> Rendered:
+        """``rendered`` (a target's samples rendered through ``old``) as this scope
+        renders them: its labels in place of the old ones, less the families its filter
+        removes. A reload applies a target's new labels and filter to what the target
+        last yielded at once, without waiting for its next poll; families the new filter
+        lets through come with that poll."""
+        keep = self.filter.keeps if self.filter.active else None
+        meta = {name: fam for name, fam in rendered.meta.items() if keep is None or keep(name)}
+        lines = {name: rendered.lines[name] for name in meta}
+        return Rendered(meta, relabel(lines, old.extra, self.extra), rendered.filtered)
 
     def render_health(self, samples: Iterable[Sample]) -> Rendered:
         keep = self.filter.keeps_health if self.filter.active else None

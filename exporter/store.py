@@ -144,6 +144,19 @@ class Store:
     def keys(self) -> list[str]:
         return list(self._snapshots)
 
+    def snapshot(self, key: str) -> Rendered | None:
+        """What ``put`` last filed under ``key`` and the exposition shows (the family of
+        each name as the store knows it), or None."""
+        lines = self._snapshots.get(key)
+        if lines is None:
+            return None
+        meta: dict[str, Family] = {}
+        for name in lines:
+            entry = self._families.get(name)
+            if entry is not None and key in entry.chunks:
+                meta[name] = entry.family
+        return Rendered(meta, {name: lines[name] for name in meta})
+
     @property
     def series(self) -> int:
         return sum(chunk.count(b"\n") for lines in self._snapshots.values() for chunk in lines.values())

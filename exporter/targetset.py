@@ -1,8 +1,9 @@
 """The targets this replica polls, in groups: the config's own, and each discovery's finds.
 
 A group is replaced as a whole (the config's on each load, a discovery's after each of
-its successful polls); ``sync`` works out which targets that adds and removes, and the
-poller acts on it. Pure bookkeeping: no I/O, no scheduling, nothing awaited.
+its successful polls); ``sync`` works out which targets that adds, removes and
+reconfigures in place, and the poller acts on it. Pure bookkeeping: no I/O, no
+scheduling, nothing awaited.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from exporter.scope import Scope
 from exporter.sharding import Shard
 from exporter.sources.base import Discovery, Target
 
@@ -17,12 +19,23 @@ from exporter.sources.base import Discovery, Target
 STATIC = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Reconfigured:
+    """A kept target that took new settings, with what it had before them."""
+
+    target: Target
+    scope: Scope
+    interval: float
+
+
 @dataclass
 class Changes:
-    """What one ``sync`` did: targets to start polling, and targets to stop and close."""
+    """What one ``sync`` did: targets to start polling, targets to stop and close, and
+    targets kept with new settings (their schedule and cached series may need redoing)."""
 
     added: list[Target] = field(default_factory=list)
     removed: list[Target] = field(default_factory=list)
+    reconfigured: list[Reconfigured] = field(default_factory=list)
 
 
 class TargetSet:
@@ -59,13 +72,21 @@ class TargetSet:
         return frozenset(self._groups.get(group, ()))
 
     def sync(self, group: str, targets: list[Target]) -> Changes:
-        """Make ``group`` own exactly ``targets``: add new ones, drop gone or changed ones.
+        """Make ``group`` own exactly ``targets``: add new ids, drop gone ones, keep the rest.
 
-        A target whose id and settings are unchanged is kept as it is, state and all
-        (it takes the new one's other data through ``update_from``). An id already
-        owned by another group stays with that group (the config's own targets win
-        over discovered duplicates). Removing a discovery removes what it found.
+        A target whose id is kept stays as it is, state and all: with equal settings it
+        takes the new one's other data (``update_from``), with changed settings it takes
+        them in place (``reconfigure``), or, when they cannot apply to its state, is
+        replaced. A kept discovery whose settings changed hands its new settings on to
+        what it found (``Discovery.rebuild``). An id already owned by another group
+        stays with that group (the config's own targets win over discovered
+        duplicates). Removing a discovery removes what it found.
         """
+        changes = Changes()
+        self._sync(group, targets, changes)
+        return changes
+
+    def _sync(self, group: str, targets: list[Target], changes: Changes) -> None:
         owned = self._groups.setdefault(group, set())
         wanted: dict[str, Target] = {}
         for t in targets:
@@ -74,22 +95,34 @@ class TargetSet:
             if self._group_of.get(t.id, group) != group:
                 continue
             wanted.setdefault(t.id, t)
-        changes = Changes()
         for tid in list(owned):
-            if tid not in owned:
-                continue  # went with a discovery removed before it
-            if tid not in wanted or wanted[tid].settings != self._targets[tid].settings:
+            if tid in owned and tid not in wanted:  # (else went with a discovery removed before it)
                 self._remove(tid, changes)
         for tid, target in wanted.items():
             kept = self._targets.get(tid)
             if kept is None:
-                self._targets[tid] = target
-                self._group_of[tid] = group
-                owned.add(tid)
-                changes.added.append(target)
-            elif kept is not target:
+                self._add(group, target, changes)
+            elif kept is target:
+                continue
+            elif kept.settings == target.settings:
                 kept.update_from(target)
-        return changes
+            else:
+                before = Reconfigured(kept, kept.scope, kept.interval)
+                if not kept.reconfigure(target):
+                    self._remove(tid, changes)
+                    self._add(group, target, changes)
+                    continue
+                kept.update_from(target)
+                changes.reconfigured.append(before)
+                if isinstance(kept, Discovery):
+                    found = [self._targets[c] for c in sorted(self._groups.get(tid, ()))]
+                    self._sync(tid, [kept.rebuild(t) for t in found], changes)
+
+    def _add(self, group: str, target: Target, changes: Changes) -> None:
+        self._targets[target.id] = target
+        self._group_of[target.id] = group
+        self._groups.setdefault(group, set()).add(target.id)
+        changes.added.append(target)
 
     def _remove(self, tid: str, changes: Changes) -> None:
         target = self._targets.pop(tid)

@@ -20,7 +20,7 @@ from exporter.simulator.baseten import BasetenSim
 from exporter.simulator.errors import unauthorized
 from exporter.simulator.faults import Faults
 from exporter.simulator.rewrites import Rewrites
-from exporter.simulator.state import DEFAULT_ORG, SimState
+from exporter.simulator.state import DEFAULT_ORG, SimState, key_fingerprint
 from exporter.simulator.together_finetune import FineTuneSim
 from exporter.simulator.together_jobs import JobsSim
 from exporter.simulator.together_queue import QueueSim
@@ -68,6 +68,7 @@ def _middleware(state: SimState) -> Middleware:
         auth = request.headers.get("Authorization", "")
         scheme, _, key = auth.partition(" ")
         org = state.org_of(key) if scheme.lower() in ("bearer", "api-key") else None
+        entry.key = key_fingerprint(key) if key else None
         if org is None:
             entry.status = 401
             return unauthorized()
@@ -114,7 +115,8 @@ def make_app(state: SimState) -> web.Application:
         return web.json_response({"ok": True})
 
     async def request_log(request: web.Request) -> web.Response:
-        """Every request with its arrival time and status (null if none was sent).
+        """Every request with its arrival time, status (null if none was sent),
+        organisation and the fingerprint of the key it sent (``state.key_fingerprint``).
 
         ``?since=<unix time>``, ``?route=<template>`` and ``?org=<organisation>`` filter.
         """
@@ -130,6 +132,7 @@ def make_app(state: SimState) -> web.Application:
                     "path": e.path,
                     "status": e.status,
                     "org": e.org,
+                    "key": e.key,
                 }
                 for e in state.log
                 if e.t >= since and (route is None or e.route == route) and (org is None or e.org == org)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
@@ -20,6 +21,14 @@ class LoggedRequest:
     path: str  # with the query string
     status: int | None = None  # set once answered; None for a dropped connection
     org: str | None = None  # the organisation the key belongs to; None for an unknown key
+    # Which key was sent, as ``key_fingerprint`` gives it (never the key): tests see
+    # when a client switched keys.
+    key: str | None = None
+
+
+def key_fingerprint(key: str) -> str:
+    """A short fingerprint of an API key, as the request log names the key a request sent."""
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
 @dataclass

@@ -63,9 +63,10 @@ class Target(ABC):
 
     ``id`` is stable across reloads and restarts (it keys scheduling, the status page
     and sharding). ``settings`` is everything from the config that shapes a poll: on
-    reload a target whose id and settings are unchanged is kept as it is, with its
-    state (counters, last seen steps), instead of being rebuilt. Each source's target
-    takes its settings as one frozen dataclass (``exporter.targets`` builds them).
+    reload a target whose id is unchanged is kept, with its state (counters, last seen
+    steps), and takes its new settings in place (``reconfigure``) instead of being
+    rebuilt. Each source's target takes its settings as one frozen dataclass
+    (``exporter.targets`` builds them).
     ``scope`` (part of those settings) is the target's account, labels and metric
     filter: every series it yields, its health included, is rendered through it.
     """
@@ -115,9 +116,26 @@ class Target(ABC):
     def update_from(self, other: Target) -> None:  # noqa: B027 - most targets have nothing to take
         """Take fresh non-settings data (e.g. metadata) from an equal target built later.
 
-        When a rebuilt target has the same id and settings, the daemon keeps the
-        running object (and its state) and calls this with the new one.
+        When a rebuilt target has the same id, the daemon keeps the running object
+        (and its state) and calls this with the new one.
         """
+
+    def reconfigure(self, new: Target) -> bool:
+        """Take the settings of ``new`` (the same target built from a newer config) in
+        place, keeping this target's state: counters, cursors, histograms, last values.
+
+        Returns False when the new settings cannot apply to the state this target holds
+        (a probe's histogram buckets, say): the daemon then replaces the target. A
+        source whose target copies parts of its settings into attributes overrides this
+        to copy them again.
+        """
+        if type(new) is not type(self) or new.id != self.id:
+            return False
+        self.interval = new.interval
+        self.timeout = new.timeout
+        self.settings = new.settings
+        self.scope = new.scope
+        return True
 
 
 class Discovery(Target):
@@ -133,6 +151,12 @@ class Discovery(Target):
     @abstractmethod
     async def discover(self, now: float) -> tuple[Rendered, list[Target]]:
         """List the vendor's objects; return samples about them (e.g. ``_info``) and targets."""
+
+    def rebuild(self, found: Target) -> Target:
+        """``found`` (a target this discovery returned) as the discovery's current
+        settings would build it now: after a reload changed the discovery's settings,
+        the daemon reconfigures what it found with these, without listing again."""
+        return found
 
     async def poll(self, now: float) -> Rendered:
         """Only the samples of :meth:`discover`, for a caller that does not keep targets."""

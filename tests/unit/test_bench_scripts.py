@@ -36,6 +36,19 @@ CASES = {
         },
     ),
     "memory": (["--scale", "0.005", "--spread", "0.5"], {"rss_mb", "baseline_rss_mb", "series"}),
+    "churn": (
+        ["--minutes", "0.35", "--warmup", "8", "--sample-every", "4", "--reload-every", "4"],
+        {
+            "reloads",
+            "rotations",
+            "rss_mb_start",
+            "rss_mb_end",
+            "rss_mb_trimmed",
+            "fds_end",
+            "target_objects",
+            "blocks_end",
+        },
+    ),
     "scaling": (
         ["--scale", "0.003", "--spread", "0.3"],
         {"cpu_ratio_2x", "cpu_ratio_4x", "scrape_ratio_2x", "scrape_ratio_4x", "targets_4x"},

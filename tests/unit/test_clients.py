@@ -9,6 +9,7 @@ from typing import Any
 from exporter.clients import VendorClients
 from exporter.config import LoadedConfig
 from exporter.config.model import Config
+from exporter.logs import SecretScrubber
 from exporter.selfmetrics import UpstreamStats
 from exporter.upstream import VendorClient
 
@@ -100,6 +101,23 @@ def test_one_client_per_account_and_a_key_change_replaces_only_its_own(tmp_path:
         assert clients.current.find("together", "staging") is None
         await asyncio.sleep(0.05)
         assert closed(staging) and not closed(prod)
+        await clients.aclose()
+
+    asyncio.run(go())
+
+
+def test_a_replaced_clients_key_is_scrubbed_until_that_client_is_closed(tmp_path: Path) -> None:
+    async def go() -> None:
+        scrubber = SecretScrubber()
+        clients = VendorClients(UpstreamStats(), total_shards=1, scrubber=scrubber)
+        clients.update(loaded(tmp_path, key="old-key-1"), grace=0.0)
+        clients.update(loaded(tmp_path, key="old-key-2"), grace=0.3)  # a first rotation
+        clients.update(loaded(tmp_path, key="new-key-3"), grace=0.3)  # and a second one
+        assert clients.open_clients() == 3
+        assert scrubber.scrub("old-key-2 new-key-3") == "<redacted> <redacted>"
+        await asyncio.sleep(0.5)
+        assert clients.open_clients() == 1
+        assert scrubber.scrub("old-key-1 old-key-2 new-key-3") == "old-key-1 old-key-2 <redacted>"
         await clients.aclose()
 
     asyncio.run(go())

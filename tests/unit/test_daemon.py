@@ -14,6 +14,7 @@ from exporter.daemon import Exporter
 from exporter.errors import UpstreamError
 from exporter.exposition import Family, Rendered, Sample, render
 from exporter.poller import PHASE_STEP_SECONDS, first_poll_at, start_offset
+from exporter.scope import FilterRule, MetricFilter, Scope
 from exporter.sources.base import Discovery, Target
 from exporter.targetset import STATIC
 
@@ -251,5 +252,96 @@ def test_the_server_view_lists_targets_by_id_with_their_health(tmp_path: Path) -
         exposition = b"".join(exp.exposition_parts()).decode()
         assert 'fake_value{name="fake/a"} 1' in exposition
         assert "inference_exporter_config_last_reload_successful 1.0" in exposition
+
+    run(body, tmp_path)
+
+
+class Scoped(Fake):
+    """A fake whose series go through its scope, as every source's do."""
+
+    def __init__(self, name: str, team: str, interval: float = 3600.0, deny: tuple[str, ...] = ()) -> None:
+        super().__init__(name, interval=interval)
+        self.scope = Scope(labels=(("team", team),), filter=MetricFilter((FilterRule(deny=deny),)))
+        self.settings = (name, interval, self.scope)
+
+    async def poll(self, now: float) -> Rendered:
+        return self.scope.render([Sample(VALUE, (("name", self.id),), self.value)])
+
+
+class ScopedDiscovery(FakeDiscovery):
+    """Finds a Scoped target per name, with its own team."""
+
+    def __init__(self, team: str) -> None:
+        super().__init__()
+        self.team = team
+        self.settings = ("d", team)
+
+    def reconfigure(self, new: Target) -> bool:
+        if not isinstance(new, ScopedDiscovery) or not super().reconfigure(new):
+            return False
+        self.team = new.team
+        return True
+
+    def rebuild(self, found: Target) -> Target:
+        return Scoped(found.id.removeprefix("fake/"), self.team)
+
+    async def discover(self, now: float) -> tuple[Rendered, list[Target]]:
+        return render([]), [Scoped(n, self.team) for n in self.names]
+
+
+def test_a_reload_keeps_a_changed_target_and_applies_its_settings_at_once(tmp_path: Path) -> None:
+    async def body(exp: Exporter) -> None:
+        t = Scoped("a", team="a")
+        await exp.poller.sync(STATIC, [t])
+        await exp.poller.poll_once(t)
+        changes = await exp.poller.sync(STATIC, [Scoped("a", team="b", interval=1800.0)])
+        assert exp.targets.get(t.id) is t and [c.target for c in changes.reconfigured] == [t]
+        assert not changes.added and not changes.removed and not t.closed
+        # Its last series and its health carry the new labels before it is polled again.
+        out = text(exp)
+        assert 'team="a"' not in out
+        assert 'fake_value{name="fake/a",account="default",team="b"} 1' in out
+        health = '{target="fake/a",source="fake",account="default",team="b"} 1'
+        assert "inference_exporter_target_up" + health in out
+        polls = 'inference_exporter_target_polls_total{target="fake/a",source="fake",result="success",'
+        assert polls + 'account="default",team="b"} 1' in out  # its health kept, counters and all
+        job = exp.poller._scheduler.get_job(t.id)
+        assert job is not None and job.trigger.interval.total_seconds() == 1800.0
+        # A filter that now removes a family removes it at once.
+        await exp.poller.sync(STATIC, [Scoped("a", team="b", interval=1800.0, deny=("fake_value",))])
+        assert "fake_value{" not in text(exp) and exp.targets.get(t.id) is t
+
+    run(body, tmp_path)
+
+
+def test_settings_a_target_cannot_take_in_place_replace_it(tmp_path: Path) -> None:
+    async def body(exp: Exporter) -> None:
+        t = Fake("a")
+        await exp.poller.sync(STATIC, [t])
+        new = Scoped("a", team="b")  # another type: reconfigure refuses
+        changes = await exp.poller.sync(STATIC, [new])
+        assert changes.removed == [t] and changes.added == [new] and t.closed
+        assert exp.targets.get("fake/a") is new
+
+    run(body, tmp_path)
+
+
+def test_a_changed_discovery_keeps_what_it_found_and_hands_on_its_settings(tmp_path: Path) -> None:
+    async def body(exp: Exporter) -> None:
+        d = ScopedDiscovery("a")
+        await exp.poller.sync(STATIC, [d])
+        d.names = ["x", "y"]
+        await exp.poller.poll_once(d)
+        found = {t.id: t for t in exp.targets if t.id.startswith("fake/")}
+        for t in found.values():
+            await exp.poller.poll_once(t)
+        await exp.poller.sync(STATIC, [ScopedDiscovery("b")])
+        assert exp.targets.get(d.id) is d
+        for tid, t in found.items():
+            assert exp.targets.get(tid) is t and t.scope.labels == (("team", "b"),)
+        assert 'team="a"' not in text(exp)
+        # Its next poll keeps the same targets.
+        await exp.poller.poll_once(d)
+        assert {t.id: t for t in exp.targets if t.id.startswith("fake/")} == found
 
     run(body, tmp_path)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from exporter.errors import UpstreamError
 from exporter.exposition import Rendered, assemble
+from exporter.scope import Scope
 from exporter.sources.base import Target
 from exporter.sources.together.finetune.target import (
     MAX_BACKOFF,
@@ -440,5 +442,44 @@ def test_clock_skew_loses_no_row(skew: float, vendor_date: bool) -> None:
             shown = {o.value("together_finetune_eval_loss", job_id="ft-skew") for o in outs}
             evals = [job.eval_row(s)["eval/loss"] for s in range(3, last_eval + 1, 3)]
             assert set(evals) <= shown
+
+    run(go())
+
+
+def test_a_finished_job_takes_new_labels_in_place_without_reading_again() -> None:
+    async def go() -> None:
+        async with harness() as h:
+            job = h.sim.add_job({"id": "ft-end", "steps": 4, "step_seconds": 1, "post_seconds": 1})
+            target = JobTarget(h.clients, "ft-end", SETTINGS)
+            h.clock.t = job.start + 10
+            await target.poll(h.clock.t)
+            assert target.finished_at is not None
+            n_requests = len(h.transport.urls)
+            relabelled = replace(SETTINGS, scope=Scope(labels=(("team", "b"),)), retention=60.0)
+            assert target.reconfigure(JobTarget(h.clients, "ft-end", relabelled))
+            out = text(await target.poll(h.clock.t + 40))  # past the old retention, within the new
+            assert out.value("together_finetune_global_step", job_id="ft-end", team="b") == 4
+            assert len(h.transport.urls) == n_requests
+
+    run(go())
+
+
+def test_a_discovery_rebuilds_what_it_found_with_its_new_settings() -> None:
+    async def go() -> None:
+        async with harness() as h:
+            h.sim.add_job({"id": "ft-run", "step_seconds": 1})
+            discovery = FineTuneDiscovery(h.clients, discovery_settings(frozenset({"running"})))
+            _, found = await discovery.discover(h.clock.t)
+            (job,) = jobs(found)
+            longer = replace(SETTINGS, interval=7.0)
+            new = FineTuneDiscovery(
+                h.clients, replace(discovery_settings(frozenset({"running"})), jobs=longer)
+            )
+            assert discovery.reconfigure(new)
+            rebuilt = discovery.rebuild(job)
+            assert isinstance(rebuilt, JobTarget) and rebuilt is not job and rebuilt.settings == longer
+            assert job.reconfigure(rebuilt) and job.interval == 7.0
+            _, again = await discovery.discover(h.clock.t)
+            assert jobs(again) == [job]  # the same target, state and all
 
     run(go())

@@ -197,3 +197,12 @@ def test_health_lines_are_what_render_makes_of_the_same_samples() -> None:
                 h.record_success(160.0, 30.0, 0)
             got, want = lines.render(h), reference('src/x"y', "src", h, scope)
             assert got.lines == want.lines and got.meta == want.meta and got.filtered == want.filtered
+
+
+def test_restyle_gives_the_new_labels_and_drops_what_the_new_filter_removes() -> None:
+    samples = [Sample(G, (("model", "m"),), 1), Sample(R, (("model", "m"),), 2)]
+    old = Scope("acc", (("team", "a"),))
+    new = Scope("acc", (("team", "b"), ("zone", "z")), MetricFilter((FilterRule(deny=(R.name,)),)))
+    restyled = new.restyle(old.render(samples), old)
+    expected = new.render(samples)
+    assert restyled.lines == expected.lines and restyled.meta == expected.meta

@@ -125,3 +125,15 @@ def test_family_with_conflicting_type_is_left_out() -> None:
     text = store.exposition().decode()
     assert text.count("# TYPE x") == 1 and 'x{a="b"}' not in text
     assert store.series == 2  # both snapshots are held; only the exposition leaves one out
+
+
+def test_a_snapshot_is_what_the_exposition_shows_of_a_key() -> None:
+    store = Store()
+    first = snapshot("t1", {0: 1.0, 3: 0.5})
+    store.put("t1", first)
+    store.put("t2", render([Sample(Family("d_seconds", "untyped", "h"), (), 2.0)]))  # left out
+    got = store.snapshot("t1")
+    assert got is not None and got.lines == first.lines and got.meta == first.meta
+    other = store.snapshot("t2")
+    assert other is not None and other.lines == {}
+    assert store.snapshot("t3") is None

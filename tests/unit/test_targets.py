@@ -6,6 +6,8 @@ from pathlib import Path
 
 from exporter.config import load_config
 from exporter.sources.base import Target
+from exporter.sources.baseten import discovery as baseten_discovery
+from exporter.sources.baseten import target as baseten
 from exporter.sources.baseten.descriptors import Limits
 from exporter.sources.baseten.discovery import DeploymentDiscoverySettings
 from exporter.sources.baseten.target import DeploymentSettings
@@ -18,12 +20,14 @@ CONFIG = """\
 together:
   base_url: http://127.0.0.1:1/v1
   api_key_env: TOGETHER_TEST_KEY
+  labels: {{team: {team}}}
   queues:
     - model: org/q
       poll_interval: {queue_interval}
   probes:
     - model: org/p
       payload: {{prompt: ping}}
+      buckets: [{buckets}]
   fine_tunes:
     jobs:
       - id: ft-a
@@ -32,6 +36,7 @@ together:
       statuses: [{statuses}]
 baseten:
   api_key_env: BASETEN_TEST_KEY
+  labels: {{team: {team}}}
   delay: {delay}
   deployments:
     - model_id: m1
@@ -44,6 +49,8 @@ DEFAULTS = {
     "statuses": "running, queued",
     "delay": "3m",
     "names": "llama, whisper",
+    "team": "a",
+    "buckets": "1, 10",
 }
 
 
@@ -118,3 +125,32 @@ def test_the_limits_in_the_config_reach_their_targets(tmp_path: Path) -> None:
     assert isinstance(dep, DeploymentSettings) and isinstance(rule, DeploymentDiscoverySettings)
     assert dep.limits == rule.deployments.limits == Limits(800, 70, 50)
     assert rule.max_targets == 20
+
+
+def test_every_target_takes_new_settings_in_place(tmp_path: Path) -> None:
+    """A new label and delay reach every target, kept with its state; a discovery hands its
+    new settings to what it found."""
+    before = built(tmp_path)
+    after = built(tmp_path, team="b", delay="2m", queue_interval="45s")
+    for tid, target in before.items():
+        assert target.settings != after[tid].settings
+        assert target.reconfigure(after[tid]), tid
+        assert target.settings == after[tid].settings and target.scope.labels == (("team", "b"),)
+        for name, value in vars(after[tid]).items():  # what each copies from its settings
+            if name in ("opts", "req", "meta_refresh", "statuses", "job_settings"):
+                assert vars(target)[name] == value, (tid, name)
+    assert before["together_queue/org/q"].interval == 45.0
+    discovery = before["baseten_discovery/0"]
+    assert isinstance(discovery, baseten_discovery.DeploymentDiscovery)
+    settings = built(tmp_path)["baseten/m1/d1"].settings
+    assert isinstance(settings, baseten.DeploymentSettings)
+    found = baseten.DeploymentTarget(Clients(), "m9", "d9", settings)
+    rebuilt = discovery.rebuild(found)
+    assert isinstance(rebuilt, baseten.DeploymentTarget) and rebuilt.settings == discovery.opts.deployments
+    assert found.reconfigure(rebuilt) and found.scope.labels == (("team", "b"),)
+
+
+def test_new_probe_buckets_replace_the_probe(tmp_path: Path) -> None:
+    probe = built(tmp_path)["together_queue_probe/org/p"]
+    assert not probe.reconfigure(built(tmp_path, buckets="1, 20")["together_queue_probe/org/p"])
+    assert probe.reconfigure(built(tmp_path, team="c")["together_queue_probe/org/p"])

@@ -56,6 +56,19 @@ class DeploymentDiscovery(Discovery):
         self.clients = clients
         self.opts = settings
 
+    def reconfigure(self, new: Target) -> bool:
+        if not isinstance(new, DeploymentDiscovery) or not super().reconfigure(new):
+            return False
+        self.opts = new.opts
+        return True
+
+    def rebuild(self, found: Target) -> Target:
+        if not isinstance(found, DeploymentTarget):
+            return found
+        return DeploymentTarget(
+            self.clients, found.model_id, found.deployment_id, self.opts.deployments, meta=found.meta
+        )
+
     async def discover(self, now: float) -> tuple[Rendered, list[Target]]:
         client = self.clients.get(VENDOR, self.account)
         with counted_limits(client.stats, DISCOVERY_SOURCE):

@@ -99,8 +99,8 @@ class DeploymentSettings:
 
 
 class DeploymentTarget(Target):
-    """One deployment. Its counter totals and learned step survive reloads that leave
-    its settings unchanged (the daemon keeps the object)."""
+    """One deployment. Its counter totals and learned step survive reloads (the daemon
+    keeps the object and hands it any new settings)."""
 
     source = SOURCE
 
@@ -138,6 +138,13 @@ class DeploymentTarget(Target):
     def update_from(self, other: Target) -> None:
         if isinstance(other, DeploymentTarget) and other.meta is not None:
             self.meta = other.meta
+
+    def reconfigure(self, new: Target) -> bool:
+        if not isinstance(new, DeploymentTarget) or not super().reconfigure(new):
+            return False
+        self.req = new.req
+        self.meta_refresh = new.meta_refresh
+        return True
 
     async def _metrics(self, client: VendorClient, params: dict[str, Any]) -> Any:
         reply = await client.request_json(

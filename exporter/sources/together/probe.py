@@ -22,7 +22,7 @@ is an outcome with a reason: the poll itself succeeds, so ``success`` drops to 0
 at once instead of the previous result being kept as stale data.
 
 The target's ``state`` (counters, phase histograms) lives as long as the target: a
-reload that leaves the probe's settings (buckets included) unchanged keeps it. For a
+reload keeps it, unless it changes the probe's buckets. For a
 job still unfinished at the timeout the probe notes when it last saw it unfinished,
 the lower bound its histograms record (``probe_translate.unfinished``).
 """
@@ -180,6 +180,16 @@ class ProbeTarget(Target):
         self._submit: asyncio.Task[Reply] | None = None
         self._closed = False
         self._cleanups: set[asyncio.Task[None]] = set()
+
+    def reconfigure(self, new: Target) -> bool:
+        """New settings apply from the next probe; new buckets need new histograms, so
+        they replace the target (its counts start again)."""
+        if not isinstance(new, ProbeTarget) or new.opts.buckets != self.opts.buckets:
+            return False
+        if not super().reconfigure(new):
+            return False
+        self.opts = new.opts
+        return True
 
     # --- one probe -------------------------------------------------------------------
 

@@ -89,6 +89,14 @@ class JobTarget(Target):
         # What a finished job keeps exporting until its retention runs out.
         self._last: Rendered = Rendered()
 
+    def reconfigure(self, new: Target) -> bool:
+        if not isinstance(new, JobTarget) or not super().reconfigure(new):
+            return False
+        self.opts = new.opts
+        if self.finished_at is not None and self._last.lines:
+            self._last = self._render(self.info)  # a finished job's last series, with the new labels
+        return True
+
     def expired(self, now: float) -> bool:
         """True once a finished job's retention has run out."""
         return self.finished_at is not None and now - self.finished_at > self.opts.retention
@@ -169,11 +177,17 @@ class JobTarget(Target):
             )
         self.state = state
         self.info = info
-        rendered = self.scope.render(tr.job_samples(self.job_id, info, self.state))
-        rendered.filtered += len(self.state.filtered_keys)
+        rendered = self._render(info)
         if info.terminal:
             self.finished_at = now
             self._last = rendered
+        return rendered
+
+    def _render(self, info: tr.JobInfo | None) -> Rendered:
+        if info is None:
+            return Rendered()
+        rendered = self.scope.render(tr.job_samples(self.job_id, info, self.state))
+        rendered.filtered += len(self.state.filtered_keys)
         return rendered
 
 
@@ -190,6 +204,18 @@ class FineTuneDiscovery(Discovery):
         # Jobs whose retention ran out while still listed in a watched status (when
         # terminal statuses are watched): not picked up again.
         self.done: set[str] = set()
+
+    def reconfigure(self, new: Target) -> bool:
+        if not isinstance(new, FineTuneDiscovery) or not super().reconfigure(new):
+            return False
+        self.statuses = new.statuses
+        self.job_settings = new.job_settings
+        return True
+
+    def rebuild(self, found: Target) -> Target:
+        if not isinstance(found, JobTarget):
+            return found
+        return JobTarget(self.clients, found.job_id, self.job_settings)
 
     async def discover(self, now: float) -> tuple[Rendered, list[Target]]:
         client = self.clients.get("together", self.account)
