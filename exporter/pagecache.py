@@ -1,15 +1,18 @@
-"""Rendered pages kept for a moment, rendered on a thread of their own.
+"""Rendered pages kept for a moment, rendered in short steps between the loop's other work.
 
-Rendering ``/targets`` for thousands of targets takes tens of milliseconds of CPU; on
-the event loop, a hundred clients asking at once would hold every scrape behind them
-for seconds. Here a page is rendered on one worker thread (the loop only takes the
-snapshot the page is made from), each distinct query once however many ask for it at
-the same time, and the result is kept for ``ttl`` seconds: during that time everyone
-asking the same gets the same bytes. Queries that differ (a filter, a refresh period)
-wait their turn on the worker; the loop keeps serving scrapes meanwhile.
+Rendering ``/targets`` for thousands of targets takes tens of milliseconds of CPU; in
+one go on the event loop, a hundred clients asking at once held every scrape behind
+them for seconds. Here:
 
-The snapshot (every target with its health) is shared by all queries for ``ttl`` too,
-so a burst of different queries costs the loop one snapshot, not one each.
+- each distinct query is rendered once however many ask for it at the same time, and
+  the page is kept for ``ttl`` seconds: everyone asking the same meanwhile gets the
+  same bytes;
+- a page is rendered as a stream of text pieces, and the loop gets control back every
+  ``STEP`` seconds of rendering, so a scrape waits for at most one step, never for a
+  whole page (a thread would not do: sharing the interpreter lock with a render, the
+  loop waits for the lock at each of its wake-ups);
+- the snapshot pages are made from (every target with its health) is shared by all
+  queries for ``ttl`` too, so a burst of different queries takes one snapshot.
 """
 
 from __future__ import annotations
@@ -17,19 +20,24 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Hashable, Iterable
 from typing import Generic, TypeVar
 
 S = TypeVar("S")
 
 DEFAULT_TTL = 1.0
-# Distinct queries kept at most: each may be a few MB for a large fleet.
+# Distinct queries kept at most: a page may be a few MB for a large fleet.
 DEFAULT_ENTRIES = 8
+# Rendering time between two returns to the loop.
+STEP = 0.002
+# Pieces rendered between two looks at the clock.
+_PIECES_PER_CHECK = 8
+
+Render = Callable[[S], Iterable[str]]
 
 
 class PageCache(Generic[S]):
-    """Pages by key, rendered off the loop from a snapshot ``snapshot()`` taken on it."""
+    """Pages by key, rendered in steps from a snapshot ``snapshot()`` shared for ``ttl``."""
 
     def __init__(
         self,
@@ -44,59 +52,58 @@ class PageCache(Generic[S]):
         self.clock = clock
         self._snapshot: tuple[float, S] | None = None
         self._pages: OrderedDict[Hashable, tuple[float, bytes]] = OrderedDict()
-        self._rendering: dict[Hashable, asyncio.Future[bytes]] = {}
-        self._worker: ThreadPoolExecutor | None = None
-        self.renders = 0  # pages rendered so far (a measure of how well the cache works)
+        self._rendering: dict[Hashable, asyncio.Task[bytes]] = {}
+        self.renders = 0  # pages rendered so far (how often the cache missed)
 
-    def snapshot(self) -> S:
-        """What pages are made from: taken at most once per ``ttl``."""
+    def snapshot(self) -> tuple[float, S]:
+        """What pages are made from, and when it was taken: at most once per ``ttl``."""
         now = self.clock()
         if self._snapshot is None or now - self._snapshot[0] >= self.ttl:
             self._snapshot = (now, self._snapshot_fn())
-        return self._snapshot[1]
+        return self._snapshot
 
-    async def page(self, key: Hashable, render: Callable[[S], bytes]) -> bytes:
-        """The page for ``key``: kept, being rendered, or rendered now by ``render(snapshot)``."""
-        now = self.clock()
+    async def page(self, key: Hashable, render: Render[S]) -> bytes:
+        """The page for ``key``: kept, being rendered, or rendered now from the snapshot."""
         kept = self._pages.get(key)
-        if kept is not None and now - kept[0] < self.ttl:
+        if kept is not None and self.clock() - kept[0] < self.ttl:
             return kept[1]
-        pending = self._rendering.get(key)
-        if pending is None:
-            pending = self._render(key, render, self.snapshot())
+        task = self._rendering.get(key)
+        if task is None:
+            taken, snapshot = self.snapshot()
+            task = asyncio.ensure_future(_in_steps(render(snapshot)))
+            self._rendering[key] = task
+            self.renders += 1
+            task.add_done_callback(lambda done: self._keep(key, taken, done))
         # Shielded: a client that goes away does not cancel the page for the others.
-        return await asyncio.shield(pending)
+        return await asyncio.shield(task)
 
-    def _render(self, key: Hashable, render: Callable[[S], bytes], snapshot: S) -> asyncio.Future[bytes]:
-        if self._worker is None:
-            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pages")
-        started = self.clock()
-        future = asyncio.get_running_loop().run_in_executor(self._worker, render, snapshot)
-        self._rendering[key] = future
-        self.renders += 1
-
-        def keep(done: asyncio.Future[bytes]) -> None:
-            self._rendering.pop(key, None)
-            if done.cancelled() or done.exception() is not None:
-                return
-            self._pages[key] = (started, done.result())
-            self._pages.move_to_end(key)
-            self._expire()
-
-        future.add_done_callback(keep)
-        return future
-
-    def _expire(self) -> None:
+    def _keep(self, key: Hashable, taken: float, done: asyncio.Task[bytes]) -> None:
+        self._rendering.pop(key, None)
+        if done.cancelled() or done.exception() is not None:
+            return
+        self._pages[key] = (taken, done.result())
+        self._pages.move_to_end(key)
         now = self.clock()
-        for key in [k for k, (t, _) in self._pages.items() if now - t >= self.ttl]:
-            del self._pages[key]
+        for old in [k for k, (t, _) in self._pages.items() if now - t >= self.ttl]:
+            del self._pages[old]
         while len(self._pages) > self.entries:
             self._pages.popitem(last=False)
 
     def close(self) -> None:
-        """Stop the worker (a render in progress finishes; queued ones are dropped)."""
-        if self._worker is not None:
-            self._worker.shutdown(wait=False, cancel_futures=True)
-            self._worker = None
+        for task in self._rendering.values():
+            task.cancel()
+        self._rendering.clear()
         self._pages.clear()
         self._snapshot = None
+
+
+async def _in_steps(pieces: Iterable[str]) -> bytes:
+    """Join ``pieces``, returning to the loop whenever a step's time is up."""
+    out: list[str] = []
+    step_ends = time.perf_counter() + STEP
+    for n, piece in enumerate(pieces):
+        out.append(piece)
+        if n % _PIECES_PER_CHECK == 0 and time.perf_counter() > step_ends:
+            await asyncio.sleep(0)
+            step_ends = time.perf_counter() + STEP
+    return "".join(out).encode()

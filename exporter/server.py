@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -17,7 +17,7 @@ from exporter.health import TargetHealth
 from exporter.httpguard import ConnectionGuard
 from exporter.pagecache import PageCache
 from exporter.pages import landing as landing_page
-from exporter.pages.targets import QueryError, TargetsQuery, select
+from exporter.pages.targets import QueryError, TargetsQuery
 from exporter.reloadstate import ReloadState
 from exporter.sliced import SlicedPayload
 from exporter.sources.base import Target
@@ -73,7 +73,7 @@ JSON = {"Content-Type": "application/json; charset=utf-8"}
 Snapshot = list[tuple[Target, TargetHealth]]
 
 
-def _sent(body: bytes, headers: dict[str, str]) -> web.Response:
+def _page(body: bytes, headers: dict[str, str]) -> web.Response:
     return web.Response(body=SlicedPayload([body]), headers=headers)
 
 
@@ -111,19 +111,21 @@ def make_app(
         return web.Response(body=SlicedPayload(exporter.exposition_parts()), headers=headers)
 
     async def landing(request: web.Request) -> web.Response:
-        def render(snapshot: Snapshot) -> bytes:
+        def render(snapshot: Snapshot) -> Iterator[str]:
+            data: list[dict[str, Any]] = []
+            yield from status.rows_in_steps(snapshot, data)
             overview = landing_page.Overview(
                 version=__version__,
                 started_at=exporter.started_at,
                 config_path=str(exporter.config_path),
                 reload=exporter.reload_state(),
-                health=status.health_counts(status.rows(snapshot)),
+                health=status.health_counts(data),
                 telemetry_path=telemetry_path,
                 lifecycle=enable_lifecycle,
             )
-            return landing_page.render(overview, time.time()).encode()
+            yield landing_page.render(overview, time.time())
 
-        return _sent(await pages.page("landing", render), HTML)
+        return _page(await pages.page("landing", render), HTML)
 
     async def targets(request: web.Request) -> web.Response:
         try:
@@ -131,17 +133,14 @@ def make_app(
         except QueryError as exc:
             return web.Response(status=400, text=f"{exc}\n")
         if request.query.get("format") == "json":
-
-            def render_json(snapshot: Snapshot) -> bytes:
-                rows = select(status.rows(snapshot), query.state, query.account)
-                return json.dumps({"targets": rows}).encode()
-
-            return _sent(await pages.page(("json", query.state, query.account), render_json), JSON)
-
-        def render_html(snapshot: Snapshot) -> bytes:
-            return status.render_html(status.rows(snapshot), time.time(), query, telemetry_path).encode()
-
-        return _sent(await pages.page(("html", query), render_html), HTML)
+            page = await pages.page(
+                ("json", query.state, query.account), lambda snapshot: status.stream_json(snapshot, query)
+            )
+            return _page(page, JSON)
+        page = await pages.page(
+            ("html", query), lambda snapshot: status.stream_html(snapshot, query, telemetry_path)
+        )
+        return _page(page, HTML)
 
     async def healthy(request: web.Request) -> web.Response:
         return web.Response(text="Healthy.\n")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import threading
 import time
@@ -71,9 +72,22 @@ def background_loop() -> Iterator[Loop]:
         loop.close()
 
 
-async def open_from(url: str, source: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    host, port = address(url)
-    return await asyncio.open_connection(host, port, local_addr=(source, 0), limit=1 << 16)
+async def open_from(
+    url: str, source: str, rcvbuf: int | None = None
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection from ``source``; ``rcvbuf`` shrinks its receive buffer, so that a
+    client that reads nothing leaves what it does not take on the server's side."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        if rcvbuf is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.bind((source, 0))
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, address(url))
+    except BaseException:
+        sock.close()
+        raise
+    return await asyncio.open_connection(sock=sock, limit=1 << 16)
 
 
 async def until_closed(reader: asyncio.StreamReader, deadline: float) -> bool:
@@ -142,3 +156,56 @@ def wait_for(cond: Any, timeout: float, interval: float = 0.05) -> bool:
             return True
         time.sleep(interval)
     return bool(cond())
+
+
+async def fetch_repeatedly(
+    url: str, path: str, clients: int, seconds: float, pause: float = 0.0
+) -> Counter[str]:
+    """``clients`` clients, each asking for ``path`` and reading the whole answer, again
+    and again on one kept-alive connection (``pause`` seconds apart) for ``seconds``;
+    the answers' status codes."""
+    host, port = address(url)
+    request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    results: Counter[str] = Counter()
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+
+    async def one() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            while loop.time() < end:
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                await reader.readexactly(length)
+                results[head[9:12].decode()] += 1
+                await asyncio.sleep(pause)
+        except (ConnectionError, asyncio.IncompleteReadError, StopIteration) as exc:
+            results[type(exc).__name__] += 1
+        finally:
+            writer.transport.abort()
+
+    await asyncio.gather(*(one() for _ in range(clients)))
+    return results
+
+
+def main(argv: list[str]) -> int:
+    """``python -m tests.integration.hostile URL PATH CLIENTS SECONDS [PAUSE]``:
+    fetch_repeatedly in a process of its own (its CPU is not the test's), printing the
+    status counts as JSON."""
+    url, path, clients, seconds, *pause = argv
+    counts = asyncio.run(
+        fetch_repeatedly(url, path, int(clients), float(seconds), float(pause[0] if pause else 0))
+    )
+    print(json.dumps(dict(counts)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))
