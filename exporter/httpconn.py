@@ -28,6 +28,10 @@ from aiohttp.web_protocol import RequestHandler
 
 # The end of a request head: an empty line (CRLF, or a bare LF, which parsers accept).
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
+# Bytes no request head holds (control characters but tab, CR and LF): a TLS handshake
+# or other binary sent to the plain-HTTP port. Such a head goes to the parser at once,
+# for its 400, rather than waiting for a blank line that may never come.
+_NOT_HTTP = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # Sent when a head grows past the bound: no parser has seen it, so it is answered here.
 HEAD_TOO_LARGE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
@@ -190,6 +194,9 @@ class Connection(asyncio.Protocol):
             # Only the bytes not scanned yet (and the 3 before them) are searched, so a
             # head sent a byte at a time costs no more to scan than one sent at once.
             end = _HEAD_END.search(self._held, max(0, self._scanned - 3), limit)
+            if _NOT_HTTP.search(self._held, self._scanned, end.end() if end else limit):
+                self._feed_malformed()
+                return
             if end is None:
                 self._scanned = len(self._held)
                 if len(self._held) >= limit:
@@ -206,6 +213,14 @@ class Connection(asyncio.Protocol):
             # More pipelined requests than a head's worth: read on once this one is answered.
             self._paused = True
             self.transport.pause_reading()
+
+    def _feed_malformed(self) -> None:
+        head = bytes(self._held[: self.guard.max_head_bytes])
+        self._held.clear()
+        self._scanned = 0
+        self._feed_head(head)
+        if self.state is State.HEAD:
+            self.close("malformed")  # the parser took it in without a word: not worth waiting for
 
     def _feed_head(self, head: bytes) -> None:
         queue = getattr(self.inner, "_messages", None)

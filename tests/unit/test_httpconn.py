@@ -151,3 +151,16 @@ def test_a_malformed_request_gets_400_and_leaves_no_cycle_behind(tmp_path: Path)
                 gc.enable()
 
     assert asyncio.run(go()) == []
+
+
+def test_binary_on_the_http_port_gets_400_at_once(tmp_path: Path) -> None:
+    """A TLS handshake, say: it never sends a blank line, and need not wait for one."""
+
+    async def go() -> None:
+        async with server(tmp_path) as (port, guard):
+            hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(32))
+            assert statuses(await exchange(port, hello)) == ["400"]
+            assert statuses(await exchange(port, b"GET / HTTP/1.1\r\nHost: x\x01y\r\n")) == ["400"]
+            assert guard.stats.closes["malformed"] == 2
+
+    asyncio.run(go())
