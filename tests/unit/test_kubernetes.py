@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from exporter.config import load_config
+from exporter.limits import DEFAULT_LIMITS
 from tests.helpers import REPO, need_binary
 
 KUBE = REPO / "deploy" / "kubernetes"
@@ -199,3 +200,25 @@ def test_shard_alerts_with_promtool(tmp_path: Path) -> None:
     test_file.write_text(SHARD_TEST.format(rules=str(rules)))
     res = subprocess.run([promtool, "test", "rules", str(test_file)], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def mebibytes(quantity: str) -> float:
+    units = {"Ki": 1 / 1024, "Mi": 1.0, "Gi": 1024.0}
+    return float(quantity[:-2]) * units[quantity[-2:]]
+
+
+def test_the_memory_limit_covers_the_measured_worst_case() -> None:
+    """The README's sizing table (measured figures, in MB) and half as much again fit in
+    the limit, and the table counts the connections the exporter allows by default."""
+    text = (KUBE / "README.md").read_text()
+    section = text.split("## Sizing memory", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|") for line in section.splitlines() if line.startswith("| ") and "---" not in line]
+    figures = {cells[1].strip(): cells[2].strip() for cells in rows if cells[2].strip().isdigit()}
+    total = next(v for k, v in ((c[1].strip(), c[2].strip()) for c in rows) if k == "**sum**")
+    assert sum(int(v) for v in figures.values()) == int(total.strip("*"))
+    assert any(k.startswith(f"{DEFAULT_LIMITS.max_connections} connections") for k in figures)
+    resources = container()["resources"]
+    limit = mebibytes(resources["limits"]["memory"]) * 1.048576  # in MB, as the table
+    assert limit >= 1.5 * int(total.strip("*"))
+    assert mebibytes(resources["requests"]["memory"]) < mebibytes(resources["limits"]["memory"])
+    assert resources["limits"]["memory"] in section and resources["requests"]["memory"] in section
