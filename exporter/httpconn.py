@@ -133,6 +133,10 @@ class Connection(asyncio.Protocol):
 
     # --- what the guard calls ------------------------------------------------------------
 
+    def request_started(self) -> None:
+        if self.state is not State.REFUSED:
+            self._enter(State.BUSY)
+
     def request_done(self) -> None:
         """The handler has answered: the next head, if one is waiting, goes to the parser."""
         if self.state is not State.BUSY:
@@ -140,7 +144,9 @@ class Connection(asyncio.Protocol):
         self._enter(State.IDLE)
         if self._held:
             self._enter(State.HEAD)
-            self._advance()
+            # aiohttp may not have written an error answer yet: a head refused now is
+            # not answered here, lest the answers cross.
+            self._advance(answer_refusal=False)
         if self._paused and self.transport is not None and self.state is not State.BUSY:
             self._paused = False
             self.transport.resume_reading()
@@ -168,10 +174,6 @@ class Connection(asyncio.Protocol):
         """Holding a slot without a request being answered: silent, unfinished or idle."""
         return self._in_guard and self.state in (State.HEAD, State.IDLE)
 
-    @property
-    def held_bytes(self) -> int:
-        return len(self._held)
-
     # --- feeding the parser ----------------------------------------------------------------
 
     def _leave_guard(self) -> None:
@@ -183,7 +185,7 @@ class Connection(asyncio.Protocol):
     def _enter(self, state: State) -> None:
         self.state, self.since = state, self.clock()
 
-    def _advance(self) -> None:
+    def _advance(self, answer_refusal: bool = True) -> None:
         limit = self.guard.max_head_bytes
         while self._held and self.state is State.HEAD:
             if self._held[0] in _BLANK:
@@ -199,8 +201,10 @@ class Connection(asyncio.Protocol):
                 return
             if end is None:
                 self._scanned = len(self._held)
-                if len(self._held) >= limit:
+                if len(self._held) >= limit and answer_refusal:
                     self._refuse_head()
+                elif len(self._held) >= limit:
+                    self.close("header_too_large")
                 return
             head = bytes(self._held[: end.end()])
             del self._held[: end.end()]
@@ -223,16 +227,10 @@ class Connection(asyncio.Protocol):
             self.close("malformed")  # the parser took it in without a word: not worth waiting for
 
     def _feed_head(self, head: bytes) -> None:
-        queue = getattr(self.inner, "_messages", None)
-        before = len(queue) if queue is not None else 0
-        self.inner.data_received(head)
-        if queue is None or len(queue) == before:
-            return  # nothing parsed (the handler is closing): nothing to wait for
-        message, payload = queue[-1]
-        error = getattr(message, "exc", None)
-        if isinstance(error, BaseException):
-            self._refused(error)
-            return
+        parsed = self._feed(head)
+        if parsed is None:
+            return  # refused, or nothing parsed (the handler is closing)
+        message, payload = parsed
         self._enter(State.BUSY)
         if payload is EMPTY_PAYLOAD or payload.is_eof():
             return
@@ -250,21 +248,37 @@ class Connection(asyncio.Protocol):
         if self._body_stream is not None:
             # Where a chunked body ends only the parser knows: the bytes after it in
             # this read go to the parser with it.
-            self.inner.data_received(data)
-            if self._body_stream.is_eof():
+            self._feed(data)
+            if self._body_stream is not None and self._body_stream.is_eof():
                 self._body_stream = None
             return b""
         take = min(self._body_left, len(data))
         if take:
-            self.inner.data_received(data[:take])
+            self._feed(data[:take])
             self._body_left -= take
         return data[take:]
+
+    def _feed(self, data: bytes) -> tuple[Any, Any] | None:
+        """Give the parser ``data``; the request it completed (with its body's stream),
+        if one, and not an error."""
+        queue = getattr(self.inner, "_messages", None)
+        before = len(queue) if queue is not None else 0
+        self.inner.data_received(data)
+        if queue is None or len(queue) == before:
+            return None
+        message, payload = queue[-1]
+        error = getattr(message, "exc", None)
+        if isinstance(error, BaseException):
+            self._refused(error)
+            return None
+        return message, payload
 
     def _refused(self, error: BaseException) -> None:
         # The parser's error keeps the frame that fed it (and the bytes fed) alive
         # through its traceback, in a cycle with the queued error: cut it here.
         error.__traceback__ = None
         self._held.clear()
+        self._body_left, self._body_stream = 0, None
         self._enter(State.REFUSED)
         self.guard.closing(self, "malformed")
 

@@ -26,6 +26,7 @@ and a middleware that tells it when a request has been answered.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import time
@@ -192,16 +193,17 @@ class ConnectionGuard:
             request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
         ) -> web.StreamResponse:
             conn = self._open.get(request.protocol)
+            if conn is not None:
+                conn.request_started()
             try:
                 response = await handler(request)
                 if conn is not None and not response.prepared:
                     # Sent here, so that the connection counts as busy until its answer
                     # is written (a slow reader is then bounded by the send timeout).
-                    try:
+                    # A client that went away is noted by aiohttp when it sends again.
+                    with contextlib.suppress(ConnectionError):
                         await response.prepare(request)
                         await response.write_eof()
-                    except ConnectionError:
-                        pass  # the client went away; aiohttp notes it when it sends again
                 return response
             finally:
                 if conn is not None:
