@@ -11,6 +11,8 @@ them for seconds. Here:
   ``STEP`` seconds of rendering, so a scrape waits for at most one step, never for a
   whole page (a thread would not do: sharing the interpreter lock with a render, the
   loop waits for the lock at each of its wake-ups);
+- pages are rendered one at a time: a burst of different queries (refresh periods,
+  say) waits in turn, and each turn of the loop holds at most one step of rendering;
 - the snapshot pages are made from (every target with its health) is shared by all
   queries for ``ttl`` too, so a burst of different queries takes one snapshot.
 """
@@ -54,6 +56,7 @@ class PageCache(Generic[S]):
         self._snapshot: tuple[float, S] | None = None
         self._pages: OrderedDict[Hashable, tuple[float, bytes]] = OrderedDict()
         self._rendering: dict[Hashable, asyncio.Task[bytes]] = {}
+        self._turn: asyncio.Lock | None = None
         self.renders = 0  # pages rendered so far (how often the cache missed)
 
     def snapshot(self) -> tuple[float, S]:
@@ -71,12 +74,18 @@ class PageCache(Generic[S]):
         task = self._rendering.get(key)
         if task is None:
             taken, snapshot = self.snapshot()
-            task = asyncio.ensure_future(_in_steps(render(snapshot)))
+            task = asyncio.ensure_future(self._render(render, snapshot))
             self._rendering[key] = task
             self.renders += 1
             task.add_done_callback(lambda done: self._keep(key, taken, done))
         # Shielded: a client that goes away does not cancel the page for the others.
         return await asyncio.shield(task)
+
+    async def _render(self, render: Render[S], snapshot: S) -> bytes:
+        if self._turn is None:
+            self._turn = asyncio.Lock()
+        async with self._turn:
+            return await _in_steps(render(snapshot))
 
     def _keep(self, key: Hashable, taken: float, done: asyncio.Task[bytes]) -> None:
         self._rendering.pop(key, None)

@@ -91,7 +91,8 @@ def make_app(
     app = web.Application(middlewares=middlewares)
     app[EXPORTER_KEY] = exporter
 
-    # The pages read every target's health: rendered off the loop, and kept for a moment.
+    # The pages read every target's health: rendered in steps, one at a time, and kept
+    # for a moment.
     pages: PageCache[Snapshot] = PageCache(exporter.targets_with_health)
 
     async def close_pages(app: web.Application) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.payload import Payload
 
-SLICE = 128 * 1024
+SLICE = 256 * 1024
 
 
 class SlicedPayload(Payload):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -119,6 +119,30 @@ def test_a_long_render_leaves_the_loop_free_between_steps() -> None:
 
     # A step is 2 ms; a loaded machine may stretch one, not make it the whole render.
     assert asyncio.run(go()) < 0.05
+
+
+def test_pages_are_rendered_one_at_a_time() -> None:
+    """Different queries at once: one page's steps, then the next one's, so that a turn
+    of the loop never holds more than one step of rendering."""
+    order: list[str] = []
+
+    def render_as(name: str) -> Callable[[int], Iterator[str]]:
+        def render(_: int) -> Iterator[str]:
+            for _ in range(20):
+                end = time.perf_counter() + 0.001
+                while time.perf_counter() < end:
+                    pass
+                order.append(name)
+                yield name
+
+        return render
+
+    async def go() -> None:
+        cache: PageCache[int] = PageCache(lambda: 0)
+        await asyncio.gather(*(cache.page(n, render_as(n)) for n in "abc"))
+
+    asyncio.run(go())
+    assert order == ["a"] * 20 + ["b"] * 20 + ["c"] * 20
 
 
 class Stub(Target):
