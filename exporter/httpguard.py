@@ -49,7 +49,7 @@ log = logging.getLogger("exporter.http")
 LOG_EVERY = 10.0
 _SWEEP_SECONDS = 0.5
 # How long a refused connection may stay open for its client to read the answer.
-REFUSED_GRACE = 1.0
+REFUSED_GRACE = 2.0
 
 
 def handler_args(limits: ConnectionLimits) -> dict[str, Any]:
