@@ -18,7 +18,25 @@ from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tests.helpers import Proc, start_daemon
+
 T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def idle_daemon(tmp_path: Path, *args: str) -> Iterator[Proc]:
+    """The daemon with no targets and these flags; it must exit cleanly at the end."""
+    config = tmp_path / "config.yaml"
+    config.write_text("global:\n  poll_interval: 10s\n")
+    proc = start_daemon(tmp_path, config, extra_args=list(args))
+    try:
+        yield proc
+    finally:
+        assert proc.stop() == 0
+
+
+def rss_mb(proc: Proc) -> float:
+    return proc_status_mb(proc.popen.pid, "VmRSS")
 
 
 def proc_status_mb(pid: int, key: str) -> float:

@@ -10,23 +10,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import Proc, parse, start_daemon, wait_until
-from tests.integration.hostile import connect_from, proc_status_mb
+from tests.helpers import Proc, parse, wait_until
+from tests.integration.hostile import connect_from, idle_daemon, rss_mb
 
 LIMIT_ARGS = ["--web.read-timeout", "1s", "--web.max-connections", "40"]
 
 
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[Proc]:
-    config = tmp_path / "config.yaml"
-    config.write_text("global:\n  poll_interval: 10s\n")
-    proc = start_daemon(tmp_path, config, extra_args=LIMIT_ARGS)
-    yield proc
-    assert proc.stop() == 0
-
-
-def rss_mb(proc: Proc) -> float:
-    return proc_status_mb(proc.popen.pid, "VmRSS")
+    with idle_daemon(tmp_path, *LIMIT_ARGS) as proc:
+        yield proc
 
 
 def connect(proc: Proc, source: str = "127.0.0.1") -> socket.socket:

@@ -19,23 +19,16 @@ import pytest
 from exporter.limits import DEFAULT_LIMITS
 from tests.conftest import SIM_KEY
 from tests.helpers import Proc, start_daemon
-from tests.integration.hostile import background_loop, open_from, outcomes, proc_status_mb, until_closed
+from tests.integration.hostile import background_loop, idle_daemon, open_from, outcomes, rss_mb, until_closed
 from tests.integration.queue_config import KEY_ENV
 
 SOURCES = ("127.0.0.2", "127.0.0.3")
 
 
-def rss(proc: Proc) -> float:
-    return proc_status_mb(proc.popen.pid, "VmRSS")
-
-
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[Proc]:
-    config = tmp_path / "config.yaml"
-    config.write_text("global:\n  poll_interval: 10s\n")
-    proc = start_daemon(tmp_path, config)
-    yield proc
-    assert proc.stop() == 0
+    with idle_daemon(tmp_path) as proc:
+        yield proc
 
 
 async def refused_burst(url: str, connections: int, head: bytes) -> list[str]:
@@ -66,7 +59,7 @@ async def refused_burst(url: str, connections: int, head: bytes) -> list[str]:
 def test_refused_heads_leave_no_memory_behind(daemon: Proc) -> None:
     """Each client sends ``GET /metrics`` and a header line of 1 MiB that never ends:
     each is refused and closed, and what it sent does not stay in memory."""
-    idle = rss(daemon)
+    idle = rss_mb(daemon)
     head = b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * (1 << 20)
     with background_loop() as loop:
         for _ in range(3):
@@ -74,7 +67,7 @@ def test_refused_heads_leave_no_memory_behind(daemon: Proc) -> None:
             refused = [r for r in results if r.startswith("HTTP/1.") and r[9:10] == "4"]
             assert len(refused) >= 0.9 * len(results), outcomes(results)
     time.sleep(10)
-    grown = rss(daemon) - idle
+    grown = rss_mb(daemon) - idle
     assert grown < 100, f"{grown:.0f} MB left behind by three bursts of refused heads"
     assert httpx.get(daemon.url + "/-/healthy", timeout=5).status_code == 200
     assert "Traceback" not in daemon.log()
@@ -111,12 +104,12 @@ def test_an_unfinished_head_costs_little(daemon: Proc, head: bytes) -> None:
     """Heads within every limit (or refused at once for their size), never finished:
     what each connection costs while it is open."""
     connections = 400
-    idle = rss(daemon)
+    idle = rss_mb(daemon)
     with background_loop() as loop:
         writers = loop.run(hold_unfinished(daemon.url, connections, head), timeout=30)
         try:
             time.sleep(1.5)  # well within the read timeout: all of them are still open or refused
-            per_connection_kib = (rss(daemon) - idle) * 1024 / connections
+            per_connection_kib = (rss_mb(daemon) - idle) * 1024 / connections
         finally:
             loop.run(close_all(writers))
     assert per_connection_kib <= 128, f"{per_connection_kib:.0f} KiB per unfinished head"
@@ -167,13 +160,13 @@ def test_clients_that_never_read_hold_little(large_exposition: Proc, encoding: s
     size = first.num_bytes_downloaded
     assert size > 3_000_000
     clients = 300
-    idle = rss(large_exposition)
+    idle = rss_mb(large_exposition)
     request = f"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: {encoding}\r\n\r\n".encode()
     with background_loop() as loop:
         writers = loop.run(never_read(large_exposition.url, clients, request), timeout=30)
         try:
             time.sleep(3)  # every answer is under way, as far as the clients let it
-            grown = rss(large_exposition) - idle
+            grown = rss_mb(large_exposition) - idle
         finally:
             loop.run(close_all(writers))
     assert grown < 100, f"{grown:.0f} MB held for {clients} clients that read nothing of {size} bytes"

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import Proc, parse, start_daemon
-from tests.integration.hostile import SilentHolder, background_loop, outcomes
+from tests.helpers import Proc, parse
+from tests.integration.hostile import SilentHolder, background_loop, idle_daemon, outcomes
 
 # Sockets time out fast, so the attackers reopen them all through the test.
 ARGS = ["--web.read-timeout", "2s", "--web.max-connections", "200"]
@@ -23,11 +23,8 @@ ARGS = ["--web.read-timeout", "2s", "--web.max-connections", "200"]
 
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[Proc]:
-    config = tmp_path / "config.yaml"
-    config.write_text("global:\n  poll_interval: 10s\n")
-    proc = start_daemon(tmp_path, config, extra_args=ARGS)
-    yield proc
-    assert proc.stop() == 0
+    with idle_daemon(tmp_path, *ARGS) as proc:
+        yield proc
 
 
 def scrape_from(url: str, source: str) -> str:
