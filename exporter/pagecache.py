@@ -14,7 +14,9 @@ them for seconds. Here:
 - pages are rendered one at a time: a burst of different queries (refresh periods,
   say) waits in turn, and each turn of the loop holds at most one step of rendering;
 - the snapshot pages are made from (every target with its health) is shared by all
-  queries for ``ttl`` too, so a burst of different queries takes one snapshot.
+  queries for ``ttl`` too, so a burst of different queries takes one snapshot;
+- what is kept is dropped at once when ``version()`` changes (a reload, targets added
+  or removed): a page never shows targets that are gone for a second more.
 """
 
 from __future__ import annotations
@@ -45,11 +47,14 @@ class PageCache(Generic[S]):
     def __init__(
         self,
         snapshot: Callable[[], S],
+        version: Callable[[], Hashable] = lambda: None,
         ttl: float = DEFAULT_TTL,
         entries: int = DEFAULT_ENTRIES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._snapshot_fn = snapshot
+        self._version_fn = version
+        self._version: Hashable = None
         self.ttl = ttl
         self.entries = entries
         self.clock = clock
@@ -68,6 +73,11 @@ class PageCache(Generic[S]):
 
     async def page(self, key: Hashable, render: Render[S]) -> bytes:
         """The page for ``key``: kept, being rendered, or rendered now from the snapshot."""
+        version = self._version_fn()
+        if version != self._version:
+            self._version, self._snapshot = version, None
+            self._pages.clear()
+            self._rendering.clear()  # renders under way finish for those who asked
         kept = self._pages.get(key)
         if kept is not None and self.clock() - kept[0] < self.ttl:
             return kept[1]
@@ -77,7 +87,7 @@ class PageCache(Generic[S]):
             task = asyncio.ensure_future(self._render(render, snapshot))
             self._rendering[key] = task
             self.renders += 1
-            task.add_done_callback(lambda done: self._keep(key, taken, done))
+            task.add_done_callback(lambda done: self._keep(key, version, taken, done))
         # Shielded: a client that goes away does not cancel the page for the others.
         return await asyncio.shield(task)
 
@@ -87,9 +97,10 @@ class PageCache(Generic[S]):
         async with self._turn:
             return await _in_steps(render(snapshot))
 
-    def _keep(self, key: Hashable, taken: float, done: asyncio.Task[bytes]) -> None:
-        self._rendering.pop(key, None)
-        if done.cancelled() or done.exception() is not None:
+    def _keep(self, key: Hashable, version: Hashable, taken: float, done: asyncio.Task[bytes]) -> None:
+        if self._rendering.get(key) is done:
+            del self._rendering[key]
+        if done.cancelled() or done.exception() is not None or version != self._version:
             return
         self._pages[key] = (taken, done.result())
         self._pages.move_to_end(key)

@@ -93,7 +93,9 @@ def make_app(
 
     # The pages read every target's health: rendered in steps, one at a time, and kept
     # for a moment.
-    pages: PageCache[Snapshot] = PageCache(exporter.targets_with_health)
+    pages: PageCache[Snapshot] = PageCache(
+        exporter.targets_with_health, lambda: (exporter.reload_state().attempted_at, exporter.target_count())
+    )
 
     async def close_pages(app: web.Application) -> None:
         pages.close()

@@ -52,6 +52,21 @@ def test_a_query_is_rendered_once_for_everyone_asking_within_the_ttl() -> None:
     assert len(snapshots) == 2
 
 
+def test_what_is_kept_is_dropped_when_the_targets_change() -> None:
+    version = [1]
+    cache: PageCache[int] = PageCache(lambda: version[0], lambda: version[0], clock=Clock())
+
+    def render(snap: int) -> Iterator[str]:
+        yield f"page {snap}"
+
+    async def go() -> None:
+        assert await cache.page("q", render) == b"page 1"
+        version[0] = 2  # a reload, say: within the ttl, yet the page is made again
+        assert await cache.page("q", render) == b"page 2"
+
+    asyncio.run(go())
+
+
 def test_a_failed_render_reaches_every_asker_and_is_not_kept() -> None:
     cache: PageCache[int] = PageCache(lambda: 0, clock=Clock())
     calls: list[int] = []
