@@ -100,7 +100,8 @@ FLAGS = (
          "TLS and basic-auth config in exporter-toolkit's format (default: plain HTTP, no auth)",
          options={"metavar": "PATH"}),
     Flag("--web.max-connections", "max_connections", SERVING, _LIMITS.max_connections,
-         "most simultaneous HTTP connections; more are closed at once",
+         "most simultaneous HTTP connections (one client address: half of them); past it a new one "
+         "evicts an idle or unfinished connection of the busiest address, or is closed at once",
          options={"metavar": "N", "type": _positive_int}),
     Flag("--web.read-timeout", "read_timeout", SERVING, _LIMITS.header_timeout,
          "time a client has to send a whole request after connecting or starting it",

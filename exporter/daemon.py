@@ -202,9 +202,10 @@ class Exporter:
         families, then the exporter's own metrics rendered now."""
         return [*self.store.exposition_parts(), self.metrics.render()]
 
-    def exposition_gzip(self) -> bytes:
-        """The same exposition as one gzip member (only what changed is compressed again)."""
-        return self.store.exposition_gzip(self.metrics.render())
+    def exposition_gzip_parts(self) -> list[bytes]:
+        """The same exposition as one gzip member (only what changed is compressed again),
+        in parts to send one after the other: the cached ones are shared between scrapes."""
+        return self.store.exposition_gzip_parts(self.metrics.render())
 
 
 async def off_loop(fn: Callable[..., T], *args: object) -> T:

@@ -1,27 +1,36 @@
 """Limits on the exporter's own HTTP connections, so that no client can exhaust the
-process's memory or file descriptors, or flood its log.
+process's memory or file descriptors, take every connection slot, or flood its log.
 
 aiohttp alone keeps an idle keep-alive connection for about an hour, never closes a
 connection whose request does not finish arriving, accepts as many connections as
 the kernel hands it and lets each hold up to a megabyte of headers. Here:
 
-- a request's headers are bounded (count and size, ``exporter.limits.ConnectionLimits``);
+- a request head is bounded (count and size of headers, and ``max_head_bytes`` in
+  all), and the parser only sees heads that arrived whole (``exporter.httpconn``);
 - a connection must complete its request within ``header_timeout`` of connecting,
   or of the first byte of a later request on the same connection;
-- an idle keep-alive connection is closed after ``idle_timeout``;
-- past ``max_connections`` open connections a new one is closed at once;
+- an idle keep-alive connection is closed after ``idle_timeout``, and so is one whose
+  client has read nothing of its answer for as long;
+- one client address (an IPv6 /64) holds at most half of ``max_connections``; past
+  ``max_connections`` a new connection evicts the oldest silent, unfinished or idle
+  connection of the address holding the most, and is closed at once only if every
+  connection is busy answering a request;
 - malformed requests are the client's problem: they get their 400, and the log gets
   at most one debug line per ``LOG_EVERY`` seconds, never a traceback.
 
-The limits are enforced by a thin protocol around aiohttp's own request handler
-(``GuardedSite``) and a middleware that tells it when a request has arrived whole.
+Every refusal and close is counted by reason (``exporter.httpstats``). The limits are
+enforced by a thin protocol around aiohttp's own request handler (``GuardedSite``)
+and a middleware that tells it when a request has been answered.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -29,15 +38,18 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
 from aiohttp.web_protocol import RequestHandler
+from prometheus_client import CollectorRegistry
 
+from exporter.httpconn import Connection, State
+from exporter.httpstats import HttpStats
 from exporter.limits import ConnectionLimits
 
 log = logging.getLogger("exporter.http")
 
 LOG_EVERY = 10.0
 _SWEEP_SECONDS = 0.5
-
-_NEW, _READING, _BUSY, _IDLE = range(4)
+# How long a refused connection may stay open for its client to read the answer.
+REFUSED_GRACE = 2.0
 
 
 def handler_args(limits: ConnectionLimits) -> dict[str, Any]:
@@ -46,7 +58,8 @@ def handler_args(limits: ConnectionLimits) -> dict[str, Any]:
         "max_headers": limits.max_headers,
         "max_field_size": limits.max_field_size,
         "max_line_size": limits.max_line_size,
-        "keepalive_timeout": limits.idle_timeout,
+        # The guard closes idle connections first, and counts them; this is a backstop.
+        "keepalive_timeout": limits.idle_timeout + 4 * _SWEEP_SECONDS,
         "logger": _CLIENT_ERRORS,
     }
 
@@ -71,115 +84,132 @@ class RateLimitedNote:
 
 
 class _ClientErrorFilter(logging.Filter):
-    """Turn aiohttp's report of a malformed request (an error with a traceback) into a
-    rate-limited one-line debug note; the server's own failures stay errors."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.note = RateLimitedNote(log)
+    """Keep aiohttp's report of a malformed request (an error with a traceback) out of
+    the log: the guard counts it and notes it; the server's own failures stay errors."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, HttpProcessingError) and (exc.code or 400) < 500:
-            self.note("malformed request refused", reason=type(exc).__name__)
-            return False
-        return True
+        return not (isinstance(exc, HttpProcessingError) and (exc.code or 400) < 500)
 
 
 _CLIENT_ERRORS = logging.getLogger("exporter.http.server")
 _CLIENT_ERRORS.addFilter(_ClientErrorFilter())
 
 
-class _Guarded(asyncio.Protocol):
-    """aiohttp's request handler, watched: when did the request in progress start?"""
-
-    def __init__(self, inner: RequestHandler, guard: ConnectionGuard) -> None:
-        self.inner = inner
-        self.guard = guard
-        self.transport: asyncio.Transport | None = None
-        self.state = _NEW
-        self.since = time.monotonic()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        if not self.guard.admit(self):
-            transport.abort()
-            return
-        self.transport = transport
-        self.since = time.monotonic()
-        self.inner.connection_made(transport)
-
-    def data_received(self, data: bytes) -> None:
-        if self.transport is None:
-            return
-        if self.state == _IDLE:
-            self.state, self.since = _READING, time.monotonic()
-        self.inner.data_received(data)
-
-    def eof_received(self) -> None:
-        if self.transport is not None:
-            self.inner.eof_received()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.transport is not None:
-            self.guard.release(self)
-            self.inner.connection_lost(exc)
-
-    def pause_writing(self) -> None:
-        self.inner.pause_writing()
-
-    def resume_writing(self) -> None:
-        self.inner.resume_writing()
+def peer_of(transport: asyncio.BaseTransport) -> str:
+    """The client address a connection counts against: an IPv4 address, or an IPv6 /64
+    (one host is usually given a whole /64)."""
+    peer = transport.get_extra_info("peername")
+    host = peer[0] if isinstance(peer, tuple) and peer else ""
+    try:
+        address = ipaddress.ip_address(str(host).split("%", 1)[0])
+    except ValueError:
+        return str(host)
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 class ConnectionGuard:
-    """The open connections of one server, and the sweep that closes overdue ones."""
+    """The open connections of one server, their peers, and the sweep that closes overdue ones."""
 
-    def __init__(self, limits: ConnectionLimits) -> None:
+    def __init__(
+        self,
+        limits: ConnectionLimits,
+        registry: CollectorRegistry | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.limits = limits
-        self._open: dict[RequestHandler, _Guarded] = {}
+        self.clock = clock
+        self.stats = HttpStats(lambda: len(self._open), registry)
+        self._open: dict[RequestHandler, Connection] = {}
+        self._peers: Counter[str] = Counter()
         self._sweeper: asyncio.Task[None] | None = None
         self._note = RateLimitedNote(log)
-        self.refused = 0
-        self.timed_out = 0
+
+    @property
+    def max_head_bytes(self) -> int:
+        return self.limits.max_head_bytes
 
     def wrap(self, factory: Callable[[], RequestHandler]) -> Callable[[], asyncio.Protocol]:
-        return lambda: _Guarded(factory(), self)
+        return lambda: Connection(factory(), self, self.clock)
+
+    def open_by_peer(self) -> dict[str, int]:
+        return dict(self._peers)
 
     def has_room(self, pending: int = 0) -> bool:
-        """Whether one more connection fits, with ``pending`` others not yet handed to HTTP."""
-        if len(self._open) + pending < self.limits.max_connections:
+        """Whether one more connection fits, with ``pending`` others not yet handed to
+        HTTP (TLS handshakes); makes room by eviction if it can."""
+        if len(self._open) + pending < self.limits.max_connections or self._evict():
             return True
-        self.refused += 1
-        self._note("connection refused: too many open", limit=self.limits.max_connections)
+        self._refuse("capacity")
         return False
 
-    def admit(self, conn: _Guarded) -> bool:
-        if len(self._open) >= self.limits.max_connections:
-            self.refused += 1
-            self._note("connection refused: too many open", limit=self.limits.max_connections)
+    def admit(self, conn: Connection) -> bool:
+        assert conn.transport is not None
+        conn.peer = peer_of(conn.transport)
+        if self._peers[conn.peer] >= self.limits.max_per_peer:
+            self._refuse("peer_share")
+            return False
+        if len(self._open) >= self.limits.max_connections and not self._evict():
+            self._refuse("capacity")
             return False
         self._open[conn.inner] = conn
+        self._peers[conn.peer] += 1
         return True
 
-    def release(self, conn: _Guarded) -> None:
-        self._open.pop(conn.inner, None)
+    def release(self, conn: Connection) -> None:
+        if self._open.pop(conn.inner, None) is not None:
+            self._peers[conn.peer] -= 1
+            if self._peers[conn.peer] <= 0:
+                del self._peers[conn.peer]
+
+    def closing(self, conn: Connection, reason: str) -> None:
+        self.stats.closed(reason)
+        self._note("connection closed", reason=reason)
+
+    def _refuse(self, reason: str) -> None:
+        self.stats.refused(reason)
+        self._note("connection refused", reason=reason, limit=self.limits.max_connections)
+
+    def _evict(self) -> bool:
+        """Close the oldest silent, unfinished or idle connection of the peer holding the
+        most connections; False if every connection is answering a request."""
+        victim = max(
+            (c for c in self._open.values() if c.evictable),
+            key=lambda c: (self._peers[c.peer], -c.since),
+            default=None,
+        )
+        if victim is None:
+            return False
+        victim.close("evicted")
+        return True
 
     def middleware(self) -> Middleware:
         @web.middleware
-        async def mark(
+        async def answer(
             request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
         ) -> web.StreamResponse:
             conn = self._open.get(request.protocol)
             if conn is not None:
-                conn.state = _BUSY
+                conn.request_started()
             try:
-                return await handler(request)
+                response = await handler(request)
+                if conn is not None and not response.prepared:
+                    # Sent here, so that the connection counts as busy until its answer
+                    # is written (a slow reader is then bounded by the send timeout).
+                    # A client that went away is noted by aiohttp when it sends again.
+                    with contextlib.suppress(ConnectionError):
+                        await response.prepare(request)
+                        await response.write_eof()
+                return response
             finally:
                 if conn is not None:
-                    conn.state, conn.since = _IDLE, time.monotonic()
+                    conn.request_done()
 
-        return mark
+        return answer
 
     def start(self) -> None:
         self._sweeper = asyncio.create_task(self._sweep())
@@ -192,18 +222,21 @@ class ConnectionGuard:
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(_SWEEP_SECONDS)
-            self.close_overdue(time.monotonic())
+            self.close_overdue(self.clock())
 
     def close_overdue(self, now: float) -> None:
-        header, idle = self.limits.header_timeout, self.limits.idle_timeout
+        limits = self.limits
         for conn in list(self._open.values()):
-            late = (conn.state in (_NEW, _READING) and now - conn.since > header) or (
-                conn.state == _IDLE and now - conn.since > idle
-            )
-            if late and conn.transport is not None:
-                self.timed_out += 1
-                self._note("connection closed: request not completed in time", seconds=header)
-                conn.transport.abort()
+            age = now - conn.since
+            if conn.state is State.REFUSED:
+                if age > REFUSED_GRACE:
+                    conn.abort()
+            elif conn.send_stalled_since is not None and now - conn.send_stalled_since > limits.idle_timeout:
+                conn.close("send_timeout")
+            elif conn.state is State.HEAD and age > limits.header_timeout:
+                conn.close("header_timeout")
+            elif conn.state is State.IDLE and age > limits.idle_timeout:
+                conn.close("idle_timeout")
 
 
 class GuardedSite(web.TCPSite):

@@ -108,7 +108,7 @@ async def run_daemon(
         exporter.companions.append(security.prepare_reload)
         exporter.metrics.registry.register(security.collector())
     await exporter.start(loaded)
-    guard = ConnectionGuard(limits)
+    guard = ConnectionGuard(limits, exporter.metrics.registry)
     app = make_app(exporter, telemetry_path, security, guard, enable_lifecycle=enable_lifecycle)
     try:
         runner, _ = await _serve(app, host, port, guard, security)

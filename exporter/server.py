@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiohttp import web
-from aiohttp.payload import AsyncIterablePayload
 
 from exporter import __version__, status
 from exporter.encoding import accepts_gzip
 from exporter.exposition import CONTENT_TYPE
 from exporter.health import TargetHealth
 from exporter.httpguard import ConnectionGuard
+from exporter.pagecache import PageCache
 from exporter.pages import landing as landing_page
-from exporter.pages.targets import QueryError, TargetsQuery, select
+from exporter.pages.targets import QueryError, TargetsQuery
 from exporter.reloadstate import ReloadState
+from exporter.sliced import SlicedPayload
 from exporter.sources.base import Target
 from exporter.webconfig import WebSecurity
 
@@ -45,8 +46,8 @@ class ExporterView(Protocol):
         """The whole exposition, as parts to send one after the other."""
         ...
 
-    def exposition_gzip(self) -> bytes:
-        """The whole exposition as one gzip member."""
+    def exposition_gzip_parts(self) -> list[bytes]:
+        """The whole exposition as one gzip member, in parts to send one after the other."""
         ...
 
     async def reload(self) -> tuple[bool, str]: ...
@@ -67,11 +68,13 @@ class ExporterView(Protocol):
 
 
 EXPORTER_KEY = web.AppKey("exporter", ExporterView)
+HTML = {"Content-Type": "text/html; charset=utf-8"}
+JSON = {"Content-Type": "application/json; charset=utf-8"}
+Snapshot = list[tuple[Target, TargetHealth]]
 
 
-async def _iterate(parts: list[bytes]) -> AsyncIterator[bytes]:
-    for part in parts:
-        yield part
+def _page(body: bytes, headers: dict[str, str]) -> web.Response:
+    return web.Response(body=SlicedPayload([body]), headers=headers)
 
 
 def make_app(
@@ -88,42 +91,59 @@ def make_app(
     app = web.Application(middlewares=middlewares)
     app[EXPORTER_KEY] = exporter
 
+    # The pages read every target's health: rendered in steps, one at a time, and kept
+    # for a moment.
+    pages: PageCache[Snapshot] = PageCache(
+        exporter.targets_with_health, lambda: (exporter.reload_state().attempted_at, exporter.target_count())
+    )
+
+    async def close_pages(app: web.Application) -> None:
+        pages.close()
+
+    app.on_cleanup.append(close_pages)
+
     async def metrics(request: web.Request) -> web.Response:
         # Targets' bytes come from the store's cache; the small part of the exporter's
         # own metrics (request counters, reload state, process stats) is rendered per scrape.
+        # The cached parts are sent one after the other, never joined (a copy of the whole
+        # exposition on every scrape cost more than the rest of the scrape), in slices.
         headers = {"Content-Type": CONTENT_TYPE, "Vary": "Accept-Encoding"}
         if accepts_gzip(", ".join(request.headers.getall("Accept-Encoding", []))):
             headers["Content-Encoding"] = "gzip"
-            return web.Response(body=exporter.exposition_gzip(), headers=headers)
-        # Uncompressed, the cached per-family blobs are written one after the other
-        # once the handler returns, never joined (a copy of the whole exposition on
-        # every scrape cost more than the rest of the scrape).
-        parts = exporter.exposition_parts()
-        headers["Content-Length"] = str(sum(len(p) for p in parts))
-        return web.Response(body=AsyncIterablePayload(_iterate(parts)), headers=headers)
+            return web.Response(body=SlicedPayload(exporter.exposition_gzip_parts()), headers=headers)
+        return web.Response(body=SlicedPayload(exporter.exposition_parts()), headers=headers)
 
     async def landing(request: web.Request) -> web.Response:
-        overview = landing_page.Overview(
-            version=__version__,
-            started_at=exporter.started_at,
-            config_path=str(exporter.config_path),
-            reload=exporter.reload_state(),
-            health=status.health_counts(status.rows(exporter.targets_with_health())),
-            telemetry_path=telemetry_path,
-            lifecycle=enable_lifecycle,
-        )
-        return web.Response(text=landing_page.render(overview, time.time()), content_type="text/html")
+        def render(snapshot: Snapshot) -> Iterator[str]:
+            data: list[dict[str, Any]] = []
+            yield from status.rows_in_steps(snapshot, data)
+            overview = landing_page.Overview(
+                version=__version__,
+                started_at=exporter.started_at,
+                config_path=str(exporter.config_path),
+                reload=exporter.reload_state(),
+                health=status.health_counts(data),
+                telemetry_path=telemetry_path,
+                lifecycle=enable_lifecycle,
+            )
+            yield landing_page.render(overview, time.time())
+
+        return _page(await pages.page("landing", render), HTML)
 
     async def targets(request: web.Request) -> web.Response:
         try:
             query = TargetsQuery.parse(request.query)
         except QueryError as exc:
             return web.Response(status=400, text=f"{exc}\n")
-        data = status.rows(exporter.targets_with_health())
         if request.query.get("format") == "json":
-            return web.json_response({"targets": select(data, query.state, query.account)})
-        page = status.render_html(data, time.time(), query, telemetry_path)
-        return web.Response(text=page, content_type="text/html")
+            page = await pages.page(
+                ("json", query.state, query.account), lambda snapshot: status.stream_json(snapshot, query)
+            )
+            return _page(page, JSON)
+        page = await pages.page(
+            ("html", query), lambda snapshot: status.stream_html(snapshot, query, telemetry_path)
+        )
+        return _page(page, HTML)
 
     async def healthy(request: web.Request) -> web.Response:
         return web.Response(text="Healthy.\n")

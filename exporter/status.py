@@ -7,14 +7,15 @@ why. Error details are scrubbed of API keys before they are stored; the page
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from exporter.health import TargetHealth
 from exporter.pages import targets as targets_page
-from exporter.pages.targets import STATES, TargetsQuery
+from exporter.pages.targets import STATES, TargetsQuery, select
 from exporter.sources.base import Target
 
 
@@ -71,3 +72,37 @@ def render_html(
     ``now`` (the current time if not given) is what "12 s ago" counts from.
     """
     return targets_page.render(data, time.time() if now is None else now, query, telemetry_path)
+
+
+# Rows built between two chances to pause (see ``exporter.pagecache``).
+ROWS_PER_STEP = 25
+
+
+def rows_in_steps(
+    targets: Sequence[tuple[Target, TargetHealth]], into: list[dict[str, Any]]
+) -> Iterator[str]:
+    """``rows(targets)``, appended to ``into`` a few at a time, with an empty piece of
+    text between batches: a chance for whoever renders a page in steps to pause."""
+    for start in range(0, len(targets), ROWS_PER_STEP):
+        into += rows(targets[start : start + ROWS_PER_STEP])
+        yield ""
+
+
+def stream_html(
+    targets: Sequence[tuple[Target, TargetHealth]], query: TargetsQuery, telemetry_path: str
+) -> Iterator[str]:
+    """The page of ``render_html`` for these targets, now, as pieces of text."""
+    data: list[dict[str, Any]] = []
+    yield from rows_in_steps(targets, data)
+    yield from targets_page.stream(data, time.time(), query, telemetry_path)
+
+
+def stream_json(targets: Sequence[tuple[Target, TargetHealth]], query: TargetsQuery) -> Iterator[str]:
+    """``{"targets": [row, …]}`` with the rows the query selects, as pieces of text (the
+    text ``json.dumps`` makes of it)."""
+    data: list[dict[str, Any]] = []
+    yield from rows_in_steps(targets, data)
+    yield '{"targets": ['
+    for i, row in enumerate(select(data, query.state, query.account)):
+        yield (", " if i else "") + json.dumps(row)
+    yield "]}"

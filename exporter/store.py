@@ -54,10 +54,11 @@ def crc32(parts: Iterable[bytes], crc: int = 0) -> int:
     return crc
 
 
-def gzip_member(segments: list[bytes], crc: int, size: int) -> bytes:
-    """One gzip member around concatenated deflate segments of ``size`` bytes with ``crc``."""
+def gzip_member_parts(segments: list[bytes], crc: int, size: int) -> list[bytes]:
+    """One gzip member around concatenated deflate segments of ``size`` bytes with ``crc``,
+    as parts to send one after the other (the segments are not copied)."""
     trailer = struct.pack("<II", crc & 0xFFFFFFFF, size & 0xFFFFFFFF)
-    return b"".join([_GZIP_HEADER, *segments, _FINAL_BLOCK, trailer])
+    return [_GZIP_HEADER, *segments, _FINAL_BLOCK, trailer]
 
 
 @dataclass(slots=True)
@@ -193,6 +194,11 @@ class Store:
         Only families that changed since the last scrape are compressed again; the
         suffix (the parts rendered on every scrape) is compressed each time.
         """
+        return b"".join(self.exposition_gzip_parts(suffix))
+
+    def exposition_gzip_parts(self, suffix: bytes) -> list[bytes]:
+        """``exposition_gzip`` as parts to send one after the other: the compressed
+        families are one cached part, shared by every scrape until one changes."""
         parts = self._refresh()
         if self._cached_gzip_head is None:
             head: list[bytes] = []
@@ -208,4 +214,4 @@ class Store:
             self._cached_crc = crc32(parts)
         crc = crc32([suffix], self._cached_crc)
         size = self._cached_size + len(suffix)
-        return gzip_member([self._cached_gzip_head, deflate_segment(suffix)], crc, size)
+        return gzip_member_parts([self._cached_gzip_head, deflate_segment(suffix)], crc, size)

@@ -8,6 +8,7 @@ inline) and no JavaScript.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import jinja2
@@ -27,3 +28,9 @@ _ENV.filters.update(iso=timefmt.iso, span=timefmt.span, ago=timefmt.ago, duratio
 def render_page(template: str, **context: Any) -> str:
     """One page from ``templates/``; every value in ``context`` is escaped where it lands."""
     return _ENV.get_template(template).render(**context)
+
+
+def stream_page(template: str, **context: Any) -> Iterator[str]:
+    """``render_page`` as the pieces of text the template makes, one after the other, so
+    that a large page can be made in steps."""
+    return _ENV.get_template(template).generate(**context)

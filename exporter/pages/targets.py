@@ -9,12 +9,12 @@ JavaScript and a view can be bookmarked: ``?state=down`` lists only failing targ
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
 
-from exporter.pages import render_page
+from exporter.pages import stream_page
 
 # Health values a row can have, in the order the filter offers them, and the filter's words.
 STATES = ("down", "up", "unknown")
@@ -116,13 +116,23 @@ def render(
     Accounts are named (in group headings, and as a filter) only when there is more
     than one: a single account needs no name on every heading.
     """
+    return "".join(stream(data, now, query, telemetry_path))
+
+
+def stream(
+    data: list[dict[str, Any]],
+    now: float,
+    query: TargetsQuery | None = None,
+    telemetry_path: str = "/metrics",
+) -> Iterator[str]:
+    """``render`` as the pieces of text the page is made of, one after the other."""
     query = query or TargetsQuery()
     accounts = sorted({str(r["account"]) for r in data if r.get("account")})
     scoped = select(data, None, query.account)
     counts = Counter(r["health"] for r in scoped)
     shown = select(scoped, query.state)
     refresh_choices = sorted({*REFRESH_CHOICES, *([query.refresh] if query.refresh else [])})
-    return render_page(
+    return stream_page(
         "targets.html",
         page="targets",
         title="Targets",

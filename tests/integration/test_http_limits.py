@@ -10,31 +10,20 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import Proc, start_daemon, wait_until
+from tests.helpers import Proc, parse, wait_until
+from tests.integration.hostile import connect_from, idle_daemon, rss_mb
 
 LIMIT_ARGS = ["--web.read-timeout", "1s", "--web.max-connections", "40"]
 
 
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[Proc]:
-    config = tmp_path / "config.yaml"
-    config.write_text("global:\n  poll_interval: 10s\n")
-    proc = start_daemon(tmp_path, config, extra_args=LIMIT_ARGS)
-    yield proc
-    assert proc.stop() == 0
+    with idle_daemon(tmp_path, *LIMIT_ARGS) as proc:
+        yield proc
 
 
-def rss_mb(proc: Proc) -> float:
-    for line in Path(f"/proc/{proc.popen.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
-
-
-def connect(proc: Proc) -> socket.socket:
-    host, port = proc.url.removeprefix("http://").split(":")
-    sock = socket.create_connection((host, int(port)), timeout=5)
-    return sock
+def connect(proc: Proc, source: str = "127.0.0.1") -> socket.socket:
+    return connect_from(proc.url, source)
 
 
 def closed_by_server(sock: socket.socket, within: float) -> bool:
@@ -88,14 +77,20 @@ def test_silent_and_idle_connections_are_closed(daemon: Proc) -> None:
         s.close()
 
 
-def test_connections_past_the_cap_are_closed_at_once(daemon: Proc) -> None:
-    held = [connect(daemon) for _ in range(40)]
+def test_connections_past_a_peers_share_are_closed_at_once(daemon: Proc) -> None:
+    """One client address may hold half of --web.max-connections (40 here)."""
+    held = [connect(daemon, "127.0.0.2") for _ in range(20)]
     time.sleep(0.2)
-    extra = connect(daemon)
+    extra = connect(daemon, "127.0.0.2")
     t0 = time.monotonic()
     assert closed_by_server(extra, 0.8)
     assert time.monotonic() - t0 < 0.8
-    for s in [*held, extra]:
+    assert not closed_by_server(held[0], 0.1)
+    # Another address still gets in, and is served.
+    other = connect(daemon, "127.0.0.3")
+    other.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert other.recv(100).startswith(b"HTTP/1.1 200")
+    for s in [*held, extra, other]:
         s.close()
     # Once they are gone, scrapes are served again.
     wait_until(
@@ -121,4 +116,11 @@ def test_malformed_requests_do_not_flood_the_log(daemon: Proc) -> None:
     assert "Traceback" not in new
     assert "level=error" not in new
     # One rate-limited debug line at most (the daemon runs at debug level here).
-    assert new.count("malformed request refused") <= 2
+    notes = [line for line in new.splitlines() if "connection closed" in line]
+    assert 1 <= len(notes) <= 2 and "reason=malformed" in notes[0]
+    assert (
+        parse(httpx.get(daemon.url + "/metrics", timeout=5).text).value(
+            "inference_exporter_http_connections_closed_total", reason="malformed"
+        )
+        == 200
+    )

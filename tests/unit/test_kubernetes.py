@@ -14,6 +14,7 @@ import yaml
 
 from exporter.config import load_config
 from exporter.config.accounts import accounts_of
+from exporter.limits import DEFAULT_LIMITS
 from tests.helpers import REPO, need_binary
 
 KUBE = REPO / "deploy" / "kubernetes"
@@ -286,3 +287,25 @@ def test_readme_probe_patch_gives_tcp_probes(tmp_path: Path) -> None:
     c = container(one(kustomize(overlay), "StatefulSet"))
     assert c["livenessProbe"]["tcpSocket"] == c["readinessProbe"]["tcpSocket"] == {"port": "metrics"}
     assert "httpGet" not in c["livenessProbe"] and "httpGet" not in c["readinessProbe"]
+
+
+def mebibytes(quantity: str) -> float:
+    units = {"Ki": 1 / 1024, "Mi": 1.0, "Gi": 1024.0}
+    return float(quantity[:-2]) * units[quantity[-2:]]
+
+
+def test_the_memory_limit_covers_the_measured_worst_case() -> None:
+    """The README's sizing table (measured figures, in MB) and half as much again fit in
+    the limit, and the table counts the connections the exporter allows by default."""
+    text = (KUBE / "README.md").read_text()
+    section = text.split("## Sizing memory", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|") for line in section.splitlines() if line.startswith("| ") and "---" not in line]
+    figures = {cells[1].strip(): cells[2].strip() for cells in rows if cells[2].strip().isdigit()}
+    total = next(v for k, v in ((c[1].strip(), c[2].strip()) for c in rows) if k == "**sum**")
+    assert sum(int(v) for v in figures.values()) == int(total.strip("*"))
+    assert any(k.startswith(f"{DEFAULT_LIMITS.max_connections} connections") for k in figures)
+    resources = container(statefulset())["resources"]
+    limit = mebibytes(resources["limits"]["memory"]) * 1.048576  # in MB, as the table
+    assert limit >= 1.5 * int(total.strip("*"))
+    assert mebibytes(resources["requests"]["memory"]) < mebibytes(resources["limits"]["memory"])
+    assert resources["limits"]["memory"] in section and resources["requests"]["memory"] in section
