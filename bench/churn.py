@@ -231,7 +231,7 @@ async def measure(
                 raise RuntimeError(message)
             next_reload += args.reload_every
         exporter.exposition_parts()
-        exporter.exposition_gzip()
+        exporter.exposition_gzip_parts()
         if now >= next_sample:
             if args.trace and traced is None:
                 tracemalloc.start()
