@@ -105,15 +105,19 @@ def test_demo_runs_prometheus_with_its_rules_and_takes_it_away(tmp_path: Path) -
     assert "Traceback" not in demo.log()
 
 
-def test_without_prometheus_on_path_the_demo_says_so_and_does_not_start(tmp_path: Path) -> None:
-    res = subprocess.run(
-        [sys.executable, "-m", "exporter", "demo", "--prometheus", "--web.listen-address", "127.0.0.1:0"],
+def _demo(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "exporter", "demo", "--prometheus", *args],
         capture_output=True,
         text=True,
         cwd=REPO,
-        env={**os.environ, "PATH": str(tmp_path)},
+        env={**os.environ, **(env or {})},
         timeout=60,
     )
+
+
+def test_without_prometheus_on_path_the_demo_says_so_and_does_not_start(tmp_path: Path) -> None:
+    res = _demo("--web.listen-address", "127.0.0.1:0", env={"PATH": str(tmp_path)})
     assert res.returncode == 1
     assert res.stderr.strip() == (
         "inference-exporter demo: --prometheus needs the prometheus binary on PATH "
@@ -122,14 +126,8 @@ def test_without_prometheus_on_path_the_demo_says_so_and_does_not_start(tmp_path
     assert "Open http" not in res.stdout
 
 
-def test_prometheus_and_a_web_config_do_not_go_together(tmp_path: Path) -> None:
-    res = subprocess.run(
-        [sys.executable, "-m", "exporter", "demo", "--prometheus", "--web.config.file", "web.yml"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-    )
+def test_prometheus_and_a_web_config_do_not_go_together() -> None:
+    res = _demo("--web.config.file", "web.yml")
     assert res.returncode == 2
     assert res.stderr.splitlines()[-1] == (
         "inference-exporter: error: --prometheus scrapes the demo over plain HTTP: leave out --web.config.file"

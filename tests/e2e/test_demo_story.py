@@ -22,19 +22,12 @@ import yaml
 
 from exporter.simulator import scenario
 from mixin.generate import DEMO_ALERTS_PATH, DEMO_SLOS_PATH, repo_root
+from tests.e2e.demo import DEMO_ENV, KEY, STAGING_KEY, demo_doc, write_config
 from tests.e2e.prom import alerts, api, start_prometheus
 from tests.e2e.timescale import expr_faster, faster, rules_faster, seconds
 from tests.helpers import Proc, start_daemon, start_simulator, wait_until
 
 ROOT = repo_root()
-KEY = "e2e-story-key-5b0e"
-STAGING_KEY = "e2e-story-staging-key-a71c"
-DEMO_ENV = {
-    "INFERENCE_EXPORTER_DEMO_TOGETHER_KEY": KEY,
-    "INFERENCE_EXPORTER_DEMO_BASETEN_KEY": KEY,
-    "INFERENCE_EXPORTER_DEMO_TOGETHER_STAGING_KEY": STAGING_KEY,
-    "INFERENCE_EXPORTER_DEMO_BASETEN_STAGING_KEY": STAGING_KEY,
-}
 SPEED = 10.0
 LEAD = 15.0
 # Prometheus scrapes and evaluates every half second (5 s of the story; the demo's 15 s).
@@ -49,19 +42,12 @@ Key = tuple[str, tuple[tuple[str, str], ...]]
 
 
 def fast_demo_config(tmp_path: Path, sim_url: str) -> Path:
-    """The demo config with every interval shortened for the faster story."""
-    text = (
-        (ROOT / "exporter/demo/demo.yaml").read_text(encoding="utf-8").replace("__SIMULATOR_URL__", sim_url)
-    )
-    doc = yaml.safe_load(text)
-    # Polls every second (10 s of the story; the demo's 5 s), no less, to keep the load down.
-    doc["global"].update({"poll_interval": "1s", "timeout": "1s", "start_spread": "500ms"})
+    """The demo config with every interval shortened for the faster story: polls every
+    second (10 s of the story; the demo's 5 s, no less to keep the load down)."""
+    doc = demo_doc(sim_url)
     for account in doc["together"]["accounts"]:
         for q in account.get("queues", []):
             q.pop("poll_interval", None)
-        for p in account.get("probes", []):
-            # Jobs take at most 0.8 s at this speed (8 s in the story, inside the demo's 10 s timeout).
-            p.update({"interval": "2s", "timeout": "1900ms", "status_poll_interval": "100ms"})
         ft = account.get("fine_tunes", {})
         ft.pop("poll_interval", None)
         if "retention" in ft:
@@ -70,9 +56,7 @@ def fast_demo_config(tmp_path: Path, sim_url: str) -> Path:
     for account in doc["baseten"]["accounts"]:
         for rule in account.get("discovery", []):
             rule["refresh_interval"] = faster(rule["refresh_interval"], SPEED)
-    path = tmp_path / "demo.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    return path
+    return write_config(tmp_path, doc)
 
 
 def fast_rules(tmp_path: Path) -> list[Path]:
