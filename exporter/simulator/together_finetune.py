@@ -274,7 +274,9 @@ class FineTuneSim:
                     "eval_every": 5,
                 }
             )
-            self.add_job({"id": f"ft-{org}-qwen-0002", "model": "Qwen/Qwen2-7B", "step_seconds": 2 / state.speed})
+            self.add_job(
+                {"id": f"ft-{org}-qwen-0002", "model": "Qwen/Qwen2-7B", "step_seconds": 2 / state.speed}
+            )
             return
         for spec in scenario.fine_tunes(state.speed, state.story.origin - state.clock()):
             self.add_job(spec)
