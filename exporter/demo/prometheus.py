@@ -12,6 +12,7 @@ its directory removed, when the demo stops.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import socket
 import subprocess
@@ -31,6 +32,9 @@ RULE_FILES = ("alerts.yaml", "slos.yaml")
 # The pages that show the alerts' states, by Prometheus build: the web UI, the classic
 # UI of builds without it (Debian's), and the API every build answers.
 ALERT_PAGES = ("/alerts", "/classic/alerts", "/api/v1/alerts")
+# All of the demo's environment Prometheus gets: never the API keys (the demo's, or real
+# ones a user has exported in the same shell).
+ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 LOG_TAIL_LINES = 5
@@ -89,6 +93,7 @@ class LocalPrometheus:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.workdir,
+                env={k: os.environ[k] for k in ENVIRONMENT if k in os.environ},
             )
 
     def running(self) -> bool:

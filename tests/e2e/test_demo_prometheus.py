@@ -23,6 +23,7 @@ from mixin.config import DEFAULT
 from mixin.generate import DEMO_ALERTS_PATH, DEMO_SLOS_PATH, repo_root
 from tests.helpers import REPO, Proc, free_port, need_binary, wait_until
 
+SECRET = "tk-demo-prometheus-3f9e1c0a"
 ANNOUNCED = re.compile(
     r"^Prometheus at (http://127\.0\.0\.1:\d+)/ with the demo's alert rules: alert states at (\1/\S+) ", re.M
 )
@@ -33,6 +34,20 @@ def _get(url: str) -> httpx.Response | None:
         return httpx.get(url, timeout=2)
     except httpx.HTTPError:
         return None
+
+
+def prometheus_environ(workdir: Path) -> str | None:
+    """The environment of the Prometheus whose config is in ``workdir`` (None without /proc)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return None
+    for pid in proc.iterdir():
+        try:
+            if str(workdir).encode() in (pid / "cmdline").read_bytes():
+                return (pid / "environ").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+    raise AssertionError(f"no process runs with {workdir}")
 
 
 def _rule_groups(rel: str) -> set[str]:
@@ -66,7 +81,7 @@ def test_demo_runs_prometheus_with_its_rules_and_takes_it_away(tmp_path: Path) -
             stderr=subprocess.STDOUT,
             text=True,
             cwd=REPO,
-            env={**os.environ, "TMPDIR": str(tmp_path)},
+            env={**os.environ, "TMPDIR": str(tmp_path), "TOGETHER_API_KEY": SECRET},
         )
     demo = Proc(popen, f"http://127.0.0.1:{port}", log)
     try:
@@ -94,7 +109,12 @@ def test_demo_runs_prometheus_with_its_rules_and_takes_it_away(tmp_path: Path) -
             )
 
         wait_until(scraped, 40, "Prometheus scraping the demo", proc=demo, interval=0.5)
-        assert list(tmp_path.glob("inference-exporter-demo-prometheus-*"))
+        (workdir,) = tmp_path.glob("inference-exporter-demo-prometheus-*")
+        # No key reaches Prometheus: neither the demo's nor one exported in the same shell.
+        environ = prometheus_environ(workdir)
+        if environ is not None:
+            assert SECRET not in environ and "INFERENCE_EXPORTER_DEMO" not in environ
+            assert "PATH=" in environ
     finally:
         popen.send_signal(signal.SIGINT)
         code = popen.wait(20)
