@@ -232,7 +232,11 @@ async def run_demo(
     def show_url(url: str) -> None:
         print(f"Open {url}/ (metrics at {url}{telemetry_path})", flush=True)
         if local_prometheus is not None:
-            local_prometheus.start(urlsplit(url).netloc)
+            try:
+                local_prometheus.start(urlsplit(url).netloc)
+            except OSError as exc:
+                log.error("cannot start the demo's Prometheus", extra={"reason": str(exc)})
+                return
             task = asyncio.create_task(_announce(local_prometheus))
             watchers.add(task)
             task.add_done_callback(watchers.discard)

@@ -1,14 +1,15 @@
 """The default scenario: what the simulator serves when nothing scripts it.
 
-A story told on the simulator's clock, in seconds since it started
-(``SimState.started_at``): a Together queue's backlog builds past the queue-depth
-alert's threshold and drains again, the probe's jobs wait longer while it is deep, a
-Baseten staging deployment scales up with its traffic, down, to zero and back, and
-fine-tunes start, finish and fail. The queue and the deployment repeat every ``CYCLE``
-seconds; the fine-tunes happen once. ``ALERTS`` lists every alert the story sets off.
-docs/demo.md tells it minute by minute; tests/unit/test_sim_scenario.py holds the
-simulator to it, and tests/e2e/test_demo_story.py holds a real Prometheus to ``ALERTS``,
-playing the story faster (``StoryClock.speed``).
+A story told on the simulator's clock, in seconds since it started (``SimState.story``:
+from its start, or ``delay`` seconds later, ``speed`` times as fast): a Together
+queue's backlog builds past the queue-depth alert's threshold and drains again, the
+probe's jobs wait longer while it is deep, a Baseten staging deployment scales up with
+its traffic, down, to zero and back, and fine-tunes start, finish and fail. The queue
+and the deployment repeat every ``CYCLE`` seconds; the fine-tunes happen once.
+``ALERTS`` lists every alert the story sets off. docs/demo.md tells it minute by
+minute; tests/unit/test_sim_scenario.py holds the simulator to it, and
+tests/e2e/test_demo_story.py holds a real Prometheus to ``ALERTS``, playing the story
+faster.
 
 Every function here is pure: the same time (and model) always gives the same values,
 and random draws come from generators seeded with the job they are for, so a test with
