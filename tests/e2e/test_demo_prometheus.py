@@ -136,7 +136,6 @@ def _demo(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
     )
 
 
-@pytest.mark.integration
 def test_without_prometheus_on_path_the_demo_says_so_and_does_not_start(tmp_path: Path) -> None:
     res = _demo("--web.listen-address", "127.0.0.1:0", env={"PATH": str(tmp_path)})
     assert res.returncode == 1
@@ -147,7 +146,6 @@ def test_without_prometheus_on_path_the_demo_says_so_and_does_not_start(tmp_path
     assert "Open http" not in res.stdout
 
 
-@pytest.mark.integration
 def test_prometheus_and_a_web_config_do_not_go_together() -> None:
     res = _demo("--web.config.file", "web.yml")
     assert res.returncode == 2
