@@ -50,6 +50,16 @@ def _positive_int(value: str) -> int:
     return int(value)
 
 
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = 0.0
+    if not number > 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
+    return number
+
+
 def _org_key(value: str) -> tuple[str, str]:
     name, sep, key = value.partition("=")
     if not sep or not name or not key:
@@ -134,6 +144,16 @@ FLAGS = (
     Flag("--clock-offset", "clock_offset", ("simulate",), 0.0,
          "run the simulated vendors' clock this far ahead of this machine's, in seconds (negative: behind)",
          options={"metavar": "SECONDS", "type": float}),
+    Flag("--scenario.speed", "scenario_speed", ("simulate",), 1.0,
+         "play the default scenario this many times as fast as docs/demo.md tells it",
+         options={"metavar": "FACTOR", "type": _positive_float}),
+    Flag("--scenario.delay", "scenario_delay", ("simulate",), 0.0,
+         "begin the default scenario this long after the simulator starts (until then all is calm)",
+         options={"metavar": "DURATION", "type": _positive_seconds}, unit="s"),
+    Flag("--prometheus", "prometheus", ("demo",), False,
+         "also run the prometheus binary found on PATH, on a free loopback port, with the demo's "
+         "alert rules, scraping the demo; stopped with the demo",
+         options={"action": "store_true"}),
 )  # fmt: skip
 
 
@@ -253,11 +273,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "simulate":
         orgs = {key: name for name, key in args.orgs or []}
         return asyncio.run(
-            runner.run_simulator(args.listen, args.api_keys or ["sim-key"], args.clock_offset, orgs)
+            runner.run_simulator(
+                args.listen,
+                args.api_keys or ["sim-key"],
+                args.clock_offset,
+                orgs,
+                args.scenario_speed,
+                args.scenario_delay,
+            )
         )
     if args.command == "demo":
+        if args.prometheus and args.web_config_file:
+            build_parser().error("--prometheus scrapes the demo over plain HTTP: leave out --web.config.file")
         return asyncio.run(
-            runner.run_demo(args.listen, args.telemetry_path, _web_config(args), limits=_limits(args))
+            runner.run_demo(
+                args.listen,
+                args.telemetry_path,
+                _web_config(args),
+                limits=_limits(args),
+                prometheus=args.prometheus,
+            )
         )
     if not args.config_file:
         build_parser().error("--config.file is required to run the daemon")

@@ -14,12 +14,14 @@ import time
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from exporter import gcpolicy
 from exporter.config import ConfigError, load_config
 from exporter.daemon import Exporter
+from exporter.demo.prometheus import LocalPrometheus, find_binary
 from exporter.httpguard import ConnectionGuard, GuardedSite, handler_args
 from exporter.limits import DEFAULT_LIMITS, ConnectionLimits
 from exporter.listen import bind_failure, bound_addresses, browser_url, format_address, parse_listen_address
@@ -150,12 +152,23 @@ async def run_daemon(
 
 
 async def run_simulator(
-    listen: str, api_keys: list[str], clock_offset: float = 0.0, orgs: dict[str, str] | None = None
+    listen: str,
+    api_keys: list[str],
+    clock_offset: float = 0.0,
+    orgs: dict[str, str] | None = None,
+    speed: float = 1.0,
+    delay: float = 0.0,
 ) -> int:
-    """``orgs``: further API keys, each with the organisation it sees."""
+    """``orgs``: further API keys, each with the organisation it sees; ``speed``: how many
+    times as fast as its own timetable the default scenario plays, ``delay`` seconds
+    after the start."""
     host, port = parse_listen_address(listen)
     state = SimState(
-        api_keys=frozenset(api_keys), clock=lambda: time.time() + clock_offset, org_keys=orgs or {}
+        api_keys=frozenset(api_keys),
+        clock=lambda: time.time() + clock_offset,
+        org_keys=orgs or {},
+        speed=speed,
+        delay=delay,
     )
     try:
         runner, url = await sim_app.start(state, host, port)
@@ -186,8 +199,21 @@ async def run_demo(
     web_config: Path | None = None,
     *,
     limits: ConnectionLimits = DEFAULT_LIMITS,
+    prometheus: bool = False,
 ) -> int:
-    """Simulator on a free loopback port, and the daemon on the bundled demo config."""
+    """Simulator on a free loopback port, and the daemon on the bundled demo config;
+    with ``prometheus``, a local Prometheus with the demo's rules scraping it."""
+    local_prometheus = None
+    if prometheus:
+        binary = find_binary()
+        if binary is None:
+            print(
+                "inference-exporter demo: --prometheus needs the prometheus binary on PATH "
+                "(https://prometheus.io/download/, or Debian's and Ubuntu's prometheus package)",
+                file=sys.stderr,
+            )
+            return 1
+        local_prometheus = LocalPrometheus(binary)
     keys = {var: secrets.token_hex(16) for var in DEMO_KEYS}
     os.environ.update(keys)
     state = SimState(
@@ -201,8 +227,19 @@ async def run_demo(
     config_path.write_text(template.replace("__SIMULATOR_URL__", sim_url), encoding="utf-8")
     print(f"inference-exporter demo: simulator at {sim_url}, config at {config_path}", flush=True)
 
+    watchers: set[asyncio.Task[None]] = set()
+
     def show_url(url: str) -> None:
         print(f"Open {url}/ (metrics at {url}{telemetry_path})", flush=True)
+        if local_prometheus is not None:
+            try:
+                local_prometheus.start(urlsplit(url).netloc)
+            except OSError as exc:
+                log.error("cannot start the demo's Prometheus", extra={"reason": str(exc)})
+                return
+            task = asyncio.create_task(_announce(local_prometheus))
+            watchers.add(task)
+            task.add_done_callback(watchers.discard)
 
     try:
         # A local trial: reloading over HTTP is part of trying it out.
@@ -216,5 +253,25 @@ async def run_demo(
             on_listening=show_url,
         )
     finally:
+        for task in watchers:
+            task.cancel()
+        if local_prometheus is not None:
+            local_prometheus.stop()
         await sim_runner.cleanup()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def _announce(prometheus: LocalPrometheus) -> None:
+    """Say where the demo's alerts show once Prometheus answers, or why they will not."""
+    page = await prometheus.ready()
+    if page is not None:
+        print(
+            f"Prometheus at {prometheus.url}/ with the demo's alert rules: alert states at {page} "
+            "(what goes pending and fires when: docs/demo.md)",
+            flush=True,
+        )
+        return
+    log.error(
+        "the demo's Prometheus did not start; the exporter goes on without it",
+        extra={"log": prometheus.log_tail()},
+    )

@@ -55,13 +55,15 @@ def together_queue(cfg: MixinConfig) -> Group:
             Alert(
                 "TogetherQueueBacklogGrowing",
                 f"predict_linear({waiting}[{cfg.backlog_window}], {cfg.backlog_horizon_seconds}) > {high}"
-                f" and deriv({waiting}[{cfg.backlog_window}]) > 0",
+                f" and deriv({waiting}[{cfg.backlog_window}]) > 0"
+                f" and {waiting} >= {cfg.backlog_growing_min_waiting}",
                 cfg.backlog_growing_for,
                 "warning",
                 "A Together queue's backlog is growing towards the depth threshold" + ACCOUNT,
                 "At the trend of the last "
-                f"{cfg.backlog_window}, the queue of model {{{{ $labels.model }}}} will hold more than {high} "
-                f"waiting jobs within {cfg.backlog_horizon_seconds}s "
+                f"{cfg.backlog_window}, the queue of model {{{{ $labels.model }}}}, already holding "
+                f"{cfg.backlog_growing_min_waiting} or more waiting jobs, will hold more than {high} "
+                f"within {cfg.backlog_horizon_seconds}s "
                 "(predicted {{ $value | humanize }}).",
             ),
             Alert(

@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from exporter import __version__
+
+# The documentation of this version: the tag it is released under (docs/development.md, "Releases").
+DOCS_URL = f"https://github.com/inference-exporter/inference-exporter/blob/v{__version__}/docs"
+
 
 @dataclass(frozen=True)
 class MixinConfig:
@@ -17,7 +22,9 @@ class MixinConfig:
     # The Prometheus scrape job of the exporter: what the "exporter down/absent" alerts watch.
     exporter_job: str = "inference-exporter"
     # Where `runbook_url` annotations point; each alert appends `#<alertname lowercased>`.
-    runbook_url: str = "https://github.com/inference-exporter/inference-exporter/blob/main/docs/runbook.md"
+    # By default the runbook released with this version; point it at your own copy
+    # (`python -m mixin --set runbook_url=https://wiki.example/runbook`) to serve it yourself.
+    runbook_url: str = f"{DOCS_URL}/runbook.md"
 
     # TogetherQueueDepthHigh: jobs waiting in one model's queue.
     queue_depth_high: int = 100
@@ -27,6 +34,10 @@ class MixinConfig:
     backlog_window: str = "30m"
     backlog_horizon_seconds: int = 3600
     backlog_growing_for: str = "15m"
+    # ... for queues already holding at least this many waiting jobs: extrapolated an
+    # hour ahead, a calm queue's every uptick crosses the threshold whenever the trend
+    # is read from a short history (a new series, a restarted Prometheus).
+    backlog_growing_min_waiting: int = 50
     # TogetherQueueStalled: jobs waiting while none runs.
     queue_stalled_for: str = "15m"
 

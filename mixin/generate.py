@@ -18,16 +18,21 @@ DASHBOARDS: list[ModuleType] = [together_queues, together_finetunes, baseten, ex
 DASHBOARD_DIR = "grafana/dashboards"
 ALERTS_PATH = "prometheus/alerts.yaml"
 SLOS_PATH = "prometheus/slos.yaml"
-# The compose stack runs the demo, whose queue backlog stays above the depth threshold for
-# about four minutes of every ten (docs/demo.md): its Prometheus loads these rules, the
-# bundled ones but for TogetherQueueDepthHigh held for 2m instead of `queue_depth_high_for`,
-# so that the alert is seen pending and then firing within the first five minutes.
-DEMO_ALERTS_PATH = "deploy/compose/demo-alerts.yaml"
+# The demo's Prometheus (`inference-exporter demo --prometheus`, and the compose stack)
+# loads these rules, installed with the package: the bundled ones but for
+# TogetherQueueDepthHigh held for 2m instead of `queue_depth_high_for`, so that the demo's
+# backlog (above the threshold for about four minutes of every ten, docs/demo.md) is seen
+# pending and then firing within the first five minutes; and the bundled objectives.
+DEMO_ALERTS_PATH = "exporter/demo/alerts.yaml"
+DEMO_SLOS_PATH = "exporter/demo/slos.yaml"
 DEMO_QUEUE_DEPTH_HIGH_FOR = "2m"
 DEMO_HEADER = f"""\
-# The demo's alert rules (deploy/compose): prometheus/alerts.yaml with TogetherQueueDepthHigh
-# held for {DEMO_QUEUE_DEPTH_HIGH_FOR}, so the demo's backlog fires it within five minutes (docs/demo.md).
-# Against the real APIs, load prometheus/alerts.yaml instead.
+# The demo's alert rules (`inference-exporter demo --prometheus`, deploy/compose): prometheus/alerts.yaml
+# with TogetherQueueDepthHigh held for {DEMO_QUEUE_DEPTH_HIGH_FOR}, so the demo's backlog fires it within five minutes
+# (docs/demo.md). Against the real APIs, load prometheus/alerts.yaml instead.
+"""
+DEMO_SLOS_HEADER = """\
+# The demo's copy of prometheus/slos.yaml, installed with the package for `inference-exporter demo --prometheus`.
 """
 
 
@@ -54,4 +59,5 @@ def outputs(cfg: MixinConfig = DEFAULT) -> dict[str, str]:
     out[ALERTS_PATH] = alerts.render(cfg)
     out[SLOS_PATH] = slo.render(cfg)
     out[DEMO_ALERTS_PATH] = DEMO_HEADER + alerts.render(demo_config(cfg))
+    out[DEMO_SLOS_PATH] = DEMO_SLOS_HEADER + out[SLOS_PATH]
     return out

@@ -2,11 +2,10 @@
 
     python scripts/screenshots.py [--out docs/images] [--chromium /usr/bin/chromium]
 
-Starts ``python -m exporter demo`` on a free loopback port, makes one of the demo's
-Baseten deployments fail (a fault rule in the demo's simulator: its metrics endpoint
-answers 503, so the picture shows what a failing target looks like, near the top of
-the page), waits until every target has been polled and the failure has been seen,
-and saves, from headless Chromium at 1280 px wide:
+Starts ``python -m exporter demo`` on a free loopback port, waits until every target
+has been polled, and saves what someone running the demo sees (nothing scripted: the
+pictures show the demo's own targets, as the README's tour describes them), from
+headless Chromium at 1280 px wide:
 
     docs/images/targets.png   /targets
     docs/images/landing.png   the landing page
@@ -35,14 +34,6 @@ REPO = Path(__file__).resolve().parents[1]
 WIDTH = 1280
 # Tall enough for the demo's targets without scrolling (Chromium shoots the viewport).
 SHOTS = {"targets.png": ("/targets", 1120), "landing.png": ("/", 720)}
-# The end of the failing target's id, whatever account it belongs to.
-FAILING = ("baseten", "/m1llama/d1stage")
-FAULT = {
-    "path": "/v1/models/m1llama/deployments/d1stage/metrics",
-    "kind": "status",
-    "status": 503,
-    "message": "The server is temporarily unable to handle this request; please retry later",
-}
 
 
 def chromium_screenshot(chromium: str, url: str, out: Path, width: int, height: int, profile: Path) -> None:
@@ -87,19 +78,15 @@ def _wait(check: Callable[[], bool], timeout: float, what: str) -> None:
     raise SystemExit(f"timed out waiting for {what}")
 
 
-def _read_urls(demo: subprocess.Popen[str]) -> tuple[str, str]:
-    """The simulator's and the exporter's URLs, from the demo's first lines on stdout."""
+def _read_url(demo: subprocess.Popen[str]) -> str:
+    """The exporter's URL, from the demo's first lines on stdout."""
     assert demo.stdout is not None
-    sim = page = ""
-    while not page:
+    while True:
         line = demo.stdout.readline()
         if not line:
             raise SystemExit("the demo exited before it printed its address")
-        if m := re.search(r"simulator at (http://\S+?),", line):
-            sim = m.group(1)
         if m := re.search(r"Open (http://\S+?)/ ", line):
-            page = m.group(1)
-    return sim, page
+            return m.group(1)
 
 
 def take(out_dir: Path, chromium: str) -> list[Path]:
@@ -112,22 +99,14 @@ def take(out_dir: Path, chromium: str) -> list[Path]:
         text=True,
     )
     try:
-        sim, url = _read_urls(demo)
-        request = urllib.request.Request(  # noqa: S310 - the demo's loopback simulator
-            sim + "/_sim/faults", data=json.dumps(FAULT).encode(), method="POST"
-        )
-        request.add_header("Content-Type", "application/json")
-        urllib.request.urlopen(request, timeout=5).close()  # noqa: S310
+        url = _read_url(demo)
 
         def settled() -> bool:
             targets = _get_json(url + "/targets?format=json")
             assert isinstance(targets, dict)
-            rows = targets["targets"]
-            failing = [t for t in rows if t["source"] == FAILING[0] and t["id"].endswith(FAILING[1])]
-            polled = all(t["health"] != "unknown" for t in rows)
-            return polled and bool(failing) and all(t["health"] == "down" for t in failing)
+            return all(t["health"] != "unknown" for t in targets["targets"])
 
-        _wait(settled, 60, "every target polled and the failing deployment down")
+        _wait(settled, 60, "every target polled")
         # A few seconds more, so that "last poll" shows ages other than "just now".
         time.sleep(3)
         written = []

@@ -99,11 +99,13 @@ def start_simulator(
     extra_env: dict[str, str] | None = None,
     clock_offset: float = 0.0,
     orgs: dict[str, str] | None = None,
+    extra_args: list[str] | None = None,
 ) -> Proc:
     """The simulator; ``keys`` see its default organisation, ``orgs`` maps each further
     organisation's name to its key."""
     log_path = tmp_path / f"simulator-{time.monotonic_ns()}.log"
     args = _cli("simulate", "--web.listen-address", "127.0.0.1:0", "--clock-offset", str(clock_offset))
+    args += extra_args or []
     for k in keys:
         args += ["--api-key", k]
     for name, k in (orgs or {}).items():

@@ -43,7 +43,7 @@ class BasetenSim:
     def __init__(self, state: SimState, salt: str = "") -> None:
         self.state = state
         self.salt = salt
-        self.models = data.default_catalog(salt, state.started_at)
+        self.models = data.default_catalog(salt, state.story)
         self.min_step = 60
         self.lag = 90.0
 
@@ -186,7 +186,7 @@ class BasetenSim:
             if dep is None:
                 return web.json_response({"error": "no such deployment"}, status=404)
             if "status" in doc or "rps" in doc:
-                dep.scenario_origin = None
+                dep.story = None
             if "status" in doc:
                 dep.status = str(doc["status"])
             if "rps" in doc:

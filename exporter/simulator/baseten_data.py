@@ -6,10 +6,11 @@ read through. Counters come from a monotone cumulative curve ``C(t)``: a step's
 total is ``floor(C(end)) - floor(C(start))``, so totals over any partition of a
 stretch of time add up to the same number, as real per-step totals do.
 
-In the default catalog one deployment (``scenario.SCALING_DEPLOYMENT``) follows the
-default scenario: its status, replicas, traffic and latency move with a load curve
-that scales it up, down, to zero and back (``scenario.deployment_at``); the others
-hold steady. Scripting a deployment's status or traffic takes it off that curve.
+In the default workspace's catalog one deployment (``scenario.SCALING_DEPLOYMENT``)
+follows the default scenario: its status, replicas, traffic and latency move with a
+load curve that scales it up, down, to zero and back (``scenario.deployment_at``); the
+others, and every deployment of another workspace, hold steady. Scripting a
+deployment's status or traffic takes it off that curve.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from exporter.simulator import scenario
 QUANTILES = ("0.5", "0.9", "0.95", "0.99")
 HISTOGRAM_SETS: list[dict[str, str]] = [{"quantile": q} for q in QUANTILES] + [{"stat": "avg"}]
 STATUS_SETS: list[dict[str, str]] = [{"status": s} for s in ("2xx", "4xx", "5xx")]
-# Share of requests per status class.
-STATUS_SHARE = {"2xx": 0.95, "4xx": 0.04, "5xx": 0.01}
+# Share of requests per status class: a healthy deployment, whose 5xx spend a tenth of
+# the error budget of a 99% availability objective.
+STATUS_SHARE = {"2xx": 0.959, "4xx": 0.04, "5xx": 0.001}
 DEFAULT_METRICS = (
     "baseten_replicas_active",
     "baseten_inference_requests_total",
@@ -83,9 +85,9 @@ class SimDeployment:
     # The workspace's name (empty for the default one): the same ids in two workspaces
     # report different values.
     salt: str = ""
-    # Set: status, replicas and traffic follow the default scenario's scaling story,
-    # with this (the simulator's start) as its time zero.
-    scenario_origin: float | None = None
+    # Set: status, replicas and traffic follow the default scenario's scaling story
+    # on this clock (its time zero is the simulator's start).
+    story: scenario.StoryClock | None = None
 
     @property
     def seed_key(self) -> str:
@@ -93,8 +95,8 @@ class SimDeployment:
 
     def moment(self, t: float) -> scenario.DeploymentMoment:
         """Status, replicas and traffic at ``t``: the scenario's, or the fixed ones."""
-        if self.scenario_origin is not None:
-            return scenario.deployment_at(t - self.scenario_origin)
+        if self.story is not None:
+            return scenario.deployment_at(self.story.at(t))
         active = self.replicas if self.status in ("ACTIVE", "UNHEALTHY", "UPDATING") else 0
         rps = 0.0 if active == 0 else self.rps if self.rps is not None else 2.0 + _seed(self.seed_key) % 5
         starting = 1 if self.status == "WAKING_UP" else 0
@@ -149,9 +151,9 @@ class SimModel:
         }
 
 
-def default_catalog(salt: str = "", origin: float = 0.0) -> dict[str, SimModel]:
+def default_catalog(salt: str = "", story: scenario.StoryClock | None = None) -> dict[str, SimModel]:
     """An account's deployments (``salt``: the workspace, empty for the default one);
-    ``origin`` is the scenario's time zero (the simulator's start)."""
+    in the default workspace, the scaling deployment plays the story on ``story``."""
     llm = SimModel("m1llama", "llama-chat", llm=True)
     llm.deployments = {
         d.id: d
@@ -170,8 +172,9 @@ def default_catalog(salt: str = "", origin: float = 0.0) -> dict[str, SimModel]:
         for dep in model.deployments.values():
             dep.salt = salt
     models = {m.id: m for m in (llm, whisper)}
-    model_id, dep_id = scenario.SCALING_DEPLOYMENT
-    models[model_id].deployments[dep_id].scenario_origin = origin
+    if not salt:
+        model_id, dep_id = scenario.SCALING_DEPLOYMENT
+        models[model_id].deployments[dep_id].story = story or scenario.StoryClock(0.0)
     return models
 
 
@@ -223,11 +226,12 @@ def cumulative(dep: SimDeployment, metric: str, labels: dict[str, str], t: float
         per = STATUS_SHARE.get(labels.get("status", ""), 0.0)
     else:
         per = _PER_REQUEST.get(metric, 1.0)
-    if dep.scenario_origin is not None:
-        t0 = t - dep.scenario_origin
+    if dep.story is not None:
+        # Per second of the clock as per second of the story, however fast it plays.
+        t0, speed = dep.story.at(t), dep.story.speed
         if metric == "baseten_container_cpu_usage_seconds_total":
-            return CPU_PER_REPLICA * scenario.replica_seconds_until(t0)
-        return per * scenario.requests_until(t0)
+            return CPU_PER_REPLICA * scenario.replica_seconds_until(t0) / speed
+        return per * scenario.requests_until(t0) / speed
     if metric == "baseten_container_cpu_usage_seconds_total":
         r = CPU_PER_REPLICA * dep.moment(t).active
     else:
@@ -264,7 +268,7 @@ def gauge(dep: SimDeployment, metric: str, t: float) -> float:
     if metric == "baseten_gpu_memory_used":
         return float(replicas * (61_440 + round(2048 * wave)))
     if metric == "baseten_gpu_utilization":
-        if dep.scenario_origin is not None:
+        if dep.story is not None:
             util = min(0.99, 0.15 + 0.12 * moment.rps / replicas + 0.05 * wave)
         else:
             util = 0.55 + 0.35 * wave
@@ -288,18 +292,17 @@ _Q_FACTOR = {"0.5": 1.0, "0.9": 1.8, "0.95": 2.3, "0.99": 3.5}
 
 def histogram(dep: SimDeployment, metric: str, labels: dict[str, str], a: float, b: float) -> float | None:
     """A quantile or the average over the step [a, b); null when no request finished in it."""
-    if dep.scenario_origin is not None:
-        t0, t1 = a - dep.scenario_origin, b - dep.scenario_origin
-        if scenario.requests_until(t1) - scenario.requests_until(t0) <= 0:
+    if dep.story is not None:
+        if scenario.requests_until(dep.story.at(b)) - scenario.requests_until(dep.story.at(a)) <= 0:
             return None
     elif rate(dep, a) == 0:
         return None
     # A wave for texture; smaller on the scenario's deployment, whose load tells the story.
-    swing = 0.2 if dep.scenario_origin is None else 0.05
+    swing = 0.2 if dep.story is None else 0.05
     base = _HIST_BASE.get(metric, 1.0) * (1 + swing * math.sin(a / 90 + _seed(dep.seed_key) % 7))
-    if metric.endswith("_seconds") and dep.scenario_origin is not None:
+    if metric.endswith("_seconds") and dep.story is not None:
         # Response times follow the load on each replica (and a cold start's wait).
-        latency, queue_time = scenario.latency_over(a - dep.scenario_origin, b - dep.scenario_origin)
+        latency, queue_time = scenario.latency_over(dep.story.at(a), dep.story.at(b))
         base *= queue_time if metric == "baseten_time_in_async_queue_seconds" else latency
     if "stat" in labels:
         return round(base * 1.25, 4)

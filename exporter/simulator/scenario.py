@@ -1,12 +1,15 @@
 """The default scenario: what the simulator serves when nothing scripts it.
 
-A story told on the simulator's clock, in seconds since it started
-(``SimState.started_at``): a Together queue's backlog builds past the queue-depth
-alert's threshold and drains again, the probe's jobs wait longer while it is deep, a
-Baseten staging deployment scales up with its traffic, down, to zero and back, and
-fine-tunes start, finish and fail. The queue and the deployment repeat every ``CYCLE``
-seconds; the fine-tunes happen once. docs/demo.md tells it minute by minute, and
-tests/unit/test_sim_scenario.py holds it to that.
+A story told on the simulator's clock, in seconds since it started (``SimState.story``:
+from its start, or ``delay`` seconds later, ``speed`` times as fast): a Together
+queue's backlog builds past the queue-depth alert's threshold and drains again, the
+probe's jobs wait longer while it is deep, a Baseten staging deployment scales up with
+its traffic, down, to zero and back, and fine-tunes start, finish and fail. The queue
+and the deployment repeat every ``CYCLE`` seconds; the fine-tunes happen once.
+``ALERTS`` lists every alert the story sets off. docs/demo.md tells it minute by
+minute; tests/unit/test_sim_scenario.py holds the simulator to it, and
+tests/e2e/test_demo_story.py holds a real Prometheus to ``ALERTS``, playing the story
+faster.
 
 Every function here is pure: the same time (and model) always gives the same values,
 and random draws come from generators seeded with the job they are for, so a test with
@@ -24,6 +27,32 @@ from typing import Any
 
 # Seconds after which the queue's and the deployment's stories start over.
 CYCLE = 600.0
+
+
+@dataclass(frozen=True)
+class StoryClock:
+    """Where the story is at a time of the simulator's clock.
+
+    ``speed`` plays it faster: at 10 the ten-minute cycle takes one minute of the clock,
+    and every time the story gives (a wait, a step, a delay) takes a tenth as long.
+    The vendors' timestamps stay on the clock; only the story's timetable moves faster.
+    """
+
+    origin: float
+    speed: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.speed > 0:
+            raise ValueError(f"the story's speed must be positive, got {self.speed}")
+
+    def at(self, t: float) -> float:
+        """Seconds of the story at ``t`` on the clock."""
+        return (t - self.origin) * self.speed
+
+    def clock_seconds(self, story_seconds: float) -> float:
+        """How long ``story_seconds`` of the story last on the clock."""
+        return story_seconds / self.speed
+
 
 # --- Together queue: one model's backlog builds and drains ---------------------------
 
@@ -64,7 +93,8 @@ def queue_depths(model: str, t: float) -> tuple[int, int]:
     """Jobs waiting and running in ``model``'s queue ``t`` seconds after the start.
 
     The backlog model follows ``BACKLOG_KNOTS``; any other model a slow wave plus a faster
-    ripple around a level of its own, well below any alert threshold.
+    ripple around a level of its own, well below any alert threshold, with at least one
+    job running while any waits (a queue with waiting jobs and none running is stalled).
     """
     if model == BACKLOG_MODEL:
         u = t % CYCLE
@@ -76,7 +106,7 @@ def queue_depths(model: str, t: float) -> tuple[int, int]:
     phase = (seed % 628) / 100
     waiting = base + 8 * math.sin(t / 60 + phase) + 3 * math.sin(t / 7 + phase)
     running = 1 + seed % 4 + 2 * math.sin(t / 45 + phase)
-    return max(0, round(waiting)), max(0, round(running))
+    return max(0, round(waiting)), max(1, round(running))
 
 
 # --- Together queue jobs: how long each job waits and runs ---------------------------
@@ -153,6 +183,22 @@ FINE_TUNES: tuple[dict[str, Any], ...] = (
         "fail_at_step": 90,
     },
 )
+
+
+# The fields of a spec that are times of the story.
+_SPEC_TIMES = ("delay", "step_seconds", "post_seconds", "eval_seconds")
+
+
+def fine_tunes(speed: float = 1.0, lead: float = 0.0) -> list[dict[str, Any]]:
+    """``FINE_TUNES`` with their times on a clock ``speed`` times as fast as the story's,
+    for a story that begins ``lead`` seconds of that clock from now."""
+    return [
+        {
+            **{k: v / speed if k in _SPEC_TIMES else v for k, v in spec.items()},
+            "delay": lead + spec.get("delay", 0) / speed,
+        }
+        for spec in FINE_TUNES
+    ]
 
 
 # --- Baseten: a staging deployment that scales with its traffic ----------------------
@@ -285,3 +331,53 @@ def replica_seconds_until(t: float) -> float:
         + sum(_CYCLE_REPLICA_SECONDS[:i])
         + SCALING[i].replica_seconds_until(u)
     )
+
+
+# --- The alerts the story sets off ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoryAlert:
+    """An alert of the demo's rules (exporter/demo/alerts.yaml and slos.yaml) that the
+    story sets off: its condition holds from ``start`` to ``end``, in seconds of the
+    story as the vendor's data has them (Prometheus sees each a poll, a scrape and an
+    evaluation later), and it fires when that outlasts the rule's hold. ``labels`` pick
+    out its one series. A ``startup`` alert belongs to Prometheus's first moments, not to
+    the story, and may not show at all."""
+
+    name: str
+    labels: tuple[tuple[str, str], ...]
+    start: float
+    end: float
+    fires: bool
+    startup: bool = False
+
+
+_BACKLOG = (("account", "prod"), ("model", BACKLOG_MODEL))
+_PHI = (("account", "prod"), ("job_id", "ft-sim-phi-0006"))
+
+# Every alert that goes pending in the first cycle; none other does.
+ALERTS: tuple[StoryAlert, ...] = (
+    # Before Prometheus's first scrape of the exporter there is no `up` series at all.
+    StoryAlert("InferenceExporterAbsent", (), 0, 0, fires=False, startup=True),
+    # The backlog holds 50 jobs or more (0:29-5:30) and its trend points past 100 within
+    # the hour; held for 15 minutes, the warning never fires.
+    StoryAlert("TogetherQueueBacklogGrowing", _BACKLOG, 29, 331, fires=False),
+    # More than 100 waiting (0:46-4:46): held for 2 minutes by the demo's rules, it fires.
+    StoryAlert("TogetherQueueDepthHigh", _BACKLOG, 46, 286, fires=True),
+    # phi's loss passes three times its lowest at step 81 (2:42); the job fails at 3:00
+    # and is no longer running, which ends the condition.
+    StoryAlert("TogetherFinetuneLossDiverged", _PHI, 162, 180, fires=False),
+    # phi's status is error from 3:00 until its series go with the demo's two-minute
+    # fine-tune retention after its final read; held for a minute, it fires.
+    StoryAlert("TogetherFinetuneFailed", _PHI, 180, 305, fires=True),
+    # d1stage has requests queued and no replica while it wakes up (7:00-7:45); held for
+    # 5 minutes, it resolves without firing.
+    StoryAlert(
+        "BasetenReplicasZeroWithDemand",
+        (("account", "prod"), ("model_id", SCALING_DEPLOYMENT[0]), ("deployment_id", SCALING_DEPLOYMENT[1])),
+        420,
+        465,
+        fires=False,
+    ),
+)

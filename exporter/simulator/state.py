@@ -8,6 +8,8 @@ from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from exporter.simulator.scenario import StoryClock
+
 LOG_LIMIT = 200_000
 # The organisation of the keys given without one (``api_keys``).
 DEFAULT_ORG = "default"
@@ -46,6 +48,12 @@ class SimState:
     # Every request with its arrival time, newest last (bounded), e.g. to check a rate.
     log: deque[LoggedRequest] = field(default_factory=lambda: deque(maxlen=LOG_LIMIT))
     org_keys: Mapping[str, str] = field(default_factory=dict)
+    # How many times as fast as its own timetable the default scenario plays, and how
+    # many seconds of ``clock`` after the start it begins (until then all is calm).
+    speed: float = 1.0
+    delay: float = 0.0
+    # Where the default scenario is at a time of ``clock``.
+    story: StoryClock = field(init=False)
 
     def org_of(self, key: str) -> str | None:
         """The organisation a key belongs to; None for a key that belongs to none."""
@@ -58,6 +66,7 @@ class SimState:
 
     def __post_init__(self) -> None:
         self.started_at = self.clock()
+        self.story = StoryClock(self.started_at + self.delay, self.speed)
 
     def record(self, method: str, route: str, path: str) -> LoggedRequest:
         self.requests[(method, route)] += 1

@@ -270,13 +270,15 @@ class FineTuneSim:
                 {
                     "id": f"ft-{org}-llama-0001",
                     "model": "meta-llama/Llama-3-8b",
-                    "step_seconds": 3,
+                    "step_seconds": 3 / state.speed,
                     "eval_every": 5,
                 }
             )
-            self.add_job({"id": f"ft-{org}-qwen-0002", "model": "Qwen/Qwen2-7B", "step_seconds": 2})
+            self.add_job(
+                {"id": f"ft-{org}-qwen-0002", "model": "Qwen/Qwen2-7B", "step_seconds": 2 / state.speed}
+            )
             return
-        for spec in scenario.FINE_TUNES:
+        for spec in scenario.fine_tunes(state.speed, state.story.origin - state.clock()):
             self.add_job(spec)
 
     def add_job(self, spec: dict[str, Any]) -> SimJob:

@@ -97,21 +97,24 @@ def iso(ts: float) -> str:
 class ModelQueue:
     """One model's queue and workers, replayed up to the clock on demand."""
 
-    def __init__(self, now: float, model: str = "", origin: float | None = None) -> None:
+    def __init__(self, now: float, model: str = "", story: scenario.StoryClock | None = None) -> None:
         self.behaviour = Behaviour()
         self.jobs: dict[str, Job] = {}
         self.clock = now
         self.seq = 0
         self.model = model
-        # The scenario's time zero (the simulator's start).
-        self.origin = now if origin is None else origin
+        # Where the default scenario is (its time zero: the simulator's start).
+        self.story = scenario.StoryClock(now) if story is None else story
 
     def add(
         self, request_id: str, payload: dict[str, Any], info: dict[str, Any], priority: int, now: float
     ) -> Job:
         """A new pending job, with its timings drawn from the default scenario."""
         self.seq += 1
-        wait, run = scenario.job_timing(self.model, self.seq, now - self.origin)
+        wait, run = (
+            round(self.story.clock_seconds(d), 3)
+            for d in scenario.job_timing(self.model, self.seq, self.story.at(now))
+        )
         job = Job(
             request_id,
             self.model,
@@ -283,7 +286,7 @@ class JobsSim:
     def queue(self, model: str) -> ModelQueue:
         q = self.queues.get(model)
         if q is None:
-            q = self.queues[model] = ModelQueue(self.state.clock(), model, self.state.started_at)
+            q = self.queues[model] = ModelQueue(self.state.clock(), model, self.state.story)
         q.advance(self.state.clock())
         return q
 

@@ -51,7 +51,7 @@ class QueueSim:
                 return sc.waiting + int(sc.rate * (now - sc.since)), sc.running
             return sc.waiting, sc.running
         # Salted, another organisation's same model tells no story of its own: calm values.
-        return scenario.queue_depths(self.salt + model, now - self.state.started_at)
+        return scenario.queue_depths(self.salt + model, self.state.story.at(now))
 
     async def metrics(self, request: web.Request) -> web.Response:
         model = request.query.get("model", "")

@@ -13,11 +13,13 @@ import yaml
 from tests.helpers import Proc, free_port, need_binary, wait_until
 
 
-def start_prometheus(tmp_path: Path, targets: list[str], job: str, rule_files: list[Path]) -> Proc:
-    """Prometheus scraping ``targets`` (host:port) every second and evaluating rules every second."""
+def start_prometheus(
+    tmp_path: Path, targets: list[str], job: str, rule_files: list[Path], interval: str = "1s"
+) -> Proc:
+    """Prometheus scraping ``targets`` (host:port) and evaluating rules every ``interval``."""
     binary = need_binary("prometheus")
     config = {
-        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+        "global": {"scrape_interval": interval, "scrape_timeout": interval, "evaluation_interval": interval},
         "rule_files": [str(p) for p in rule_files],
         "scrape_configs": [{"job_name": job, "static_configs": [{"targets": targets}]}],
     }

@@ -15,47 +15,27 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from exporter.simulator import scenario
 from mixin import alerts as alert_rules
 from mixin import lint, slo
 from mixin.config import DEFAULT
 from mixin.generate import repo_root
+from tests.e2e.demo import DEMO_ENV, KEY, STAGING_KEY, demo_doc, write_config
 from tests.e2e.prom import alerts, api, query, start_prometheus
 from tests.helpers import Proc, scrape, start_daemon, start_simulator, wait_until
 
 pytestmark = pytest.mark.e2e
 
 ROOT = repo_root()
-KEY = "e2e-sim-key-0c4f9a"
-STAGING_KEY = "e2e-sim-staging-key-81d3"
-# The demo's two accounts per vendor: prod in the simulator's default organisation,
-# staging in its "staging" one.
-DEMO_ENV = {
-    "INFERENCE_EXPORTER_DEMO_TOGETHER_KEY": KEY,
-    "INFERENCE_EXPORTER_DEMO_BASETEN_KEY": KEY,
-    "INFERENCE_EXPORTER_DEMO_TOGETHER_STAGING_KEY": STAGING_KEY,
-    "INFERENCE_EXPORTER_DEMO_BASETEN_STAGING_KEY": STAGING_KEY,
-}
 # Alerts keep their thresholds but hold for seconds instead of minutes.
 FAST = dataclasses.replace(DEFAULT, queue_depth_high_for="5s", slo_page_for="1s")
 
 
 def demo_config(tmp_path: Path, sim_url: str) -> tuple[Path, dict[str, Any]]:
     """The bundled demo config, pointed at ``sim_url``, polling every second."""
-    text = (
-        (ROOT / "exporter/demo/demo.yaml").read_text(encoding="utf-8").replace("__SIMULATOR_URL__", sim_url)
-    )
-    doc = yaml.safe_load(text)
-    doc["global"].update({"poll_interval": "1s", "timeout": "1s", "start_spread": "500ms"})
-    # A probe every two seconds: enough events for the probe objectives within the test.
-    for account in doc["together"]["accounts"]:
-        for p in account.get("probes", []):
-            p.update({"interval": "2s", "timeout": "1500ms", "status_poll_interval": "100ms"})
-    path = tmp_path / "demo.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    return path, doc
+    doc = demo_doc(sim_url)
+    return write_config(tmp_path, doc), doc
 
 
 def grafana_substitute(expr: str) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 
+from exporter.simulator.baseten_data import STATUS_SHARE
 from tests.conftest import SIM_KEY
 from tests.helpers import (
     Proc,
@@ -66,9 +67,14 @@ def control(sim: Proc, **doc: object) -> None:
     httpx.post(sim.url + "/_sim/baseten", json=doc, timeout=5).raise_for_status()
 
 
+# Requests per second scripted for whisper, and how many of them each status class gets.
+RPS = 1000
+OK, ERRORS = (round(RPS * STATUS_SHARE[c]) for c in ("2xx", "5xx"))
+
+
 def test_deployments_end_to_end(tmp_path: Path, simulator: Proc) -> None:
     control(simulator, min_step=1, lag=1)
-    control(simulator, model_id="m2whisper", deployment_id="d2prod", rps=100)
+    control(simulator, model_id="m2whisper", deployment_id="d2prod", rps=RPS)
     started = time.time()
     daemon = start_daemon(
         tmp_path, write_config(tmp_path, simulator.url), env={"TEST_BASETEN_KEY": SIM_KEY}, wait_ready=False
@@ -84,18 +90,18 @@ def test_deployments_end_to_end(tmp_path: Path, simulator: Proc) -> None:
         elapsed = time.time() - started
         total = s.value(REQ, **whisper, status="2xx")
         assert total is not None
-        # 95 requests/s of 2xx on whole-second steps: a whole number of seconds, each
+        # OK requests per second on whole-second steps: a whole number of seconds, each
         # counted once. The first window read (the baseline) ends up to a minute before
         # now - delay (the step grid is not known yet), so at most that much more.
-        assert total % 95 == 0
-        assert total / 95 <= elapsed + 60 + 2
-        assert s.value(REQ, **whisper, status="5xx") == total / 95
+        assert total % OK == 0
+        assert total / OK <= elapsed + 60 + 2
+        assert s.value(REQ, **whisper, status="5xx") == total / OK * ERRORS
         # Polled every second over a 2-minute window, yet the counter grows at the
         # vendor's rate: each step added once, not once per overlapping window.
         t0, v0 = time.time(), total
         time.sleep(6)
         s = scrape(daemon.url)
-        grown = ((s.value(REQ, **whisper, status="2xx") or 0) - v0) / 95
+        grown = ((s.value(REQ, **whisper, status="2xx") or 0) - v0) / OK
         assert time.time() - t0 - 5 <= grown <= time.time() - t0 + 5
         assert s.types["baseten_inference_requests"] == "counter"
 

@@ -18,7 +18,8 @@ def test_committed_files_match_regeneration() -> None:
     assert set(generated) == {f"grafana/dashboards/{m.FILENAME}" for m in DASHBOARDS} | {
         "prometheus/alerts.yaml",
         "prometheus/slos.yaml",
-        "deploy/compose/demo-alerts.yaml",
+        "exporter/demo/alerts.yaml",
+        "exporter/demo/slos.yaml",
     }
     for rel, text in generated.items():
         committed = (root / rel).read_text(encoding="utf-8")

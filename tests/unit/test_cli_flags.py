@@ -26,6 +26,9 @@ GIVEN: dict[str, tuple[list[str], object]] = {
     "--api-key": (["k1"], ["k1"]),
     "--org": (["staging=k2"], [("staging", "k2")]),
     "--clock-offset": (["-30"], -30.0),
+    "--scenario.speed": (["10"], 10.0),
+    "--scenario.delay": (["15s"], 15.0),
+    "--prometheus": ([], True),
 }
 # What a command needs besides the flag under test.
 REQUIRED = {DAEMON: [], "check-config": ["config.yaml"], "config-schema": [], "demo": [], "simulate": []}

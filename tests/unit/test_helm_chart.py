@@ -10,6 +10,7 @@ import bcrypt
 import pytest
 import yaml
 
+from exporter import __version__
 from exporter.config import load_config
 from exporter.config.accounts import accounts_of
 from exporter.webconfig import load_web_config
@@ -94,7 +95,7 @@ def test_defaults_one_replica_deployment_with_keys_from_the_secret(tmp_path: Pat
     deploy = out.one("Deployment", "inference-exporter")
     assert deploy["spec"]["replicas"] == 1
     c = container(deploy)
-    assert c["image"] == "inference-exporter:0.1.0"
+    assert c["image"] == f"inference-exporter:{__version__}"
     assert not any(a.startswith("--shard") or a.startswith("--total-shards") for a in c["args"])
     assert "env" not in c
     cm = out.one("ConfigMap", "inference-exporter-config")

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from exporter import __version__
 from exporter.config import load_config
 from exporter.config.accounts import accounts_of
 from exporter.limits import DEFAULT_LIMITS
@@ -155,16 +156,14 @@ def test_config_is_mounted_where_the_args_say() -> None:
 
 
 def test_one_image_name() -> None:
-    version = re.search(r'^version = "(.+)"', (REPO / "pyproject.toml").read_text(), re.M)
-    assert version is not None
-    image = f"inference-exporter:{version.group(1)}"
+    image = f"inference-exporter:{__version__}"
     assert container(statefulset())["image"] == image
     compose = load(REPO / "deploy" / "compose" / "compose.yaml")
     assert compose["services"]["exporter"]["image"] == image
     chart = load(REPO / "deploy" / "helm" / "inference-exporter" / "Chart.yaml")
     values = load(REPO / "deploy" / "helm" / "inference-exporter" / "values.yaml")
     assert f"{values['image']['repository']}:{values['image']['tag'] or chart['appVersion']}" == image
-    assert chart["version"] == version.group(1)
+    assert chart["version"] == __version__
     readme = (REPO / "README.md").read_text()
     tags = re.findall(r"docker build -t (\S+) ", readme) + re.findall(r"`docker run [^`]* (\S+)`", readme)
     assert tags and set(tags) == {image}
@@ -239,7 +238,7 @@ tests:
             exp_annotations:
               summary: Some inference-exporter shards are not reporting; their targets are not polled.
               description: Only 2 distinct shard ordinals are being scraped out of the configured total; the targets of the missing shards have no metrics.
-              runbook_url: https://github.com/inference-exporter/inference-exporter/blob/main/deploy/kubernetes/README.md#inferenceexportershardsmissing
+              runbook_url: https://github.com/inference-exporter/inference-exporter/blob/v{version}/deploy/kubernetes/README.md#inferenceexportershardsmissing
       - eval_time: 20m
         alertname: InferenceExporterShardingMismatch
         exp_alerts: []
@@ -261,7 +260,7 @@ tests:
             exp_annotations:
               summary: inference-exporter replicas disagree on the number of shards.
               description: Replicas report 2 different --total-shards values; some targets are polled twice or not at all.
-              runbook_url: https://github.com/inference-exporter/inference-exporter/blob/main/deploy/kubernetes/README.md#inferenceexportershardingmismatch
+              runbook_url: https://github.com/inference-exporter/inference-exporter/blob/v{version}/deploy/kubernetes/README.md#inferenceexportershardingmismatch
 """
 
 
@@ -271,7 +270,7 @@ def test_shard_alerts_with_promtool(tmp_path: Path) -> None:
     check = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     test_file = tmp_path / "sharding_test.yaml"
-    test_file.write_text(SHARD_TEST.format(rules=str(rules)))
+    test_file.write_text(SHARD_TEST.format(rules=str(rules), version=__version__))
     res = subprocess.run([promtool, "test", "rules", str(test_file)], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
 

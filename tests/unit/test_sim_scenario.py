@@ -9,21 +9,24 @@ rules the compose stack's Prometheus loads.
 from __future__ import annotations
 
 import asyncio
+import re
 import statistics
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import pytest
 import yaml
 from aiohttp.test_utils import TestClient, TestServer
 from jsonschema import Draft202012Validator
 
 from exporter.config.common import parse_duration
-from exporter.simulator import scenario
+from exporter.simulator import baseten_data, scenario
 from exporter.simulator.app import make_app
 from exporter.simulator.state import SimState
-from mixin.generate import DEMO_ALERTS_PATH
+from mixin.config import DEFAULT
+from mixin.generate import DEMO_ALERTS_PATH, DEMO_SLOS_PATH
 from tests import schemas
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,13 +119,24 @@ def test_backlog_fires_the_queue_depth_alert_within_five_minutes_then_drains() -
         running = {t: r for t, (_, r) in depths[scenario.BACKLOG_MODEL].items()}
         assert min(running.values()) >= 1
         assert running[150] > running[0]
-        # The other queues move, but stay far from the threshold.
+        # The other queues move, but stay below where a growing backlog is worth a warning.
         for model in queues:
             if model != scenario.BACKLOG_MODEL:
                 waiting = [w for w, _ in depths[model].values()]
-                assert max(waiting) < threshold / 2 and len(set(waiting)) > 5, model
+                assert max(waiting) < DEFAULT.backlog_growing_min_waiting and len(set(waiting)) > 5, model
 
     run(body)
+
+
+def test_no_queue_of_the_demo_stalls() -> None:
+    """Jobs wait only while one runs, in every queue of both accounts (TogetherQueueStalled)."""
+    models = [(a["name"], q["model"]) for a in DEMO["together"]["accounts"] for q in a["queues"]]
+    assert ("staging", "demo-org/embedder-canary") in models
+    salts = {"prod": "", "staging": "staging"}
+    for account, model in models:
+        for t in range(0, 2 * int(scenario.CYCLE)):
+            waiting, running = scenario.queue_depths(salts[account] + model, t)
+            assert running >= 1 or waiting == 0, (account, model, t)
 
 
 def test_a_scripted_queue_overrides_the_story() -> None:
@@ -341,3 +355,85 @@ def test_a_fine_tune_fails_and_the_others_keep_their_story() -> None:
         assert loss[90] > 5 * loss[75] and loss[75] < loss[60] * 1.1
 
     run(body)
+
+
+# --- The alerts the story sets off ------------------------------------------------------
+
+
+def demo_rules() -> dict[str, dict[str, Any]]:
+    return {
+        str(r["alert"]): r
+        for rel in (DEMO_ALERTS_PATH, DEMO_SLOS_PATH)
+        for g in yaml.safe_load((ROOT / rel).read_text(encoding="utf-8"))["groups"]
+        for r in g["rules"]
+        if "alert" in r
+    }
+
+
+def test_the_story_s_alerts_are_the_demo_s_and_fire_when_they_outlast_their_hold() -> None:
+    rules = demo_rules()
+    for a in scenario.ALERTS:
+        assert a.name in rules, a.name
+        if not a.startup:
+            assert a.fires == (a.end - a.start > parse_duration(rules[a.name]["for"])), a.name
+
+
+def spans(values: dict[int, bool]) -> list[tuple[int, int]]:
+    """The stretches of seconds where ``values`` is true, as (first, one past the last)."""
+    out: list[tuple[int, int]] = []
+    for t, v in sorted(values.items()):
+        if v and (not out or out[-1][1] != t):
+            out.append((t, t + 1))
+        elif v:
+            out[-1] = (out[-1][0], t + 1)
+    return out
+
+
+def test_the_story_s_alert_times_follow_its_timetable() -> None:
+    """Each alert's stretch, as ``scenario.ALERTS`` gives it, from the scenario's own values."""
+    by = {a.name: a for a in scenario.ALERTS}
+    backlog = {t: scenario.queue_depths(scenario.BACKLOG_MODEL, t)[0] for t in range(int(scenario.CYCLE))}
+    threshold, _ = depth_alert()
+    (above,) = spans({t: w > threshold for t, w in backlog.items()})
+    assert (by["TogetherQueueDepthHigh"].start, by["TogetherQueueDepthHigh"].end) == above
+    (deep,) = spans({t: w >= DEFAULT.backlog_growing_min_waiting for t, w in backlog.items()})
+    assert (by["TogetherQueueBacklogGrowing"].start, by["TogetherQueueBacklogGrowing"].end) == deep
+    waking = {t: scenario.deployment_at(t).status == "WAKING_UP" for t in range(int(scenario.CYCLE))}
+    (zero,) = spans(waking)
+    assert (by["BasetenReplicasZeroWithDemand"].start, by["BasetenReplicasZeroWithDemand"].end) == zero
+    (phi,) = [j for j in scenario.FINE_TUNES if j["id"] == "ft-sim-phi-0006"]
+    failed = phi["fail_at_step"] * phi["step_seconds"]
+    assert by["TogetherFinetuneLossDiverged"].end == by["TogetherFinetuneFailed"].start == failed
+    retention = parse_duration(DEMO["together"]["accounts"][0]["fine_tunes"]["retention"])
+    poll = parse_duration(DEMO["together"]["accounts"][0]["fine_tunes"]["poll_interval"])
+    assert by["TogetherFinetuneFailed"].end == failed + poll + retention
+
+
+def test_the_loss_diverges_when_the_story_says() -> None:
+    """phi's train loss first passes three times its lowest so far at LossDiverged's start."""
+    factor = DEFAULT.finetune_loss_divergence_factor
+    start = next(a.start for a in scenario.ALERTS if a.name == "TogetherFinetuneLossDiverged")
+
+    async def body(c: TestClient[Any, Any], clock: Clock) -> None:
+        clock.at(179)
+        rows = (await get(c, "/v1/fine-tunes/ft-sim-phi-0006/metrics"))["metrics"]
+        loss = sorted((r["train/global_step"], r["train/loss"]) for r in rows if "train/loss" in r)
+        lowest = [min(v for _, v in loss[: i + 1]) for i in range(len(loss))]
+        (phi,) = [j for j in scenario.FINE_TUNES if j["id"] == "ft-sim-phi-0006"]
+        crossed = next(step for (step, v), low in zip(loss, lowest, strict=True) if v > factor * low)
+        assert crossed * phi["step_seconds"] == start
+
+    run(body)
+
+
+def test_the_demo_s_docs_list_exactly_the_story_s_alerts() -> None:
+    page = (ROOT / "docs/demo.md").read_text(encoding="utf-8")
+    section = page.split("## The alerts", 1)[1].split("\n## ", 1)[0]
+    listed = re.findall(r"^\| (\w+) \|", section, re.M)
+    assert listed[1:] == [a.name for a in scenario.ALERTS]  # the first row is the header
+
+
+def test_baseten_errors_spend_a_small_share_of_the_availability_budget() -> None:
+    budget = 1 - DEFAULT.baseten_availability_objective
+    assert baseten_data.STATUS_SHARE["5xx"] <= budget / 5
+    assert sum(baseten_data.STATUS_SHARE.values()) == pytest.approx(1.0)
