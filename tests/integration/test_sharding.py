@@ -17,6 +17,7 @@ PER_PROCESS = (
     "inference_exporter_build_info",
     "inference_exporter_config_",
     "inference_exporter_upstream_",
+    "inference_exporter_http_",
     "inference_exporter_asyncio_tasks",
     "inference_exporter_shard_",
     "inference_exporter_total_shards",
