@@ -126,3 +126,28 @@ def test_defaults_are_filled_after_parsing() -> None:
         False,
         "info",
     )
+
+
+@pytest.mark.parametrize("fmt", ["logfmt", "json"])
+def test_log_level_warn_logs_the_flags_own_word(fmt: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--log.level warn`` takes ``warn``; the lines it lets through say ``warn`` too, so
+    that a grep for the flag's value finds them."""
+    import json
+    import logging
+
+    from exporter import logs
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        logs.setup("warning", fmt)
+        logging.getLogger("exporter.test").warning("disk is slow")
+        logging.getLogger("exporter.test").error("disk is gone")
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    lines = capsys.readouterr().err.splitlines()
+    if fmt == "json":
+        assert [json.loads(line)["level"] for line in lines] == ["warn", "error"]
+    else:
+        assert [line.split()[1] for line in lines] == ["level=warn", "level=error"]
