@@ -107,7 +107,8 @@ def test_pages_over_http(tmp_path: Path) -> None:
         assert 'data-target="stub/broken"' in page.text and 'data-target="stub/ok"' not in page.text
         assert "&lt;b&gt;no&lt;/b&gt;" in page.text and 'href="/m"' in page.text
         assert (
-            bad_state.status_code == 400 and bad_state.text == "state must be one of all, down, up, unknown\n"
+            bad_state.status_code == 400
+            and bad_state.text == "state must be one of all, down, up, unknown, finished\n"
         )
         assert bad_refresh.status_code == 400 and "refresh must be" in bad_refresh.text
 
