@@ -128,7 +128,7 @@ class Exporter:
                     log.error("config reload failed, keeping the running config", extra={"problem": str(p)})
                 return False, (
                     f"config reload failed: {len(exc.problems)} problem(s) in the config file "
-                    "(listed on the landing page, /, and in the exporter's log); "
+                    "(listed on the landing page and in the exporter's log); "
                     "keeping the running config"
                 )
             if (
@@ -159,7 +159,7 @@ class Exporter:
                         extra={"problem": SCRUBBER.scrub(str(exc))},
                     )
                     return False, (
-                        "config reload failed: the web config is invalid (see the landing page, /, or the "
+                        "config reload failed: the web config is invalid (see the landing page or the "
                         "exporter's log); "
                         "keeping the running config"
                     )
