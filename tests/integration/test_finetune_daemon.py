@@ -206,10 +206,10 @@ def test_fine_tunes_end_to_end(tmp_path: Path, simulator: Proc) -> None:
             if t["id"] == "together_finetune/ft-old"
         ]
         assert (row["health"], row["interval_seconds"], row["retired"]) == ("finished", None, True)
-        polls = {**old, "result": "success"}
-        count = after.value("inference_exporter_target_polls_total", **polls)
+        old_polls = {**old, "result": "success"}
+        count = after.value("inference_exporter_target_polls_total", **old_polls)
         time.sleep(3)
-        assert scrape(daemon.url).value("inference_exporter_target_polls_total", **polls) == count
+        assert scrape(daemon.url).value("inference_exporter_target_polls_total", **old_polls) == count
         assert promtool_check_metrics(after.text) == ""
     finally:
         assert daemon.stop() == 0
