@@ -14,6 +14,7 @@ import asyncio
 import os
 import socket
 import sys
+import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -180,6 +181,71 @@ def _add_flags(parser: argparse.ArgumentParser, command: str, *, top_level: bool
         )
 
 
+DOCS = f"https://github.com/inference-exporter/inference-exporter/blob/v{__version__}/docs"
+
+
+@dataclass(frozen=True)
+class CommandPage:
+    """What a subcommand's ``--help`` says: one line for the list of commands, what it
+    does, an example, and where its documentation is."""
+
+    summary: str
+    description: str
+    example: str
+    docs: str
+
+    def parser_options(self) -> dict[str, Any]:
+        return {
+            "help": self.summary,
+            "description": "\n\n".join(
+                textwrap.fill(p, 79, break_on_hyphens=False, break_long_words=False)
+                for p in self.description.split("\n\n")
+            ),
+            "epilog": f"example:\n  {self.example}\n\ndocumentation: {DOCS}/{self.docs}",
+            "formatter_class": argparse.RawDescriptionHelpFormatter,
+        }
+
+
+def _simulated_models() -> str:
+    """The models and jobs the simulator answers for, from its own catalog."""
+    from exporter.simulator import baseten_data, scenario
+
+    baseten = ", ".join(f"{m.id} ({m.name})" for m in baseten_data.default_catalog().values())
+    jobs = ", ".join(str(spec["id"]) for spec in scenario.FINE_TUNES)
+    return (
+        f"Models it answers for. Together queues: any model name answers; {scenario.BACKLOG_MODEL} is the one whose backlog "
+        f"builds and drains. Together fine-tunes: {jobs}. Baseten models: {baseten}."
+    )
+
+
+COMMAND_PAGES = {
+    "check-config": CommandPage(
+        "validate a config file and exit (1 if invalid)",
+        "Validate a config file: every problem with its file, line and key; exit 1 if any.",
+        "inference-exporter check-config --no-secrets config.yaml",
+        "configuration.md#configuration-errors",
+    ),
+    "config-schema": CommandPage(
+        "print the JSON Schema of the config file (for editors and CI checks)",
+        "Print the JSON Schema of the config file, for editors and CI checks.",
+        "inference-exporter config-schema > config.schema.json",
+        "configuration.md#command-line",
+    ),
+    "demo": CommandPage(
+        "run the daemon against the bundled simulator on this machine, no keys needed",
+        "Run the daemon against the bundled simulator on this machine: no API keys needed.",
+        "inference-exporter demo --prometheus",
+        "demo.md",
+    ),
+    "simulate": CommandPage(
+        "run the bundled simulator of the vendor APIs alone",
+        "Run the bundled simulator of the Together and Baseten APIs alone.\n\n" + _simulated_models(),
+        "inference-exporter simulate --web.listen-address 127.0.0.1:18080 --api-key sim-key",
+        "demo.md",
+    ),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="inference-exporter",
@@ -190,22 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_flags(parser, DAEMON, top_level=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    check = sub.add_parser("check-config", help="validate a config file and exit (1 if invalid)")
-    check.add_argument("path", help="config file to check")
-    _add_flags(check, "check-config")
-
-    schema = sub.add_parser(
-        "config-schema", help="print the JSON Schema of the config file (for editors and CI checks)"
-    )
-    _add_flags(schema, "config-schema")
-
-    demo = sub.add_parser(
-        "demo", help="run the daemon against the bundled simulator on this machine, no keys needed"
-    )
-    _add_flags(demo, "demo")
-
-    sim = sub.add_parser("simulate", help="run the bundled simulator of the vendor APIs alone")
-    _add_flags(sim, "simulate")
+    for name, page in COMMAND_PAGES.items():
+        _add_flags(sub.add_parser(name, **page.parser_options()), name)
+    sub.choices["check-config"].add_argument("path", help="config file to check")
     return parser
 
 

@@ -28,7 +28,7 @@ from exporter.config.model import Config
 from exporter.health import TargetHealth
 from exporter.logs import SCRUBBER
 from exporter.poller import Poller, PollSettings, close_target
-from exporter.reloadstate import ReloadState
+from exporter.reloadstate import ReloadState, shown_problems
 from exporter.selfmetrics import SelfMetrics
 from exporter.sharding import Shard
 from exporter.sources.base import Target
@@ -62,6 +62,8 @@ class Exporter:
         self.clients = VendorClients(self.metrics.upstream, self.shard.total)
         self.poller = Poller(self.targets, self.store, self.shard)
         self._reload_lock = asyncio.Lock()
+        # What the reload under way found wrong (for the landing page; scrubbed there).
+        self._problems: list[str] = []
         self._config: Config | None = None
         # Other files reloaded together with the config (the web config): each reads
         # its file and raises ValueError if it is unusable, or returns how to apply it.
@@ -98,12 +100,21 @@ class Exporter:
         """Load the config file again; keep the running config if the new one is invalid.
 
         The answer says what went wrong in general terms only (it goes to whoever asked
-        over HTTP, and to the landing page); the problems, with their lines, go to the log.
+        over HTTP); the problems, with their lines, go to the log and to the landing page.
         """
+        self._problems = []
         ok, message = await self._reload()
         now = time.time()
         loaded_at = now if ok else self._reload_state.loaded_at
-        self._reload_state = ReloadState(ok, now, loaded_at, reloaded=True, message="" if ok else message)
+        self._reload_state = ReloadState(
+            ok,
+            now,
+            loaded_at,
+            reloaded=True,
+            message="" if ok else message,
+            problems=shown_problems(self._problems),
+            problem_count=len(self._problems),
+        )
         return ok, message
 
     async def _reload(self) -> tuple[bool, str]:
@@ -112,11 +123,13 @@ class Exporter:
                 loaded = await off_loop(load_config, self.config_path)
             except ConfigError as exc:
                 self.metrics.reload_failed()
+                self._problems = [str(p) for p in exc.problems]
                 for p in exc.problems:
                     log.error("config reload failed, keeping the running config", extra={"problem": str(p)})
                 return False, (
                     f"config reload failed: {len(exc.problems)} problem(s) in the config file "
-                    "(see the exporter's log); keeping the running config"
+                    "(listed on the landing page and in the exporter's log); "
+                    "keeping the running config"
                 )
             if (
                 loaded.config.watches_nothing()
@@ -139,13 +152,15 @@ class Exporter:
                 try:
                     applies.append(await off_loop(prepare))
                 except ValueError as exc:
+                    self._problems = [str(exc)]
                     self.metrics.reload_failed()
                     log.error(
                         "config reload failed, keeping the running config",
                         extra={"problem": SCRUBBER.scrub(str(exc))},
                     )
                     return False, (
-                        "config reload failed: the web config is invalid (see the exporter's log); "
+                        "config reload failed: the web config is invalid (see the landing page or the "
+                        "exporter's log); "
                         "keeping the running config"
                     )
             try:

@@ -73,10 +73,19 @@ class SecretScrubber(logging.Filter):
 SCRUBBER = SecretScrubber()
 
 
+# The level names lines carry: the words ``--log.level`` takes, so that a line can be
+# matched with the flag's own value (``level=warn``), not Python's ``WARNING``.
+LEVEL_NAMES = {logging.WARNING: "warn"}
+
+
+def level_name(record: logging.LogRecord) -> str:
+    return LEVEL_NAMES.get(record.levelno, record.levelname.lower())
+
+
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
     out: dict[str, Any] = {
         "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
-        "level": record.levelname.lower(),
+        "level": level_name(record),
         "logger": record.name,
         "msg": record.getMessage(),
     }

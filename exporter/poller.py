@@ -5,7 +5,8 @@ of one target at once (``max_instances=1``), a late run folded into one
 (``coalesce``), first polls spread by a stable hash of the id. A poll ends by its
 interval; its result, or the reason it failed, becomes the target's health, and its
 samples replace the target's snapshot in the store. A discovery's poll returns the
-targets it found, which replace its group in the target set.
+targets it found, which replace its group in the target set. A finished target past
+its retention (``Target.expired``) is retired: its job is removed from the schedule.
 """
 
 from __future__ import annotations
@@ -236,8 +237,8 @@ class Poller:
                 health.series = restyled.series
             self._health_lines[target.id] = HealthLines(target.id, target.source, target.scope)
             self._publish_health(target)
-        if target.interval != change.interval:
-            job = self._scheduler.get_job(target.id)
+        job = self._scheduler.get_job(target.id)
+        if target.interval != change.interval and job is not None:  # None: retired
             due = job.next_run_time.timestamp() if job is not None and job.next_run_time else None
             self._scheduler.modify_job(target.id, **self._timing(target, due))
 
@@ -282,6 +283,8 @@ class Poller:
             )
             self._expire_stale_data(target.id, health, now)
         self._publish_health(target)
+        if target.expired(now):
+            self._retire(target)
         if outcome.found is not None:
             changes = await self.sync(target.id, outcome.found)
             if changes.added or changes.removed:
@@ -297,6 +300,15 @@ class Poller:
         if not self._ready_logged and all(h.polled for h in self.health.values()):
             self._ready_logged = True
             log.info("ready: every target polled once", extra={"targets": len(self.targets)})
+
+    def _retire(self, target: Target) -> None:
+        """A finished target whose retention ran out is polled no more: nothing it could
+        yield would change. It stays in the target set (listed as finished) until its
+        config entry or its discovery drops it; a reload keeps it retired."""
+        with contextlib.suppress(JobLookupError):
+            self._scheduler.remove_job(target.id)
+        self.store.remove(target.id)
+        log.info("target retired: finished, and its retention ran out", extra={"target": target.id})
 
     def _expire_stale_data(self, tid: str, health: TargetHealth, now: float) -> None:
         """A failing target keeps its last values (left in the store) for ``stale_grace``, then they go."""

@@ -25,23 +25,36 @@ def _iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
-def _health(h: TargetHealth) -> str:
+def _health(t: Target, h: TargetHealth) -> str:
+    if t.finished_at is not None:
+        return "finished"
     if not h.polled:
         return "unknown"
     return "up" if h.up else "down"
 
 
-def rows(targets: Iterable[tuple[Target, TargetHealth]]) -> list[dict[str, Any]]:
-    """One row per target, in the order given, as the JSON view serves them."""
+def rows(targets: Iterable[tuple[Target, TargetHealth]], now: float | None = None) -> list[dict[str, Any]]:
+    """One row per target, in the order given, as the JSON view serves them.
+
+    A finished target (a fine-tune job that reached a terminal status) has health
+    ``finished`` and no schedule: ``kept_until_timestamp`` says when its series go, and
+    ``retired`` is true once they have (it is polled no more).
+    """
+    now = time.time() if now is None else now
     out: list[dict[str, Any]] = []
     for t, h in targets:
+        kept_until = t.kept_until()
         out.append(
             {
                 "id": t.id,
                 "account": t.account,
                 "source": t.source,
-                "health": _health(h),
-                "interval_seconds": t.interval,
+                "labels": dict(t.scope.labels),
+                "health": _health(t, h),
+                "interval_seconds": None if t.finished_at is not None else t.interval,
+                "finished_timestamp": t.finished_at,
+                "kept_until_timestamp": kept_until,
+                "retired": kept_until is not None and now > kept_until,
                 "last_poll": _iso(h.last_poll_timestamp) or None,
                 "last_poll_timestamp": h.last_poll_timestamp or None,
                 "last_poll_duration_seconds": h.last_duration if h.polled else None,
@@ -56,7 +69,7 @@ def rows(targets: Iterable[tuple[Target, TargetHealth]]) -> list[dict[str, Any]]
 
 
 def health_counts(data: Iterable[dict[str, Any]]) -> dict[str, int]:
-    """How many rows are up, down and unknown (not polled yet)."""
+    """How many rows are up, down, unknown (not polled yet) and finished."""
     counts = Counter(r["health"] for r in data)
     return {state: counts.get(state, 0) for state in STATES}
 

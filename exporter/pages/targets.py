@@ -17,8 +17,8 @@ from urllib.parse import urlencode
 from exporter.pages import stream_page
 
 # Health values a row can have, in the order the filter offers them, and the filter's words.
-STATES = ("down", "up", "unknown")
-LABELS = {"down": "failing", "up": "up", "unknown": "not polled yet"}
+STATES = ("down", "up", "unknown", "finished")
+LABELS = {"down": "failing", "up": "up", "unknown": "not polled yet", "finished": "finished"}
 # The auto-refresh periods offered as links, in seconds; any period in range works.
 REFRESH_CHOICES = (10, 30, 60)
 MAX_REFRESH = 3600

@@ -72,6 +72,9 @@ class Target(ABC):
     """
 
     source: str = ""
+    # When the thing the target watches finished (a fine-tune job reached a terminal
+    # status): from then on it yields what it last read, and asks the vendor nothing.
+    finished_at: float | None = None
 
     def __init__(
         self,
@@ -105,6 +108,16 @@ class Target(ABC):
     @property
     def account(self) -> str:
         return self.scope.account
+
+    def kept_until(self) -> float | None:
+        """When a finished target's series go (its retention's end); None while unfinished."""
+        return None
+
+    def expired(self, now: float) -> bool:
+        """True once a finished target's series have gone: it is retired, and nothing it
+        could yield would change any more, so the poller stops polling it."""
+        kept = self.kept_until()
+        return kept is not None and now > kept
 
     @abstractmethod
     async def poll(self, now: float) -> Rendered:

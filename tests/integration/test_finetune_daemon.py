@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -191,12 +192,24 @@ def test_fine_tunes_end_to_end(tmp_path: Path, simulator: Proc) -> None:
         )
         after = scrape(daemon.url)
         assert after.value("together_finetune_global_step", job_id="ft-live") is not None
-        # The explicit finished job keeps its (healthy) target but no longer exports, and
+        # The explicit finished job keeps its target (health series kept) but no longer exports, and
         # was never read again.
         assert after.value("together_finetune_global_step", job_id="ft-old") is None
         old = {"target": "together_finetune/ft-old", "source": "together_finetune"}
         assert after.value("inference_exporter_target_up", **old) == 1
         assert sim_report(simulator)["ft-old"]["rows_served"] == 40
+        # /targets lists it as finished and retired, with no schedule (not "up, every 1 s"),
+        # and it is polled no more: its poll count stands still over several intervals.
+        (row,) = [
+            t
+            for t in httpx.get(daemon.url + "/targets?format=json", timeout=5).json()["targets"]
+            if t["id"] == "together_finetune/ft-old"
+        ]
+        assert (row["health"], row["interval_seconds"], row["retired"]) == ("finished", None, True)
+        old_polls = {**old, "result": "success"}
+        count = after.value("inference_exporter_target_polls_total", **old_polls)
+        time.sleep(3)
+        assert scrape(daemon.url).value("inference_exporter_target_polls_total", **old_polls) == count
         assert promtool_check_metrics(after.text) == ""
     finally:
         assert daemon.stop() == 0

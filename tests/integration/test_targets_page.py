@@ -105,7 +105,7 @@ def test_pages_in_a_browser_and_as_json(tmp_path: Path, simulator: Proc) -> None
     models = ["page/ok-1", "page/ok-2", "page/<broken>"]
     add_fault(simulator, path=PATH, match={"model": "page/<broken>"}, kind="status", status=404,
               message="model <b>gone</b> " + "and a long explanation " * 8)  # fmt: skip
-    config = queue_config(tmp_path, simulator.url, models)
+    config = queue_config(tmp_path, simulator.url, models, together_extra=["labels: {team: ml}"])
     daemon = start_daemon(tmp_path, config, env={KEY_ENV: SIM_KEY})
     try:
 
@@ -142,6 +142,7 @@ def test_pages_in_a_browser_and_as_json(tmp_path: Path, simulator: Proc) -> None
     assert broken["id"] == "together_queue/page/<broken>"
     assert broken["source"] == "together_queue"
     assert broken["health"] == "down" and broken["interval_seconds"] == 1
+    assert broken["labels"] == {"team": "ml"} and broken["retired"] is False
     assert broken["last_error"] == "not_found"
     assert "model <b>gone</b>" in broken["last_error_detail"]
     assert broken["last_poll_timestamp"] > 1.6e9 and broken["last_poll_duration_seconds"] >= 0
@@ -152,8 +153,8 @@ def test_pages_in_a_browser_and_as_json(tmp_path: Path, simulator: Proc) -> None
     page = parse_page(dom)
     assert page.header == ["Target", "Health", "Last poll", "Interval", "Duration", "Series", "Last error"]
     assert page.groups == ["together_queue 3 targets, 1 down, 2 up"]
-    assert [r[0] for r in page.rows] == [t["id"] for t in data]
-    by_id = {r[0]: r for r in page.rows}
+    assert [r[0] for r in page.rows] == [t["id"] + ' team="ml"' for t in data]
+    by_id = {r[0].removesuffix(' team="ml"'): r for r in page.rows}
     row = by_id["together_queue/page/<broken>"]
     assert row[1] == "down never ok" and row[3] == "every 1 s"
     # Vendor text is escaped: the browser shows the tags as text, it does not render them.
@@ -169,7 +170,7 @@ def test_pages_in_a_browser_and_as_json(tmp_path: Path, simulator: Proc) -> None
     assert page.refresh == []
 
     only_failing = parse_page(failing)
-    assert [r[0] for r in only_failing.rows] == ["together_queue/page/<broken>"]
+    assert [r[0] for r in only_failing.rows] == ['together_queue/page/<broken> team="ml"']
     assert only_failing.refresh == ["10"]
     assert "/targets?refresh=10" in only_failing.links  # "all", keeping the refresh
 
@@ -179,6 +180,8 @@ def test_pages_in_a_browser_and_as_json(tmp_path: Path, simulator: Proc) -> None
     assert facts["Config file"] == str(config)
     assert facts["Version"] and facts["Uptime"].endswith("Z)")
     assert facts["Last reload"].startswith("failed") and "keeping the running config" in facts["Last reload"]
+    # The problem itself, with its file and line, not only "see the log".
+    assert f"{config}:" in facts["Last reload"]
     assert facts["Reload with"] == "SIGHUP or POST /-/reload"
     assert "2 up" in landing.replace('<span class="n">', "").replace("</span>", "")
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
-from exporter.cli import COMMANDS, DAEMON, FLAGS, parse_args
+from exporter import __version__
+from exporter.cli import COMMAND_PAGES, COMMANDS, DAEMON, DOCS, FLAGS, parse_args
 
 # A value for each flag that differs from every default, as typed and as parsed.
 GIVEN: dict[str, tuple[list[str], object]] = {
@@ -126,3 +128,51 @@ def test_defaults_are_filled_after_parsing() -> None:
         False,
         "info",
     )
+
+
+@pytest.mark.parametrize("fmt", ["logfmt", "json"])
+def test_log_level_warn_logs_the_flags_own_word(fmt: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--log.level warn`` takes ``warn``; the lines it lets through say ``warn`` too, so
+    that a grep for the flag's value finds them."""
+    import json
+    import logging
+
+    from exporter import logs
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        logs.setup("warning", fmt)
+        logging.getLogger("exporter.test").warning("disk is slow")
+        logging.getLogger("exporter.test").error("disk is gone")
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    lines = capsys.readouterr().err.splitlines()
+    if fmt == "json":
+        assert [json.loads(line)["level"] for line in lines] == ["warn", "error"]
+    else:
+        assert [line.split()[1] for line in lines] == ["level=warn", "level=error"]
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c != DAEMON])
+def test_every_command_help_has_a_description_an_example_and_the_docs(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        parse_args([command, "--help"])
+    text = capsys.readouterr().out
+    page = COMMAND_PAGES[command]
+    assert " ".join(page.description.split()[:4]) in " ".join(text.split())
+    assert f"example:\n  inference-exporter {command}" in text
+    link = f"documentation: {DOCS}/{page.docs}"
+    assert link in text and DOCS.endswith(f"/blob/v{__version__}/docs")
+    assert (Path(__file__).parents[2] / "docs" / page.docs.split("#")[0]).is_file()
+
+
+def test_simulate_help_names_the_models_it_answers_for(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["simulate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for model in ("demo-org/video-generator", "ft-sim-llama-0001", "m1llama (llama-chat)", "m2whisper"):
+        assert model in text

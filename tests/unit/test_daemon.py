@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -343,5 +344,40 @@ def test_a_changed_discovery_keeps_what_it_found_and_hands_on_its_settings(tmp_p
         # Its next poll keeps the same targets.
         await exp.poller.poll_once(d)
         assert {t.id: t for t in exp.targets if t.id.startswith("fake/")} == found
+
+    run(body, tmp_path)
+
+
+class Finishing(Fake):
+    """A target that finishes: its series are kept until ``until``, then it yields none."""
+
+    def __init__(self, name: str, interval: float = 3600.0) -> None:
+        super().__init__(name, interval=interval)
+        self.until: float | None = None
+
+    def kept_until(self) -> float | None:
+        return self.until
+
+    async def poll(self, now: float) -> Rendered:
+        return Rendered() if self.expired(now) else await super().poll(now)
+
+
+def test_a_finished_target_past_its_retention_is_retired_and_a_reload_keeps_it_so(tmp_path: Path) -> None:
+    async def body(exp: Exporter) -> None:
+        t = Finishing("job")
+        await exp.poller.sync(STATIC, [t])
+        t.finished_at, t.until = time.time(), time.time() + 3600  # finished, series kept
+        await exp.poller.poll_once(t)
+        assert 'fake_value{name="fake/job"} 1' in text(exp)
+        assert exp.poller._scheduler.get_job(t.id) is not None  # still yields its kept series
+        t.until = time.time() - 1  # retention over
+        await exp.poller.poll_once(t)
+        assert "fake_value{" not in text(exp)
+        assert exp.poller._scheduler.get_job(t.id) is None  # polled no more
+        assert exp.targets.get(t.id) is t  # but still listed (as finished)
+        # A reload with a new interval keeps it, state and all, and does not poll it again.
+        changes = await exp.poller.sync(STATIC, [Finishing("job", interval=60.0)])
+        assert exp.targets.get(t.id) is t and [c.target for c in changes.reconfigured] == [t]
+        assert exp.poller._scheduler.get_job(t.id) is None
 
     run(body, tmp_path)

@@ -10,6 +10,7 @@ import pytest
 
 from exporter.errors import UpstreamError
 from exporter.exposition import Rendered, assemble
+from exporter.health import TargetHealth
 from exporter.scope import Scope
 from exporter.sources.base import Target
 from exporter.sources.together.finetune.target import (
@@ -21,6 +22,7 @@ from exporter.sources.together.finetune.target import (
 )
 from exporter.sources.together.finetune.translate import TERMINAL, iso_time
 from exporter.sources.together.finetune.vendor import UNFINISHED_STATUSES
+from exporter.status import rows
 from tests.finetune_harness import Harness, harness
 from tests.helpers import Scrape, parse
 
@@ -197,6 +199,12 @@ def test_finished_job_is_read_once_more_kept_for_retention_then_dropped() -> Non
             assert target.expired(h.clock.t + 31)
             assert (await target.poll(h.clock.t + 31)).series == 0
             assert len(h.transport.urls) == n_requests
+            # /targets lists it as finished with no schedule, then retired: never "up, every 1 s".
+            health = TargetHealth()
+            health.record_success(h.clock.t + 31, 0.0, 0)
+            for at, retired in ((h.clock.t + 29, False), (h.clock.t + 31, True)):
+                (row,) = rows([(target, health)], at)
+                assert (row["health"], row["interval_seconds"], row["retired"]) == ("finished", None, retired)
 
     run(go())
 

@@ -4,16 +4,19 @@ and the /targets query answered over HTTP (filter, refresh, bad parameters)."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 from aiohttp import web
 
 from exporter.config import load_config
 from exporter.daemon import Exporter
 from exporter.errors import UpstreamError
 from exporter.exposition import Rendered, render
+from exporter.reloadstate import MAX_PROBLEM_CHARS, MAX_PROBLEMS, shown_problems
 from exporter.server import make_app
 from exporter.sources.base import Target
 from exporter.targetset import STATIC
@@ -107,8 +110,56 @@ def test_pages_over_http(tmp_path: Path) -> None:
         assert 'data-target="stub/broken"' in page.text and 'data-target="stub/ok"' not in page.text
         assert "&lt;b&gt;no&lt;/b&gt;" in page.text and 'href="/m"' in page.text
         assert (
-            bad_state.status_code == 400 and bad_state.text == "state must be one of all, down, up, unknown\n"
+            bad_state.status_code == 400
+            and bad_state.text == "state must be one of all, down, up, unknown, finished\n"
         )
         assert bad_refresh.status_code == 400 and "refresh must be" in bad_refresh.text
 
     asyncio.run(go())
+
+
+def test_a_failed_reload_lists_its_problems_on_the_landing_page_without_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: the page said "see the exporter's log". Now each problem is on the page,
+    with its file, line and key, and the running config's API key quoted in one is redacted."""
+    cfg = tmp_path / "c.yaml"
+    key = "tok-" + "5f1c" * 10
+    monkeypatch.setenv("PAGES_TEST_KEY", key)
+    cfg.write_text("together:\n  api_key_env: PAGES_TEST_KEY\n")
+
+    async def go() -> str:
+        exp = Exporter(cfg)
+        await exp.start(load_config(cfg))
+        cfg.write_text(
+            f"global:\n  poll_interval: sometimes\ntogether:\n  api_key_env: PAGES_TEST_KEY\n  base_url: {key}\n"
+        )
+        try:
+            ok, message = await exp.reload()
+            assert not ok and "listed on the landing page" in message
+            runner = web.AppRunner(make_app(exp, "/metrics"))
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            try:
+                url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+                async with httpx.AsyncClient(base_url=url) as c:
+                    return (await c.get("/")).text
+            finally:
+                await runner.cleanup()
+        finally:
+            await exp.stop()
+
+    page = asyncio.run(go())
+    problems = re.findall(r"<li><code>(.*?)</code></li>", page)
+    assert len(problems) == 2, page
+    assert problems[0].startswith(f"{cfg}:2:") and "global.poll_interval" in problems[0]
+    assert problems[1].startswith(f"{cfg}:5:") and "base_url" in problems[1]
+    assert key not in page and "&lt;redacted&gt;" in problems[1]
+
+
+def test_the_problems_a_page_shows_are_capped_in_number_and_length() -> None:
+    many = [f"c.yaml:{n}: k: " + "x" * 2000 for n in range(1, MAX_PROBLEMS + 6)]
+    shown = shown_problems(many)
+    assert len(shown) == MAX_PROBLEMS and all(len(p) == MAX_PROBLEM_CHARS for p in shown)
+    assert shown[0].startswith("c.yaml:1: k: xx") and shown[0].endswith("…")

@@ -9,6 +9,7 @@ import pytest
 from exporter.config import ConfigError, load_config
 from exporter.exposition import Rendered, render
 from exporter.health import TargetHealth
+from exporter.scope import Scope
 from exporter.sources.base import Target
 from exporter.status import render_html, rows
 
@@ -34,8 +35,12 @@ def test_rows_and_html_escape_vendor_text() -> None:
         "id": "dummy/b",
         "account": "default",
         "source": "dummy",
+        "labels": {},
         "health": "up",
         "interval_seconds": 1,
+        "finished_timestamp": None,
+        "kept_until_timestamp": None,
+        "retired": False,
         "last_poll": "2027-01-15T08:00:00Z",
         "last_poll_timestamp": 1_800_000_000.0,
         "last_poll_duration_seconds": 0.25,
@@ -50,6 +55,39 @@ def test_rows_and_html_escape_vendor_text() -> None:
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert "dummy/&lt;a&gt;" in page and "3 targets, 1 down" in page
     assert page.count("<tr data-target=") == 3
+
+
+class Finished(Dummy):
+    """A target that finished at ``finished_at``, its series kept for an hour."""
+
+    def __init__(self, tid: str, finished_at: float) -> None:
+        scope = Scope("prod", (("team", "ml"),))
+        super().__init__(tid, interval=5, timeout=1, settings=(), scope=scope)
+        self.finished_at = finished_at
+
+    def kept_until(self) -> float | None:
+        assert self.finished_at is not None
+        return self.finished_at + 3600
+
+
+def test_finished_targets_show_as_finished_without_a_schedule_and_with_their_labels() -> None:
+    """A finished job kept for its retention, or retired after it, is not "up, every 5 s"."""
+    now = 1_800_000_000.0
+    up = TargetHealth()
+    up.record_success(now - 5, 0.01, 0)
+    kept = Finished("dummy/ft-new", now - 60)
+    retired = Finished("dummy/ft-old", now - 7200)
+    data = rows([(kept, up), (retired, up)], now)
+    assert [(r["health"], r["interval_seconds"], r["retired"]) for r in data] == [
+        ("finished", None, False),
+        ("finished", None, True),
+    ]
+    assert data[0]["kept_until_timestamp"] == now + 3540 and data[0]["labels"] == {"team": "ml"}
+    page = render_html(data, now)
+    assert "every 5 s" not in page and "2 targets, 0 down, 0 up, 2 finished." in page
+    assert page.count('<span class="badge finished">finished</span>') == 2
+    assert "series kept until" in page and "retired: series gone" in page
+    assert page.count('<span class="label">team="ml"</span>') == 2
 
 
 def write(tmp_path: Path, together: str) -> Path:

@@ -11,7 +11,8 @@ returns twice are recognised and applied once. Only the newest value per key is 
 (``together_finetune_translate.MetricsState``).
 
 When the job reaches a terminal status its metrics are read one last time; its
-series then stay for ``retention`` and go, and the job is not asked about again.
+series then stay for ``retention`` and go, and the job is not asked about again: the
+target is retired (``expired``), is polled no more, and shows as finished on /targets.
 
 A 404 marks the target down with reason ``not_found`` and backs off: the next
 requests wait 2, 4, 8 … poll intervals (at most ``MAX_BACKOFF``), so a mistyped id
@@ -97,9 +98,8 @@ class JobTarget(Target):
             self._last = self._render(self.info)  # a finished job's last series, with the new labels
         return True
 
-    def expired(self, now: float) -> bool:
-        """True once a finished job's retention has run out."""
-        return self.finished_at is not None and now - self.finished_at > self.opts.retention
+    def kept_until(self) -> float | None:
+        return None if self.finished_at is None else self.finished_at + self.opts.retention
 
     def _client(self) -> VendorClient:
         return self.clients.get("together", self.account)
