@@ -40,7 +40,11 @@ class Problem:
 
 
 class ConfigError(Exception):
+    """Every problem of a file, in the order of its lines (whole-file ones first), so the
+    list reads top to bottom alongside the file."""
+
     def __init__(self, problems: list[Problem]) -> None:
+        problems = sorted(problems, key=lambda p: (p.line or 0, p.column or 0))
         super().__init__("\n".join(str(p) for p in problems))
         self.problems = problems
 
@@ -145,7 +149,8 @@ def load_config(path: str | Path, *, read_secrets: bool = True) -> LoadedConfig:
     problems += secret_problems
     if problems:
         raise ConfigError(problems)
-    warnings = [
-        Problem(fname, loaded.line_for(p), yamlpos.format_path(p), msg) for p, msg in filter_warnings(cfg)
-    ]
+    warnings = sorted(
+        (Problem(fname, loaded.line_for(p), yamlpos.format_path(p), msg) for p, msg in filter_warnings(cfg)),
+        key=lambda p: p.line or 0,
+    )
     return LoadedConfig(path=path, config=cfg, secrets=secrets, warnings=warnings)

@@ -20,6 +20,7 @@ from exporter.modelerrors import describe_value
 from exporter.scope import DEFAULT_ACCOUNT, DEFAULT_MAX_SERIES, RESERVED_LABELS
 
 _DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+$")
+_SECONDS_RE = re.compile(r"^\d+(?:\.\d+)?$")
 _PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -31,6 +32,8 @@ def parse_duration(value: Any) -> float:
         raise ValueError("expected a duration such as 30s, 1m or 500ms")
     if isinstance(value, int | float):
         seconds = float(value)
+    elif isinstance(value, str) and _SECONDS_RE.match(value.strip()):
+        seconds = float(value)  # "30" quoted reads as 30 unquoted does: seconds
     elif isinstance(value, str) and _DURATION_RE.match(value.strip()):
         seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _PART_RE.findall(value.strip()))
     else:
@@ -78,6 +81,12 @@ class Schedule(Strict):
     timeout: Duration | None = None
 
 
+def _shell_reference(value: str) -> str | None:
+    """The variable name in ``$NAME`` or ``${NAME}``, if ``value`` is written so."""
+    m = re.fullmatch(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", value)
+    return m.group(1) if m and (value[1] == "{") == value.endswith("}") else None
+
+
 class Credentials(Strict):
     """An API key given by reference only: an environment variable or a file."""
 
@@ -88,6 +97,8 @@ class Credentials(Strict):
     @classmethod
     def _env_name(cls, v: str | None) -> str | None:
         # A common slip is pasting the key itself here; say so without echoing it.
+        if v is not None and (name := _shell_reference(v)) is not None:
+            raise ValueError(f"drop the '$': write {name}, the variable's name, not a shell reference to it")
         if v is not None and not _ENV_NAME_RE.match(v):
             raise ValueError(
                 "must name an environment variable (letters, digits, _), not hold the key itself"
@@ -172,11 +183,21 @@ def _check_regex(pattern: str) -> str:
     try:
         re.compile(pattern)
     except re.error as exc:
+        if "*" in pattern or "?" in pattern:
+            raise ValueError(
+                f"invalid regular expression {pattern!r}: filters are regular expressions, not globs; "
+                f"write {_from_glob(pattern)!r} (.* for any text)"
+            ) from None
         raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
     for construct, what in _NOT_RE2:
         if construct.search(pattern):
             raise ValueError(f"{pattern!r}: {what} are not in the RE2 syntax these expressions use")
     return pattern
+
+
+def _from_glob(pattern: str) -> str:
+    """A glob's likely meaning as a regular expression: ``*`` any text, ``?`` one character."""
+    return re.sub(r"(?<!\.)\*", ".*", pattern).replace("?", ".")
 
 
 Regex = Annotated[str, Field(min_length=1), AfterValidator(_check_regex)]

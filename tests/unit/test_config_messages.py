@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from exporter.config import load_config
 from exporter.config.model import Config
 from exporter.modelerrors import closest_key, known_keys
 from exporter.webconfig import WebConfigError
@@ -162,3 +163,75 @@ def test_a_section_or_a_value_left_empty(tmp_path: Path) -> None:
     assert problems(path) == [
         f"{path}:2: global.poll_interval: expected a duration such as 30s, 1m or 500ms, got an empty value"
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "sentence"),
+    [
+        ("global:\n  poll_interval:\t30s\n", "2:17", "a tab character after text on the line (after a ':' perhaps)"),
+        ("a: b\t\n", "1:5", "a tab character after text on the line"),
+        ("global:\n\tpoll_interval: 30s\n", "2:1", "a tab character: YAML accepts only spaces for indentation"),
+    ],
+)  # fmt: skip
+def test_a_tab_after_a_colon_is_not_called_indentation(
+    tmp_path: Path, text: str, where: str, sentence: str
+) -> None:
+    path = write_yaml(tmp_path, text)
+    (got,) = problems(path)
+    assert got.startswith(f"{path}:{where}: (syntax): {sentence}"), got
+
+
+@pytest.mark.parametrize("ref", ["$BASETEN_API_KEY", "${BASETEN_API_KEY}"])
+def test_a_dollar_in_api_key_env_says_drop_it(tmp_path: Path, ref: str) -> None:
+    path = write_yaml(tmp_path, f"baseten:\n  api_key_env: {ref!r}\n")
+    assert problems(path) == [
+        f"{path}:2: baseten.api_key_env: drop the '$': write BASETEN_API_KEY, "
+        "the variable's name, not a shell reference to it"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "suggested"),
+    [("*_size_bytes", ".*_size_bytes"), ("?aseten_*", ".aseten_.*")],
+)
+def test_a_glob_in_a_filter_says_filters_are_regular_expressions(
+    tmp_path: Path, pattern: str, suggested: str
+) -> None:
+    path = write_yaml(tmp_path, f"global:\n  metric_filter:\n    deny: [{pattern!r}]\n")
+    assert problems(path) == [
+        f"{path}:3: global.metric_filter.deny[0]: invalid regular expression {pattern!r}: filters are "
+        f"regular expressions, not globs; write {suggested!r} (.* for any text)"
+    ]
+
+
+def test_an_unreadable_key_file_says_cannot_read_once(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path, "together:\n  api_key_file: missing.key\n")
+    assert problems(path, read_secrets=True) == [
+        f"{path}:2: together.api_key_file: api_key_file {str(tmp_path / 'missing.key')!r}: "
+        "cannot read: No such file or directory"
+    ]
+
+
+def test_a_quoted_number_of_seconds_reads_as_the_number(tmp_path: Path) -> None:
+    quoted = write_yaml(tmp_path, "global:\n  poll_interval: '30'\n  timeout: \"2.5\"\n", "q.yaml")
+    plain = write_yaml(tmp_path, "global:\n  poll_interval: 30\n  timeout: 2.5\n", "p.yaml")
+    assert load_config(quoted).config == load_config(plain).config
+    assert load_config(quoted).config.global_.poll_interval == 30.0
+    path = write_yaml(tmp_path, "global:\n  poll_interval: '30 s'\n")
+    assert problems(path) == [
+        f"{path}:2: global.poll_interval: expected a duration such as 30s, 1m or 500ms, got '30 s'"
+    ]
+
+
+def test_problems_are_listed_in_the_order_of_their_lines(tmp_path: Path) -> None:
+    path = write_yaml(
+        tmp_path,
+        "together:\n"  # 1
+        "  api_key_env: NOT_SET_ANYWHERE_X\n"  # 2
+        "  max_connections: ten\n"  # 3
+        "  queues: [{model: a}, {model: a}]\n"  # 4
+        "global:\n"  # 5
+        "  timeout: soon\n",  # 6
+    )
+    got = problems(path, read_secrets=True)
+    assert [line.split(":")[1] for line in got] == ["2", "3", "6"], got
