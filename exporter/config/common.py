@@ -50,7 +50,7 @@ Duration = Annotated[
         {
             "anyOf": [
                 {"type": "number", "exclusiveMinimum": 0},
-                {"type": "string", "pattern": _DURATION_RE.pattern},
+                {"type": "string", "pattern": f"{_SECONDS_RE.pattern}|{_DURATION_RE.pattern}"},
             ],
             "description": "seconds, or a Prometheus-style duration such as 30s, 1m30s or 500ms",
         }
@@ -137,30 +137,74 @@ class VendorCommon(Credentials):
 # An account name is a label value and a part of target ids and URLs: kept to
 # characters that need no escaping anywhere.
 ACCOUNT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
-AccountName = Annotated[str, Field(pattern=ACCOUNT_NAME_PATTERN)]
+_ACCOUNT_NAME_RE = re.compile(ACCOUNT_NAME_PATTERN)
+
+
+def _check_account_name(name: str) -> str:
+    if _ACCOUNT_NAME_RE.match(name):
+        return name
+    bad = sorted({c for c in name if not (c.isascii() and (c.isalnum() or c in "_.-"))})
+    why = (
+        f"{', '.join(repr(c) for c in bad)} not allowed"
+        if bad
+        else "must start with a letter or digit"
+        if name
+        else "must not be empty"
+    )
+    if not bad and len(name) > 63:
+        why = "longer than 63 characters"
+    raise ValueError(
+        f"{name!r} is not an account name ({why}): 1 to 63 letters, digits, '_', '.' or '-', "
+        "starting with a letter or digit"
+    )
+
+
+AccountName = Annotated[
+    str,
+    AfterValidator(_check_account_name),
+    WithJsonSchema({"type": "string", "pattern": ACCOUNT_NAME_PATTERN}),
+]
 
 _LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
-def _check_labels(labels: dict[str, str]) -> dict[str, str]:
-    for name in labels:
-        if not _LABEL_NAME_RE.match(name):
-            raise ValueError(
-                f"{name!r} is not a label name (letters, digits and _, not starting with a digit)"
-            )
-        if name.startswith("__"):
-            raise ValueError(f"label {name!r}: names starting with __ are reserved for Prometheus")
-        if name in RESERVED_LABELS or name.startswith("exported_"):
-            raise ValueError(
-                f"label {name!r} clashes with a label the exporter sets itself; "
-                f"reserved: {', '.join(sorted(RESERVED_LABELS))} and exported_*"
-            )
-    return labels
+def _check_label_name(name: str) -> str:
+    if not _LABEL_NAME_RE.match(name):
+        raise ValueError(f"{name!r} is not a label name (letters, digits and _, not starting with a digit)")
+    if name.startswith("__"):
+        raise ValueError(f"label {name!r}: names starting with __ are reserved for Prometheus")
+    if name in RESERVED_LABELS or name.startswith("exported_"):
+        raise ValueError(
+            f"label {name!r} clashes with a label the exporter sets itself; "
+            f"reserved: {', '.join(sorted(RESERVED_LABELS))} and exported_*"
+        )
+    return name
 
+
+# Checked key by key, so that a problem points at the label's own line.
+LabelName = Annotated[str, AfterValidator(_check_label_name)]
 
 # Labels added to every series of a target (``labels:`` on an account, a target or
 # a discovery rule); an inner level's value overrides an outer one's.
-TargetLabels = Annotated[dict[str, str], AfterValidator(_check_labels)]
+TargetLabels = Annotated[
+    dict[LabelName, str],
+    WithJsonSchema(
+        {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "propertyNames": {
+                "pattern": _LABEL_NAME_RE.pattern,
+                "not": {
+                    "anyOf": [
+                        {"enum": sorted(RESERVED_LABELS)},
+                        {"pattern": "^(__|exported_)"},
+                    ]
+                },
+            },
+            "description": "label name: value; names the exporter sets itself, __* and exported_* are reserved",
+        }
+    ),
+]
 
 
 class Labelled(Strict):

@@ -235,3 +235,29 @@ def test_problems_are_listed_in_the_order_of_their_lines(tmp_path: Path) -> None
     )
     got = problems(path, read_secrets=True)
     assert [line.split(":")[1] for line in got] == ["2", "3", "6"], got
+
+
+def test_a_label_clash_points_at_the_label_s_own_line(tmp_path: Path) -> None:
+    path = write_yaml(
+        tmp_path,
+        "together:\n  api_key_env: K\n  labels:\n    team: ml\n    account: x\n",
+    )
+    (got,) = problems(path)
+    assert got.startswith(f"{path}:5: together.labels.account: label 'account' clashes with a label "), got
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("prod/eu", "'/' not allowed"),
+        ("prod eu!", "' ', '!' not allowed"),
+        ("-prod", "must start with a letter or digit"),
+        ("a" * 64, "longer than 63 characters"),
+    ],
+)
+def test_an_account_name_pattern_is_explained(tmp_path: Path, name: str, why: str) -> None:
+    path = write_yaml(tmp_path, f"together:\n  accounts:\n    - {{name: {name!r}, api_key_env: K}}\n")
+    assert problems(path) == [
+        f"{path}:3: together.accounts[0].name: {name!r} is not an account name ({why}): "
+        "1 to 63 letters, digits, '_', '.' or '-', starting with a letter or digit"
+    ]

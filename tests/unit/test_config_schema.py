@@ -54,6 +54,10 @@ def test_example_names_the_schema_on_its_first_line() -> None:
         {"together": {"accounts": [{"name": "a/b", "api_key_env": "K"}]}},
         {"baseten": {"api_key_env": "K", "metric_filter": {"allow": "x"}}},
         {"together": {"api_key_env": "K", "labels": {"team": 1}}},
+        {"together": {"api_key_env": "K", "labels": {"team-name": "x"}}},  # not a label name
+        {"together": {"api_key_env": "K", "labels": {"account": "x"}}},  # set by the exporter
+        {"baseten": {"api_key_env": "K", "discovery": [{"labels": {"__meta": "x"}}]}},
+        {"baseten": {"api_key_env": "K", "labels": {"exported_job": "x"}}},
     ],
 )
 def test_schema_catches_what_editors_should_flag(doc: dict[str, Any]) -> None:
@@ -63,6 +67,7 @@ def test_schema_catches_what_editors_should_flag(doc: dict[str, Any]) -> None:
 def test_schema_accepts_both_forms_and_durations() -> None:
     v = validator()
     assert v.is_valid({"global": {"poll_interval": "1m30s", "timeout": 5}, "together": {"api_key_env": "K"}})
+    assert v.is_valid({"global": {"poll_interval": "30", "timeout": "2.5"}})
     assert v.is_valid(
         {"together": {"accounts": [{"name": "prod", "api_key_env": "K", "labels": {"t": "x"}}]}}
     )
