@@ -261,3 +261,33 @@ def test_an_account_name_pattern_is_explained(tmp_path: Path, name: str, why: st
         f"{path}:3: together.accounts[0].name: {name!r} is not an account name ({why}): "
         "1 to 63 letters, digits, '_', '.' or '-', starting with a letter or digit"
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "together:\n  api_key_env: K\n  discovery: {enabled: true}\n",
+            "3: together.discovery: unknown key here; 'discovery' belongs under together.fine_tunes: "
+            "indent it there",
+        ),
+        (
+            "together:\n  api_key_env: K\n  fine_tunes:\n    discovery:\n      enabled: true\n"
+            "    statuses: [running]\n",
+            "6: together.fine_tunes.statuses: unknown key here; 'statuses' belongs under "
+            "together.fine_tunes.discovery: indent it there",
+        ),
+        (
+            "baseten:\n  api_key_env: K\n  deployments:\n    - {model_id: a, deployment_id: b, discovery: []}\n",
+            "4: baseten.deployments[0].discovery: unknown key here; 'discovery' belongs under baseten: "
+            "indent it less",
+        ),
+        (
+            "global:\n  together: {}\n",
+            "2: global.together: unknown key here; 'together' belongs at the top level: indent it less",
+        ),
+    ],
+)
+def test_a_misplaced_key_says_where_it_belongs(tmp_path: Path, text: str, expected: str) -> None:
+    path = write_yaml(tmp_path, text)
+    assert problems(path) == [f"{path}:{expected}"]
