@@ -111,7 +111,7 @@ def belongs_under(root: type[BaseModel], loc: Sequence[str | int]) -> str | None
             return f"{key!r} belongs under {format_path((*parent, name))}: indent it there"
     for depth in range(len(parent) - 1, -1, -1):
         if key in known_keys(root, parent[:depth]):
-            place = f"under {format_path(parent[:depth])}" if depth else "at the top level"
+            place = f"under {format_path(tuple(parent[:depth]))}" if depth else "at the top level"
             return f"{key!r} belongs {place}: indent it less"
     return None
 
