@@ -43,6 +43,18 @@ def parse_duration(value: Any) -> float:
     return seconds
 
 
+def format_duration(seconds: float) -> str:
+    """``seconds`` the way a config writes it (``30m``, ``1m30s``, ``500ms``): a message
+    about a duration reads in the units of the file, not in raw seconds."""
+    ms = round(seconds * 1000)
+    parts = []
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
+        count, ms = divmod(ms, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
+
+
 Duration = Annotated[
     float,
     BeforeValidator(parse_duration),

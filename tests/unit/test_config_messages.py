@@ -291,3 +291,31 @@ def test_an_account_name_pattern_is_explained(tmp_path: Path, name: str, why: st
 def test_a_misplaced_key_says_where_it_belongs(tmp_path: Path, text: str, expected: str) -> None:
     path = write_yaml(tmp_path, text)
     assert problems(path) == [f"{path}:{expected}"]
+
+
+def test_a_poll_interval_the_default_counter_window_cannot_cover_is_named(tmp_path: Path) -> None:
+    # Only global.poll_interval is written: the problem is there, and says the default conflicts.
+    path = write_yaml(
+        tmp_path,
+        "global:\n  poll_interval: 30m\nbaseten:\n  api_key_env: K\n  discovery:\n    - {}\n    - {}\n",
+    )
+    assert problems(path) == [
+        f"{path}:2: global.poll_interval: this poll interval (30m) conflicts with the default "
+        "counter_window of baseten (15m), which must cover an interval plus one minute: set "
+        "counter_window: 31m or more on baseten, or a shorter poll_interval"
+    ]
+
+
+def test_a_written_counter_window_is_quoted_in_the_units_typed(tmp_path: Path) -> None:
+    path = write_yaml(
+        tmp_path,
+        "global:\n  poll_interval: 2m\nbaseten:\n  api_key_env: K\n  counter_window: 90s\n"
+        "  discovery:\n    - {}\n    - poll_interval: 600\n",
+    )
+    assert problems(path) == [
+        f"{path}:5: baseten.counter_window: counter_window (90s) must be at least the poll interval "
+        "(global.poll_interval, 2m) plus one minute (3m), or counter steps between two polls are never read",
+        f"{path}:5: baseten.counter_window: counter_window (90s) must be at least the poll interval "
+        "(baseten.discovery[1].poll_interval, 600s) plus one minute (11m), or counter steps between two "
+        "polls are never read",
+    ]
