@@ -17,6 +17,7 @@ from exporter import files, yamlpos
 from exporter.config import baseten as _baseten
 from exporter.config.accounts import account_checks, read_keys
 from exporter.config.common import format_duration
+from exporter.config.filter_reach import reach_warnings
 from exporter.config.filters import filter_warnings
 from exporter.config.model import Config
 from exporter.config.together_probe import probe_checks
@@ -174,7 +175,10 @@ def load_config(path: str | Path, *, read_secrets: bool = True) -> LoadedConfig:
     if problems:
         raise ConfigError(problems)
     warnings = sorted(
-        (Problem(fname, loaded.line_for(p), yamlpos.format_path(p), msg) for p, msg in filter_warnings(cfg)),
+        (
+            Problem(fname, loaded.line_for(p), yamlpos.format_path(p), msg)
+            for p, msg in [*filter_warnings(cfg), *reach_warnings(cfg)]
+        ),
         key=lambda p: p.line or 0,
     )
     return LoadedConfig(path=path, config=cfg, secrets=secrets, warnings=warnings)

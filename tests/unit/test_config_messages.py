@@ -319,3 +319,62 @@ def test_a_written_counter_window_is_quoted_in_the_units_typed(tmp_path: Path) -
         "(baseten.discovery[1].poll_interval, 600s) plus one minute (11m), or counter steps between two "
         "polls are never read",
     ]
+
+
+def _warnings(path: Path) -> list[str]:
+    return [str(w) for w in load_config(path, read_secrets=False).warnings]
+
+
+def test_a_filter_expression_that_matches_no_family_is_a_warning(tmp_path: Path) -> None:
+    path = write_yaml(
+        tmp_path,
+        "global:\n"  # 1
+        "  metric_filter:\n"  # 2
+        "    deny: ['together_queue_.*', 'baseten_*']\n"  # 3
+        "baseten:\n"  # 4
+        "  api_key_env: K\n"  # 5
+        "  metric_filter:\n"  # 6
+        "    allow: ['baseten_.*', 'baseten_deployment_infos']\n"  # 7
+        "    deny: ['inference_exporter_target_series']\n"  # 8
+        "  deployments: [{model_id: m, deployment_id: d}]\n",  # 9
+    )
+    assert _warnings(path) == [
+        f"{path}:3: global.metric_filter.deny[0]: 'together_queue_.*' matches no family this config's "
+        "targets can export, so it removes nothing; see docs/metrics.md for the names",
+        f"{path}:3: global.metric_filter.deny[1]: 'baseten_*' matches no family this config's targets "
+        "can export, so it removes nothing (filters are regular expressions: '.*' for any text); "
+        "see docs/metrics.md for the names",
+        f"{path}:7: baseten.metric_filter.allow[1]: 'baseten_deployment_infos' matches no family this "
+        "config's targets can export, so it keeps nothing; see docs/metrics.md for the names",
+    ]
+
+
+def test_a_filter_on_logged_fine_tune_keys_is_not_flagged(tmp_path: Path) -> None:
+    path = write_yaml(
+        tmp_path,
+        "together:\n  api_key_env: K\n  fine_tunes: {jobs: [{id: ft-1}]}\n"
+        "  metric_filter:\n    deny: ['together_finetune_eval_accuracy']\n",
+    )
+    assert _warnings(path) == []
+
+
+def test_an_allow_list_that_drops_the_deployment_info_and_status_is_a_warning(tmp_path: Path) -> None:
+    path = write_yaml(
+        tmp_path,
+        "baseten:\n  api_key_env: K\n  name: prod\n  metric_filter:\n"
+        "    allow: ['baseten_replicas_.*', 'baseten_deployment_status']\n"
+        "  deployments: [{model_id: m, deployment_id: d}]\n",
+    )
+    assert _warnings(path) == [
+        f"{path}:4: baseten.metric_filter: account 'prod': the filter removes baseten_deployment_info, "
+        "which dashboards join on for deployment names and status; keep them in the allow list"
+    ]
+
+
+def test_the_docs_list_every_deployment_status() -> None:
+    from exporter.sources.baseten.vendor import DEPLOYMENT_STATUSES
+
+    catalog = (Path(__file__).resolve().parents[2] / "docs" / "metrics.md").read_text(encoding="utf-8")
+    (row,) = [line for line in catalog.splitlines() if line.startswith("| `baseten_deployment_status` |")]
+    assert len(DEPLOYMENT_STATUSES) == 14
+    assert [s for s in sorted(DEPLOYMENT_STATUSES) if f"`{s}`" not in row] == []
