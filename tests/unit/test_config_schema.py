@@ -71,3 +71,23 @@ def test_schema_accepts_both_forms_and_durations() -> None:
     assert v.is_valid(
         {"together": {"accounts": [{"name": "prod", "api_key_env": "K", "labels": {"t": "x"}}]}}
     )
+
+
+def test_a_typo_in_a_section_is_reported_as_a_typo_not_as_null() -> None:
+    error = jsonschema.exceptions.best_match(
+        validator().iter_errors({"together": {"api_key_env": "K", "queus": []}})
+    )
+    assert error is not None
+    assert "null" not in error.message
+    assert "'queus' was unexpected" in error.message
+
+
+def test_no_section_is_offered_as_null() -> None:
+    schema = json.loads(COMMITTED.read_text(encoding="utf-8"))
+    for section in ("together", "baseten"):
+        assert "anyOf" not in schema["properties"][section]
+
+
+def test_the_example_says_how_to_get_the_schema_beside_a_copy() -> None:
+    head = (REPO / "config.example.yaml").read_text(encoding="utf-8").splitlines()[:4]
+    assert "#   inference-exporter config-schema > config.schema.json" in head
