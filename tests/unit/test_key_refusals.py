@@ -17,15 +17,20 @@ def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
 
 
+async def _all_fail(exp: Exporter, count: int, reason: str, caplog: pytest.LogCaptureFixture) -> list[Fake]:
+    """``count`` targets of one account, each polled once and failing with ``reason``."""
+    targets = [Fake(f"t{i}") for i in range(count)]
+    await exp.poller.sync(STATIC, list(targets))
+    with caplog.at_level(logging.DEBUG):
+        for t in targets:
+            t.fail = UpstreamError(reason, "GET /x failed")
+            await exp.poller.poll_once(t)
+    return targets
+
+
 def test_a_refused_key_warns_once_for_the_account(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     async def body(exp: Exporter) -> None:
-        targets = [Fake(f"t{i}") for i in range(5)]
-        await exp.poller.sync(STATIC, list(targets))
-        for t in targets:
-            t.fail = UpstreamError("unauthorized", "GET /x answered 401")
-        with caplog.at_level(logging.DEBUG):
-            for t in targets:
-                await exp.poller.poll_once(t)
+        targets = await _all_fail(exp, 5, "unauthorized", caplog)
         assert _warnings(caplog) == ["the vendor refuses the account's API key"]
         (record,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
         assert record.__dict__["account"] == "default" and record.__dict__["targets"] == 5
@@ -45,13 +50,7 @@ def test_a_refused_key_warns_once_for_the_account(tmp_path: Path, caplog: pytest
 
 def test_other_failures_still_warn_per_target(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     async def body(exp: Exporter) -> None:
-        targets = [Fake(f"t{i}") for i in range(3)]
-        await exp.poller.sync(STATIC, list(targets))
-        for t in targets:
-            t.fail = UpstreamError("server_error", "GET /x answered 500")
-        with caplog.at_level(logging.DEBUG):
-            for t in targets:
-                await exp.poller.poll_once(t)
+        await _all_fail(exp, 3, "server_error", caplog)
         assert _warnings(caplog) == ["poll failed"] * 3
 
     run(body, tmp_path)
