@@ -9,10 +9,11 @@ Cross-level rules (a ``window`` with mode CURRENT, duplicates) are checked by
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, WithJsonSchema, field_validator, model_validator
 
 from exporter.config.common import AccountCommon, Duration, Labelled, Schedule, Strict, format_duration
 from exporter.exposition import valid_metric_name
@@ -52,6 +53,20 @@ def _check_metric_name(name: str) -> str:
     return name
 
 
+def _check_vendor_id(value: str) -> str:
+    if value and not _VENDOR_ID_RE.match(value):
+        raise ValueError(f"{value!r} is not an id: it is a part of the URL path, without '/' or spaces")
+    return value
+
+
+_VENDOR_ID_RE = re.compile(r"^[^/\s]+$")
+# An id that goes into a URL path as it is.
+VendorId = Annotated[
+    str,
+    Field(min_length=1),
+    AfterValidator(_check_vendor_id),
+    WithJsonSchema({"type": "string", "minLength": 1, "pattern": _VENDOR_ID_RE.pattern}),
+]
 Window = Annotated[Duration, AfterValidator(_check_window)]
 MetricName = Annotated[str, AfterValidator(_check_metric_name)]
 
@@ -69,8 +84,8 @@ class RequestSettings(Schedule):
 class DeploymentTarget(RequestSettings, Labelled):
     """One deployment polled with ``GET /v1/models/{model_id}/deployments/{deployment_id}/metrics``."""
 
-    model_id: str = Field(min_length=1, pattern=r"^[^/\s]+$")
-    deployment_id: str = Field(min_length=1, pattern=r"^[^/\s]+$")
+    model_id: VendorId
+    deployment_id: VendorId
 
 
 class DiscoveryRule(RequestSettings, Labelled):

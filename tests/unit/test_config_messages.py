@@ -378,3 +378,15 @@ def test_the_docs_list_every_deployment_status() -> None:
     (row,) = [line for line in catalog.splitlines() if line.startswith("| `baseten_deployment_status` |")]
     assert len(DEPLOYMENT_STATUSES) == 14
     assert [s for s in sorted(DEPLOYMENT_STATUSES) if f"`{s}`" not in row] == []
+
+
+def test_a_deployment_id_with_a_slash_is_explained(tmp_path: Path) -> None:
+    path = write_yaml(
+        tmp_path, "baseten:\n  api_key_env: K\n  deployments: [{model_id: 'a/b', deployment_id: 'd x'}]\n"
+    )
+    assert problems(path) == [
+        f"{path}:3: baseten.deployments[0].model_id: 'a/b' is not an id: it is a part of the URL path, "
+        "without '/' or spaces",
+        f"{path}:3: baseten.deployments[0].deployment_id: 'd x' is not an id: it is a part of the URL path, "
+        "without '/' or spaces",
+    ]
