@@ -16,6 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from exporter.yamlpos import format_path
+
 _EXPECTED = {
     "int_type": "an integer",
     "int_parsing": "an integer",
@@ -68,6 +70,8 @@ def plain_message(err: Any, root: type[BaseModel]) -> str:
     kind, value, ctx = err["type"], err.get("input"), err.get("ctx") or {}
     if kind == "extra_forbidden":
         loc = document_path(err["loc"])
+        if (advice := belongs_under(root, loc)) is not None:
+            return f"unknown key here; {advice}"
         guess = closest_key(str(loc[-1]), known_keys(root, loc[:-1]))
         return f"unknown key; did you mean {guess!r}?" if guess else "unknown key"
     if kind == "missing":
@@ -96,6 +100,20 @@ def closest_key(key: str, known: Sequence[str]) -> str | None:
     by_lower = {k.lower(): k for k in known}
     match = difflib.get_close_matches(key.lower(), list(by_lower), n=1, cutoff=0.6)
     return by_lower[match[0]] if match else None
+
+
+def belongs_under(root: type[BaseModel], loc: Sequence[str | int]) -> str | None:
+    """Where a key unknown at ``loc`` is known, one level deeper or any level up (a key
+    indented too little or too much, which a person fixes by moving the line), as advice."""
+    *parent, key = loc
+    for name in known_keys(root, parent):
+        if key in known_keys(root, (*parent, name)):
+            return f"{key!r} belongs under {format_path((*parent, name))}: indent it there"
+    for depth in range(len(parent) - 1, -1, -1):
+        if key in known_keys(root, parent[:depth]):
+            place = f"under {format_path(tuple(parent[:depth]))}" if depth else "at the top level"
+            return f"{key!r} belongs {place}: indent it less"
+    return None
 
 
 def known_keys(root: type[BaseModel], path: Sequence[str | int]) -> list[str]:

@@ -28,6 +28,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from exporter.errors import UpstreamError
 from exporter.exposition import Rendered
 from exporter.health import HealthLines, TargetHealth
+from exporter.keyrefusals import REFUSED, KeyRefusals, account_of
 from exporter.logs import SCRUBBER
 from exporter.retry import POLL_DEADLINE
 from exporter.sharding import Shard
@@ -140,6 +141,7 @@ class Poller:
         self._running: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._ready_logged = False
+        self._refusals = KeyRefusals()
 
     def start(self) -> None:
         self._scheduler.start()
@@ -269,6 +271,7 @@ class Poller:
             if health.polled and not health.up:
                 log.info("target recovered", extra={"target": target.id})
             health.record_success(now, duration, outcome.data.series, outcome.data.filtered)
+            self._refusals.answered(target)
             if self.shard.owns(target.id):
                 self.store.put(target.id, outcome.data)
         else:
@@ -276,6 +279,9 @@ class Poller:
             # a long outage does not flood the log at every poll.
             changed = health.up or not health.polled or health.last_error_reason != outcome.reason
             health.record_failure(now, duration, outcome.reason, SCRUBBER.scrub(outcome.detail))
+            if outcome.reason == REFUSED:
+                self._key_refused(target, health.last_error_detail)
+                changed = False  # the account's line says it; the target's goes to debug
             log.log(
                 logging.WARNING if changed else logging.DEBUG,
                 "poll failed",
@@ -309,6 +315,21 @@ class Poller:
             self._scheduler.remove_job(target.id)
         self.store.remove(target.id)
         log.info("target retired: finished, and its retention ran out", extra={"target": target.id})
+
+    def _key_refused(self, target: Target, detail: str) -> None:
+        if self._refusals.refused(target):
+            vendor, account = account_of(target)
+            affected = sum(1 for t in self.targets if account_of(t) == (vendor, account))
+            log.warning(
+                "the vendor refuses the account's API key",
+                extra={
+                    "vendor": vendor,
+                    "account": account,
+                    "targets": affected,
+                    "first_target": target.id,
+                    "detail": detail,
+                },
+            )
 
     def _expire_stale_data(self, tid: str, health: TargetHealth, now: float) -> None:
         """A failing target keeps its last values (left in the store) for ``stale_grace``, then they go."""

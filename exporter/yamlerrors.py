@@ -40,6 +40,10 @@ def explain(exc: yaml.MarkedYAMLError) -> Explained:
     problem, context = exc.problem or "", exc.context or ""
     at, opened = exc.problem_mark or exc.context_mark, exc.context_mark
     sentence = _sentence(problem, context, opened)
+    if "character '\\t'" in problem and at is not None and _after_text(at):
+        sentence = (
+            "a tab character after text on the line (after a ':' perhaps): YAML separates with spaces only"
+        )
     if _unclosed_quote(problem, context) and opened is not None:
         at = opened  # the quote that was never closed
     elif "<stream end>" in problem and at is not None and (bracket := _unclosed_bracket(at)) is not None:
@@ -51,6 +55,15 @@ def explain(exc: yaml.MarkedYAMLError) -> Explained:
         sentence=sentence,
         yaml_said=problem or context or str(exc),
     )
+
+
+def _after_text(mark: yaml.Mark) -> bool:
+    """Whether something other than spaces comes before ``mark`` on its line: a tab
+    there separates, it does not indent."""
+    if not isinstance(mark.buffer, str):
+        return False
+    start = mark.buffer.rfind("\n", 0, mark.pointer) + 1
+    return bool(mark.buffer[start : mark.pointer].strip())
 
 
 def _unclosed_quote(problem: str, context: str) -> bool:

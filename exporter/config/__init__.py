@@ -9,12 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
 from exporter import files, yamlpos
 from exporter.config import baseten as _baseten
 from exporter.config.accounts import account_checks, read_keys
+from exporter.config.common import format_duration
+from exporter.config.filter_reach import reach_warnings
 from exporter.config.filters import filter_warnings
 from exporter.config.model import Config
 from exporter.config.together_probe import probe_checks
@@ -40,7 +43,11 @@ class Problem:
 
 
 class ConfigError(Exception):
+    """Every problem of a file, in the order of its lines (whole-file ones first), so the
+    list reads top to bottom alongside the file."""
+
     def __init__(self, problems: list[Problem]) -> None:
+        problems = sorted(problems, key=lambda p: (p.line or 0, p.column or 0))
         super().__init__("\n".join(str(p) for p in problems))
         self.problems = problems
 
@@ -75,7 +82,28 @@ def _together_duplicates(cfg: Config) -> Iterable[tuple[PathT, str]]:
 SEMANTIC_CHECKS.append(account_checks)
 SEMANTIC_CHECKS.append(_together_duplicates)
 SEMANTIC_CHECKS.append(probe_checks)
-SEMANTIC_CHECKS.append(lambda cfg: _baseten.semantic_checks(cfg.baseten, cfg.global_.poll_interval))
+
+
+def _as_written(raw: Any, path: PathT | None, seconds: float) -> str:
+    """The duration at ``path`` as the file wrote it (``90s`` stays ``90s``), or
+    ``seconds`` in the file's units when nothing is written there."""
+    for part in path or ():
+        in_map = isinstance(raw, dict) and part in raw
+        if in_map or (isinstance(raw, list) and isinstance(part, int) and part < len(raw)):
+            raw = raw[part]
+        else:
+            return format_duration(seconds)
+    if path and isinstance(raw, int | float | str) and not isinstance(raw, bool):
+        text = str(raw).strip()
+        return f"{text}s" if text.replace(".", "", 1).isdigit() else text
+    return format_duration(seconds)
+
+
+def _baseten_checks(cfg: Config, raw: dict[str, Any]) -> Iterable[tuple[PathT, str]]:
+    """Baseten's window rules, which quote durations as the file wrote them."""
+    written = "poll_interval" in cfg.global_.model_fields_set
+    interval = (cfg.global_.poll_interval, ("global", "poll_interval") if written else None)
+    return _baseten.semantic_checks(cfg.baseten, interval, lambda p, s: _as_written(raw, p, s))
 
 
 def _finetune_duplicates(cfg: Config) -> Iterable[tuple[PathT, str]]:
@@ -139,13 +167,18 @@ def load_config(path: str | Path, *, read_secrets: bool = True) -> LoadedConfig:
             )
         raise ConfigError(problems + secret_problems) from None
 
-    for check in SEMANTIC_CHECKS:
+    checks: list[SemanticCheck] = [*SEMANTIC_CHECKS, lambda c: _baseten_checks(c, data)]
+    for check in checks:
         for p, msg in check(cfg):
             problems.append(Problem(fname, loaded.line_for(p), yamlpos.format_path(p), msg))
     problems += secret_problems
     if problems:
         raise ConfigError(problems)
-    warnings = [
-        Problem(fname, loaded.line_for(p), yamlpos.format_path(p), msg) for p, msg in filter_warnings(cfg)
-    ]
+    warnings = sorted(
+        (
+            Problem(fname, loaded.line_for(p), yamlpos.format_path(p), msg)
+            for p, msg in [*filter_warnings(cfg), *reach_warnings(cfg)]
+        ),
+        key=lambda p: p.line or 0,
+    )
     return LoadedConfig(path=path, config=cfg, secrets=secrets, warnings=warnings)

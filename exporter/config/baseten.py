@@ -9,17 +9,18 @@ Cross-level rules (a ``window`` with mode CURRENT, duplicates) are checked by
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, WithJsonSchema, field_validator, model_validator
 
-from exporter.config.common import AccountCommon, Duration, Labelled, Schedule, Strict
+from exporter.config.common import AccountCommon, Duration, Labelled, Schedule, Strict, format_duration
 from exporter.exposition import valid_metric_name
 from exporter.sources.base import DEFAULT_MAX_TARGETS
 from exporter.sources.baseten.descriptors import DEFAULT_MAX_FAMILIES, DEFAULT_MAX_LABEL_LENGTH
 from exporter.sources.baseten.vendor import DEPLOYMENT_STATUSES, MAX_WINDOW_SECONDS
-from exporter.yamlpos import repeats
+from exporter.yamlpos import format_path, repeats
 
 DEFAULT_BASETEN_URL = "https://api.baseten.co"
 DEFAULT_WINDOW = 600.0
@@ -34,6 +35,10 @@ DEFAULT_SKIP_STATUSES = ("INACTIVE", "DEACTIVATING", "BUILD_FAILED", "BUILD_STOP
 
 
 PathT = tuple[str | int, ...]
+# A poll interval in seconds and the key it was written at (None: the built-in default).
+Interval = tuple[float, PathT | None]
+# A duration as the file wrote it at a key (or in the config's units if not written there).
+Shown = Callable[[PathT | None, float], str]
 
 
 def _check_window(v: float) -> float:
@@ -48,6 +53,20 @@ def _check_metric_name(name: str) -> str:
     return name
 
 
+def _check_vendor_id(value: str) -> str:
+    if value and not _VENDOR_ID_RE.match(value):
+        raise ValueError(f"{value!r} is not an id: it is a part of the URL path, without '/' or spaces")
+    return value
+
+
+_VENDOR_ID_RE = re.compile(r"^[^/\s]+$")
+# An id that goes into a URL path as it is.
+VendorId = Annotated[
+    str,
+    Field(min_length=1),
+    AfterValidator(_check_vendor_id),
+    WithJsonSchema({"type": "string", "minLength": 1, "pattern": _VENDOR_ID_RE.pattern}),
+]
 Window = Annotated[Duration, AfterValidator(_check_window)]
 MetricName = Annotated[str, AfterValidator(_check_metric_name)]
 
@@ -65,8 +84,8 @@ class RequestSettings(Schedule):
 class DeploymentTarget(RequestSettings, Labelled):
     """One deployment polled with ``GET /v1/models/{model_id}/deployments/{deployment_id}/metrics``."""
 
-    model_id: str = Field(min_length=1, pattern=r"^[^/\s]+$")
-    deployment_id: str = Field(min_length=1, pattern=r"^[^/\s]+$")
+    model_id: VendorId
+    deployment_id: VendorId
 
 
 class DiscoveryRule(RequestSettings, Labelled):
@@ -172,22 +191,41 @@ def _level_checks(
 
 
 def _overlap_check(
-    root: PathT, path: PathT, section: BasetenAccount, item: RequestSettings, interval: float
+    root: PathT, path: PathT, section: BasetenAccount, item: RequestSettings, interval: Interval, shown: Shown
 ) -> Iterable[tuple[PathT, str]]:
     """Counters read a SERIES window each poll; consecutive windows must overlap by a
-    step or the steps between them are never read."""
+    step or the steps between them are never read. The problem is put on the key the
+    file wrote: the window when it was set, else the poll interval that a default
+    window cannot cover."""
     eff = effective(section, item)
     key, length = ("window", eff.window) if eff.mode == "SERIES" else ("counter_window", eff.counter_window)
-    if length < interval + 60:
+    seconds, interval_key = (
+        (item.poll_interval, (*path, "poll_interval")) if item.poll_interval is not None else interval
+    )
+    if length >= seconds + 60:
+        return
+    needed = format_duration(seconds + 60)
+    if getattr(item, key) is not None or key in section.model_fields_set:
         where = (*path, key) if getattr(item, key) is not None else (*root, key)
+        source = f"{format_path(interval_key)}, " if interval_key else "the default, "
         yield (
             where,
-            f"{key} ({length:g}s) must be at least the poll interval ({interval:g}s) plus one "
-            "minute, or counter steps between two polls are never read",
+            f"{key} ({shown(where, length)}) must be at least the poll interval "
+            f"({source}{shown(interval_key, seconds)}) plus one minute ({needed}), "
+            "or counter steps between two polls are never read",
+        )
+    elif interval_key is not None:
+        yield (
+            interval_key,
+            f"this poll interval ({shown(interval_key, seconds)}) conflicts with the default {key} of "
+            f"{format_path(root)} ({format_duration(length)}), which must cover an interval plus one "
+            f"minute: set {key}: {needed} or more on {format_path(root)}, or a shorter poll_interval",
         )
 
 
-def _account_checks(root: PathT, section: BasetenAccount, default_interval: float) -> list[tuple[PathT, str]]:
+def _account_checks(
+    root: PathT, section: BasetenAccount, default_interval: Interval, shown: Shown
+) -> list[tuple[PathT, str]]:
     out = list(_level_checks(root, section.mode, section.window, section.metrics))
     items: list[tuple[PathT, RequestSettings]] = [
         ((*root, "deployments", i), d) for i, d in enumerate(section.deployments)
@@ -195,7 +233,7 @@ def _account_checks(root: PathT, section: BasetenAccount, default_interval: floa
     items += [((*root, "discovery", i), r) for i, r in enumerate(section.discovery)]
     for path, item in items:
         out += _level_checks(path, item.mode or section.mode, item.window, item.metrics)
-        out += _overlap_check(root, path, section, item, item.poll_interval or default_interval)
+        out += _overlap_check(root, path, section, item, default_interval, shown)
     deployments = (
         ((*root, "deployments", i, "deployment_id"), (d.model_id, d.deployment_id))
         for i, d in enumerate(section.deployments)
@@ -207,11 +245,15 @@ def _account_checks(root: PathT, section: BasetenAccount, default_interval: floa
     return out
 
 
-def semantic_checks(section: BasetenConfig | None, default_interval: float) -> list[tuple[PathT, str]]:
-    """Rules that span fields or levels, account by account; paths are rooted at ``baseten``."""
+def semantic_checks(
+    section: BasetenConfig | None, default_interval: Interval, shown: Shown
+) -> list[tuple[PathT, str]]:
+    """Rules that span fields or levels, account by account; paths are rooted at ``baseten``.
+    ``default_interval`` is the global poll interval and where it was written (None: not
+    written, the built-in default); ``shown`` gives a duration in the file's own words."""
     if section is None:
         return []
     out: list[tuple[PathT, str]] = []
     for root, account in section.account_list():
-        out += _account_checks(root, account, default_interval)
+        out += _account_checks(root, account, default_interval, shown)
     return list(dict.fromkeys(out))  # a bad inherited default is reported once

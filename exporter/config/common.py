@@ -20,6 +20,7 @@ from exporter.modelerrors import describe_value
 from exporter.scope import DEFAULT_ACCOUNT, DEFAULT_MAX_SERIES, RESERVED_LABELS
 
 _DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+$")
+_SECONDS_RE = re.compile(r"^\d+(?:\.\d+)?$")
 _PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -31,6 +32,8 @@ def parse_duration(value: Any) -> float:
         raise ValueError("expected a duration such as 30s, 1m or 500ms")
     if isinstance(value, int | float):
         seconds = float(value)
+    elif isinstance(value, str) and _SECONDS_RE.match(value.strip()):
+        seconds = float(value)  # "30" quoted reads as 30 unquoted does: seconds
     elif isinstance(value, str) and _DURATION_RE.match(value.strip()):
         seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _PART_RE.findall(value.strip()))
     else:
@@ -40,6 +43,18 @@ def parse_duration(value: Any) -> float:
     return seconds
 
 
+def format_duration(seconds: float) -> str:
+    """``seconds`` the way a config writes it (``30m``, ``1m30s``, ``500ms``): a message
+    about a duration reads in the units of the file, not in raw seconds."""
+    ms = round(seconds * 1000)
+    parts = []
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
+        count, ms = divmod(ms, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
+
+
 Duration = Annotated[
     float,
     BeforeValidator(parse_duration),
@@ -47,7 +62,7 @@ Duration = Annotated[
         {
             "anyOf": [
                 {"type": "number", "exclusiveMinimum": 0},
-                {"type": "string", "pattern": _DURATION_RE.pattern},
+                {"type": "string", "pattern": f"{_SECONDS_RE.pattern}|{_DURATION_RE.pattern}"},
             ],
             "description": "seconds, or a Prometheus-style duration such as 30s, 1m30s or 500ms",
         }
@@ -78,6 +93,12 @@ class Schedule(Strict):
     timeout: Duration | None = None
 
 
+def _shell_reference(value: str) -> str | None:
+    """The variable name in ``$NAME`` or ``${NAME}``, if ``value`` is written so."""
+    m = re.fullmatch(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", value)
+    return m.group(1) if m and (value[1] == "{") == value.endswith("}") else None
+
+
 class Credentials(Strict):
     """An API key given by reference only: an environment variable or a file."""
 
@@ -88,6 +109,8 @@ class Credentials(Strict):
     @classmethod
     def _env_name(cls, v: str | None) -> str | None:
         # A common slip is pasting the key itself here; say so without echoing it.
+        if v is not None and (name := _shell_reference(v)) is not None:
+            raise ValueError(f"drop the '$': write {name}, the variable's name, not a shell reference to it")
         if v is not None and not _ENV_NAME_RE.match(v):
             raise ValueError(
                 "must name an environment variable (letters, digits, _), not hold the key itself"
@@ -126,30 +149,74 @@ class VendorCommon(Credentials):
 # An account name is a label value and a part of target ids and URLs: kept to
 # characters that need no escaping anywhere.
 ACCOUNT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
-AccountName = Annotated[str, Field(pattern=ACCOUNT_NAME_PATTERN)]
+_ACCOUNT_NAME_RE = re.compile(ACCOUNT_NAME_PATTERN)
+
+
+def _check_account_name(name: str) -> str:
+    if _ACCOUNT_NAME_RE.match(name):
+        return name
+    bad = sorted({c for c in name if not (c.isascii() and (c.isalnum() or c in "_.-"))})
+    why = (
+        f"{', '.join(repr(c) for c in bad)} not allowed"
+        if bad
+        else "must start with a letter or digit"
+        if name
+        else "must not be empty"
+    )
+    if not bad and len(name) > 63:
+        why = "longer than 63 characters"
+    raise ValueError(
+        f"{name!r} is not an account name ({why}): 1 to 63 letters, digits, '_', '.' or '-', "
+        "starting with a letter or digit"
+    )
+
+
+AccountName = Annotated[
+    str,
+    AfterValidator(_check_account_name),
+    WithJsonSchema({"type": "string", "pattern": ACCOUNT_NAME_PATTERN}),
+]
 
 _LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
-def _check_labels(labels: dict[str, str]) -> dict[str, str]:
-    for name in labels:
-        if not _LABEL_NAME_RE.match(name):
-            raise ValueError(
-                f"{name!r} is not a label name (letters, digits and _, not starting with a digit)"
-            )
-        if name.startswith("__"):
-            raise ValueError(f"label {name!r}: names starting with __ are reserved for Prometheus")
-        if name in RESERVED_LABELS or name.startswith("exported_"):
-            raise ValueError(
-                f"label {name!r} clashes with a label the exporter sets itself; "
-                f"reserved: {', '.join(sorted(RESERVED_LABELS))} and exported_*"
-            )
-    return labels
+def _check_label_name(name: str) -> str:
+    if not _LABEL_NAME_RE.match(name):
+        raise ValueError(f"{name!r} is not a label name (letters, digits and _, not starting with a digit)")
+    if name.startswith("__"):
+        raise ValueError(f"label {name!r}: names starting with __ are reserved for Prometheus")
+    if name in RESERVED_LABELS or name.startswith("exported_"):
+        raise ValueError(
+            f"label {name!r} clashes with a label the exporter sets itself; "
+            f"reserved: {', '.join(sorted(RESERVED_LABELS))} and exported_*"
+        )
+    return name
 
+
+# Checked key by key, so that a problem points at the label's own line.
+LabelName = Annotated[str, AfterValidator(_check_label_name)]
 
 # Labels added to every series of a target (``labels:`` on an account, a target or
 # a discovery rule); an inner level's value overrides an outer one's.
-TargetLabels = Annotated[dict[str, str], AfterValidator(_check_labels)]
+TargetLabels = Annotated[
+    dict[LabelName, str],
+    WithJsonSchema(
+        {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "propertyNames": {
+                "pattern": _LABEL_NAME_RE.pattern,
+                "not": {
+                    "anyOf": [
+                        {"enum": sorted(RESERVED_LABELS)},
+                        {"pattern": "^(__|exported_)"},
+                    ]
+                },
+            },
+            "description": "label name: value; names the exporter sets itself, __* and exported_* are reserved",
+        }
+    ),
+]
 
 
 class Labelled(Strict):
@@ -172,11 +239,21 @@ def _check_regex(pattern: str) -> str:
     try:
         re.compile(pattern)
     except re.error as exc:
+        if "*" in pattern or "?" in pattern:
+            raise ValueError(
+                f"invalid regular expression {pattern!r}: filters are regular expressions, not globs; "
+                f"write {_from_glob(pattern)!r} (.* for any text)"
+            ) from None
         raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
     for construct, what in _NOT_RE2:
         if construct.search(pattern):
             raise ValueError(f"{pattern!r}: {what} are not in the RE2 syntax these expressions use")
     return pattern
+
+
+def _from_glob(pattern: str) -> str:
+    """A glob's likely meaning as a regular expression: ``*`` any text, ``?`` one character."""
+    return re.sub(r"(?<!\.)\*", ".*", pattern).replace("?", ".")
 
 
 Regex = Annotated[str, Field(min_length=1), AfterValidator(_check_regex)]

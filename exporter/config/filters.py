@@ -75,6 +75,11 @@ def _baseten_kinds(account: BasetenAccount) -> Iterable[Kind]:
             yield f"{what}[{i}]", (*names, INFO_NAME), (*sorted(families), INFO_NAME, STATUS_NAME)
 
 
+def kinds_of(account: TogetherAccount | BasetenAccount) -> Iterable[Kind]:
+    """The kinds of target the account has, each with the families it may yield."""
+    return _baseten_kinds(account) if isinstance(account, BasetenAccount) else _together_kinds(account)
+
+
 def filter_warnings(cfg: Config) -> list[tuple[PathT, str]]:
     out: list[tuple[PathT, str]] = []
     for _, path, account in accounts_of(cfg):
@@ -83,8 +88,7 @@ def filter_warnings(cfg: Config) -> list[tuple[PathT, str]]:
             continue
         own = account.metric_filter.allow or account.metric_filter.deny
         where: PathT = (*path, "metric_filter") if own else ("global", "metric_filter")
-        kinds = _baseten_kinds(account) if isinstance(account, BasetenAccount) else _together_kinds(account)
-        for kind, shown, families in kinds:
+        for kind, shown, families in kinds_of(account):
             if not any(filt.keeps(f) for f in families):
                 out.append(
                     (

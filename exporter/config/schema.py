@@ -16,8 +16,27 @@ from exporter.config.model import Config
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
+def _without_null_sections(node: Any) -> Any:
+    """``anyOf: [section, null]`` written as the section alone: with the null branch an
+    editor reports a misspelt key inside a section as "is not of type null". A section
+    left empty is still accepted by the loader; the schema just does not suggest it."""
+    if isinstance(node, list):
+        return [_without_null_sections(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _without_null_sections(v) for k, v in node.items()}
+    members = out.get("anyOf")
+    if isinstance(members, list) and len(members) == 2 and {"type": "null"} in members:
+        (section,) = [m for m in members if m != {"type": "null"}]
+        if "$ref" in section:
+            del out["anyOf"]
+            out.pop("default", None)
+            out.update(section)
+    return out
+
+
 def config_schema() -> dict[str, Any]:
-    schema = Config.model_json_schema(by_alias=True, mode="validation")
+    schema = _without_null_sections(Config.model_json_schema(by_alias=True, mode="validation"))
     return {
         "$schema": SCHEMA_DIALECT,
         "title": "inference-exporter config",

@@ -30,7 +30,7 @@ def read_secret(cred: Credentials, base_dir: Path | None = None) -> str:
         value = files.read_text(path, MAX_KEY_FILE_BYTES).strip()
     except files.FileProblem as exc:
         # The message says what is wrong with the file, never what is in it.
-        raise SecretError(f"cannot read api_key_file {str(path)!r}: {exc.message}") from None
+        raise SecretError(f"api_key_file {str(path)!r}: {exc.message}") from None
     if not value:
         raise SecretError(f"api_key_file {str(path)!r} is empty")
     return value

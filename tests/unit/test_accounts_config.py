@@ -132,12 +132,15 @@ def test_an_unset_key_of_one_account_names_that_account(
         ),
         (
             "together:\n  accounts:\n    - {name: 'prod/eu', api_key_env: K}\n",
-            ["3: together.accounts[0].name: String should match pattern '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$'"],
+            [
+                "3: together.accounts[0].name: 'prod/eu' is not an account name ('/' not allowed): "
+                "1 to 63 letters, digits, '_', '.' or '-', starting with a letter or digit"
+            ],
         ),
         (
             "together:\n  api_key_env: K\n  labels: {account: x}\n",
             [
-                "3: together.labels: label 'account' clashes with a label the exporter sets itself; "
+                "3: together.labels.account: label 'account' clashes with a label the exporter sets itself; "
                 "reserved: account, base_model, deployment_id, deployment_name, environment, instance, "
                 "is_production, job, job_id, le, model, model_id, model_name, output_name, phase, "
                 "quantile, reason, result, source, status, target and exported_*"
@@ -146,13 +149,13 @@ def test_an_unset_key_of_one_account_names_that_account(
         (
             "together:\n  api_key_env: K\n  queues:\n    - model: a/b\n      labels: {__meta: x}\n",
             [
-                "5: together.queues[0].labels: label '__meta': names starting with __ are reserved for Prometheus"
+                "5: together.queues[0].labels.__meta: label '__meta': names starting with __ are reserved for Prometheus"
             ],
         ),
         (
             "baseten:\n  api_key_env: K\n  discovery:\n    - labels: {9lives: x}\n",
             [
-                "4: baseten.discovery[0].labels: '9lives' is not a label name "
+                "4: baseten.discovery[0].labels.9lives: '9lives' is not a label name "
                 "(letters, digits and _, not starting with a digit)"
             ],
         ),

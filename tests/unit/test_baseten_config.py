@@ -128,7 +128,7 @@ baseten:
         g.startswith("11: baseten.deployments[1].deployment_id: duplicate deployment m1/d2") for g in got
     )
     assert any(
-        g.startswith("13: baseten.deployments[1].window: window (60s) must be at least the poll") for g in got
+        g.startswith("13: baseten.deployments[1].window: window (1m) must be at least the poll") for g in got
     )
     assert any(g.startswith("16: baseten.discovery[0].counter_window: counter_window (45s)") for g in got)
     assert len(got) == 6, got

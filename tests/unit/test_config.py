@@ -24,7 +24,7 @@ def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("bad", ["30", "1x", "", "-1s", 0, True, "s"])
+@pytest.mark.parametrize("bad", ["30 s", "1x", "", "-1s", 0, True, "s"])
 def test_bad_durations(bad: object) -> None:
     with pytest.raises(ValueError):
         parse_duration(bad)
@@ -100,7 +100,8 @@ def test_missing_secrets_name_the_reference_not_the_value(
 
     p = write(tmp_path, "together:\n  api_key_file: missing.key\n")
     (got,) = problems(p, read_secrets=True)
-    assert got.startswith(f"{p}:2: together.api_key_file: cannot read api_key_file")
+    assert got.startswith(f"{p}:2: together.api_key_file: api_key_file ")
+    assert got.count("cannot read") == 1
 
     (tmp_path / "empty.key").write_text("\n")
     p = write(tmp_path, "together:\n  api_key_file: empty.key\n")

@@ -87,7 +87,7 @@ def test_a_key_file_that_is_a_device_names_the_file_not_its_content(tmp_path: Pa
     path = tmp_path / "c.yaml"
     path.write_text("together:\n  api_key_file: /dev/zero\n  queues: [{model: m}]\n")
     assert problems(path) == [
-        f"{path}:2: together.api_key_file: cannot read api_key_file '/dev/zero': not a regular file"
+        f"{path}:2: together.api_key_file: api_key_file '/dev/zero': not a regular file"
     ]
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from exporter.config import load_config
 from exporter.config.model import Config
 from exporter.modelerrors import closest_key, known_keys
 from exporter.webconfig import WebConfigError
@@ -161,4 +162,231 @@ def test_a_section_or_a_value_left_empty(tmp_path: Path) -> None:
     path = write_yaml(tmp_path, "global:\n  poll_interval:\n")
     assert problems(path) == [
         f"{path}:2: global.poll_interval: expected a duration such as 30s, 1m or 500ms, got an empty value"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "sentence"),
+    [
+        ("global:\n  poll_interval:\t30s\n", "2:17", "a tab character after text on the line (after a ':' perhaps)"),
+        ("a: b\t\n", "1:5", "a tab character after text on the line"),
+        ("global:\n\tpoll_interval: 30s\n", "2:1", "a tab character: YAML accepts only spaces for indentation"),
+    ],
+)  # fmt: skip
+def test_a_tab_after_a_colon_is_not_called_indentation(
+    tmp_path: Path, text: str, where: str, sentence: str
+) -> None:
+    path = write_yaml(tmp_path, text)
+    (got,) = problems(path)
+    assert got.startswith(f"{path}:{where}: (syntax): {sentence}"), got
+
+
+@pytest.mark.parametrize("ref", ["$BASETEN_API_KEY", "${BASETEN_API_KEY}"])
+def test_a_dollar_in_api_key_env_says_drop_it(tmp_path: Path, ref: str) -> None:
+    path = write_yaml(tmp_path, f"baseten:\n  api_key_env: {ref!r}\n")
+    assert problems(path) == [
+        f"{path}:2: baseten.api_key_env: drop the '$': write BASETEN_API_KEY, "
+        "the variable's name, not a shell reference to it"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "suggested"),
+    [("*_size_bytes", ".*_size_bytes"), ("?aseten_*", ".aseten_.*")],
+)
+def test_a_glob_in_a_filter_says_filters_are_regular_expressions(
+    tmp_path: Path, pattern: str, suggested: str
+) -> None:
+    path = write_yaml(tmp_path, f"global:\n  metric_filter:\n    deny: [{pattern!r}]\n")
+    assert problems(path) == [
+        f"{path}:3: global.metric_filter.deny[0]: invalid regular expression {pattern!r}: filters are "
+        f"regular expressions, not globs; write {suggested!r} (.* for any text)"
+    ]
+
+
+def test_an_unreadable_key_file_says_cannot_read_once(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path, "together:\n  api_key_file: missing.key\n")
+    assert problems(path, read_secrets=True) == [
+        f"{path}:2: together.api_key_file: api_key_file {str(tmp_path / 'missing.key')!r}: "
+        "cannot read: No such file or directory"
+    ]
+
+
+def test_a_quoted_number_of_seconds_reads_as_the_number(tmp_path: Path) -> None:
+    quoted = write_yaml(tmp_path, "global:\n  poll_interval: '30'\n  timeout: \"2.5\"\n", "q.yaml")
+    plain = write_yaml(tmp_path, "global:\n  poll_interval: 30\n  timeout: 2.5\n", "p.yaml")
+    assert load_config(quoted).config == load_config(plain).config
+    assert load_config(quoted).config.global_.poll_interval == 30.0
+    path = write_yaml(tmp_path, "global:\n  poll_interval: '30 s'\n")
+    assert problems(path) == [
+        f"{path}:2: global.poll_interval: expected a duration such as 30s, 1m or 500ms, got '30 s'"
+    ]
+
+
+def test_problems_are_listed_in_the_order_of_their_lines(tmp_path: Path) -> None:
+    path = write_yaml(
+        tmp_path,
+        "together:\n"  # 1
+        "  api_key_env: NOT_SET_ANYWHERE_X\n"  # 2
+        "  max_connections: ten\n"  # 3
+        "  queues: [{model: a}, {model: a}]\n"  # 4
+        "global:\n"  # 5
+        "  timeout: soon\n",  # 6
+    )
+    got = problems(path, read_secrets=True)
+    assert [line.split(":")[1] for line in got] == ["2", "3", "6"], got
+
+
+def test_a_label_clash_points_at_the_label_s_own_line(tmp_path: Path) -> None:
+    path = write_yaml(
+        tmp_path,
+        "together:\n  api_key_env: K\n  labels:\n    team: ml\n    account: x\n",
+    )
+    (got,) = problems(path)
+    assert got.startswith(f"{path}:5: together.labels.account: label 'account' clashes with a label "), got
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("prod/eu", "'/' not allowed"),
+        ("prod eu!", "' ', '!' not allowed"),
+        ("-prod", "must start with a letter or digit"),
+        ("a" * 64, "longer than 63 characters"),
+    ],
+)
+def test_an_account_name_pattern_is_explained(tmp_path: Path, name: str, why: str) -> None:
+    path = write_yaml(tmp_path, f"together:\n  accounts:\n    - {{name: {name!r}, api_key_env: K}}\n")
+    assert problems(path) == [
+        f"{path}:3: together.accounts[0].name: {name!r} is not an account name ({why}): "
+        "1 to 63 letters, digits, '_', '.' or '-', starting with a letter or digit"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "together:\n  api_key_env: K\n  discovery: {enabled: true}\n",
+            "3: together.discovery: unknown key here; 'discovery' belongs under together.fine_tunes: "
+            "indent it there",
+        ),
+        (
+            "together:\n  api_key_env: K\n  fine_tunes:\n    discovery:\n      enabled: true\n"
+            "    statuses: [running]\n",
+            "6: together.fine_tunes.statuses: unknown key here; 'statuses' belongs under "
+            "together.fine_tunes.discovery: indent it there",
+        ),
+        (
+            "baseten:\n  api_key_env: K\n  deployments:\n    - {model_id: a, deployment_id: b, discovery: []}\n",
+            "4: baseten.deployments[0].discovery: unknown key here; 'discovery' belongs under baseten: "
+            "indent it less",
+        ),
+        (
+            "global:\n  together: {}\n",
+            "2: global.together: unknown key here; 'together' belongs at the top level: indent it less",
+        ),
+    ],
+)
+def test_a_misplaced_key_says_where_it_belongs(tmp_path: Path, text: str, expected: str) -> None:
+    path = write_yaml(tmp_path, text)
+    assert problems(path) == [f"{path}:{expected}"]
+
+
+def test_a_poll_interval_the_default_counter_window_cannot_cover_is_named(tmp_path: Path) -> None:
+    # Only global.poll_interval is written: the problem is there, and says the default conflicts.
+    path = write_yaml(
+        tmp_path,
+        "global:\n  poll_interval: 30m\nbaseten:\n  api_key_env: K\n  discovery:\n    - {}\n    - {}\n",
+    )
+    assert problems(path) == [
+        f"{path}:2: global.poll_interval: this poll interval (30m) conflicts with the default "
+        "counter_window of baseten (15m), which must cover an interval plus one minute: set "
+        "counter_window: 31m or more on baseten, or a shorter poll_interval"
+    ]
+
+
+def test_a_written_counter_window_is_quoted_in_the_units_typed(tmp_path: Path) -> None:
+    path = write_yaml(
+        tmp_path,
+        "global:\n  poll_interval: 2m\nbaseten:\n  api_key_env: K\n  counter_window: 90s\n"
+        "  discovery:\n    - {}\n    - poll_interval: 600\n",
+    )
+    assert problems(path) == [
+        f"{path}:5: baseten.counter_window: counter_window (90s) must be at least the poll interval "
+        "(global.poll_interval, 2m) plus one minute (3m), or counter steps between two polls are never read",
+        f"{path}:5: baseten.counter_window: counter_window (90s) must be at least the poll interval "
+        "(baseten.discovery[1].poll_interval, 600s) plus one minute (11m), or counter steps between two "
+        "polls are never read",
+    ]
+
+
+def _warnings(path: Path) -> list[str]:
+    return [str(w) for w in load_config(path, read_secrets=False).warnings]
+
+
+def test_a_filter_expression_that_matches_no_family_is_a_warning(tmp_path: Path) -> None:
+    path = write_yaml(
+        tmp_path,
+        "global:\n"  # 1
+        "  metric_filter:\n"  # 2
+        "    deny: ['together_queue_.*', 'baseten_*']\n"  # 3
+        "baseten:\n"  # 4
+        "  api_key_env: K\n"  # 5
+        "  metric_filter:\n"  # 6
+        "    allow: ['baseten_.*', 'baseten_deployment_infos']\n"  # 7
+        "    deny: ['inference_exporter_target_series']\n"  # 8
+        "  deployments: [{model_id: m, deployment_id: d}]\n",  # 9
+    )
+    assert _warnings(path) == [
+        f"{path}:3: global.metric_filter.deny[0]: 'together_queue_.*' matches no family this config's "
+        "targets can export, so it removes nothing; see docs/metrics.md for the names",
+        f"{path}:3: global.metric_filter.deny[1]: 'baseten_*' matches no family this config's targets "
+        "can export, so it removes nothing (filters are regular expressions: '.*' for any text); "
+        "see docs/metrics.md for the names",
+        f"{path}:7: baseten.metric_filter.allow[1]: 'baseten_deployment_infos' matches no family this "
+        "config's targets can export, so it keeps nothing; see docs/metrics.md for the names",
+    ]
+
+
+def test_a_filter_on_logged_fine_tune_keys_is_not_flagged(tmp_path: Path) -> None:
+    path = write_yaml(
+        tmp_path,
+        "together:\n  api_key_env: K\n  fine_tunes: {jobs: [{id: ft-1}]}\n"
+        "  metric_filter:\n    deny: ['together_finetune_eval_accuracy']\n",
+    )
+    assert _warnings(path) == []
+
+
+def test_an_allow_list_that_drops_the_deployment_info_and_status_is_a_warning(tmp_path: Path) -> None:
+    path = write_yaml(
+        tmp_path,
+        "baseten:\n  api_key_env: K\n  name: prod\n  metric_filter:\n"
+        "    allow: ['baseten_replicas_.*', 'baseten_deployment_status']\n"
+        "  deployments: [{model_id: m, deployment_id: d}]\n",
+    )
+    assert _warnings(path) == [
+        f"{path}:4: baseten.metric_filter: account 'prod': the filter removes baseten_deployment_info, "
+        "which dashboards join on for deployment names and status; keep them in the allow list"
+    ]
+
+
+def test_the_docs_list_every_deployment_status() -> None:
+    from exporter.sources.baseten.vendor import DEPLOYMENT_STATUSES
+
+    catalog = (Path(__file__).resolve().parents[2] / "docs" / "metrics.md").read_text(encoding="utf-8")
+    (row,) = [line for line in catalog.splitlines() if line.startswith("| `baseten_deployment_status` |")]
+    assert len(DEPLOYMENT_STATUSES) == 14
+    assert [s for s in sorted(DEPLOYMENT_STATUSES) if f"`{s}`" not in row] == []
+
+
+def test_a_deployment_id_with_a_slash_is_explained(tmp_path: Path) -> None:
+    path = write_yaml(
+        tmp_path, "baseten:\n  api_key_env: K\n  deployments: [{model_id: 'a/b', deployment_id: 'd x'}]\n"
+    )
+    assert problems(path) == [
+        f"{path}:3: baseten.deployments[0].model_id: 'a/b' is not an id: it is a part of the URL path, "
+        "without '/' or spaces",
+        f"{path}:3: baseten.deployments[0].deployment_id: 'd x' is not an id: it is a part of the URL path, "
+        "without '/' or spaces",
     ]

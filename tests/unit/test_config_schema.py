@@ -54,6 +54,10 @@ def test_example_names_the_schema_on_its_first_line() -> None:
         {"together": {"accounts": [{"name": "a/b", "api_key_env": "K"}]}},
         {"baseten": {"api_key_env": "K", "metric_filter": {"allow": "x"}}},
         {"together": {"api_key_env": "K", "labels": {"team": 1}}},
+        {"together": {"api_key_env": "K", "labels": {"team-name": "x"}}},  # not a label name
+        {"together": {"api_key_env": "K", "labels": {"account": "x"}}},  # set by the exporter
+        {"baseten": {"api_key_env": "K", "discovery": [{"labels": {"__meta": "x"}}]}},
+        {"baseten": {"api_key_env": "K", "labels": {"exported_job": "x"}}},
     ],
 )
 def test_schema_catches_what_editors_should_flag(doc: dict[str, Any]) -> None:
@@ -63,6 +67,27 @@ def test_schema_catches_what_editors_should_flag(doc: dict[str, Any]) -> None:
 def test_schema_accepts_both_forms_and_durations() -> None:
     v = validator()
     assert v.is_valid({"global": {"poll_interval": "1m30s", "timeout": 5}, "together": {"api_key_env": "K"}})
+    assert v.is_valid({"global": {"poll_interval": "30", "timeout": "2.5"}})
     assert v.is_valid(
         {"together": {"accounts": [{"name": "prod", "api_key_env": "K", "labels": {"t": "x"}}]}}
     )
+
+
+def test_a_typo_in_a_section_is_reported_as_a_typo_not_as_null() -> None:
+    error = jsonschema.exceptions.best_match(
+        validator().iter_errors({"together": {"api_key_env": "K", "queus": []}})
+    )
+    assert error is not None
+    assert "null" not in error.message
+    assert "'queus' was unexpected" in error.message
+
+
+def test_no_section_is_offered_as_null() -> None:
+    schema = json.loads(COMMITTED.read_text(encoding="utf-8"))
+    for section in ("together", "baseten"):
+        assert "anyOf" not in schema["properties"][section]
+
+
+def test_the_example_says_how_to_get_the_schema_beside_a_copy() -> None:
+    head = (REPO / "config.example.yaml").read_text(encoding="utf-8").splitlines()[:4]
+    assert "#   inference-exporter config-schema > config.schema.json" in head
