@@ -24,9 +24,9 @@ rss_mb_per_hour=… rss_mb_trimmed=… fds_start=… fds_end=… fds_max=… fds
 sockets_end=… targets=… target_objects=… clients_open=… client_objects=…
 sessions_open=… gc_objects_start=… gc_objects_end=… blocks_start=… blocks_end=…
 arenas_start=… arenas_end=… tasks=…``; the per-hour slopes are fitted over the second
-half of the samples. ``--trace N`` traces
-allocations from the first sample on and prints (to stderr) the N source lines whose
-memory grew most by the end, and the N types with the most objects more.
+half of the samples. ``--trace N`` traces allocations from the first sample on and
+prints (to stderr) the N source lines whose memory grew most by the end, and the N
+types with the most objects more.
 """
 
 from __future__ import annotations
