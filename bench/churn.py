@@ -20,12 +20,13 @@ A leak in reloads, replaced clients or discovery churn grows one of these for go
 
 Baseline: the first sample after ``--warmup`` seconds. Last line: ``churn: minutes=…
 reloads=… rotations=… deployments=… jobs=… rss_mb_start=… rss_mb_end=…
-rss_mb_per_hour=… rss_mb_trimmed=… fds_start=… fds_end=… fds_max=… fds_per_hour=… sockets_end=…
-targets=… target_objects=… clients_open=… client_objects=… sessions_open=…
-gc_objects_start=… gc_objects_end=… blocks_start=… blocks_end=… tasks=…``; the
-per-hour slopes are fitted over the second half of the samples. ``--trace N`` traces
-allocations from the first sample on and prints (to stderr) the N source lines whose
-memory grew most by the end, and the N types with the most objects more.
+rss_mb_per_hour=… rss_mb_trimmed=… fds_start=… fds_end=… fds_max=… fds_per_hour=…
+sockets_end=… targets=… target_objects=… clients_open=… client_objects=…
+sessions_open=… gc_objects_start=… gc_objects_end=… blocks_start=… blocks_end=…
+arenas_start=… arenas_end=… tasks=…``; the per-hour slopes are fitted over the second
+half of the samples. ``--trace N`` traces allocations from the first sample on and
+prints (to stderr) the N source lines whose memory grew most by the end, and the N
+types with the most objects more.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import contextlib
 import ctypes
 import gc
 import os
+import re
 import sys
 import tempfile
 import time
@@ -121,6 +123,7 @@ def alive(types: Counter[str] | None = None) -> dict[str, int]:
         "sessions_open": 0,
         "gc_objects": len(objects),
         "blocks": sys.getallocatedblocks(),
+        "arenas": pymalloc_arenas(),
     }
     if types is not None:
         types.update(type(o).__qualname__ for o in objects)
@@ -132,6 +135,24 @@ def alive(types: Counter[str] | None = None) -> dict[str, int]:
         elif isinstance(o, aiohttp.ClientSession) and not o.closed:
             counts["sessions_open"] += 1
     return counts
+
+
+def pymalloc_arenas() -> int:
+    """Arenas Python's small-object allocator holds now (``sys._debugmallocstats``, which
+    writes to the C stderr): with allocated blocks flat, more arenas mean the same objects
+    spread over more memory, not more objects."""
+    with tempfile.TemporaryFile() as out:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(out.fileno(), 2)
+        try:
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        found = re.search(rb"# arenas allocated current\s*=\s*([\d,]+)", out.read())
+    return int(found[1].replace(b",", b"")) if found else -1
 
 
 def rss_after_trim() -> float:
@@ -290,6 +311,8 @@ async def measure(
         gc_objects_end=int(last["gc_objects"]),
         blocks_start=int(first["blocks"]),
         blocks_end=int(last["blocks"]),
+        arenas_start=int(first["arenas"]),
+        arenas_end=int(last["arenas"]),
         tasks=int(last["tasks"]),
     )
 
