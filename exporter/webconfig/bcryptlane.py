@@ -92,7 +92,8 @@ class CheckLane:
             self._jobs.clear()
             self._cond.notify()
         for job in dropped:
-            job.future.cancel()
+            if not job.future.get_loop().is_closed():  # a loop already gone has nobody waiting
+                job.future.cancel()
         self._wake()
 
     def _idle(self) -> bool:
@@ -103,7 +104,7 @@ class CheckLane:
         idle = self._idle()
         waiting = []
         for target, future in self._watchers:
-            if future.done():
+            if future.done() or future.get_loop().is_closed():
                 continue
             if idle or self._finished >= target:
                 future.set_result(None)

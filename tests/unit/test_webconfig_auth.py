@@ -221,6 +221,22 @@ def test_close_does_not_wait_for_a_check_in_progress(fake: FakeBcrypt) -> None:
     assert lanes and all(t.daemon for t in lanes)
 
 
+def test_close_after_the_event_loop_is_gone_drops_the_waiting_checks_quietly(fake: FakeBcrypt) -> None:
+    lane = bcryptlane.CheckLane("test", room=4)
+
+    async def go() -> None:
+        # One check held by the fake, two waiting behind it, each with a waiter's callback.
+        for password in (b"held", b"held1", b"held2"):
+            future = lane.submit(password, HASH4.encode())
+            assert future is not None
+            future.add_done_callback(lambda _: None)
+        await asyncio.sleep(0.05)
+
+    asyncio.run(go())  # leaves with checks still queued on a loop that is now closed
+    lane.close()  # used to raise "Event loop is closed"
+    fake.release.set()
+
+
 def test_unknown_users_cost_as_much_as_the_most_expensive_user(monkeypatch: pytest.MonkeyPatch) -> None:
     hash5 = bcrypt.hashpw(b"x", bcrypt.gensalt(rounds=5)).decode()
     hash6 = bcrypt.hashpw(b"x", bcrypt.gensalt(rounds=6)).decode()
