@@ -50,11 +50,12 @@ import aiohttp
 import fleet
 import httpx
 
-from exporter import gcpolicy, logs
 from exporter.config import load_config
-from exporter.daemon import Exporter
+from exporter.core import logs
+from exporter.engine import gcpolicy
+from exporter.engine.daemon import Exporter
 from exporter.sources.base import Target
-from exporter.upstream import VendorClient
+from exporter.upstream.client import VendorClient
 
 KEYS = ("churn-key-a-51f0", "churn-key-b-93c2")
 STAGING_KEY = "churn-staging-77d4"

@@ -38,7 +38,6 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from exporter import gcpolicy  # noqa: E402
 from exporter.config import load_config  # noqa: E402
 from exporter.config.baseten import (  # noqa: E402
     DEFAULT_COUNTER_WINDOW,
@@ -47,8 +46,9 @@ from exporter.config.baseten import (  # noqa: E402
     DEFAULT_WINDOW,
     Effective,
 )
-from exporter.daemon import Exporter  # noqa: E402
-from exporter.scope import Scope  # noqa: E402
+from exporter.core.scope import Scope  # noqa: E402
+from exporter.engine import gcpolicy  # noqa: E402
+from exporter.engine.daemon import Exporter  # noqa: E402
 from exporter.sources.base import Target  # noqa: E402
 from exporter.sources.baseten.discovery import DeploymentDiscovery, DeploymentDiscoverySettings  # noqa: E402
 from exporter.sources.baseten.target import DeploymentSettings  # noqa: E402
@@ -59,7 +59,7 @@ from exporter.sources.together.finetune.target import (  # noqa: E402
 )
 from exporter.sources.together.finetune.vendor import UNFINISHED_STATUSES  # noqa: E402
 from exporter.sources.together.queue import QueueSettings, QueueTarget  # noqa: E402
-from exporter.upstream import Clients  # noqa: E402
+from exporter.upstream.client import Clients  # noqa: E402
 
 # Polls cancelled at shutdown and skipped runs are expected here, not news.
 logging.getLogger("apscheduler").setLevel(logging.CRITICAL)

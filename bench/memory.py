@@ -19,7 +19,7 @@ from pathlib import Path
 import fleet
 
 from exporter.config import load_config
-from exporter.daemon import Exporter
+from exporter.engine.daemon import Exporter
 
 
 async def run(args: argparse.Namespace) -> str:

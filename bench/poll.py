@@ -35,9 +35,9 @@ from pathlib import Path
 import fleet
 import httpx
 
-from exporter import gcpolicy
 from exporter.config import load_config
-from exporter.daemon import Exporter
+from exporter.engine import gcpolicy
+from exporter.engine.daemon import Exporter
 
 
 def sim_requests(sim_url: str) -> int:

@@ -41,7 +41,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.server import make_app
+from exporter.web.server import make_app
 
 
 def client(url: str, duration: float, baseline_rounds: int) -> None:

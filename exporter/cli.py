@@ -20,12 +20,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from exporter import __version__, logs
+from exporter import __version__
 from exporter.config import ConfigError, load_config
 from exporter.config.common import parse_duration
-from exporter.limits import ConnectionLimits
-from exporter.listen import parse_listen_address
-from exporter.sharding import resolve_shard
+from exporter.core import logs
+from exporter.core.sharding import resolve_shard
+from exporter.web.limits import ConnectionLimits
+from exporter.web.listen import parse_listen_address
 
 DEFAULT_PORT = 10230
 DEFAULT_LISTEN = f":{DEFAULT_PORT}"

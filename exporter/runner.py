@@ -18,18 +18,24 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from exporter import gcpolicy
 from exporter.config import ConfigError, load_config
-from exporter.daemon import Exporter
+from exporter.core.sharding import Shard
 from exporter.demo.prometheus import LocalPrometheus, find_binary
-from exporter.httpguard import ConnectionGuard, GuardedSite, handler_args
-from exporter.limits import DEFAULT_LIMITS, ConnectionLimits
-from exporter.listen import bind_failure, bound_addresses, browser_url, format_address, parse_listen_address
-from exporter.server import make_app
-from exporter.sharding import Shard
+from exporter.engine import gcpolicy
+from exporter.engine.daemon import Exporter
 from exporter.simulator import app as sim_app
 from exporter.simulator.state import SimState
-from exporter.webconfig import WebConfigError, WebSecurity
+from exporter.web.httpguard import ConnectionGuard, GuardedSite, handler_args
+from exporter.web.limits import DEFAULT_LIMITS, ConnectionLimits
+from exporter.web.listen import (
+    bind_failure,
+    bound_addresses,
+    browser_url,
+    format_address,
+    parse_listen_address,
+)
+from exporter.web.server import make_app
+from exporter.web.webconfig import WebConfigError, WebSecurity
 
 log = logging.getLogger("exporter")
 

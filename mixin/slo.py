@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from exporter.histogram import le_label
+from exporter.core.histogram import le_label
 from mixin.alerts import ACCOUNT, Alert, alert_rule
 from mixin.config import MixinConfig
 

@@ -7,8 +7,8 @@ the same ones, generated here so they never drift (a test runs ``--check``):
   prometheus/alerts.yaml                 → deploy/kubernetes/overlays/prometheus-operator/prometheusrule.yaml
   prometheus/slos.yaml                   → …/prometheusrule-slos.yaml
   deploy/kubernetes/rules/sharding.yaml  → …/prometheusrule-sharding.yaml
-  the same three rule files              → deploy/helm/inference-exporter/files/rules/
-  grafana/dashboards/*.json              → deploy/helm/inference-exporter/files/dashboards/
+  the same three rule files              → deploy/helm/inference-exporter/config/files/rules/
+  grafana/dashboards/*.json              → deploy/helm/inference-exporter/config/files/dashboards/
 
 Usage: python scripts/gen_deploy.py [--check]
 With --check nothing is written; the exit status is 1 if a generated file is stale or

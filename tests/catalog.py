@@ -3,7 +3,7 @@
 Those tables are the catalog: ``mixin.lint`` reads them to check dashboards and
 alerts. What the code defines comes from three places:
 
-- every module-level ``exporter.exposition.Family`` (fixed names);
+- every module-level ``exporter.core.exposition.Family`` (fixed names);
 - Baseten's mapping from a vendor descriptor to families (``layout.layout``), checked row
   by row against the catalog's mapping table;
 - fine-tune keys (``names.metric_name``), documented as the pattern ``together_finetune_<key>``
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import cache
 
 import exporter
-from exporter.exposition import Family, Labels
+from exporter.core.exposition import Family, Labels
 from exporter.sources.baseten.layout import HISTOGRAM, Descriptor, layout
 from mixin import lint
 from tests.helpers import REPO

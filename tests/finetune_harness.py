@@ -11,7 +11,7 @@ import httpx
 from exporter.simulator.app import FINETUNE_KEY, start
 from exporter.simulator.state import SimState
 from exporter.simulator.together_finetune import FineTuneSim
-from exporter.upstream import Clients, UpstreamStats, VendorClient
+from exporter.upstream.client import Clients, UpstreamStats, VendorClient
 
 KEY = "ft-harness-key"
 

@@ -22,8 +22,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.config import ConfigError, load_config
-from exporter.logs import SCRUBBER
-from exporter.upstream import Clients, UpstreamStats, VendorClient
+from exporter.core.logs import SCRUBBER
+from exporter.upstream.client import Clients, UpstreamStats, VendorClient
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 REPO = Path(__file__).resolve().parents[1]

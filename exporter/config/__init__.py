@@ -13,15 +13,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from exporter import files, yamlpos
 from exporter.config import baseten as _baseten
+from exporter.config import files, yamlpos
 from exporter.config.accounts import account_checks, read_keys
 from exporter.config.common import format_duration
 from exporter.config.filter_reach import reach_warnings
 from exporter.config.filters import filter_warnings
 from exporter.config.model import Config
+from exporter.config.modelerrors import document_path, plain_message
 from exporter.config.together_probe import probe_checks
-from exporter.modelerrors import document_path, plain_message
 
 __all__ = ["Config", "ConfigError", "LoadedConfig", "Problem", "duplicate_keys", "load_config"]
 

@@ -15,8 +15,8 @@ from pydantic import ValidationError
 
 from exporter.config.common import Credentials
 from exporter.config.secrets import SecretError, read_secret
-from exporter.scope import DEFAULT_ACCOUNT
-from exporter.yamlpos import duplicates
+from exporter.config.yamlpos import duplicates
+from exporter.core.scope import DEFAULT_ACCOUNT
 
 if TYPE_CHECKING:
     from exporter.config.baseten import BasetenAccount

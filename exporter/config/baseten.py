@@ -16,11 +16,11 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, WithJsonSchema, field_validator, model_validator
 
 from exporter.config.common import AccountCommon, Duration, Labelled, Schedule, Strict, format_duration
-from exporter.exposition import valid_metric_name
+from exporter.config.yamlpos import format_path, repeats
+from exporter.core.exposition import valid_metric_name
 from exporter.sources.base import DEFAULT_MAX_TARGETS
 from exporter.sources.baseten.descriptors import DEFAULT_MAX_FAMILIES, DEFAULT_MAX_LABEL_LENGTH
 from exporter.sources.baseten.vendor import DEPLOYMENT_STATUSES, MAX_WINDOW_SECONDS
-from exporter.yamlpos import format_path, repeats
 
 DEFAULT_BASETEN_URL = "https://api.baseten.co"
 DEFAULT_WINDOW = 600.0

@@ -16,8 +16,8 @@ from pydantic import (
     model_validator,
 )
 
-from exporter.modelerrors import describe_value
-from exporter.scope import DEFAULT_ACCOUNT, DEFAULT_MAX_SERIES, RESERVED_LABELS
+from exporter.config.modelerrors import describe_value
+from exporter.core.scope import DEFAULT_ACCOUNT, DEFAULT_MAX_SERIES, RESERVED_LABELS
 
 _DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+$")
 _SECONDS_RE = re.compile(r"^\d+(?:\.\d+)?$")

@@ -17,7 +17,7 @@ from exporter.config.accounts import PathT, accounts_of
 from exporter.config.baseten import BasetenAccount
 from exporter.config.common import MetricFilterConfig
 from exporter.config.filters import account_filter, kinds_of
-from exporter.scope import HEALTH_PREFIX
+from exporter.core.scope import HEALTH_PREFIX
 from exporter.sources.baseten.layout import INFO_NAME, STATUS_NAME
 from exporter.sources.together.finetune.names import PREFIX as LOGGED_KEY_PREFIX
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from exporter.config.accounts import PathT, accounts_of
 from exporter.config.baseten import BasetenAccount
 from exporter.config.common import MetricFilterConfig
-from exporter.scope import FilterRule, MetricFilter
+from exporter.core.scope import FilterRule, MetricFilter
 from exporter.sources.baseten.layout import INFO_NAME, STATUS_NAME, possible_families
 from exporter.sources.baseten.vendor import DEFAULT_METRICS
 from exporter.sources.together import probe_translate, queue_translate

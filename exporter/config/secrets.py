@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from exporter import files
+from exporter.config import files
 from exporter.config.common import Credentials
 
 # An API key is a line of text; anything larger is not a key file.

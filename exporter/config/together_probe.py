@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, StrictInt, field_validator
 
 from exporter.config.common import Duration, Labelled, NonBlank
-from exporter.histogram import check_bounds
+from exporter.config.yamlpos import duplicates
+from exporter.core.histogram import check_bounds
 from exporter.sources.together.probe_translate import DEFAULT_BUCKETS
-from exporter.yamlpos import duplicates
 
 if TYPE_CHECKING:
     from exporter.config.model import Config

@@ -7,9 +7,9 @@ from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
-from exporter.errors import LimitExceeded
-from exporter.exposition import Rendered
-from exporter.scope import DEFAULT_SCOPE, Scope
+from exporter.core.errors import LimitExceeded
+from exporter.core.exposition import Rendered
+from exporter.core.scope import DEFAULT_SCOPE, Scope
 
 
 class SourceSettings(Hashable, Protocol):
@@ -66,7 +66,7 @@ class Target(ABC):
     reload a target whose id is unchanged is kept, with its state (counters, last seen
     steps), and takes its new settings in place (``reconfigure``) instead of being
     rebuilt. Each source's target takes its settings as one frozen dataclass
-    (``exporter.targets`` builds them).
+    (``exporter.engine.targets`` builds them).
     ``scope`` (part of those settings) is the target's account, labels and metric
     filter: every series it yields, its health included, is rendered through it.
     """

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from exporter.errors import InvalidResponse
+from exporter.core.errors import InvalidResponse
 
 
 def number(value: Any) -> float | None:

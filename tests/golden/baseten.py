@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-from exporter.exposition import Labels, Rendered, Sample, assemble
+from exporter.core.exposition import Labels, Rendered, Sample, assemble
 from exporter.sources.baseten import lists
 from exporter.sources.baseten import translate as tr
 from exporter.sources.baseten.counters import CounterState

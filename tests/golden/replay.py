@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from exporter.scope import DEFAULT_SCOPE
+from exporter.core.scope import DEFAULT_SCOPE
 
 TESTS = Path(__file__).resolve().parents[1]
 FIXTURES = TESTS / "fixtures"

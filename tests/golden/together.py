@@ -7,7 +7,7 @@ as the store joins them.
 
 from __future__ import annotations
 
-from exporter.exposition import Rendered, assemble
+from exporter.core.exposition import Rendered, assemble
 from exporter.sources.together.finetune import translate as ft
 from exporter.sources.together.probe_translate import (
     TERMINAL,

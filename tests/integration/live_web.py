@@ -23,12 +23,12 @@ from aiohttp import web
 from cryptography import x509
 
 from exporter.config import load_config
-from exporter.daemon import Exporter
-from exporter.httpguard import ConnectionGuard
-from exporter.limits import DEFAULT_LIMITS, ConnectionLimits
+from exporter.engine.daemon import Exporter
 from exporter.runner import _serve
-from exporter.server import make_app
-from exporter.webconfig import WebSecurity
+from exporter.web.httpguard import ConnectionGuard
+from exporter.web.limits import DEFAULT_LIMITS, ConnectionLimits
+from exporter.web.server import make_app
+from exporter.web.webconfig import WebSecurity
 
 T = TypeVar("T")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from exporter.limits import DEFAULT_LIMITS
+from exporter.web.limits import DEFAULT_LIMITS
 from tests.conftest import SIM_KEY
 from tests.helpers import Proc, start_daemon
 from tests.integration.hostile import background_loop, idle_daemon, open_from, outcomes, rss_mb, until_closed

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.webconfig import WebSecurity
+from exporter.web.webconfig import WebSecurity
 from tests.catalog import catalog_metrics, defined_by_code, exposition_types, type_problems
 from tests.helpers import REPO, Proc, free_port, wait_until
 

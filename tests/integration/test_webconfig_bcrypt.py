@@ -15,7 +15,7 @@ import bcrypt
 import httpx
 import pytest
 
-from exporter.webconfig.auth import dummy_hash
+from exporter.web.webconfig.auth import dummy_hash
 from tests.helpers import start_daemon, wait_until
 from tests.integration.live_web import live
 

@@ -31,8 +31,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from exporter.limits import DEFAULT_LIMITS
-from exporter.webconfig import WebConfigError, WebSecurity
+from exporter.web.limits import DEFAULT_LIMITS
+from exporter.web.webconfig import WebConfigError, WebSecurity
 from tests.helpers import parse, promtool_check_metrics, wait_until
 from tests.integration.live_web import LiveServer, client_context, get, live
 from tests.pki import Issued, issue, make_ca, self_signed

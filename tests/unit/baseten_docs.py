@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from exporter.exposition import Rendered, Sample, render
+from exporter.core.exposition import Rendered, Sample, render
 from tests.helpers import Scrape, parse
 
 IDS = (("model_id", "m1"), ("deployment_id", "d1"))

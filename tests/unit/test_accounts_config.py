@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from exporter.config import load_config
-from exporter.scope import DEFAULT_ACCOUNT
-from exporter.targets import build_targets
-from exporter.upstream import Clients
+from exporter.core.scope import DEFAULT_ACCOUNT
+from exporter.engine.targets import build_targets
+from exporter.upstream.client import Clients
 from tests.helpers import problems, run_cli, write_yaml
 
 TWO_ACCOUNTS = """\

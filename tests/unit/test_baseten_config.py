@@ -6,8 +6,8 @@ from pathlib import Path
 
 from exporter.config import load_config
 from exporter.config.baseten import effective
-from exporter.targets import build_targets
-from exporter.upstream import Clients
+from exporter.engine.targets import build_targets
+from exporter.upstream.client import Clients
 from tests.helpers import REPO, problems, run_cli, write_yaml
 
 

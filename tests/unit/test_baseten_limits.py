@@ -10,13 +10,13 @@ import httpx
 from prometheus_client import CollectorRegistry
 
 from exporter.config.baseten import Effective
-from exporter.exposition import assemble
-from exporter.poller import Outcome, poll_with_deadline
-from exporter.scope import Scope
+from exporter.core.exposition import assemble
+from exporter.core.scope import Scope
+from exporter.engine.poller import Outcome, poll_with_deadline
 from exporter.sources.base import Target
 from exporter.sources.baseten.discovery import DeploymentDiscovery, DeploymentDiscoverySettings
 from exporter.sources.baseten.target import DeploymentSettings, DeploymentTarget
-from exporter.upstream import UpstreamStats
+from exporter.upstream.client import UpstreamStats
 from tests.helpers import Scrape, mock_clients, parse
 from tests.unit.baseten_docs import desc, response
 

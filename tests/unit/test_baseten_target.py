@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from exporter.config.baseten import Effective
-from exporter.errors import UpstreamError
-from exporter.exposition import assemble
-from exporter.scope import FilterRule, MetricFilter, Scope
+from exporter.core.errors import UpstreamError
+from exporter.core.exposition import assemble
+from exporter.core.scope import FilterRule, MetricFilter, Scope
 from exporter.sources.baseten import lists
 from exporter.sources.baseten.discovery import DeploymentDiscovery, DeploymentDiscoverySettings
 from exporter.sources.baseten.target import (
@@ -23,7 +23,7 @@ from exporter.sources.baseten.target import (
     window_bounds,
 )
 from exporter.sources.baseten.vendor import DEPLOYMENT_STATUSES
-from exporter.upstream import Clients, UpstreamStats, VendorClient
+from exporter.upstream.client import Clients, UpstreamStats, VendorClient
 from tests.helpers import parse
 from tests.unit.baseten_docs import HIST_SETS, STATUS_SETS, desc, response
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from exporter.errors import InvalidResponse
-from exporter.exposition import Sample
+from exporter.core.errors import InvalidResponse
+from exporter.core.exposition import Sample
 from exporter.sources.baseten.descriptors import DescriptorCache
 from exporter.sources.baseten.layout import metric_name
 from exporter.sources.baseten.translate import gauge_samples, parse, settled_steps

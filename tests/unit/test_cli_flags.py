@@ -137,7 +137,7 @@ def test_log_level_warn_logs_the_flags_own_word(fmt: str, capsys: pytest.Capture
     import json
     import logging
 
-    from exporter import logs
+    from exporter.core import logs
 
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level

@@ -6,12 +6,12 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from exporter.clients import VendorClients
 from exporter.config import LoadedConfig
 from exporter.config.model import Config
-from exporter.logs import SecretScrubber
-from exporter.selfmetrics import UpstreamStats
-from exporter.upstream import VendorClient
+from exporter.core.logs import SecretScrubber
+from exporter.core.selfmetrics import UpstreamStats
+from exporter.engine.clients import VendorClients
+from exporter.upstream.client import VendorClient
 
 
 def loaded(tmp_path: Path, key: str = "k1", **together: Any) -> LoadedConfig:

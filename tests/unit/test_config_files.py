@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter import files
-from exporter.config import ConfigError, load_config
+from exporter.config import ConfigError, files, load_config
 
 BOMB = "\n".join(
     ['a: &a ["x","x","x","x","x","x","x","x","x"]']

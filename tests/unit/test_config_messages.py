@@ -9,9 +9,9 @@ import pytest
 
 from exporter.config import load_config
 from exporter.config.model import Config
-from exporter.modelerrors import closest_key, known_keys
-from exporter.webconfig import WebConfigError
-from exporter.webconfig.model import load_web_config
+from exporter.config.modelerrors import closest_key, known_keys
+from exporter.web.webconfig import WebConfigError
+from exporter.web.webconfig.model import load_web_config
 from tests.helpers import problems, write_yaml
 
 

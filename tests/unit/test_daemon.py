@@ -11,13 +11,13 @@ from typing import TypeVar
 
 from exporter.config import LoadedConfig
 from exporter.config.model import Config
-from exporter.daemon import Exporter
-from exporter.errors import UpstreamError
-from exporter.exposition import Family, Rendered, Sample, render
-from exporter.poller import PHASE_STEP_SECONDS, first_poll_at, start_offset
-from exporter.scope import FilterRule, MetricFilter, Scope
+from exporter.core.errors import UpstreamError
+from exporter.core.exposition import Family, Rendered, Sample, render
+from exporter.core.scope import FilterRule, MetricFilter, Scope
+from exporter.engine.daemon import Exporter
+from exporter.engine.poller import PHASE_STEP_SECONDS, first_poll_at, start_offset
+from exporter.engine.targetset import STATIC
 from exporter.sources.base import Discovery, Target
-from exporter.targetset import STATIC
 
 T = TypeVar("T")
 VALUE = Family("fake_value", "gauge", "A value.")

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from exporter import targets as targets_mod
 from exporter.config import Config, load_config
-from exporter.daemon import Exporter
-from exporter.exposition import Rendered
+from exporter.core.exposition import Rendered
+from exporter.engine import targets as targets_mod
+from exporter.engine.daemon import Exporter
 from exporter.sources.base import Target
-from exporter.upstream import Clients
+from exporter.upstream.client import Clients
 
 
 class Hanging(Target):

@@ -10,7 +10,7 @@ import zlib
 
 import pytest
 
-from exporter.encoding import (
+from exporter.upstream.encoding import (
     DECODE_STEP,
     BodyDecoder,
     UndecodableBody,

@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.exposition import Family, Labels, Rendered, Sample, assemble, format_value, relabel, render
-from exporter.store import Store
+from exporter.core.exposition import Family, Labels, Rendered, Sample, assemble, format_value, relabel, render
+from exporter.engine.store import Store
 
 G = Family("x_depth", "gauge", "A gauge.")
 C = Family("x_events_total", "counter", "A counter.")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from exporter.config import load_config
+from exporter.engine.targets import build_targets
 from exporter.sources.together.finetune.target import FineTuneDiscovery, JobTarget
-from exporter.targets import build_targets
-from exporter.upstream import Clients
+from exporter.upstream.client import Clients
 from tests.helpers import problems, run_cli, write_yaml
 
 HEAD = """together:

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 from prometheus_client import CollectorRegistry
 
-from exporter.exposition import assemble
-from exporter.poller import Outcome, poll_with_deadline
+from exporter.core.exposition import assemble
+from exporter.engine.poller import Outcome, poll_with_deadline
 from exporter.sources.base import Target
 from exporter.sources.together.finetune import names
 from exporter.sources.together.finetune.target import (
@@ -18,7 +18,7 @@ from exporter.sources.together.finetune.target import (
     JobSettings,
     JobTarget,
 )
-from exporter.upstream import UpstreamStats
+from exporter.upstream.client import UpstreamStats
 from tests.helpers import mock_clients
 
 NOW = 1_800_000_000.0

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from exporter.errors import UpstreamError
-from exporter.exposition import Rendered, assemble
-from exporter.health import TargetHealth
-from exporter.scope import Scope
+from exporter.core.errors import UpstreamError
+from exporter.core.exposition import Rendered, assemble
+from exporter.core.scope import Scope
+from exporter.engine.health import TargetHealth
 from exporter.sources.base import Target
 from exporter.sources.together.finetune.target import (
     MAX_BACKOFF,
@@ -22,7 +22,7 @@ from exporter.sources.together.finetune.target import (
 )
 from exporter.sources.together.finetune.translate import TERMINAL, iso_time
 from exporter.sources.together.finetune.vendor import UNFINISHED_STATUSES
-from exporter.status import rows
+from exporter.web.status import rows
 from tests.finetune_harness import Harness, harness
 from tests.helpers import Scrape, parse
 

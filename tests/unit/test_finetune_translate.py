@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.errors import InvalidResponse
-from exporter.exposition import Family, assemble, render
+from exporter.core.errors import InvalidResponse
+from exporter.core.exposition import Family, assemble, render
 from exporter.sources.jsonshape import whole
 from exporter.sources.together.finetune import names as ftnames
 from exporter.sources.together.finetune import translate as tr

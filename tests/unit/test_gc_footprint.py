@@ -11,10 +11,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from exporter import gcpolicy
-from exporter.exposition import Family, Sample, render
+from exporter.core.exposition import Family, Sample, render
+from exporter.engine import gcpolicy
+from exporter.engine.store import Store
 from exporter.sources.baseten.layout import Descriptor, _family
-from exporter.store import Store
 
 G = Family("x_depth", "gauge", "Depth.")
 C = Family("x_events_total", "counter", "Events.")

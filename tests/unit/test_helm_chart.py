@@ -13,7 +13,7 @@ import yaml
 from exporter import __version__
 from exporter.config import load_config
 from exporter.config.accounts import accounts_of
-from exporter.webconfig import load_web_config
+from exporter.web.webconfig import load_web_config
 from tests.chart import (
     OPERATOR_APIS,
     SERVICE_MONITOR_API,

@@ -7,8 +7,8 @@ import math
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.exposition import Family, assemble, render
-from exporter.histogram import CumulativeHistogram, check_bounds, le_label
+from exporter.core.exposition import Family, assemble, render
+from exporter.core.histogram import CumulativeHistogram, check_bounds, le_label
 from tests.helpers import promtool_check_metrics
 
 H = Family("x_wait_seconds", "histogram", "A histogram.")

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import pytest
 from aiohttp import web
 
-from exporter.errors import UpstreamError
-from exporter.retry import POLL_DEADLINE
-from exporter.upstream import UpstreamStats, VendorClient
+from exporter.core.errors import UpstreamError
+from exporter.upstream.client import UpstreamStats, VendorClient
+from exporter.upstream.retry import POLL_DEADLINE
 from tests.unit.test_upstream import get, vendor
 
 DOC = b'{"ok": true}'

@@ -15,10 +15,10 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from exporter.config import load_config
-from exporter.daemon import Exporter
-from exporter.httpguard import ConnectionGuard, GuardedSite, handler_args
-from exporter.limits import DEFAULT_LIMITS, ConnectionLimits
-from exporter.server import make_app
+from exporter.engine.daemon import Exporter
+from exporter.web.httpguard import ConnectionGuard, GuardedSite, handler_args
+from exporter.web.limits import DEFAULT_LIMITS, ConnectionLimits
+from exporter.web.server import make_app
 
 Talk = Callable[[bytes], Awaitable[bytes]]
 

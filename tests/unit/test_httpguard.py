@@ -15,9 +15,9 @@ import pytest
 from aiohttp.web_protocol import RequestHandler
 from prometheus_client import CollectorRegistry
 
-from exporter.httpconn import Connection, State
-from exporter.httpguard import REFUSED_GRACE, ConnectionGuard, peer_of
-from exporter.limits import DEFAULT_LIMITS
+from exporter.web.httpconn import Connection, State
+from exporter.web.httpguard import REFUSED_GRACE, ConnectionGuard, peer_of
+from exporter.web.limits import DEFAULT_LIMITS
 
 LIMITS = replace(DEFAULT_LIMITS, max_connections=6, header_timeout=10.0, idle_timeout=60.0)
 

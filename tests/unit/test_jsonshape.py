@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from exporter.errors import InvalidResponse
+from exporter.core.errors import InvalidResponse
 from exporter.sources import jsonshape as js
 
 

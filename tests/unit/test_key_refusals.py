@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from exporter.daemon import Exporter
-from exporter.errors import UpstreamError
-from exporter.targetset import STATIC
+from exporter.core.errors import UpstreamError
+from exporter.engine.daemon import Exporter
+from exporter.engine.targetset import STATIC
 from tests.unit.test_daemon import Fake, run
 
 

@@ -15,7 +15,7 @@ import yaml
 from exporter import __version__
 from exporter.config import load_config
 from exporter.config.accounts import accounts_of
-from exporter.limits import DEFAULT_LIMITS
+from exporter.web.limits import DEFAULT_LIMITS
 from tests.helpers import REPO, need_binary
 
 KUBE = REPO / "deploy" / "kubernetes"

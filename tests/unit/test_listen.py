@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from exporter.listen import bind_failure, bound_addresses, browser_url, parse_listen_address
+from exporter.web.listen import bind_failure, bound_addresses, browser_url, parse_listen_address
 
 
 @pytest.mark.parametrize(

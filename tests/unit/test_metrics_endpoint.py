@@ -9,9 +9,9 @@ import httpx
 from aiohttp import web
 
 from exporter.config import load_config
-from exporter.daemon import Exporter
-from exporter.exposition import Family, Sample, render
-from exporter.server import make_app
+from exporter.core.exposition import Family, Sample, render
+from exporter.engine.daemon import Exporter
+from exporter.web.server import make_app
 from tests.helpers import parse
 
 G = Family("test_gauge", "gauge", "A test gauge.")

@@ -10,12 +10,12 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from exporter import status
-from exporter.health import TargetHealth
-from exporter.pagecache import PageCache
-from exporter.pages.targets import TargetsQuery, select
-from exporter.sliced import SLICE, SlicedPayload
+from exporter.engine.health import TargetHealth
 from exporter.sources.base import Target
+from exporter.web import status
+from exporter.web.pagecache import PageCache
+from exporter.web.pages.targets import TargetsQuery, select
+from exporter.web.sliced import SLICE, SlicedPayload
 
 
 class Clock:

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from exporter.pages import landing
-from exporter.pages.targets import QueryError, TargetsQuery, group, select
-from exporter.pages.timefmt import ago, duration, iso, span
-from exporter.reloadstate import ReloadState
-from exporter.status import render_html
+from exporter.engine.reloadstate import ReloadState
+from exporter.web.pages import landing
+from exporter.web.pages.targets import QueryError, TargetsQuery, group, select
+from exporter.web.pages.timefmt import ago, duration, iso, span
+from exporter.web.status import render_html
 
 NOW = 1_800_000_100.0
 HOSTILE = "<script>alert(1)</script>\"'&"

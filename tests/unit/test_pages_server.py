@@ -13,13 +13,13 @@ import pytest
 from aiohttp import web
 
 from exporter.config import load_config
-from exporter.daemon import Exporter
-from exporter.errors import UpstreamError
-from exporter.exposition import Rendered, render
-from exporter.reloadstate import MAX_PROBLEM_CHARS, MAX_PROBLEMS, shown_problems
-from exporter.server import make_app
+from exporter.core.errors import UpstreamError
+from exporter.core.exposition import Rendered, render
+from exporter.engine.daemon import Exporter
+from exporter.engine.reloadstate import MAX_PROBLEM_CHARS, MAX_PROBLEMS, shown_problems
+from exporter.engine.targetset import STATIC
 from exporter.sources.base import Target
-from exporter.targetset import STATIC
+from exporter.web.server import make_app
 
 GOOD = "global: {}\n"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.daemon import Exporter
-from exporter.targetset import STATIC
+from exporter.engine.daemon import Exporter
+from exporter.engine.targetset import STATIC
 from tests.unit.test_daemon import FakeDiscovery, ids, run
 
 
@@ -19,7 +19,7 @@ def test_a_target_that_cannot_be_scheduled_holds_back_no_other(
         await exp.poller.sync(STATIC, [d])
         await exp.poller.poll_once(d)
         # An id that is not text (a lone surrogate) cannot be encoded anywhere it goes;
-        # vendor answers holding one are refused (exporter.vendorjson), this is the
+        # vendor answers holding one are refused (exporter.upstream.vendorjson), this is the
         # scheduler's own guard.
         d.names = ["d\udfff", "dgood"]
         await exp.poller.poll_once(d)

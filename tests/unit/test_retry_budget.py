@@ -9,10 +9,10 @@ import httpx
 import pytest
 from aiohttp import web
 
-from exporter.budget import JITTER_MARGIN, BudgetExhausted, RequestBudget, shard_rate
-from exporter.errors import InvalidResponse, UpstreamError
-from exporter.retry import MAX_ATTEMPTS, POLL_DEADLINE, is_retryable, parse_retry_hint, retry_wait
-from exporter.upstream import UpstreamStats, VendorClient
+from exporter.core.errors import InvalidResponse, UpstreamError
+from exporter.upstream.budget import JITTER_MARGIN, BudgetExhausted, RequestBudget, shard_rate
+from exporter.upstream.client import UpstreamStats, VendorClient
+from exporter.upstream.retry import MAX_ATTEMPTS, POLL_DEADLINE, is_retryable, parse_retry_hint, retry_wait
 
 NOW = 1_800_000_000.0
 

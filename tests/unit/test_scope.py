@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.errors import LimitExceeded
-from exporter.exposition import Family, Rendered, Sample
-from exporter.health import (
+from exporter.core.errors import LimitExceeded
+from exporter.core.exposition import Family, Rendered, Sample
+from exporter.core.scope import FilterRule, MetricFilter, Scope, merged_labels, target_id
+from exporter.engine.health import (
     ERROR_INFO,
     LAST_SUCCESS,
     POLL_DURATION,
@@ -17,7 +18,6 @@ from exporter.health import (
     TargetHealth,
     render_health,
 )
-from exporter.scope import FilterRule, MetricFilter, Scope, merged_labels, target_id
 from exporter.sources.together.finetune import translate as ft
 from exporter.sources.together.finetune.names import metric_name
 

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from exporter.errors import UpstreamError
-from exporter.logs import SecretScrubber
-from exporter.upstream import UpstreamStats, VendorClient
+from exporter.core.errors import UpstreamError
+from exporter.core.logs import SecretScrubber
+from exporter.upstream.client import UpstreamStats, VendorClient
 from tests.helpers import scrubbing
 
 KEY = "tok-" + "9e2b" * 20

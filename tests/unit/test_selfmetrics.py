@@ -11,9 +11,9 @@ import pytest
 from exporter import __version__
 from exporter.config import LoadedConfig
 from exporter.config.model import Config
-from exporter.daemon import Exporter
-from exporter.selfmetrics import UpstreamStats
-from exporter.sharding import Shard
+from exporter.core.selfmetrics import UpstreamStats
+from exporter.core.sharding import Shard
+from exporter.engine.daemon import Exporter
 from tests.helpers import parse
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from exporter.config import load_config
-from exporter.daemon import Exporter
-from exporter.exposition import Family, Rendered, Sample, render
-from exporter.sharding import Shard, ordinal_from_pod_name, resolve_shard, shard_of
+from exporter.core.exposition import Family, Rendered, Sample, render
+from exporter.core.sharding import Shard, ordinal_from_pod_name, resolve_shard, shard_of
+from exporter.engine.daemon import Exporter
+from exporter.engine.targetset import STATIC
 from exporter.sources.base import Discovery, Target
-from exporter.targetset import STATIC
 from tests.helpers import REPO, parse, run_cli
 
 IDS = [f"together_queue/org/model-{i}" for i in range(3000)]
@@ -23,7 +23,7 @@ IDS = [f"together_queue/org/model-{i}" for i in range(3000)]
 
 def test_assignment_is_stable_and_even() -> None:
     # A digest, not Python's salted hash(): the same in every process.
-    script = "from exporter.sharding import shard_of; print([shard_of(f'x/{i}', 5) for i in range(50)])"
+    script = "from exporter.core.sharding import shard_of; print([shard_of(f'x/{i}', 5) for i in range(50)])"
     runs = {
         subprocess.run(
             [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, check=True

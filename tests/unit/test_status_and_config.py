@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from exporter.config import ConfigError, load_config
-from exporter.exposition import Rendered, render
-from exporter.health import TargetHealth
-from exporter.scope import Scope
+from exporter.core.exposition import Rendered, render
+from exporter.core.scope import Scope
+from exporter.engine.health import TargetHealth
 from exporter.sources.base import Target
-from exporter.status import render_html, rows
+from exporter.web.status import render_html, rows
 
 
 class Dummy(Target):

@@ -8,8 +8,8 @@ import zlib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.exposition import Family, Rendered, Sample, assemble, render
-from exporter.store import Store
+from exporter.core.exposition import Family, Rendered, Sample, assemble, render
+from exporter.engine.store import Store
 
 FAMILIES = [
     Family("a_gauge", "gauge", "A gauge."),

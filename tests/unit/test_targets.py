@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from exporter.config import load_config
+from exporter.engine.targets import build_targets
 from exporter.sources.base import Target
 from exporter.sources.baseten import discovery as baseten_discovery
 from exporter.sources.baseten import target as baseten
@@ -12,8 +13,7 @@ from exporter.sources.baseten.descriptors import Limits
 from exporter.sources.baseten.discovery import DeploymentDiscoverySettings
 from exporter.sources.baseten.target import DeploymentSettings
 from exporter.sources.together.finetune.target import FineTuneDiscoverySettings, JobSettings
-from exporter.targets import build_targets
-from exporter.upstream import Clients
+from exporter.upstream.client import Clients
 from tests.helpers import write_yaml
 
 CONFIG = """\

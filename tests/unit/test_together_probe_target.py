@@ -15,11 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
-from exporter.errors import UpstreamError
+from exporter.core.errors import UpstreamError
 from exporter.simulator import app as sim_app
 from exporter.simulator.state import SimState
 from exporter.sources.together.probe import InFlightJobs, ProbeSettings, ProbeTarget
-from exporter.upstream import Clients, UpstreamStats, VendorClient
+from exporter.upstream.client import Clients, UpstreamStats, VendorClient
 from tests.helpers import parse
 
 KEY = "unit-probe-key"
@@ -95,7 +95,7 @@ async def wait_for_jobs(sim: Sim, model: str, status: str, n: int = 1) -> list[d
 
 
 def text(rendered: Any) -> str:
-    from exporter.exposition import assemble
+    from exporter.core.exposition import assemble
 
     return assemble([rendered]).decode()
 

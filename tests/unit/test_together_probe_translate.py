@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.errors import InvalidResponse
-from exporter.exposition import assemble, render
+from exporter.core.errors import InvalidResponse
+from exporter.core.exposition import assemble, render
 from exporter.sources.together.probe_translate import (
     JobStatus,
     Outcome,

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from exporter.errors import InvalidResponse
+from exporter.core.errors import InvalidResponse
 from exporter.sources.together.queue_translate import JOBS_RUNNING, JOBS_WAITING, translate
 
 

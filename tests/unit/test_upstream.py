@@ -20,10 +20,10 @@ import pytest
 from aiohttp import web
 
 from exporter import __version__
-from exporter.errors import InvalidResponse, UpstreamError
-from exporter.retry import POLL_DEADLINE
-from exporter.upstream import Reply, UpstreamStats, VendorClient
-from exporter.upstreamerror import Answer, upstream_error
+from exporter.core.errors import InvalidResponse, UpstreamError
+from exporter.upstream.client import Reply, UpstreamStats, VendorClient
+from exporter.upstream.failure import Answer, upstream_error
+from exporter.upstream.retry import POLL_DEADLINE
 from tests import pki
 from tests.helpers import free_port
 
@@ -96,7 +96,7 @@ def test_requests_and_answers_pass_through() -> None:
             assert r.status == 200 and r.doc["path"] == "/v1/echo" and r.doc["query"] == {"model": "a/b c"}
             assert r.doc["auth"] == "Bearer secret-key"
             assert r.doc["ua"] == f"inference-exporter/{__version__}"
-            # Exactly the codings the client undoes (exporter.encoding).
+            # Exactly the codings the client undoes (exporter.upstream.encoding).
             assert r.doc["accept_encoding"] == "gzip, deflate"
             assert r.date == 1_800_000_000.0  # the vendor's Date header
             r2 = await c.request_json(

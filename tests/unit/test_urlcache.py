@@ -6,7 +6,7 @@ import asyncio
 
 import httpx
 
-from exporter.urlcache import UrlCache
+from exporter.upstream.urlcache import UrlCache
 from tests.unit.test_upstream import echo, vendor
 
 

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter import vendorjson
-from exporter.errors import InvalidResponse
-from exporter.logs import SCRUBBER
-from exporter.vendorjson import read_json
+from exporter.core.errors import InvalidResponse
+from exporter.core.logs import SCRUBBER
+from exporter.upstream import vendorjson
+from exporter.upstream.vendorjson import read_json
 from tests.helpers import scrubbing
 
 KEY = "sk-test/9f1c+2a_77e4"

@@ -10,9 +10,9 @@ import bcrypt
 import pytest
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from exporter.webconfig import WebConfigError, WebSecurity, load_web_config
-from exporter.webconfig.model import TlsServerConfig, bcrypt_cost, parse_go_duration
-from exporter.webconfig.tls import build_tls
+from exporter.web.webconfig import WebConfigError, WebSecurity, load_web_config
+from exporter.web.webconfig.model import TlsServerConfig, bcrypt_cost, parse_go_duration
+from exporter.web.webconfig.tls import build_tls
 from tests.pki import issue, make_ca, self_signed
 
 HASH4 = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()

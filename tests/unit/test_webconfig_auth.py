@@ -11,9 +11,9 @@ from collections.abc import Iterator
 import bcrypt
 import pytest
 
-from exporter.webconfig import auth, bcryptlane
-from exporter.webconfig.auth import BasicAuth, RateLimiter, Verdict
-from exporter.webconfig.model import bcrypt_cost
+from exporter.web.webconfig import auth, bcryptlane
+from exporter.web.webconfig.auth import BasicAuth, RateLimiter, Verdict
+from exporter.web.webconfig.model import bcrypt_cost
 
 HASH4 = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
 

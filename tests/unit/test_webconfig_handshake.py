@@ -6,7 +6,7 @@ import ssl
 
 import pytest
 
-from exporter.webconfig.handshake import FirstRecord, classify, go_alert
+from exporter.web.webconfig.handshake import FirstRecord, classify, go_alert
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from exporter.exposition import Family, Labels, Sample
+from exporter.core.exposition import Family, Labels, Sample
 from exporter.sources.baseten.layout import COUNTER, UNITS
 from exporter.sources.baseten.translate import Response, settled_steps
 

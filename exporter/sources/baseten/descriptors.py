@@ -26,9 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.errors import InvalidResponse, LimitExceeded
-from exporter.exposition import Family, Labels
-from exporter.scope import DEFAULT_MAX_SERIES, MAX_SERIES_KEY
+from exporter.core.errors import InvalidResponse, LimitExceeded
+from exporter.core.exposition import Family, Labels
+from exporter.core.scope import DEFAULT_MAX_SERIES, MAX_SERIES_KEY
 from exporter.sources.baseten.layout import ENDPOINT, Descriptor, check_names, layout
 from exporter.sources.jsonshape import required_str
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from exporter.errors import UpstreamError
-from exporter.exposition import Rendered
-from exporter.scope import DEFAULT_SCOPE, Scope, target_id
+from exporter.core.errors import UpstreamError
+from exporter.core.exposition import Rendered
+from exporter.core.scope import DEFAULT_SCOPE, Scope, target_id
 from exporter.sources.base import DEFAULT_MAX_TARGETS, Discovery, Target, counted_limits, too_many_targets
 from exporter.sources.baseten import lists
 from exporter.sources.baseten.descriptors import MAX_LABEL_KEY
@@ -26,7 +26,7 @@ from exporter.sources.baseten.target import (
     list_deployments,
     list_models,
 )
-from exporter.upstream import Clients, VendorClient
+from exporter.upstream.client import Clients, VendorClient
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from exporter.errors import InvalidResponse
-from exporter.exposition import Family, Labels, MetricType
+from exporter.core.errors import InvalidResponse
+from exporter.core.exposition import Family, Labels, MetricType
 
 ENDPOINT = "/v1/models/{model_id}/deployments/{deployment_id}/metrics"
 INFO_NAME = "baseten_deployment_info"

@@ -20,8 +20,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.errors import InvalidResponse
-from exporter.exposition import Family, Labels, Sample
+from exporter.core.errors import InvalidResponse
+from exporter.core.exposition import Family, Labels, Sample
 from exporter.sources.baseten.layout import INFO_NAME, STATUS_NAME
 from exporter.sources.baseten.vendor import DEPLOYMENT_STATUSES
 from exporter.sources.jsonshape import objects, required_str

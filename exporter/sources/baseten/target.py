@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from exporter.config.baseten import Effective
-from exporter.errors import UpstreamError
-from exporter.exposition import Labels, Rendered
-from exporter.scope import DEFAULT_SCOPE, Scope, target_id
+from exporter.core.errors import UpstreamError
+from exporter.core.exposition import Labels, Rendered
+from exporter.core.scope import DEFAULT_SCOPE, Scope, target_id
 from exporter.sources.base import Target, counted_limits
 from exporter.sources.baseten import lists
 from exporter.sources.baseten import translate as tr
@@ -35,7 +35,7 @@ from exporter.sources.baseten.descriptors import (
 )
 from exporter.sources.baseten.layout import ENDPOINT, possible_families
 from exporter.sources.baseten.vendor import DEFAULT_METRICS, MAX_WINDOW_SECONDS
-from exporter.upstream import Clients, VendorClient
+from exporter.upstream.client import Clients, VendorClient
 
 log = logging.getLogger("exporter.sources.baseten.target")
 

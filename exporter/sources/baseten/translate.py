@@ -25,8 +25,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.errors import InvalidResponse
-from exporter.exposition import Labels, Sample
+from exporter.core.errors import InvalidResponse
+from exporter.core.exposition import Labels, Sample
 from exporter.sources.baseten.descriptors import (
     DEFAULT_LIMITS,
     DescriptorCache,

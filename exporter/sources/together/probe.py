@@ -35,9 +35,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.errors import UpstreamError
-from exporter.exposition import Rendered
-from exporter.scope import DEFAULT_SCOPE, Scope, target_id
+from exporter.core.errors import UpstreamError
+from exporter.core.exposition import Rendered
+from exporter.core.scope import DEFAULT_SCOPE, Scope, target_id
 from exporter.sources.base import Target
 from exporter.sources.together.probe_translate import (
     DEFAULT_BUCKETS,
@@ -52,7 +52,7 @@ from exporter.sources.together.probe_translate import (
     submitted_id,
     unfinished,
 )
-from exporter.upstream import Clients, Reply, VendorClient
+from exporter.upstream.client import Clients, Reply, VendorClient
 
 log = logging.getLogger("exporter.probe")
 

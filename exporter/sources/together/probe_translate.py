@@ -38,9 +38,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from exporter.errors import InvalidResponse
-from exporter.exposition import Family, Sample
-from exporter.histogram import CumulativeHistogram
+from exporter.core.errors import InvalidResponse
+from exporter.core.exposition import Family, Sample
+from exporter.core.histogram import CumulativeHistogram
 from exporter.sources.jsonshape import json_object, required_str, whole
 
 # The vendor's documented job statuses; the last three are terminal.

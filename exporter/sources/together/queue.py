@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exporter.exposition import Rendered
-from exporter.scope import DEFAULT_SCOPE, Scope, target_id
+from exporter.core.exposition import Rendered
+from exporter.core.scope import DEFAULT_SCOPE, Scope, target_id
 from exporter.sources.base import Target
 from exporter.sources.together.queue_translate import ENDPOINT, translate
-from exporter.upstream import Clients
+from exporter.upstream.client import Clients
 
 SOURCE = "together_queue"
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from exporter.exposition import Family, Sample
+from exporter.core.exposition import Family, Sample
 from exporter.sources.jsonshape import json_object, required_count
 
 ENDPOINT = "/queue/metrics"

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from exporter.exposition import Family
+from exporter.core.exposition import Family
 
 PREFIX = "together_finetune_"
 

@@ -33,13 +33,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exporter.errors import UpstreamError
-from exporter.exposition import Rendered
-from exporter.scope import DEFAULT_SCOPE, Scope, target_id
+from exporter.core.errors import UpstreamError
+from exporter.core.exposition import Rendered
+from exporter.core.scope import DEFAULT_SCOPE, Scope, target_id
 from exporter.sources.base import DEFAULT_MAX_TARGETS, Discovery, Target, counted_limits, too_many_targets
 from exporter.sources.together.finetune import names
 from exporter.sources.together.finetune import translate as tr
-from exporter.upstream import Clients, Reply, VendorClient
+from exporter.upstream.client import Clients, Reply, VendorClient
 
 SOURCE = "together_finetune"
 DISCOVERY_SOURCE = "together_finetune_discovery"

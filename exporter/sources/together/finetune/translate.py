@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from exporter.errors import InvalidResponse
-from exporter.exposition import Labels, Sample
+from exporter.core.errors import InvalidResponse
+from exporter.core.exposition import Labels, Sample
 from exporter.sources.jsonshape import count, json_object, number, required_str, text, whole
 from exporter.sources.together.finetune.names import (
     DROPPED_VALUES,

@@ -1,0 +1,1 @@
+"""What every source builds on: samples, reasons, scope, the exporter's own metrics and logs."""

@@ -1,0 +1,287 @@
+"""The exporter's own metrics, as prometheus_client instruments in one registry per exporter.
+
+What happens in the exporter is counted when it happens (upstream requests, retries,
+budget waits and refusals, config reloads); what is a state of the process is read
+when scraped (asyncio tasks, targets of this shard, process and GC statistics). Each
+``Exporter`` has its own registry, never client_python's global one, so several
+exporters can live in one process (tests do) without sharing or clashing.
+
+Per-target health is not here: it changes with each poll, so it is rendered then and
+kept in the store with the target's data (see ``exporter.engine.health``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import platform
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from typing import Generic, TypeVar, cast
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Info,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from exporter import __version__
+from exporter.core.scope import DEFAULT_ACCOUNT
+from exporter.core.sharding import Shard
+
+K = TypeVar("K", bound=Hashable)
+
+
+class CounterTotals(Mapping[K, float], Generic[K]):
+    """A labelled Counter addressed like a dict of running totals, by a key of label values.
+
+    The request path counts with ``stats.retries[(source, endpoint)] += 1``: ``+=``
+    reads the item, adds and writes it back, so a write adds the difference to the
+    counter (and refuses to lower it: a counter only goes up). Reading goes through
+    the counter's public ``collect``; it happens on retries and budget waits, never
+    on the path of a request that succeeds at once. As a mapping it holds every key
+    counted so far.
+    """
+
+    def __init__(
+        self,
+        counter: Counter,
+        label_names: tuple[str, ...],
+        label_values: Callable[[K], tuple[str, ...]],
+        fixed: Mapping[str, str] | None = None,
+    ) -> None:
+        """``label_names`` are the key's labels; ``fixed`` are labels every series of this
+        view carries after them (an account), so the mapping holds only its own series."""
+        self.counter = counter
+        self._names = label_names
+        self._values = label_values
+        self._fixed = dict(fixed or {})
+
+    def _all_values(self, key: K) -> tuple[str, ...]:
+        return (*self._values(key), *self._fixed.values())
+
+    def _find(self, key: K) -> float | None:
+        wanted = dict(zip(self._names, self._values(key), strict=True)) | self._fixed
+        for metric in self.counter.collect():
+            for sample in metric.samples:
+                if sample.labels == wanted:
+                    return sample.value
+        return None
+
+    def __getitem__(self, key: K) -> float:
+        """The key's total, 0 for a key not counted yet (as ``collections.Counter`` reads)."""
+        return self.get(key)
+
+    def __iter__(self) -> Iterator[K]:
+        for metric in self.counter.collect():
+            for sample in metric.samples:
+                if sample.name.endswith("_total") and all(
+                    sample.labels.get(n) == v for n, v in self._fixed.items()
+                ):
+                    values = tuple(sample.labels[n] for n in self._names)
+                    yield cast(K, values if len(values) > 1 else values[0])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __contains__(self, key: object) -> bool:
+        return any(k == key for k in self)
+
+    def __setitem__(self, key: K, total: float) -> None:
+        added = total - (self._find(key) or 0.0)
+        if added < 0:
+            raise ValueError(f"a counter only goes up: {key!r} would go from {total - added} to {total}")
+        self.counter.labels(*self._all_values(key)).inc(added)
+
+    def get(self, key: K, default: float = 0.0) -> float:  # type: ignore[override]
+        """The key's total; ``default`` (0) for a key not counted yet, as a counter reads."""
+        found = self._find(key)
+        return default if found is None else found
+
+    def setdefault(self, key: K, default: float = 0.0) -> float:
+        """The key's total; a key not counted yet gets its series, starting at ``default``."""
+        found = self._find(key)
+        if found is not None:
+            return found
+        self.counter.labels(*self._all_values(key)).inc(default)
+        return default
+
+
+class UpstreamStats:
+    """Requests sent to the vendors, retries, waits and refusals of the request budgets, and
+    vendor answers that went past a limit.
+
+    Every series carries the vendor account it was sent for (``account``, after the
+    other labels). One ``UpstreamStats`` counts for one account; ``for_account`` gives
+    another account's view of the same counters, which is what each account's client
+    is handed, so the request path counts by source and endpoint as it always has.
+
+    Without a registry the counters are kept but served nowhere (tests of the request
+    path read them directly).
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        account: str = DEFAULT_ACCOUNT,
+        _shared: UpstreamStats | None = None,
+    ) -> None:
+        self.account = account
+        if _shared is None:
+            self._requests = Counter(
+                "inference_exporter_upstream_requests_total",
+                "Requests sent to vendor APIs by source, endpoint template, HTTP status (or timeout/error) "
+                "and account.",
+                ("source", "endpoint", "code", "account"),
+                registry=registry,
+            )
+            self._retries = Counter(
+                "inference_exporter_upstream_retries_total",
+                "Vendor requests retried after a timeout, connection error, 5xx or 429, "
+                "by source, endpoint template and account.",
+                ("source", "endpoint", "account"),
+                registry=registry,
+            )
+            self._budget_wait = Counter(
+                "inference_exporter_upstream_budget_wait_seconds_total",
+                "Seconds requests spent waiting for a slot in the account's request budget "
+                "(requests_per_second).",
+                ("vendor", "account"),
+                registry=registry,
+            )
+            self._budget_refusals = Counter(
+                "inference_exporter_upstream_budget_refusals_total",
+                "Requests not sent because the account's request budget had no slot before the poll's "
+                "deadline.",
+                ("vendor", "account"),
+                registry=registry,
+            )
+            self._limit_hits = Counter(
+                "inference_exporter_limit_hits_total",
+                "Times a vendor answer went past a limit, by source, the limit's config key and account: "
+                "a poll refused for it counts 1, each series, key or listed object dropped for it counts 1.",
+                ("source", "limit", "account"),
+                registry=registry,
+            )
+        else:
+            self._requests = _shared._requests
+            self._retries = _shared._retries
+            self._budget_wait = _shared._budget_wait
+            self._budget_refusals = _shared._budget_refusals
+            self._limit_hits = _shared._limit_hits
+
+        mine = {"account": account}
+        self.requests: CounterTotals[tuple[str, str, str]] = CounterTotals(
+            self._requests, ("source", "endpoint", "code"), _as_is, mine
+        )
+        self.retries: CounterTotals[tuple[str, str]] = CounterTotals(
+            self._retries, ("source", "endpoint"), _as_is, mine
+        )
+        self.budget_wait_seconds: CounterTotals[str] = CounterTotals(
+            self._budget_wait, ("vendor",), _alone, mine
+        )
+        self.budget_refusals: CounterTotals[str] = CounterTotals(
+            self._budget_refusals, ("vendor",), _alone, mine
+        )
+        # Every request is counted: its series is looked up here rather than through
+        # labels(), which checks the values and takes the metric's lock on each call.
+        self._request_series: dict[tuple[str, str, str], Counter] = {}
+
+    def for_account(self, account: str) -> UpstreamStats:
+        """The same counters, counting for ``account``."""
+        if account == self.account:
+            return self
+        return UpstreamStats(account=account, _shared=self)
+
+    def limit_hit(self, source: str, limit: str, n: int = 1) -> None:
+        """A limit bit ``n`` times in a poll of a ``source`` target (see ``exporter.core.errors.LimitExceeded``)."""
+        self._limit_hits.labels(source, limit, self.account).inc(n)
+
+    def count(self, source: str, endpoint: str, code: str) -> None:
+        """One request sent, by source, endpoint template and status (or timeout/error)."""
+        key = (source, endpoint, code)
+        series = self._request_series.get(key)
+        if series is None:
+            series = self._request_series[key] = self._requests.labels(*key, self.account)
+        series.inc()
+
+
+def _as_is(key: tuple[str, ...]) -> tuple[str, ...]:
+    return key
+
+
+def _alone(key: str) -> tuple[str, ...]:
+    return (key,)
+
+
+def _asyncio_tasks() -> float:
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:  # no event loop running: read outside the daemon
+        return 0.0
+
+
+class SelfMetrics:
+    """One exporter's registry: its own metrics next to the process and Python runtime's."""
+
+    def __init__(self, shard: Shard, target_count: Callable[[], int]) -> None:
+        # client_python adds a ``_created`` series to every counter, which the text format
+        # shows as one more gauge family per counter; this exposition never had them.
+        # The switch is process-wide in client_python (read on every collect), and the
+        # only prometheus_client metrics in an exporter's process are its own.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
+        self.registry = registry = CollectorRegistry(auto_describe=False)
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        GCCollector(registry=registry)
+        Info("inference_exporter_build", "Build metadata; value is always 1.", registry=registry).info(
+            {"version": __version__, "python_version": platform.python_version()}
+        )
+        self._reload_ok = Gauge(
+            "inference_exporter_config_last_reload_successful",
+            "1 if the last config load or reload succeeded, else 0.",
+            registry=registry,
+        )
+        self._reload_ts = Gauge(
+            "inference_exporter_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful config load or reload.",
+            registry=registry,
+        )
+        Gauge(
+            "inference_exporter_asyncio_tasks",
+            "Asyncio tasks alive in the exporter process; steady in a healthy daemon.",
+            registry=registry,
+        ).set_function(_asyncio_tasks)
+        Gauge(
+            "inference_exporter_shard_ordinal",
+            "This replica's shard number, from 0 (--shard, or the ordinal of its StatefulSet pod name).",
+            registry=registry,
+        ).set(shard.index)
+        Gauge(
+            "inference_exporter_total_shards",
+            "Number of shards the targets are split into (--total-shards); 1 when not sharded.",
+            registry=registry,
+        ).set(shard.total)
+        Gauge(
+            "inference_exporter_shard_targets",
+            "Targets this shard polls (its share of the config's and discovered targets, "
+            "discoveries included).",
+            registry=registry,
+        ).set_function(lambda: float(target_count()))
+        self.upstream = UpstreamStats(registry)
+
+    def reload_succeeded(self, now: float) -> None:
+        self._reload_ok.set(1)
+        self._reload_ts.set(now)
+
+    def reload_failed(self) -> None:
+        self._reload_ok.set(0)
+
+    def render(self) -> bytes:
+        """The registry in the text format, rendered for each scrape (a few dozen series)."""
+        return generate_latest(self.registry)

@@ -1,0 +1,1 @@
+"""Polling: daemon wiring, the target set, the poller, health and the store."""

@@ -1,0 +1,123 @@
+"""The vendor clients of the running config, one per vendor account, kept across reloads when unchanged.
+
+A client holds a connection pool, the account's request budget and its ``Retry-After``
+memory, so a reload that leaves an account's settings as they were keeps its client.
+One whose settings changed (a new key, URL or limit) is replaced: targets look their
+client up at each poll, so new polls use the new one at once, while polls still
+running on the old one finish first (the caller's grace), then it is closed. Other
+accounts are not touched. The key scrubber knows the key of every client still open,
+so a replaced key echoed in an answer to a request in flight is still scrubbed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Hashable, Iterator
+
+from exporter.config import LoadedConfig
+from exporter.config.accounts import accounts_of
+from exporter.config.common import AccountCommon
+from exporter.core.logs import SCRUBBER, SecretScrubber
+from exporter.upstream.budget import shard_rate
+from exporter.upstream.client import Clients, UpstreamStats, VendorClient
+
+AccountKey = tuple[str, str]
+
+
+def _accounts(loaded: LoadedConfig) -> Iterator[tuple[AccountKey, AccountCommon]]:
+    for vendor, _, account in accounts_of(loaded.config):
+        if (vendor, account.name) in loaded.secrets:
+            yield (vendor, account.name), account
+
+
+def make_client(
+    loaded: LoadedConfig, key: AccountKey, account: AccountCommon, stats: UpstreamStats, total_shards: int = 1
+) -> VendorClient:
+    rps = account.requests_per_second
+    return VendorClient(
+        key[0],
+        account.base_url,
+        loaded.secrets[key],
+        max_connections=account.max_connections,
+        # The account's own view of the counters: every series carries its name.
+        stats=stats.for_account(key[1]),
+        # The budget is for the whole account: each shard's client gets its share.
+        requests_per_second=shard_rate(rps, total_shards) if rps is not None else None,
+        max_body_bytes=account.max_response_bytes,
+    )
+
+
+def settings_key(loaded: LoadedConfig, key: AccountKey, account: AccountCommon) -> Hashable:
+    """Everything an account's client is built from: equal keys, same client."""
+    return (
+        account.base_url,
+        account.max_connections,
+        account.requests_per_second,
+        account.max_response_bytes,
+        loaded.secrets.get(key),
+    )
+
+
+class VendorClients:
+    """Builds the clients a config asks for, reuses unchanged ones and closes replaced ones.
+
+    ``current`` is the holder targets look their client up in at poll time, so a
+    changed client takes effect without rebuilding any target.
+    """
+
+    def __init__(self, stats: UpstreamStats, total_shards: int, scrubber: SecretScrubber = SCRUBBER) -> None:
+        self.current = Clients()
+        self._stats = stats
+        self._total_shards = total_shards
+        self._scrubber = scrubber
+        self._keys: dict[AccountKey, Hashable] = {}
+        # Every client not closed yet, current or replaced, with its API key.
+        self._open: dict[VendorClient, str] = {}
+        # Replaced clients waiting out their grace before they close, by the task that
+        # closes them: at shutdown the waits are cut short and the clients closed at once.
+        self._retiring: dict[asyncio.Task[None], list[VendorClient]] = {}
+
+    def update(self, loaded: LoadedConfig, grace: float) -> None:
+        """Install the clients for ``loaded``; close the replaced ones after ``grace`` seconds."""
+        clients: dict[AccountKey, VendorClient] = {}
+        keys: dict[AccountKey, Hashable] = {}
+        for key, account in _accounts(loaded):
+            keys[key] = settings_key(loaded, key, account)
+            existing = self.current.find(*key)
+            if existing is not None and self._keys.get(key) == keys[key]:
+                clients[key] = existing
+            else:
+                clients[key] = make_client(loaded, key, account, self._stats, self._total_shards)
+                self._open[clients[key]] = loaded.secrets[key]
+        self._keys = keys
+        replaced = self.current.replace(clients)
+        self._scrub()
+        if replaced:
+            task = asyncio.create_task(self._close_later(replaced, grace))
+            self._retiring[task] = replaced
+            task.add_done_callback(self._retiring.pop)
+
+    def open_clients(self) -> int:
+        """Clients not closed yet: the current ones and the replaced ones in their grace."""
+        return len(self._open)
+
+    def _scrub(self) -> None:
+        self._scrubber.set_secrets(set(self._open.values()))
+
+    async def _close_later(self, clients: list[VendorClient], delay: float) -> None:
+        await asyncio.sleep(delay)
+        await _close(clients)
+        for client in clients:
+            self._open.pop(client, None)
+        self._scrub()
+
+    async def aclose(self) -> None:
+        """Close every client, the current ones and those still in their grace."""
+        retiring = [c for clients in self._retiring.values() for c in clients]
+        for task in list(self._retiring):
+            task.cancel()
+        await _close([*retiring, *self.current.all()])
+
+
+async def _close(clients: list[VendorClient]) -> None:
+    await asyncio.gather(*(c.aclose() for c in clients), return_exceptions=True)

@@ -1,0 +1,393 @@
+"""HTTP access to the vendor APIs: the one path every vendor request takes.
+
+A request is built by httpx (the client API the rest of the exporter speaks) and sent
+over aiohttp by httpx-aiohttp's transport; :meth:`VendorClient.request_json` runs it
+in one retry loop, and every failure becomes an ``UpstreamError`` in one function,
+:func:`exporter.upstream.failure.upstream_error`, with a short, bounded ``reason`` (used as a label value and on
+the status page) and a human ``detail``. Neither ever contains the API key: we never
+format request headers, and the scrubber catches library text.
+
+Whatever answers (the vendor, a proxy, anyone on the path of an ``http://`` URL) is
+bounded here: each attempt as a whole, body included, ends within the request's
+timeout; the body's content coding is undone by ``exporter.upstream.encoding`` in pieces
+counted against the body cap as they are produced; and the JSON is read by
+``exporter.upstream.vendorjson``, which refuses what cannot be carried and scrubs what was parsed.
+
+Each vendor's client also owns what keeps us polite to that vendor: retries with
+backoff (the rules are in ``exporter.upstream.retry``), the request budget
+(``exporter.upstream.budget``) and the vendor's own ``Retry-After`` hints, so every source gets
+them by calling ``request_json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+from urllib.parse import urlencode
+
+import aiohttp
+import httpx
+from httpx_aiohttp import AiohttpTransport
+
+from exporter import __version__
+from exporter.core.errors import UpstreamError
+from exporter.core.logs import SCRUBBER
+from exporter.core.scope import DEFAULT_ACCOUNT
+from exporter.core.selfmetrics import UpstreamStats as UpstreamStats
+from exporter.upstream.budget import BudgetExhausted, RequestBudget
+from exporter.upstream.encoding import VENDOR_ACCEPT_ENCODING, BodyDecoder, UndecodableBody, content_coding
+from exporter.upstream.failure import TRANSPORT_ERRORS, Answer, upstream_error
+from exporter.upstream.retry import MIN_ATTEMPT_SECONDS, POLL_DEADLINE, parse_http_date, retry_wait
+from exporter.upstream.urlcache import UrlCache
+from exporter.upstream.vendorjson import read_json
+
+MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
+class Reply(NamedTuple):
+    """A decoded answer: its status, its JSON document and the vendor's clock at the time.
+
+    ``date`` is the answer's ``Date`` header (Unix seconds), None without one: the
+    vendor's own notion of "now", for queries by the vendor's time that must not depend
+    on this machine's clock.
+    """
+
+    status: int
+    doc: Any
+    date: float | None
+
+
+def aiohttp_transport(max_connections: int) -> AiohttpTransport:
+    """httpx-aiohttp's transport, over an aiohttp session with at most ``max_connections``.
+
+    aiohttp's HTTP parser is in C and its pool hands out connections from a plain
+    queue, where httpx's default transport runs h11 in pure Python on anyio and costs
+    several times the CPU per request (bench/README.md). The session is ours rather
+    than the transport's default one because that one keeps cookies, and a cookie set
+    by one target's answer must never go out with another target's request. It is
+    created on first use, inside the loop it belongs to.
+    """
+
+    def session() -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=max_connections, ttl_dns_cache=60),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trust_env=False,
+        )
+
+    return AiohttpTransport(client=session)
+
+
+class _Call(NamedTuple):
+    """One request_json call: what every attempt at it sends, and how it is counted."""
+
+    method: str
+    url: str
+    # ``url`` as httpx's URL, parsed from it.
+    parsed: httpx.URL
+    json_body: Any
+    source: str
+    endpoint: str
+    timeout: float
+    ok_statuses: tuple[int, ...]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """The request, as the vendor's Retry-After hints are remembered by."""
+        return self.method, self.url
+
+    @property
+    def what(self) -> str:
+        return f"{self.method} {self.endpoint}"
+
+
+class VendorClient:
+    """One vendor's API: base URL, bearer auth, a bounded pool, retries and a request budget.
+
+    Every request of every target of the vendor goes through :meth:`request_json`, so
+    the budget (requests per second) holds across targets and across retries, and a
+    ``Retry-After`` seen on one request holds back the next polls of that same request.
+    """
+
+    def __init__(
+        self,
+        vendor: str,
+        base_url: str,
+        api_key: str,
+        *,
+        max_connections: int,
+        stats: UpstreamStats,
+        requests_per_second: float | None = None,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.vendor = vendor
+        self.base_url = base_url.rstrip("/")
+        # host:port, for failures that need to say where they happened (the URL's path
+        # and query are left out: they are not where, and could carry anything).
+        parsed = httpx.URL(self.base_url)
+        self.where = f"{parsed.host}:{parsed.port or (443 if parsed.scheme == 'https' else 80)}"
+        self.stats = stats
+        self.budget = RequestBudget(requests_per_second)
+        stats.budget_wait_seconds.setdefault(vendor, 0.0)
+        stats.budget_refusals[vendor] += 0
+        self.max_body_bytes = max_body_bytes
+        # Monotonic time before which a request must not be sent again, by request,
+        # from the vendor's Retry-After / x-ratelimit-reset.
+        self._not_before: dict[tuple[str, str], float] = {}
+        self._transport = transport or aiohttp_transport(max_connections)
+        # One per connection of the pool: a request takes one before its timeout starts,
+        # so waiting for a free connection (our own queue, not the vendor's slowness)
+        # is never counted against the vendor; the poll's deadline bounds that wait.
+        self._slots = asyncio.Semaphore(max_connections)
+        self._urls = UrlCache()
+        # Gives each request its headers and closes the transport; the requests
+        # themselves go straight to the transport (see _send), so no cookie jar is
+        # involved on httpx's side either.
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers={
+                "Authorization": f"Bearer {api_key}",
+                "User-Agent": f"inference-exporter/{__version__}",
+                "Accept-Encoding": VENDOR_ACCEPT_ENCODING,
+            },
+            transport=self._transport,
+            follow_redirects=False,
+        )
+
+    def url(self, path: str, params: Mapping[str, Any] | None = None) -> str:
+        """The absolute URL of ``path`` (relative to the base URL) with ``params``
+        (values: str, int, or lists of them), as one string.
+
+        httpx would parse a relative URL, merge it into the base URL and parse it
+        again to add the parameters: three parses that checked every character of a
+        long Baseten query, a large share of a Baseten poll's CPU. One parse of the
+        whole string gives the same URL.
+        """
+        url = f"{self.base_url}/{path.lstrip('/')}"
+        return f"{url}?{urlencode(params, doseq=True)}" if params else url
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def request_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        source: str,
+        endpoint: str,
+        timeout: float,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        ok_statuses: tuple[int, ...] = (200,),
+        repeated: bool = False,
+    ) -> Reply:
+        """Send a request, retrying what can heal, and decode its JSON body.
+
+        Returns the status, document and vendor time for statuses in ``ok_statuses``; anything else
+        raises UpstreamError. ``endpoint`` is the path template, used as a label.
+        Attempts and backoff waits all end before the current poll's deadline
+        (see ``exporter.upstream.retry``); outside a poll, before ``timeout`` from now.
+        ``repeated``: the caller sends this same request at every poll (a target's
+        fixed read), so its URL is parsed once and kept (``exporter.upstream.urlcache``).
+        """
+        deadline = POLL_DEADLINE.get()
+        if deadline is None:
+            deadline = time.monotonic() + timeout
+        text = self.url(path, params)
+        url = self._urls.get(text) if repeated else httpx.URL(text)
+        call = _Call(method, text, url, json_body, source, endpoint, timeout, ok_statuses)
+        # The vendor's failure that led to the latest retry.
+        retried: UpstreamError | None = None
+        attempt = 1
+        while True:
+            try:
+                return await self._attempt(call, deadline)
+            except UpstreamError as exc:
+                if exc.reason == "budget_exhausted" and retried is not None:
+                    # The retry found no request slot in time: what the vendor did is
+                    # the news, not the local refusal.
+                    try:
+                        raise retried from None
+                    finally:
+                        retried = None  # see _attempt on exceptions and frames
+                wait = retry_wait(exc, attempt, deadline)
+                if wait is None:
+                    raise
+                # Kept without the frames it was raised through, which hold its answer.
+                retried = exc.with_traceback(None)
+            self.stats.retries[(source, endpoint)] += 1
+            attempt += 1
+            await asyncio.sleep(wait)
+
+    async def _attempt(self, call: _Call, deadline: float) -> Reply:
+        """One try: send, read, decode.
+
+        An exception keeps alive the frames it is raised through, and a frame that also
+        holds the exception in a variable makes a reference cycle that only a full
+        collection frees, with the answer (up to the body cap) in it. So errors are
+        raised as they are made, never held in a variable here.
+        """
+        await self._wait_turn(call, deadline)
+        async with self._slots:
+            timeout = min(call.timeout, deadline - time.monotonic())
+            if timeout <= 0:
+                raise UpstreamError("timeout", f"{call.what}: no time left in the poll")
+            response: httpx.Response | None = None
+            try:
+                # The whole attempt, body included: the transport's own timeouts only
+                # bound each wait for the next bytes, which a body trickling in never
+                # lets expire.
+                async with asyncio.timeout(timeout):
+                    response = await self._send(call, timeout)
+                    answer = await self._receive(response)
+            except TRANSPORT_ERRORS as exc:
+                raise self._unanswered(call, exc, timeout, answering=response is not None) from None
+        self.stats.count(call.source, call.endpoint, str(answer.status))
+        failure: UndecodableBody | Answer = answer
+        if answer.status in call.ok_statuses:
+            if answer.refused is not None:
+                failure = answer.refused
+            elif not answer.too_large:
+                date = parse_http_date(answer.headers.get("date"))
+                return Reply(answer.status, read_json(answer.body, call.what), date)
+        raise self._unwanted(call, failure, timeout) from None
+
+    def _unanswered(
+        self, call: _Call, exc: BaseException, timeout: float, *, answering: bool
+    ) -> UpstreamError:
+        """The error of an attempt that got no whole answer, counted."""
+        error = upstream_error(
+            call.what,
+            exc,
+            timeout=timeout,
+            max_body_bytes=self.max_body_bytes,
+            where=self.where,
+            answering=answering,
+        )
+        self.stats.count(call.source, call.endpoint, "timeout" if error.reason == "timeout" else "error")
+        return error
+
+    def _unwanted(self, call: _Call, failure: UndecodableBody | Answer, timeout: float) -> UpstreamError:
+        """The error of an answer that is not wanted, its hint on when to ask again remembered."""
+        error = upstream_error(
+            call.what, failure, timeout=timeout, max_body_bytes=self.max_body_bytes, where=self.where
+        )
+        self._remember_hint(call.key, error.retry_after)
+        return error
+
+    async def _send(self, call: _Call, timeout: float) -> httpx.Response:
+        """Send the request; return the answer once its head has arrived."""
+        # A connection is free (see _slots), so waiting for one is not timed (pool=None).
+        # The request is built as the client's build_request would build it (its
+        # headers, the timeouts as an extension) from a URL parsed once for requests
+        # that repeat, and goes to httpx's transport interface rather than the client's
+        # send: what build_request and send add is merging per-request settings, auth
+        # flows, redirects and cookies, none of which a bearer-key API needs, at a cost
+        # in CPU on every request.
+        request = httpx.Request(
+            call.method,
+            call.parsed,
+            headers=self._client.headers,
+            json=call.json_body,
+            extensions={"timeout": {"connect": timeout, "read": timeout, "write": timeout, "pool": None}},
+        )
+        response = await self._transport.handle_async_request(request)
+        response.request = request
+        return response
+
+    async def _receive(self, response: httpx.Response) -> Answer:
+        """Read the answer's body, decoding it as it arrives and stopping once it is past
+        the cap (or as soon as its coding is refused)."""
+        body = bytearray()
+        refused = None
+        decoder = None
+        try:
+            # The raw bytes: undone here, never by the HTTP library (see exporter.upstream.encoding).
+            decoder = BodyDecoder(
+                content_coding(response.headers.get("content-encoding")), self.max_body_bytes
+            )
+            body = decoder.body
+            stream = response.stream
+            assert isinstance(stream, httpx.AsyncByteStream)
+            async for chunk in stream:
+                if not decoder.feed(chunk):
+                    break
+        except UndecodableBody as exc:
+            refused = exc.with_traceback(None)
+        finally:
+            await response.aclose()
+        # Vendor data may echo a key back (in a name, a status, an error message): it is
+        # cut out here, before any of it becomes a label, an id, a name or a detail
+        # (and what JSON escapes hide from this, after parsing: exporter.upstream.vendorjson).
+        too_large = decoder is not None and decoder.over
+        return Answer(response.status_code, response.headers, SCRUBBER.scrub_bytes(body), refused, too_large)
+
+    async def _wait_turn(self, call: _Call, deadline: float) -> None:
+        """Wait out the vendor's last Retry-After for this request, then for a budget slot."""
+        now = time.monotonic()
+        not_before = self._not_before.get(call.key)
+        if not_before is not None:
+            if not_before <= now:
+                del self._not_before[call.key]
+            elif not_before + MIN_ATTEMPT_SECONDS >= deadline:
+                raise UpstreamError(
+                    "rate_limited",
+                    f"{call.what}: the vendor asked to wait {not_before - now:.1f}s more",
+                    retry_after=not_before - now,
+                )
+            else:
+                await asyncio.sleep(not_before - now)
+        try:
+            wait = self.budget.reserve(deadline - MIN_ATTEMPT_SECONDS)
+        except BudgetExhausted as exc:
+            self.stats.budget_refusals[self.vendor] += 1
+            raise UpstreamError(
+                "budget_exhausted",
+                f"{call.what}: no request slot within the poll (next in {exc.wait:.1f}s)",
+            ) from None
+        if wait > 0:
+            self.stats.budget_wait_seconds[self.vendor] = (
+                self.stats.budget_wait_seconds.get(self.vendor, 0.0) + wait
+            )
+            await asyncio.sleep(wait)
+
+    def _remember_hint(self, key: tuple[str, str], hint: float | None) -> None:
+        if not hint:
+            return
+        now = time.monotonic()
+        if len(self._not_before) > 1000:
+            self._not_before = {k: t for k, t in self._not_before.items() if t > now}
+        self._not_before[key] = now + hint
+
+
+class Clients:
+    """The current client of each vendor account, by (vendor, account name).
+
+    Targets look their client up at poll time through this holder, so a reload that
+    changes an account's key or URL swaps the client without rebuilding any target.
+    """
+
+    def __init__(self) -> None:
+        self._by_account: dict[tuple[str, str], VendorClient] = {}
+
+    def get(self, vendor: str, account: str = DEFAULT_ACCOUNT) -> VendorClient:
+        try:
+            return self._by_account[(vendor, account)]
+        except KeyError:
+            raise UpstreamError("not_configured", f"no {vendor} account {account!r} in the config") from None
+
+    def find(self, vendor: str, account: str = DEFAULT_ACCOUNT) -> VendorClient | None:
+        return self._by_account.get((vendor, account))
+
+    def replace(self, clients: Mapping[tuple[str, str], VendorClient]) -> list[VendorClient]:
+        """Install new clients; return the ones replaced, for the caller to close."""
+        old = [c for k, c in self._by_account.items() if clients.get(k) is not c]
+        self._by_account = dict(clients)
+        return old
+
+    def all(self) -> list[VendorClient]:
+        return list(self._by_account.values())

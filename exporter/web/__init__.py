@@ -1,0 +1,1 @@
+"""The exporter's HTTP side: server, connection guard, pages and the web config."""
