@@ -65,3 +65,7 @@ def build_baseten(fx: Fixtures) -> bytes:
                 samples += lists.meta_samples(ids, known)
             parts.append(SCOPE.render(samples))
     return assemble(parts)
+
+
+# This vendor's golden expositions, by source (``tests/golden/<source>.prom``).
+GOLDENS = {"baseten": build_baseten}

@@ -100,3 +100,11 @@ def build_finetune(fx: Fixtures) -> bytes:
         parts.append(SCOPE.render(ft.job_samples(job_id, info, state)))
     parts.append(SCOPE.render(ft.list_samples(ft.parse_list(fx.json("list.json")))))
     return assemble(parts)
+
+
+# This vendor's golden expositions, by source (``tests/golden/<source>.prom``).
+GOLDENS = {
+    "together_queue": build_queue,
+    "together_probe": build_probe,
+    "together_finetune": build_finetune,
+}
