@@ -152,6 +152,16 @@ def test_a_vendors_pure_modules_import_no_network_stack(vendor: str) -> None:
             assert chain is None, " -> ".join(chain or ())
 
 
+def test_the_simulator_imports_nothing_of_the_exporters_own() -> None:
+    """It keeps its own list of parts by vendor name (``exporter.simulator.parts``) rather
+    than reading the registry: a fake of the vendors, light to start."""
+    graph = import_graph()
+    simulator = graph.find_descendants("exporter.simulator") | {"exporter.simulator"}
+    imported = {m for module in simulator for m in graph.find_modules_directly_imported_by(module)}
+    own = {m for m in imported if m.startswith("exporter.") and m not in simulator}
+    assert own == set()
+
+
 def test_the_registry_refuses_a_vendor_twice_and_a_bad_name() -> None:
     with pytest.raises(ValueError, match="registered twice"):
         Registry((TINY, TINY))
