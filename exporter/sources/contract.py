@@ -12,9 +12,9 @@ registry by the tests. How to add one: docs/development.md#adding-a-vendor.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic
+from typing import TYPE_CHECKING, Any, Generic
 
 from exporter.configkit.common import GlobalConfig, Schedule
 from exporter.configkit.problems import Path
@@ -22,7 +22,9 @@ from exporter.configkit.sections import A, Check, Section
 from exporter.core.exposition import Family
 from exporter.core.scope import EXPORTER_LABELS, MetricFilter, Scope, merged_labels
 from exporter.sources.base import Target
-from exporter.upstream.client import Clients
+
+if TYPE_CHECKING:
+    from exporter.upstream.client import Clients
 
 # A vendor's name is its config section's key, the first part of its clients' keys and
 # of its sources' names (``together_queue``): lower case, digits and _.
@@ -53,7 +55,7 @@ def schedule(g: GlobalConfig, override: Schedule) -> tuple[float, float]:
 
 # Builds one kind of target of one account: from the global section, the account, the
 # scope its targets share and the clients they look theirs up in.
-Builder = Callable[[GlobalConfig, A, AccountScope, Clients], list[Target]]
+Builder = Callable[[GlobalConfig, A, AccountScope, "Clients"], list[Target]]
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,9 @@ class Vendor(Generic[A]):
     # Whether an account names a target or turns on a discovery: a config where no
     # account does watches nothing, which a reload must not take for an intent.
     watches: Callable[[A], bool]
-    builders: tuple[Builder[A], ...]
+    # Its builders, imported when targets are first built: the targets bring the network
+    # stack, which reading and checking a config must not load.
+    builders: Callable[[], Sequence[Builder[A]]]
     families: tuple[Family, ...]
     filter_kinds: Callable[[A], Iterable[FilterKind]]
     checks: tuple[Check[A], ...] = ()
@@ -121,7 +125,7 @@ class Vendor(Generic[A]):
 
     def targets(self, g: GlobalConfig, account: A, scope: AccountScope, clients: Clients) -> list[Target]:
         """Every builder's targets for one account, in the account's scope."""
-        return [target for build in self.builders for target in build(g, account, scope, clients)]
+        return [target for build in self.builders() for target in build(g, account, scope, clients)]
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import importlib
 import pkgutil
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cache
@@ -34,7 +36,7 @@ from exporter.sources.contract import Registry
 from exporter.sources.registry import REGISTRY
 from exporter.upstream.client import Clients
 from tests.golden import build, vendor_goldens
-from tests.helpers import write_yaml
+from tests.helpers import REPO, write_yaml
 from tests.unit.tinyvendor.plugin import VENDOR as TINY
 
 NETWORK = ("httpx", "httpcore", "aiohttp", "anyio", "httpx_aiohttp")
@@ -150,6 +152,23 @@ def test_a_vendors_pure_modules_import_no_network_stack(vendor: str) -> None:
         for network in (n for n in NETWORK if n in graph.modules):
             chain = graph.find_shortest_chain(importer=module, imported=network)
             assert chain is None, " -> ".join(chain or ())
+
+
+def test_reading_a_config_of_every_vendor_loads_no_network_stack() -> None:
+    """Vendors hand their builders over lazily (``Vendor.builders``): ``check-config``
+    must stay cheap, and only building targets brings the targets' request path."""
+    code = (
+        "import sys\n"
+        "from exporter.config import load_config\n"
+        "loaded = load_config('config.example.yaml', read_secrets=False)\n"
+        f"print(sorted(m for m in {NETWORK!r} if m in sys.modules))\n"
+        "from exporter.engine.targets import build_targets\n"
+        "from exporter.upstream.client import Clients\n"
+        "print(len(build_targets(loaded.config, Clients())) > 0, 'httpx' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["[]", "True True"]
 
 
 def test_the_simulator_imports_nothing_of_the_exporters_own() -> None:

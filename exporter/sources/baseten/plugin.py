@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from exporter.sources.baseten import build, config, lists
+from exporter.sources.baseten import config, lists
 from exporter.sources.baseten.config import BasetenAccount, BasetenConfig
 from exporter.sources.baseten.layout import INFO_NAME, STATUS_NAME, possible_families
 from exporter.sources.baseten.vendor import DEFAULT_METRICS
-from exporter.sources.contract import FilterKind, Joined, Vendor
+from exporter.sources.contract import Builder, FilterKind, Joined, Vendor
 
 
 def filter_kinds(account: BasetenAccount) -> Iterator[FilterKind]:
@@ -25,6 +25,12 @@ def filter_kinds(account: BasetenAccount) -> Iterator[FilterKind]:
             yield FilterKind(f"{what}[{i}]", (*names, INFO_NAME), (*sorted(families), INFO_NAME, STATUS_NAME))
 
 
+def builders() -> tuple[Builder[BasetenAccount], ...]:
+    from exporter.sources.baseten import build  # with the targets, and the network stack
+
+    return (build.deployments, build.discovery)
+
+
 def watches(account: BasetenAccount) -> bool:
     return bool(account.deployments or account.discovery)
 
@@ -33,7 +39,7 @@ VENDOR = Vendor[BasetenAccount](
     name=config.NAME,
     section=BasetenConfig,
     watches=watches,
-    builders=(build.deployments, build.discovery),
+    builders=builders,
     # A descriptor's family (``layout``) carries the deployment's ids too, and the
     # descriptor's own label names, which are the vendor's to choose.
     families=lists.FAMILIES,

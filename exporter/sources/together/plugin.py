@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from exporter.sources.contract import FilterKind, Vendor
-from exporter.sources.together import build, config, probe_translate, queue_translate
+from exporter.sources.contract import Builder, FilterKind, Vendor
+from exporter.sources.together import config, probe_translate, queue_translate
 from exporter.sources.together.config import TogetherAccount, TogetherConfig
 from exporter.sources.together.finetune import names as finetune_names
 
@@ -34,6 +34,12 @@ def filter_kinds(account: TogetherAccount) -> Iterator[FilterKind]:
         yield FilterKind("fine-tune job list", _JOB_LIST, _JOB_LIST)
 
 
+def builders() -> tuple[Builder[TogetherAccount], ...]:
+    from exporter.sources.together import build  # with the targets, and the network stack
+
+    return (build.queues, build.probes, build.fine_tunes)
+
+
 def watches(account: TogetherAccount) -> bool:
     ft = account.fine_tunes
     return bool(account.queues or account.probes or ft.jobs or ft.discovery.enabled)
@@ -43,7 +49,7 @@ VENDOR = Vendor[TogetherAccount](
     name=config.NAME,
     section=TogetherConfig,
     watches=watches,
-    builders=(build.queues, build.probes, build.fine_tunes),
+    builders=builders,
     families=(*queue_translate.FAMILIES, *probe_translate.FAMILIES, *finetune_names.FAMILIES),
     filter_kinds=filter_kinds,
     checks=(config.queue_duplicates, config.probe_problems, config.fine_tune_problems),
