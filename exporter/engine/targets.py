@@ -21,9 +21,12 @@ from exporter.core.scope import MetricFilter, Scope, merged_labels
 from exporter.sources.base import Target
 from exporter.sources.baseten import discovery as baseten_discovery
 from exporter.sources.baseten import target as baseten
+from exporter.sources.baseten.api import BasetenAPI
 from exporter.sources.together import probe as together_probe
 from exporter.sources.together import queue as together_queue
+from exporter.sources.together.api import TogetherAPI
 from exporter.sources.together.finetune import target as together_finetune
+from exporter.upstream.api import AccountAPI
 from exporter.upstream.client import Clients
 
 
@@ -43,9 +46,10 @@ class AccountScope:
 
 
 A = TypeVar("A", TogetherAccount, BasetenAccount)
+API = TypeVar("API", bound=AccountAPI)
 TargetBuilder = Callable[[Config, Clients], list[Target]]
-# Builds one kind of target of one vendor account.
-Builder = Callable[[Config, A, AccountScope, Clients], list[Target]]
+# Builds one kind of target of one vendor account, whose targets share its API.
+Builder = Callable[[Config, A, AccountScope, API], list[Target]]
 
 
 def schedule(cfg: Config, override: Schedule) -> tuple[float, float]:
@@ -56,23 +60,23 @@ def schedule(cfg: Config, override: Schedule) -> tuple[float, float]:
 
 
 def _together_queues(
-    cfg: Config, acc: TogetherAccount, scope: AccountScope, clients: Clients
+    cfg: Config, acc: TogetherAccount, scope: AccountScope, api: TogetherAPI
 ) -> list[Target]:
     out: list[Target] = []
     for q in acc.queues:
         interval, timeout = schedule(cfg, q)
         settings = together_queue.QueueSettings(interval, timeout, scope.of(q.labels))
-        out.append(together_queue.QueueTarget(clients, q.model, settings))
+        out.append(together_queue.QueueTarget(api, q.model, settings))
     return out
 
 
 def _together_probes(
-    cfg: Config, acc: TogetherAccount, scope: AccountScope, clients: Clients
+    cfg: Config, acc: TogetherAccount, scope: AccountScope, api: TogetherAPI
 ) -> list[Target]:
     """Opt-in probes: each poll submits one real job, so only what the config lists."""
     return [
         together_probe.ProbeTarget(
-            clients,
+            api,
             p.model,
             together_probe.ProbeSettings.build(
                 p.payload,
@@ -91,7 +95,7 @@ def _together_probes(
 
 
 def _together_fine_tunes(
-    cfg: Config, acc: TogetherAccount, scope: AccountScope, clients: Clients
+    cfg: Config, acc: TogetherAccount, scope: AccountScope, api: TogetherAPI
 ) -> list[Target]:
     """Explicit fine-tune jobs, and the discovery of jobs in the watched statuses."""
     ft = acc.fine_tunes
@@ -113,7 +117,7 @@ def _together_fine_tunes(
         )
 
     out: list[Target] = [
-        together_finetune.JobTarget(clients, job.id, job_settings(job, job.labels)) for job in ft.jobs
+        together_finetune.JobTarget(api, job.id, job_settings(job, job.labels)) for job in ft.jobs
     ]
     if ft.discovery.enabled:
         interval, timeout = schedule(
@@ -127,12 +131,12 @@ def _together_fine_tunes(
             scope=scope.of(ft.discovery.labels),
             max_targets=ft.discovery.max_targets,
         )
-        out.append(together_finetune.FineTuneDiscovery(clients, settings))
+        out.append(together_finetune.FineTuneDiscovery(api, settings))
     return out
 
 
 def _baseten_deployments(
-    cfg: Config, acc: BasetenAccount, scope: AccountScope, clients: Clients
+    cfg: Config, acc: BasetenAccount, scope: AccountScope, api: BasetenAPI
 ) -> list[Target]:
     out: list[Target] = []
     for d in acc.deployments:
@@ -146,12 +150,12 @@ def _baseten_deployments(
             max_families=acc.max_families_per_target,
             max_label_length=acc.max_label_value_length,
         )
-        out.append(baseten.DeploymentTarget(clients, d.model_id, d.deployment_id, settings))
+        out.append(baseten.DeploymentTarget(api, d.model_id, d.deployment_id, settings))
     return out
 
 
 def _baseten_discovery(
-    cfg: Config, acc: BasetenAccount, scope: AccountScope, clients: Clients
+    cfg: Config, acc: BasetenAccount, scope: AccountScope, api: BasetenAPI
 ) -> list[Target]:
     out: list[Target] = []
     for i, rule in enumerate(acc.discovery):
@@ -175,33 +179,42 @@ def _baseten_discovery(
             scope=rule_scope,
             max_targets=rule.max_targets,
         )
-        out.append(baseten_discovery.DeploymentDiscovery(clients, i, settings))
+        out.append(baseten_discovery.DeploymentDiscovery(api, i, settings))
     return out
 
 
-TOGETHER_BUILDERS: list[Builder[TogetherAccount]] = [_together_queues, _together_probes, _together_fine_tunes]
-BASETEN_BUILDERS: list[Builder[BasetenAccount]] = [_baseten_deployments, _baseten_discovery]
+TOGETHER_BUILDERS: list[Builder[TogetherAccount, TogetherAPI]] = [
+    _together_queues,
+    _together_probes,
+    _together_fine_tunes,
+]
+BASETEN_BUILDERS: list[Builder[BasetenAccount, BasetenAPI]] = [_baseten_deployments, _baseten_discovery]
 
 
 def _account_targets(
-    cfg: Config, accounts: list[tuple[PathT, A]], builders: list[Builder[A]], clients: Clients
+    cfg: Config,
+    accounts: list[tuple[PathT, A]],
+    builders: list[Builder[A, API]],
+    api_of: Callable[[str], API],
 ) -> list[Target]:
-    """Every builder's targets for each of one vendor's accounts, in the account's scope."""
+    """Every builder's targets for each of one vendor's accounts, in the account's scope
+    and with the account's API (``api_of`` its name)."""
     out: list[Target] = []
     for _, acc in accounts:
         scope = AccountScope(acc.name, acc.labels, account_filter(cfg, acc), acc.max_series_per_target)
-        out += [target for build in builders for target in build(cfg, acc, scope, clients)]
+        api = api_of(acc.name)
+        out += [target for build in builders for target in build(cfg, acc, scope, api)]
     return out
 
 
 def _together_targets(cfg: Config, clients: Clients) -> list[Target]:
     accounts = cfg.together.account_list() if cfg.together is not None else []
-    return _account_targets(cfg, accounts, TOGETHER_BUILDERS, clients)
+    return _account_targets(cfg, accounts, TOGETHER_BUILDERS, lambda name: TogetherAPI(clients, name))
 
 
 def _baseten_targets(cfg: Config, clients: Clients) -> list[Target]:
     accounts = cfg.baseten.account_list() if cfg.baseten is not None else []
-    return _account_targets(cfg, accounts, BASETEN_BUILDERS, clients)
+    return _account_targets(cfg, accounts, BASETEN_BUILDERS, lambda name: BasetenAPI(clients, name))
 
 
 BUILDERS: list[TargetBuilder] = [_together_targets, _baseten_targets]

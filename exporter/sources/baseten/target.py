@@ -25,6 +25,7 @@ from exporter.core.scope import DEFAULT_SCOPE, Scope, target_id
 from exporter.sources.base import Target, counted_limits
 from exporter.sources.baseten import lists
 from exporter.sources.baseten import translate as tr
+from exporter.sources.baseten.api import SOURCE, BasetenAPI
 from exporter.sources.baseten.counters import CounterState
 from exporter.sources.baseten.descriptors import (
     DEFAULT_MAX_FAMILIES,
@@ -33,15 +34,11 @@ from exporter.sources.baseten.descriptors import (
     DescriptorCache,
     Limits,
 )
-from exporter.sources.baseten.layout import ENDPOINT, possible_families
+from exporter.sources.baseten.layout import possible_families
 from exporter.sources.baseten.vendor import DEFAULT_METRICS, MAX_WINDOW_SECONDS
-from exporter.upstream.client import Clients, VendorClient
 
 log = logging.getLogger("exporter.sources.baseten.target")
 
-SOURCE = "baseten"
-DISCOVERY_SOURCE = "baseten_discovery"
-VENDOR = "baseten"
 # The step assumed before the vendor has told us its step for a window.
 DEFAULT_STEP_SECONDS = 60.0
 
@@ -106,7 +103,7 @@ class DeploymentTarget(Target):
 
     def __init__(
         self,
-        clients: Clients,
+        api: BasetenAPI,
         model_id: str,
         deployment_id: str,
         settings: DeploymentSettings,
@@ -114,7 +111,7 @@ class DeploymentTarget(Target):
         meta: lists.Meta | None = None,
     ) -> None:
         self._init_from_settings(deployment_id_of(settings.scope.account, model_id, deployment_id), settings)
-        self.clients = clients
+        self.api = api
         self.model_id = model_id
         self.deployment_id = deployment_id
         self.req = settings.request
@@ -146,18 +143,10 @@ class DeploymentTarget(Target):
         self.meta_refresh = new.meta_refresh
         return True
 
-    async def _metrics(self, client: VendorClient, params: dict[str, Any]) -> Any:
-        reply = await client.request_json(
-            "GET",
-            f"/v1/models/{self.model_id}/deployments/{self.deployment_id}/metrics",
-            params=params,
-            source=SOURCE,
-            endpoint=ENDPOINT,
-            timeout=self.timeout,
-            # Only a CURRENT read asks the same at every poll: other modes name a window.
-            repeated=params["mode"] == "CURRENT",
+    async def _metrics(self, params: dict[str, Any]) -> Any:
+        return await self.api.deployment_metrics(
+            self.model_id, self.deployment_id, params, timeout=self.timeout
         )
-        return reply.doc
 
     def _wanted(self, name: str, known: dict[str, frozenset[str]] | None = None) -> bool:
         """False if the metric filter removes every family of vendor metric ``name``
@@ -182,10 +171,10 @@ class DeploymentTarget(Target):
         self._families.update((n, known[n]) for n in asked if n in known)
         return known
 
-    def _parse(self, doc: Any, mode: str, client: VendorClient) -> tr.Response:
+    def _parse(self, doc: Any, mode: str) -> tr.Response:
         resp = tr.parse(doc, mode, self.limits, self.descriptors)
         if resp.dropped:
-            client.stats.limit_hit(SOURCE, MAX_LABEL_KEY, resp.dropped)
+            self.api.stats.limit_hit(SOURCE, MAX_LABEL_KEY, resp.dropped)
         return resp
 
     def requested(self) -> tuple[str, ...] | None:
@@ -197,11 +186,10 @@ class DeploymentTarget(Target):
         return tuple(n for n in self.req.metrics or DEFAULT_METRICS if self._wanted(n)) or None
 
     async def poll(self, now: float) -> Rendered:
-        client = self.clients.get(VENDOR, self.account)
-        with counted_limits(client.stats, SOURCE):
-            return await self._poll(client, now)
+        with counted_limits(self.api.stats, SOURCE):
+            return await self._poll(now)
 
-    async def _poll(self, client: VendorClient, now: float) -> Rendered:
+    async def _poll(self, now: float) -> Rendered:
         req = self.req
         self.descriptors.next_poll()
         cutoff = math.floor((now - req.delay) * 1000)
@@ -210,11 +198,8 @@ class DeploymentTarget(Target):
             main = tr.Response(req.mode, 0, 0, None, (), ())  # every metric filtered: nothing to ask
         else:
             main = self._parse(
-                await self._metrics(
-                    client, request_params(req.mode, metrics, now, req.window, req.delay, self.step)
-                ),
+                await self._metrics(request_params(req.mode, metrics, now, req.window, req.delay, self.step)),
                 req.mode,
-                client,
             )
         known = self._learn_families(main)
         samples, percent = tr.gauge_samples(main, self.ids, cutoff, self.percent)
@@ -224,10 +209,10 @@ class DeploymentTarget(Target):
         if series is None and names:
             params = request_params("SERIES", names, now, req.counter_window, req.delay, self.counter_step)
             if params != self._counters_read:
-                series = self._parse(await self._metrics(client, params), "SERIES", client)
+                series = self._parse(await self._metrics(params), "SERIES")
                 counters_read = params
         if self.meta_refresh is not None and now - self._meta_checked >= self.meta_refresh:
-            await self._refresh_meta(client, now)
+            await self._refresh_meta(now)
         # Every request succeeded and translated: only now is state changed.
         self.percent = percent
         if counters_read is not None:
@@ -245,17 +230,17 @@ class DeploymentTarget(Target):
             samples += lists.meta_samples(self.ids, self.meta)
         return self.scope.render(samples)
 
-    async def _refresh_meta(self, client: VendorClient, now: float) -> None:
+    async def _refresh_meta(self, now: float) -> None:
         """Metadata is a nicety: failing to read it keeps the last known and never
         fails the metrics poll; nor does a name too long to be a label value, which is
         counted and not shown."""
         self._meta_checked = now
         try:
-            models = await list_models(client, self.timeout)
+            models = await self.api.models(timeout=self.timeout)
             model = next((m for m in models if m.id == self.model_id), None)
             if model is None:
                 return
-            deps = await list_deployments(client, self.model_id, self.timeout)
+            deps = await self.api.deployments(self.model_id, timeout=self.timeout)
         except UpstreamError as exc:
             log.warning(
                 "reading deployment metadata failed",
@@ -268,30 +253,4 @@ class DeploymentTarget(Target):
         if lists.fits(model, dep, self.limits.max_label_length):
             self.meta = lists.meta_for(model, dep)
         else:
-            client.stats.limit_hit(SOURCE, MAX_LABEL_KEY)
-
-
-async def list_models(client: VendorClient, timeout: float) -> list[lists.Model]:
-    doc = (
-        await client.request_json(
-            "GET",
-            lists.MODELS_ENDPOINT,
-            source=DISCOVERY_SOURCE,
-            endpoint=lists.MODELS_ENDPOINT,
-            timeout=timeout,
-        )
-    ).doc
-    return lists.parse_models(doc)
-
-
-async def list_deployments(client: VendorClient, model_id: str, timeout: float) -> list[lists.Deployment]:
-    doc = (
-        await client.request_json(
-            "GET",
-            f"/v1/models/{model_id}/deployments",
-            source=DISCOVERY_SOURCE,
-            endpoint=lists.DEPLOYMENTS_ENDPOINT,
-            timeout=timeout,
-        )
-    ).doc
-    return lists.parse_deployments(doc)
+            self.api.stats.limit_hit(SOURCE, MAX_LABEL_KEY)
