@@ -160,7 +160,7 @@ def test_counter_series_an_answer_no_longer_describes_are_forgotten() -> None:
         polls["n"] = n
         s = scrape(poll(target, NOW + 60 * n))
     assert len(s.series("baseten_x_total")) == 50
-    assert len(target.counters.series) == 50
+    assert len(target.state.counters.series) == 50
 
 
 def rss_mb() -> float:

@@ -16,13 +16,9 @@ from exporter.core.exposition import assemble
 from exporter.core.scope import FilterRule, MetricFilter, Scope
 from exporter.sources.baseten import lists
 from exporter.sources.baseten.api import BasetenAPI
+from exporter.sources.baseten.deployment import Query, window_bounds
 from exporter.sources.baseten.discovery import DeploymentDiscovery, DeploymentDiscoverySettings
-from exporter.sources.baseten.target import (
-    DeploymentSettings,
-    DeploymentTarget,
-    request_params,
-    window_bounds,
-)
+from exporter.sources.baseten.target import DeploymentSettings, DeploymentTarget
 from exporter.sources.baseten.vendor import DEPLOYMENT_STATUSES
 from exporter.upstream.client import Clients, UpstreamStats, VendorClient
 from tests.helpers import parse
@@ -100,8 +96,8 @@ def test_window_bounds_align_to_the_step_and_trail_the_delay() -> None:
     # Never more than 7 days, even after rounding up to whole steps.
     s7, e7 = window_bounds(NOW, 7 * 86400, 0, 7 * 3600)
     assert e7 - s7 <= 7 * 86400 * 1000
-    assert request_params("CURRENT", (), NOW, 600, 120, 60) == {"mode": "CURRENT"}
-    summary = request_params("SUMMARY", ["a", "b"], NOW, 600, 120, 60)
+    assert Query.of("CURRENT", (), NOW, 600, 120, 60).params() == {"mode": "CURRENT"}
+    summary = Query.of("SUMMARY", ("a", "b"), NOW, 600, 120, 60).params()
     assert summary["metrics"] == ["a", "b"]
     assert summary["end_epoch_millis"] == int(NOW - 120) * 1000
     assert summary["end_epoch_millis"] - summary["start_epoch_millis"] == 600_000
@@ -188,7 +184,7 @@ def test_series_mode_uses_one_request_and_learns_the_step() -> None:
     req = effective(mode="SERIES", window=3600.0)
     target = DeploymentTarget(api_for(handler), "m1", "d1", DeploymentSettings(req, interval=60, timeout=5))
     scrape_of(target, NOW)
-    assert len(queries) == 1 and target.step == 300
+    assert len(queries) == 1 and target.state.step == 300
     end1 = int(queries[0]["end_epoch_millis"])
     s = scrape_of(target, NOW + 900)
     assert len(queries) == 2

@@ -4,7 +4,7 @@ from vendor data kept to one path segment, over real sockets."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import unquote
@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter.core.errors import UpstreamError
 from exporter.sources.baseten.api import BasetenAPI
+from exporter.sources.baseten.deployment import Query
 from exporter.sources.baseten.lists import Model
 from exporter.sources.together.api import TogetherAPI
 from exporter.upstream.client import Clients, UpstreamStats, VendorClient
@@ -63,7 +64,7 @@ async def account(
         await runner.cleanup()
 
 
-def run(body: Callable[[], Awaitable[None]]) -> None:
+def run(body: Callable[[], Coroutine[Any, Any, None]]) -> None:
     asyncio.run(body())
 
 
@@ -100,7 +101,7 @@ def test_baseten_methods_own_their_paths_and_labels() -> None:
             api = BasetenAPI(clients)
             assert await api.models(timeout=2) == [Model("m", "n")]
             assert await api.deployments("m", timeout=2) == []
-            doc = await api.deployment_metrics("m", "d", {"mode": "CURRENT", "metrics": ["x"]}, timeout=2)
+            doc = await api.deployment_metrics("m", "d", Query("CURRENT", ("x",)), timeout=2)
             assert doc == {"mode": "CURRENT"}
             assert [(m, p, q) for m, p, q, _ in fake.seen] == [
                 ("GET", "/v1/models", {}),
@@ -158,7 +159,7 @@ def test_an_id_from_vendor_data_stays_one_path_segment(odd: str) -> None:
         async with account("baseten", baseten_answer) as (fake, clients, _):
             api = BasetenAPI(clients)
             await api.deployments(odd, timeout=2)
-            await api.deployment_metrics(odd, odd, {"mode": "CURRENT"}, timeout=2)
+            await api.deployment_metrics(odd, odd, Query("CURRENT"), timeout=2)
         async with account("together", together_answer) as (together, clients, _):
             await TogetherAPI(clients).fine_tune(odd, timeout=2)
             await TogetherAPI(clients).fine_tune_metrics(odd, timeout=2)
@@ -185,7 +186,7 @@ def test_an_id_that_could_only_be_a_dot_or_empty_segment_is_not_sent(dots: str) 
                 await api.deployments(dots, timeout=2)
             assert err.value.reason == "invalid_response"
             with pytest.raises(UpstreamError):
-                await api.deployment_metrics("m", dots, {"mode": "CURRENT"}, timeout=2)
+                await api.deployment_metrics("m", dots, Query("CURRENT"), timeout=2)
             assert fake.seen == []
 
     run(go)

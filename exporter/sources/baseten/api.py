@@ -10,10 +10,10 @@ returns the document, which its target parses against its own limits and cache.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from exporter.sources.baseten import lists
+from exporter.sources.baseten.deployment import Query
 from exporter.sources.baseten.layout import ENDPOINT as METRICS_ENDPOINT
 from exporter.upstream.api import AccountAPI, segment
 
@@ -30,7 +30,7 @@ class BasetenAPI(AccountAPI):
     __slots__ = ()
 
     async def deployment_metrics(
-        self, model_id: str, deployment_id: str, params: Mapping[str, Any], *, timeout: float
+        self, model_id: str, deployment_id: str, query: Query, *, timeout: float
     ) -> Any:
         """The metrics document (GetDeploymentMetricsResponseV1) of one deployment."""
         reply = await self._get(
@@ -38,9 +38,9 @@ class BasetenAPI(AccountAPI):
             source=SOURCE,
             endpoint=METRICS_ENDPOINT,
             timeout=timeout,
-            params=params,
+            params=query.params(),
             # Only a CURRENT read asks the same at every poll: other modes name a window.
-            repeated=params.get("mode") == "CURRENT",
+            repeated=query.mode == "CURRENT",
         )
         return reply.doc
 
