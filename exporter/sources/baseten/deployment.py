@@ -214,6 +214,8 @@ def _wanted(
     """False if the metric filter removes every family of vendor metric ``name`` (those
     it is ``known`` to land in, or was seen to in earlier answers, else every family
     the name could land in)."""
+    if not d.keep.active:
+        return True
     families = (known or {}).get(name) or state.families.get(name) or possible_families(name)
     return any(d.keep.keeps(f) for f in families)
 
