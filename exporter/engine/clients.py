@@ -2,9 +2,10 @@
 
 A client holds a connection pool, the account's request budget and its ``Retry-After``
 memory, so a reload that leaves an account's settings as they were keeps its client.
-One whose settings changed (a new key, URL or limit) is replaced: targets look their
-client up at each poll, so new polls use the new one at once, while polls still
-running on the old one finish first (the caller's grace), then it is closed. Other
+One whose settings changed (a new key, URL or limit) is replaced: a target's API looks
+its account's client up at each request, so new requests use the new one at once,
+while requests still running on the old one finish first (the caller's grace), then
+it is closed. Other
 accounts are not touched. The key scrubber knows the key of every client still open,
 so a replaced key echoed in an answer to a request in flight is still scrubbed.
 """
@@ -63,8 +64,8 @@ def settings_key(loaded: Loaded, key: AccountKey, account: AccountCommon) -> Has
 class VendorClients:
     """Builds the clients a config asks for, reuses unchanged ones and closes replaced ones.
 
-    ``current`` is the holder targets look their client up in at poll time, so a
-    changed client takes effect without rebuilding any target.
+    ``current`` is the holder the targets' APIs look their client up in at each request,
+    so a changed client takes effect without rebuilding any target.
     """
 
     def __init__(self, stats: UpstreamStats, total_shards: int, scrubber: SecretScrubber = SCRUBBER) -> None:

@@ -16,7 +16,7 @@ counted against the body cap as they are produced; and the JSON is read by
 Each vendor's client also owns what keeps us polite to that vendor: retries with
 backoff (the rules are in ``exporter.upstream.retry``), the request budget
 (``exporter.upstream.budget``) and the vendor's own ``Retry-After`` hints, so every source gets
-them by calling ``request_json``.
+them: its typed API (``exporter.upstream.api``) calls ``request_json``.
 """
 
 from __future__ import annotations
@@ -371,8 +371,9 @@ class VendorClient:
 class Clients:
     """The current client of each vendor account, by (vendor, account name).
 
-    Targets look their client up at poll time through this holder, so a reload that
-    changes an account's key or URL swaps the client without rebuilding any target.
+    Targets reach their client through their account's API (``exporter.upstream.api``),
+    which looks it up here at each request, so a reload that changes an account's key
+    or URL swaps the client without rebuilding any target.
     """
 
     def __init__(self) -> None:

@@ -11,12 +11,14 @@ from exporter.configkit.common import GlobalConfig
 from exporter.sources.base import Target
 from exporter.sources.baseten import discovery as baseten_discovery
 from exporter.sources.baseten import target as baseten
+from exporter.sources.baseten.api import BasetenAPI
 from exporter.sources.baseten.config import BasetenAccount, effective
 from exporter.sources.contract import AccountScope, schedule
 from exporter.upstream.client import Clients
 
 
 def deployments(g: GlobalConfig, acc: BasetenAccount, scope: AccountScope, clients: Clients) -> list[Target]:
+    api = BasetenAPI(clients, acc.name)
     out: list[Target] = []
     for d in acc.deployments:
         interval, timeout = schedule(g, d)
@@ -29,11 +31,12 @@ def deployments(g: GlobalConfig, acc: BasetenAccount, scope: AccountScope, clien
             max_families=acc.max_families_per_target,
             max_label_length=acc.max_label_value_length,
         )
-        out.append(baseten.DeploymentTarget(clients, d.model_id, d.deployment_id, settings))
+        out.append(baseten.DeploymentTarget(api, d.model_id, d.deployment_id, settings))
     return out
 
 
 def discovery(g: GlobalConfig, acc: BasetenAccount, scope: AccountScope, clients: Clients) -> list[Target]:
+    api = BasetenAPI(clients, acc.name)
     out: list[Target] = []
     for i, rule in enumerate(acc.discovery):
         interval, timeout = schedule(g, rule)
@@ -56,5 +59,5 @@ def discovery(g: GlobalConfig, acc: BasetenAccount, scope: AccountScope, clients
             scope=rule_scope,
             max_targets=rule.max_targets,
         )
-        out.append(baseten_discovery.DeploymentDiscovery(clients, i, settings))
+        out.append(baseten_discovery.DeploymentDiscovery(api, i, settings))
     return out

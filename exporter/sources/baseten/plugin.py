@@ -48,7 +48,7 @@ VENDOR = Vendor[BasetenAccount](
     joined=Joined((INFO_NAME, STATUS_NAME), "deployment names and status"),
     pure_modules=(
         "exporter.sources.baseten.config",
-        "exporter.sources.baseten.counters",
+        "exporter.sources.baseten.deployment",
         "exporter.sources.baseten.descriptors",
         "exporter.sources.baseten.layout",
         "exporter.sources.baseten.lists",

@@ -12,25 +12,28 @@ from exporter.sources.base import Target
 from exporter.sources.contract import AccountScope, schedule
 from exporter.sources.together import probe as together_probe
 from exporter.sources.together import queue as together_queue
+from exporter.sources.together.api import TogetherAPI
 from exporter.sources.together.config import TogetherAccount
 from exporter.sources.together.finetune import target as together_finetune
 from exporter.upstream.client import Clients
 
 
 def queues(g: GlobalConfig, acc: TogetherAccount, scope: AccountScope, clients: Clients) -> list[Target]:
+    api = TogetherAPI(clients, acc.name)
     out: list[Target] = []
     for q in acc.queues:
         interval, timeout = schedule(g, q)
         settings = together_queue.QueueSettings(interval, timeout, scope.of(q.labels))
-        out.append(together_queue.QueueTarget(clients, q.model, settings))
+        out.append(together_queue.QueueTarget(api, q.model, settings))
     return out
 
 
 def probes(g: GlobalConfig, acc: TogetherAccount, scope: AccountScope, clients: Clients) -> list[Target]:
     """Opt-in probes: each poll submits one real job, so only what the config lists."""
+    api = TogetherAPI(clients, acc.name)
     return [
         together_probe.ProbeTarget(
-            clients,
+            api,
             p.model,
             together_probe.ProbeSettings.build(
                 p.payload,
@@ -51,6 +54,7 @@ def probes(g: GlobalConfig, acc: TogetherAccount, scope: AccountScope, clients: 
 def fine_tunes(g: GlobalConfig, acc: TogetherAccount, scope: AccountScope, clients: Clients) -> list[Target]:
     """Explicit fine-tune jobs, and the discovery of jobs in the watched statuses."""
     ft = acc.fine_tunes
+    api = TogetherAPI(clients, acc.name)
 
     def job_settings(override: Schedule, labels: dict[str, str]) -> together_finetune.JobSettings:
         shared = Schedule(
@@ -69,7 +73,7 @@ def fine_tunes(g: GlobalConfig, acc: TogetherAccount, scope: AccountScope, clien
         )
 
     out: list[Target] = [
-        together_finetune.JobTarget(clients, job.id, job_settings(job, job.labels)) for job in ft.jobs
+        together_finetune.JobTarget(api, job.id, job_settings(job, job.labels)) for job in ft.jobs
     ]
     if ft.discovery.enabled:
         interval, timeout = schedule(
@@ -83,5 +87,5 @@ def fine_tunes(g: GlobalConfig, acc: TogetherAccount, scope: AccountScope, clien
             scope=scope.of(ft.discovery.labels),
             max_targets=ft.discovery.max_targets,
         )
-        out.append(together_finetune.FineTuneDiscovery(clients, settings))
+        out.append(together_finetune.FineTuneDiscovery(api, settings))
     return out
