@@ -110,4 +110,3 @@ def apply(labels: str, shape: Plan) -> str:
 def longest_value(labels: str) -> int:
     """The length of the longest value of a canonical label text, escapes undone."""
     return max((unescaped_length(v) for _, v in PAIRS.findall(labels)), default=0)
-

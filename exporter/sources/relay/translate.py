@@ -67,6 +67,8 @@ NO_HELP = "Relayed from the vendor's endpoint, which sent no HELP for it."
 # How many reserved families a result names (the count is always whole).
 _NAMED_RESERVED = 10
 _MISSING: Final = object()
+# A relayed family by what makes it: name, type and help (see ``relay``'s ``known``).
+FamilyKey = tuple[str, MetricType, str]
 # Label shapes one body may have a form compiled for: a real body has a few dozen.
 MAX_FORMS = 64
 # Bytes of the body decoded and split at a time.
@@ -165,7 +167,7 @@ def relay(
     body: bytes,
     scope: Scope,
     rules: RelayRules = DEFAULT_RULES,
-    known: Mapping[tuple[str, str, str], Family] | None = None,
+    known: Mapping[FamilyKey, Family] | None = None,
 ) -> Relayed:
     """``body`` relayed for a target of ``scope`` (its labels, filter and series limit).
 
@@ -224,7 +226,7 @@ class _Reader:
         self.overlong = _Family("")
         self.overlong.keep = False
 
-    def read(self, body: bytes, known: Mapping[tuple[str, str, str], Family]) -> Relayed:
+    def read(self, body: bytes, known: Mapping[FamilyKey, Family]) -> Relayed:
         """Every line of the body. A line of a kept family whose name and label names were
         met before (nearly all of them) takes the first branch: one match of its form,
         one dictionary look-up for the series, one formatted line."""
@@ -418,9 +420,7 @@ class _Reader:
             "families with the metric filter",
         )
 
-    def _result(
-        self, known: Mapping[tuple[str, str, str], Family], duplicates: int, timestamps: int
-    ) -> Relayed:
+    def _result(self, known: Mapping[FamilyKey, Family], duplicates: int, timestamps: int) -> Relayed:
         meta: dict[str, Family] = {}
         lines: dict[str, bytes] = {}
         filtered = reserved_series = 0
