@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.golden.baseten import build_baseten
+from tests.golden.relay import build_relay
 from tests.golden.replay import GOLDEN, Fixtures
 from tests.golden.together import build_finetune, build_probe, build_queue
 
@@ -25,6 +26,7 @@ BUILDERS: dict[str, Callable[[Fixtures], bytes]] = {
     "together_probe": build_probe,
     "together_finetune": build_finetune,
     "baseten": build_baseten,
+    "relay": build_relay,
 }
 
 
