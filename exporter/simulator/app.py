@@ -19,6 +19,7 @@ from aiohttp.typedefs import Middleware
 from exporter.simulator.baseten import BasetenSim
 from exporter.simulator.errors import unauthorized
 from exporter.simulator.faults import Faults
+from exporter.simulator.prom_endpoints import PromEndpointsSim
 from exporter.simulator.rewrites import Rewrites
 from exporter.simulator.state import DEFAULT_ORG, SimState, key_fingerprint
 from exporter.simulator.together_finetune import FineTuneSim
@@ -47,6 +48,7 @@ class Organisation:
         self.jobs = JobsSim(state)
         self.finetune = FineTuneSim(state, salt)
         self.baseten = BasetenSim(state, salt)
+        self.prom = PromEndpointsSim(state, self.baseten, salt)
 
 
 _PARTS: list[tuple[str, list[tuple[str, str, str]]]] = [
@@ -54,6 +56,7 @@ _PARTS: list[tuple[str, list[tuple[str, str, str]]]] = [
     ("jobs", JobsSim.ROUTES),
     ("finetune", FineTuneSim.ROUTES),
     ("baseten", BasetenSim.ROUTES),
+    ("prom", PromEndpointsSim.ROUTES),
 ]
 
 
