@@ -101,7 +101,7 @@ def test_baseten_counters_agree_with_the_management_apis_step_totals() -> None:
         first = (await http.get(ORG, headers=api_key(A))).text
         clock[0] = T0 + 300
         second = (await http.get(ORG, headers=api_key(A))).text
-        params = {
+        params: dict[str, str | int] = {
             "mode": "SERIES",
             "metrics": "baseten_inference_requests_total",
             "start_epoch_millis": int(T0 * 1000),
