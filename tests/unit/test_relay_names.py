@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.core.exposition import Family
+from exporter.core.exposition import Family, assemble
+from exporter.core.scope import DEFAULT_SCOPE
 from exporter.sources.relay.lines import unescape_help, unescaped_length
 from exporter.sources.relay.names import (
     BASETEN_ORG_PREFIX,
@@ -13,7 +14,11 @@ from exporter.sources.relay.names import (
     collisions,
     namespace_overlaps,
 )
-from exporter.sources.relay.translate import RelayRules
+from exporter.sources.relay.translate import RelayRules, relay
+from tests.catalog import exposition_types
+from tests.golden import golden_path
+from tests.golden.replay import FIXTURES
+from tests.helpers import promtool_check_metrics
 
 # Families the management-API Baseten source emits (tests/golden/baseten.prom).
 MANAGEMENT = [
@@ -90,3 +95,23 @@ def test_help_and_label_escapes_read_as_prometheus_reads_them() -> None:
     assert unescape_help(r"a\\b\nc\td\\") == "a\\b\nc\\td\\"
     assert unescape_help("trailing \\") == "trailing \\"
     assert unescaped_length(r'"a\"b\\c\nd"') == 7
+
+
+def test_both_baseten_sources_on_together_make_one_valid_exposition_with_the_prefix_only() -> None:
+    """The management-API source's golden exposition and the organisation endpoint relayed
+    for the same account: with the default prefix no family is defined twice (promtool
+    agrees), without it the collisions are found before anything is emitted."""
+    native = golden_path("baseten").read_text(encoding="utf-8")
+    prefixed = golden_path("relay").read_text(encoding="utf-8")
+    relayed = exposition_types(prefixed)
+    assert any(name.startswith(BASETEN_ORG_PREFIX + "baseten_") for name in relayed)
+    assert collisions(relayed.items(), exposition_types(native).items()) == []
+    assert promtool_check_metrics(native + prefixed) == ""
+    body = (FIXTURES / "relay" / "baseten_org.txt").read_bytes()
+    bare = assemble([relay(body, DEFAULT_SCOPE).rendered]).decode()
+    found = collisions(exposition_types(bare).items(), exposition_types(native).items())
+    assert {c.name for c in found} >= {
+        "baseten_inference_requests_total",
+        "baseten_end_to_end_response_time_seconds",
+    }
+    assert "second HELP line for metric name" in promtool_check_metrics(native + bare)

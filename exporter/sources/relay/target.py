@@ -75,6 +75,9 @@ class RelayTarget(Target):
         self._init_from_settings(relay_id(settings), settings)
         self.clients = clients
         self._last: Rendered | None = None
+        # The scope it was rendered through: after a reload it takes the new labels when
+        # it is next served (the store's copy is restyled by the daemon at once).
+        self._last_scope = self.scope
         # Wall time of the fetch the last good body came from (meaningful with _last).
         self.fetched_at = 0.0
         self._families: Mapping[FamilyKey, Family] = {}
@@ -85,13 +88,11 @@ class RelayTarget(Target):
     def reconfigure(self, new: Target) -> bool:
         if not isinstance(new, RelayTarget):
             return False
-        old_scope, old_rules = self.scope, self.settings.rules
+        old_rules = self.settings.rules
         if not super().reconfigure(new):
             return False
         if new.settings.rules != old_rules:
             self._forget()
-        elif self._last is not None and new.scope != old_scope:
-            self._last = new.scope.restyle(self._last, old_scope)
         return True
 
     def _forget(self) -> None:
@@ -117,7 +118,7 @@ class RelayTarget(Target):
                     raise
                 return held
             rendered = self._relay(reply, client)
-        self._last, self.fetched_at = rendered, now
+        self._last, self._last_scope, self.fetched_at = rendered, self.scope, now
         self._families = {(f.name, f.type, f.help): f for f in rendered.meta.values()}
         return rendered
 
@@ -131,6 +132,9 @@ class RelayTarget(Target):
             self._forget()
         if self._last is None or reason not in HOLD_REASONS:
             return None
+        if self._last_scope != self.scope:
+            self._last = self.scope.restyle(self._last, self._last_scope)
+            self._last_scope = self.scope
         self.held += 1
         log.debug(
             "vendor rate-limits: serving the last body",
