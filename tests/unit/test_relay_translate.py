@@ -7,6 +7,7 @@ import pytest
 from exporter.core.errors import InvalidResponse, LimitExceeded
 from exporter.core.exposition import assemble
 from exporter.core.scope import FilterRule, MetricFilter, Scope
+from exporter.sources.relay import translate
 from exporter.sources.relay.names import RelayedFamily
 from exporter.sources.relay.translate import NO_HELP, Relayed, RelayRules, relay
 
@@ -353,3 +354,18 @@ def test_a_body_that_is_not_utf8_is_refused_with_its_line() -> None:
 def test_an_empty_body_relays_nothing() -> None:
     result = relay(b"", SCOPE)
     assert result.rendered.lines == {} and result.series == 0
+
+
+def test_a_body_read_in_many_pieces_relays_the_same_and_counts_lines_across_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    body = "# TYPE g gauge\n" + "".join(f'g{{i="{i}",name="é{i}"}} {i}\n' for i in range(40))
+    whole = relay(body.encode(), SCOPE).rendered.lines
+    monkeypatch.setattr(translate, "PIECE_BYTES", 16)
+    assert relay(body.encode(), SCOPE).rendered.lines == whole
+    with pytest.raises(InvalidResponse) as caught:
+        relay((body + "g{i=x} 1\n").encode(), SCOPE)
+    assert caught.value.detail.startswith("line 42: ")
+    with pytest.raises(InvalidResponse) as caught:
+        relay(body.encode() + b'g{i="\xc3"} 1\n', SCOPE)
+    assert caught.value.detail.startswith("line 42: not valid UTF-8")

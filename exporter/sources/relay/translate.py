@@ -72,9 +72,7 @@ FamilyKey = tuple[str, MetricType, str]
 # Label shapes one body may have a form compiled for: a real body has a few dozen.
 MAX_FORMS = 64
 # Bytes of the body decoded and split at a time.
-PIECE_BYTES = 1 << 20
-# Lines of one family encoded at a time.
-BATCH_LINES = 4096
+PIECE_BYTES = 1 << 14
 # What a sample's labels must carry: nothing more, a numeric le, a numeric quantile.
 _ANY, _LE, _QUANTILE = 0, 1, 2
 _BOUND = {
@@ -135,7 +133,7 @@ class Relayed(NamedTuple):
 class _Family:
     """A family while the body is read: its declaration, and the lines it keeps."""
 
-    __slots__ = ("help", "keep", "lines", "name", "parts", "reserved", "skipped", "type", "typed")
+    __slots__ = ("help", "keep", "lines", "name", "reserved", "skipped", "type", "typed")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -145,22 +143,10 @@ class _Family:
         # Decided when its first sample comes (None until then).
         self.keep: bool | None = None
         self.reserved = False
-        # Its latest lines, and the earlier ones already encoded (see ``flush``).
-        self.lines: list[str] = []
-        self.parts: list[bytes] = []
+        # Its lines, each encoded as it is made: the body is never held as text, and
+        # the family's bytes are joined from them in one allocation of their size.
+        self.lines: list[bytes] = []
         self.skipped = 0
-
-    def flush(self) -> None:
-        """Encode the lines gathered so far: a large family is never held as lines,
-        text and bytes at once."""
-        self.parts.append("".join(self.lines).encode())
-        self.lines = []
-
-    def text(self) -> bytes:
-        if self.lines:
-            self.flush()
-        parts, self.parts = self.parts, []
-        return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def relay(
@@ -181,12 +167,13 @@ def _pieces(body: bytes) -> Iterator[tuple[int, list[str]]]:
     """The body's lines, decoded, a piece of about ``PIECE_BYTES`` at a time, each with the
     number of the line before it: the whole body is never held as text or as lines."""
     pos = before = 0
+    view = memoryview(body)
     while pos < len(body):
         end = body.find(b"\n", pos + PIECE_BYTES)
         if end < 0:
             end = len(body)
         try:
-            text = body[pos:end].decode("utf-8")
+            text = str(view[pos:end], "utf-8")
         except UnicodeDecodeError as exc:
             line = before + body.count(b"\n", pos, pos + exc.start) + 1
             raise InvalidResponse(
@@ -258,7 +245,7 @@ class _Reader:
                     continue
                 if bound and not bounds.get(le if bound == _LE else quantile):
                     self._bound(bound, labels, lineno, line)
-                new = f"{out}{{{labels},{tail}}} {value}\n"
+                new = f"{out}{{{labels},{tail}}} {value}\n".encode()
             else:
                 got = self._general(line, lineno)
                 if got is None:
@@ -270,14 +257,12 @@ class _Reader:
                 duplicates += 1
                 continue
             family.lines.append(new)
-            if len(family.lines) == BATCH_LINES:
-                family.flush()
             kept += 1
             if kept > limit:
                 raise self._too_many(limit)
         return self._result(known, duplicates, self.timestamps + timestamps)
 
-    def _general(self, line: str, lineno: int) -> tuple[_Family, str, str, str] | None:
+    def _general(self, line: str, lineno: int) -> tuple[_Family, str, str, bytes] | None:
         """Any line the first branch of ``read`` does not take: its family, name, labels as
         written out and text; None for a line that adds no sample (blank, a comment,
         metadata, a sample left out)."""
@@ -304,7 +289,7 @@ class _Reader:
         if not labels:
             if bound:
                 raise _error(lineno, line, f"{name} has no {_BOUND_NAME[bound]} label")
-            return family, name, "", f"{out}{{{self.tail}}} {value}\n"
+            return family, name, "", f"{out}{{{self.tail}}} {value}\n".encode()
         skel = skeleton(labels)
         shape = self.shapes.get(skel, _MISSING)
         if shape is _MISSING:
@@ -320,8 +305,8 @@ class _Reader:
         else:
             self._remember_form(name, skel)
         if not labels:
-            return family, name, "", f"{out}{{{self.tail}}} {value}\n"
-        return family, name, labels, f"{out}{{{labels},{self.tail}}} {value}\n"
+            return family, name, "", f"{out}{{{self.tail}}} {value}\n".encode()
+        return family, name, labels, f"{out}{{{labels},{self.tail}}} {value}\n".encode()
 
     def _remember_form(self, name: str, skel: str) -> None:
         names = tuple(part.partition("=")[0] for part in skel.split(","))
@@ -434,13 +419,14 @@ class _Reader:
                 else:
                     filtered += family.skipped
                 continue
-            if not family.lines and not family.parts:
+            if not family.lines:
                 continue
             name = prefix + family.name
             help_text = NO_HELP if family.help is None else family.help
             mtype: MetricType = family.type  # type: ignore[assignment]  # read_meta checked it
             meta[name] = known.get((name, mtype, help_text)) or RelayedFamily(name, mtype, help_text)
-            lines[name] = family.text()
+            lines[name] = b"".join(family.lines)
+            family.lines = []
         reserved.sort()
         return Relayed(
             Rendered(meta, lines, filtered),
