@@ -1,9 +1,11 @@
 """The text format 0.0.4, one line at a time: what a valid line is, and why a line is not.
 
-A sample line is read in one of two ways. ``CANONICAL`` matches it as client libraries
-write it (``name{a="x",b="y"} value`` with an optional timestamp, single spaces, no
-trailing comma): one regular expression, in C, takes the name, the label text as
-written, the value and the timestamp. Any other line goes to :func:`read_sample`,
+A sample line is read in one of three ways. A line as client libraries write it
+(``name{a="x",b="y"} value`` with an optional timestamp, single spaces, no trailing
+comma) is matched by one regular expression, in C, that takes the label text as
+written, the value and the timestamp: the :func:`form` of its label shape once that
+shape has been met (faster, and it gives a bucket's ``le`` too), else ``CANONICAL``,
+which takes the name as well. Any other line goes to :func:`read_sample`,
 which accepts what Prometheus' own parser accepts (blanks around labels and their
 ``=`` and ``,``, a trailing comma, tabs) and gives back the same four parts with the
 label text rewritten canonically, or says what is wrong in words a person can act on.
