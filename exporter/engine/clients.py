@@ -89,6 +89,8 @@ class VendorClients:
             else:
                 clients[key] = make_client(loaded, key, account, self._stats, self._total_shards)
                 self._open[clients[key]] = loaded.secrets[key]
+        for vendor, name in self._keys.keys() - keys.keys():
+            self._stats.for_account(name).forget_rate_limits(vendor)
         self._keys = keys
         replaced = self.current.replace(clients)
         self._scrub()

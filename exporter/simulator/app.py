@@ -20,6 +20,7 @@ from exporter.simulator.baseten import BasetenSim
 from exporter.simulator.errors import unauthorized
 from exporter.simulator.faults import Faults
 from exporter.simulator.prom_endpoints import PromEndpointsSim
+from exporter.simulator.ratelimits import TOGETHER_PATHS, TogetherRateLimits
 from exporter.simulator.rewrites import Rewrites
 from exporter.simulator.state import DEFAULT_ORG, SimState, key_fingerprint
 from exporter.simulator.together_finetune import FineTuneSim
@@ -61,6 +62,8 @@ _PARTS: list[tuple[str, list[tuple[str, str, str]]]] = [
 
 
 def _middleware(state: SimState) -> Middleware:
+    limits = TogetherRateLimits()
+
     @web.middleware
     async def mw(request: web.Request, handler: Handler) -> web.StreamResponse:
         route = request.match_info.route.resource
@@ -85,6 +88,11 @@ def _middleware(state: SimState) -> Middleware:
         if not resp.prepared:
             # The vendor's "now" is the simulator's clock, which tests may drive or skew.
             resp.headers["Date"] = email.utils.formatdate(state.clock(), usegmt=True)
+            # A fault's own rate-limit headers are what the test asked for: left as they are.
+            if request.path.startswith(TOGETHER_PATHS) and not any(
+                name.lower().startswith("x-ratelimit-") for name in resp.headers
+            ):
+                resp.headers.update(limits.headers(org, state.clock()))
         return resp
 
     return mw

@@ -39,6 +39,7 @@ from exporter.core.selfmetrics import UpstreamStats as UpstreamStats
 from exporter.upstream.budget import BudgetExhausted, RequestBudget
 from exporter.upstream.encoding import VENDOR_ACCEPT_ENCODING, BodyDecoder, UndecodableBody, content_coding
 from exporter.upstream.failure import TRANSPORT_ERRORS, Answer, upstream_error
+from exporter.upstream.ratelimit import read_rate_limit
 from exporter.upstream.retry import MIN_ATTEMPT_SECONDS, POLL_DEADLINE, parse_http_date, retry_wait
 from exporter.upstream.urlcache import UrlCache
 from exporter.upstream.vendorjson import read_json
@@ -293,6 +294,9 @@ class VendorClient:
             except TRANSPORT_ERRORS as exc:
                 raise self._unanswered(call, exc, timeout, answering=response is not None) from None
         self.stats.count(call.source, call.endpoint, str(answer.status))
+        reading = read_rate_limit(answer.headers, time.time())
+        if reading is not None:
+            self.stats.rate_limit(self.vendor, call.source, call.endpoint, *reading)
         failure: UndecodableBody | Answer = answer
         if answer.status in call.ok_statuses:
             if answer.refused is not None:
