@@ -39,17 +39,17 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from exporter.config import load_config  # noqa: E402
-from exporter.config.baseten import (  # noqa: E402
+from exporter.core.scope import Scope  # noqa: E402
+from exporter.engine import gcpolicy  # noqa: E402
+from exporter.engine.daemon import Exporter  # noqa: E402
+from exporter.sources.base import Target  # noqa: E402
+from exporter.sources.baseten.config import (  # noqa: E402
     DEFAULT_COUNTER_WINDOW,
     DEFAULT_DELAY,
     DEFAULT_SKIP_STATUSES,
     DEFAULT_WINDOW,
     Effective,
 )
-from exporter.core.scope import Scope  # noqa: E402
-from exporter.engine import gcpolicy  # noqa: E402
-from exporter.engine.daemon import Exporter  # noqa: E402
-from exporter.sources.base import Target  # noqa: E402
 from exporter.sources.baseten.discovery import DeploymentDiscovery, DeploymentDiscoverySettings  # noqa: E402
 from exporter.sources.baseten.target import DeploymentSettings  # noqa: E402
 from exporter.sources.together.finetune.target import (  # noqa: E402

@@ -61,7 +61,7 @@ def populate(sim_url: str, series: int) -> None:
     deployments = math.ceil(series / SERIES_PER_DEPLOYMENT)
     with httpx.Client(base_url=sim_url, timeout=60) as http:
         http.post("/_sim/baseten", json={"catalog": fleet.baseten_catalog(deployments)}).raise_for_status()
-        http.post("/_sim/prom-endpoints", json={"limit": 1000}).raise_for_status()
+        http.post("/_sim/baseten/org-metrics", json={"limit": 1000}).raise_for_status()
 
 
 def fetch(sim_url: str) -> bytes:

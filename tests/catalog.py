@@ -117,6 +117,27 @@ def mapped_families(vendor_name: str, kind: str, unit_hint: str) -> dict[str, st
     return {fam.name: fam.type for fam, _ in layout(Descriptor(vendor_name, kind, unit_hint, label_sets))}
 
 
+def catalog_labels(catalog: str) -> dict[str, tuple[str, ...]]:
+    """Family name (or pattern, as ``together_finetune_<key>``) → the label names its row
+    lists, in order, from the tables with a ``labels`` column (``—``: none)."""
+    out: dict[str, tuple[str, ...]] = {}
+    header: list[str] | None = None
+    for line in catalog.splitlines():
+        if not line.startswith("|"):
+            header = None
+            continue
+        cells = _cells(line)
+        if header is None:
+            header = [c.lower() for c in cells]
+            continue
+        if "labels" not in header or "name" not in header or re.fullmatch(r"[\s:-]*", cells[0]):
+            continue
+        name = re.match(r"`([^`]+)`", cells[header.index("name")])
+        if name is not None:
+            out[name[1]] = tuple(re.findall(r"`([^`]+)`", cells[header.index("labels")]))
+    return out
+
+
 def exposition_types(text: str) -> dict[str, str]:
     """Family name → type, from the ``# TYPE`` lines of a text exposition."""
     out: dict[str, str] = {}

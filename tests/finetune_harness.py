@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from exporter.simulator.app import FINETUNE_KEY, start
+from exporter.simulator.app import PARTS_KEY, start
 from exporter.simulator.state import SimState
 from exporter.simulator.together_finetune import FineTuneSim
 from exporter.upstream.client import Clients, UpstreamStats, VendorClient
@@ -73,7 +73,8 @@ async def harness(reset: bool = True) -> AsyncIterator[Harness]:
     clock = Clock()
     state = SimState(api_keys=frozenset({KEY}), clock=clock)
     runner, url = await start(state, "127.0.0.1", 0)
-    sim = runner.app[FINETUNE_KEY]
+    sim = runner.app[PARTS_KEY]["finetune"]
+    assert isinstance(sim, FineTuneSim)
     if reset:
         sim.jobs.clear()
     transport = RecordingTransport()

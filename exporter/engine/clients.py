@@ -14,9 +14,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Hashable, Iterator
 
-from exporter.config import LoadedConfig
-from exporter.config.accounts import accounts_of
-from exporter.config.common import AccountCommon
+from exporter.config import ConfigBase, LoadedConfig
+from exporter.configkit.common import AccountCommon
 from exporter.core.logs import SCRUBBER, SecretScrubber
 from exporter.upstream.budget import shard_rate
 from exporter.upstream.client import Clients, UpstreamStats, VendorClient
@@ -24,14 +23,17 @@ from exporter.upstream.client import Clients, UpstreamStats, VendorClient
 AccountKey = tuple[str, str]
 
 
-def _accounts(loaded: LoadedConfig) -> Iterator[tuple[AccountKey, AccountCommon]]:
-    for vendor, _, account in accounts_of(loaded.config):
-        if (vendor, account.name) in loaded.secrets:
-            yield (vendor, account.name), account
+Loaded = LoadedConfig[ConfigBase]
+
+
+def _accounts(loaded: Loaded) -> Iterator[tuple[AccountKey, AccountCommon]]:
+    for vendor, _, account in loaded.config.accounts():
+        if (vendor.name, account.name) in loaded.secrets:
+            yield (vendor.name, account.name), account
 
 
 def make_client(
-    loaded: LoadedConfig, key: AccountKey, account: AccountCommon, stats: UpstreamStats, total_shards: int = 1
+    loaded: Loaded, key: AccountKey, account: AccountCommon, stats: UpstreamStats, total_shards: int = 1
 ) -> VendorClient:
     rps = account.requests_per_second
     return VendorClient(
@@ -47,7 +49,7 @@ def make_client(
     )
 
 
-def settings_key(loaded: LoadedConfig, key: AccountKey, account: AccountCommon) -> Hashable:
+def settings_key(loaded: Loaded, key: AccountKey, account: AccountCommon) -> Hashable:
     """Everything an account's client is built from: equal keys, same client."""
     return (
         account.base_url,
@@ -77,7 +79,7 @@ class VendorClients:
         # closes them: at shutdown the waits are cut short and the clients closed at once.
         self._retiring: dict[asyncio.Task[None], list[VendorClient]] = {}
 
-    def update(self, loaded: LoadedConfig, grace: float) -> None:
+    def update(self, loaded: Loaded, grace: float) -> None:
         """Install the clients for ``loaded``; close the replaced ones after ``grace`` seconds."""
         clients: dict[AccountKey, VendorClient] = {}
         keys: dict[AccountKey, Hashable] = {}

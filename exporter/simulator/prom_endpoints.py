@@ -1,6 +1,8 @@
-"""The vendors' own Prometheus endpoints, per organisation: Baseten's organisation
-``GET /metrics`` (``Authorization: Api-Key``) and a generic one shaped like Together's
-dedicated-endpoint metrics, ``GET /v1/dedicated-endpoints/metrics`` (``Bearer``).
+"""The vendors' own Prometheus endpoints: Baseten's organisation ``GET /metrics``
+(``Authorization: Api-Key``), a route of the Baseten workspace (``BasetenWithOrgMetrics``),
+and a generic one shaped like Together's dedicated-endpoint metrics,
+``GET /v1/dedicated-endpoints/metrics`` (``Bearer``), a part of the Together organisation
+(``DedicatedMetricsSim``).
 
 Each answers at most ``limit`` requests (6) in any ``window`` (60 s) per organisation,
 and 429 with ``Retry-After`` (whole seconds until a slot frees) beyond, as the vendors
@@ -12,8 +14,8 @@ whose per-step totals ``.../deployments/{id}/metrics`` reports, one status code 
 status class (``increase`` over a step equals that step's total exactly); the latency
 histograms have as many observations, spread log-normally around the deployment's
 median (their quantiles are near, not equal to, the management API's, which follow the
-load). ``POST /_sim/prom-endpoints`` ``{"limit": n, "window": seconds}`` changes the
-limit of the caller's organisation (``?org=``).
+load). ``POST /_sim/baseten/org-metrics`` and ``POST /_sim/dedicated-endpoints``
+``{"limit": n, "window": seconds}`` change an organisation's limit (``?org=``).
 """
 
 from __future__ import annotations
@@ -97,57 +99,52 @@ def _text(lines: Iterator[str]) -> web.Response:
     return resp
 
 
+def _refreshed(state: SimState) -> float:
+    """The simulator's time as of the vendor's last refresh."""
+    return math.floor(state.clock() / REFRESH) * REFRESH
+
+
+async def _set_limit(request: web.Request, limit: RateLimit) -> web.Response:
+    doc = await request.json()
+    if "limit" in doc:
+        limit.limit = int(doc["limit"])
+    if "window" in doc:
+        limit.window = float(doc["window"])
+    return web.json_response({"ok": True})
+
+
 def _cdf(x: float, median: float) -> float:
     return 0.5 * math.erfc(-math.log(x / median) / (SIGMA * math.sqrt(2)))
 
 
-class PromEndpointsSim:
-    """One organisation's Prometheus endpoints; ``baseten`` is its Baseten workspace,
-    whose deployments (as they are at each request) the organisation endpoint reports."""
+class BasetenWithOrgMetrics(BasetenSim):
+    """A Baseten workspace that also serves its organisation's metrics endpoint, for its
+    deployments as they are at each request."""
 
     ROUTES: ClassVar[list[tuple[str, str, str]]] = [
-        ("GET", "/metrics", "baseten_org"),
-        ("GET", "/v1/dedicated-endpoints/metrics", "dedicated"),
-        ("POST", "/_sim/prom-endpoints", "control"),
+        *BasetenSim.ROUTES,
+        ("GET", "/metrics", "org_metrics"),
+        ("POST", "/_sim/baseten/org-metrics", "org_metrics_control"),
     ]
 
-    def __init__(self, state: SimState, baseten: BasetenSim, salt: str = "") -> None:
-        self.state = state
-        self.baseten = baseten
-        self.salt = salt
-        self.limits = {"baseten": RateLimit(), "dedicated": RateLimit()}
+    def __init__(self, state: SimState, salt: str = "") -> None:
+        super().__init__(state, salt)
+        self.org_limit = RateLimit()
 
-    def _now(self) -> float:
-        return math.floor(self.state.clock() / REFRESH) * REFRESH
-
-    async def baseten_org(self, request: web.Request) -> web.Response:
+    async def org_metrics(self, request: web.Request) -> web.Response:
         if not request.headers.get("Authorization", "").lower().startswith("api-key "):
             return _scheme_refused("Api-Key")
-        wait = self.limits["baseten"].admit()
+        wait = self.org_limit.admit()
         if wait is not None:
             return _too_many(wait)
-        return _text(self.baseten_lines(self._now()))
+        return _text(self.org_lines(_refreshed(self.state)))
 
-    async def dedicated(self, request: web.Request) -> web.Response:
-        if not request.headers.get("Authorization", "").lower().startswith("bearer "):
-            return _scheme_refused("Bearer")
-        wait = self.limits["dedicated"].admit()
-        if wait is not None:
-            return _too_many(wait)
-        return _text(self.dedicated_lines(self._now()))
+    async def org_metrics_control(self, request: web.Request) -> web.Response:
+        return await _set_limit(request, self.org_limit)
 
-    async def control(self, request: web.Request) -> web.Response:
-        doc = await request.json()
-        for limit in self.limits.values():
-            if "limit" in doc:
-                limit.limit = int(doc["limit"])
-            if "window" in doc:
-                limit.window = float(doc["window"])
-        return web.json_response({"ok": True})
-
-    def baseten_lines(self, t: float) -> Iterator[str]:
+    def org_lines(self, t: float) -> Iterator[str]:
         """The organisation endpoint's body at ``t``, family by family."""
-        deps = [(m, d) for m in self.baseten.models.values() for d in m.deployments.values()]
+        deps = [(m, d) for m in self.models.values() for d in m.deployments.values()]
 
         def ids(model: data.SimModel, dep: data.SimDeployment) -> str:
             name = model.name.replace("\\", "\\\\").replace('"', '\\"')
@@ -205,7 +202,32 @@ class PromEndpointsSim:
                         value = round(value / 100, 3)
                 yield f"{name}{{{ids(model, dep)},{env(dep)}}} {_number(value)}\n"
 
-    def dedicated_lines(self, t: float) -> Iterator[str]:
+
+class DedicatedMetricsSim:
+    """One organisation's dedicated-endpoint metrics, as a generic relay reads them."""
+
+    ROUTES: ClassVar[list[tuple[str, str, str]]] = [
+        ("GET", "/v1/dedicated-endpoints/metrics", "metrics"),
+        ("POST", "/_sim/dedicated-endpoints", "control"),
+    ]
+
+    def __init__(self, state: SimState, salt: str = "") -> None:
+        self.state = state
+        self.salt = salt
+        self.limit = RateLimit()
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        if not request.headers.get("Authorization", "").lower().startswith("bearer "):
+            return _scheme_refused("Bearer")
+        wait = self.limit.admit()
+        if wait is not None:
+            return _too_many(wait)
+        return _text(self.lines(_refreshed(self.state)))
+
+    async def control(self, request: web.Request) -> web.Response:
+        return await _set_limit(request, self.limit)
+
+    def lines(self, t: float) -> Iterator[str]:
         """The generic endpoint's body at ``t``: requests by status, in flight, latency."""
         share = 1.0 + (zlib_seed(self.salt) % 5) / 10
         eps = [(e, f"{d}{self.salt}", rps * share) for e, d, rps in DEDICATED]

@@ -18,6 +18,7 @@ from exporter.core.exposition import Labels, Rendered, Sample, assemble
 from exporter.sources.baseten import lists
 from exporter.sources.baseten import translate as tr
 from exporter.sources.baseten.counters import CounterState
+from tests.golden.relay import build_baseten_relay
 from tests.golden.replay import NOW, SCOPE, Fixtures
 
 DELAY = 180.0
@@ -65,3 +66,7 @@ def build_baseten(fx: Fixtures) -> bytes:
                 samples += lists.meta_samples(ids, known)
             parts.append(SCOPE.render(samples))
     return assemble(parts)
+
+
+# This vendor's golden expositions, by source (``tests/golden/<source>.prom``).
+GOLDENS = {"baseten": build_baseten, "baseten_relay": build_baseten_relay}

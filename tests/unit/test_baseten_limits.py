@@ -9,11 +9,11 @@ from typing import Any
 import httpx
 from prometheus_client import CollectorRegistry
 
-from exporter.config.baseten import Effective
 from exporter.core.exposition import assemble
 from exporter.core.scope import Scope
 from exporter.engine.poller import Outcome, poll_with_deadline
 from exporter.sources.base import Target
+from exporter.sources.baseten.config import Effective
 from exporter.sources.baseten.discovery import DeploymentDiscovery, DeploymentDiscoverySettings
 from exporter.sources.baseten.target import DeploymentSettings, DeploymentTarget
 from exporter.upstream.client import UpstreamStats

@@ -10,11 +10,11 @@ from typing import Any
 import httpx
 import pytest
 
-from exporter.config.baseten import Effective
 from exporter.core.errors import UpstreamError
 from exporter.core.exposition import assemble
 from exporter.core.scope import FilterRule, MetricFilter, Scope
 from exporter.sources.baseten import lists
+from exporter.sources.baseten.config import Effective
 from exporter.sources.baseten.discovery import DeploymentDiscovery, DeploymentDiscoverySettings
 from exporter.sources.baseten.target import (
     DeploymentSettings,

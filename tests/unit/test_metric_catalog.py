@@ -11,11 +11,13 @@ from __future__ import annotations
 import pytest
 
 from exporter.simulator.baseten_data import METRICS as DOCUMENTED_BASETEN_METRICS
+from exporter.sources.registry import REGISTRY
 from exporter.sources.together.finetune.names import key_family, metric_name
 from mixin import lint
 from tests.catalog import (
     VENDOR_NAMED_PREFIX,
     baseten_mapping,
+    catalog_labels,
     catalog_metrics,
     catalog_text,
     code_families,
@@ -59,6 +61,17 @@ def test_every_catalog_entry_is_defined_by_the_code() -> None:
     assert not undefined, f"catalogued but defined by no code: {undefined}"
 
 
+def test_the_catalogs_labels_are_those_each_vendor_family_declares() -> None:
+    """The labels column of every family a vendor declares (``Vendor.families``), in the
+    order its series carry them; and of the fine-tune key families' pattern."""
+    documented = catalog_labels(catalog_text())
+    families = [f for vendor in REGISTRY for f in vendor.families]
+    assert families
+    for family in families:
+        assert documented.get(family.name) == family.labels, family.name
+    assert documented["together_finetune_<key>"] == key_family("train/loss").labels == ("job_id",)
+
+
 def test_baseten_mapping_table_is_what_the_code_does() -> None:
     rows = baseten_mapping(catalog_text())
     assert len(rows) >= 10
@@ -86,7 +99,7 @@ def test_every_fine_tune_key_name_is_a_catalogued_gauge(key: str) -> None:
 
 # A relay passes on families a vendor names and defines: they are the vendor's to
 # document, not the catalog's (tests/golden/relay.py).
-RELAYED_SOURCES = {"relay"}
+RELAYED_SOURCES = {"baseten_relay", "together_relay"}
 
 
 @pytest.mark.parametrize("source", sorted(set(BUILDERS) - RELAYED_SOURCES))

@@ -102,12 +102,12 @@ def test_both_baseten_sources_on_together_make_one_valid_exposition_with_the_pre
     for the same account: with the default prefix no family is defined twice (promtool
     agrees), without it the collisions are found before anything is emitted."""
     native = golden_path("baseten").read_text(encoding="utf-8")
-    prefixed = golden_path("relay").read_text(encoding="utf-8")
+    prefixed = golden_path("baseten_relay").read_text(encoding="utf-8")
     relayed = exposition_types(prefixed)
     assert any(name.startswith(BASETEN_ORG_PREFIX + "baseten_") for name in relayed)
     assert collisions(relayed.items(), exposition_types(native).items()) == []
     assert promtool_check_metrics(native + prefixed) == ""
-    body = (FIXTURES / "relay" / "baseten_org.txt").read_bytes()
+    body = (FIXTURES / "baseten_relay" / "org_metrics.txt").read_bytes()
     bare = assemble([relay(body, DEFAULT_SCOPE).rendered]).decode()
     found = collisions(exposition_types(bare).items(), exposition_types(native).items())
     assert {c.name for c in found} >= {

@@ -116,7 +116,7 @@ def test_a_poll_relays_the_organisation_endpoint_exactly_with_the_targets_labels
 
 def test_each_poll_is_one_request_counted_in_the_accounts_stats() -> None:
     async def body(sim: Sim) -> None:
-        await sim.http.post("/_sim/prom-endpoints", json={"limit": 100})
+        await sim.http.post("/_sim/baseten/org-metrics", json={"limit": 100})
         target = RelayTarget(sim.clients, sim.settings())
         for _ in range(3):
             await target.poll(time.time())
@@ -128,7 +128,7 @@ def test_each_poll_is_one_request_counted_in_the_accounts_stats() -> None:
 
 def test_a_rate_limited_poll_serves_the_last_body_until_its_staleness_bound() -> None:
     async def body(sim: Sim) -> None:
-        await sim.http.post("/_sim/prom-endpoints", json={"limit": 1, "window": 600})
+        await sim.http.post("/_sim/baseten/org-metrics", json={"limit": 1, "window": 600})
         target = RelayTarget(sim.clients, sim.settings(stale_after=120.0))
         now = time.time()
         first = await target.poll(now)
@@ -152,7 +152,7 @@ def test_a_rate_limited_poll_serves_the_last_body_until_its_staleness_bound() ->
 
 def test_a_malformed_body_fails_the_poll_and_keeps_the_last_good_one() -> None:
     async def body(sim: Sim) -> None:
-        await sim.http.post("/_sim/prom-endpoints", json={"limit": 100})
+        await sim.http.post("/_sim/baseten/org-metrics", json={"limit": 100})
         target = RelayTarget(sim.clients, sim.settings())
         now = time.time()
         good = await target.poll(now)
@@ -195,7 +195,7 @@ def test_a_generic_endpoint_with_a_bearer_key_and_a_path_under_the_base_url() ->
 
 def test_a_reload_restyles_the_held_body_or_forgets_it_when_names_change() -> None:
     async def body(sim: Sim) -> None:
-        await sim.http.post("/_sim/prom-endpoints", json={"limit": 1, "window": 600})
+        await sim.http.post("/_sim/baseten/org-metrics", json={"limit": 1, "window": 600})
         target = RelayTarget(sim.clients, sim.settings())
         now = time.time()
         await target.poll(now)

@@ -77,7 +77,7 @@ def test_six_requests_a_minute_per_organisation_then_429_with_retry_after() -> N
         assert (await http.get(ORG, headers=api_key(B))).status_code == 200
         assert (await http.get(DEDICATED, headers=bearer(A))).status_code == 200
         # The limit is scriptable per organisation.
-        await http.post("/_sim/prom-endpoints", params={"org": "other"}, json={"limit": 1})
+        await http.post("/_sim/baseten/org-metrics", params={"org": "other"}, json={"limit": 1})
         assert (await http.get(ORG, headers=api_key(B))).status_code == 429
 
     run(body)

@@ -18,13 +18,13 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.config.baseten import Effective
 from exporter.core.errors import UpstreamError
 from exporter.core.exposition import Labels, Rendered
 from exporter.core.scope import DEFAULT_SCOPE, Scope, target_id
 from exporter.sources.base import Target, counted_limits
 from exporter.sources.baseten import lists
 from exporter.sources.baseten import translate as tr
+from exporter.sources.baseten.config import Effective
 from exporter.sources.baseten.counters import CounterState
 from exporter.sources.baseten.descriptors import (
     DEFAULT_MAX_FAMILIES,
