@@ -47,8 +47,9 @@ from exporter.config import load_config
 from exporter.core.scope import Scope
 from exporter.engine.daemon import Exporter
 from exporter.sources.relay.names import BASETEN_ORG_PREFIX
+from exporter.sources.relay.rules import RelayRules
 from exporter.sources.relay.target import RelaySettings, RelayTarget
-from exporter.sources.relay.translate import RelayRules, relay
+from exporter.sources.relay.translate import relay
 
 SERIES_PER_DEPLOYMENT = 74
 MAX_SERIES = 10_000_000

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from exporter.core.exposition import assemble
 from exporter.sources.relay.names import BASETEN_ORG_PREFIX
-from exporter.sources.relay.translate import RelayRules, relay
+from exporter.sources.relay.rules import RelayRules
+from exporter.sources.relay.translate import relay
 from tests.golden.replay import SCOPE, Fixtures
 
 NATIVE_NAMESPACES = ("baseten_", "together_queue_", "together_finetune_", "together_probe_")

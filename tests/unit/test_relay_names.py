@@ -14,7 +14,8 @@ from exporter.sources.relay.names import (
     collisions,
     namespace_overlaps,
 )
-from exporter.sources.relay.translate import RelayRules, relay
+from exporter.sources.relay.rules import RelayRules
+from exporter.sources.relay.translate import relay
 from tests.catalog import exposition_types
 from tests.golden import golden_path
 from tests.golden.replay import FIXTURES

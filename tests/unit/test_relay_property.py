@@ -26,7 +26,8 @@ from prometheus_client.registry import Collector
 
 from exporter.core.exposition import assemble
 from exporter.core.scope import Scope
-from exporter.sources.relay.translate import RelayRules, relay
+from exporter.sources.relay.rules import RelayRules
+from exporter.sources.relay.translate import relay
 
 TARGET = {"account": "prop", "team": "t"}
 SCOPE = Scope("prop", (("team", "t"),), max_series=100_000)

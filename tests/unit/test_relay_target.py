@@ -20,8 +20,8 @@ from exporter.core.scope import Scope
 from exporter.simulator import app as sim_app
 from exporter.simulator.state import SimState
 from exporter.sources.relay.names import BASETEN_ORG_PREFIX
+from exporter.sources.relay.rules import RelayRules
 from exporter.sources.relay.target import ACCEPT, RelaySettings, RelayTarget
-from exporter.sources.relay.translate import RelayRules
 from exporter.upstream.client import Clients, UpstreamStats, VendorClient
 from tests.helpers import mock_clients
 

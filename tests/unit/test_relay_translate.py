@@ -9,7 +9,8 @@ from exporter.core.exposition import assemble
 from exporter.core.scope import FilterRule, MetricFilter, Scope
 from exporter.sources.relay import translate
 from exporter.sources.relay.names import RelayedFamily
-from exporter.sources.relay.translate import NO_HELP, Relayed, RelayRules, relay
+from exporter.sources.relay.rules import Relayed, RelayRules
+from exporter.sources.relay.translate import NO_HELP, relay
 
 SCOPE = Scope("prod", (("team", "ml"),))
 

@@ -3,5 +3,6 @@
 ``translate`` reads a body in the text format 0.0.4 and renders it, relabelled, for a
 target (what is kept of a body and why is in its docstring); ``lines`` is the grammar,
 ``labels`` the ``honor_labels: false`` relabelling, ``names`` the prefix and the
-collision rule; ``target`` fetches the endpoint. All but ``target`` are pure.
+collision rule, ``rules`` a relay's settings and result; ``target`` fetches the
+endpoint. All but ``target`` are pure.
 """

@@ -26,7 +26,8 @@ from exporter.core.errors import InvalidResponse, UpstreamError
 from exporter.core.exposition import Family, Rendered
 from exporter.core.scope import DEFAULT_SCOPE, Scope, target_id
 from exporter.sources.base import Target, counted_limits
-from exporter.sources.relay.translate import DEFAULT_RULES, MAX_LABEL_KEY, FamilyKey, RelayRules, relay
+from exporter.sources.relay.rules import DEFAULT_RULES, MAX_LABEL_KEY, FamilyKey, RelayRules
+from exporter.sources.relay.translate import relay
 from exporter.upstream.client import Clients, RawReply, VendorClient
 
 log = logging.getLogger("exporter.sources.relay.target")

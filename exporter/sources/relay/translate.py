@@ -41,9 +41,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from itertools import chain
-from typing import Final, NamedTuple
+from typing import Final
 
 from exporter.core.errors import InvalidResponse, LimitExceeded
 from exporter.core.exposition import Family, MetricType, Rendered, extra_parts
@@ -59,20 +58,17 @@ from exporter.sources.relay.lines import (
     read_meta,
     read_sample,
 )
-from exporter.sources.relay.names import EXPORTER_NAMESPACE, RelayedFamily, check_prefix, in_namespaces
+from exporter.sources.relay.names import RelayedFamily, in_namespaces
+from exporter.sources.relay.rules import DEFAULT_RULES, FamilyKey, Relayed, RelayRules
 
-MAX_LABEL_KEY = "max_label_value_length"
-DEFAULT_MAX_LABEL_LENGTH = 1_024
 NO_HELP = "Relayed from the vendor's endpoint, which sent no HELP for it."
 # How many reserved families a result names (the count is always whole).
 _NAMED_RESERVED = 10
 _MISSING: Final = object()
-# A relayed family by what makes it: name, type and help (see ``relay``'s ``known``).
-FamilyKey = tuple[str, MetricType, str]
 # Label shapes one body may have a form compiled for: a real body has a few dozen.
 MAX_FORMS = 64
-# Bytes of the body decoded and split at a time.
-PIECE_BYTES = 1 << 14
+# Bytes of the body decoded and split at a time: a piece and its lines are small objects.
+PIECE_BYTES = 1 << 16
 # What a sample's labels must carry: nothing more, a numeric le, a numeric quantile.
 _ANY, _LE, _QUANTILE = 0, 1, 2
 _BOUND = {
@@ -87,47 +83,6 @@ _BY_SUFFIX = (
     ("_sum", _HS, _ANY),
     ("_created", _HS, _ANY),
 )
-
-
-@dataclass(frozen=True)
-class RelayRules:
-    """How a relay names and bounds what it passes on (part of its target's settings).
-
-    ``prefix`` goes before every relayed name (``names``); ``reserved`` are the
-    namespaces it must not emit into (the exporter's own is always one of them)."""
-
-    prefix: str = ""
-    reserved: tuple[str, ...] = (EXPORTER_NAMESPACE,)
-    max_label_length: int = DEFAULT_MAX_LABEL_LENGTH
-
-    def __post_init__(self) -> None:
-        check_prefix(self.prefix)
-        if EXPORTER_NAMESPACE not in self.reserved:
-            object.__setattr__(self, "reserved", (*self.reserved, EXPORTER_NAMESPACE))
-
-
-DEFAULT_RULES = RelayRules()
-
-
-class Relayed(NamedTuple):
-    """One body, relayed: the families to store and what was left out of it.
-
-    ``rendered.filtered`` counts the samples of families the metric filter denied;
-    ``too_long`` the samples dropped for a name or label past ``max_label_length``;
-    ``duplicates`` the repeated series; ``timestamps`` the samples whose timestamp was
-    dropped; ``reserved`` names families left out for falling in a reserved namespace
-    (the first few; ``reserved_series`` counts their samples)."""
-
-    rendered: Rendered
-    too_long: int = 0
-    duplicates: int = 0
-    timestamps: int = 0
-    reserved: tuple[str, ...] = ()
-    reserved_series: int = 0
-
-    @property
-    def series(self) -> int:
-        return self.rendered.series
 
 
 class _Family:
