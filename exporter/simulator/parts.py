@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.simulator.baseten import BasetenSim
+from exporter.simulator.prom_endpoints import BasetenWithOrgMetrics, DedicatedMetricsSim
 from exporter.simulator.state import SimState
 from exporter.simulator.together_finetune import FineTuneSim
 from exporter.simulator.together_jobs import JobsSim
@@ -38,6 +38,7 @@ PARTS: dict[str, tuple[Part, ...]] = {
         Part("queue", QueueSim, QueueSim.ROUTES),
         Part("jobs", lambda state, _salt: JobsSim(state), JobsSim.ROUTES),
         Part("finetune", FineTuneSim, FineTuneSim.ROUTES),
+        Part("dedicated_metrics", DedicatedMetricsSim, DedicatedMetricsSim.ROUTES),
     ),
-    "baseten": (Part("baseten", BasetenSim, BasetenSim.ROUTES),),
+    "baseten": (Part("baseten", BasetenWithOrgMetrics, BasetenWithOrgMetrics.ROUTES),),
 }

@@ -28,6 +28,7 @@ from exporter.sources.baseten import deployment, lists
 from exporter.sources.baseten import translate as tr
 from exporter.sources.baseten.config import Effective
 from exporter.sources.baseten.descriptors import DEFAULT_LIMITS, DescriptorCache
+from tests.golden.relay import build_baseten_relay
 from tests.golden.replay import NOW, SCOPE, Fixtures
 
 DELAY = 180.0
@@ -101,4 +102,4 @@ def build_baseten(fx: Fixtures) -> bytes:
 
 
 # This vendor's golden expositions, by source (``tests/golden/<source>.prom``).
-GOLDENS = {"baseten": build_baseten}
+GOLDENS = {"baseten": build_baseten, "baseten_relay": build_baseten_relay}

@@ -21,6 +21,7 @@ from exporter.sources.together.probe_translate import (
     unfinished,
 )
 from exporter.sources.together.queue_translate import translate
+from tests.golden.relay import build_together_relay
 from tests.golden.replay import NOW, SCOPE, Fixtures
 
 # Fixture name → the model the config names (model names hold a ``/``, file names cannot).
@@ -107,4 +108,5 @@ GOLDENS = {
     "together_queue": build_queue,
     "together_probe": build_probe,
     "together_finetune": build_finetune,
+    "together_relay": build_together_relay,
 }
