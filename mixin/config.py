@@ -70,6 +70,11 @@ class MixinConfig:
     baseten_latency_high_seconds: float = 5.0
     baseten_latency_high_for: str = "15m"
 
+    # What the relay of Baseten's organisation endpoint prefixes to the vendor's names (its
+    # `metric_prefix`): the Baseten platform dashboard and the availability objective read
+    # `<prefix>baseten_inference_requests_total` and the other relayed families.
+    baseten_relay_prefix: str = "relay_"
+
     # Service level objectives (mixin/slo.py): each objective is a ratio of good events, and
     # its error budget (1 - objective) is spent over `slo_period`. Burn-rate alerts page
     # after holding `slo_page_for` and open tickets after `slo_ticket_for`.

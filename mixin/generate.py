@@ -12,9 +12,23 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
 from mixin import alerts, slo
 from mixin.config import DEFAULT, MixinConfig
-from mixin.dashboards import baseten, exporter_health, slos, together_finetunes, together_queues
+from mixin.dashboards import (
+    baseten,
+    baseten_platform,
+    exporter_health,
+    slos,
+    together_finetunes,
+    together_queues,
+)
 
-DASHBOARDS: list[ModuleType] = [together_queues, together_finetunes, baseten, exporter_health, slos]
+DASHBOARDS: list[ModuleType] = [
+    together_queues,
+    together_finetunes,
+    baseten,
+    baseten_platform,
+    exporter_health,
+    slos,
+]
 DASHBOARD_DIR = "grafana/dashboards"
 ALERTS_PATH = "prometheus/alerts.yaml"
 SLOS_PATH = "prometheus/slos.yaml"

@@ -14,7 +14,8 @@ Rules (dashboard-linter's names in brackets):
   ``$__rate_interval`` [target-rate-interval-rule]; a ``…_total`` counter appears only
   inside ``rate``/``increase`` [target-counter-agg-rule];
 - every metric a query reads is one the exporter exposes (or Prometheus's own ``up`` and
-  ``scrape_*`` series).
+  ``scrape_*`` series): a family of the catalog, or a relayed family the catalog lists
+  (``mixin.relayed.documented_metrics``).
 
 Grafana's ``$variables`` are substituted before parsing; ``$__rate_interval`` becomes a
 sentinel duration so the rate rule can tell it apart from a hard-coded window.
@@ -87,7 +88,7 @@ class ExposedMetrics:
 
 _METRIC_NAME = re.compile(r"[a-zA-Z_:<][a-zA-Z0-9_:<>]*_[a-zA-Z0-9_:<>]*\*?")
 _PLACEHOLDER = re.compile(r"<[a-z_]+>|\*")
-_TYPES = ("counter", "gauge", "histogram", "summary", "untyped", "")
+TYPES = ("counter", "gauge", "histogram", "summary", "untyped", "")
 
 
 # The metrics catalog: its tables list every family the exporter exposes (path from the
@@ -102,6 +103,22 @@ def _pattern(name: str) -> re.Pattern[str]:
 
 def _cells(line: str) -> list[str]:
     return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def table_rows(text: str) -> Iterator[tuple[list[str], list[str]]]:
+    """(the table's header cells in lower case, the row's cells) for every body row of
+    every markdown table."""
+    lines = text.splitlines()
+    header: list[str] | None = None
+    for i, line in enumerate(lines):
+        if not line.startswith("|"):
+            header = None
+            continue
+        cells = _cells(line)
+        if i + 1 < len(lines) and re.fullmatch(r"\|?[\s|:-]+", lines[i + 1].strip()):
+            header = [c.lower() for c in cells]
+        elif header is not None and not re.fullmatch(r"\|?[\s|:-]+", line.strip()):
+            yield header, cells
 
 
 def exposed_metrics_from_catalog(text: str) -> ExposedMetrics:
@@ -119,22 +136,13 @@ def exposed_metrics_from_catalog(text: str) -> ExposedMetrics:
     lists them by name. ``types`` keeps each name's and each pattern's type column.
     """
     out = ExposedMetrics()
-    lines = text.splitlines()
-    name_col = type_col = -1
-    for i, line in enumerate(lines):
-        if not line.startswith("|"):
-            name_col = type_col = -1
-            continue
-        cells = _cells(line)
-        if i + 1 < len(lines) and re.fullmatch(r"\|?[\s|:-]+", lines[i + 1].strip()):
-            header = [c.lower() for c in cells]
-            name_col = (
-                header.index("prometheus name")
-                if "prometheus name" in header
-                else (header.index("name") if "name" in header else -1)
-            )
-            type_col = header.index("type") if "type" in header else -1
-            continue
+    for header, cells in table_rows(text):
+        name_col = (
+            header.index("prometheus name")
+            if "prometheus name" in header
+            else (header.index("name") if "name" in header else -1)
+        )
+        type_col = header.index("type") if "type" in header else -1
         if name_col < 0 or type_col < 0 or max(name_col, type_col) >= len(cells):
             continue
         names = [n for n in re.findall(r"`([^`]+)`", cells[name_col]) if _METRIC_NAME.fullmatch(n)]
@@ -143,7 +151,7 @@ def exposed_metrics_from_catalog(text: str) -> ExposedMetrics:
         has_placeholder = any("<" in n for n in names)
         for j, name in enumerate(names):
             type_ = (types[j] if len(types) == len(names) else types[0]).split(" ")[0]
-            if type_ not in _TYPES:
+            if type_ not in TYPES:
                 continue
             if _PLACEHOLDER.search(name):
                 if "<" in name or type_ == "":

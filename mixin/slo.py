@@ -137,13 +137,30 @@ def probe_wait(cfg: MixinConfig) -> Objective:
     )
 
 
+# What identifies a Baseten deployment in both sources' series (with the scrape's labels).
+DEPLOYMENT = "account, model_id, deployment_id"
+# Labels of the relayed request counter an availability ratio sums away: the status, and
+# what splits one deployment's requests (sync or async, the phase of a rollout).
+RELAYED_SPLITS = "status_code, is_async, rollout_phase"
+
+
 def baseten_availability(cfg: MixinConfig) -> Objective:
+    """From Baseten's organisation endpoint where it is relayed (cumulative counters per
+    status code, no ingestion lag), else from the management API's per-step totals; never
+    both for one deployment over one window, so turning the relay on neither doubles a
+    deployment's objective nor its alerts."""
+    relayed = f"{cfg.baseten_relay_prefix}baseten_inference_requests_total"
+
     def error_ratio(w: str) -> str:
-        return ratio_of(
+        real = ratio_of(
+            f'rate({relayed}{{status_code=~"5.."}}[{w}])', f"rate({relayed}[{w}])", RELAYED_SPLITS
+        )
+        managed = ratio_of(
             f'rate(baseten_inference_requests_total{{status="5xx"}}[{w}])',
             f"rate(baseten_inference_requests_total[{w}])",
             "status",
         )
+        return f"{real} or ({managed} unless on ({DEPLOYMENT}) rate({relayed}[{w}]))"
 
     pct = f"{cfg.baseten_availability_objective * 100:g}%"
     return Objective(

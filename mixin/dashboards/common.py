@@ -48,14 +48,17 @@ def datasource_variable() -> db.DatasourceVariable:
 def query_variable(name: str, label: str, metric: str, *, scope: Sequence[str] = ()) -> db.QueryVariable:
     """A multi-value filter fed by ``label_values``, refreshed when the time range changes.
 
-    ``scope`` lists the earlier variables' matchers (e.g. ``job=~"$job"``) so choices cascade.
+    ``scope`` lists the earlier variables' matchers (e.g. ``job=~"$job"``) so choices cascade;
+    ``metric`` may carry matchers of its own (``inference_exporter_target_up{source="x"}``).
     """
-    matchers = "{" + ", ".join(scope) + "}" if scope else ""
+    name_part, _, own = metric.partition("{")
+    matchers = [*filter(None, [own.rstrip("}").strip()]), *scope]
+    series = name_part + ("{" + ", ".join(matchers) + "}" if matchers else "")
     return (
         db.QueryVariable(name)
         .label(label)
         .datasource(DATASOURCE)
-        .query(f"label_values({metric}{matchers}, {name})")
+        .query(f"label_values({series}, {name})")
         .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
         .sort(dm.VariableSort.ALPHABETICAL_ASC)
         .multi(True)

@@ -115,9 +115,11 @@ def test_every_threshold_is_documented() -> None:
 
 
 def test_rule_expressions_only_use_exposed_or_recorded_metrics() -> None:
-    from mixin import lint
+    from mixin import lint, relayed
 
-    exposed = lint.exposed_metrics_from_catalog((ROOT / lint.CATALOG).read_text(encoding="utf-8"))
+    exposed = relayed.documented_metrics(
+        (ROOT / lint.CATALOG).read_text(encoding="utf-8"), DEFAULT.baseten_relay_prefix
+    )
     recorded = slo.recorded_names(DEFAULT)
     for path in RULE_FILES:
         for r in all_rules(path):

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mixin import lint, slo
+from mixin import lint, relayed, slo
 from mixin.config import DEFAULT
 from mixin.generate import DASHBOARDS, repo_root
 from tests.helpers import need_binary
@@ -22,7 +22,9 @@ DASHBOARD_FILES = sorted((ROOT / "grafana/dashboards").glob("*.json"))
 
 def exposed() -> lint.ExposedMetrics:
     """What the exporter exposes, and what the mixin's SLO rules record from it."""
-    ex = lint.exposed_metrics_from_catalog((ROOT / lint.CATALOG).read_text(encoding="utf-8"))
+    ex = relayed.documented_metrics(
+        (ROOT / lint.CATALOG).read_text(encoding="utf-8"), DEFAULT.baseten_relay_prefix
+    )
     ex.names |= slo.recorded_names(DEFAULT)
     return ex
 
