@@ -40,7 +40,13 @@ from exporter.upstream.budget import BudgetExhausted, RequestBudget
 from exporter.upstream.encoding import VENDOR_ACCEPT_ENCODING, BodyDecoder, UndecodableBody, content_coding
 from exporter.upstream.failure import TRANSPORT_ERRORS, Answer, upstream_error
 from exporter.upstream.ratelimit import read_rate_limit
-from exporter.upstream.retry import MIN_ATTEMPT_SECONDS, POLL_DEADLINE, parse_http_date, retry_wait
+from exporter.upstream.retry import (
+    MAX_ATTEMPTS,
+    MIN_ATTEMPT_SECONDS,
+    POLL_DEADLINE,
+    parse_http_date,
+    retry_wait,
+)
 from exporter.upstream.urlcache import UrlCache
 from exporter.upstream.vendorjson import read_json
 
@@ -107,6 +113,8 @@ class _Call(NamedTuple):
     raw: bool = False
     # The body cap of this request, when it is not the client's (a relayed endpoint's).
     max_body_bytes: int | None = None
+    # Most attempts at it (retry_wait's own bound applies too).
+    max_attempts: int = MAX_ATTEMPTS
 
     @property
     def key(self) -> tuple[str, str]:
@@ -225,13 +233,15 @@ class VendorClient:
         auth_scheme: str = "Bearer",
         accept: str | None = None,
         max_body_bytes: int | None = None,
+        max_attempts: int = MAX_ATTEMPTS,
     ) -> RawReply:
         """GET a body that is not JSON (a vendor's Prometheus text), as ``request_json``
         does: the same retries, budget and ``Retry-After`` hints. ``url`` may be absolute
         (such an endpoint may live on another host than the API, taking the same key);
         ``auth_scheme`` is the word before the key (Baseten's metrics endpoint: ``Api-Key``);
         ``max_body_bytes`` caps this body instead of the client's cap (an organisation's
-        whole metrics body is far bigger than any JSON answer)."""
+        whole metrics body is far bigger than any JSON answer); ``max_attempts`` bounds
+        the retries (1: none, for an endpoint whose rate limit has no room for them)."""
         text = url if "://" in url else self.url(url)
         # A copy per request: such an endpoint is read once per interval.
         headers = self._client.headers.copy()
@@ -250,6 +260,7 @@ class VendorClient:
             headers,
             True,
             max_body_bytes,
+            max_attempts,
         )
         reply = await self._run(call)
         assert isinstance(reply, RawReply)
@@ -276,7 +287,7 @@ class VendorClient:
                         raise retried from None
                     finally:
                         retried = None  # see _attempt on exceptions and frames
-                wait = retry_wait(exc, attempt, deadline)
+                wait = retry_wait(exc, attempt, deadline) if attempt < call.max_attempts else None
                 if wait is None:
                     raise
                 # Kept without the frames it was raised through, which hold its answer.

@@ -3,7 +3,8 @@ relayed to every scrape.
 
 The request goes through the account's client (``VendorClient.request_raw``), so the
 account's request budget counts it, and a ``Retry-After`` holds back the next fetch
-until it has passed, with no request sent in between. Scrapes never reach the vendor:
+until it has passed, with no request sent in between; it is sent once per poll, never
+retried (``ATTEMPTS``). Scrapes never reach the vendor:
 they read what the last poll stored, however many scrapers there are.
 
 While the vendor rate-limits (``rate_limited``, or no slot left in the account's
@@ -40,6 +41,10 @@ log = logging.getLogger("exporter.sources.relay.target")
 ACCEPT = "text/plain; version=0.0.4"
 # Failures that mean "not now" rather than "broken": the last body is served through them.
 HOLD_REASONS = frozenset({"rate_limited", "budget_exhausted"})
+# One request per poll, never retried: such an endpoint allows a few requests a minute
+# per organisation (6), which retries would spend for every collector of it; the next
+# poll is the retry, and a 429's Retry-After holds back the polls until it has passed.
+ATTEMPTS = 1
 
 
 @dataclass(frozen=True)
@@ -147,6 +152,7 @@ class RelayTarget(Target):
                     auth_scheme=s.auth_scheme,
                     accept=ACCEPT,
                     max_body_bytes=s.max_body_bytes,
+                    max_attempts=ATTEMPTS,
                 )
             except UpstreamError as exc:
                 dropped = self._drop_if_stale(now)
