@@ -8,7 +8,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 import pytest
@@ -237,3 +237,34 @@ def test_an_openmetrics_answer_is_refused_and_the_relay_asks_for_the_text_format
     assert str(seen[0].url) == "https://app.baseten.co/metrics"
     assert seen[0].headers["Authorization"] == "Api-Key secret-key"
     assert seen[0].headers["Accept"] == ACCEPT
+
+
+def test_a_relay_asks_once_per_poll_and_caps_the_body_at_its_own_bound() -> None:
+    """A 5xx is not retried (the next poll is the retry: the vendor's limit is per
+    organisation), and the body's cap is the relay's, not the account client's."""
+    answers: list[httpx.Response] = []
+    body = "# TYPE x gauge\n" + "".join(f'x{{i="{i}"}} {i}\n' for i in range(2000))
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        answers.append(httpx.Response(503 if not answers else 200, text=body))
+        return answers[-1]
+
+    async def run() -> None:
+        clients = mock_clients("baseten", handler, UpstreamStats())
+        # The account's client reads at most 16 KiB; the relay's body is about 24 KiB.
+        client = clients.get("baseten")
+        client.max_body_bytes = 16 * 1024
+        base = RelaySettings("baseten", "org", "https://app.baseten.co/metrics", 30, 5, 120, "Api-Key")
+        target = RelayTarget(clients, replace(base, max_body_bytes=64 * 1024))
+        with pytest.raises(UpstreamError) as caught:
+            await target.poll(time.time())
+        assert caught.value.reason == "server_error"
+        assert len(answers) == 1
+        assert (await target.poll(time.time())).series == 2000
+        small = RelayTarget(clients, replace(base, max_body_bytes=8 * 1024))
+        with pytest.raises(UpstreamError) as too_big:
+            await small.poll(time.time())
+        assert too_big.value.reason == "body_too_large"
+        assert "8192 bytes" in too_big.value.detail
+
+    asyncio.run(run())
