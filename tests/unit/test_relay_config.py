@@ -9,7 +9,7 @@ from exporter.config import load_config
 from exporter.engine.targets import build_targets
 from exporter.sources.relay.target import RelayTarget
 from exporter.upstream.client import Clients
-from tests.helpers import problems, write_yaml
+from tests.helpers import REPO, problems, write_yaml
 
 MIB = 1024 * 1024
 
@@ -201,3 +201,33 @@ baseten:
     assert "removes every family of its organisation_metrics (relay_baseten_inference_requests_total" in (
         warning.message
     )
+
+
+def test_the_examples_relay_blocks_are_off_and_valid_once_uncommented(tmp_path: Path) -> None:
+    text = (REPO / "config.example.yaml").read_text()
+    example = load_config(REPO / "config.example.yaml", read_secrets=False).config
+    assert example.baseten is not None and example.baseten.organisation_metrics is None
+    lines = text.splitlines()
+    for key in ("  # prometheus_endpoints:", "  # organisation_metrics:"):
+        for start in [i for i, line in enumerate(lines) if line == key]:
+            lines[start] = lines[start].replace("  # ", "  ", 1)
+            i = start + 1
+            while i < len(lines) and lines[i].startswith("  #  "):
+                lines[i] = lines[i].replace("  # ", "  ", 1)
+                i += 1
+    found = relays(tmp_path, "\n".join(lines) + "\n")
+    assert sorted(found) == [
+        "baseten_relay/llama-sync",
+        "baseten_relay/organisation",
+        "together_relay/dedicated",
+    ]
+    # The example shows the defaults.
+    org = found["baseten_relay/organisation"].settings
+    assert (org.interval, org.stale_after, org.rules.prefix, org.scope.max_series) == (
+        30,
+        300,
+        "relay_",
+        200_000,
+    )
+    dedicated = found["together_relay/dedicated"].settings
+    assert (dedicated.interval, dedicated.auth_scheme, dedicated.max_body_bytes) == (60, "Bearer", 64 * MIB)
