@@ -103,11 +103,12 @@ class Vendor(Generic[A]):
     of them is reserved (``reserved_labels``), plus ``also_reserved`` for the labels of
     families named from vendor data. ``namespaces(account)``: the name prefixes of the
     families the account's own targets emit (``together_queue_`` when it has queues),
-    which no relay of the config may emit into (``exporter.sources.relay.names``). ``pure_modules`` (relative to ``exporter.sources``)
-    must import no network stack (tests/unit/test_vendor_contract.py checks it). Its
-    simulator parts are listed under its name in ``exporter.simulator.parts``, which
-    imports nothing of the exporter's, and its golden expositions in
-    ``tests/golden/<name>.py``; the tests hold both to the registry.
+    which no relay of the config may emit into (``exporter.sources.relay.names``).
+    ``pure_modules`` (relative to ``exporter.sources``) must import no network stack
+    (tests/unit/test_vendor_contract.py checks it). Its simulator parts are listed under
+    its name in ``exporter.simulator.parts``, which imports nothing of the exporter's,
+    and its golden expositions in ``tests/golden/<name>.py``; the tests hold both to
+    the registry.
     """
 
     name: str
