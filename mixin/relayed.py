@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from exporter.sources.relay.names import BASETEN_ORG_PREFIX
 from mixin.lint import TYPES, ExposedMetrics, exposed_metrics_from_catalog, table_rows
 
 # The header of the catalog's table of relayed families (``relayed_families``).
@@ -66,8 +67,15 @@ def relayed_metrics_from_catalog(text: str, prefix: str) -> ExposedMetrics:
 
 def documented_metrics(text: str, relay_prefix: str) -> ExposedMetrics:
     """What a dashboard or a rule may read: the catalog's families, and the relayed
-    families it lists under ``relay_prefix``."""
+    families it lists under ``relay_prefix``.
+
+    The catalog's ``relay_<name>`` row says that relayed families exist, whatever the
+    vendor sends; as a pattern it would vouch for any name under the prefix, a typo
+    included, so it is left out here (and so is any pattern under ``relay_prefix``): the
+    table's rows name the ones that may be read."""
     out = exposed_metrics_from_catalog(text)
+    relayed_patterns = tuple(re.escape(p) for p in {relay_prefix, BASETEN_ORG_PREFIX} if p)
+    out.patterns = [p for p in out.patterns if not p.pattern.startswith(relayed_patterns)]
     relayed = relayed_metrics_from_catalog(text, relay_prefix)
     out.names |= relayed.names
     for name, types in relayed.types.items():

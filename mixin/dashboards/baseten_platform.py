@@ -5,9 +5,9 @@ Unlike the management API's per-step quantiles, the endpoint serves cumulative c
 per status code and real latency histograms, so latency quantiles here come from
 ``histogram_quantile`` over buckets and can be aggregated across deployments and
 windows. The relayed names are the vendor's with the relay's prefix
-(``baseten_relay_prefix``); the families read are listed in docs/metrics.md
-("Relayed families"). The last row is the relay itself: a relay that stops fetching
-leaves the rows above flat, not empty, until its body goes stale.
+(``baseten_relay_prefix``); the families read are listed in docs/metrics.md ("Relayed
+families the dashboards read"). The last row is the relay itself: a relay that stops
+fetching leaves the rows above flat, not empty, until its body goes stale.
 """
 
 from __future__ import annotations
@@ -272,6 +272,31 @@ def relay_health(cfg: MixinConfig) -> list[cogbuilder.Builder[dm.Panel]]:
                 Query(
                     f"time() - (inference_exporter_target_last_success_timestamp_seconds{sel} > 0)",
                     "{{account}} {{target}}",
+                )
+            ],
+        ),
+        timeseries_panel(
+            "Relayed body age",
+            "How old the body each relay serves is (time since Baseten answered it), against its "
+            "stale_after: while Baseten rate-limits, the last body is served until it is that old, "
+            "then dropped. It stays under the interval (30 s) while fetches succeed.",
+            "s",
+            [
+                Query(
+                    f"time() - inference_exporter_relay_body_fetch_timestamp_seconds{sel}", "{{account}} age"
+                ),
+                Query(f"inference_exporter_relay_stale_after_seconds{sel}", "{{account}} stale_after"),
+            ],
+        ),
+        timeseries_panel(
+            "Polls served from a held body",
+            "Relay polls per second that served the last good body because Baseten answered 429 or "
+            "the account's request budget had no slot: scrapers saw no gap.",
+            "ops",
+            [
+                Query(
+                    f"sum by (account) (rate(inference_exporter_relay_held_polls_total{sel}[$__rate_interval]))",
+                    "{{account}}",
                 )
             ],
         ),

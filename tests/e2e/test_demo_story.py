@@ -17,6 +17,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
@@ -39,6 +40,10 @@ LATE = 60.0
 EARLY = 10.0
 
 Key = tuple[str, tuple[tuple[str, str], ...]]
+# prod's steady deployments, whose relayed counters run on the simulator's own clock,
+# and the traffic they get here (requests a second; the demo's are 2 and 4).
+STEADY = (("m1llama", "d1prod"), ("m2whisper", "d2prod"))
+STEADY_RPS = 10.0
 
 
 def fast_demo_config(tmp_path: Path, sim_url: str) -> Path:
@@ -194,6 +199,16 @@ def test_the_demo_sets_off_the_alerts_its_story_tells_of(tmp_path: Path) -> None
     timeline = Timeline(origin=time.time() + LEAD)
     procs: list[Proc] = [sim]
     try:
+        # One 5xx among a deployment's first relayed requests (60 in 30 s at 2 a second) is
+        # over the availability objective's 1% budget until more requests come in, and its
+        # ticket goes pending for that minute now and then (docs/demo.md, "The alerts"):
+        # with more traffic, no single error ever is, and every other alert is the story's.
+        for model_id, deployment_id in STEADY:
+            httpx.post(
+                sim.url + "/_sim/baseten",
+                json={"model_id": model_id, "deployment_id": deployment_id, "rps": STEADY_RPS},
+                timeout=5,
+            ).raise_for_status()
         daemon = start_daemon(tmp_path, fast_demo_config(tmp_path, sim.url), env=DEMO_ENV)
         procs.append(daemon)
         target = daemon.url.removeprefix("http://")

@@ -1,7 +1,7 @@
-"""The relayed families the mixin reads (docs/metrics.md, "Relayed families"): each row is
-what Baseten's organisation endpoint serves (the simulator's, and the recorded answer
-written from Baseten's documentation), every row is read and every relayed read has a
-row, and the lint knows relayed names by those rows only."""
+"""The relayed families the mixin reads (docs/metrics.md, "Relayed families the dashboards
+read"): each row is what Baseten's organisation endpoint serves (the simulator's, and the
+recorded answer written from Baseten's documentation), every row is read and every
+relayed read has a row, and the lint knows relayed names by those rows only."""
 
 from __future__ import annotations
 
