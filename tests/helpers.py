@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import Counter
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.config import ConfigError, load_config
@@ -249,6 +250,32 @@ def parse(text: str) -> Scrape:
         for s in fam.samples:
             out.samples[(s.name, frozenset(s.labels.items()))] = s.value
     return out
+
+
+def counts(counter: Counter) -> dict[tuple[str, ...], float]:
+    """Every series a prometheus_client counter holds, by its label values in order, with its total."""
+    return {
+        tuple(s.labels.values()): s.value
+        for metric in counter.collect()
+        for s in metric.samples
+        if s.name.endswith("_total")
+    }
+
+
+def counted(counter: Counter, **labels: str) -> float:
+    """What a prometheus_client counter has counted in the series with these labels, 0 if it
+    has none; a series counted for a vendor account carries it, the default account's
+    unless the test names one."""
+    totals = {
+        frozenset(s.labels.items()): s.value
+        for metric in counter.collect()
+        for s in metric.samples
+        if s.name.endswith("_total")
+    }
+    found = totals.get(frozenset(labels.items()))
+    if found is None and "account" not in labels:
+        found = totals.get(frozenset({**labels, "account": "default"}.items()))
+    return found or 0.0
 
 
 def scrape(url: str, path: str = "/metrics") -> Scrape:
