@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import math
 
-from exporter.core.exposition import Labels, Rendered, Sample, assemble
+from exporter.core.exposition import Labels, Rendered, Sample
 from exporter.sources.baseten import lists
 from exporter.sources.baseten import translate as tr
 from exporter.sources.baseten.counters import CounterState
 from tests.golden.replay import NOW, SCOPE, Fixtures
+from tests.helpers import exposition
 
 DELAY = 180.0
 INTERVAL = 60.0
@@ -64,4 +65,4 @@ def build_baseten(fx: Fixtures) -> bytes:
             if known is not None:
                 samples += lists.meta_samples(ids, known)
             parts.append(SCOPE.render(samples))
-    return assemble(parts)
+    return exposition(parts)
