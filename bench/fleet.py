@@ -39,19 +39,21 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from exporter.config import load_config  # noqa: E402
-from exporter.config.baseten import (  # noqa: E402
+from exporter.core.scope import Scope  # noqa: E402
+from exporter.engine import gcpolicy  # noqa: E402
+from exporter.engine.daemon import Exporter  # noqa: E402
+from exporter.sources.base import Target  # noqa: E402
+from exporter.sources.baseten.api import BasetenAPI  # noqa: E402
+from exporter.sources.baseten.config import (  # noqa: E402
     DEFAULT_COUNTER_WINDOW,
     DEFAULT_DELAY,
     DEFAULT_SKIP_STATUSES,
     DEFAULT_WINDOW,
     Effective,
 )
-from exporter.core.scope import Scope  # noqa: E402
-from exporter.engine import gcpolicy  # noqa: E402
-from exporter.engine.daemon import Exporter  # noqa: E402
-from exporter.sources.base import Target  # noqa: E402
 from exporter.sources.baseten.discovery import DeploymentDiscovery, DeploymentDiscoverySettings  # noqa: E402
 from exporter.sources.baseten.target import DeploymentSettings  # noqa: E402
+from exporter.sources.together.api import TogetherAPI  # noqa: E402
 from exporter.sources.together.finetune.target import (  # noqa: E402
     FineTuneDiscovery,
     FineTuneDiscoverySettings,
@@ -176,12 +178,15 @@ async def build_fleet(clients: Clients, size: FleetSize, *, interval: float, tim
     """The queue targets (split between the two accounts), and the deployment and job
     targets the two discoveries (one per account) find."""
     first, second = (Scope(a, LABELS) for a in ACCOUNTS)
+    together = [TogetherAPI(clients, a) for a in ACCOUNTS]
     out: list[Target] = [
-        QueueTarget(clients, f"org/queue-{i}", QueueSettings(interval, timeout, (first, second)[i % 2]))
+        QueueTarget(
+            together[i % 2], f"org/queue-{i}", QueueSettings(interval, timeout, (first, second)[i % 2])
+        )
         for i in range(size.queue)
     ]
     deployments = DeploymentDiscovery(
-        clients,
+        BasetenAPI(clients, first.account),
         0,
         DeploymentDiscoverySettings(
             model_names=frozenset(),
@@ -195,7 +200,7 @@ async def build_fleet(clients: Clients, size: FleetSize, *, interval: float, tim
         ),
     )
     jobs = FineTuneDiscovery(
-        clients,
+        together[1],
         FineTuneDiscoverySettings(
             frozenset(UNFINISHED_STATUSES),
             interval=3600,

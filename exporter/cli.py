@@ -22,7 +22,7 @@ from typing import Any
 
 from exporter import __version__
 from exporter.config import ConfigError, load_config
-from exporter.config.common import parse_duration
+from exporter.configkit.common import parse_duration
 from exporter.core import logs
 from exporter.core.sharding import resolve_shard
 from exporter.web.limits import ConnectionLimits

@@ -171,45 +171,53 @@ _NO_LABELS = "—"
 
 @dataclass(frozen=True)
 class DocumentedLabels:
-    """What a ``labels`` cell of the catalog says of one family's label names: exactly
-    these, or these and more (``+ the descriptor's label sets``)."""
+    """What a ``labels`` cell of the catalog says of one family's label names, in its
+    order: exactly these, or these and more (``+ the descriptor's label sets``)."""
 
-    names: frozenset[str]
+    names: tuple[str, ...]
     exact: bool = True
 
     def problem(self, found: Collection[str]) -> str | None:
         """Why ``found`` (the label names a family has) is not what the cell says, or None."""
-        have = set(found)
-        if have == self.names or (not self.exact and have >= self.names):
+        have, listed_names = set(found), set(self.names)
+        if have == listed_names or (not self.exact and have >= listed_names):
             return None
-        listed = ", ".join(sorted(self.names)) or _NO_LABELS
+        listed = ", ".join(sorted(listed_names)) or _NO_LABELS
         return f"has labels {sorted(have)}, the catalog lists {listed}{'' if self.exact else ' and more'}"
 
 
-def _documented(cell: str, base: frozenset[str]) -> DocumentedLabels | None:
+def _documented(cell: str, base: tuple[str, ...]) -> DocumentedLabels | None:
     """One name's part of a ``labels`` cell; None for a cell that names no labels and does
     not say there are none (``process_*``: the client library's own)."""
     cell = re.sub(r"\([^)]*\)", "", cell).strip()
-    names = frozenset(_LABEL.findall(cell))
+    names = tuple(_LABEL.findall(cell))
     rest = re.sub(r"[`,\s]", "", _LABEL.sub("", cell))
     if not names and rest == "":
         return None
     if rest == _NO_LABELS:
         rest = ""
-    return DocumentedLabels(base | names, exact=rest == "")
+    return DocumentedLabels((*base, *names), exact=rest == "")
 
 
 @dataclass(frozen=True)
 class LabelsRow:
     """One family's ``labels`` cell: a name, or the pattern of the names of a
-    ``<placeholder>`` or ``prefix_*`` row, and what the cell says."""
+    ``<placeholder>`` or ``prefix_*`` row, what the cell says, and whether the row is in
+    the Baseten mapping table (else in the families' table)."""
 
     name: str
     pattern: re.Pattern[str]
     labels: DocumentedLabels
+    mapping: bool = False
 
 
-def catalog_labels(catalog: str) -> list[LabelsRow]:
+def catalog_labels(catalog: str) -> dict[str, tuple[str, ...]]:
+    """Family name (or pattern, as ``together_finetune_<key>``) → the label names its row of
+    the families' table lists, in order (``—``: none)."""
+    return {r.name: r.labels.names for r in label_rows(catalog) if not r.mapping}
+
+
+def label_rows(catalog: str) -> list[LabelsRow]:
     """The ``labels`` columns of the catalog's tables, a row per family name.
 
     The Baseten mapping table's column lists labels besides ``model_id`` and
@@ -231,9 +239,7 @@ def catalog_labels(catalog: str) -> list[LabelsRow]:
         if labels_col < 0 or re.fullmatch(r"[\s:-]*", cells[0]):
             continue
         name_col = header.index("prometheus name") if "prometheus name" in header else header.index("name")
-        base = (
-            frozenset(_LABEL.findall(header[labels_col])) if "besides" in header[labels_col] else frozenset()
-        )
+        base = tuple(_LABEL.findall(header[labels_col])) if "besides" in header[labels_col] else ()
         names = [n for n in re.findall(r"`([a-z][a-z0-9_<>*]*)`", cells[name_col]) if "_" in n]
         if any("<" in n for n in names):
             names = [n for n in names if "<" in n]
@@ -244,7 +250,7 @@ def catalog_labels(catalog: str) -> list[LabelsRow]:
             documented = _documented(part, base)
             if documented is not None:
                 pattern = re.sub(r"<[a-z_]+>|\\\*", "[a-zA-Z0-9_:]+", re.escape(name))
-                rows.append(LabelsRow(name, re.compile(pattern), documented))
+                rows.append(LabelsRow(name, re.compile(pattern), documented, "prometheus name" in header))
     return rows
 
 
@@ -257,9 +263,11 @@ def documented_labels(name: str, rows: list[LabelsRow]) -> list[DocumentedLabels
 
 def exposition_labels(text: str, dropped: Collection[str] = ()) -> dict[str, set[str]]:
     """Family name → the label names of its series in a text exposition, less ``dropped``
-    (the target's labels) and a histogram's ``le``."""
+    (the target's labels) and a histogram's ``le``; a family with no series is left out."""
     out: dict[str, set[str]] = {}
     for family in text_string_to_metric_families(text):
+        if not family.samples:
+            continue
         name = family.name + ("_total" if family.type == "counter" else "")
         names = out.setdefault(name, set())
         for sample in family.samples:

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from exporter.simulator.app import FINETUNE_KEY, start
+from exporter.simulator.app import PARTS_KEY, start
 from exporter.simulator.state import SimState
 from exporter.simulator.together_finetune import FineTuneSim
+from exporter.sources.together.api import TogetherAPI
 from exporter.upstream.client import Clients, UpstreamStats, VendorClient
 
 KEY = "ft-harness-key"
@@ -59,7 +60,7 @@ class Harness:
     clock: Clock
     sim: FineTuneSim
     url: str
-    clients: Clients
+    api: TogetherAPI
     transport: RecordingTransport
     http: httpx.AsyncClient
     stats: UpstreamStats = field(default_factory=UpstreamStats)
@@ -73,7 +74,8 @@ async def harness(reset: bool = True) -> AsyncIterator[Harness]:
     clock = Clock()
     state = SimState(api_keys=frozenset({KEY}), clock=clock)
     runner, url = await start(state, "127.0.0.1", 0)
-    sim = runner.app[FINETUNE_KEY]
+    sim = runner.app[PARTS_KEY]["finetune"]
+    assert isinstance(sim, FineTuneSim)
     if reset:
         sim.jobs.clear()
     transport = RecordingTransport()
@@ -83,7 +85,7 @@ async def harness(reset: bool = True) -> AsyncIterator[Harness]:
     clients.replace({("together", "default"): client})
     http = httpx.AsyncClient(base_url=url + "/v1", timeout=5)
     try:
-        yield Harness(clock, sim, url, clients, transport, http, stats)
+        yield Harness(clock, sim, url, TogetherAPI(clients), transport, http, stats)
     finally:
         await http.aclose()
         await client.aclose()

@@ -9,23 +9,24 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 from pydantic import ValidationError
 
-from exporter.config import baseten as _baseten
 from exporter.config import files, yamlpos
 from exporter.config.accounts import account_checks, read_keys
-from exporter.config.common import format_duration
 from exporter.config.filter_reach import reach_warnings
 from exporter.config.filters import filter_warnings
-from exporter.config.model import Config
+from exporter.config.model import Config, ConfigBase
 from exporter.config.modelerrors import document_path, plain_message
-from exporter.config.together_probe import probe_checks
+from exporter.configkit.common import format_duration
+from exporter.configkit.sections import CheckContext
 
-__all__ = ["Config", "ConfigError", "LoadedConfig", "Problem", "duplicate_keys", "load_config"]
+__all__ = ["Config", "ConfigBase", "ConfigError", "LoadedConfig", "Problem", "duplicate_keys", "load_config"]
 
 PathT = yamlpos.Path
+C = TypeVar("C", bound=ConfigBase, covariant=True)
+M = TypeVar("M", bound=ConfigBase)
 
 
 @dataclass(frozen=True)
@@ -53,35 +54,20 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
-class LoadedConfig:
+class LoadedConfig(Generic[C]):
     """A valid config plus the API keys it references, read once at load time, by
     (vendor, account name); and what in it is valid but likely a mistake."""
 
     path: Path
-    config: Config
+    config: C
     secrets: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
     warnings: list[Problem] = field(default_factory=list)
 
 
-# Checks that need more than one field at a time: duplicates across a list, and so on.
-# Each returns (path, message) pairs; sections register theirs here.
-SemanticCheck = Callable[[Config], Iterable[tuple[PathT, str]]]
-SEMANTIC_CHECKS: list[SemanticCheck] = []
-
-
-def _together_duplicates(cfg: Config) -> Iterable[tuple[PathT, str]]:
-    if cfg.together is None:
-        return []
-    out: list[tuple[PathT, str]] = []
-    for root, account in cfg.together.account_list():
-        items = (((*root, "queues", i, "model"), q.model) for i, q in enumerate(account.queues))
-        out += yamlpos.duplicates(items, "queue model")
-    return out
-
-
-SEMANTIC_CHECKS.append(account_checks)
-SEMANTIC_CHECKS.append(_together_duplicates)
-SEMANTIC_CHECKS.append(probe_checks)
+# Checks that need more than one field at a time, for every vendor alike; each vendor
+# has its own (``Vendor.checks``). Each returns (path, message) pairs.
+SemanticCheck = Callable[[ConfigBase], Iterable[tuple[PathT, str]]]
+SEMANTIC_CHECKS: list[SemanticCheck] = [account_checks]
 
 
 def _as_written(raw: Any, path: PathT | None, seconds: float) -> str:
@@ -99,32 +85,18 @@ def _as_written(raw: Any, path: PathT | None, seconds: float) -> str:
     return format_duration(seconds)
 
 
-def _baseten_checks(cfg: Config, raw: dict[str, Any]) -> Iterable[tuple[PathT, str]]:
-    """Baseten's window rules, which quote durations as the file wrote them."""
+def _vendor_checks(cfg: ConfigBase, raw: dict[str, Any]) -> Iterable[tuple[PathT, str]]:
+    """Each vendor's own rules, over its accounts; durations quoted as the file wrote them."""
     written = "poll_interval" in cfg.global_.model_fields_set
-    interval = (cfg.global_.poll_interval, ("global", "poll_interval") if written else None)
-    return _baseten.semantic_checks(cfg.baseten, interval, lambda p, s: _as_written(raw, p, s))
-
-
-def _finetune_duplicates(cfg: Config) -> Iterable[tuple[PathT, str]]:
-    if cfg.together is None:
-        return []
-    out: list[tuple[PathT, str]] = []
-    for root, account in cfg.together.account_list():
-        ft = account.fine_tunes
-        jobs = (((*root, "fine_tunes", "jobs", i, "id"), j.id) for i, j in enumerate(ft.jobs))
-        statuses = (
-            ((*root, "fine_tunes", "discovery", "statuses", i), s)
-            for i, s in enumerate(ft.discovery.statuses)
-        )
-        out += [
-            *yamlpos.duplicates(jobs, "fine-tune job id"),
-            *yamlpos.duplicates(statuses, "discovery status"),
-        ]
-    return out
-
-
-SEMANTIC_CHECKS.append(_finetune_duplicates)
+    ctx = CheckContext(
+        cfg.global_,
+        (cfg.global_.poll_interval, ("global", "poll_interval") if written else None),
+        lambda p, s: _as_written(raw, p, s),
+    )
+    for vendor, section in cfg.sections():
+        accounts = vendor.accounts(section)
+        for check in vendor.checks:
+            yield from check(accounts, ctx)
 
 
 def duplicate_keys(fname: str, loaded: yamlpos.Loaded) -> list[Problem]:
@@ -132,8 +104,21 @@ def duplicate_keys(fname: str, loaded: yamlpos.Loaded) -> list[Problem]:
     return [Problem(fname, line, yamlpos.format_path(p), "duplicate key") for p, line in loaded.duplicates]
 
 
-def load_config(path: str | Path, *, read_secrets: bool = True) -> LoadedConfig:
-    """Read, parse and validate ``path``; raise ConfigError listing every problem."""
+@overload
+def load_config(path: str | Path, *, read_secrets: bool = True) -> LoadedConfig[Config]: ...
+
+
+@overload
+def load_config(path: str | Path, *, read_secrets: bool = True, model: type[M]) -> LoadedConfig[M]: ...
+
+
+def load_config(
+    path: str | Path, *, read_secrets: bool = True, model: type[ConfigBase] = Config
+) -> LoadedConfig[ConfigBase]:
+    """Read, parse and validate ``path``; raise ConfigError listing every problem.
+
+    ``model``: the config model of the vendors to know (``model.config_model``); the
+    exporter's own by default."""
     path = Path(path)
     fname = str(path)
     try:
@@ -152,22 +137,22 @@ def load_config(path: str | Path, *, read_secrets: bool = True) -> LoadedConfig:
     secrets: dict[tuple[str, str], str] = {}
     secret_problems: list[Problem] = []
     if read_secrets:
-        secrets, unreadable = read_keys(data, path.parent)
+        secrets, unreadable = read_keys(data, path.parent, model.registry)
         secret_problems = [
             Problem(fname, loaded.line_for(p), yamlpos.format_path(p), msg, secret=True)
             for p, msg in unreadable
         ]
     try:
-        cfg = Config.model_validate(data)
+        cfg = model.validate_document(data)
     except ValidationError as exc:
         for err in exc.errors():
             loc = document_path(err["loc"])
             problems.append(
-                Problem(fname, loaded.line_for(loc), yamlpos.format_path(loc), plain_message(err, Config))
+                Problem(fname, loaded.line_for(loc), yamlpos.format_path(loc), plain_message(err, model))
             )
         raise ConfigError(problems + secret_problems) from None
 
-    checks: list[SemanticCheck] = [*SEMANTIC_CHECKS, lambda c: _baseten_checks(c, data)]
+    checks: list[SemanticCheck] = [*SEMANTIC_CHECKS, lambda c: _vendor_checks(c, data)]
     for check in checks:
         for p, msg in check(cfg):
             problems.append(Problem(fname, loaded.line_for(p), yamlpos.format_path(p), msg))

@@ -2,7 +2,8 @@
 
 A section is either one account written flat or ``accounts:`` with several; these
 checks point at the exact key when the two forms are mixed, when a listed account
-has no ``name``, or when two accounts of a vendor share one.
+has no ``name``, or when two accounts of a vendor share one. Every vendor of the
+config's registry is checked alike.
 """
 
 from __future__ import annotations
@@ -13,40 +14,27 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from exporter.config.common import Credentials
 from exporter.config.secrets import SecretError, read_secret
-from exporter.config.yamlpos import duplicates
+from exporter.configkit.common import Credentials
+from exporter.configkit.problems import Finding, duplicates
 from exporter.core.scope import DEFAULT_ACCOUNT
+from exporter.sources.contract import Registry
 
 if TYPE_CHECKING:
-    from exporter.config.baseten import BasetenAccount
-    from exporter.config.model import Config
-    from exporter.config.together import TogetherAccount
+    from exporter.config.model import ConfigBase
 
 PathT = tuple[str | int, ...]
-VENDORS = ("together", "baseten")
 
 
-def accounts_of(cfg: Config) -> Iterator[tuple[str, PathT, TogetherAccount | BasetenAccount]]:
-    """(vendor, path, account) for every account of every vendor section."""
-    if cfg.together is not None:
-        for path, t in cfg.together.account_list():
-            yield "together", path, t
-    if cfg.baseten is not None:
-        for path, b in cfg.baseten.account_list():
-            yield "baseten", path, b
-
-
-def account_checks(cfg: Config) -> Iterable[tuple[PathT, str]]:
-    out: list[tuple[PathT, str]] = []
-    for vendor in VENDORS:
-        section = getattr(cfg, vendor)
-        if section is None or not section.accounts:
+def account_checks(cfg: ConfigBase) -> Iterable[Finding]:
+    out: list[Finding] = []
+    for vendor, section in cfg.sections():
+        if not section.accounts:
             continue
         for key in sorted(section.model_fields_set - {"accounts"}):
             out.append(
                 (
-                    (vendor, key),
+                    (vendor.name, key),
                     f"with accounts: listed, {key} belongs in each account (the flat form is one account)",
                 )
             )
@@ -54,11 +42,11 @@ def account_checks(cfg: Config) -> Iterable[tuple[PathT, str]]:
             if "name" not in account.model_fields_set:
                 out.append(
                     (
-                        (vendor, "accounts", i, "name"),
+                        (vendor.name, "accounts", i, "name"),
                         "required key is missing: each listed account has a name",
                     )
                 )
-        names = (((vendor, "accounts", i, "name"), a.name) for i, a in enumerate(section.accounts))
+        names = (((vendor.name, "accounts", i, "name"), a.name) for i, a in enumerate(section.accounts))
         out += duplicates(names, "account name")
     return out
 
@@ -73,15 +61,17 @@ def _raw_accounts(section: dict[Any, Any], vendor: str) -> Iterator[tuple[PathT,
         yield (vendor,), section
 
 
-def read_keys(data: dict[str, Any], base: Path) -> tuple[dict[tuple[str, str], str], list[tuple[PathT, str]]]:
+def read_keys(
+    data: dict[str, Any], base: Path, registry: Registry
+) -> tuple[dict[tuple[str, str], str], list[Finding]]:
     """Every account's key, by (vendor, account name), read from the raw document.
 
     Works on the raw sections, not the validated model, so a missing key is reported
     in the same run as structural problems elsewhere in the file.
     """
     keys: dict[tuple[str, str], str] = {}
-    problems: list[tuple[PathT, str]] = []
-    for vendor in VENDORS:
+    problems: list[Finding] = []
+    for vendor in registry.names:
         section = data.get(vendor)
         if not isinstance(section, dict):
             continue

@@ -2,27 +2,26 @@
 
 An expression that matches no family the config's targets can export has no effect,
 which is nearly always a misspelt name or a glob written where a regular expression
-belongs. An allow list that leaves out ``baseten_deployment_info`` or
-``baseten_deployment_status`` silently removes what dashboards join on for names and
-health. Both are valid, so they are warnings, with the line of the expression.
+belongs. An allow list that leaves out the families dashboards join on (a vendor's
+``Joined``: ``baseten_deployment_info`` and ``baseten_deployment_status``) silently
+removes what they join on for names and health. Both are valid, so they are warnings,
+with the line of the expression.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING
 
-from exporter.config.accounts import PathT, accounts_of
-from exporter.config.baseten import BasetenAccount
-from exporter.config.common import MetricFilterConfig
-from exporter.config.filters import account_filter, kinds_of
+from exporter.config.accounts import PathT
+from exporter.config.filters import account_filter
+from exporter.configkit.common import AccountCommon, MetricFilterConfig
 from exporter.core.scope import HEALTH_PREFIX
-from exporter.sources.baseten.layout import INFO_NAME, STATUS_NAME
-from exporter.sources.together.finetune.names import PREFIX as LOGGED_KEY_PREFIX
+from exporter.sources.contract import FilterKind, Joined
 
 if TYPE_CHECKING:
-    from exporter.config.model import Config
+    from exporter.config.model import ConfigBase
 
 # The text a pattern starts with, up to its first special character.
 _LITERAL_START = re.compile(r"^[A-Za-z0-9_:]*")
@@ -30,27 +29,27 @@ _LITERAL_START = re.compile(r"^[A-Za-z0-9_:]*")
 _GLOB_STAR = re.compile(r"[A-Za-z0-9_:]\*")
 
 
-def _families(account_kinds: Iterable[tuple[str, tuple[str, ...], tuple[str, ...]]]) -> set[str]:
-    return {f for _, _, families in account_kinds for f in families}
+def _families(kinds: Iterable[FilterKind]) -> set[str]:
+    return {f for kind in kinds for f in kind.families}
 
 
-def _may_match(pattern: str, families: set[str], logged_keys: bool) -> bool:
-    """Whether ``pattern`` can match a family: a known one, or (with fine-tune jobs) one
-    named after a logged key, whose names are known only when the job logs them."""
+def _may_match(pattern: str, families: set[str], open_prefixes: Collection[str]) -> bool:
+    """Whether ``pattern`` can match a family: a known one, or one named from vendor
+    data (a fine-tune job's logged key), whose names are known only when they come."""
     compiled = re.compile(pattern)
     if any(compiled.fullmatch(f) for f in families):
         return True
     start = _LITERAL_START.match(pattern)
     literal = start.group(0) if start else ""
-    return logged_keys and (literal.startswith(LOGGED_KEY_PREFIX) or LOGGED_KEY_PREFIX.startswith(literal))
+    return any(literal.startswith(prefix) or prefix.startswith(literal) for prefix in open_prefixes)
 
 
 def _unmatched(
-    where: PathT, rule: MetricFilterConfig, families: set[str], logged_keys: bool
+    where: PathT, rule: MetricFilterConfig, families: set[str], open_prefixes: Collection[str]
 ) -> Iterable[tuple[PathT, str]]:
     for key, effect in (("allow", "keeps nothing"), ("deny", "removes nothing")):
         patterns: list[str] = getattr(rule, key)
-        reach = [_may_match(p, families, logged_keys) for p in patterns]
+        reach = [_may_match(p, families, open_prefixes) for p in patterns]
         if key == "allow" and not any(reach):
             continue  # the whole list removes everything: the account's warning says so
         for i, (pattern, matches) in enumerate(zip(patterns, reach, strict=True)):
@@ -66,34 +65,36 @@ def _unmatched(
             )
 
 
-def reach_warnings(cfg: Config) -> list[tuple[PathT, str]]:
+def reach_warnings(cfg: ConfigBase) -> list[tuple[PathT, str]]:
     out: list[tuple[PathT, str]] = []
     every: set[str] = set()
-    any_logged = False
-    for _, path, account in accounts_of(cfg):
-        kinds = list(kinds_of(account))
+    every_prefix: set[str] = set()
+    for vendor, path, account in cfg.accounts():
+        kinds = list(vendor.filter_kinds(account))
         families = _families(kinds)
-        logged = any(kind.startswith("fine-tune") for kind, _, _ in kinds)
+        prefixes = {kind.open_prefix for kind in kinds if kind.open_prefix}
         every |= families
-        any_logged |= logged
+        every_prefix |= prefixes
         if families:
-            out += _unmatched((*path, "metric_filter"), account.metric_filter, families, logged)
-        if isinstance(account, BasetenAccount) and families:
-            out += _dropped_info(cfg, path, account)
+            out += _unmatched((*path, "metric_filter"), account.metric_filter, families, prefixes)
+        if vendor.joined is not None and families:
+            out += _dropped_joins(cfg, path, account, vendor.joined, families)
     if every:
-        out += _unmatched(("global", "metric_filter"), cfg.global_.metric_filter, every, any_logged)
+        out += _unmatched(("global", "metric_filter"), cfg.global_.metric_filter, every, every_prefix)
     return out
 
 
-def _dropped_info(cfg: Config, path: PathT, account: BasetenAccount) -> Iterable[tuple[PathT, str]]:
+def _dropped_joins(
+    cfg: ConfigBase, path: PathT, account: AccountCommon, joined: Joined, families: set[str]
+) -> Iterable[tuple[PathT, str]]:
     filt = account_filter(cfg, account)
-    dropped = [name for name in (INFO_NAME, STATUS_NAME) if not filt.keeps(name)]
-    if not dropped or not any(filt.keeps(f) for f in _families(kinds_of(account)) - {INFO_NAME, STATUS_NAME}):
+    dropped = [name for name in joined.families if not filt.keeps(name)]
+    if not dropped or not any(filt.keeps(f) for f in families - set(joined.families)):
         return  # nothing dropped, or everything: the other warning says so
     own = account.metric_filter.allow or account.metric_filter.deny
     where: PathT = (*path, "metric_filter") if own else ("global", "metric_filter")
     yield (
         where,
         f"account {account.name!r}: the filter removes {' and '.join(dropped)}, which dashboards join "
-        "on for deployment names and status; keep them in the allow list",
+        f"on for {joined.purpose}; keep them in the allow list",
     )

@@ -1,40 +1,71 @@
-"""The whole config file, validated."""
+"""The whole config file, validated: the global section and one section per vendor.
+
+The vendors' sections are their packages' models (``exporter.sources.registry``); the
+root model names each once, as a field, because pydantic and mypy need fields that
+exist when the class is written. tests/unit/test_vendor_contract.py holds those fields
+to the registry; ``config_model`` makes the same model for another registry.
+"""
 
 from __future__ import annotations
 
-from pydantic import Field
+from collections.abc import Iterator
+from typing import Any, ClassVar, Self
 
-from exporter.config.baseten import BasetenConfig
-from exporter.config.common import Duration, MetricFilterConfig, Strict
-from exporter.config.together import TogetherConfig
+from pydantic import Field, create_model
 
-
-class GlobalConfig(Strict):
-    poll_interval: Duration = 30.0
-    timeout: Duration = 10.0
-    # First polls are spread over this window (or the poll interval, if shorter) so
-    # that targets do not all fire at start-up; later polls keep that phase.
-    start_spread: Duration = 10.0
-    # A failing target keeps its last values this long after its last success, so one
-    # failed poll does not punch holes in graphs; then its series disappear.
-    stale_grace: Duration = 300.0
-    # Families every account keeps or drops (each account may narrow it further).
-    metric_filter: MetricFilterConfig = Field(default_factory=MetricFilterConfig)
+from exporter.configkit.common import AccountCommon, GlobalConfig, Strict, validation_context
+from exporter.configkit.problems import Path
+from exporter.configkit.sections import Section
+from exporter.sources.baseten.config import BasetenConfig
+from exporter.sources.contract import Registry, Vendor
+from exporter.sources.registry import REGISTRY
+from exporter.sources.together.config import TogetherConfig
 
 
-class Config(Strict):
+class ConfigBase(Strict):
+    """What every config model has: the ``global:`` section, and the registry whose
+    vendors' sections are its other fields (one per vendor, named after it)."""
+
+    registry: ClassVar[Registry]
     global_: GlobalConfig = Field(default_factory=GlobalConfig, alias="global")
-    together: TogetherConfig | None = None
-    baseten: BasetenConfig | None = None
+
+    @classmethod
+    def validate_document(cls, data: Any) -> Self:
+        """The model of a parsed file, its target labels checked against every label the
+        exporter and the registry's vendors set."""
+        return cls.model_validate(data, context=validation_context(cls.registry.reserved_labels))
+
+    def sections(self) -> Iterator[tuple[Vendor[Any], Section[AccountCommon]]]:
+        """Each vendor with the section the file gives it, in the registry's order."""
+        for vendor in self.registry:
+            section: Section[AccountCommon] | None = getattr(self, vendor.name)
+            if section is not None:
+                yield vendor, section
+
+    def accounts(self) -> Iterator[tuple[Vendor[Any], Path, AccountCommon]]:
+        """(vendor, path, account) for every account of every vendor section."""
+        for vendor, section in self.sections():
+            for path, account in vendor.accounts(section):
+                yield vendor, path, account
 
     def watches_nothing(self) -> bool:
         """True when no section names a target or turns on a discovery: what an empty
         or half-written file looks like, which a reload must not take for an intent to
         stop watching everything."""
-        together = self.together.account_list() if self.together is not None else []
-        baseten = self.baseten.account_list() if self.baseten is not None else []
-        together_idle = not any(
-            t.queues or t.probes or t.fine_tunes.jobs or t.fine_tunes.discovery.enabled for _, t in together
-        )
-        baseten_idle = not any(b.deployments or b.discovery for _, b in baseten)
-        return together_idle and baseten_idle
+        return not any(vendor.watches(account) for vendor, _, account in self.accounts())
+
+
+# The exporter's config (no docstring: it would be the schema's description).
+class Config(ConfigBase):
+    registry = REGISTRY
+    together: TogetherConfig | None = None
+    baseten: BasetenConfig | None = None
+
+
+def config_model(registry: Registry) -> type[ConfigBase]:
+    """The config model of ``registry``'s vendors: what ``Config`` is to the exporter's own
+    registry, for another one (a test's vendor)."""
+    sections: dict[str, Any] = {v.name: (v.section | None, None) for v in registry}
+    model: type[ConfigBase] = create_model("Config", __base__=ConfigBase, **sections)
+    model.registry = registry
+    return model

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from exporter.config.yamlpos import format_path
+from exporter.configkit.problems import describe_value, format_path
 
 _EXPECTED = {
     "int_type": "an integer",
@@ -38,21 +38,6 @@ _BOUNDS = {
     "less_than": ("lt", "must be less than"),
     "less_than_equal": ("le", "must be at most"),
 }
-
-
-def describe_value(value: Any) -> str:
-    """A value as the YAML file shows it: ``'abc'``, ``12``, ``true``, a list, a map."""
-    if value is None:
-        return "an empty value"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, list | tuple):
-        return "a list"
-    if isinstance(value, dict):
-        return "a map"
-    return repr(value)
 
 
 def document_path(loc: Sequence[str | int]) -> tuple[str | int, ...]:

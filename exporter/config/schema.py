@@ -11,7 +11,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from exporter.config.model import Config
+from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema
+
+from exporter.config.model import Config, ConfigBase
+from exporter.configkit.common import reserve_in_schema
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -35,8 +39,39 @@ def _without_null_sections(node: Any) -> Any:
     return out
 
 
-def config_schema() -> dict[str, Any]:
-    schema = _without_null_sections(Config.model_json_schema(by_alias=True, mode="validation"))
+def _titled_models(model: type[BaseModel], seen: dict[str, str]) -> dict[str, str]:
+    """Class name → title of every model below ``model`` whose title is not its class name."""
+    for info in model.model_fields.values():
+        for arg in _types_in(info.annotation):
+            if isinstance(arg, type) and issubclass(arg, BaseModel) and arg.__name__ not in seen:
+                title = arg.model_config.get("title") or arg.__name__
+                seen[arg.__name__] = title
+                _titled_models(arg, seen)
+    return {name: title for name, title in seen.items() if name != title}
+
+
+def _types_in(annotation: Any) -> list[Any]:
+    args = getattr(annotation, "__args__", None)
+    return [annotation] if not args else [t for a in args for t in _types_in(a)]
+
+
+def _named_by_title(model: type[BaseModel]) -> type[GenerateJsonSchema]:
+    """A schema generator that names each model's definition by its title: a model
+    renamed in the code keeps the name the schema has always given it."""
+    titles = _titled_models(model, {})
+
+    class ByTitle(GenerateJsonSchema):
+        def normalize_name(self, name: str) -> str:
+            return super().normalize_name(titles.get(name, name))
+
+    return ByTitle
+
+
+def config_schema(model: type[ConfigBase] = Config) -> dict[str, Any]:
+    generated = model.model_json_schema(
+        by_alias=True, mode="validation", schema_generator=_named_by_title(model)
+    )
+    schema = _without_null_sections(reserve_in_schema(generated, model.registry.reserved_labels))
     return {
         "$schema": SCHEMA_DIALECT,
         "title": "inference-exporter config",

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from exporter.config import files
-from exporter.config.common import Credentials
+from exporter.configkit.common import Credentials
 
 # An API key is a line of text; anything larger is not a key file.
 MAX_KEY_FILE_BYTES = 64 * 1024

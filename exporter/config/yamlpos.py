@@ -11,17 +11,17 @@ is counted once per distinct node, and a document over ``MAX_NODES`` is refused.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 
 from exporter.config import yamlerrors
 
-Path = tuple[str | int, ...]
-W = TypeVar("W")
-K = TypeVar("K", bound=Hashable)
+# Paths are written the same way in every problem, the YAML ones and the model's.
+from exporter.configkit.problems import Path as Path
+from exporter.configkit.problems import format_path as format_path
+from exporter.configkit.problems import repeats
 
 # Far more than any real config (a few nodes per target), far less than a bomb.
 MAX_NODES = 200_000
@@ -137,36 +137,3 @@ def _walk(node: yaml.Node, path: Path, out: Loaded) -> None:
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             _walk(item, (*path, i), out)
-
-
-def format_path(path: Path) -> str:
-    text = ""
-    for part in path:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += ("." if text else "") + part
-    return text or "(top level)"
-
-
-def repeats(items: Iterable[tuple[W, K]]) -> Iterator[tuple[W, K, W]]:
-    """Each item whose key an earlier item already has, as (where, key, where the first is).
-
-    The one duplicate check of every config file: keys written twice in a YAML
-    mapping, and list entries that name the same thing twice (a queue, a job, a
-    deployment).
-    """
-    first: dict[K, W] = {}
-    for where, key in items:
-        if key in first:
-            yield where, key, first[key]
-        else:
-            first[key] = where
-
-
-def duplicates(items: Iterable[tuple[Path, Hashable]], what: str, note: str = "") -> list[tuple[Path, str]]:
-    """A problem for each item whose key an earlier item used, pointing at the first."""
-    return [
-        (p, f"duplicate {what} {key!r} (first at {format_path(first)}){note}")
-        for p, key, first in repeats(items)
-    ]

@@ -25,17 +25,21 @@ _NO_NAMES: frozenset[str] = frozenset()
 
 @dataclass(frozen=True, slots=True)
 class Family:
-    """Name, type and help of one metric family.
+    """Name, type, help and label names of one metric family.
 
     ``name`` is the full sample name: counters carry their ``_total`` suffix here, as
     the text format's ``# TYPE`` line for a counter names the sample. A histogram's
     ``name`` is its base name; its samples add ``_bucket``, ``_sum`` or ``_count``
-    (``Sample.suffix``).
+    (``Sample.suffix``). ``labels`` are the names its samples carry, in their order,
+    before a target's own (``account`` and the configured ones) and a histogram's
+    ``le``: what the filters, the catalog and the reserved labels go by. A family named
+    from vendor data may leave them out (empty) when the vendor's data decides them.
     """
 
     name: str
     type: MetricType
     help: str
+    labels: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not valid_metric_name(self.name):

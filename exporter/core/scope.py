@@ -41,9 +41,11 @@ MAX_SERIES_KEY = "max_series_per_target"
 HEALTH_PREFIX = "inference_exporter_"
 ALWAYS_KEPT = "inference_exporter_target_up"
 
-# Label names the exporter itself puts on series (target labels may not take them),
-# with those Prometheus gives a meaning to.
-RESERVED_LABELS = frozenset(
+# Label names the exporter itself puts on series whatever the vendor (target labels may
+# not take them), with those Prometheus gives a meaning to. Each vendor reserves the
+# labels of its own families in its contract (``Vendor.reserved_labels``); the registry
+# adds them to these.
+EXPORTER_LABELS = frozenset(
     {
         # every series of a target, and the health series
         "account",
@@ -51,24 +53,11 @@ RESERVED_LABELS = frozenset(
         "source",
         "result",
         "reason",
-        # vendor data
-        "model",
-        "phase",
-        "status",
-        "job_id",
-        "base_model",
-        "output_name",
-        "model_id",
-        "deployment_id",
-        "model_name",
-        "deployment_name",
-        "environment",
-        "is_production",
-        "quantile",
         # Prometheus
         "job",
         "instance",
         "le",
+        "quantile",
     }
 )
 

@@ -13,6 +13,7 @@ kept in the store with the target's data (see ``exporter.engine.health``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import platform
 from collections.abc import Callable
 
@@ -52,6 +53,7 @@ class UpstreamStats:
     budget_wait_seconds: Counter
     budget_refusals: Counter
     limit_hits: Counter
+    _rate_limit: RateLimitGauges
 
     def __init__(
         self,
@@ -67,6 +69,7 @@ class UpstreamStats:
             self.budget_wait_seconds = _shared.budget_wait_seconds
             self.budget_refusals = _shared.budget_refusals
             self.limit_hits = _shared.limit_hits
+            self._rate_limit = _shared._rate_limit
         else:
             self.requests = Counter(
                 "inference_exporter_upstream_requests_total",
@@ -96,6 +99,7 @@ class UpstreamStats:
                 ("vendor", "account"),
                 registry=registry,
             )
+            self._rate_limit = RateLimitGauges(registry)
             self.limit_hits = Counter(
                 "inference_exporter_limit_hits_total",
                 "Times a vendor answer went past a limit, by source, the limit's config key and account: "
@@ -117,6 +121,22 @@ class UpstreamStats:
         """A limit bit ``n`` times in a poll of a ``source`` target (see ``exporter.core.errors.LimitExceeded``)."""
         self.limit_hits.labels(source, limit, self.account).inc(n)
 
+    def rate_limit(
+        self,
+        vendor: str,
+        source: str,
+        endpoint: str,
+        limit: float | None,
+        remaining: float | None,
+        reset_timestamp: float | None,
+    ) -> None:
+        """The vendor's latest rate-limit reading for a request (see ``exporter.upstream.ratelimit``)."""
+        self._rate_limit.set(vendor, (source, endpoint, self.account), (limit, remaining, reset_timestamp))
+
+    def forget_rate_limits(self, vendor: str) -> None:
+        """Drop this account's readings from ``vendor``: the account is gone from the config."""
+        self._rate_limit.forget(vendor, self.account)
+
     def count(self, source: str, endpoint: str, code: str) -> None:
         """One request sent, by source, endpoint template and status (or timeout/error)."""
         key = (source, endpoint, code)
@@ -124,6 +144,51 @@ class UpstreamStats:
         if series is None:
             series = self._request_series[key] = self.requests.labels(*key, self.account)
         series.inc()
+
+
+class RateLimitGauges:
+    """The latest ``x-ratelimit-*`` values per source, endpoint and account.
+
+    A series exists once the vendor has sent the header for that request, and goes when
+    the account leaves the config; a header missing from a later answer leaves the last
+    value, as the vendor said it.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None) -> None:
+        labels = ("source", "endpoint", "account")
+        self._gauges = (
+            Gauge(
+                "inference_exporter_upstream_ratelimit_limit",
+                "Requests the vendor's rate-limit window allows (x-ratelimit-limit), as last answered.",
+                labels,
+                registry=registry,
+            ),
+            Gauge(
+                "inference_exporter_upstream_ratelimit_remaining",
+                "Requests left in the vendor's rate-limit window (x-ratelimit-remaining), as last answered.",
+                labels,
+                registry=registry,
+            ),
+            Gauge(
+                "inference_exporter_upstream_ratelimit_reset_timestamp_seconds",
+                "When the vendor's rate-limit window starts over (from x-ratelimit-reset), as last answered.",
+                labels,
+                registry=registry,
+            ),
+        )
+        self._seen: dict[tuple[str, str], set[tuple[str, str, str]]] = {}
+
+    def set(self, vendor: str, key: tuple[str, str, str], values: tuple[float | None, ...]) -> None:
+        self._seen.setdefault((vendor, key[2]), set()).add(key)
+        for gauge, value in zip(self._gauges, values, strict=True):
+            if value is not None:
+                gauge.labels(*key).set(value)
+
+    def forget(self, vendor: str, account: str) -> None:
+        for key in self._seen.pop((vendor, account), set()):
+            for gauge in self._gauges:
+                with contextlib.suppress(KeyError):
+                    gauge.remove(*key)
 
 
 def _asyncio_tasks() -> float:

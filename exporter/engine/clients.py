@@ -2,9 +2,10 @@
 
 A client holds a connection pool, the account's request budget and its ``Retry-After``
 memory, so a reload that leaves an account's settings as they were keeps its client.
-One whose settings changed (a new key, URL or limit) is replaced: targets look their
-client up at each poll, so new polls use the new one at once, while polls still
-running on the old one finish first (the caller's grace), then it is closed. Other
+One whose settings changed (a new key, URL or limit) is replaced: a target's API looks
+its account's client up at each request, so new requests use the new one at once,
+while requests still running on the old one finish first (the caller's grace), then
+it is closed. Other
 accounts are not touched. The key scrubber knows the key of every client still open,
 so a replaced key echoed in an answer to a request in flight is still scrubbed.
 """
@@ -14,9 +15,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Hashable, Iterator
 
-from exporter.config import LoadedConfig
-from exporter.config.accounts import accounts_of
-from exporter.config.common import AccountCommon
+from exporter.config import ConfigBase, LoadedConfig
+from exporter.configkit.common import AccountCommon
 from exporter.core.logs import SCRUBBER, SecretScrubber
 from exporter.upstream.budget import shard_rate
 from exporter.upstream.client import Clients, UpstreamStats, VendorClient
@@ -24,14 +24,17 @@ from exporter.upstream.client import Clients, UpstreamStats, VendorClient
 AccountKey = tuple[str, str]
 
 
-def _accounts(loaded: LoadedConfig) -> Iterator[tuple[AccountKey, AccountCommon]]:
-    for vendor, _, account in accounts_of(loaded.config):
-        if (vendor, account.name) in loaded.secrets:
-            yield (vendor, account.name), account
+Loaded = LoadedConfig[ConfigBase]
+
+
+def _accounts(loaded: Loaded) -> Iterator[tuple[AccountKey, AccountCommon]]:
+    for vendor, _, account in loaded.config.accounts():
+        if (vendor.name, account.name) in loaded.secrets:
+            yield (vendor.name, account.name), account
 
 
 def make_client(
-    loaded: LoadedConfig, key: AccountKey, account: AccountCommon, stats: UpstreamStats, total_shards: int = 1
+    loaded: Loaded, key: AccountKey, account: AccountCommon, stats: UpstreamStats, total_shards: int = 1
 ) -> VendorClient:
     rps = account.requests_per_second
     return VendorClient(
@@ -47,7 +50,7 @@ def make_client(
     )
 
 
-def settings_key(loaded: LoadedConfig, key: AccountKey, account: AccountCommon) -> Hashable:
+def settings_key(loaded: Loaded, key: AccountKey, account: AccountCommon) -> Hashable:
     """Everything an account's client is built from: equal keys, same client."""
     return (
         account.base_url,
@@ -61,8 +64,8 @@ def settings_key(loaded: LoadedConfig, key: AccountKey, account: AccountCommon) 
 class VendorClients:
     """Builds the clients a config asks for, reuses unchanged ones and closes replaced ones.
 
-    ``current`` is the holder targets look their client up in at poll time, so a
-    changed client takes effect without rebuilding any target.
+    ``current`` is the holder the targets' APIs look their client up in at each request,
+    so a changed client takes effect without rebuilding any target.
     """
 
     def __init__(self, stats: UpstreamStats, total_shards: int, scrubber: SecretScrubber = SCRUBBER) -> None:
@@ -77,7 +80,7 @@ class VendorClients:
         # closes them: at shutdown the waits are cut short and the clients closed at once.
         self._retiring: dict[asyncio.Task[None], list[VendorClient]] = {}
 
-    def update(self, loaded: LoadedConfig, grace: float) -> None:
+    def update(self, loaded: Loaded, grace: float) -> None:
         """Install the clients for ``loaded``; close the replaced ones after ``grace`` seconds."""
         clients: dict[AccountKey, VendorClient] = {}
         keys: dict[AccountKey, Hashable] = {}
@@ -89,6 +92,8 @@ class VendorClients:
             else:
                 clients[key] = make_client(loaded, key, account, self._stats, self._total_shards)
                 self._open[clients[key]] = loaded.secrets[key]
+        for vendor, name in self._keys.keys() - keys.keys():
+            self._stats.for_account(name).forget_rate_limits(vendor)
         self._keys = keys
         replaced = self.current.replace(clients)
         self._scrub()

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from exporter.config import ConfigError, LoadedConfig, load_config
+from exporter.config import ConfigBase, ConfigError, LoadedConfig, load_config
 from exporter.config.model import Config
 from exporter.core.logs import SCRUBBER
 from exporter.core.selfmetrics import SelfMetrics
@@ -64,7 +64,10 @@ class Exporter:
         self._reload_lock = asyncio.Lock()
         # What the reload under way found wrong (for the landing page; scrubbed there).
         self._problems: list[str] = []
-        self._config: Config | None = None
+        self._config: ConfigBase | None = None
+        # The model a reload reads the file with: the running config's (a test may run
+        # a vendor of its own).
+        self._model: type[ConfigBase] = Config
         # Other files reloaded together with the config (the web config): each reads
         # its file and raises ValueError if it is unusable, or returns how to apply it.
         # Nothing is applied unless every file is valid.
@@ -77,7 +80,7 @@ class Exporter:
 
     # --- lifecycle -------------------------------------------------------------------
 
-    async def start(self, loaded: LoadedConfig) -> None:
+    async def start(self, loaded: LoadedConfig[ConfigBase]) -> None:
         self.poller.start()
         await self._apply(loaded)
         now = time.time()
@@ -120,7 +123,7 @@ class Exporter:
     async def _reload(self) -> tuple[bool, str]:
         async with self._reload_lock:
             try:
-                loaded = await off_loop(load_config, self.config_path)
+                loaded = await off_loop(lambda: load_config(self.config_path, model=self._model))
             except ConfigError as exc:
                 self.metrics.reload_failed()
                 self._problems = [str(p) for p in exc.problems]
@@ -176,7 +179,7 @@ class Exporter:
             log.info("config reloaded", extra={"targets": len(self.targets)})
             return True, "config reloaded"
 
-    async def _apply(self, loaded: LoadedConfig) -> None:
+    async def _apply(self, loaded: LoadedConfig[ConfigBase]) -> None:
         # First, so that the scrubber knows the new keys before anything is logged. A
         # replaced client closes once the polls that may still use it have ended: a poll
         # (its retries included) ends within its interval.
@@ -185,6 +188,7 @@ class Exporter:
         for warning in loaded.warnings:
             log.warning("config warning", extra={"problem": str(warning)})
         self._config = loaded.config
+        self._model = type(loaded.config)
         glob = loaded.config.global_
         self.poller.settings = PollSettings(start_spread=glob.start_spread, stale_grace=glob.stale_grace)
         await self.poller.sync(STATIC, build_targets(loaded.config, self.clients.current))

@@ -12,26 +12,23 @@ from __future__ import annotations
 import email.utils
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from exporter.simulator.baseten import BasetenSim
 from exporter.simulator.errors import unauthorized
 from exporter.simulator.faults import Faults
+from exporter.simulator.parts import PARTS
+from exporter.simulator.ratelimits import TOGETHER_PATHS, TogetherRateLimits
 from exporter.simulator.rewrites import Rewrites
 from exporter.simulator.state import DEFAULT_ORG, SimState, key_fingerprint
-from exporter.simulator.together_finetune import FineTuneSim
-from exporter.simulator.together_jobs import JobsSim
-from exporter.simulator.together_queue import QueueSim
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 STATE_KEY = web.AppKey("sim_state", SimState)
-QUEUE_KEY = web.AppKey("queue_sim", QueueSim)
-JOBS_KEY = web.AppKey("jobs_sim", JobsSim)
-FINETUNE_KEY = web.AppKey("finetune_sim", FineTuneSim)
-BASETEN_KEY = web.AppKey("baseten_sim", BasetenSim)
+# The default organisation's parts, by name (``exporter.simulator.parts``).
+PARTS_KEY = web.AppKey("sim_parts", dict[str, Any])
 FAULTS_KEY = web.AppKey("faults", Faults)
 ORGS_KEY = web.AppKey("orgs", dict[str, "Organisation"])
 # The caller's organisation, set by the middleware for the handler it calls.
@@ -39,25 +36,18 @@ CALLER_ORG: ContextVar[str | None] = ContextVar("caller_org", default=None)
 
 
 class Organisation:
-    """Everything one organisation owns, on both vendors."""
+    """Everything one organisation owns, on every vendor: a part of each, by name."""
 
     def __init__(self, name: str, state: SimState) -> None:
         salt = "" if name == DEFAULT_ORG else name
-        self.queue = QueueSim(state, salt)
-        self.jobs = JobsSim(state)
-        self.finetune = FineTuneSim(state, salt)
-        self.baseten = BasetenSim(state, salt)
-
-
-_PARTS: list[tuple[str, list[tuple[str, str, str]]]] = [
-    ("queue", QueueSim.ROUTES),
-    ("jobs", JobsSim.ROUTES),
-    ("finetune", FineTuneSim.ROUTES),
-    ("baseten", BasetenSim.ROUTES),
-]
+        self.parts: dict[str, Any] = {
+            part.name: part.make(state, salt) for parts in PARTS.values() for part in parts
+        }
 
 
 def _middleware(state: SimState) -> Middleware:
+    limits = TogetherRateLimits()
+
     @web.middleware
     async def mw(request: web.Request, handler: Handler) -> web.StreamResponse:
         route = request.match_info.route.resource
@@ -82,6 +72,11 @@ def _middleware(state: SimState) -> Middleware:
         if not resp.prepared:
             # The vendor's "now" is the simulator's clock, which tests may drive or skew.
             resp.headers["Date"] = email.utils.formatdate(state.clock(), usegmt=True)
+            # A fault's own rate-limit headers are what the test asked for: left as they are.
+            if request.path.startswith(TOGETHER_PATHS) and not any(
+                name.lower().startswith("x-ratelimit-") for name in resp.headers
+            ):
+                resp.headers.update(limits.headers(org, state.clock()))
         return resp
 
     return mw
@@ -99,14 +94,10 @@ def make_app(state: SimState) -> web.Application:
     rewrites.install(app)
     orgs = {name: Organisation(name, state) for name in state.org_names()}
     app[ORGS_KEY] = orgs
-    default = orgs[DEFAULT_ORG]
-    app[QUEUE_KEY] = default.queue
-    app[JOBS_KEY] = default.jobs
-    app[FINETUNE_KEY] = default.finetune
-    app[BASETEN_KEY] = default.baseten
-    for part, routes in _PARTS:
-        for method, path, attr in routes:
-            app.router.add_route(method, path, _dispatch(orgs, part, attr))
+    app[PARTS_KEY] = orgs[DEFAULT_ORG].parts
+    for part in (part for parts in PARTS.values() for part in parts):
+        for method, path, attr in part.routes:
+            app.router.add_route(method, path, _dispatch(orgs, part.name, attr))
 
     async def stats(request: web.Request) -> web.Response:
         return web.json_response({f"{m} {p}": n for (m, p), n in sorted(state.requests.items())})
@@ -153,7 +144,7 @@ def _dispatch(orgs: dict[str, Organisation], part: str, attr: str) -> Handler:
         org = orgs.get(name)
         if org is None:
             return web.json_response({"error": f"no organisation {name!r}"}, status=404)
-        handler: Handler = getattr(getattr(org, part), attr)
+        handler: Handler = getattr(org.parts[part], attr)
         return await handler(request)
 
     return handle

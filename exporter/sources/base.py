@@ -66,7 +66,7 @@ class Target(ABC):
     reload a target whose id is unchanged is kept, with its state (counters, last seen
     steps), and takes its new settings in place (``reconfigure``) instead of being
     rebuilt. Each source's target takes its settings as one frozen dataclass
-    (``exporter.engine.targets`` builds them).
+    (its vendor's ``build`` module makes them from the config).
     ``scope`` (part of those settings) is the target's account, labels and metric
     filter: every series it yields, its health included, is rendered through it.
     """

@@ -16,7 +16,7 @@ counted against the body cap as they are produced; and the JSON is read by
 Each vendor's client also owns what keeps us polite to that vendor: retries with
 backoff (the rules are in ``exporter.upstream.retry``), the request budget
 (``exporter.upstream.budget``) and the vendor's own ``Retry-After`` hints, so every source gets
-them by calling ``request_json``.
+them: its typed API (``exporter.upstream.api``) calls ``request_json``.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from exporter.core.selfmetrics import UpstreamStats as UpstreamStats
 from exporter.upstream.budget import BudgetExhausted, RequestBudget
 from exporter.upstream.encoding import VENDOR_ACCEPT_ENCODING, BodyDecoder, UndecodableBody, content_coding
 from exporter.upstream.failure import TRANSPORT_ERRORS, Answer, upstream_error
+from exporter.upstream.ratelimit import read_rate_limit
 from exporter.upstream.retry import MIN_ATTEMPT_SECONDS, POLL_DEADLINE, parse_http_date, retry_wait
 from exporter.upstream.urlcache import UrlCache
 from exporter.upstream.vendorjson import read_json
@@ -56,6 +57,15 @@ class Reply(NamedTuple):
 
     status: int
     doc: Any
+    date: float | None
+
+
+class RawReply(NamedTuple):
+    """An answer's body as it came (its content coding undone); ``date`` as in ``Reply``."""
+
+    status: int
+    body: bytes
+    content_type: str
     date: float | None
 
 
@@ -92,6 +102,9 @@ class _Call(NamedTuple):
     endpoint: str
     timeout: float
     ok_statuses: tuple[int, ...]
+    # Headers other than the client's own; the body returned as it came (``request_raw``).
+    headers: httpx.Headers | None = None
+    raw: bool = False
 
     @property
     def key(self) -> tuple[str, str]:
@@ -195,12 +208,46 @@ class VendorClient:
         ``repeated``: the caller sends this same request at every poll (a target's
         fixed read), so its URL is parsed once and kept (``exporter.upstream.urlcache``).
         """
-        deadline = POLL_DEADLINE.get()
-        if deadline is None:
-            deadline = time.monotonic() + timeout
         text = self.url(path, params)
         url = self._urls.get(text) if repeated else httpx.URL(text)
-        call = _Call(method, text, url, json_body, source, endpoint, timeout, ok_statuses)
+        reply = await self._run(_Call(method, text, url, json_body, source, endpoint, timeout, ok_statuses))
+        assert isinstance(reply, Reply)
+        return reply
+
+    async def request_raw(
+        self,
+        url: str,
+        *,
+        source: str,
+        endpoint: str,
+        timeout: float,
+        auth_scheme: str = "Bearer",
+        accept: str | None = None,
+    ) -> RawReply:
+        """GET a body that is not JSON (a vendor's Prometheus text), as ``request_json``
+        does: the same retries, budget and ``Retry-After`` hints. ``url`` may be absolute
+        (such an endpoint may live on another host than the API, taking the same key);
+        ``auth_scheme`` is the word before the key (Baseten's metrics endpoint: ``Api-Key``)."""
+        text = url if "://" in url else self.url(url)
+        # A copy per request: such an endpoint is read once per interval.
+        headers = self._client.headers.copy()
+        headers["Authorization"] = f"{auth_scheme} {headers['Authorization'].partition(' ')[2]}"
+        if accept is not None:
+            headers["Accept"] = accept
+        call = _Call(
+            "GET", text, self._urls.get(text), None, source, endpoint, timeout, (200,), headers, True
+        )
+        reply = await self._run(call)
+        assert isinstance(reply, RawReply)
+        return reply
+
+    async def _run(self, call: _Call) -> Reply | RawReply:
+        """One request through the retry loop: attempts and backoff waits all end before
+        the current poll's deadline (outside a poll, ``call.timeout`` from now)."""
+        deadline = POLL_DEADLINE.get()
+        if deadline is None:
+            deadline = time.monotonic() + call.timeout
+        source, endpoint = call.source, call.endpoint
         # The vendor's failure that led to the latest retry.
         retried: UpstreamError | None = None
         attempt = 1
@@ -224,7 +271,7 @@ class VendorClient:
             attempt += 1
             await asyncio.sleep(wait)
 
-    async def _attempt(self, call: _Call, deadline: float) -> Reply:
+    async def _attempt(self, call: _Call, deadline: float) -> Reply | RawReply:
         """One try: send, read, decode.
 
         An exception keeps alive the frames it is raised through, and a frame that also
@@ -248,12 +295,18 @@ class VendorClient:
             except TRANSPORT_ERRORS as exc:
                 raise self._unanswered(call, exc, timeout, answering=response is not None) from None
         self.stats.count(call.source, call.endpoint, str(answer.status))
+        reading = read_rate_limit(answer.headers, time.time())
+        if reading is not None:
+            self.stats.rate_limit(self.vendor, call.source, call.endpoint, *reading)
         failure: UndecodableBody | Answer = answer
         if answer.status in call.ok_statuses:
             if answer.refused is not None:
                 failure = answer.refused
             elif not answer.too_large:
                 date = parse_http_date(answer.headers.get("date"))
+                if call.raw:
+                    content_type = answer.headers.get("content-type", "")
+                    return RawReply(answer.status, bytes(answer.body), content_type, date)
                 return Reply(answer.status, read_json(answer.body, call.what), date)
         raise self._unwanted(call, failure, timeout) from None
 
@@ -292,7 +345,7 @@ class VendorClient:
         request = httpx.Request(
             call.method,
             call.parsed,
-            headers=self._client.headers,
+            headers=call.headers or self._client.headers,
             json=call.json_body,
             extensions={"timeout": {"connect": timeout, "read": timeout, "write": timeout, "pool": None}},
         )
@@ -366,8 +419,9 @@ class VendorClient:
 class Clients:
     """The current client of each vendor account, by (vendor, account name).
 
-    Targets look their client up at poll time through this holder, so a reload that
-    changes an account's key or URL swaps the client without rebuilding any target.
+    Targets reach their client through their account's API (``exporter.upstream.api``),
+    which looks it up here at each request, so a reload that changes an account's key
+    or URL swaps the client without rebuilding any target.
     """
 
     def __init__(self) -> None:

@@ -64,11 +64,22 @@ def _http_date_seconds(value: str) -> float | None:
         return None
 
 
+def _room_left(remaining: str | None) -> bool:
+    """Whether the vendor said its rate-limit window still has room: then its reset is
+    when the window starts over, not a time to wait for (Together sends the headers
+    with every answer, a 503 included)."""
+    try:
+        return remaining is not None and float(remaining.strip()) >= 1
+    except ValueError:
+        return False
+
+
 def parse_retry_hint(headers: Mapping[str, str], now: float) -> float | None:
     """Seconds the vendor asks us to wait, from ``Retry-After`` or ``x-ratelimit-reset``.
 
     ``Retry-After`` is delta-seconds or an HTTP date. ``x-ratelimit-reset`` is read as
-    seconds until the reset, or as a Unix time when it is that large. ``now`` is wall
+    seconds until the reset, or as a Unix time when it is that large, and only when
+    ``x-ratelimit-remaining`` does not say there is room left. ``now`` is wall
     time (for dates). Unparseable values are ignored.
     """
     hints: list[float] = []
@@ -82,7 +93,7 @@ def parse_retry_hint(headers: Mapping[str, str], now: float) -> float | None:
             if when is not None:
                 hints.append(when - now)
     reset = headers.get("x-ratelimit-reset")
-    if reset is not None:
+    if reset is not None and not _room_left(headers.get("x-ratelimit-remaining")):
         try:
             value = float(reset.strip().rstrip("s"))
         except ValueError:

@@ -198,6 +198,22 @@ def build(cfg: MixinConfig) -> db.Dashboard:
                 )
             ],
         ),
+        timeseries_panel(
+            "Vendor rate-limit headroom",
+            "Share of the vendor's rate-limit window still free, as the vendor last answered "
+            "(x-ratelimit-remaining / x-ratelimit-limit), by account and endpoint. Near 0, the next "
+            "requests get 429: lower requests_per_second or lengthen poll intervals. Only vendors "
+            "that send these headers (Together) appear.",
+            "percentunit",
+            [
+                Query(
+                    "min by (account, source, endpoint) "
+                    f"(inference_exporter_upstream_ratelimit_remaining{tsel}"
+                    f" / inference_exporter_upstream_ratelimit_limit{tsel})",
+                    "{{account}} {{source}} {{endpoint}}",
+                )
+            ],
+        ),
     ]
     process = [
         timeseries_panel(

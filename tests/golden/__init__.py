@@ -6,6 +6,9 @@ exposition they must render, byte for byte. A builder replays the answers throug
 source's pure translation functions with a fixed clock and renders them as ``/metrics``
 does, so a change to the metric surface shows up as a diff of a ``.prom`` file.
 
+Each vendor of the registry has its builders in ``tests/golden/<vendor>.py``, as
+``GOLDENS`` (source → builder).
+
 After a deliberate change, regenerate and review the diff::
 
     python -m tests.golden --update
@@ -13,18 +16,24 @@ After a deliberate change, regenerate and review the diff::
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.golden.baseten import build_baseten
+from exporter.sources.registry import REGISTRY
 from tests.golden.replay import GOLDEN, Fixtures
-from tests.golden.together import build_finetune, build_probe, build_queue
 
-BUILDERS: dict[str, Callable[[Fixtures], bytes]] = {
-    "together_queue": build_queue,
-    "together_probe": build_probe,
-    "together_finetune": build_finetune,
-    "baseten": build_baseten,
+Builder = Callable[[Fixtures], bytes]
+
+
+def vendor_goldens(vendor: str) -> dict[str, Builder]:
+    """The golden builders of one vendor, by source."""
+    goldens: dict[str, Builder] = importlib.import_module(f"tests.golden.{vendor}").GOLDENS
+    return goldens
+
+
+BUILDERS: dict[str, Builder] = {
+    source: build for vendor in REGISTRY.names for source, build in vendor_goldens(vendor).items()
 }
 
 

@@ -42,6 +42,11 @@ class Fixtures:
         self.read.add(path)
         return json.loads(path.read_text(encoding="utf-8"))
 
+    def raw(self, name: str) -> bytes:
+        path = self.root / name
+        self.read.add(path)
+        return path.read_bytes()
+
     def exists(self, name: str) -> bool:
         return (self.root / name).is_file()
 

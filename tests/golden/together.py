@@ -21,6 +21,7 @@ from exporter.sources.together.probe_translate import (
     unfinished,
 )
 from exporter.sources.together.queue_translate import translate
+from tests.golden.relay import build_together_relay
 from tests.golden.replay import NOW, SCOPE, Fixtures
 from tests.helpers import exposition
 
@@ -101,3 +102,12 @@ def build_finetune(fx: Fixtures) -> bytes:
         parts.append(SCOPE.render(ft.job_samples(job_id, info, state)))
     parts.append(SCOPE.render(ft.list_samples(ft.parse_list(fx.json("list.json")))))
     return exposition(parts)
+
+
+# This vendor's golden expositions, by source (``tests/golden/<source>.prom``).
+GOLDENS = {
+    "together_queue": build_queue,
+    "together_probe": build_probe,
+    "together_finetune": build_finetune,
+    "together_relay": build_together_relay,
+}

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from exporter.config import load_config
-from exporter.config.baseten import effective
 from exporter.engine.targets import build_targets
+from exporter.sources.baseten.config import effective
 from exporter.upstream.client import Clients
 from tests.helpers import REPO, problems, run_cli, write_yaml
 

@@ -9,10 +9,11 @@ from typing import Any
 import httpx
 from prometheus_client import CollectorRegistry
 
-from exporter.config.baseten import Effective
 from exporter.core.scope import Scope
 from exporter.engine.poller import Outcome, poll_with_deadline
 from exporter.sources.base import Target
+from exporter.sources.baseten.api import BasetenAPI
+from exporter.sources.baseten.config import Effective
 from exporter.sources.baseten.discovery import DeploymentDiscovery, DeploymentDiscoverySettings
 from exporter.sources.baseten.target import DeploymentSettings, DeploymentTarget
 from exporter.upstream.client import UpstreamStats
@@ -39,7 +40,7 @@ class Account:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.docs: dict[str, Any] = {}
-        self.clients = mock_clients("baseten", self._answer, UpstreamStats(self.registry))
+        self.api = BasetenAPI(mock_clients("baseten", self._answer, UpstreamStats(self.registry)))
 
     def _answer(self, request: httpx.Request) -> httpx.Response:
         parts = request.url.path.split("/")
@@ -52,7 +53,7 @@ class Account:
 
     def target(self, deployment: str, **settings: Any) -> DeploymentTarget:
         base: dict[str, Any] = {"request": MODE, "interval": 30.0, "timeout": 5.0}
-        return DeploymentTarget(self.clients, "m1", deployment, DeploymentSettings(**{**base, **settings}))
+        return DeploymentTarget(self.api, "m1", deployment, DeploymentSettings(**{**base, **settings}))
 
     def hits(self, limit: str, source: str = "baseten") -> float:
         value = self.registry.get_sample_value(HITS, {"source": source, "limit": limit, "account": "default"})
@@ -158,7 +159,7 @@ def test_counter_series_an_answer_no_longer_describes_are_forgotten() -> None:
         polls["n"] = n
         s = scrape(poll(target, NOW + 60 * n))
     assert len(s.series("baseten_x_total")) == 50
-    assert len(target.counters.series) == 50
+    assert len(target.state.counters.series) == 50
 
 
 def rss_mb() -> float:
@@ -208,7 +209,7 @@ def discovery(account: Account, max_targets: int) -> DeploymentDiscovery:
         deployments=DeploymentSettings(MODE, 30.0, 5.0),
         max_targets=max_targets,
     )
-    return DeploymentDiscovery(account.clients, 0, settings)
+    return DeploymentDiscovery(account.api, 0, settings)
 
 
 def test_a_discovery_past_max_targets_fails_and_finds_nothing() -> None:

@@ -10,17 +10,14 @@ from typing import Any
 import httpx
 import pytest
 
-from exporter.config.baseten import Effective
 from exporter.core.errors import UpstreamError
 from exporter.core.scope import FilterRule, MetricFilter, Scope
 from exporter.sources.baseten import lists
+from exporter.sources.baseten.api import BasetenAPI
+from exporter.sources.baseten.config import Effective
+from exporter.sources.baseten.deployment import Query, window_bounds
 from exporter.sources.baseten.discovery import DeploymentDiscovery, DeploymentDiscoverySettings
-from exporter.sources.baseten.target import (
-    DeploymentSettings,
-    DeploymentTarget,
-    request_params,
-    window_bounds,
-)
+from exporter.sources.baseten.target import DeploymentSettings, DeploymentTarget
 from exporter.sources.baseten.vendor import DEPLOYMENT_STATUSES
 from exporter.upstream.client import Clients, UpstreamStats, VendorClient
 from tests.helpers import exposition, parse
@@ -32,7 +29,7 @@ COUNTER = desc("baseten_inference_requests_total", "COUNTER", "COUNT", STATUS_SE
 GAUGES = [desc("baseten_replicas_active"), desc("baseten_lat_seconds", "HISTOGRAM", "SECONDS", HIST_SETS)]
 
 
-def clients_for(handler: Callable[[httpx.Request], httpx.Response], account: str = "default") -> Clients:
+def api_for(handler: Callable[[httpx.Request], httpx.Response], account: str = "default") -> BasetenAPI:
     clients = Clients()
     client = VendorClient(
         "baseten",
@@ -43,7 +40,7 @@ def clients_for(handler: Callable[[httpx.Request], httpx.Response], account: str
         transport=httpx.MockTransport(handler),
     )
     clients.replace({("baseten", account): client})
-    return clients
+    return BasetenAPI(clients, account)
 
 
 def series_for(params: dict[str, Any], per_step: float = 4.0) -> dict[str, Any]:
@@ -98,8 +95,8 @@ def test_window_bounds_align_to_the_step_and_trail_the_delay() -> None:
     # Never more than 7 days, even after rounding up to whole steps.
     s7, e7 = window_bounds(NOW, 7 * 86400, 0, 7 * 3600)
     assert e7 - s7 <= 7 * 86400 * 1000
-    assert request_params("CURRENT", (), NOW, 600, 120, 60) == {"mode": "CURRENT"}
-    summary = request_params("SUMMARY", ["a", "b"], NOW, 600, 120, 60)
+    assert Query.of("CURRENT", (), NOW, 600, 120, 60).params() == {"mode": "CURRENT"}
+    summary = Query.of("SUMMARY", ("a", "b"), NOW, 600, 120, 60).params()
     assert summary["metrics"] == ["a", "b"]
     assert summary["end_epoch_millis"] == int(NOW - 120) * 1000
     assert summary["end_epoch_millis"] - summary["start_epoch_millis"] == 600_000
@@ -108,7 +105,7 @@ def test_window_bounds_align_to_the_step_and_trail_the_delay() -> None:
 def test_current_mode_reads_counters_from_a_trailing_series_window() -> None:
     fake = FakeBaseten()
     target = DeploymentTarget(
-        clients_for(fake), "m1", "d1", DeploymentSettings(effective(), interval=30, timeout=5)
+        api_for(fake), "m1", "d1", DeploymentSettings(effective(), interval=30, timeout=5)
     )
     s = scrape_of(target, NOW)
     current, series = fake.queries
@@ -133,7 +130,7 @@ def test_current_mode_reads_counters_from_a_trailing_series_window() -> None:
 def test_the_counter_window_is_read_again_only_once_it_has_moved() -> None:
     fake = FakeBaseten()
     target = DeploymentTarget(
-        clients_for(fake), "m1", "d1", DeploymentSettings(effective(), interval=20, timeout=5)
+        api_for(fake), "m1", "d1", DeploymentSettings(effective(), interval=20, timeout=5)
     )
     assert (NOW - 120) % 60 == 30
     for later in (0, 10, 20):  # now - delay stays within one minute: the same window
@@ -155,7 +152,7 @@ def test_the_counter_window_is_read_again_only_once_it_has_moved() -> None:
 def test_a_failed_counter_request_fails_the_poll_and_changes_no_state() -> None:
     fake = FakeBaseten()
     target = DeploymentTarget(
-        clients_for(fake), "m1", "d1", DeploymentSettings(effective(), interval=30, timeout=5)
+        api_for(fake), "m1", "d1", DeploymentSettings(effective(), interval=30, timeout=5)
     )
     scrape_of(target, NOW)
     fake.fail_series = True
@@ -184,11 +181,9 @@ def test_series_mode_uses_one_request_and_learns_the_step() -> None:
         return httpx.Response(200, json=doc)
 
     req = effective(mode="SERIES", window=3600.0)
-    target = DeploymentTarget(
-        clients_for(handler), "m1", "d1", DeploymentSettings(req, interval=60, timeout=5)
-    )
+    target = DeploymentTarget(api_for(handler), "m1", "d1", DeploymentSettings(req, interval=60, timeout=5))
     scrape_of(target, NOW)
-    assert len(queries) == 1 and target.step == 300
+    assert len(queries) == 1 and target.state.step == 300
     end1 = int(queries[0]["end_epoch_millis"])
     s = scrape_of(target, NOW + 900)
     assert len(queries) == 2
@@ -238,7 +233,7 @@ def list_handler(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json=response("CURRENT", [GAUGES[0]], [(0, [[1]])]))
 
 
-def discovery(clients: Clients, **kw: Any) -> DeploymentDiscovery:
+def discovery(api: BasetenAPI, **kw: Any) -> DeploymentDiscovery:
     base: dict[str, Any] = {
         "model_names": frozenset(),
         "environments": frozenset(),
@@ -248,7 +243,7 @@ def discovery(clients: Clients, **kw: Any) -> DeploymentDiscovery:
         "timeout": 5.0,
         "deployments": DeploymentSettings(effective(), interval=30.0, timeout=5.0),
     }
-    return DeploymentDiscovery(clients, 0, DeploymentDiscoverySettings(**{**base, **kw}))
+    return DeploymentDiscovery(api, 0, DeploymentDiscoverySettings(**{**base, **kw}))
 
 
 @pytest.mark.parametrize(
@@ -262,15 +257,15 @@ def discovery(clients: Clients, **kw: Any) -> DeploymentDiscovery:
     ],
 )
 def test_discovery_selects_deployments(kw: dict[str, Any], ids: list[str]) -> None:
-    d = discovery(clients_for(list_handler), **kw)
+    d = discovery(api_for(list_handler), **kw)
     rendered, found = asyncio.run(d.discover(NOW))
     assert [t.id for t in found] == [f"baseten/{i}" for i in ids]
     assert rendered.series == 0
 
 
 def test_discovered_targets_carry_info_and_refresh_it_on_kept_objects() -> None:
-    clients = clients_for(list_handler)
-    d = discovery(clients, model_names=frozenset({"llama"}))
+    api = api_for(list_handler)
+    d = discovery(api, model_names=frozenset({"llama"}))
     _, found = asyncio.run(d.discover(NOW))
     first = found[0]
     assert isinstance(first, DeploymentTarget)
@@ -319,7 +314,7 @@ def test_explicit_target_reads_its_metadata_and_survives_list_failures() -> None
         return list_handler(request)
 
     target = DeploymentTarget(
-        clients_for(handler),
+        api_for(handler),
         "m1",
         "b",
         DeploymentSettings(effective(), interval=30, timeout=5, meta_refresh=300.0),
@@ -354,9 +349,9 @@ def test_discovery_fails_on_a_bad_list_and_tolerates_a_vanished_model() -> None:
         return list_handler(request)
 
     with pytest.raises(UpstreamError, match="name is missing"):
-        asyncio.run(discovery(clients_for(handler)).discover(NOW))
+        asyncio.run(discovery(api_for(handler)).discover(NOW))
     # m3 is listed but its deployments answer 404 (deleted in between): skipped.
-    _, found = asyncio.run(discovery(clients_for(list_handler), model_names=("gone",)).discover(NOW))
+    _, found = asyncio.run(discovery(api_for(list_handler), model_names=("gone",)).discover(NOW))
     assert found == []
 
 
@@ -371,7 +366,7 @@ def test_a_filtered_metric_leaves_the_request() -> None:
         timeout=5,
         scope=Scope("prod", (("team", "ml"),), deny),
     )
-    target = DeploymentTarget(clients_for(fake, "prod"), "m1", "d1", settings)
+    target = DeploymentTarget(api_for(fake, "prod"), "m1", "d1", settings)
     assert target.id == "baseten@prod/m1/d1"
     s = scrape_of(target, NOW)
     # Every family the counter could land in is denied: never asked for, so no second
@@ -390,7 +385,7 @@ def test_the_default_set_is_named_when_a_filter_removes_part_of_it() -> None:
     fake = FakeBaseten()
     allow = MetricFilter((FilterRule(allow=("baseten_replicas_.*",)),))
     settings = DeploymentSettings(effective(), interval=30, timeout=5, scope=Scope("a", (), allow))
-    scrape_of(DeploymentTarget(clients_for(fake, "a"), "m1", "d1", settings), NOW)
+    scrape_of(DeploymentTarget(api_for(fake, "a"), "m1", "d1", settings), NOW)
     assert [q["metrics"] for q in fake.queries] == [["baseten_replicas_active"]]
 
 
@@ -398,5 +393,5 @@ def test_nothing_is_asked_when_every_metric_is_filtered() -> None:
     fake = FakeBaseten()
     none = MetricFilter((FilterRule(allow=("together_.*",)),))
     settings = DeploymentSettings(effective(), interval=30, timeout=5, scope=Scope("a", (), none))
-    out = asyncio.run(DeploymentTarget(clients_for(fake, "a"), "m1", "d1", settings).poll(NOW))
+    out = asyncio.run(DeploymentTarget(api_for(fake, "a"), "m1", "d1", settings).poll(NOW))
     assert fake.queries == [] and out.lines == {}

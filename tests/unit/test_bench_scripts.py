@@ -49,6 +49,19 @@ CASES = {
             "blocks_end",
         },
     ),
+    "relay": (
+        ["--series", "1500", "--rounds", "1"],
+        {
+            "series",
+            "relay_cpu_ms",
+            "client_python_parse_cpu_ms",
+            "cpu_ratio",
+            "speedup",
+            "relay_bytes_per_series",
+            "native_bytes_per_series",
+            "memory_ratio",
+        },
+    ),
     "scaling": (
         ["--scale", "0.003", "--spread", "0.3"],
         {"cpu_ratio_2x", "cpu_ratio_4x", "scrape_ratio_2x", "scrape_ratio_4x", "targets_4x"},

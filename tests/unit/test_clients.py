@@ -15,7 +15,7 @@ from exporter.upstream.client import VendorClient
 from tests.helpers import counted
 
 
-def loaded(tmp_path: Path, key: str = "k1", **together: Any) -> LoadedConfig:
+def loaded(tmp_path: Path, key: str = "k1", **together: Any) -> LoadedConfig[Config]:
     section = {"api_key_env": "K", "base_url": "http://127.0.0.1:9/v1", **together}
     return LoadedConfig(
         tmp_path, Config.model_validate({"together": section}), {("together", "default"): key}
@@ -71,7 +71,7 @@ def test_each_shard_gets_its_share_of_the_budget(tmp_path: Path) -> None:
     assert asyncio.run(go()) == 2
 
 
-def two_accounts(tmp_path: Path, prod_key: str, staging_key: str | None) -> LoadedConfig:
+def two_accounts(tmp_path: Path, prod_key: str, staging_key: str | None) -> LoadedConfig[Config]:
     accounts: list[dict[str, Any]] = [{"name": "prod", "api_key_env": "A"}]
     keys = {("together", "prod"): prod_key}
     if staging_key is not None:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from exporter.config import load_config
-from exporter.config.common import parse_duration
+from exporter.configkit.common import parse_duration
 from tests.helpers import problems
 
 REPO = Path(__file__).resolve().parents[2]

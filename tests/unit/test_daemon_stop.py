@@ -9,7 +9,7 @@ import pytest
 
 from exporter.config import Config, load_config
 from exporter.core.exposition import Rendered
-from exporter.engine import targets as targets_mod
+from exporter.engine import daemon as daemon_mod
 from exporter.engine.daemon import Exporter
 from exporter.sources.base import Target
 from exporter.upstream.client import Clients
@@ -46,7 +46,7 @@ def test_stop_cancels_polls_and_closes_targets(tmp_path: Path, monkeypatch: pyte
         made.extend(Hanging(f"hanging/{i}") for i in range(3))
         return list(made)
 
-    monkeypatch.setattr(targets_mod, "BUILDERS", [build])
+    monkeypatch.setattr(daemon_mod, "build_targets", build)
     path = tmp_path / "c.yaml"
     path.write_text("global:\n  start_spread: 10ms\n")
 

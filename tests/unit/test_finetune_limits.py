@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter.engine.poller import Outcome, poll_with_deadline
 from exporter.sources.base import Target
+from exporter.sources.together.api import TogetherAPI
 from exporter.sources.together.finetune import names
 from exporter.sources.together.finetune.target import (
     FineTuneDiscovery,
@@ -32,7 +33,7 @@ class Together:
         self.registry = CollectorRegistry()
         self.rows: list[dict[str, Any]] = []
         self.listed: list[dict[str, str]] = []
-        self.clients = mock_clients("together", self._answer, UpstreamStats(self.registry))
+        self.api = TogetherAPI(mock_clients("together", self._answer, UpstreamStats(self.registry)))
 
     def _answer(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
@@ -56,7 +57,7 @@ def test_keys_past_the_length_limit_are_left_out_and_counted() -> None:
     together = Together()
     long = {f"{'K' * 19_990}{i:010d}": 0.5 for i in range(200)}
     together.rows = [{"train/global_step": 1, "train/loss": 0.25, **long}]
-    outcome = poll(JobTarget(together.clients, "ft-a", JOB))
+    outcome = poll(JobTarget(together.api, "ft-a", JOB))
     assert outcome.data is not None, outcome.detail
     text = exposition([outcome.data]).decode()
     assert len(text) < 10_000
@@ -65,14 +66,14 @@ def test_keys_past_the_length_limit_are_left_out_and_counted() -> None:
     # The limit is the config's; a key at it is kept.
     longer = JobSettings(30.0, 5.0, None, 60.0, 200, max_key_length=20_000)
     together.rows = [{"train/global_step": 1, "K" * 20_000: 1.0}]
-    outcome = poll(JobTarget(together.clients, "ft-b", longer))
+    outcome = poll(JobTarget(together.api, "ft-b", longer))
     assert outcome.data is not None
     assert any(name.startswith("together_finetune___4b___4b_") for name in outcome.data.lines)
 
 
 def discovery(together: Together, **kw: Any) -> FineTuneDiscovery:
     return FineTuneDiscovery(
-        together.clients, FineTuneDiscoverySettings(frozenset({"running"}), 60.0, 5.0, JOB, **kw)
+        together.api, FineTuneDiscoverySettings(frozenset({"running"}), 60.0, 5.0, JOB, **kw)
     )
 
 

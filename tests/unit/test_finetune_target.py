@@ -57,7 +57,7 @@ def test_incremental_reads_ask_by_vendor_time_with_an_overlap() -> None:
     async def go() -> None:
         async with harness() as h:
             job = h.sim.add_job({"id": "ft-live", "step_seconds": 1, "eval_every": 3})
-            target = JobTarget(h.clients, "ft-live", SETTINGS)
+            target = JobTarget(h.api, "ft-live", SETTINGS)
             for offset in (0.2, 5.5, 5.9, 6.1, 9.0, 9.0, 15.5, 40.2):
                 h.clock.t = job.start + offset
                 out = text(await target.poll(h.clock.t))
@@ -84,7 +84,7 @@ def test_first_read_uses_resolution_then_only_new_rows() -> None:
     async def go() -> None:
         async with harness() as h:
             job = h.sim.add_job({"id": "ft-r", "step_seconds": 1, "eval_every": 10})
-            target = JobTarget(h.clients, "ft-r", JobSettings(1.0, 5.0, 10, 30.0, 50, overlap=2.0))
+            target = JobTarget(h.api, "ft-r", JobSettings(1.0, 5.0, 10, 30.0, 50, overlap=2.0))
             h.clock.t = job.start + 100.5
             await target.poll(h.clock.t)
             h.clock.t += 5
@@ -106,7 +106,7 @@ def test_bytes_per_poll_follow_the_new_rows_not_the_length_of_the_run() -> None:
     async def go() -> None:
         async with harness() as h:
             job = h.sim.add_job({"id": "ft-long", "step_seconds": 1, "eval_every": 10})
-            target = JobTarget(h.clients, "ft-long", JobSettings(10.0, 5.0, 20, 30.0, 50, overlap=5.0))
+            target = JobTarget(h.api, "ft-long", JobSettings(10.0, 5.0, 20, 30.0, 50, overlap=5.0))
             h.clock.t = job.start + 2000.5
             await target.poll(h.clock.t)
             per_poll = []
@@ -128,7 +128,7 @@ def test_a_failed_poll_does_not_lose_rows() -> None:
     async def go() -> None:
         async with harness() as h:
             job = h.sim.add_job({"id": "ft-f", "step_seconds": 1})
-            target = JobTarget(h.clients, "ft-f", SETTINGS)
+            target = JobTarget(h.api, "ft-f", SETTINGS)
             h.clock.t = job.start + 3.5
             await target.poll(h.clock.t)
             h.clock.t += 4
@@ -153,7 +153,7 @@ def test_metrics_404_of_a_queued_job_is_no_rows_yet() -> None:
         async with harness() as h:
             h.sim.add_job({"id": "ft-q", "delay": 100, "step_seconds": 1})
             h.sim.add_job({"id": "ft-r", "step_seconds": 1})
-            queued = JobTarget(h.clients, "ft-q", SETTINGS)
+            queued = JobTarget(h.api, "ft-q", SETTINGS)
             h.transport.fail_next = ("ft-q/metrics", 404)
             out = text(await queued.poll(h.clock.t))
             assert out.value("together_finetune_global_step", job_id="ft-q") is None
@@ -161,7 +161,7 @@ def test_metrics_404_of_a_queued_job_is_no_rows_yet() -> None:
                 "queued"
             ]
             # For a job that is training, a 404 is a 404.
-            running = JobTarget(h.clients, "ft-r", SETTINGS)
+            running = JobTarget(h.api, "ft-r", SETTINGS)
             h.transport.fail_next = ("ft-r/metrics", 404)
             with pytest.raises(UpstreamError) as exc:
                 await running.poll(h.clock.t + 5)
@@ -176,7 +176,7 @@ def test_finished_job_is_read_once_more_kept_for_retention_then_dropped() -> Non
             job = h.sim.add_job(
                 {"id": "ft-end", "steps": 10, "step_seconds": 1, "eval_every": 5, "post_seconds": 1}
             )
-            target = JobTarget(h.clients, "ft-end", SETTINGS)
+            target = JobTarget(h.api, "ft-end", SETTINGS)
             h.clock.t = job.start + 8.5
             await target.poll(h.clock.t)
             h.clock.t = job.start + 13  # completed; steps 9 and 10 not read yet
@@ -212,7 +212,7 @@ def test_finished_job_is_read_once_more_kept_for_retention_then_dropped() -> Non
 def test_not_found_backs_off() -> None:
     async def go() -> None:
         async with harness() as h:
-            target = JobTarget(h.clients, "ft-gone", SETTINGS)
+            target = JobTarget(h.api, "ft-gone", SETTINGS)
             t0 = h.clock.t
             for i in range(31):
                 with pytest.raises(UpstreamError) as exc:
@@ -242,7 +242,7 @@ def test_discovery_follows_the_list() -> None:
             end = h.sim.add_job({"id": "ft-end", "steps": 5, "step_seconds": 1, "post_seconds": 1})
             h.sim.add_job({"id": "ft-q", "delay": 100, "step_seconds": 1})
             h.sim.add_job({"id": "ft-old", "steps": 3, "step_seconds": 1, "delay": -1000})
-            disc = FineTuneDiscovery(h.clients, discovery_settings(frozenset(UNFINISHED_STATUSES)))
+            disc = FineTuneDiscovery(h.api, discovery_settings(frozenset(UNFINISHED_STATUSES)))
             h.clock.t = end.start + 2
             rendered, found = await disc.discover(h.clock.t)
             out = text(rendered)
@@ -273,7 +273,7 @@ def test_discovery_of_finished_jobs_reads_each_once() -> None:
     async def go() -> None:
         async with harness() as h:
             h.sim.add_job({"id": "ft-old", "steps": 3, "step_seconds": 1, "delay": -1000})
-            disc = FineTuneDiscovery(h.clients, discovery_settings(TERMINAL))
+            disc = FineTuneDiscovery(h.api, discovery_settings(TERMINAL))
             _, (target,) = await disc.discover(h.clock.t)
             await target.poll(h.clock.t)
             h.clock.t += SETTINGS.retention + 1
@@ -288,7 +288,7 @@ def test_discovery_of_finished_jobs_reads_each_once() -> None:
 def test_discovery_list_errors_raise() -> None:
     async def go() -> None:
         async with harness() as h:
-            disc = FineTuneDiscovery(h.clients, discovery_settings(TERMINAL))
+            disc = FineTuneDiscovery(h.api, discovery_settings(TERMINAL))
             h.transport.fail = ("/fine-tunes", 503)
             with pytest.raises(UpstreamError) as exc:
                 await disc.poll(h.clock.t)
@@ -314,7 +314,7 @@ def test_an_evaluation_slower_than_the_poll_interval_is_read_within_one_poll() -
         async with harness() as h:
             # Training waits 7s for each evaluation; polls come every second.
             job = h.sim.add_job({"id": "ft-slow", "step_seconds": 1, "eval_every": 5, "eval_seconds": 7})
-            target = JobTarget(h.clients, "ft-slow", SETTINGS)
+            target = JobTarget(h.api, "ft-slow", SETTINGS)
             h.clock.t = job.start
             for _ in range(60):
                 h.clock.t += 1
@@ -334,7 +334,7 @@ def test_asynchronous_evaluation_rows_arriving_after_later_train_rows_are_read()
             job = h.sim.add_job(
                 {"id": "ft-async", "step_seconds": 1, "eval_every": 4, "eval_seconds": 9, "async_eval": True}
             )
-            target = JobTarget(h.clients, "ft-async", SETTINGS)
+            target = JobTarget(h.api, "ft-async", SETTINGS)
             h.clock.t = job.start
             for _ in range(40):
                 h.clock.t += 1.5
@@ -371,7 +371,7 @@ def test_a_row_logged_late_for_an_old_step_is_read_once() -> None:
                     ],
                 }
             )
-            target = JobTarget(h.clients, "ft-late", SETTINGS)
+            target = JobTarget(h.api, "ft-late", SETTINGS)
             h.clock.t = job.start
             outs = await poll_until(h, target, job.start + 40, 1.0)
             assert outs[21].value("together_finetune_eval__2f_bleu", job_id="ft-late") is None
@@ -407,7 +407,7 @@ def test_a_late_evaluation_is_in_the_final_read_of_a_finished_job() -> None:
                     "post_seconds": 1,
                 }
             )
-            target = JobTarget(h.clients, "ft-fin", SETTINGS)
+            target = JobTarget(h.api, "ft-fin", SETTINGS)
             h.clock.t = job.start + 11
             out = text(await target.poll(h.clock.t))
             assert out.value("together_finetune_eval_loss", job_id="ft-fin") is None
@@ -436,7 +436,7 @@ def test_clock_skew_loses_no_row(skew: float, vendor_date: bool) -> None:
             # Without the vendor's Date the exporter's clock is all there is: an overlap
             # wider than the skew is then what keeps rows from being lost.
             overlap = 2.0 if vendor_date else abs(skew) + 2
-            target = JobTarget(h.clients, "ft-skew", JobSettings(1.0, 5.0, None, 30.0, 50, overlap=overlap))
+            target = JobTarget(h.api, "ft-skew", JobSettings(1.0, 5.0, None, 30.0, 50, overlap=overlap))
             h.clock.t = job.start
             outs = await poll_until(h, target, job.start + 50, 1.0, skew=skew)
             step = job.logged_steps(h.clock.t)
@@ -458,13 +458,13 @@ def test_a_finished_job_takes_new_labels_in_place_without_reading_again() -> Non
     async def go() -> None:
         async with harness() as h:
             job = h.sim.add_job({"id": "ft-end", "steps": 4, "step_seconds": 1, "post_seconds": 1})
-            target = JobTarget(h.clients, "ft-end", SETTINGS)
+            target = JobTarget(h.api, "ft-end", SETTINGS)
             h.clock.t = job.start + 10
             await target.poll(h.clock.t)
             assert target.finished_at is not None
             n_requests = len(h.transport.urls)
             relabelled = replace(SETTINGS, scope=Scope(labels=(("team", "b"),)), retention=60.0)
-            assert target.reconfigure(JobTarget(h.clients, "ft-end", relabelled))
+            assert target.reconfigure(JobTarget(h.api, "ft-end", relabelled))
             out = text(await target.poll(h.clock.t + 40))  # past the old retention, within the new
             assert out.value("together_finetune_global_step", job_id="ft-end", team="b") == 4
             assert len(h.transport.urls) == n_requests
@@ -476,13 +476,11 @@ def test_a_discovery_rebuilds_what_it_found_with_its_new_settings() -> None:
     async def go() -> None:
         async with harness() as h:
             h.sim.add_job({"id": "ft-run", "step_seconds": 1})
-            discovery = FineTuneDiscovery(h.clients, discovery_settings(frozenset({"running"})))
+            discovery = FineTuneDiscovery(h.api, discovery_settings(frozenset({"running"})))
             _, found = await discovery.discover(h.clock.t)
             (job,) = jobs(found)
             longer = replace(SETTINGS, interval=7.0)
-            new = FineTuneDiscovery(
-                h.clients, replace(discovery_settings(frozenset({"running"})), jobs=longer)
-            )
+            new = FineTuneDiscovery(h.api, replace(discovery_settings(frozenset({"running"})), jobs=longer))
             assert discovery.reconfigure(new)
             rebuilt = discovery.rebuild(job)
             assert isinstance(rebuilt, JobTarget) and rebuilt is not job and rebuilt.settings == longer

@@ -14,7 +14,9 @@ import pytest
 from exporter.core.exposition import Family, Sample, render
 from exporter.engine import gcpolicy
 from exporter.engine.store import Store
-from exporter.sources.baseten.layout import Descriptor, _family
+from exporter.sources.baseten.descriptors import DEFAULT_LIMITS, DescriptorCache
+from exporter.sources.baseten.translate import parse
+from tests.unit.baseten_docs import desc, response
 
 G = Family("x_depth", "gauge", "Depth.")
 C = Family("x_events_total", "counter", "Events.")
@@ -33,8 +35,24 @@ def test_a_stored_snapshot_is_not_tracked_by_the_collector() -> None:
 
 
 def test_baseten_families_are_shared_between_polls() -> None:
-    d = Descriptor("baseten_replicas_active", "GAUGE", "COUNT", ())
-    assert _family(d, d.name, "gauge", "GAUGE") is _family(d, d.name, "gauge", "GAUGE")
+    """Even a descriptor whose label values change at every poll, and so is laid out
+    again, keeps its family objects: its target's cache hands them out."""
+    cache = DescriptorCache()
+    families = []
+    for replica in ("r1", "r2", "r3"):
+        cache.next_poll()
+        doc = response(
+            "CURRENT", [desc("baseten_replicas_active", sets=[{"replica": replica}])], [(0, [[1]])]
+        )
+        families.append(parse(doc, "CURRENT", DEFAULT_LIMITS, cache).layouts[0][0][0])
+    assert families[0] is families[1] is families[2]
+
+
+def test_a_deployments_families_are_bounded_by_its_family_limit() -> None:
+    cache = DescriptorCache(max_families=3)
+    made = [cache.family(f"baseten_m{i}", "gauge", "Help.") for i in range(20)]
+    assert len(cache._families) <= 6
+    assert cache.family("baseten_m19", "gauge", "Help.") is made[19]
 
 
 @pytest.fixture

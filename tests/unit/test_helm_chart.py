@@ -12,7 +12,6 @@ import yaml
 
 from exporter import __version__
 from exporter.config import load_config
-from exporter.config.accounts import accounts_of
 from exporter.web.webconfig import load_web_config
 from tests.chart import (
     OPERATOR_APIS,
@@ -81,7 +80,7 @@ def loaded_config(cm: dict[str, Any], tmp_path: Path) -> Any:
 
 
 def key_files(cfg: Any) -> list[str]:
-    return [str(account.api_key_file) for _, _, account in accounts_of(cfg)]
+    return [str(account.api_key_file) for _, _, account in cfg.accounts()]
 
 
 def test_defaults_lint_clean_and_sharded_values_too() -> None:
@@ -184,7 +183,7 @@ def test_sharded_multi_account_tls(tmp_path: Path) -> None:
     assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     # Several accounts: each key is a file of the one Secret; the pod spec names none of them.
     cfg = loaded_config(out.one("ConfigMap", "inference-exporter-config"), tmp_path)
-    assert [(vendor, a.name) for vendor, _, a in accounts_of(cfg)] == [
+    assert [(vendor.name, a.name) for vendor, _, a in cfg.accounts()] == [
         ("together", "prod"),
         ("together", "staging"),
         ("baseten", "default"),

@@ -14,7 +14,6 @@ import yaml
 
 from exporter import __version__
 from exporter.config import load_config
-from exporter.config.accounts import accounts_of
 from exporter.web.limits import DEFAULT_LIMITS
 from tests.helpers import REPO, need_binary
 
@@ -138,7 +137,7 @@ def test_api_keys_are_files_of_the_secret(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text((BASE / "config.yaml").read_text())
     cfg = load_config(path, read_secrets=False).config
-    files = [Path(str(a.api_key_file)) for _, _, a in accounts_of(cfg)]
+    files = [Path(str(a.api_key_file)) for _, _, a in cfg.accounts()]
     assert files and all(f.parent == Path(mounts(c)["keys"]) for f in files)
     assert {f.name for f in files} <= secret["stringData"].keys()
 

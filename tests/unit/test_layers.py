@@ -1,8 +1,9 @@
 """The package's layers hold: the import contracts in pyproject.toml, checked by import-linter.
 
-They say that translation, the core and the pages load no network stack, that no layer imports
-one above it (the engine never the web side, sources never the config loader), and that only
-the entry points know the simulator.
+They say that the core, the config building blocks and the pages load no network stack, that no
+layer imports one above it (the engine never the web side, sources never the config loader), and
+that only the entry points know the simulator. Each vendor's pure modules (its translation and
+config) are named in its contract and checked in test_vendor_contract.py.
 """
 
 from __future__ import annotations

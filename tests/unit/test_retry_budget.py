@@ -28,6 +28,11 @@ NOW = 1_800_000_000.0
         ({"x-ratelimit-reset": "4s"}, 4.0),
         ({"x-ratelimit-reset": str(NOW + 9)}, 9.0),  # a Unix time
         ({"retry-after": "2", "x-ratelimit-reset": "5"}, 5.0),  # the longer wins
+        ({"x-ratelimit-remaining": "0", "x-ratelimit-reset": "4"}, 4.0),
+        # Room left in the window: its reset is no reason to wait (a 503 carries it too).
+        ({"x-ratelimit-remaining": "37", "x-ratelimit-reset": "40"}, None),
+        ({"x-ratelimit-remaining": "37", "x-ratelimit-reset": "40", "retry-after": "2"}, 2.0),
+        ({"x-ratelimit-remaining": "none", "x-ratelimit-reset": "4"}, 4.0),
         ({"retry-after": "soon"}, None),
         ({"retry-after": "-3"}, 0.0),
         ({"retry-after": "nan"}, None),

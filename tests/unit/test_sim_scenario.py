@@ -21,7 +21,7 @@ import yaml
 from aiohttp.test_utils import TestClient, TestServer
 from jsonschema import Draft202012Validator
 
-from exporter.config.common import parse_duration
+from exporter.configkit.common import parse_duration
 from exporter.simulator import baseten_data, scenario
 from exporter.simulator.app import make_app
 from exporter.simulator.state import SimState

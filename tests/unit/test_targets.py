@@ -9,6 +9,7 @@ from exporter.engine.targets import build_targets
 from exporter.sources.base import Target
 from exporter.sources.baseten import discovery as baseten_discovery
 from exporter.sources.baseten import target as baseten
+from exporter.sources.baseten.api import BasetenAPI
 from exporter.sources.baseten.descriptors import Limits
 from exporter.sources.baseten.discovery import DeploymentDiscoverySettings
 from exporter.sources.baseten.target import DeploymentSettings
@@ -144,7 +145,7 @@ def test_every_target_takes_new_settings_in_place(tmp_path: Path) -> None:
     assert isinstance(discovery, baseten_discovery.DeploymentDiscovery)
     settings = built(tmp_path)["baseten/m1/d1"].settings
     assert isinstance(settings, baseten.DeploymentSettings)
-    found = baseten.DeploymentTarget(Clients(), "m9", "d9", settings)
+    found = baseten.DeploymentTarget(BasetenAPI(Clients()), "m9", "d9", settings)
     rebuilt = discovery.rebuild(found)
     assert isinstance(rebuilt, baseten.DeploymentTarget) and rebuilt.settings == discovery.opts.deployments
     assert found.reconfigure(rebuilt) and found.scope.labels == (("team", "b"),)

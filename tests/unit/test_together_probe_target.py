@@ -18,6 +18,7 @@ import pytest
 from exporter.core.errors import UpstreamError
 from exporter.simulator import app as sim_app
 from exporter.simulator.state import SimState
+from exporter.sources.together.api import TogetherAPI
 from exporter.sources.together.probe import InFlightJobs, ProbeSettings, ProbeTarget
 from exporter.upstream.client import Clients, UpstreamStats, VendorClient
 from tests.helpers import exposition, parse
@@ -74,7 +75,7 @@ def make(
         request_timeout=kw.get("request_timeout", 2.0),
         buckets=buckets,
     )
-    return ProbeTarget(clients, model, settings, registry=registry)
+    return ProbeTarget(TogetherAPI(clients), model, settings, registry=registry)
 
 
 def run(body: Callable[[Sim, Clients], Awaitable[None]]) -> None:

@@ -6,7 +6,10 @@ out once and kept in the deployment's own ``DescriptorCache``, which holds the e
 its last answer used and those its current one uses, and no others: label values that
 change at every poll replace what the cache holds instead of adding to it. Deployments
 whose answers describe a metric alike share one entry through a table of weak
-references, which keeps nothing alive by itself.
+references, which keeps nothing alive by itself: it holds what the targets' caches
+hold, no more. The cache also keeps the deployment's families (at most twice its
+family limit), so that a descriptor whose label sets change keeps the same family
+objects from poll to poll.
 
 Before anything is built, an answer is measured against the target's ``Limits``:
 
@@ -27,9 +30,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from exporter.core.errors import InvalidResponse, LimitExceeded
-from exporter.core.exposition import Family, Labels
+from exporter.core.exposition import Family, Labels, MetricType
 from exporter.core.scope import DEFAULT_MAX_SERIES, MAX_SERIES_KEY
-from exporter.sources.baseten.layout import ENDPOINT, Descriptor, check_names, layout
+from exporter.sources.baseten.layout import ENDPOINT, Descriptor, FamilyMaker, check_names, layout
 from exporter.sources.jsonshape import required_str
 
 Series = tuple[tuple[Family, Labels], ...]
@@ -83,13 +86,17 @@ class DescriptorCache:
     """One deployment's descriptors by content: those its last poll used and its current
     one uses (``next_poll`` starts a poll), and the sets of them last checked whole."""
 
-    __slots__ = ("_checked", "_current", "_last")
+    __slots__ = ("_checked", "_current", "_families", "_last", "_max_families")
 
-    def __init__(self) -> None:
+    def __init__(self, max_families: int = DEFAULT_MAX_FAMILIES) -> None:
         self._last: dict[Key, Described] = {}
         self._current: dict[Key, Described] = {}
         # The last two sets checked: a poll may read a second answer (its counters').
         self._checked: tuple[tuple[Described, ...], ...] = ()
+        # Families by (name, type, help): a snapshot keeps its families, and a new
+        # object per poll would be garbage for the collector to track.
+        self._families: dict[tuple[str, str, str], Family] = {}
+        self._max_families = 2 * max_families
 
     def next_poll(self) -> None:
         # The same two dicts for good, and keys that are the entries' own: a poll whose
@@ -104,6 +111,16 @@ class DescriptorCache:
             found = self._last.get(key) or _shared.get(key)
             if found is not None:
                 self._current[found.key or key] = found
+        return found
+
+    def family(self, name: str, mtype: MetricType, help_text: str) -> Family:
+        """The family of that name, type and HELP this deployment made before, else a new one."""
+        key = (name, mtype, help_text)
+        found = self._families.get(key)
+        if found is None:
+            if len(self._families) >= self._max_families:
+                self._families.clear()
+            found = self._families[key] = Family(name, mtype, help_text)
         return found
 
     def put(self, described: Described) -> None:
@@ -169,7 +186,7 @@ def describe(
         key = _raw_key(raw, limit)
         found = None if key is None else cache.get(key)
         if found is None:
-            found = _build(raw, i, limit, key)
+            found = _build(raw, i, limit, key, cache.family)
             if found is None:
                 dropped += len(raw["label_sets"])  # validated by _build
             elif found.kept is None:
@@ -199,7 +216,7 @@ def _raw_key(raw: Any, limit: int) -> Key | None:
     return key
 
 
-def _build(raw: Any, i: int, limit: int, key: Key | None) -> Described | None:
+def _build(raw: Any, i: int, limit: int, key: Key | None, make: FamilyMaker) -> Described | None:
     def where() -> str:
         return f"{ENDPOINT}: metric_descriptors[{i}]"
 
@@ -211,10 +228,10 @@ def _build(raw: Any, i: int, limit: int, key: Key | None) -> Described | None:
         return None
     if not too_long:
         d = Descriptor(name, kind, unit, tuple(sets))
-        return Described(d, layout(d), None, len(sets), key)
+        return Described(d, layout(d, make), None, len(sets), key)
     kept = tuple(j for j in range(len(sets)) if j not in too_long)
     d = Descriptor(name, kind, unit, tuple(sets[j] for j in kept))
-    return Described(d, layout(d), kept, len(sets))
+    return Described(d, layout(d, make), kept, len(sets))
 
 
 def _label_sets(raw: Any, limit: int, where: Callable[[], str]) -> tuple[list[Labels], set[int]]:

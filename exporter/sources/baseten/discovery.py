@@ -17,16 +17,9 @@ from exporter.core.exposition import Rendered
 from exporter.core.scope import DEFAULT_SCOPE, Scope, target_id
 from exporter.sources.base import DEFAULT_MAX_TARGETS, Discovery, Target, counted_limits, too_many_targets
 from exporter.sources.baseten import lists
+from exporter.sources.baseten.api import DISCOVERY_SOURCE, BasetenAPI
 from exporter.sources.baseten.descriptors import MAX_LABEL_KEY
-from exporter.sources.baseten.target import (
-    DISCOVERY_SOURCE,
-    VENDOR,
-    DeploymentSettings,
-    DeploymentTarget,
-    list_deployments,
-    list_models,
-)
-from exporter.upstream.client import Clients, VendorClient
+from exporter.sources.baseten.target import DeploymentSettings, DeploymentTarget
 
 
 @dataclass(frozen=True)
@@ -51,9 +44,9 @@ class DeploymentDiscovery(Discovery):
 
     source = DISCOVERY_SOURCE
 
-    def __init__(self, clients: Clients, index: int, settings: DeploymentDiscoverySettings) -> None:
+    def __init__(self, api: BasetenAPI, index: int, settings: DeploymentDiscoverySettings) -> None:
         self._init_from_settings(target_id(DISCOVERY_SOURCE, settings.scope.account, str(index)), settings)
-        self.clients = clients
+        self.api = api
         self.opts = settings
 
     def reconfigure(self, new: Target) -> bool:
@@ -66,22 +59,21 @@ class DeploymentDiscovery(Discovery):
         if not isinstance(found, DeploymentTarget):
             return found
         return DeploymentTarget(
-            self.clients, found.model_id, found.deployment_id, self.opts.deployments, meta=found.meta
+            self.api, found.model_id, found.deployment_id, self.opts.deployments, meta=found.meta
         )
 
     async def discover(self, now: float) -> tuple[Rendered, list[Target]]:
-        client = self.clients.get(VENDOR, self.account)
-        with counted_limits(client.stats, DISCOVERY_SOURCE):
-            return Rendered(), await self._discover(client)
+        with counted_limits(self.api.stats, DISCOVERY_SOURCE):
+            return Rendered(), await self._discover()
 
-    async def _discover(self, client: VendorClient) -> list[Target]:
+    async def _discover(self) -> list[Target]:
         models = [
             m
-            for m in await list_models(client, self.timeout)
+            for m in await self.api.models(timeout=self.timeout)
             if not self.opts.model_names or m.name in self.opts.model_names
         ]
         self._check_count(len(models), "models to list the deployments of")
-        per_model = await asyncio.gather(*(self._deployments(client, m.id) for m in models))
+        per_model = await asyncio.gather(*(self._deployments(m.id) for m in models))
         found: list[tuple[lists.Model, lists.Deployment]] = []
         for model, deps in zip(models, per_model, strict=True):
             chosen = lists.select(
@@ -95,10 +87,9 @@ class DeploymentDiscovery(Discovery):
         settings = self.opts.deployments
         fitting = [(m, d) for m, d in found if lists.fits(m, d, settings.max_label_length)]
         if len(fitting) < len(found):
-            client.stats.limit_hit(DISCOVERY_SOURCE, MAX_LABEL_KEY, len(found) - len(fitting))
+            self.api.stats.limit_hit(DISCOVERY_SOURCE, MAX_LABEL_KEY, len(found) - len(fitting))
         return [
-            DeploymentTarget(self.clients, m.id, d.id, settings, meta=lists.meta_for(m, d))
-            for m, d in fitting
+            DeploymentTarget(self.api, m.id, d.id, settings, meta=lists.meta_for(m, d)) for m, d in fitting
         ]
 
     def _check_count(self, count: int, what: str) -> None:
@@ -106,9 +97,9 @@ class DeploymentDiscovery(Discovery):
             narrow = "narrow the rule (model_names, environments, production_only)"
             raise too_many_targets(count, what, self.opts.max_targets, narrow)
 
-    async def _deployments(self, client: VendorClient, model_id: str) -> list[lists.Deployment]:
+    async def _deployments(self, model_id: str) -> list[lists.Deployment]:
         try:
-            return await list_deployments(client, model_id, self.timeout)
+            return await self.api.deployments(model_id, timeout=self.timeout)
         except UpstreamError as exc:
             if exc.reason == "not_found":  # deleted between the two list calls
                 return []

@@ -17,9 +17,8 @@ values, so every deployment that reports a metric declares its families the same
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from exporter.core.errors import InvalidResponse
@@ -49,6 +48,9 @@ _UNIT_SUFFIXES = ("_seconds", "_bytes")
 BOUNDED_RATIO_RE = re.compile(r"(utili[sz]ation|hit_rate)$")
 # Label names of ours, or that Prometheus gives a meaning to.
 _RESERVED_LABELS = frozenset({"model_id", "deployment_id", "job", "instance", "le"})
+
+# Makes the Family of a name, type and HELP text (a target's may hand out one it made before).
+FamilyMaker = Callable[[str, MetricType, str], Family]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +89,6 @@ def metric_name(vendor_name: str, kind: str, unit_hint: str) -> str:
     return base + "_total" if kind == COUNTER else base
 
 
-@functools.lru_cache(maxsize=4096)
 def possible_families(vendor_name: str) -> frozenset[str]:
     """Every family a vendor metric could land in, whatever kind and unit its descriptor
     turns out to have (a histogram's average included): before the descriptor has been
@@ -122,23 +123,15 @@ def _unit_note(d: Descriptor) -> str:
 
 
 # Families whose name and help are this long at most are shared (real ones are
-# about a hundred characters), so that what the cache holds stays small.
+# about a hundred characters), so that what a target keeps stays small.
 _SHARED_FAMILY_LENGTH = 512
 
 
-def _family(d: Descriptor, name: str, mtype: MetricType, role: str) -> Family:
+def _family(d: Descriptor, name: str, mtype: MetricType, role: str, make: FamilyMaker) -> Family:
     help_text = f"Baseten deployment metric {d.name} ({role}; {_unit_note(d)})."
     if len(name) + len(help_text) > _SHARED_FAMILY_LENGTH:
         return Family(name, mtype, help_text)
-    return _shared_family(name, mtype, help_text)
-
-
-@functools.lru_cache(maxsize=1024)
-def _shared_family(name: str, mtype: MetricType, help_text: str) -> Family:
-    """One Family object per distinct family, however many descriptors describe it: a
-    snapshot keeps its families, and a new object per poll would be garbage for
-    the collector to track (see ``exposition.Rendered``)."""
-    return Family(name, mtype, help_text)
+    return make(name, mtype, help_text)
 
 
 def _labels(sets: list[dict[str, str]]) -> list[Labels]:
@@ -146,8 +139,9 @@ def _labels(sets: list[dict[str, str]]) -> list[Labels]:
     return [tuple((k, s.get(k, "")) for k in names) for s in sets]
 
 
-def layout(d: Descriptor) -> tuple[tuple[Family, Labels], ...]:
-    """The family and labels of each of the descriptor's label sets, in order.
+def layout(d: Descriptor, make: FamilyMaker = Family) -> tuple[tuple[Family, Labels], ...]:
+    """The family and labels of each of the descriptor's label sets, in order; each
+    family made by ``make``.
 
     Worked out once per descriptor a deployment keeps reporting (``descriptors``)."""
     where = f"{ENDPOINT}: {d.name}"
@@ -159,7 +153,7 @@ def layout(d: Descriptor) -> tuple[tuple[Family, Labels], ...]:
     def family(fam_name: str, mtype: MetricType, role: str) -> Family:
         fam = made.get((fam_name, role))
         if fam is None:
-            fam = made[(fam_name, role)] = _family(d, fam_name, mtype, role)
+            fam = made[(fam_name, role)] = _family(d, fam_name, mtype, role, make)
         return fam
 
     for j, raw in enumerate(d.label_sets):

@@ -34,13 +34,16 @@ INFO = Family(
     "gauge",
     "Baseten deployment metadata (GET /v1/models/{model_id}/deployments: name, environment, "
     "is_production; model name from GET /v1/models); value is always 1.",
+    labels=("model_id", "deployment_id", "model_name", "deployment_name", "environment", "is_production"),
 )
 STATUS = Family(
     STATUS_NAME,
     "gauge",
     "1 for the deployment's current status, 0 for every other documented one (GET "
     "/v1/models/{model_id}/deployments field status); an undocumented status is a series of its own with 1.",
+    labels=("model_id", "deployment_id", "status"),
 )
+FAMILIES = (INFO, STATUS)
 # Documented statuses in a stable order for the exposition.
 KNOWN_STATUSES = tuple(sorted(DEPLOYMENT_STATUSES))
 

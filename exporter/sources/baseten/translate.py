@@ -13,7 +13,7 @@ and labels), labelled with the deployment's ``model_id`` and ``deployment_id``::
     baseten_end_to_end_response_time_avg_seconds{model_id="m",deployment_id="d"} 0.25
 
 COUNTER descriptors are not turned into samples here: a counter value is a total
-over its step, and ``counters`` adds settled steps into a real counter.
+over its step, and ``deployment`` adds settled steps into a real counter.
 Descriptors are measured against the target's limits, read and kept by ``descriptors``.
 """
 

@@ -39,6 +39,8 @@ from exporter.core.errors import UpstreamError
 from exporter.core.exposition import Rendered
 from exporter.core.scope import DEFAULT_SCOPE, Scope, target_id
 from exporter.sources.base import Target
+from exporter.sources.together.api import PROBE_SOURCE as SOURCE
+from exporter.sources.together.api import TogetherAPI
 from exporter.sources.together.probe_translate import (
     DEFAULT_BUCKETS,
     TERMINAL,
@@ -47,19 +49,11 @@ from exporter.sources.together.probe_translate import (
     ProbeState,
     failure,
     judge,
-    read_status,
     samples,
-    submitted_id,
     unfinished,
 )
-from exporter.upstream.client import Clients, Reply, VendorClient
 
 log = logging.getLogger("exporter.probe")
-
-SOURCE = "together_queue_probe"
-SUBMIT = "/queue/submit"
-STATUS = "/queue/status"
-CANCEL = "/queue/cancel"
 
 # Bound on the cancel sent while closing (shutdown, removal), so shutdown stays quick.
 CLOSE_TIMEOUT = 1.5
@@ -165,19 +159,19 @@ class ProbeTarget(Target):
     source = SOURCE
 
     def __init__(
-        self, clients: Clients, model: str, settings: ProbeSettings, *, registry: InFlightJobs = IN_FLIGHT
+        self, api: TogetherAPI, model: str, settings: ProbeSettings, *, registry: InFlightJobs = IN_FLIGHT
     ) -> None:
         self._init_from_settings(
             target_id(SOURCE, settings.scope.account, model), settings, timeout=settings.request_timeout
         )
-        self.clients = clients
+        self.api = api
         self.opts = settings
         self.model = model
         self.key: ProbeKey = (settings.scope.account, model)
         self.registry = registry
         self.state = ProbeState(settings.buckets)
         self._task: asyncio.Task[Any] | None = None
-        self._submit: asyncio.Task[Reply] | None = None
+        self._submit: asyncio.Task[str] | None = None
         self._closed = False
         self._cleanups: set[asyncio.Task[None]] = set()
 
@@ -222,33 +216,23 @@ class ProbeTarget(Target):
         # the previous probe's, kept as stale): end the wait early enough to cancel.
         margin = min(MIN_REQUEST_TIMEOUT, self.interval / 10)
         hard_end = started + self.interval - margin
-        client = self.clients.get("together", self.account)
-        blocker = await self._settle_leftover(client)
+        blocker = await self._settle_leftover()
         if blocker:
             return failure("previous_job_in_flight", blocker)
 
         deadline = min(loop.time() + self.opts.timeout, hard_end - margin)
         submit = asyncio.ensure_future(
-            client.request_json(
-                "POST",
-                SUBMIT,
-                source=SOURCE,
-                endpoint=SUBMIT,
-                timeout=self.timeout,
-                json_body=self.opts.submit_body(self.model),
-            )
+            self.api.submit(self.opts.submit_body(self.model), timeout=self.timeout)
         )
+        # Until its answer is taken here: a poll interrupted meanwhile leaves it to the cleanup.
         self._submit = submit
         try:
-            doc = (await asyncio.shield(submit)).doc
+            request_id = await asyncio.shield(submit)
         except UpstreamError as exc:
+            # An answer without a job id fails as submit_invalid_response.
             self._submit = None
             return failure(f"submit_{exc.reason}", exc.detail)
         self._submit = None
-        try:
-            request_id = submitted_id(doc)
-        except UpstreamError as exc:
-            return failure("submit_invalid_response", exc.detail)
         accepted = loop.time()
         self.registry.set(self.key, InFlight(request_id, accepted))
 
@@ -260,7 +244,7 @@ class ProbeTarget(Target):
             asked = loop.time()
             budget = min(self.timeout, max(MIN_REQUEST_TIMEOUT, deadline - asked))
             try:
-                last = await self._status(client, request_id, budget)
+                last = await self.api.status(request_id, self.model, timeout=budget)
                 last_error = None
                 if last.terminal:
                     break
@@ -278,41 +262,19 @@ class ProbeTarget(Target):
         waited = None if unfinished_at is None else unfinished_at - accepted
         outcome = unfinished(last, last_error.reason if last_error else None, waited)
         budget = min(self.timeout, max(MIN_REQUEST_TIMEOUT, hard_end - loop.time()))
-        await self._cancel(client, request_id, budget)
+        await self._cancel(request_id, budget)
         return outcome
 
     # --- requests --------------------------------------------------------------------
 
-    async def _status(self, client: VendorClient, request_id: str, timeout: float) -> JobStatus:
-        doc = (
-            await client.request_json(
-                "GET",
-                STATUS,
-                params={"request_id": request_id, "model": self.model},
-                source=SOURCE,
-                endpoint=STATUS,
-                timeout=timeout,
-            )
-        ).doc
-        return read_status(doc)
-
-    async def _cancel(self, client: VendorClient, request_id: str, timeout: float) -> str | None:
+    async def _cancel(self, request_id: str, timeout: float) -> str | None:
         """Cancel a job; return its status after the attempt (None if unknown).
 
-        200 means canceled. 409 means it was no longer pending: the answer carries
-        its current status, and a terminal one settles the job. A job that is
-        running stays recorded as in flight until a later probe sees it finish.
+        A terminal status settles the job. A job that is running stays recorded as in
+        flight until a later probe sees it finish.
         """
         try:
-            code, doc, _ = await client.request_json(
-                "POST",
-                CANCEL,
-                json_body={"model": self.model, "request_id": request_id},
-                source=SOURCE,
-                endpoint=CANCEL,
-                timeout=timeout,
-                ok_statuses=(200, 409),
-            )
+            status = await self.api.cancel(request_id, self.model, timeout=timeout)
         except UpstreamError as exc:
             if exc.reason == "not_found":
                 # The vendor does not know the job: nothing is left to cancel.
@@ -323,24 +285,20 @@ class ProbeTarget(Target):
                 extra={"model": self.model, "request_id": request_id, "reason": exc.reason},
             )
             return None
-        status = doc.get("status") if isinstance(doc, dict) else None
-        if code == 200:
-            status = "canceled"
-        if isinstance(status, str) and status in TERMINAL:
+        if status in TERMINAL:
             self._settled(request_id, status)
             log.info(
                 "probe job settled by cancel",
                 extra={"model": self.model, "request_id": request_id, "status": status},
             )
-            return status
-        return status if isinstance(status, str) else None
+        return status
 
     def _settled(self, request_id: str, status: str) -> None:
         """The job reached ``status`` (terminal): forget it and count it, once."""
         if self.registry.pop(self.key, request_id):
             self.state.count_job(status)
 
-    async def _settle_leftover(self, client: VendorClient) -> str:
+    async def _settle_leftover(self) -> str:
         """Settle a job an earlier probe left unfinished; return why it blocks, or ''."""
         job = self.registry.get(self.key)
         if job is None:
@@ -354,7 +312,7 @@ class ProbeTarget(Target):
             self.registry.pop(self.key, job.request_id)
             return ""
         try:
-            status = await self._status(client, job.request_id, self.timeout)
+            status = await self.api.status(job.request_id, self.model, timeout=self.timeout)
         except UpstreamError as exc:
             if exc.reason == "not_found":
                 self.registry.pop(self.key, job.request_id)
@@ -363,10 +321,7 @@ class ProbeTarget(Target):
         if status.terminal:
             self._settled(job.request_id, status.status)
             return ""
-        if (
-            status.status == "pending"
-            and await self._cancel(client, job.request_id, self.timeout) in TERMINAL
-        ):
+        if status.status == "pending" and await self._cancel(job.request_id, self.timeout) in TERMINAL:
             return ""
         return f"previous job {job.request_id} is still {status.status[:40]}"
 
@@ -381,19 +336,17 @@ class ProbeTarget(Target):
         self._cleanups.add(task)
         task.add_done_callback(self._cleanups.discard)
 
-    async def _cleanup(self, submit: asyncio.Task[Reply] | None) -> None:
-        client = self.clients.find("together", self.account)
+    async def _cleanup(self, submit: asyncio.Task[str] | None) -> None:
         if submit is not None:
             try:
-                doc = (await asyncio.wait_for(submit, CLOSE_TIMEOUT)).doc
-                rid = submitted_id(doc)
+                rid: str | None = await asyncio.wait_for(submit, CLOSE_TIMEOUT)
             except (UpstreamError, TimeoutError, asyncio.CancelledError):
                 rid = None
             if rid is not None:
                 self.registry.set(self.key, InFlight(rid, asyncio.get_running_loop().time()))
         job = self.registry.get(self.key)
-        if job is not None and client is not None:
-            await self._cancel(client, job.request_id, CLOSE_TIMEOUT)
+        if job is not None and self.api.configured():
+            await self._cancel(job.request_id, CLOSE_TIMEOUT)
 
     async def close(self) -> None:
         """Stop probing: interrupt a running probe and cancel its job if still pending.

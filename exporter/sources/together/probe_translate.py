@@ -64,32 +64,38 @@ SUCCESS = Family(
     "gauge",
     "1 if the last probe job reached status done within the probe timeout with all its timestamps"
     " (Together GET /queue/status), else 0.",
+    labels=("model",),
 )
 DURATION = Family(
     "together_queue_probe_duration_seconds",
     "gauge",
     "Phases of the last probe job from the vendor's timestamps (GET /queue/status): queue_wait is"
     " created_at to claimed_at, run is claimed_at to done_at, end_to_end is created_at to done_at.",
+    labels=("model", "phase"),
 )
 RETRIES = Family(
     "together_queue_probe_retries",
     "gauge",
     "Times the last probe job was returned to the queue after a claim timeout (GET /queue/status field retries).",
+    labels=("model",),
 )
 JOBS = Family(
     "together_queue_probe_jobs_total",
     "counter",
     "Probe jobs by the terminal status they reached (GET /queue/status or POST /queue/cancel field status).",
+    labels=("model", "status"),
 )
 PROBES = Family(
     "together_queue_probes_total",
     "counter",
     "Probes run, by result: success, or the reason the probe failed.",
+    labels=("model", "result"),
 )
 LAST_COMPLETED = Family(
     "together_queue_probe_last_completed_timestamp_seconds",
     "gauge",
     "Vendor done_at of the last probe job that completed successfully, as Unix time (GET /queue/status).",
+    labels=("model",),
 )
 PHASE_SECONDS = Family(
     "together_queue_probe_phase_seconds",
@@ -98,7 +104,9 @@ PHASE_SECONDS = Family(
     " to claimed_at, run claimed_at to done_at, end_to_end created_at to done_at. A job still unfinished"
     " at the probe timeout counts in queue_wait (if still pending) and end_to_end with the time the"
     " probe saw it unfinished, a lower bound.",
+    labels=("model", "phase"),
 )
+FAMILIES = (SUCCESS, DURATION, RETRIES, JOBS, PROBES, LAST_COMPLETED, PHASE_SECONDS)
 
 
 def parse_datetime(value: Any) -> datetime | None:

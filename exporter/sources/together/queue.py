@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from exporter.core.exposition import Rendered
 from exporter.core.scope import DEFAULT_SCOPE, Scope, target_id
 from exporter.sources.base import Target
-from exporter.sources.together.queue_translate import ENDPOINT, translate
-from exporter.upstream.client import Clients
-
-SOURCE = "together_queue"
+from exporter.sources.together.api import QUEUE_SOURCE as SOURCE
+from exporter.sources.together.api import TogetherAPI
+from exporter.sources.together.queue_translate import translate
 
 
 @dataclass(frozen=True)
@@ -26,21 +25,11 @@ class QueueSettings:
 class QueueTarget(Target):
     source = SOURCE
 
-    def __init__(self, clients: Clients, model: str, settings: QueueSettings) -> None:
+    def __init__(self, api: TogetherAPI, model: str, settings: QueueSettings) -> None:
         self._init_from_settings(target_id(SOURCE, settings.scope.account, model), settings)
-        self.clients = clients
+        self.api = api
         self.model = model
 
     async def poll(self, now: float) -> Rendered:
-        doc = (
-            await self.clients.get("together", self.account).request_json(
-                "GET",
-                ENDPOINT,
-                params={"model": self.model},
-                source=SOURCE,
-                endpoint=ENDPOINT,
-                timeout=self.timeout,
-                repeated=True,
-            )
-        ).doc
+        doc = await self.api.queue_metrics(self.model, timeout=self.timeout)
         return self.scope.render(translate(self.model, doc))

@@ -24,13 +24,16 @@ JOBS_WAITING = Family(
     "together_queue_jobs_waiting",
     "gauge",
     "Jobs waiting to be claimed by a worker (Together GET /queue/metrics field messages_waiting).",
+    labels=("model",),
 )
 JOBS_RUNNING = Family(
     "together_queue_jobs_running",
     "gauge",
     "Jobs currently being processed (Together GET /queue/metrics field messages_running).",
+    labels=("model",),
 )
 
+FAMILIES = (JOBS_WAITING, JOBS_RUNNING)
 _FIELDS = (("messages_waiting", JOBS_WAITING), ("messages_running", JOBS_RUNNING))
 
 

@@ -32,82 +32,95 @@ JOB_INFO = Family(
     "gauge",
     "Fine-tune job metadata that does not change, value 1 (Together GET /fine-tunes/{id}: model,"
     " model_output_name).",
+    labels=("job_id", "base_model", "output_name"),
 )
 JOB_STATUS = Family(
     "together_finetune_job_status",
     "gauge",
     "1 for the job's current status, 0 for every other documented one (Together GET /fine-tunes/{id}"
     " field status); an undocumented status is a series of its own with 1.",
+    labels=("job_id", "status"),
 )
 REMAINING = Family(
     "together_finetune_remaining_seconds",
     "gauge",
     "Estimated seconds until the job's next state (Together progress.seconds_remaining, "
     "present only while progress.estimate_available is true).",
+    labels=("job_id",),
 )
 EPOCHS_COMPLETED = Family(
-    "together_finetune_epochs_completed", "gauge", "Epochs completed (Together field epochs_completed)."
+    "together_finetune_epochs_completed",
+    "gauge",
+    "Epochs completed (Together field epochs_completed).",
+    labels=("job_id",),
 )
 EPOCHS_CONFIGURED = Family(
     "together_finetune_epochs_configured",
     "gauge",
     "Epochs the job was configured for (Together field n_epochs).",
+    labels=("job_id",),
 )
 QUEUE_DEPTH = Family(
     "together_finetune_queue_depth",
     "gauge",
     "Jobs ahead of this one in Together's queue (field queue_depth).",
+    labels=("job_id",),
 )
 GLOBAL_STEP = Family(
     "together_finetune_global_step",
     "gauge",
     "Highest train/global_step among the job's logged rows (Together GET /fine-tunes/{id}/metrics).",
+    labels=("job_id",),
 )
 STEP_FIRST_SEEN = Family(
     "together_finetune_global_step_first_seen_timestamp_seconds",
     "gauge",
     "Unix time at which the exporter first read a row of the job's current global step (the vendor's"
     " rows carry no time of their own).",
+    labels=("job_id",),
 )
 SKIPPED_ROWS = Family(
     "together_finetune_skipped_rows_total",
     "counter",
     "Metric rows ignored by reason: not_an_object, missing_global_step (no integer train/global_step) "
     "or non_numeric_value.",
+    labels=("job_id", "reason"),
 )
 DROPPED_VALUES = Family(
     "together_finetune_dropped_values_total",
     "counter",
     "Logged values dropped because the job already has max_keys distinct keys.",
+    labels=("job_id",),
 )
 KEY_LIMIT = Family(
     "together_finetune_key_limit_reached",
     "gauge",
     "1 once the job logged more distinct keys than max_keys (the extra keys are not exported), else 0.",
+    labels=("job_id",),
 )
 LISTED_JOBS = Family(
     "together_finetune_listed_jobs",
     "gauge",
     "Fine-tune jobs listed by Together GET /fine-tunes, by status.",
+    labels=("status",),
 )
 
-FIXED_NAMES = frozenset(
-    f.name
-    for f in (
-        JOB_INFO,
-        JOB_STATUS,
-        REMAINING,
-        EPOCHS_COMPLETED,
-        EPOCHS_CONFIGURED,
-        QUEUE_DEPTH,
-        GLOBAL_STEP,
-        STEP_FIRST_SEEN,
-        SKIPPED_ROWS,
-        DROPPED_VALUES,
-        KEY_LIMIT,
-        LISTED_JOBS,
-    )
+# Every family of a job and of the job list with a name of its own (keys make the others).
+FAMILIES = (
+    JOB_INFO,
+    JOB_STATUS,
+    REMAINING,
+    EPOCHS_COMPLETED,
+    EPOCHS_CONFIGURED,
+    QUEUE_DEPTH,
+    GLOBAL_STEP,
+    STEP_FIRST_SEEN,
+    SKIPPED_ROWS,
+    DROPPED_VALUES,
+    KEY_LIMIT,
+    LISTED_JOBS,
 )
+FIXED_NAMES = frozenset(f.name for f in FAMILIES)
 _RESERVED_SUFFIXES = ("_total", "_count", "_sum", "_bucket", "_info", "_created")
 _PLAIN_KEY = re.compile(r"^([a-z][a-z0-9]*)/([a-z0-9]+(?:_[a-z0-9]+)*)$")
 
@@ -145,6 +158,7 @@ def _family(key: str) -> Family:
         metric_name(key),
         "gauge",
         f"Latest logged value of key {help_key!r} (Together GET /fine-tunes/{{id}}/metrics).",
+        labels=("job_id",),
     )
 
 

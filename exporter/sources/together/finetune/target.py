@@ -37,12 +37,12 @@ from exporter.core.errors import UpstreamError
 from exporter.core.exposition import Rendered
 from exporter.core.scope import DEFAULT_SCOPE, Scope, target_id
 from exporter.sources.base import DEFAULT_MAX_TARGETS, Discovery, Target, counted_limits, too_many_targets
+from exporter.sources.together.api import FINETUNE_DISCOVERY_SOURCE as DISCOVERY_SOURCE
+from exporter.sources.together.api import FINETUNE_SOURCE as SOURCE
+from exporter.sources.together.api import TogetherAPI
 from exporter.sources.together.finetune import names
 from exporter.sources.together.finetune import translate as tr
-from exporter.upstream.client import Clients, Reply, VendorClient
 
-SOURCE = "together_finetune"
-DISCOVERY_SOURCE = "together_finetune_discovery"
 MAX_BACKOFF = 3600.0
 
 
@@ -77,9 +77,9 @@ class FineTuneDiscoverySettings:
 class JobTarget(Target):
     source = SOURCE
 
-    def __init__(self, clients: Clients, job_id: str, settings: JobSettings) -> None:
+    def __init__(self, api: TogetherAPI, job_id: str, settings: JobSettings) -> None:
         self._init_from_settings(target_id(SOURCE, settings.scope.account, job_id), settings)
-        self.clients = clients
+        self.api = api
         self.job_id = job_id
         self.opts = settings
         self.state = tr.MetricsState()
@@ -101,21 +101,6 @@ class JobTarget(Target):
     def kept_until(self) -> float | None:
         return None if self.finished_at is None else self.finished_at + self.opts.retention
 
-    def _client(self) -> VendorClient:
-        return self.clients.get("together", self.account)
-
-    async def _get(self, path: str, endpoint: str, params: dict[str, str | int] | None = None) -> Reply:
-        # The job's object is read the same way at every poll; its rows from a cursor that moves.
-        return await self._client().request_json(
-            "GET",
-            path,
-            params=params,
-            source=SOURCE,
-            endpoint=endpoint,
-            timeout=self.timeout,
-            repeated=params is None,
-        )
-
     async def poll(self, now: float) -> Rendered:
         if self.finished_at is not None:
             if self.expired(now):
@@ -126,7 +111,7 @@ class JobTarget(Target):
                 "not_found", f"job {self.job_id} answered 404; next try in {self._retry_at - now:.0f}s"
             )
         try:
-            with counted_limits(self._client().stats, SOURCE):
+            with counted_limits(self.api.stats, SOURCE):
                 rendered = await self._poll(now)
         except UpstreamError as exc:
             if exc.reason == "not_found":
@@ -139,16 +124,14 @@ class JobTarget(Target):
         return rendered
 
     async def _poll(self, now: float) -> Rendered:
-        base = f"/fine-tunes/{self.job_id}"
-        info = tr.parse_job((await self._get(base, tr.JOB_ENDPOINT)).doc)
-        params: dict[str, str | int] = {}
-        if self.state.cursor is not None:
-            params["logged_at_from"] = tr.iso_time(self.state.cursor)
-        elif self.opts.resolution is not None:
-            params["resolution"] = self.opts.resolution
+        info = await self.api.fine_tune(self.job_id, timeout=self.timeout)
         try:
-            reply = await self._get(f"{base}/metrics", tr.METRICS_ENDPOINT, params)
-            rows, read_at = tr.metric_rows(reply.doc), reply.date
+            rows, read_at = await self.api.fine_tune_metrics(
+                self.job_id,
+                timeout=self.timeout,
+                logged_at_from=self.state.cursor,
+                resolution=self.opts.resolution,
+            )
         except UpstreamError as exc:
             # The job exists (its object just answered): a 404 for the metrics of a job
             # that has not started training means "nothing logged yet", not a bad id.
@@ -172,9 +155,7 @@ class JobTarget(Target):
             max_key_length=self.opts.max_key_length,
         )
         if state.long_keys > self.state.long_keys:
-            self._client().stats.limit_hit(
-                SOURCE, tr.MAX_KEY_LENGTH_KEY, state.long_keys - self.state.long_keys
-            )
+            self.api.stats.limit_hit(SOURCE, tr.MAX_KEY_LENGTH_KEY, state.long_keys - self.state.long_keys)
         self.state = state
         self.info = info
         rendered = self._render(info)
@@ -194,9 +175,9 @@ class JobTarget(Target):
 class FineTuneDiscovery(Discovery):
     source = DISCOVERY_SOURCE
 
-    def __init__(self, clients: Clients, settings: FineTuneDiscoverySettings) -> None:
+    def __init__(self, api: TogetherAPI, settings: FineTuneDiscoverySettings) -> None:
         self._init_from_settings(target_id(DISCOVERY_SOURCE, settings.scope.account, "fine-tunes"), settings)
-        self.clients = clients
+        self.api = api
         self.statuses = settings.statuses
         self.max_targets = settings.max_targets
         self.job_settings = settings.jobs
@@ -215,20 +196,14 @@ class FineTuneDiscovery(Discovery):
     def rebuild(self, found: Target) -> Target:
         if not isinstance(found, JobTarget):
             return found
-        return JobTarget(self.clients, found.job_id, self.job_settings)
+        return JobTarget(self.api, found.job_id, self.job_settings)
 
     async def discover(self, now: float) -> tuple[Rendered, list[Target]]:
-        client = self.clients.get("together", self.account)
-        with counted_limits(client.stats, DISCOVERY_SOURCE):
-            return await self._discover(client, now)
+        with counted_limits(self.api.stats, DISCOVERY_SOURCE):
+            return await self._discover(now)
 
-    async def _discover(self, client: VendorClient, now: float) -> tuple[Rendered, list[Target]]:
-        doc = (
-            await client.request_json(
-                "GET", "/fine-tunes", source=DISCOVERY_SOURCE, endpoint=tr.LIST_ENDPOINT, timeout=self.timeout
-            )
-        ).doc
-        listed = tr.parse_list(doc)
+    async def _discover(self, now: float) -> tuple[Rendered, list[Target]]:
+        listed = await self.api.fine_tunes(timeout=self.timeout)
         rendered = self.scope.render(tr.list_samples(listed))
         status_of = dict(listed)
         done = self.done & status_of.keys()
@@ -249,6 +224,6 @@ class FineTuneDiscovery(Discovery):
             raise too_many_targets(len(wanted), "jobs to watch", self.max_targets, "watch fewer statuses")
         self.done = done
         self.jobs = {
-            job_id: known or JobTarget(self.clients, job_id, self.job_settings) for job_id, known in wanted
+            job_id: known or JobTarget(self.api, job_id, self.job_settings) for job_id, known in wanted
         }
         return rendered, list(self.jobs.values())

@@ -13,10 +13,11 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, WithJsonSchema, field_validator, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
-from exporter.config.common import AccountCommon, Duration, Labelled, Schedule, Strict, format_duration
-from exporter.config.yamlpos import format_path, repeats
+from exporter.configkit.common import AccountCommon, Duration, Labelled, Schedule, Strict, format_duration
+from exporter.configkit.problems import Finding, Path, format_path, repeats
+from exporter.configkit.sections import CheckContext, listed_accounts
 from exporter.core.exposition import valid_metric_name
 from exporter.sources.base import DEFAULT_MAX_TARGETS
 from exporter.sources.baseten.descriptors import DEFAULT_MAX_FAMILIES, DEFAULT_MAX_LABEL_LENGTH
@@ -34,11 +35,12 @@ Mode = Literal["CURRENT", "SUMMARY", "SERIES"]
 DEFAULT_SKIP_STATUSES = ("INACTIVE", "DEACTIVATING", "BUILD_FAILED", "BUILD_STOPPED", "DEPLOY_FAILED")
 
 
-PathT = tuple[str | int, ...]
+NAME = "baseten"
+
 # A poll interval in seconds and the key it was written at (None: the built-in default).
-Interval = tuple[float, PathT | None]
+Interval = tuple[float, Path | None]
 # A duration as the file wrote it at a key (or in the config's units if not written there).
-Shown = Callable[[PathT | None, float], str]
+Shown = Callable[[Path | None, float], str]
 
 
 def _check_window(v: float) -> float:
@@ -81,8 +83,11 @@ class RequestSettings(Schedule):
     delay: Duration | None = None
 
 
-class DeploymentTarget(RequestSettings, Labelled):
+class DeploymentSection(RequestSettings, Labelled):
     """One deployment polled with ``GET /v1/models/{model_id}/deployments/{deployment_id}/metrics``."""
+
+    # Its name in config.schema.json, from before the runtime target took the name.
+    model_config = ConfigDict(title="DeploymentTarget")
 
     model_id: VendorId
     deployment_id: VendorId
@@ -130,7 +135,7 @@ class BasetenAccount(AccountCommon):
     # Longest vendor label name or value, metric name, id or deployment name (characters):
     # a series with a longer one is dropped and counted.
     max_label_value_length: int = Field(default=DEFAULT_MAX_LABEL_LENGTH, ge=16, le=1_000_000)
-    deployments: list[DeploymentTarget] = Field(default_factory=list)
+    deployments: list[DeploymentSection] = Field(default_factory=list)
     discovery: list[DiscoveryRule] = Field(default_factory=list)
 
 
@@ -146,11 +151,9 @@ class BasetenConfig(BasetenAccount):
             self.check_reference()
         return self
 
-    def account_list(self) -> list[tuple[PathT, BasetenAccount]]:
+    def account_list(self) -> list[tuple[Path, BasetenAccount]]:
         """Each account with the config path it is written at."""
-        if self.accounts:
-            return [(("baseten", "accounts", i), a) for i, a in enumerate(self.accounts)]
-        return [(("baseten",), self)]
+        return listed_accounts(self, NAME, self)
 
 
 class Effective(Strict):
@@ -177,8 +180,8 @@ def effective(section: BasetenAccount, item: RequestSettings) -> Effective:
 
 
 def _level_checks(
-    path: PathT, mode: Mode, window: float | None, metrics: list[str] | None
-) -> Iterable[tuple[PathT, str]]:
+    path: Path, mode: Mode, window: float | None, metrics: list[str] | None
+) -> Iterable[tuple[Path, str]]:
     if window is not None and mode == "CURRENT":
         yield (
             (*path, "window"),
@@ -191,8 +194,8 @@ def _level_checks(
 
 
 def _overlap_check(
-    root: PathT, path: PathT, section: BasetenAccount, item: RequestSettings, interval: Interval, shown: Shown
-) -> Iterable[tuple[PathT, str]]:
+    root: Path, path: Path, section: BasetenAccount, item: RequestSettings, interval: Interval, shown: Shown
+) -> Iterable[tuple[Path, str]]:
     """Counters read a SERIES window each poll; consecutive windows must overlap by a
     step or the steps between them are never read. The problem is put on the key the
     file wrote: the window when it was set, else the poll interval that a default
@@ -224,10 +227,10 @@ def _overlap_check(
 
 
 def _account_checks(
-    root: PathT, section: BasetenAccount, default_interval: Interval, shown: Shown
-) -> list[tuple[PathT, str]]:
+    root: Path, section: BasetenAccount, default_interval: Interval, shown: Shown
+) -> list[tuple[Path, str]]:
     out = list(_level_checks(root, section.mode, section.window, section.metrics))
-    items: list[tuple[PathT, RequestSettings]] = [
+    items: list[tuple[Path, RequestSettings]] = [
         ((*root, "deployments", i), d) for i, d in enumerate(section.deployments)
     ]
     items += [((*root, "discovery", i), r) for i, r in enumerate(section.discovery)]
@@ -245,15 +248,11 @@ def _account_checks(
     return out
 
 
-def semantic_checks(
-    section: BasetenConfig | None, default_interval: Interval, shown: Shown
-) -> list[tuple[PathT, str]]:
+def semantic_checks(accounts: list[tuple[Path, BasetenAccount]], ctx: CheckContext) -> list[Finding]:
     """Rules that span fields or levels, account by account; paths are rooted at ``baseten``.
-    ``default_interval`` is the global poll interval and where it was written (None: not
-    written, the built-in default); ``shown`` gives a duration in the file's own words."""
-    if section is None:
-        return []
-    out: list[tuple[PathT, str]] = []
-    for root, account in section.account_list():
-        out += _account_checks(root, account, default_interval, shown)
+    ``ctx.interval`` is the global poll interval and where it was written (None: not
+    written, the built-in default); ``ctx.shown`` gives a duration in the file's own words."""
+    out: list[Finding] = []
+    for root, account in accounts:
+        out += _account_checks(root, account, ctx.interval, ctx.shown)
     return list(dict.fromkeys(out))  # a bad inherited default is reported once

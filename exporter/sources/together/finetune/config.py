@@ -6,9 +6,10 @@ or both; a job named explicitly is polled once even when discovery finds it too.
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
-from exporter.config.common import Duration, Labelled, Schedule, Strict
+from exporter.configkit.common import Duration, Labelled, Schedule, Strict
+from exporter.configkit.problems import Finding, Path, duplicates
 from exporter.sources.base import DEFAULT_MAX_TARGETS
 from exporter.sources.together.finetune.translate import DEFAULT_MAX_KEY_LENGTH
 from exporter.sources.together.finetune.vendor import JOB_ID_RE, UNFINISHED_STATUSES, JobStatus
@@ -27,8 +28,11 @@ class FineTuneJob(Schedule, Labelled):
         return v
 
 
-class FineTuneDiscovery(Labelled):
+class FineTuneDiscoverySection(Labelled):
     """Watching every job that ``GET /fine-tunes`` lists in one of ``statuses``."""
+
+    # Its name in config.schema.json, from before the runtime discovery took the name.
+    model_config = ConfigDict(title="FineTuneDiscovery")
 
     enabled: bool = False
     statuses: list[JobStatus] = Field(default_factory=lambda: list(UNFINISHED_STATUSES), min_length=1)
@@ -62,4 +66,13 @@ class FineTunesConfig(Strict):
     # read twice are applied once. At least 1s (the vendor's clock comes in seconds).
     logged_at_overlap: Duration = Field(default=60.0, ge=1.0, le=86_400.0)
     jobs: list[FineTuneJob] = Field(default_factory=list)
-    discovery: FineTuneDiscovery = Field(default_factory=FineTuneDiscovery)
+    discovery: FineTuneDiscoverySection = Field(default_factory=FineTuneDiscoverySection)
+
+
+def fine_tune_checks(root: Path, ft: FineTunesConfig) -> list[Finding]:
+    """A job named twice, or a status listed twice, in the ``fine_tunes:`` of the account at ``root``."""
+    jobs = (((*root, "fine_tunes", "jobs", i, "id"), j.id) for i, j in enumerate(ft.jobs))
+    statuses = (
+        ((*root, "fine_tunes", "discovery", "statuses", i), s) for i, s in enumerate(ft.discovery.statuses)
+    )
+    return [*duplicates(jobs, "fine-tune job id"), *duplicates(statuses, "discovery status")]

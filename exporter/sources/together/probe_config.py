@@ -8,20 +8,14 @@ the interval) are semantic checks, so their errors point at the exact key and li
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import Field, StrictInt, field_validator
 
-from exporter.config.common import Duration, Labelled, NonBlank
-from exporter.config.yamlpos import duplicates
+from exporter.configkit.common import Duration, Labelled, NonBlank
+from exporter.configkit.problems import Finding, Path, duplicates
 from exporter.core.histogram import check_bounds
 from exporter.sources.together.probe_translate import DEFAULT_BUCKETS
-
-if TYPE_CHECKING:
-    from exporter.config.model import Config
-
-PathT = tuple[str | int, ...]
 
 DEFAULT_INFO: dict[str, Any] = {"submitted_by": "inference-exporter-probe"}
 # Each bucket bound is one series per phase and model.
@@ -73,31 +67,26 @@ class ProbeConfig(Labelled):
         return check_bounds(v)
 
 
-def probe_checks(cfg: Config) -> Iterable[tuple[PathT, str]]:
-    """Duplicate probed models in an account, and timings that cannot work."""
-    if cfg.together is None:
-        return []
-    out: list[tuple[PathT, str]] = []
-    for root, account in cfg.together.account_list():
-        probes = account.probes
-        models = (((*root, "probes", i, "model"), p.model) for i, p in enumerate(probes))
-        out += duplicates(models, "probe model", "; at most one probe job is in flight per model")
-        for i, p in enumerate(probes):
-            base: PathT = (*root, "probes", i)
-            if p.timeout >= p.interval:
-                out.append(
-                    (
-                        (*base, "timeout"),
-                        f"timeout ({p.timeout:g}s) must be shorter than interval ({p.interval:g}s):"
-                        " a probe must end before the next one starts",
-                    )
+def probe_checks(root: Path, probes: list[ProbeConfig]) -> list[Finding]:
+    """Duplicate probed models in the account at ``root``, and timings that cannot work."""
+    models = (((*root, "probes", i, "model"), p.model) for i, p in enumerate(probes))
+    out = duplicates(models, "probe model", "; at most one probe job is in flight per model")
+    for i, p in enumerate(probes):
+        base: Path = (*root, "probes", i)
+        if p.timeout >= p.interval:
+            out.append(
+                (
+                    (*base, "timeout"),
+                    f"timeout ({p.timeout:g}s) must be shorter than interval ({p.interval:g}s):"
+                    " a probe must end before the next one starts",
                 )
-            if p.status_poll_interval > p.timeout:
-                out.append(
-                    (
-                        (*base, "status_poll_interval"),
-                        f"status_poll_interval ({p.status_poll_interval:g}s) must not exceed"
-                        f" timeout ({p.timeout:g}s)",
-                    )
+            )
+        if p.status_poll_interval > p.timeout:
+            out.append(
+                (
+                    (*base, "status_poll_interval"),
+                    f"status_poll_interval ({p.status_poll_interval:g}s) must not exceed"
+                    f" timeout ({p.timeout:g}s)",
                 )
+            )
     return out

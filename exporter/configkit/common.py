@@ -1,8 +1,9 @@
-"""Building blocks shared by every section of the config."""
+"""Building blocks shared by every section of the config, the vendors' and the global one."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 from pydantic import (
@@ -11,13 +12,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
 
-from exporter.config.modelerrors import describe_value
-from exporter.core.scope import DEFAULT_ACCOUNT, DEFAULT_MAX_SERIES, RESERVED_LABELS
+from exporter.configkit.problems import describe_value
+from exporter.core.scope import DEFAULT_ACCOUNT, DEFAULT_MAX_SERIES, EXPORTER_LABELS
 
 _DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+$")
 _SECONDS_RE = re.compile(r"^\d+(?:\.\d+)?$")
@@ -179,16 +181,37 @@ AccountName = Annotated[
 
 _LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
+# Where the loader puts, in pydantic's validation context, every label name the exporter
+# and its vendors set (``Registry.reserved_labels``): the vendors are known above this
+# module, not here.
+RESERVED_LABELS_KEY = "reserved_labels"
 
-def _check_label_name(name: str) -> str:
+
+def validation_context(reserved: frozenset[str]) -> dict[str, Any]:
+    """The context to validate a config with, so that ``labels:`` refuse ``reserved``."""
+    return {RESERVED_LABELS_KEY: reserved}
+
+
+def _reserved(info: ValidationInfo) -> frozenset[str]:
+    """The reserved label names: the registry's, as the loader passes them; a section
+    validated on its own (a test's) knows only the exporter's own."""
+    context = info.context
+    if isinstance(context, dict) and RESERVED_LABELS_KEY in context:
+        reserved: frozenset[str] = context[RESERVED_LABELS_KEY]
+        return reserved
+    return EXPORTER_LABELS
+
+
+def _check_label_name(name: str, info: ValidationInfo) -> str:
     if not _LABEL_NAME_RE.match(name):
         raise ValueError(f"{name!r} is not a label name (letters, digits and _, not starting with a digit)")
     if name.startswith("__"):
         raise ValueError(f"label {name!r}: names starting with __ are reserved for Prometheus")
-    if name in RESERVED_LABELS or name.startswith("exported_"):
+    reserved = _reserved(info)
+    if name in reserved or name.startswith("exported_"):
         raise ValueError(
             f"label {name!r} clashes with a label the exporter sets itself; "
-            f"reserved: {', '.join(sorted(RESERVED_LABELS))} and exported_*"
+            f"reserved: {', '.join(sorted(reserved))} and exported_*"
         )
     return name
 
@@ -196,27 +219,50 @@ def _check_label_name(name: str) -> str:
 # Checked key by key, so that a problem points at the label's own line.
 LabelName = Annotated[str, AfterValidator(_check_label_name)]
 
+
+def labels_schema(reserved: Iterable[str]) -> dict[str, Any]:
+    """The JSON Schema of ``labels:`` when ``reserved`` are the names the exporter sets."""
+    return {
+        "type": "object",
+        "additionalProperties": {"type": "string"},
+        "propertyNames": {
+            "pattern": _LABEL_NAME_RE.pattern,
+            "not": {
+                "anyOf": [
+                    {"enum": sorted(reserved)},
+                    {"pattern": "^(__|exported_)"},
+                ]
+            },
+        },
+        "description": "label name: value; names the exporter sets itself, __* and exported_* are reserved",
+    }
+
+
+_OWN_LABELS_SCHEMA = labels_schema(EXPORTER_LABELS)
+
+
+def reserve_in_schema(node: Any, reserved: Iterable[str]) -> Any:
+    """``node`` (a part of a model's generated JSON Schema) with every ``labels:`` in it
+    refusing ``reserved``: a model's schema is generated from this module, where only
+    the exporter's own labels are known."""
+    if isinstance(node, list):
+        return [reserve_in_schema(n, reserved) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: reserve_in_schema(v, reserved) for k, v in node.items()}
+    if out.get("propertyNames") == _OWN_LABELS_SCHEMA["propertyNames"]:
+        names = out["propertyNames"]
+        first, *rest = names["not"]["anyOf"]
+        out["propertyNames"] = {
+            **names,
+            "not": {**names["not"], "anyOf": [{**first, "enum": sorted(reserved)}, *rest]},
+        }
+    return out
+
+
 # Labels added to every series of a target (``labels:`` on an account, a target or
 # a discovery rule); an inner level's value overrides an outer one's.
-TargetLabels = Annotated[
-    dict[LabelName, str],
-    WithJsonSchema(
-        {
-            "type": "object",
-            "additionalProperties": {"type": "string"},
-            "propertyNames": {
-                "pattern": _LABEL_NAME_RE.pattern,
-                "not": {
-                    "anyOf": [
-                        {"enum": sorted(RESERVED_LABELS)},
-                        {"pattern": "^(__|exported_)"},
-                    ]
-                },
-            },
-            "description": "label name: value; names the exporter sets itself, __* and exported_* are reserved",
-        }
-    ),
-]
+TargetLabels = Annotated[dict[LabelName, str], WithJsonSchema(_OWN_LABELS_SCHEMA)]
 
 
 class Labelled(Strict):
@@ -276,3 +322,18 @@ class AccountCommon(VendorCommon):
     # Most series one target of the account may export; a target whose answer has more
     # fails alone with too_many_series (see docs/reliability-and-security.md).
     max_series_per_target: int = Field(default=DEFAULT_MAX_SERIES, ge=1, le=10_000_000)
+
+
+# The ``global:`` section: what every target of every vendor inherits. (No docstring: a
+# model's docstring is its description in config.schema.json.)
+class GlobalConfig(Strict):
+    poll_interval: Duration = 30.0
+    timeout: Duration = 10.0
+    # First polls are spread over this window (or the poll interval, if shorter) so
+    # that targets do not all fire at start-up; later polls keep that phase.
+    start_spread: Duration = 10.0
+    # A failing target keeps its last values this long after its last success, so one
+    # failed poll does not punch holes in graphs; then its series disappear.
+    stale_grace: Duration = 300.0
+    # Families every account keeps or drops (each account may narrow it further).
+    metric_filter: MetricFilterConfig = Field(default_factory=MetricFilterConfig)

@@ -1,0 +1,58 @@
+"""Baseten as a vendor of the exporter: its contract (``exporter.sources.contract``).
+
+One ``baseten:`` section (``config``), whose accounts have deployments and discovery
+rules (``build``); the families of a deployment's metadata (``lists``) and those its
+descriptors are mapped to (``layout``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from exporter.sources.baseten import config, lists
+from exporter.sources.baseten.config import BasetenAccount, BasetenConfig
+from exporter.sources.baseten.layout import INFO_NAME, STATUS_NAME, possible_families
+from exporter.sources.baseten.vendor import DEFAULT_METRICS
+from exporter.sources.contract import Builder, FilterKind, Joined, Vendor
+
+
+def filter_kinds(account: BasetenAccount) -> Iterator[FilterKind]:
+    """Each deployment and rule, with the families of the metrics it asks for."""
+    for what, items in (("deployments", account.deployments), ("discovery", account.discovery)):
+        for i, item in enumerate(items):
+            names = tuple(item.metrics if item.metrics is not None else account.metrics) or DEFAULT_METRICS
+            families = {f for n in names for f in possible_families(n)}
+            yield FilterKind(f"{what}[{i}]", (*names, INFO_NAME), (*sorted(families), INFO_NAME, STATUS_NAME))
+
+
+def builders() -> tuple[Builder[BasetenAccount], ...]:
+    from exporter.sources.baseten import build  # with the targets, and the network stack
+
+    return (build.deployments, build.discovery)
+
+
+def watches(account: BasetenAccount) -> bool:
+    return bool(account.deployments or account.discovery)
+
+
+VENDOR = Vendor[BasetenAccount](
+    name=config.NAME,
+    section=BasetenConfig,
+    watches=watches,
+    builders=builders,
+    # A descriptor's family (``layout``) carries the deployment's ids too, and the
+    # descriptor's own label names, which are the vendor's to choose.
+    families=lists.FAMILIES,
+    filter_kinds=filter_kinds,
+    checks=(config.semantic_checks,),
+    joined=Joined((INFO_NAME, STATUS_NAME), "deployment names and status"),
+    pure_modules=(
+        "exporter.sources.baseten.config",
+        "exporter.sources.baseten.deployment",
+        "exporter.sources.baseten.descriptors",
+        "exporter.sources.baseten.layout",
+        "exporter.sources.baseten.lists",
+        "exporter.sources.baseten.translate",
+        "exporter.sources.baseten.vendor",
+    ),
+)

@@ -1,0 +1,393 @@
+"""A vendor's Prometheus text (format 0.0.4) as a target's rendered families: read,
+checked, relabelled and rendered in one pass over its lines.
+
+What is kept of a body, and why:
+
+- **families** as declared by ``# HELP`` and ``# TYPE`` (one of each per name, before
+  the family's samples), with the vendor's HELP text; a family without HELP gets one
+  saying so, samples of no declared family make an ``untyped`` family of their own
+  name (as Prometheus' parser reads them). Every relayed family is one block with one
+  HELP and one TYPE, however its samples were spread over the body;
+- **histograms and summaries**: ``x_bucket`` (which must carry a numeric ``le``),
+  ``x_sum``, ``x_count`` and ``x_created`` belong to histogram ``x``; ``x`` (with a
+  numeric ``quantile``), ``x_sum``, ``x_count`` and ``x_created`` to summary ``x``;
+  ``x_created`` to counter ``x_total``. A ``_created`` series the vendor declares as a
+  family of its own (as prometheus_client writes them) is relayed as that gauge;
+- **values** exactly as written, and label values with their escapes as written;
+- **timestamps are dropped**. A relay serves one body to every scrape for an interval
+  (and, while the vendor rate-limits, for longer): with the vendor's timestamps the
+  samples would carry no staleness marker when a series ends, arrive out of order or
+  too old after a clock skew, and repeat one timestamp across scrapes. Without them
+  each scrape stamps what it reads, as for every other source of the exporter; how old
+  the body is shows in the target's health. The count dropped is in ``Relayed.timestamps``;
+- **exemplars** and everything else of OpenMetrics (``# EOF``, its extra types) make
+  the body invalid: the relay asks for the text format 0.0.4, and an OpenMetrics body
+  read as one would misread its counters' names and its timestamps (seconds, not
+  milliseconds), so the reason says which format came instead.
+
+Duplicates: a series written twice (same name and label text) keeps its first sample,
+as Prometheus does, and is counted. Limits (each with a reason naming the config key):
+more series than the account's ``max_series_per_target`` (after the metric filter:
+denied families cost nothing but their reading) fail the poll with
+``too_many_series``; a sample with a label name or value, or a name, longer than
+``max_label_value_length`` is dropped and counted; the body's size is bounded where it
+is read (``max_response_bytes``). Anything else malformed fails the poll with
+``invalid_response`` and a detail giving the line number and what is wrong.
+
+Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from itertools import chain
+from typing import Final
+
+from exporter.core.errors import InvalidResponse, LimitExceeded
+from exporter.core.exposition import Family, MetricType, Rendered, extra_parts
+from exporter.core.scope import MAX_SERIES_KEY, Scope
+from exporter.sources.relay.labels import TOO_LONG, Plan, Shape, apply, longest_value, plan, skeleton
+from exporter.sources.relay.lines import (
+    CANONICAL,
+    VALID_FLOAT,
+    Form,
+    LineError,
+    form,
+    quote,
+    read_meta,
+    read_sample,
+)
+from exporter.sources.relay.names import RelayedFamily, in_namespaces
+from exporter.sources.relay.rules import DEFAULT_RULES, FamilyKey, Relayed, RelayRules
+
+NO_HELP = "Relayed from the vendor's endpoint, which sent no HELP for it."
+# How many reserved families a result names (the count is always whole).
+_NAMED_RESERVED = 10
+_MISSING: Final = object()
+# Label shapes one body may have a form compiled for: a real body has a few dozen.
+MAX_FORMS = 64
+# Bytes of the body decoded and split at a time: a piece and its lines are small objects.
+PIECE_BYTES = 1 << 16
+# What a sample's labels must carry: nothing more, a numeric le, a numeric quantile.
+_ANY, _LE, _QUANTILE = 0, 1, 2
+_BOUND = {
+    _LE: re.compile(r'(?:^|,)le="([^"\\]*(?:\\.[^"\\]*)*)"'),
+    _QUANTILE: re.compile(r'(?:^|,)quantile="([^"\\]*(?:\\.[^"\\]*)*)"'),
+}
+_BOUND_NAME = {_LE: "le", _QUANTILE: "quantile"}
+_HS = ("histogram", "summary")
+_BY_SUFFIX = (
+    ("_bucket", ("histogram",), _LE),
+    ("_count", _HS, _ANY),
+    ("_sum", _HS, _ANY),
+    ("_created", _HS, _ANY),
+)
+
+
+class _Family:
+    """A family while the body is read: its declaration, and the lines it keeps."""
+
+    __slots__ = ("help", "keep", "lines", "name", "reserved", "skipped", "type", "typed")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.type: str = "untyped"
+        self.typed = False
+        self.help: str | None = None
+        # Decided when its first sample comes (None until then).
+        self.keep: bool | None = None
+        self.reserved = False
+        # Its lines, each encoded as it is made: the body is never held as text, and
+        # the family's bytes are joined from them in one allocation of their size.
+        self.lines: list[bytes] = []
+        self.skipped = 0
+
+
+def relay(
+    body: bytes,
+    scope: Scope,
+    rules: RelayRules = DEFAULT_RULES,
+    known: Mapping[FamilyKey, Family] | None = None,
+) -> Relayed:
+    """``body`` relayed for a target of ``scope`` (its labels, filter and series limit).
+
+    ``known``: the families of the last body, by (name, type, help), reused when they
+    are unchanged so that a poll makes no new family objects. Raises InvalidResponse
+    for a malformed body, LimitExceeded when it has too many series."""
+    return _Reader(scope, rules).read(body, known or {})
+
+
+def _pieces(body: bytes) -> Iterator[tuple[int, list[str]]]:
+    """The body's lines, decoded, a piece of about ``PIECE_BYTES`` at a time, each with the
+    number of the line before it: the whole body is never held as text or as lines."""
+    pos = before = 0
+    view = memoryview(body)
+    while pos < len(body):
+        end = body.find(b"\n", pos + PIECE_BYTES)
+        if end < 0:
+            end = len(body)
+        try:
+            text = str(view[pos:end], "utf-8")
+        except UnicodeDecodeError as exc:
+            line = before + body.count(b"\n", pos, pos + exc.start) + 1
+            raise InvalidResponse(
+                f"line {line}: not valid UTF-8 (byte {pos + exc.start} of the body)"
+            ) from None
+        lines = text.split("\n")
+        del text
+        yield before, lines
+        before += len(lines)
+        pos = end + 1
+
+
+def _error(lineno: int, line: str, what: str) -> InvalidResponse:
+    return InvalidResponse(f"line {lineno}: {what}: {quote(line)}")
+
+
+class _Reader:
+    """The state of one body's reading: its families, how each sample name is routed
+    to one, the label shapes met, the forms their lines take, the series seen."""
+
+    def __init__(self, scope: Scope, rules: RelayRules) -> None:
+        self.scope = scope
+        self.rules = rules
+        self.keep = scope.filter.keeps if scope.filter.active else None
+        self.extra, self.tail = extra_parts(scope.extra)
+        self.families: dict[str, _Family] = {}
+        # Sample name → (family, name to write, what its labels must carry).
+        self.routes: dict[str, tuple[_Family, str, int]] = {}
+        self.shapes: dict[str, Shape] = {}
+        # Sample name → the form its last line took, for kept families and shapes that
+        # need nothing; forms by label names (at most MAX_FORMS).
+        self.forms: dict[str, Form] = {}
+        self.compiled: dict[tuple[str, ...], Form | None] = {}
+        self.bounds: dict[str, bool] = {}
+        self.too_long = self.timestamps = 0
+        # Where samples whose name is too long go: left out, and counted as too long.
+        self.overlong = _Family("")
+        self.overlong.keep = False
+
+    def read(self, body: bytes, known: Mapping[FamilyKey, Family]) -> Relayed:
+        """Every line of the body. A line of a kept family whose name and label names were
+        met before (nearly all of them) takes the first branch: one match of its form,
+        one dictionary look-up for the series, one formatted line."""
+        forms = self.forms
+        routes = self.routes
+        bounds = self.bounds
+        # Series seen, by a 128-bit fingerprint of their name and labels as written out:
+        # two hashes keyed independently (Python's SipHash, seeded per process), so that
+        # two series are taken for one with a chance of about n² / 2¹²⁹, and the set
+        # holds small integers rather than every label text until the body is read.
+        seen: set[int] = set()
+        tail = self.tail
+        max_length = self.rules.max_label_length
+        limit = self.scope.max_series
+        kept = duplicates = timestamps = 0
+        numbered = chain.from_iterable(enumerate(lines, before + 1) for before, lines in _pieces(body))
+        for lineno, line in numbered:
+            brace = line.find("{")
+            name = line[:brace] if brace > 0 else ""
+            form = forms.get(name)
+            match = form(line, brace) if form is not None else None
+            if match is not None:
+                labels, le, quantile, value, stamp = match.groups()
+                family, out, bound = routes[name]
+                if stamp is not None:
+                    timestamps += 1
+                if len(labels) > max_length and longest_value(labels) > max_length:
+                    self.too_long += 1
+                    continue
+                if bound and not bounds.get(le if bound == _LE else quantile):
+                    self._bound(bound, labels, lineno, line)
+                new = f"{out}{{{labels},{tail}}} {value}\n".encode()
+            else:
+                got = self._general(line, lineno)
+                if got is None:
+                    continue
+                family, name, labels, new = got
+            size = len(seen)
+            seen.add(hash((name, labels)) ^ (hash(labels + name) << 64))
+            if len(seen) == size:
+                duplicates += 1
+                continue
+            family.lines.append(new)
+            kept += 1
+            if kept > limit:
+                raise self._too_many(limit)
+        return self._result(known, duplicates, self.timestamps + timestamps)
+
+    def _general(self, line: str, lineno: int) -> tuple[_Family, str, str, bytes] | None:
+        """Any line the first branch of ``read`` does not take: its family, name, labels as
+        written out and text; None for a line that adds no sample (blank, a comment,
+        metadata, a sample left out)."""
+        match = CANONICAL.fullmatch(line)
+        if match is not None:
+            name, labels, value, stamp = match.groups()
+        else:
+            first = line.lstrip(" \t\r")
+            if not first:
+                return None
+            try:
+                if first[0] == "#":
+                    self._meta(line)
+                    return None
+                name, labels, value, stamp = read_sample(line)
+            except LineError as exc:
+                raise _error(lineno, line, str(exc)) from None
+        family, out, bound = self.routes.get(name) or self._route(name, lineno, line)
+        if not family.keep:
+            family.skipped += 1
+            return None
+        if stamp is not None:
+            self.timestamps += 1
+        if not labels:
+            if bound:
+                raise _error(lineno, line, f"{name} has no {_BOUND_NAME[bound]} label")
+            return family, name, "", f"{out}{{{self.tail}}} {value}\n".encode()
+        skel = skeleton(labels)
+        shape = self.shapes.get(skel, _MISSING)
+        if shape is _MISSING:
+            shape = self._shape(skel, lineno, line)
+        max_length = self.rules.max_label_length
+        if shape is TOO_LONG or (len(labels) > max_length and longest_value(labels) > max_length):
+            self.too_long += 1
+            return None
+        if bound:
+            self._bound(bound, labels, lineno, line)
+        if isinstance(shape, Plan):
+            labels = apply(labels, shape)
+        else:
+            self._remember_form(name, skel)
+        if not labels:
+            return family, name, "", f"{out}{{{self.tail}}} {value}\n".encode()
+        return family, name, labels, f"{out}{{{labels},{self.tail}}} {value}\n".encode()
+
+    def _remember_form(self, name: str, skel: str) -> None:
+        names = tuple(part.partition("=")[0] for part in skel.split(","))
+        matcher = self.compiled.get(names, _MISSING)
+        if matcher is _MISSING:
+            if len(self.compiled) >= MAX_FORMS:
+                return
+            matcher = self.compiled[names] = form(names)
+        if matcher is not None:
+            self.forms[name] = matcher  # type: ignore[assignment]
+
+    def _meta(self, line: str) -> None:
+        meta = read_meta(line)
+        if meta is None:
+            return
+        if meta.name in self.routes:
+            raise LineError(
+                f"# {meta.kind} for {meta.name} comes after samples named {meta.name}: "
+                "a family's HELP and TYPE come before its samples"
+            )
+        family = self.families.get(meta.name)
+        if family is None:
+            family = self.families[meta.name] = _Family(meta.name)
+        if meta.kind == "TYPE":
+            if family.typed:
+                raise LineError(f"a second # TYPE line for {meta.name}")
+            family.typed = True
+            family.type = meta.text
+        else:
+            if family.help is not None:
+                raise LineError(f"a second # HELP line for {meta.name}")
+            family.help = meta.text
+
+    def _route(self, name: str, lineno: int, line: str) -> tuple[_Family, str, int]:
+        """Which family a sample name belongs to (once per name), and whether it is kept."""
+        family = self.families.get(name)
+        bound = _ANY
+        if family is not None:
+            if family.type == "histogram":
+                raise _error(
+                    lineno, line, f"{name} is a histogram: its samples are {name}_bucket, _sum and _count"
+                )
+            if family.type == "summary":
+                bound = _QUANTILE
+        else:
+            family, bound = self._by_suffix(name)
+            if family is None:
+                family = self.families[name] = _Family(name)
+        if len(self.rules.prefix) + len(name) > self.rules.max_label_length:
+            family = self.overlong
+        if family.keep is None:
+            full = self.rules.prefix + family.name
+            family.reserved = in_namespaces(full, self.rules.reserved)
+            family.keep = not family.reserved and (self.keep is None or self.keep(full))
+        route = self.routes[name] = (family, self.rules.prefix + name, bound)
+        return route
+
+    def _by_suffix(self, name: str) -> tuple[_Family | None, int]:
+        for suffix, types, bound in _BY_SUFFIX:
+            if name.endswith(suffix):
+                family = self.families.get(name[: -len(suffix)])
+                if family is not None and family.type in types:
+                    return family, bound
+        if name.endswith("_created"):
+            family = self.families.get(name[:-8] + "_total")
+            if family is not None and family.type == "counter":
+                return family, _ANY
+        return None, _ANY
+
+    def _shape(self, skel: str, lineno: int, line: str) -> Shape:
+        try:
+            shape = plan(skel, self.extra, self.rules.max_label_length)
+        except LineError as exc:
+            raise _error(lineno, line, str(exc)) from None
+        self.shapes[skel] = shape
+        return shape
+
+    def _bound(self, bound: int, labels: str, lineno: int, line: str) -> None:
+        """A bucket's ``le`` or a quantile's ``quantile`` must be there, and a number."""
+        found = _BOUND[bound].search(labels)
+        if found is None:
+            raise _error(lineno, line, f"no {_BOUND_NAME[bound]} label")
+        value = found.group(1)
+        ok = self.bounds.get(value)
+        if ok is None:
+            ok = self.bounds[value] = VALID_FLOAT.fullmatch(value) is not None
+        if not ok:
+            raise _error(lineno, line, f"{_BOUND_NAME[bound]}={value[:40]!r} is not a number")
+
+    def _too_many(self, limit: int) -> LimitExceeded:
+        return LimitExceeded(
+            "too_many_series",
+            MAX_SERIES_KEY,
+            f"the body has more than {limit} series the metric filter keeps, more than "
+            f"{MAX_SERIES_KEY} of account {self.scope.account!r} allows: raise it, or deny "
+            "families with the metric filter",
+        )
+
+    def _result(self, known: Mapping[FamilyKey, Family], duplicates: int, timestamps: int) -> Relayed:
+        meta: dict[str, Family] = {}
+        lines: dict[str, bytes] = {}
+        filtered = reserved_series = 0
+        reserved: list[str] = []
+        prefix = self.rules.prefix
+        for family in self.families.values():
+            if not family.keep:
+                if family.reserved:
+                    reserved.append(prefix + family.name)
+                    reserved_series += family.skipped
+                else:
+                    filtered += family.skipped
+                continue
+            if not family.lines:
+                continue
+            name = prefix + family.name
+            help_text = NO_HELP if family.help is None else family.help
+            mtype: MetricType = family.type  # type: ignore[assignment]  # read_meta checked it
+            meta[name] = known.get((name, mtype, help_text)) or RelayedFamily(name, mtype, help_text)
+            lines[name] = b"".join(family.lines)
+            family.lines = []
+        reserved.sort()
+        return Relayed(
+            Rendered(meta, lines, filtered),
+            self.too_long + self.overlong.skipped,
+            duplicates,
+            timestamps,
+            tuple(reserved[:_NAMED_RESERVED]),
+            reserved_series,
+        )
