@@ -66,20 +66,22 @@ def _unmatched(
 
 
 def reach_warnings(cfg: ConfigBase) -> list[tuple[PathT, str]]:
+    """An account's expressions against what its targets can export; the global ones
+    against every account's."""
     out: list[tuple[PathT, str]] = []
     every: set[str] = set()
     every_prefix: set[str] = set()
     for vendor, path, account in cfg.accounts():
         kinds = list(vendor.filter_kinds(account))
         families = _families(kinds)
-        prefixes = {kind.open_prefix for kind in kinds if kind.open_prefix}
+        prefixes = {kind.open_prefix for kind in kinds if kind.open_prefix is not None}
         every |= families
         every_prefix |= prefixes
-        if families:
+        if families or prefixes:
             out += _unmatched((*path, "metric_filter"), account.metric_filter, families, prefixes)
         if vendor.joined is not None and families:
             out += _dropped_joins(cfg, path, account, vendor.joined, families)
-    if every:
+    if every or every_prefix:
         out += _unmatched(("global", "metric_filter"), cfg.global_.metric_filter, every, every_prefix)
     return out
 

@@ -36,7 +36,8 @@ def filter_warnings(cfg: ConfigBase) -> list[tuple[PathT, str]]:
         own = account.metric_filter.allow or account.metric_filter.deny
         where: PathT = (*path, "metric_filter") if own else ("global", "metric_filter")
         for kind in vendor.filter_kinds(account):
-            if not any(filt.keeps(f) for f in kind.families):
+            # A kind whose families are all named from vendor data cannot be judged here.
+            if kind.families and not any(filt.keeps(f) for f in kind.families):
                 shown = kind.shown
                 out.append(
                     (

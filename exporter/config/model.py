@@ -48,6 +48,13 @@ class ConfigBase(Strict):
             for path, account in vendor.accounts(section):
                 yield vendor, path, account
 
+    def native_namespaces(self) -> tuple[str, ...]:
+        """The name prefixes the families of the config's own sources are in (each
+        vendor's ``namespaces`` of each account), sorted: what no relay may emit into."""
+        return tuple(
+            sorted({ns for vendor, _, account in self.accounts() for ns in vendor.namespaces(account)})
+        )
+
     def watches_nothing(self) -> bool:
         """True when no section names a target or turns on a discovery: what an empty
         or half-written file looks like, which a reload must not take for an intent to

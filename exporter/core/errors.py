@@ -12,13 +12,19 @@ class UpstreamError(Exception):
     """A poll failed. ``reason`` is one of a small fixed set, safe as a label value.
 
     ``retry_after`` is the vendor's own hint (seconds) on when to ask again, if it gave one.
+    ``outdated``: what the target last yielded must not be served any more (a relayed
+    body past its staleness bound), so it goes at once rather than after the global
+    ``stale_grace`` a failing target's last values are otherwise kept for.
     """
 
-    def __init__(self, reason: str, detail: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self, reason: str, detail: str, *, retry_after: float | None = None, outdated: bool = False
+    ) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
         self.retry_after = retry_after
+        self.outdated = outdated
 
 
 class InvalidResponse(UpstreamError):

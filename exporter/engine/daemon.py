@@ -35,6 +35,7 @@ from exporter.engine.store import Store
 from exporter.engine.targets import build_targets
 from exporter.engine.targetset import STATIC, TargetSet
 from exporter.sources.base import Target
+from exporter.sources.relay.stats import RelayCollector
 
 log = logging.getLogger("exporter.engine.daemon")
 
@@ -57,6 +58,8 @@ class Exporter:
         self.store = Store()
         self.targets = TargetSet(self.shard)
         self.metrics = SelfMetrics(self.shard, self.target_count)
+        # The relays' own metrics, read from the relay targets when scraped.
+        self.metrics.registry.register(RelayCollector(lambda: self.targets))
         # Per-vendor request budgets are for the whole account: each shard's clients get
         # their share (the budget's rate divided by the number of shards).
         self.clients = VendorClients(self.metrics.upstream, self.shard.total)

@@ -91,6 +91,8 @@ class Outcome:
     found: list[Target] | None = None
     reason: str = ""
     detail: str = ""
+    # The failure also ends what the target last yielded (``UpstreamError.outdated``).
+    outdated: bool = False
 
 
 async def poll_with_deadline(target: Target, now: float) -> Outcome:
@@ -108,7 +110,7 @@ async def poll_with_deadline(target: Target, now: float) -> Outcome:
                 return Outcome(data, found)
             return Outcome(await target.poll(now))
     except UpstreamError as exc:
-        return Outcome(reason=exc.reason, detail=exc.detail)
+        return Outcome(reason=exc.reason, detail=exc.detail, outdated=exc.outdated)
     except TimeoutError:
         return Outcome(reason="timeout", detail=f"poll did not finish within {target.interval:g}s")
     except asyncio.CancelledError:
@@ -287,7 +289,7 @@ class Poller:
                 "poll failed",
                 extra={"target": target.id, "reason": outcome.reason, "detail": health.last_error_detail},
             )
-            self._expire_stale_data(target.id, health, now)
+            self._expire_stale_data(target.id, health, now, outcome.outdated)
         self._publish_health(target)
         if target.expired(now):
             self._retire(target)
@@ -331,9 +333,10 @@ class Poller:
                 },
             )
 
-    def _expire_stale_data(self, tid: str, health: TargetHealth, now: float) -> None:
-        """A failing target keeps its last values (left in the store) for ``stale_grace``, then they go."""
-        if now - health.last_success_timestamp > self.settings.stale_grace:
+    def _expire_stale_data(self, tid: str, health: TargetHealth, now: float, outdated: bool) -> None:
+        """A failing target keeps its last values (left in the store) for ``stale_grace``,
+        then they go; at once when the target says they are outdated."""
+        if outdated or now - health.last_success_timestamp > self.settings.stale_grace:
             self.store.remove(tid)
             health.series = 0
 

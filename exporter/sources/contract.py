@@ -35,12 +35,20 @@ class AccountScope:
     """Makes the scopes of one account's targets, all sharing its filter and series limit."""
 
     def __init__(
-        self, account: str, labels: dict[str, str], metric_filter: MetricFilter, max_series: int
+        self,
+        account: str,
+        labels: dict[str, str],
+        metric_filter: MetricFilter,
+        max_series: int,
+        native_namespaces: tuple[str, ...] = (),
     ) -> None:
         self.account = account
         self.labels = labels
         self.filter = metric_filter
         self.max_series = max_series
+        # The namespaces of the config's own sources (``Vendor.namespaces``, every
+        # account's): what its relays may not emit into.
+        self.native_namespaces = native_namespaces
 
     def of(self, *inner: dict[str, str]) -> Scope:
         return Scope(self.account, merged_labels(self.labels, *inner), self.filter, self.max_series)
@@ -58,6 +66,10 @@ def schedule(g: GlobalConfig, override: Schedule) -> tuple[float, float]:
 Builder = Callable[[GlobalConfig, A, AccountScope, "Clients"], list[Target]]
 
 
+def _no_namespaces(account: Any) -> tuple[str, ...]:
+    return ()
+
+
 @dataclass(frozen=True)
 class FilterKind:
     """One kind of target an account has, for the warnings about metric filters: what
@@ -66,9 +78,10 @@ class FilterKind:
     what: str
     shown: tuple[str, ...]
     families: tuple[str, ...]
-    # Families named from vendor data (a fine-tune job's logged keys) start with this:
-    # an expression may aim at one though no name is known in advance.
-    open_prefix: str = ""
+    # Families named from vendor data (a fine-tune job's logged keys, a relayed body's
+    # families) start with this ("": any name): an expression may aim at one though no
+    # name is known in advance. None: every family it may yield is in ``families``.
+    open_prefix: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,11 +101,14 @@ class Vendor(Generic[A]):
     ``families`` are the families with fixed names its targets can emit, each with its
     label names (declared on the ``Family`` next to the code that fills it); every label
     of them is reserved (``reserved_labels``), plus ``also_reserved`` for the labels of
-    families named from vendor data. ``pure_modules`` (relative to ``exporter.sources``)
-    must import no network stack (tests/unit/test_vendor_contract.py checks it). Its
-    simulator parts are listed under its name in ``exporter.simulator.parts``, which
-    imports nothing of the exporter's, and its golden expositions in
-    ``tests/golden/<name>.py``; the tests hold both to the registry.
+    families named from vendor data. ``namespaces(account)``: the name prefixes of the
+    families the account's own targets emit (``together_queue_`` when it has queues),
+    which no relay of the config may emit into (``exporter.sources.relay.names``).
+    ``pure_modules`` (relative to ``exporter.sources``) must import no network stack
+    (tests/unit/test_vendor_contract.py checks it). Its simulator parts are listed under
+    its name in ``exporter.simulator.parts``, which imports nothing of the exporter's,
+    and its golden expositions in ``tests/golden/<name>.py``; the tests hold both to
+    the registry.
     """
 
     name: str
@@ -109,6 +125,7 @@ class Vendor(Generic[A]):
     also_reserved: frozenset[str] = frozenset()
     joined: Joined | None = None
     pure_modules: tuple[str, ...] = ()
+    namespaces: Callable[[A], Iterable[str]] = _no_namespaces
 
     def __post_init__(self) -> None:
         if not _NAME_RE.match(self.name):

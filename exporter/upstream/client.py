@@ -40,7 +40,13 @@ from exporter.upstream.budget import BudgetExhausted, RequestBudget
 from exporter.upstream.encoding import VENDOR_ACCEPT_ENCODING, BodyDecoder, UndecodableBody, content_coding
 from exporter.upstream.failure import TRANSPORT_ERRORS, Answer, upstream_error
 from exporter.upstream.ratelimit import read_rate_limit
-from exporter.upstream.retry import MIN_ATTEMPT_SECONDS, POLL_DEADLINE, parse_http_date, retry_wait
+from exporter.upstream.retry import (
+    MAX_ATTEMPTS,
+    MIN_ATTEMPT_SECONDS,
+    POLL_DEADLINE,
+    parse_http_date,
+    retry_wait,
+)
 from exporter.upstream.urlcache import UrlCache
 from exporter.upstream.vendorjson import read_json
 
@@ -105,6 +111,10 @@ class _Call(NamedTuple):
     # Headers other than the client's own; the body returned as it came (``request_raw``).
     headers: httpx.Headers | None = None
     raw: bool = False
+    # The body cap of this request, when it is not the client's (a relayed endpoint's).
+    max_body_bytes: int | None = None
+    # Most attempts at it (retry_wait's own bound applies too).
+    max_attempts: int = MAX_ATTEMPTS
 
     @property
     def key(self) -> tuple[str, str]:
@@ -223,11 +233,16 @@ class VendorClient:
         timeout: float,
         auth_scheme: str = "Bearer",
         accept: str | None = None,
+        max_body_bytes: int | None = None,
+        max_attempts: int = MAX_ATTEMPTS,
     ) -> RawReply:
         """GET a body that is not JSON (a vendor's Prometheus text), as ``request_json``
         does: the same retries, budget and ``Retry-After`` hints. ``url`` may be absolute
         (such an endpoint may live on another host than the API, taking the same key);
-        ``auth_scheme`` is the word before the key (Baseten's metrics endpoint: ``Api-Key``)."""
+        ``auth_scheme`` is the word before the key (Baseten's metrics endpoint: ``Api-Key``);
+        ``max_body_bytes`` caps this body instead of the client's cap (an organisation's
+        whole metrics body is far bigger than any JSON answer); ``max_attempts`` bounds
+        the retries (1: none, for an endpoint whose rate limit has no room for them)."""
         text = url if "://" in url else self.url(url)
         # A copy per request: such an endpoint is read once per interval.
         headers = self._client.headers.copy()
@@ -235,7 +250,18 @@ class VendorClient:
         if accept is not None:
             headers["Accept"] = accept
         call = _Call(
-            "GET", text, self._urls.get(text), None, source, endpoint, timeout, (200,), headers, True
+            "GET",
+            text,
+            self._urls.get(text),
+            None,
+            source,
+            endpoint,
+            timeout,
+            (200,),
+            headers,
+            True,
+            max_body_bytes,
+            max_attempts,
         )
         reply = await self._run(call)
         assert isinstance(reply, RawReply)
@@ -262,7 +288,7 @@ class VendorClient:
                         raise retried from None
                     finally:
                         retried = None  # see _attempt on exceptions and frames
-                wait = retry_wait(exc, attempt, deadline)
+                wait = retry_wait(exc, attempt, deadline) if attempt < call.max_attempts else None
                 if wait is None:
                     raise
                 # Kept without the frames it was raised through, which hold its answer.
@@ -291,7 +317,7 @@ class VendorClient:
                 # lets expire.
                 async with asyncio.timeout(timeout):
                     response = await self._send(call, timeout)
-                    answer = await self._receive(response)
+                    answer = await self._receive(response, self._cap(call))
             except TRANSPORT_ERRORS as exc:
                 raise self._unanswered(call, exc, timeout, answering=response is not None) from None
         self.stats.count(call.source, call.endpoint, str(answer.status))
@@ -318,7 +344,7 @@ class VendorClient:
             call.what,
             exc,
             timeout=timeout,
-            max_body_bytes=self.max_body_bytes,
+            max_body_bytes=self._cap(call),
             where=self.where,
             answering=answering,
         )
@@ -328,7 +354,7 @@ class VendorClient:
     def _unwanted(self, call: _Call, failure: UndecodableBody | Answer, timeout: float) -> UpstreamError:
         """The error of an answer that is not wanted, its hint on when to ask again remembered."""
         error = upstream_error(
-            call.what, failure, timeout=timeout, max_body_bytes=self.max_body_bytes, where=self.where
+            call.what, failure, timeout=timeout, max_body_bytes=self._cap(call), where=self.where
         )
         self._remember_hint(call.key, error.retry_after)
         return error
@@ -353,7 +379,10 @@ class VendorClient:
         response.request = request
         return response
 
-    async def _receive(self, response: httpx.Response) -> Answer:
+    def _cap(self, call: _Call) -> int:
+        return self.max_body_bytes if call.max_body_bytes is None else call.max_body_bytes
+
+    async def _receive(self, response: httpx.Response, cap: int) -> Answer:
         """Read the answer's body, decoding it as it arrives and stopping once it is past
         the cap (or as soon as its coding is refused)."""
         body = bytearray()
@@ -361,9 +390,7 @@ class VendorClient:
         decoder = None
         try:
             # The raw bytes: undone here, never by the HTTP library (see exporter.upstream.encoding).
-            decoder = BodyDecoder(
-                content_coding(response.headers.get("content-encoding")), self.max_body_bytes
-            )
+            decoder = BodyDecoder(content_coding(response.headers.get("content-encoding")), cap)
             body = decoder.body
             stream = response.stream
             assert isinstance(stream, httpx.AsyncByteStream)

@@ -9,17 +9,22 @@ daemon shows are checked against a live ``/metrics`` in
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import httpx
 import pytest
 from prometheus_client import generate_latest
 
+from exporter.core.exposition import CONTENT_TYPE
 from exporter.core.scope import DEFAULT_SCOPE
-from exporter.core.selfmetrics import SelfMetrics
+from exporter.core.selfmetrics import SelfMetrics, UpstreamStats
 from exporter.core.sharding import Shard
 from exporter.engine.health import HealthLines, TargetHealth
 from exporter.simulator.baseten_data import METRICS as DOCUMENTED_BASETEN_METRICS
 from exporter.sources.registry import REGISTRY
+from exporter.sources.relay.stats import RelayCollector
+from exporter.sources.relay.target import RelaySettings, RelayTarget
 from exporter.sources.together.finetune.names import key_family, metric_name
 from exporter.web.httpguard import ConnectionGuard
 from exporter.web.limits import DEFAULT_LIMITS
@@ -42,7 +47,7 @@ from tests.catalog import (
     type_problems,
 )
 from tests.golden import BUILDERS, golden_path
-from tests.helpers import exposition
+from tests.helpers import exposition, mock_clients
 from tests.pki import issue, make_ca
 
 SELF_METRICS_PREFIX = "inference_exporter_"
@@ -147,10 +152,26 @@ def test_catalog_records_types_of_names_and_patterns() -> None:
     assert catalog.types_of("unknown_name") == set()
 
 
+def relay_that_fetched(stats: UpstreamStats) -> RelayTarget:
+    """A relay target that has relayed a body (its self-metrics have a series each)."""
+
+    def vendor(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200, text="# TYPE x_things gauge\nx_things 1\n", headers={"Content-Type": CONTENT_TYPE}
+        )
+
+    target = RelayTarget(
+        mock_clients("baseten", vendor, stats),
+        RelaySettings("baseten", "org", "https://app.baseten.co/metrics", 30, 5, 120, "Api-Key"),
+    )
+    asyncio.run(target.poll(1.7e9))
+    return target
+
+
 def self_metrics_labels(tmp_path: Path) -> dict[str, set[str]]:
     """The label names of every self-metric family: an exporter's registry with its HTTP
-    server's counters and a TLS web config's, after one count of each event; and a
-    target's health through a success and a failure, less the target's own labels."""
+    server's counters, a TLS web config's and a relay's, after one count of each event; and
+    a target's health through a success and a failure, less the target's own labels."""
     metrics = SelfMetrics(Shard(0, 1), lambda: 0)
     ConnectionGuard(DEFAULT_LIMITS, metrics.registry)
     ca = make_ca("catalog-ca")
@@ -166,6 +187,8 @@ def self_metrics_labels(tmp_path: Path) -> dict[str, set[str]]:
     stats.budget_refusals.labels("together", stats.account).inc()
     stats.limit_hit("baseten", "max_series_per_target")
     stats.rate_limit("together", "together_queue", "/queue/metrics", 600.0, 599.0, 1.7e9)
+    relay = relay_that_fetched(stats)
+    metrics.registry.register(RelayCollector(lambda: [relay]))
     health = HealthLines("together_queue/m", "together_queue")
     h = TargetHealth()
     h.record_success(100.0, 0.5, 2)

@@ -182,12 +182,11 @@ def test_config_example_probe_is_off_and_valid_once_uncommented(tmp_path: Path) 
     assert example.together is not None and example.together.probes == []
     # Uncomment the probe block (lines "  # probes:" and "  #   ...") and it is valid.
     start = text.index("  # probes:")
-    block = [
-        line.replace("  # ", "  ", 1) if line.startswith("  #  ") or line == "  # probes:" else line
-        for line in text[start:].splitlines()
-    ]
+    lines = text[start:].splitlines()
+    end = next(i for i, line in enumerate(lines) if i and not line.startswith("  #  "))
+    block = [line.replace("  # ", "  ", 1) for line in lines[:end]]
     path = tmp_path / "example.yaml"
-    path.write_text(text[:start] + "\n".join(block) + "\n")
+    path.write_text(text[:start] + "\n".join(block + lines[end:]) + "\n")
     cfg = load_config(path, read_secrets=False).config
     assert cfg.together is not None
     [probe] = cfg.together.probes

@@ -8,7 +8,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 import pytest
@@ -96,7 +96,7 @@ def samples(rendered: Rendered) -> dict[tuple[str, frozenset[tuple[str, str]]], 
 def test_a_poll_relays_the_organisation_endpoint_exactly_with_the_targets_labels() -> None:
     async def body(sim: Sim) -> None:
         target = RelayTarget(sim.clients, sim.settings())
-        assert target.id == "relay@prod/baseten/org"
+        assert (target.id, target.source) == ("baseten_relay@prod/org", "baseten_relay")
         got = samples(await target.poll(time.time()))
         direct = (await sim.http.get("/metrics", headers={"Authorization": f"Api-Key {KEY}"})).text
         expected = {
@@ -121,9 +121,8 @@ def test_each_poll_is_one_request_counted_in_the_accounts_stats() -> None:
         for _ in range(3):
             await target.poll(time.time())
         assert await sim.requests("/metrics") == [200, 200, 200]
-        assert (
-            counted(sim.stats.requests, source="relay", endpoint="/metrics", code="200", account="prod") == 3
-        )
+        queue = {"source": "baseten_relay", "endpoint": "/metrics", "code": "200", "account": "prod"}
+        assert counted(sim.stats.requests, **queue) == 3
 
     run(body)
 
@@ -139,15 +138,21 @@ def test_a_rate_limited_poll_serves_the_last_body_until_its_staleness_bound() ->
         # The client waits out Retry-After: no request at all, the body served again.
         assert await target.poll(now + 60) is first
         assert await sim.requests("/metrics") == [200, 429]
-        assert target.held == 2
-        # Past the bound the body is dropped: the poll fails with the vendor's reason ...
+        assert target.counts.held == 2
+        assert target.body_fetched_at == now
+        # Past the bound the body is dropped: the poll fails with the vendor's reason,
+        # and says that what the target served is outdated (the store drops it at once) ...
         with pytest.raises(UpstreamError) as caught:
             await target.poll(now + 121)
-        assert caught.value.reason == "rate_limited"
+        assert (caught.value.reason, caught.value.outdated) == ("rate_limited", True)
+        assert caught.value.detail.endswith("older than stale_after (120s), is dropped")
+        assert target.body_fetched_at is None
         # ... and the body is never served again, even within a bound from now.
-        with pytest.raises(UpstreamError):
+        with pytest.raises(UpstreamError) as again:
             await target.poll(now + 122)
+        assert not again.value.outdated
         assert await sim.requests("/metrics") == [200, 429]
+        assert target.counts.held == 2
 
     run(body)
 
@@ -233,3 +238,34 @@ def test_an_openmetrics_answer_is_refused_and_the_relay_asks_for_the_text_format
     assert str(seen[0].url) == "https://app.baseten.co/metrics"
     assert seen[0].headers["Authorization"] == "Api-Key secret-key"
     assert seen[0].headers["Accept"] == ACCEPT
+
+
+def test_a_relay_asks_once_per_poll_and_caps_the_body_at_its_own_bound() -> None:
+    """A 5xx is not retried (the next poll is the retry: the vendor's limit is per
+    organisation), and the body's cap is the relay's, not the account client's."""
+    answers: list[httpx.Response] = []
+    body = "# TYPE x gauge\n" + "".join(f'x{{i="{i}"}} {i}\n' for i in range(2000))
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        answers.append(httpx.Response(503 if not answers else 200, text=body))
+        return answers[-1]
+
+    async def run() -> None:
+        clients = mock_clients("baseten", handler, UpstreamStats())
+        # The account's client reads at most 16 KiB; the relay's body is about 24 KiB.
+        client = clients.get("baseten")
+        client.max_body_bytes = 16 * 1024
+        base = RelaySettings("baseten", "org", "https://app.baseten.co/metrics", 30, 5, 120, "Api-Key")
+        target = RelayTarget(clients, replace(base, max_body_bytes=64 * 1024))
+        with pytest.raises(UpstreamError) as caught:
+            await target.poll(time.time())
+        assert caught.value.reason == "server_error"
+        assert len(answers) == 1
+        assert (await target.poll(time.time())).series == 2000
+        small = RelayTarget(clients, replace(base, max_body_bytes=8 * 1024))
+        with pytest.raises(UpstreamError) as too_big:
+            await small.poll(time.time())
+        assert too_big.value.reason == "body_too_large"
+        assert "8192 bytes" in too_big.value.detail
+
+    asyncio.run(run())

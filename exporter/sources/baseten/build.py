@@ -1,4 +1,5 @@
-"""Baseten's targets from a validated account: its deployments, and its discovery rules.
+"""Baseten's targets from a validated account: its deployments, its discovery rules, and
+the Prometheus endpoints it relays (the organisation's first).
 
 Each target is built from its identity (the account and the vendor ids its id is made
 of) and one frozen settings object made here from the config: a reload that builds an
@@ -12,8 +13,11 @@ from exporter.sources.base import Target
 from exporter.sources.baseten import discovery as baseten_discovery
 from exporter.sources.baseten import target as baseten
 from exporter.sources.baseten.api import BasetenAPI
-from exporter.sources.baseten.config import BasetenAccount, effective
+from exporter.sources.baseten.config import NAME, BasetenAccount, effective
+from exporter.sources.baseten.organisation import ORG_NAME
 from exporter.sources.contract import AccountScope, schedule
+from exporter.sources.relay.build import relay_target
+from exporter.sources.relay.config import AUTH_SCHEMES
 from exporter.upstream.client import Clients
 
 
@@ -60,4 +64,17 @@ def discovery(g: GlobalConfig, acc: BasetenAccount, scope: AccountScope, clients
             max_targets=rule.max_targets,
         )
         out.append(baseten_discovery.DeploymentDiscovery(api, i, settings))
+    return out
+
+
+def relays(g: GlobalConfig, acc: BasetenAccount, scope: AccountScope, clients: Clients) -> list[Target]:
+    """The organisation endpoint (``Api-Key``) and the account's ``prometheus_endpoints``,
+    each fetched with its key; names and labels bounded as the account's deployments' are."""
+    out: list[Target] = []
+    length = acc.max_label_value_length
+    if acc.organisation_metrics is not None:
+        org = acc.organisation_metrics
+        out.append(relay_target(NAME, g, org, ORG_NAME, AUTH_SCHEMES["api_key"], scope, clients, length))
+    for e in acc.prometheus_endpoints:
+        out.append(relay_target(NAME, g, e, e.name, AUTH_SCHEMES[e.auth], scope, clients, length))
     return out

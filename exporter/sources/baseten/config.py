@@ -1,4 +1,5 @@
-"""The ``baseten:`` section: deployments to poll, explicitly or found by discovery.
+"""The ``baseten:`` section: deployments to poll, explicitly or found by discovery, and
+Baseten's own Prometheus endpoints to relay (``organisation``).
 
 One account written flat, or several under ``accounts:`` (as for ``together:``).
 Request settings (``mode``, ``metrics``, ``window``, ``counter_window``, ``delay``)
@@ -21,6 +22,7 @@ from exporter.configkit.sections import CheckContext, listed_accounts
 from exporter.core.exposition import valid_metric_name
 from exporter.sources.base import DEFAULT_MAX_TARGETS
 from exporter.sources.baseten.descriptors import DEFAULT_MAX_FAMILIES, DEFAULT_MAX_LABEL_LENGTH
+from exporter.sources.baseten.organisation import BasetenPrometheusEndpoint, OrganisationMetrics
 from exporter.sources.baseten.vendor import DEPLOYMENT_STATUSES, MAX_WINDOW_SECONDS
 
 DEFAULT_BASETEN_URL = "https://api.baseten.co"
@@ -137,6 +139,10 @@ class BasetenAccount(AccountCommon):
     max_label_value_length: int = Field(default=DEFAULT_MAX_LABEL_LENGTH, ge=16, le=1_000_000)
     deployments: list[DeploymentSection] = Field(default_factory=list)
     discovery: list[DiscoveryRule] = Field(default_factory=list)
+    # Baseten's organisation metrics endpoint, relayed (written: on; {} takes every default).
+    organisation_metrics: OrganisationMetrics | None = None
+    # Other endpoints in the Prometheus text format, relayed with the account's key.
+    prometheus_endpoints: list[BasetenPrometheusEndpoint] = Field(default_factory=list)
 
 
 class BasetenConfig(BasetenAccount):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from exporter.core.exposition import MetricType, Rendered
+from exporter.core.scope import MAX_SERIES_KEY
 from exporter.sources.relay.names import EXPORTER_NAMESPACE, check_prefix
 
 MAX_LABEL_KEY = "max_label_value_length"
@@ -22,11 +23,14 @@ class RelayRules:
     """How a relay names and bounds what it passes on (part of its target's settings).
 
     ``prefix`` goes before every relayed name (``names``); ``reserved`` are the
-    namespaces it must not emit into (the exporter's own is always one of them)."""
+    namespaces it must not emit into (the exporter's own is always one of them);
+    ``series_key`` is the config key of the series limit (the scope's ``max_series``),
+    which a body past it is refused naming."""
 
     prefix: str = ""
     reserved: tuple[str, ...] = (EXPORTER_NAMESPACE,)
     max_label_length: int = DEFAULT_MAX_LABEL_LENGTH
+    series_key: str = MAX_SERIES_KEY
 
     def __post_init__(self) -> None:
         check_prefix(self.prefix)

@@ -27,11 +27,11 @@ What is kept of a body, and why:
 
 Duplicates: a series written twice (same name and label text) keeps its first sample,
 as Prometheus does, and is counted. Limits (each with a reason naming the config key):
-more series than the account's ``max_series_per_target`` (after the metric filter:
-denied families cost nothing but their reading) fail the poll with
-``too_many_series``; a sample with a label name or value, or a name, longer than
-``max_label_value_length`` is dropped and counted; the body's size is bounded where it
-is read (``max_response_bytes``). Anything else malformed fails the poll with
+more series than the scope's ``max_series`` (a relay's own ``max_series``, named by
+``RelayRules.series_key``; counted after the metric filter: denied families cost
+nothing but their reading) fail the poll with ``too_many_series``; a sample with a
+label name or value, or a name, longer than ``max_label_value_length`` is dropped and
+counted; the body's size is bounded where it is read (``max_response_bytes``). Anything else malformed fails the poll with
 ``invalid_response`` and a detail giving the line number and what is wrong.
 
 Pure: no I/O, no clock.
@@ -352,12 +352,13 @@ class _Reader:
             raise _error(lineno, line, f"{_BOUND_NAME[bound]}={value[:40]!r} is not a number")
 
     def _too_many(self, limit: int) -> LimitExceeded:
+        key = self.rules.series_key
+        whose = f"of account {self.scope.account!r}" if key == MAX_SERIES_KEY else "of the relay"
         return LimitExceeded(
             "too_many_series",
-            MAX_SERIES_KEY,
+            key,
             f"the body has more than {limit} series the metric filter keeps, more than "
-            f"{MAX_SERIES_KEY} of account {self.scope.account!r} allows: raise it, or deny "
-            "families with the metric filter",
+            f"{key} {whose} allows: raise it, or deny families with the metric filter",
         )
 
     def _result(self, known: Mapping[FamilyKey, Family], duplicates: int, timestamps: int) -> Relayed:

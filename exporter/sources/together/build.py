@@ -1,4 +1,5 @@
-"""Together's targets from a validated account: queues, probes, fine-tune jobs and their discovery.
+"""Together's targets from a validated account: queues, probes, fine-tune jobs and their
+discovery, and the Prometheus endpoints it relays.
 
 Each target is built from its identity (the account and the vendor ids its id is made
 of) and one frozen settings object made here from the config: a reload that builds an
@@ -10,10 +11,12 @@ from __future__ import annotations
 from exporter.configkit.common import GlobalConfig, Schedule
 from exporter.sources.base import Target
 from exporter.sources.contract import AccountScope, schedule
+from exporter.sources.relay.build import relay_target
+from exporter.sources.relay.config import AUTH_SCHEMES
 from exporter.sources.together import probe as together_probe
 from exporter.sources.together import queue as together_queue
 from exporter.sources.together.api import TogetherAPI
-from exporter.sources.together.config import TogetherAccount
+from exporter.sources.together.config import NAME, TogetherAccount
 from exporter.sources.together.finetune import target as together_finetune
 from exporter.upstream.client import Clients
 
@@ -89,3 +92,11 @@ def fine_tunes(g: GlobalConfig, acc: TogetherAccount, scope: AccountScope, clien
         )
         out.append(together_finetune.FineTuneDiscovery(api, settings))
     return out
+
+
+def relays(g: GlobalConfig, acc: TogetherAccount, scope: AccountScope, clients: Clients) -> list[Target]:
+    """The account's ``prometheus_endpoints``, each fetched with its key."""
+    return [
+        relay_target(NAME, g, e, e.name, AUTH_SCHEMES[e.auth], scope, clients)
+        for e in acc.prometheus_endpoints
+    ]

@@ -12,6 +12,7 @@ from pydantic import ConfigDict, Field, model_validator
 from exporter.configkit.common import AccountCommon, Labelled, NonBlank, Schedule
 from exporter.configkit.problems import Finding, Path, duplicates
 from exporter.configkit.sections import CheckContext, listed_accounts
+from exporter.sources.relay.config import PrometheusEndpoint, endpoint_checks
 from exporter.sources.together.finetune.config import FineTunesConfig, fine_tune_checks
 from exporter.sources.together.probe_config import ProbeConfig, probe_checks
 
@@ -34,6 +35,9 @@ class TogetherAccount(AccountCommon):
     # Opt-in synthetic probes (each submits a real, billed job): off unless listed.
     probes: list[ProbeConfig] = Field(default_factory=list)
     fine_tunes: FineTunesConfig = Field(default_factory=FineTunesConfig)
+    # Endpoints in the Prometheus text format (the dedicated-endpoint metrics), relayed
+    # with the account's key (Bearer by default).
+    prometheus_endpoints: list[PrometheusEndpoint] = Field(default_factory=list)
 
 
 class TogetherConfig(TogetherAccount):
@@ -70,3 +74,7 @@ def probe_problems(accounts: Accounts, ctx: CheckContext) -> list[Finding]:
 
 def fine_tune_problems(accounts: Accounts, ctx: CheckContext) -> list[Finding]:
     return [problem for root, account in accounts for problem in fine_tune_checks(root, account.fine_tunes)]
+
+
+def relay_problems(accounts: Accounts, ctx: CheckContext) -> list[Finding]:
+    return [p for root, account in accounts for p in endpoint_checks(root, account.prometheus_endpoints, ctx)]

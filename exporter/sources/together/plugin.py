@@ -1,8 +1,9 @@
 """Together AI as a vendor of the exporter: its contract (``exporter.sources.contract``).
 
-One ``together:`` section (``config``), whose accounts have queues, probes and fine-tune
-jobs (``build``); the families of each (declared in ``queue_translate``,
-``probe_translate`` and ``finetune.names``).
+One ``together:`` section (``config``), whose accounts have queues, probes, fine-tune
+jobs and relayed Prometheus endpoints (``build``); the families of each (declared in
+``queue_translate``, ``probe_translate`` and ``finetune.names``; a relay's are the
+vendor's).
 """
 
 from __future__ import annotations
@@ -32,17 +33,31 @@ def filter_kinds(account: TogetherAccount) -> Iterator[FilterKind]:
         yield FilterKind("fine-tune jobs", _JOB, _JOB, open_prefix=finetune_names.PREFIX)
     if ft.discovery.enabled:
         yield FilterKind("fine-tune job list", _JOB_LIST, _JOB_LIST)
+    for e in account.prometheus_endpoints:
+        # A relay's families are the vendor's to name: any, after its prefix.
+        yield FilterKind(f"relay {e.name}", (), (), open_prefix=e.metric_prefix)
 
 
 def builders() -> tuple[Builder[TogetherAccount], ...]:
     from exporter.sources.together import build  # with the targets, and the network stack
 
-    return (build.queues, build.probes, build.fine_tunes)
+    return (build.queues, build.probes, build.fine_tunes, build.relays)
 
 
 def watches(account: TogetherAccount) -> bool:
     ft = account.fine_tunes
-    return bool(account.queues or account.probes or ft.jobs or ft.discovery.enabled)
+    return bool(
+        account.queues or account.probes or ft.jobs or ft.discovery.enabled or account.prometheus_endpoints
+    )
+
+
+def namespaces(account: TogetherAccount) -> Iterator[str]:
+    """Queues and probes write ``together_queue_*``, fine-tune jobs ``together_finetune_*``."""
+    ft = account.fine_tunes
+    if account.queues or account.probes:
+        yield "together_queue_"
+    if ft.jobs or ft.discovery.enabled:
+        yield finetune_names.PREFIX
 
 
 VENDOR = Vendor[TogetherAccount](
@@ -52,7 +67,7 @@ VENDOR = Vendor[TogetherAccount](
     builders=builders,
     families=(*queue_translate.FAMILIES, *probe_translate.FAMILIES, *finetune_names.FAMILIES),
     filter_kinds=filter_kinds,
-    checks=(config.queue_duplicates, config.probe_problems, config.fine_tune_problems),
+    checks=(config.queue_duplicates, config.probe_problems, config.fine_tune_problems, config.relay_problems),
     # A logged key's family carries the job's id, as the fixed ones do.
     also_reserved=frozenset(finetune_names.key_family("train/loss").labels),
     pure_modules=(
@@ -65,4 +80,5 @@ VENDOR = Vendor[TogetherAccount](
         "exporter.sources.together.finetune.translate",
         "exporter.sources.together.finetune.vendor",
     ),
+    namespaces=namespaces,
 )
