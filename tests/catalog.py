@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 
@@ -78,10 +78,8 @@ def _cells(line: str) -> list[str]:
     return [c.strip() for c in line.strip().strip("|").split("|")]
 
 
-def baseten_mapping(catalog: str) -> list[MappingRow]:
-    """The rows of the table whose header starts with ``vendor name``; rule rows
-    (``any other `x` ``) are left out."""
-    rows: list[MappingRow] = []
+def _table_rows(catalog: str) -> Iterator[tuple[list[str], list[str]]]:
+    """Each row of every Markdown table in ``catalog``, with its table's header (lower case)."""
     header: list[str] | None = None
     for line in catalog.splitlines():
         if not line.startswith("|"):
@@ -91,6 +89,14 @@ def baseten_mapping(catalog: str) -> list[MappingRow]:
         if header is None:
             header = [c.lower() for c in cells]
             continue
+        yield header, cells
+
+
+def baseten_mapping(catalog: str) -> list[MappingRow]:
+    """The rows of the table whose header starts with ``vendor name``; rule rows
+    (``any other `x` ``) are left out."""
+    rows: list[MappingRow] = []
+    for header, cells in _table_rows(catalog):
         if header[0] != "vendor name" or re.fullmatch(r"[\s:-]*", cells[0]):
             continue
         col = {name.split(" ")[0]: i for i, name in enumerate(header)}
@@ -226,15 +232,7 @@ def label_rows(catalog: str) -> list[LabelsRow]:
     out. Next to a ``<placeholder>`` name the other names are its examples.
     """
     rows: list[LabelsRow] = []
-    header: list[str] | None = None
-    for line in catalog.splitlines():
-        if not line.startswith("|"):
-            header = None
-            continue
-        cells = _cells(line)
-        if header is None:
-            header = [c.lower() for c in cells]
-            continue
+    for header, cells in _table_rows(catalog):
         labels_col = next((i for i, h in enumerate(header) if h.startswith("labels")), -1)
         if labels_col < 0 or re.fullmatch(r"[\s:-]*", cells[0]):
             continue
