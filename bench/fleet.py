@@ -318,6 +318,12 @@ async def exporter_with_fleet(
         await exporter.stop()
 
 
+def series(exporter: Exporter) -> int:
+    """Series in the exporter's cached exposition, its targets' health included: each
+    family's blob is its two header lines and one line per series."""
+    return sum(blob.count(b"\n") - 2 for blob in exporter.store.exposition_parts())
+
+
 def polls_done(exporter: Exporter) -> int:
     return sum(h.polls.total() for h in exporter.poller.health.values())
 

@@ -28,7 +28,7 @@ async def run(args: argparse.Namespace) -> str:
         cfg = fleet.write_config(Path(tmp), sim_url, interval=600, spread=5, timeout=60, max_connections=10)
         idle = Exporter(cfg)
         await idle.start(load_config(cfg))
-        idle.store.exposition_gzip(b"")
+        idle.store.exposition_gzip_parts(b"")
         gc.collect()
         baseline = fleet.rss_mb()
         await idle.stop()
@@ -36,10 +36,10 @@ async def run(args: argparse.Namespace) -> str:
             Path(tmp), sim_url, size, interval=600, spread=args.spread
         ) as exporter:
             await fleet.wait_for_polls(exporter, size.targets, timeout=args.spread + 120)
-            exporter.store.exposition_gzip(b"")
+            exporter.store.exposition_gzip_parts(b"")
             gc.collect()
             rss = fleet.rss_mb()
-            series = exporter.store.series
+            series = fleet.series(exporter)
             targets = len(exporter.targets)
     growth = rss - baseline
     return fleet.line(

@@ -74,7 +74,7 @@ async def mixed_fleet(sim_url: str, workdir: Path, args: argparse.Namespace) -> 
         requests = sim_requests(sim_url) - req0
         return {
             "mixed_targets": n,
-            "mixed_series": exporter.store.series,
+            "mixed_series": fleet.series(exporter),
             "mixed_cpu_ms_per_target": cpu / polls * 1000,
             "mixed_requests_per_poll": requests / polls,
             "mixed_cpu_ms_per_request": cpu / max(requests, 1) * 1000,
@@ -129,7 +129,7 @@ async def run(args: argparse.Namespace) -> str:
             polls = fleet.polls_done(exporter) - polls0
             cycle = cycle_seconds(exporter)
             failed = fleet.failed_polls(exporter)
-            series = exporter.store.series
+            series = fleet.series(exporter)
         finally:
             await exporter.stop()
         mixed = await mixed_fleet(sim_url, Path(tmp), args)

@@ -101,7 +101,7 @@ async def relay_memory(sim_url: str) -> str:
         cfg = write_config(Path(tmp), sim_url)
         idle = Exporter(cfg)
         await idle.start(load_config(cfg))
-        idle.store.exposition_gzip(b"")
+        idle.store.exposition_gzip_parts(b"")
         gc.collect()
         baseline = fleet.rss_mb()
         await idle.stop()
@@ -115,10 +115,10 @@ async def relay_memory(sim_url: str) -> str:
             await fleet.wait_for_polls(exporter, 1, timeout=180)
             if fleet.failed_polls(exporter):
                 raise RuntimeError(f"the relay's poll failed: {exporter.poller.health}")
-            exporter.store.exposition_gzip(b"")
+            exporter.store.exposition_gzip_parts(b"")
             gc.collect()
             rss = fleet.rss_mb()
-            series = exporter.store.series
+            series = fleet.series(exporter)
         finally:
             await exporter.stop()
     growth = rss - baseline

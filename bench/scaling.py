@@ -41,10 +41,10 @@ async def measure(sim_url: str, size: fleet.FleetSize, spread: float) -> tuple[f
                 for target in one_per_source:
                     await exporter.poller.poll_once(target)
                 t0 = time.perf_counter()
-                exporter.store.exposition()
-                exporter.store.exposition_gzip(b"")
+                b"".join(exporter.store.exposition_parts())
+                exporter.store.exposition_gzip_parts(b"")
                 costs.append(time.perf_counter() - t0)
-            series = exporter.store.series
+            series = fleet.series(exporter)
     gc.collect()
     return cpu / size.targets * 1000, statistics.median(costs) * 1e6 / (series / 1000), series
 

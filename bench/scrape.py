@@ -135,7 +135,7 @@ async def run(args: argparse.Namespace) -> str:
             port = runner.addresses[0][1]
 
             await fleet.wait_for_polls(exporter, size.targets, timeout=args.interval + 90)
-            series = exporter.store.series
+            series = fleet.series(exporter)
             polls0 = fleet.polls_done(exporter)
 
             async def client_run(duration: float, rounds: int) -> dict[str, list[float]]:
@@ -175,7 +175,9 @@ async def run(args: argparse.Namespace) -> str:
             finally:
                 gc.callbacks.remove(on_gc)
             # The same samples for prometheus_client: the exporter's own exposition, parsed.
-            collector.families = list(text_string_to_metric_families(exporter.store.exposition().decode()))
+            collector.families = list(
+                text_string_to_metric_families(b"".join(exporter.store.exposition_parts()).decode())
+            )
             r2 = await client_run(0, args.rounds)
             r.update({k: v for k, v in r2.items() if k not in ("plain", "gzip")})
             polls_during = fleet.polls_done(exporter) - polls0

@@ -15,7 +15,7 @@ import os
 import socket
 import sys
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -185,26 +185,47 @@ def _add_flags(parser: argparse.ArgumentParser, command: str, *, top_level: bool
 DOCS = f"https://github.com/inference-exporter/inference-exporter/blob/v{__version__}/docs"
 
 
+def _fill(text: str) -> str:
+    return "\n\n".join(
+        textwrap.fill(p, 79, break_on_hyphens=False, break_long_words=False) for p in text.split("\n\n")
+    )
+
+
 @dataclass(frozen=True)
 class CommandPage:
     """What a subcommand's ``--help`` says: one line for the list of commands, what it
-    does, an example, and where its documentation is."""
+    does, an example, and where its documentation is. ``more`` makes a last paragraph
+    of the description when the help is shown, not before: ``simulate``'s lists the
+    simulator's catalog, and only the commands that run the simulator load it."""
 
     summary: str
     description: str
     example: str
     docs: str
+    more: Callable[[], str] | None = None
 
     def parser_options(self) -> dict[str, Any]:
         return {
             "help": self.summary,
-            "description": "\n\n".join(
-                textwrap.fill(p, 79, break_on_hyphens=False, break_long_words=False)
-                for p in self.description.split("\n\n")
-            ),
+            "description": _fill(self.description),
             "epilog": f"example:\n  {self.example}\n\ndocumentation: {DOCS}/{self.docs}",
             "formatter_class": argparse.RawDescriptionHelpFormatter,
+            "more": self.more,
         }
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A subcommand's parser, which adds its page's ``more`` to the description when its help is shown."""
+
+    def __init__(self, *args: Any, more: Callable[[], str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._more = more
+
+    def format_help(self) -> str:
+        if self._more is not None:
+            self.description = f"{self.description}\n\n{_fill(self._more())}"
+            self._more = None
+        return super().format_help()
 
 
 def _simulated_models() -> str:
@@ -240,9 +261,10 @@ COMMAND_PAGES = {
     ),
     "simulate": CommandPage(
         "run the bundled simulator of the vendor APIs alone",
-        "Run the bundled simulator of the Together and Baseten APIs alone.\n\n" + _simulated_models(),
+        "Run the bundled simulator of the Together and Baseten APIs alone.",
         "inference-exporter simulate --web.listen-address 127.0.0.1:18080 --api-key sim-key",
         "demo.md",
+        more=_simulated_models,
     ),
 }
 
@@ -255,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"inference-exporter {__version__}")
     _add_flags(parser, DAEMON, top_level=True)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
 
     for name, page in COMMAND_PAGES.items():
         _add_flags(sub.add_parser(name, **page.parser_options()), name)

@@ -1,4 +1,9 @@
-"""Running the daemon, the simulator and the demo until a signal says stop."""
+"""Running the daemon, the simulator and the demo until a signal says stop.
+
+The simulator and the demo's Prometheus are imported by the commands that run them,
+and the web config's parts by a daemon given one: a daemon pays in memory only for
+what it uses.
+"""
 
 from __future__ import annotations
 
@@ -14,17 +19,15 @@ import time
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from exporter.config import ConfigError, load_config
 from exporter.core.sharding import Shard
-from exporter.demo.prometheus import LocalPrometheus, find_binary
 from exporter.engine import gcpolicy
 from exporter.engine.daemon import Exporter
-from exporter.simulator import app as sim_app
-from exporter.simulator.state import SimState
 from exporter.web.httpguard import ConnectionGuard, GuardedSite, handler_args
 from exporter.web.limits import DEFAULT_LIMITS, ConnectionLimits
 from exporter.web.listen import (
@@ -35,7 +38,10 @@ from exporter.web.listen import (
     parse_listen_address,
 )
 from exporter.web.server import make_app
-from exporter.web.webconfig import WebConfigError, WebSecurity
+
+if TYPE_CHECKING:
+    from exporter.demo.prometheus import LocalPrometheus
+    from exporter.web.webconfig import WebSecurity
 
 log = logging.getLogger("exporter")
 
@@ -89,6 +95,8 @@ async def run_daemon(
     """Serve until SIGTERM or SIGINT; ``on_listening`` gets the URL to open once bound."""
     security = None
     if web_config is not None:
+        from exporter.web.webconfig import WebConfigError, WebSecurity
+
         try:
             security = WebSecurity.from_file(web_config)
         except WebConfigError as exc:
@@ -168,6 +176,9 @@ async def run_simulator(
     """``orgs``: further API keys, each with the organisation it sees; ``speed``: how many
     times as fast as its own timetable the default scenario plays, ``delay`` seconds
     after the start."""
+    from exporter.simulator import app as sim_app
+    from exporter.simulator.state import SimState
+
     host, port = parse_listen_address(listen)
     state = SimState(
         api_keys=frozenset(api_keys),
@@ -209,6 +220,10 @@ async def run_demo(
 ) -> int:
     """Simulator on a free loopback port, and the daemon on the bundled demo config;
     with ``prometheus``, a local Prometheus with the demo's rules scraping it."""
+    from exporter.demo.prometheus import LocalPrometheus, find_binary
+    from exporter.simulator import app as sim_app
+    from exporter.simulator.state import SimState
+
     local_prometheus = None
     if prometheus:
         binary = find_binary()

@@ -13,17 +13,23 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import Counter
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.config import ConfigError, load_config
+from exporter.core.exposition import Rendered
 from exporter.core.logs import SCRUBBER
+from exporter.engine.store import Store
 from exporter.upstream.client import Clients, UpstreamStats, VendorClient
+from exporter.web.pages.targets import TargetsQuery
+from exporter.web.pages.targets import stream as stream_targets_page
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 REPO = Path(__file__).resolve().parents[1]
@@ -249,6 +255,61 @@ def parse(text: str) -> Scrape:
         for s in fam.samples:
             out.samples[(s.name, frozenset(s.labels.items()))] = s.value
     return out
+
+
+def exposition(parts: Iterable[Rendered]) -> bytes:
+    """What ``/metrics`` shows of these targets' rendered polls: each filed in a store, as
+    the daemon files a poll's result, and joined as a scrape joins them."""
+    store = Store()
+    for i, part in enumerate(parts):
+        store.put(f"target-{i}", part)
+    return scraped(store)
+
+
+def scraped(store: Store) -> bytes:
+    """The store's exposition in one piece (a scrape sends it in parts)."""
+    return b"".join(store.exposition_parts())
+
+
+def scraped_gzip(store: Store, suffix: bytes) -> bytes:
+    """The store's exposition followed by ``suffix``, gzipped, in one piece."""
+    return b"".join(store.exposition_gzip_parts(suffix))
+
+
+def targets_page(
+    data: list[dict[str, Any]],
+    now: float,
+    query: TargetsQuery | None = None,
+    telemetry_path: str = "/metrics",
+) -> str:
+    """The targets page for these rows (as ``exporter.web.status.rows`` builds them), in one piece."""
+    return "".join(stream_targets_page(data, now, query, telemetry_path))
+
+
+def counts(counter: Counter) -> dict[tuple[str, ...], float]:
+    """Every series a prometheus_client counter holds, by its label values in order, with its total."""
+    return {
+        tuple(s.labels.values()): s.value
+        for metric in counter.collect()
+        for s in metric.samples
+        if s.name.endswith("_total")
+    }
+
+
+def counted(counter: Counter, **labels: str) -> float:
+    """What a prometheus_client counter has counted in the series with these labels, 0 if it
+    has none; a series counted for a vendor account carries it, the default account's
+    unless the test names one."""
+    totals = {
+        frozenset(s.labels.items()): s.value
+        for metric in counter.collect()
+        for s in metric.samples
+        if s.name.endswith("_total")
+    }
+    found = totals.get(frozenset(labels.items()))
+    if found is None and "account" not in labels:
+        found = totals.get(frozenset({**labels, "account": "default"}.items()))
+    return found or 0.0
 
 
 def scrape(url: str, path: str = "/metrics") -> Scrape:

@@ -144,24 +144,62 @@ def render(
     the others are counted in ``Rendered.filtered``.
 
     Two samples with the same family name but a different type or help are a
-    programming error in a translator, and raise, so the bug shows in tests.
-    Duplicate label sets in one family keep the first and drop the rest, because a
-    duplicate series makes Prometheus reject the whole scrape.
+    programming error in a translator, and raise, so the bug shows in tests. Of two
+    samples that would make the same series (the same name and label text), the
+    first is kept and the rest dropped, because a duplicate series makes Prometheus
+    reject the whole scrape.
     """
+    taken, tail = extra_parts(extra)
+    return _render(samples, taken, tail, keep, {}, None)
+
+
+class Renderer:
+    """``render`` for a target whose label sets come back every poll (its health, see
+    ``exporter.engine.health``): made once, with the target's extra labels and filter.
+
+    It keeps the text of each label set it wrote (at most ``REMEMBERED`` of them, then
+    it starts over) and the filter's verdict per family name, so that a poll formats
+    only the values.
+    """
+
+    __slots__ = ("_keep", "_kept", "_tail", "_taken", "_texts")
+
+    REMEMBERED = 64
+
+    def __init__(self, extra: Labels = (), keep: Callable[[str], bool] | None = None) -> None:
+        self._taken, self._tail = extra_parts(extra)
+        self._keep = keep
+        self._kept: dict[str, bool] = {}
+        self._texts: dict[Labels, str] = {}
+
+    def render(self, samples: Iterable[Sample]) -> Rendered:
+        if len(self._texts) > self.REMEMBERED:
+            self._texts.clear()
+        return _render(samples, self._taken, self._tail, self._keep, self._kept, self._texts)
+
+
+def _render(
+    samples: Iterable[Sample],
+    taken: frozenset[str],
+    tail: str,
+    keep: Callable[[str], bool] | None,
+    kept: dict[str, bool],
+    texts: dict[Labels, str] | None,
+) -> Rendered:
+    """``render``'s work; ``kept`` and ``texts`` remember the filter's verdicts and the
+    label sets' text (none when ``texts`` is None) for whoever passes them again."""
     meta: dict[str, Family] = {}
     grouped: dict[str, list[str]] = {}
-    seen: set[tuple[str, Labels]] = set()
-    dropped: dict[str, bool] = {}
+    seen: set[str] = set()
     filtered = 0
-    taken, tail = extra_parts(extra)
     for s in samples:
         fam = s.family
         name = fam.name
         if keep is not None:
-            out = dropped.get(name)
-            if out is None:
-                out = dropped[name] = not keep(name)
-            if out:
+            stays = kept.get(name)
+            if stays is None:
+                stays = kept[name] = keep(name)
+            if not stays:
                 filtered += 1
                 continue
         known = meta.get(name)
@@ -170,12 +208,18 @@ def render(
             grouped[name] = []
         elif known is not fam and known != fam:
             raise ValueError(f"family {name!r} declared twice with different metadata")
-        key = (name + s.suffix, s.labels)
-        if key in seen:
+        if texts is None:
+            text = join_labels(s.labels, taken, tail)
+        else:
+            remembered = texts.get(s.labels)
+            if remembered is None:
+                remembered = texts[s.labels] = join_labels(s.labels, taken, tail)
+            text = remembered
+        series = f"{name}{s.suffix}{text}"
+        if series in seen:
             continue
-        seen.add(key)
-        text = join_labels(s.labels, taken, tail)
-        grouped[name].append(f"{name}{s.suffix}{text} {format_value(s.value)}\n")
+        seen.add(series)
+        grouped[name].append(f"{series} {format_value(s.value)}\n")
     return Rendered(meta, {name: "".join(lines).encode() for name, lines in grouped.items()}, filtered)
 
 
@@ -267,41 +311,3 @@ def join_labels(labels: Labels, taken: frozenset[str], tail: str) -> str:
     if tail:
         parts.append(tail)
     return "{" + ",".join(parts) + "}" if parts else ""
-
-
-def assemble(parts: Iterable[Rendered]) -> bytes:
-    """Join many targets' rendered families so each family has one HELP/TYPE header."""
-    by_family: dict[str, tuple[Family, list[bytes]]] = {}
-    for part in parts:
-        for name, chunk in part.lines.items():
-            fam = part.meta[name]
-            entry = by_family.get(name)
-            if entry is None:
-                by_family[name] = (fam, [chunk])
-            elif entry[0].type == fam.type:
-                entry[1].append(chunk)
-            # A family declared with two types by two sources would make the whole
-            # scrape invalid; the later one is dropped (a translator bug, caught in tests).
-    out: list[bytes] = []
-    for name in sorted(by_family):
-        fam, chunks = by_family[name]
-        out.append(fam.header())
-        out.extend(chunks)
-    return b"".join(out)
-
-
-def merge(parts: Iterable[Rendered]) -> Rendered:
-    """Combine several Rendered values of one target into one."""
-    meta: dict[str, Family] = {}
-    lines: dict[str, bytes] = {}
-    filtered = 0
-    for part in parts:
-        filtered += part.filtered
-        for name, chunk in part.lines.items():
-            prev = lines.get(name)
-            if prev is None:
-                meta[name] = part.meta[name]
-                lines[name] = chunk
-            else:
-                lines[name] = prev + chunk
-    return Rendered(meta, lines, filtered)

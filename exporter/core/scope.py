@@ -26,7 +26,7 @@ only, and ``restyle`` gives what they last yielded the new labels and filter at 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from exporter.core.errors import LimitExceeded
@@ -158,10 +158,6 @@ class Scope:
         meta = {name: fam for name, fam in rendered.meta.items() if keep is None or keep(name)}
         lines = {name: rendered.lines[name] for name in meta}
         return Rendered(meta, relabel(lines, old.extra, self.extra), rendered.filtered)
-
-    def render_health(self, samples: Iterable[Sample]) -> Rendered:
-        keep = self.filter.keeps_health if self.filter.active else None
-        return render(samples, extra=self.extra, keep=keep)
 
 
 DEFAULT_SCOPE = Scope()

@@ -15,8 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import platform
-from collections.abc import Callable, Hashable, Iterator, Mapping
-from typing import Generic, TypeVar, cast
+from collections.abc import Callable
 
 from prometheus_client import (
     CollectorRegistry,
@@ -34,96 +33,27 @@ from exporter import __version__
 from exporter.core.scope import DEFAULT_ACCOUNT
 from exporter.core.sharding import Shard
 
-K = TypeVar("K", bound=Hashable)
-
-
-class CounterTotals(Mapping[K, float], Generic[K]):
-    """A labelled Counter addressed like a dict of running totals, by a key of label values.
-
-    The request path counts with ``stats.retries[(source, endpoint)] += 1``: ``+=``
-    reads the item, adds and writes it back, so a write adds the difference to the
-    counter (and refuses to lower it: a counter only goes up). Reading goes through
-    the counter's public ``collect``; it happens on retries and budget waits, never
-    on the path of a request that succeeds at once. As a mapping it holds every key
-    counted so far.
-    """
-
-    def __init__(
-        self,
-        counter: Counter,
-        label_names: tuple[str, ...],
-        label_values: Callable[[K], tuple[str, ...]],
-        fixed: Mapping[str, str] | None = None,
-    ) -> None:
-        """``label_names`` are the key's labels; ``fixed`` are labels every series of this
-        view carries after them (an account), so the mapping holds only its own series."""
-        self.counter = counter
-        self._names = label_names
-        self._values = label_values
-        self._fixed = dict(fixed or {})
-
-    def _all_values(self, key: K) -> tuple[str, ...]:
-        return (*self._values(key), *self._fixed.values())
-
-    def _find(self, key: K) -> float | None:
-        wanted = dict(zip(self._names, self._values(key), strict=True)) | self._fixed
-        for metric in self.counter.collect():
-            for sample in metric.samples:
-                if sample.labels == wanted:
-                    return sample.value
-        return None
-
-    def __getitem__(self, key: K) -> float:
-        """The key's total, 0 for a key not counted yet (as ``collections.Counter`` reads)."""
-        return self.get(key)
-
-    def __iter__(self) -> Iterator[K]:
-        for metric in self.counter.collect():
-            for sample in metric.samples:
-                if sample.name.endswith("_total") and all(
-                    sample.labels.get(n) == v for n, v in self._fixed.items()
-                ):
-                    values = tuple(sample.labels[n] for n in self._names)
-                    yield cast(K, values if len(values) > 1 else values[0])
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-    def __contains__(self, key: object) -> bool:
-        return any(k == key for k in self)
-
-    def __setitem__(self, key: K, total: float) -> None:
-        added = total - (self._find(key) or 0.0)
-        if added < 0:
-            raise ValueError(f"a counter only goes up: {key!r} would go from {total - added} to {total}")
-        self.counter.labels(*self._all_values(key)).inc(added)
-
-    def get(self, key: K, default: float = 0.0) -> float:  # type: ignore[override]
-        """The key's total; ``default`` (0) for a key not counted yet, as a counter reads."""
-        found = self._find(key)
-        return default if found is None else found
-
-    def setdefault(self, key: K, default: float = 0.0) -> float:
-        """The key's total; a key not counted yet gets its series, starting at ``default``."""
-        found = self._find(key)
-        if found is not None:
-            return found
-        self.counter.labels(*self._all_values(key)).inc(default)
-        return default
-
 
 class UpstreamStats:
     """Requests sent to the vendors, retries, waits and refusals of the request budgets, and
-    vendor answers that went past a limit.
+    vendor answers that went past a limit: prometheus_client counters, counted where it happens.
 
-    Every series carries the vendor account it was sent for (``account``, after the
-    other labels). One ``UpstreamStats`` counts for one account; ``for_account`` gives
-    another account's view of the same counters, which is what each account's client
-    is handed, so the request path counts by source and endpoint as it always has.
+    Every series ends with the vendor account it was counted for (the ``account``
+    label). One ``UpstreamStats`` counts for one account, ``account``; ``for_account``
+    gives another account's view of the same counters, which is what each account's
+    client is handed. Where the count is taken, the series is
+    ``stats.retries.labels(source, endpoint, stats.account)``.
 
     Without a registry the counters are kept but served nowhere (tests of the request
     path read them directly).
     """
+
+    requests: Counter
+    retries: Counter
+    budget_wait_seconds: Counter
+    budget_refusals: Counter
+    limit_hits: Counter
+    _rate_limit: RateLimitGauges
 
     def __init__(
         self,
@@ -133,29 +63,36 @@ class UpstreamStats:
         _shared: UpstreamStats | None = None,
     ) -> None:
         self.account = account
-        if _shared is None:
-            self._requests = Counter(
+        if _shared is not None:
+            self.requests = _shared.requests
+            self.retries = _shared.retries
+            self.budget_wait_seconds = _shared.budget_wait_seconds
+            self.budget_refusals = _shared.budget_refusals
+            self.limit_hits = _shared.limit_hits
+            self._rate_limit = _shared._rate_limit
+        else:
+            self.requests = Counter(
                 "inference_exporter_upstream_requests_total",
                 "Requests sent to vendor APIs by source, endpoint template, HTTP status (or timeout/error) "
                 "and account.",
                 ("source", "endpoint", "code", "account"),
                 registry=registry,
             )
-            self._retries = Counter(
+            self.retries = Counter(
                 "inference_exporter_upstream_retries_total",
                 "Vendor requests retried after a timeout, connection error, 5xx or 429, "
                 "by source, endpoint template and account.",
                 ("source", "endpoint", "account"),
                 registry=registry,
             )
-            self._budget_wait = Counter(
+            self.budget_wait_seconds = Counter(
                 "inference_exporter_upstream_budget_wait_seconds_total",
                 "Seconds requests spent waiting for a slot in the account's request budget "
                 "(requests_per_second).",
                 ("vendor", "account"),
                 registry=registry,
             )
-            self._budget_refusals = Counter(
+            self.budget_refusals = Counter(
                 "inference_exporter_upstream_budget_refusals_total",
                 "Requests not sent because the account's request budget had no slot before the poll's "
                 "deadline.",
@@ -163,34 +100,13 @@ class UpstreamStats:
                 registry=registry,
             )
             self._rate_limit = RateLimitGauges(registry)
-            self._limit_hits = Counter(
+            self.limit_hits = Counter(
                 "inference_exporter_limit_hits_total",
                 "Times a vendor answer went past a limit, by source, the limit's config key and account: "
                 "a poll refused for it counts 1, each series, key or listed object dropped for it counts 1.",
                 ("source", "limit", "account"),
                 registry=registry,
             )
-        else:
-            self._requests = _shared._requests
-            self._retries = _shared._retries
-            self._budget_wait = _shared._budget_wait
-            self._budget_refusals = _shared._budget_refusals
-            self._limit_hits = _shared._limit_hits
-            self._rate_limit = _shared._rate_limit
-
-        mine = {"account": account}
-        self.requests: CounterTotals[tuple[str, str, str]] = CounterTotals(
-            self._requests, ("source", "endpoint", "code"), _as_is, mine
-        )
-        self.retries: CounterTotals[tuple[str, str]] = CounterTotals(
-            self._retries, ("source", "endpoint"), _as_is, mine
-        )
-        self.budget_wait_seconds: CounterTotals[str] = CounterTotals(
-            self._budget_wait, ("vendor",), _alone, mine
-        )
-        self.budget_refusals: CounterTotals[str] = CounterTotals(
-            self._budget_refusals, ("vendor",), _alone, mine
-        )
         # Every request is counted: its series is looked up here rather than through
         # labels(), which checks the values and takes the metric's lock on each call.
         self._request_series: dict[tuple[str, str, str], Counter] = {}
@@ -203,7 +119,7 @@ class UpstreamStats:
 
     def limit_hit(self, source: str, limit: str, n: int = 1) -> None:
         """A limit bit ``n`` times in a poll of a ``source`` target (see ``exporter.core.errors.LimitExceeded``)."""
-        self._limit_hits.labels(source, limit, self.account).inc(n)
+        self.limit_hits.labels(source, limit, self.account).inc(n)
 
     def rate_limit(
         self,
@@ -226,7 +142,7 @@ class UpstreamStats:
         key = (source, endpoint, code)
         series = self._request_series.get(key)
         if series is None:
-            series = self._request_series[key] = self._requests.labels(*key, self.account)
+            series = self._request_series[key] = self.requests.labels(*key, self.account)
         series.inc()
 
 
@@ -273,14 +189,6 @@ class RateLimitGauges:
             for gauge in self._gauges:
                 with contextlib.suppress(KeyError):
                     gauge.remove(*key)
-
-
-def _as_is(key: tuple[str, ...]) -> tuple[str, ...]:
-    return key
-
-
-def _alone(key: str) -> tuple[str, ...]:
-    return (key,)
 
 
 def _asyncio_tasks() -> float:

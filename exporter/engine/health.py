@@ -8,11 +8,10 @@ the target's data; the exporter's other metrics are in ``exporter.core.selfmetri
 
 from __future__ import annotations
 
-import functools
 from collections import Counter
 from dataclasses import dataclass, field
 
-from exporter.core.exposition import Family, Rendered, extra_parts, format_value, join_labels
+from exporter.core.exposition import Family, Labels, Rendered, Renderer, Sample
 from exporter.core.scope import DEFAULT_SCOPE, Scope
 
 TARGET_UP = Family(
@@ -43,7 +42,6 @@ SERIES = Family(
 )
 # In the order a target's health samples come.
 FAMILIES = (TARGET_UP, POLL_DURATION, LAST_SUCCESS, SERIES, POLLS, ERROR_INFO)
-_BY_NAME = {f.name: f for f in FAMILIES}
 
 
 @dataclass
@@ -84,77 +82,34 @@ class TargetHealth:
         self.polls[reason] += 1
 
 
-@functools.lru_cache(maxsize=1024)
-def _scope_parts(scope: Scope) -> tuple[frozenset[str], str, tuple[Family, ...]]:
-    """What the health lines of every target of ``scope`` share: the names and the text
-    of its account and labels, and the health families its metric filter keeps."""
-    keep = scope.filter.keeps_health if scope.filter.active else None
-    kept = tuple(f for f in FAMILIES if keep is None or keep(f.name))
-    return (*extra_parts(scope.extra), kept)
+class HealthLines(Renderer):
+    """One target's health series, rendered after each of its polls.
 
-
-class HealthLines:
-    """One target's health series as text.
-
-    They are rendered after every poll of every target, and all but their values stay
-    the same: the label sets (target, source, account and labels, a result or reason)
-    and what the target's metric filter keeps are worked out once, and a poll formats
-    only the values. The lines are those ``render`` makes of the same samples. There is
-    one per target, so it holds strings and what its scope shares, which the garbage
-    collector has next to nothing to walk through.
+    All but their values stay the same from poll to poll: the label sets (target,
+    source, account and labels, a result or reason) and what the target's metric
+    filter keeps. So each target keeps its renderer, which remembers the text of the
+    label sets and the filter's verdicts, and a poll formats only the values.
     """
 
-    __slots__ = ("_id", "_labels", "_parts", "_reasons", "_results", "_source")
+    __slots__ = ("_labels",)
 
     def __init__(self, target_id: str, source: str, scope: Scope = DEFAULT_SCOPE) -> None:
-        self._id = target_id
-        self._source = source
-        self._parts = _scope_parts(scope)
-        self._labels = self._text()
-        # Label sets with a result or a reason, by its value: a handful per target.
-        self._results: dict[str, str] = {}
-        self._reasons: dict[str, str] = {}
+        # The health families the target's metric filter names go (never target_up).
+        super().__init__(scope.extra, scope.filter.keeps_health if scope.filter.active else None)
+        self._labels: Labels = (("target", target_id), ("source", source))
 
-    def _text(self, *extra: tuple[str, str]) -> str:
-        taken, tail, _ = self._parts
-        return join_labels((("target", self._id), ("source", self._source), *extra), taken, tail)
-
-    def _with_result(self, result: str) -> str:
-        text = self._results.get(result)
-        if text is None:
-            text = self._results[result] = self._text(("result", result))
-        return text
-
-    def render(self, h: TargetHealth) -> Rendered:
+    def render_health(self, h: TargetHealth) -> Rendered:
         labels = self._labels
-        polls = [
-            f"{POLLS.name}{self._with_result('success')} {format_value(h.polls['success'])}\n",
-            *(
-                f"{POLLS.name}{self._with_result(result)} {format_value(n)}\n"
-                for result, n in sorted(h.polls.items())
-                if result != "success"
-            ),
+        samples = [
+            Sample(TARGET_UP, labels, 1 if h.up else 0),
+            Sample(POLL_DURATION, labels, h.last_duration),
+            Sample(LAST_SUCCESS, labels, h.last_success_timestamp),
+            Sample(SERIES, labels, h.series),
+            Sample(POLLS, (*labels, ("result", "success")), h.polls["success"]),
         ]
-        lines = {
-            TARGET_UP.name: f"{TARGET_UP.name}{labels} {1 if h.up else 0}\n",
-            POLL_DURATION.name: f"{POLL_DURATION.name}{labels} {format_value(h.last_duration)}\n",
-            LAST_SUCCESS.name: f"{LAST_SUCCESS.name}{labels} {format_value(h.last_success_timestamp)}\n",
-            SERIES.name: f"{SERIES.name}{labels} {format_value(h.series)}\n",
-            POLLS.name: "".join(polls),
-        }
+        for result, n in sorted(h.polls.items()):
+            if result != "success":
+                samples.append(Sample(POLLS, (*labels, ("result", result)), n))
         if not h.up and h.last_error_reason:
-            reason = h.last_error_reason
-            text = self._reasons.get(reason)
-            if text is None:
-                text = self._reasons[reason] = self._text(("reason", reason))
-            lines[ERROR_INFO.name] = f"{ERROR_INFO.name}{text} 1\n"
-        kept = self._parts[2]
-        out = {f.name: lines[f.name].encode() for f in kept if f.name in lines}
-        filtered = sum(len(polls) if name == POLLS.name else 1 for name in lines if name not in out)
-        return Rendered({name: _BY_NAME[name] for name in out}, out, filtered)
-
-
-def render_health(target_id: str, source: str, h: TargetHealth, scope: Scope = DEFAULT_SCOPE) -> Rendered:
-    """The target's health series, with its account and labels, less the health
-    families its metric filter names (never ``target_up``)."""
-    return HealthLines(target_id, source, scope).render(h)
+            samples.append(Sample(ERROR_INFO, (*labels, ("reason", h.last_error_reason)), 1))
+        return self.render(samples)

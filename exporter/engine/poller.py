@@ -343,7 +343,7 @@ class Poller:
     def _publish_health(self, target: Target) -> None:
         if self.shard.owns(target.id):  # else a discovery run here only for its targets
             self.store.put(
-                health_key(target.id), self._health_lines[target.id].render(self.health[target.id])
+                health_key(target.id), self._health_lines[target.id].render_health(self.health[target.id])
             )
 
 

@@ -142,9 +142,6 @@ class Store:
 
     # --- reads ------------------------------------------------------------------------
 
-    def keys(self) -> list[str]:
-        return list(self._snapshots)
-
     def snapshot(self, key: str) -> Rendered | None:
         """What ``put`` last filed under ``key`` and the exposition shows (the family of
         each name as the store knows it), or None."""
@@ -157,10 +154,6 @@ class Store:
             if entry is not None and key in entry.chunks:
                 meta[name] = entry.family
         return Rendered(meta, {name: lines[name] for name in meta})
-
-    @property
-    def series(self) -> int:
-        return sum(chunk.count(b"\n") for lines in self._snapshots.values() for chunk in lines.values())
 
     def _refresh(self) -> list[bytes]:
         if self._cached is not None:
@@ -184,21 +177,14 @@ class Store:
         """The exposition as blobs to send one after the other (do not modify the list)."""
         return self._refresh()
 
-    def exposition(self) -> bytes:
-        """The exposition as one bytes object (a copy: servers send the parts instead)."""
-        return b"".join(self._refresh())
-
-    def exposition_gzip(self, suffix: bytes) -> bytes:
-        """The exposition followed by ``suffix``, as one gzip member.
-
-        Only families that changed since the last scrape are compressed again; the
-        suffix (the parts rendered on every scrape) is compressed each time.
-        """
-        return b"".join(self.exposition_gzip_parts(suffix))
-
     def exposition_gzip_parts(self, suffix: bytes) -> list[bytes]:
-        """``exposition_gzip`` as parts to send one after the other: the compressed
-        families are one cached part, shared by every scrape until one changes."""
+        """The exposition followed by ``suffix``, as one gzip member in parts to send one
+        after the other.
+
+        Only families that changed since the last scrape are compressed again, and the
+        compressed families are one cached part, shared by every scrape until one
+        changes; the suffix (the parts rendered on every scrape) is compressed each time.
+        """
         parts = self._refresh()
         if self._cached_gzip_head is None:
             head: list[bytes] = []

@@ -154,8 +154,9 @@ class VendorClient:
         self.where = f"{parsed.host}:{parsed.port or (443 if parsed.scheme == 'https' else 80)}"
         self.stats = stats
         self.budget = RequestBudget(requests_per_second)
-        stats.budget_wait_seconds.setdefault(vendor, 0.0)
-        stats.budget_refusals[vendor] += 0
+        # Shown from 0, so that an alert on their rate needs no ``or vector(0)``.
+        stats.budget_wait_seconds.labels(vendor, stats.account)
+        stats.budget_refusals.labels(vendor, stats.account)
         self.max_body_bytes = max_body_bytes
         # Monotonic time before which a request must not be sent again, by request,
         # from the vendor's Retry-After / x-ratelimit-reset.
@@ -292,7 +293,7 @@ class VendorClient:
                     raise
                 # Kept without the frames it was raised through, which hold its answer.
                 retried = exc.with_traceback(None)
-            self.stats.retries[(source, endpoint)] += 1
+            self.stats.retries.labels(source, endpoint, self.stats.account).inc()
             attempt += 1
             await asyncio.sleep(wait)
 
@@ -424,15 +425,13 @@ class VendorClient:
         try:
             wait = self.budget.reserve(deadline - MIN_ATTEMPT_SECONDS)
         except BudgetExhausted as exc:
-            self.stats.budget_refusals[self.vendor] += 1
+            self.stats.budget_refusals.labels(self.vendor, self.stats.account).inc()
             raise UpstreamError(
                 "budget_exhausted",
                 f"{call.what}: no request slot within the poll (next in {exc.wait:.1f}s)",
             ) from None
         if wait > 0:
-            self.stats.budget_wait_seconds[self.vendor] = (
-                self.stats.budget_wait_seconds.get(self.vendor, 0.0) + wait
-            )
+            self.stats.budget_wait_seconds.labels(self.vendor, self.stats.account).inc(wait)
             await asyncio.sleep(wait)
 
     def _remember_hint(self, key: tuple[str, str], hint: float | None) -> None:

@@ -136,9 +136,6 @@ class ConnectionGuard:
     def wrap(self, factory: Callable[[], RequestHandler]) -> Callable[[], asyncio.Protocol]:
         return lambda: Connection(factory(), self, self.clock)
 
-    def open_by_peer(self) -> dict[str, int]:
-        return dict(self._peers)
-
     def has_room(self, pending: int = 0) -> bool:
         """Whether one more connection fits, with ``pending`` others not yet handed to
         HTTP (TLS handshakes); makes room by eviction if it can."""

@@ -30,39 +30,34 @@ class HttpStats:
     """Counters of refused and closed connections by reason, and the open ones.
 
     Every reason is shown from 0, so that an alert on its rate needs no ``or vector(0)``.
-    Without a registry the counters are kept but served nowhere (tests read them).
+    Without a registry the counters are kept but served nowhere (tests read them directly).
     """
 
     def __init__(self, open_connections: Callable[[], int], registry: CollectorRegistry | None = None):
-        self._refused = Counter(
+        self.refusals = Counter(
             "inference_exporter_http_connections_refused_total",
             "Connections to the exporter's HTTP server closed as soon as they were accepted, by reason: "
             "peer_share (the client's address held its share of --web.max-connections) or capacity.",
             ("reason",),
             registry=registry,
         )
-        self._closed = Counter(
+        self.closes = Counter(
             "inference_exporter_http_connections_closed_total",
             "Connections the exporter's HTTP server closed for a limit, by reason: header_timeout, "
             "idle_timeout, send_timeout, evicted (to make room), malformed (400), header_too_large (431).",
             ("reason",),
             registry=registry,
         )
-        self._refused_series = {r: self._refused.labels(r) for r in REFUSAL_REASONS}
-        self._closed_series = {r: self._closed.labels(r) for r in CLOSE_REASONS}
+        self._refused_series = {r: self.refusals.labels(r) for r in REFUSAL_REASONS}
+        self._closed_series = {r: self.closes.labels(r) for r in CLOSE_REASONS}
         Gauge(
             "inference_exporter_http_connections_open",
             "Connections open to the exporter's HTTP server (at most --web.max-connections).",
             registry=registry,
         ).set_function(lambda: float(open_connections()))
-        # The same counts, readable without a registry.
-        self.refusals: dict[str, int] = dict.fromkeys(REFUSAL_REASONS, 0)
-        self.closes: dict[str, int] = dict.fromkeys(CLOSE_REASONS, 0)
 
     def refused(self, reason: str) -> None:
         self._refused_series[reason].inc()
-        self.refusals[reason] += 1
 
     def closed(self, reason: str) -> None:
         self._closed_series[reason].inc()
-        self.closes[reason] += 1

@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
@@ -22,7 +22,9 @@ from exporter.web.pagecache import PageCache
 from exporter.web.pages import landing as landing_page
 from exporter.web.pages.targets import QueryError, TargetsQuery
 from exporter.web.sliced import SlicedPayload
-from exporter.web.webconfig import WebSecurity
+
+if TYPE_CHECKING:
+    from exporter.web.webconfig import WebSecurity
 
 log = logging.getLogger("exporter.web.server")
 

@@ -74,19 +74,6 @@ def health_counts(data: Iterable[dict[str, Any]]) -> dict[str, int]:
     return {state: counts.get(state, 0) for state in STATES}
 
 
-def render_html(
-    data: list[dict[str, Any]],
-    now: float | None = None,
-    query: TargetsQuery | None = None,
-    telemetry_path: str = "/metrics",
-) -> str:
-    """The page for the rows: grouped by source (and account), filtered as ``query`` asks.
-
-    ``now`` (the current time if not given) is what "12 s ago" counts from.
-    """
-    return targets_page.render(data, time.time() if now is None else now, query, telemetry_path)
-
-
 # Rows built between two chances to pause (see ``exporter.web.pagecache``).
 ROWS_PER_STEP = 25
 
@@ -104,7 +91,7 @@ def rows_in_steps(
 def stream_html(
     targets: Sequence[tuple[Target, TargetHealth]], query: TargetsQuery, telemetry_path: str
 ) -> Iterator[str]:
-    """The page of ``render_html`` for these targets, now, as pieces of text."""
+    """The targets page for these targets, now, as pieces of text (see ``exporter.web.pages.targets``)."""
     data: list[dict[str, Any]] = []
     yield from rows_in_steps(targets, data)
     yield from targets_page.stream(data, time.time(), query, telemetry_path)

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from exporter.core.exposition import Labels, Rendered, assemble
+from exporter.core.exposition import Labels, Rendered
 from exporter.sources.baseten import deployment, lists
 from exporter.sources.baseten import translate as tr
 from exporter.sources.baseten.config import Effective
 from exporter.sources.baseten.descriptors import DEFAULT_LIMITS, DescriptorCache
 from tests.golden.relay import build_baseten_relay
 from tests.golden.replay import NOW, SCOPE, Fixtures
+from tests.helpers import exposition
 
 DELAY = 180.0
 COUNTER_WINDOW = 180.0
@@ -98,7 +99,7 @@ def build_baseten(fx: Fixtures) -> bytes:
             request = _request(fx.json(f"{folder}/poll-1.json"))
             d = deployment.Deployment(ids, request, meta=meta.get((model_id, deployment_id)))
             parts.append(_deployment(fx, folder, d))
-    return assemble(parts)
+    return exposition(parts)
 
 
 # This vendor's golden expositions, by source (``tests/golden/<source>.prom``).

@@ -13,20 +13,20 @@ Fixtures:
 
 from __future__ import annotations
 
-from exporter.core.exposition import assemble
 from exporter.sources.relay.names import BASETEN_ORG_PREFIX
 from exporter.sources.relay.rules import RelayRules
 from exporter.sources.relay.translate import relay
 from tests.golden.replay import SCOPE, Fixtures
+from tests.helpers import exposition
 
 NATIVE_NAMESPACES = ("baseten_", "together_queue_", "together_finetune_", "together_probe_")
 
 
 def build_baseten_relay(fx: Fixtures) -> bytes:
     body = fx.raw("org_metrics.txt")
-    return assemble([relay(body, SCOPE, RelayRules(prefix=BASETEN_ORG_PREFIX)).rendered])
+    return exposition([relay(body, SCOPE, RelayRules(prefix=BASETEN_ORG_PREFIX)).rendered])
 
 
 def build_together_relay(fx: Fixtures) -> bytes:
     body = fx.raw("dedicated_endpoint_metrics.txt")
-    return assemble([relay(body, SCOPE, RelayRules(reserved=NATIVE_NAMESPACES)).rendered])
+    return exposition([relay(body, SCOPE, RelayRules(reserved=NATIVE_NAMESPACES)).rendered])

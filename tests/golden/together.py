@@ -7,7 +7,7 @@ as the store joins them.
 
 from __future__ import annotations
 
-from exporter.core.exposition import Rendered, assemble
+from exporter.core.exposition import Rendered
 from exporter.sources.together.finetune import translate as ft
 from exporter.sources.together.probe_translate import (
     TERMINAL,
@@ -23,6 +23,7 @@ from exporter.sources.together.probe_translate import (
 from exporter.sources.together.queue_translate import translate
 from tests.golden.relay import build_together_relay
 from tests.golden.replay import NOW, SCOPE, Fixtures
+from tests.helpers import exposition
 
 # Fixture name → the model the config names (model names hold a ``/``, file names cannot).
 MODELS = {
@@ -38,7 +39,7 @@ def build_queue(fx: Fixtures) -> bytes:
         SCOPE.render(translate(MODELS[name.removesuffix(".json")], fx.json(name)))
         for name in fx.names("*.json")
     ]
-    return assemble(parts)
+    return exposition(parts)
 
 
 # A probe that timed out last saw its job unfinished this long after the submit answer
@@ -75,7 +76,7 @@ def build_probe(fx: Fixtures) -> bytes:
         for submit in fx.names(f"{folder}/*-submit.json"):
             state.record(_probe(fx, submit.removesuffix("-submit.json"), state))
         parts.append(SCOPE.render(samples(MODELS[folder], state)))
-    return assemble(parts)
+    return exposition(parts)
 
 
 # Job settings of the replay. max_keys is small so that one job shows the limit.
@@ -100,7 +101,7 @@ def build_finetune(fx: Fixtures) -> bytes:
             state = ft.apply_rows(state, rows, now, MAX_KEYS, read_at=now, overlap=OVERLAP)
         parts.append(SCOPE.render(ft.job_samples(job_id, info, state)))
     parts.append(SCOPE.render(ft.list_samples(ft.parse_list(fx.json("list.json")))))
-    return assemble(parts)
+    return exposition(parts)
 
 
 # This vendor's golden expositions, by source (``tests/golden/<source>.prom``).

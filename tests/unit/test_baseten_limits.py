@@ -9,7 +9,6 @@ from typing import Any
 import httpx
 from prometheus_client import CollectorRegistry
 
-from exporter.core.exposition import assemble
 from exporter.core.scope import Scope
 from exporter.engine.poller import Outcome, poll_with_deadline
 from exporter.sources.base import Target
@@ -18,7 +17,7 @@ from exporter.sources.baseten.config import Effective
 from exporter.sources.baseten.discovery import DeploymentDiscovery, DeploymentDiscoverySettings
 from exporter.sources.baseten.target import DeploymentSettings, DeploymentTarget
 from exporter.upstream.client import UpstreamStats
-from tests.helpers import Scrape, mock_clients, parse
+from tests.helpers import Scrape, exposition, mock_clients, parse
 from tests.unit.baseten_docs import desc, response
 
 NOW = 1_700_000_130.0
@@ -67,7 +66,7 @@ def poll(target: Target, now: float = NOW) -> Outcome:
 
 def scrape(outcome: Outcome) -> Scrape:
     assert outcome.data is not None, outcome.detail
-    return parse(assemble([outcome.data]).decode())
+    return parse(exposition([outcome.data]).decode())
 
 
 def test_an_answer_past_the_series_limit_fails_only_its_target_and_builds_nothing() -> None:

@@ -11,7 +11,6 @@ import httpx
 import pytest
 
 from exporter.core.errors import UpstreamError
-from exporter.core.exposition import assemble
 from exporter.core.scope import FilterRule, MetricFilter, Scope
 from exporter.sources.baseten import lists
 from exporter.sources.baseten.api import BasetenAPI
@@ -21,7 +20,7 @@ from exporter.sources.baseten.discovery import DeploymentDiscovery, DeploymentDi
 from exporter.sources.baseten.target import DeploymentSettings, DeploymentTarget
 from exporter.sources.baseten.vendor import DEPLOYMENT_STATUSES
 from exporter.upstream.client import Clients, UpstreamStats, VendorClient
-from tests.helpers import parse
+from tests.helpers import exposition, parse
 from tests.unit.baseten_docs import HIST_SETS, STATUS_SETS, desc, response
 
 NOW = 1_700_000_130.0  # 30 s past a minute boundary
@@ -86,7 +85,7 @@ def effective(**kw: Any) -> Effective:
 
 
 def scrape_of(target: DeploymentTarget, now: float) -> Any:
-    return parse(assemble([asyncio.run(target.poll(now))]).decode())
+    return parse(exposition([asyncio.run(target.poll(now))]).decode())
 
 
 def test_window_bounds_align_to_the_step_and_trail_the_delay() -> None:

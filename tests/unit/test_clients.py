@@ -12,6 +12,7 @@ from exporter.core.logs import SecretScrubber
 from exporter.core.selfmetrics import UpstreamStats
 from exporter.engine.clients import VendorClients
 from exporter.upstream.client import VendorClient
+from tests.helpers import counted
 
 
 def loaded(tmp_path: Path, key: str = "k1", **together: Any) -> LoadedConfig[Config]:
@@ -90,8 +91,9 @@ def test_one_client_per_account_and_a_key_change_replaces_only_its_own(tmp_path:
         prod.stats.count("together_queue", "/queue/metrics", "200")
         staging.stats.count("together_queue", "/queue/metrics", "200")
         staging.stats.count("together_queue", "/queue/metrics", "200")
-        assert stats.for_account("prod").requests[("together_queue", "/queue/metrics", "200")] == 1
-        assert stats.for_account("staging").requests[("together_queue", "/queue/metrics", "200")] == 2
+        queue = {"source": "together_queue", "endpoint": "/queue/metrics", "code": "200"}
+        assert counted(stats.requests, **queue, account="prod") == 1
+        assert counted(stats.requests, **queue, account="staging") == 2
         clients.update(two_accounts(tmp_path, "p1", "s2"), grace=0.0)
         assert clients.current.get("together", "prod") is prod
         assert clients.current.get("together", "staging") is not staging

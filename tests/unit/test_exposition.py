@@ -8,8 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.core.exposition import Family, Labels, Rendered, Sample, assemble, format_value, relabel, render
+from exporter.core.exposition import Family, Labels, Rendered, Sample, format_value, relabel, render
 from exporter.engine.store import Store
+from tests.helpers import exposition, scraped, scraped_gzip
 
 G = Family("x_depth", "gauge", "A gauge.")
 C = Family("x_events_total", "counter", "A counter.")
@@ -45,7 +46,7 @@ def test_family_names_follow_counter_rules() -> None:
 def test_label_values_are_escaped_and_parse_back() -> None:
     nasty = 'a"b\\c\nd'
     out = render([Sample(G, (("model", nasty),), 2.0)])
-    text = assemble([out]).decode()
+    text = exposition([out]).decode()
     fams = list(text_string_to_metric_families(text))
     assert fams[0].samples[0].labels == {"model": nasty}
 
@@ -58,11 +59,11 @@ def test_duplicate_series_keep_first_and_conflicting_metadata_raises() -> None:
         render([Sample(G, (), 1.0), Sample(Family("x_depth", "gauge", "other help"), (("b", "1"),), 1.0)])
 
 
-def test_assemble_one_header_per_family_across_targets() -> None:
+def test_one_header_per_family_across_targets() -> None:
     parts = [
         render([Sample(G, (("t", str(i)),), float(i)), Sample(C, (("t", str(i)),), 1.0)]) for i in range(3)
     ]
-    text = assemble(parts).decode()
+    text = exposition(parts).decode()
     assert text.count("# TYPE x_depth gauge") == 1
     assert text.count("# HELP x_events_total A counter.") == 1
     fams = {f.name: f for f in text_string_to_metric_families(text)}
@@ -73,12 +74,12 @@ def test_assemble_one_header_per_family_across_targets() -> None:
 def test_store_caches_until_a_snapshot_changes_and_gzip_is_one_stream() -> None:
     store = Store()
     store.put("a", render([Sample(G, (("t", "a"),), 1.0)]))
-    first = store.exposition()
-    assert store.exposition() is first  # cached bytes, no re-join
+    first = store.exposition_parts()
+    assert store.exposition_parts() is first  # cached blobs, no re-join
     store.put("b", render([Sample(G, (("t", "b"),), 2.0)]))
-    second = store.exposition()
-    assert second != first and b'{t="b"} 2' in second
-    body = store.exposition_gzip(b"# TYPE tail gauge\ntail 1\n")
+    second = scraped(store)
+    assert second != b"".join(first) and b'{t="b"} 2' in second
+    body = scraped_gzip(store, b"# TYPE tail gauge\ntail 1\n")
     import zlib
 
     d = zlib.decompressobj(31)
@@ -87,7 +88,7 @@ def test_store_caches_until_a_snapshot_changes_and_gzip_is_one_stream() -> None:
     assert plain == second + b"# TYPE tail gauge\ntail 1\n"
     assert gzip.decompress(body) == plain
     store.remove("a")
-    assert b'{t="a"}' not in store.exposition()
+    assert b'{t="a"}' not in scraped(store)
 
 
 def test_rendered_series_count() -> None:

@@ -8,7 +8,6 @@ from typing import Any
 import httpx
 from prometheus_client import CollectorRegistry
 
-from exporter.core.exposition import assemble
 from exporter.engine.poller import Outcome, poll_with_deadline
 from exporter.sources.base import Target
 from exporter.sources.together.api import TogetherAPI
@@ -20,7 +19,7 @@ from exporter.sources.together.finetune.target import (
     JobTarget,
 )
 from exporter.upstream.client import UpstreamStats
-from tests.helpers import mock_clients
+from tests.helpers import exposition, mock_clients
 
 NOW = 1_800_000_000.0
 JOB = JobSettings(interval=30.0, timeout=5.0, resolution=None, retention=60.0, max_keys=200)
@@ -60,7 +59,7 @@ def test_keys_past_the_length_limit_are_left_out_and_counted() -> None:
     together.rows = [{"train/global_step": 1, "train/loss": 0.25, **long}]
     outcome = poll(JobTarget(together.api, "ft-a", JOB))
     assert outcome.data is not None, outcome.detail
-    text = assemble([outcome.data]).decode()
+    text = exposition([outcome.data]).decode()
     assert len(text) < 10_000
     assert 'together_finetune_train_loss{job_id="ft-a",account="default"} 0.25' in text
     assert together.hits("together_finetune", "max_key_length") == 200

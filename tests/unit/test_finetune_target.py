@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from exporter.core.errors import UpstreamError
-from exporter.core.exposition import Rendered, assemble
+from exporter.core.exposition import Rendered
 from exporter.core.scope import Scope
 from exporter.engine.health import TargetHealth
 from exporter.sources.base import Target
@@ -24,7 +24,7 @@ from exporter.sources.together.finetune.translate import TERMINAL, iso_time
 from exporter.sources.together.finetune.vendor import UNFINISHED_STATUSES
 from exporter.web.status import rows
 from tests.finetune_harness import Harness, harness
-from tests.helpers import Scrape, parse
+from tests.helpers import Scrape, exposition, parse
 
 SETTINGS = JobSettings(interval=1.0, timeout=5.0, resolution=None, retention=30.0, max_keys=50, overlap=2.0)
 
@@ -38,7 +38,7 @@ def run(coro: Any) -> Any:
 
 
 def text(r: Rendered) -> Scrape:
-    return parse(assemble([r]).decode())
+    return parse(exposition([r]).decode())
 
 
 def jobs(found: list[Target]) -> list[JobTarget]:

@@ -11,12 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter.core.errors import InvalidResponse
-from exporter.core.exposition import Family, assemble, render
+from exporter.core.exposition import Family, render
 from exporter.sources.jsonshape import whole
 from exporter.sources.together.finetune import names as ftnames
 from exporter.sources.together.finetune import translate as tr
 from exporter.sources.together.finetune.vendor import KNOWN_STATUSES
-from tests.helpers import parse, promtool_check_metrics
+from tests.helpers import exposition, parse, promtool_check_metrics
 
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -238,7 +238,7 @@ def test_job_samples_render_and_pass_promtool() -> None:
         ]
     )
     info = tr.JobInfo("running", "base", "out", 60.0, None, 3.0, None)
-    text = assemble(
+    text = exposition(
         [render(tr.job_samples("ft-a", info, state)), render(tr.job_samples("ft-b", None, tr.MetricsState()))]
     ).decode()
     s = parse(text)
@@ -267,7 +267,7 @@ def test_job_samples_render_and_pass_promtool() -> None:
 
 def test_an_undocumented_status_is_a_series_of_its_own_with_1() -> None:
     info = tr.JobInfo("paused_for_review", "base", "out")
-    s = parse(assemble([render(tr.job_samples("ft-a", info, tr.MetricsState()))]).decode())
+    s = parse(exposition([render(tr.job_samples("ft-a", info, tr.MetricsState()))]).decode())
     statuses = {lbl["status"]: v for lbl, v in s.series("together_finetune_job_status")}
     assert statuses["paused_for_review"] == 1
     assert len(statuses) == len(KNOWN_STATUSES) + 1

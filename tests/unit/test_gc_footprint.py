@@ -28,7 +28,7 @@ def test_a_stored_snapshot_is_not_tracked_by_the_collector() -> None:
     store = Store()
     store.put("a", rendered)
     store.put("a", render([Sample(G, (("t", "a"),), 3.0)]))
-    store.exposition_gzip(b"")
+    store.exposition_gzip_parts(b"")
     # Everything the store holds per snapshot is bytes under str keys.
     assert not any(gc.is_tracked(lines) for lines in store._snapshots.values())
     assert not any(gc.is_tracked(entry.chunks) for entry in store._families.values())

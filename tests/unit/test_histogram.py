@@ -7,9 +7,9 @@ import math
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.core.exposition import Family, assemble, render
+from exporter.core.exposition import Family, render
 from exporter.core.histogram import CumulativeHistogram, check_bounds, le_label
-from tests.helpers import promtool_check_metrics
+from tests.helpers import exposition, promtool_check_metrics
 
 H = Family("x_wait_seconds", "histogram", "A histogram.")
 
@@ -34,7 +34,7 @@ def test_nan_is_not_counted() -> None:
 def test_rendered_histogram_parses_and_passes_promtool() -> None:
     h = CumulativeHistogram((0.5, 30.0, 1e6))
     h.observe(12.0)
-    text = assemble([render(h.samples(H, (("model", "m"), ("phase", "queue_wait"))))]).decode()
+    text = exposition([render(h.samples(H, (("model", "m"), ("phase", "queue_wait"))))]).decode()
     assert "# TYPE x_wait_seconds histogram\n" in text
     assert 'x_wait_seconds_bucket{model="m",phase="queue_wait",le="30.0"} 1\n' in text
     assert 'x_wait_seconds_bucket{model="m",phase="queue_wait",le="1e+06"} 1\n' in text

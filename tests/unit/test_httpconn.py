@@ -19,6 +19,7 @@ from exporter.engine.daemon import Exporter
 from exporter.web.httpguard import ConnectionGuard, GuardedSite, handler_args
 from exporter.web.limits import DEFAULT_LIMITS, ConnectionLimits
 from exporter.web.server import make_app
+from tests.helpers import counted
 
 Talk = Callable[[bytes], Awaitable[bytes]]
 
@@ -117,7 +118,7 @@ def test_a_head_past_its_bound_gets_431_and_is_closed(tmp_path: Path) -> None:
             assert statuses(answer) == ["431"]
             fits = b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 900 + b"\r\n\r\n"
             assert statuses(await exchange(port, fits)) == ["200"]
-            assert guard.stats.closes["header_too_large"] == 1
+            assert counted(guard.stats.closes, reason="header_too_large") == 1
 
     asyncio.run(go())
 
@@ -135,7 +136,7 @@ def test_a_malformed_request_gets_400_and_leaves_no_cycle_behind(tmp_path: Path)
                     await exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n") for _ in range(5)
                 ]
                 assert all(statuses(a) == ["400"] for a in answers)
-                assert guard.stats.closes["malformed"] == 5
+                assert counted(guard.stats.closes, reason="malformed") == 5
                 gc.set_debug(gc.DEBUG_SAVEALL)
                 gc.collect()
                 kept: list[object] = [
@@ -161,6 +162,6 @@ def test_binary_on_the_http_port_gets_400_at_once(tmp_path: Path) -> None:
             hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(32))
             assert statuses(await exchange(port, hello)) == ["400"]
             assert statuses(await exchange(port, b"GET / HTTP/1.1\r\nHost: x\x01y\r\n")) == ["400"]
-            assert guard.stats.closes["malformed"] == 2
+            assert counted(guard.stats.closes, reason="malformed") == 2
 
     asyncio.run(go())

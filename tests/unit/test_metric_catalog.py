@@ -1,32 +1,54 @@
 """The metrics catalog (docs/metrics.md) against the families the code defines, both ways.
 
 A family the code defines that the catalog lacks (or types differently) fails here, and
-so does a catalog entry no code defines. The exporter's self-metrics that only a running
+so does a catalog entry no code defines, or a labels cell that is not the family's label
+names. The exporter's self-metrics that only a running
 daemon shows are checked against a live ``/metrics`` in
 ``tests/integration/test_metric_catalog.py``.
 """
 
 from __future__ import annotations
 
-import pytest
+import asyncio
+from pathlib import Path
 
+import httpx
+import pytest
+from prometheus_client import generate_latest
+
+from exporter.core.exposition import CONTENT_TYPE
+from exporter.core.scope import DEFAULT_SCOPE
+from exporter.core.selfmetrics import SelfMetrics, UpstreamStats
+from exporter.core.sharding import Shard
+from exporter.engine.health import HealthLines, TargetHealth
 from exporter.simulator.baseten_data import METRICS as DOCUMENTED_BASETEN_METRICS
 from exporter.sources.registry import REGISTRY
+from exporter.sources.relay.stats import RelayCollector
+from exporter.sources.relay.target import RelaySettings, RelayTarget
 from exporter.sources.together.finetune.names import key_family, metric_name
+from exporter.web.httpguard import ConnectionGuard
+from exporter.web.limits import DEFAULT_LIMITS
+from exporter.web.webconfig import WebSecurity
 from mixin import lint
 from tests.catalog import (
     VENDOR_NAMED_PREFIX,
+    DocumentedLabels,
     baseten_mapping,
     catalog_labels,
     catalog_metrics,
     catalog_text,
     code_families,
     defined_by_code,
+    documented_labels,
+    exposition_labels,
     exposition_types,
+    label_rows,
     mapped_families,
     type_problems,
 )
 from tests.golden import BUILDERS, golden_path
+from tests.helpers import exposition, mock_clients
+from tests.pki import issue, make_ca
 
 SELF_METRICS_PREFIX = "inference_exporter_"
 
@@ -128,3 +150,113 @@ def test_catalog_records_types_of_names_and_patterns() -> None:
     assert catalog.types_of("b_x_y") == {"gauge"}
     assert catalog.types_of("p_anything") == {""}
     assert catalog.types_of("unknown_name") == set()
+
+
+def relay_that_fetched(stats: UpstreamStats) -> RelayTarget:
+    """A relay target that has relayed a body (its self-metrics have a series each)."""
+
+    def vendor(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200, text="# TYPE x_things gauge\nx_things 1\n", headers={"Content-Type": CONTENT_TYPE}
+        )
+
+    target = RelayTarget(
+        mock_clients("baseten", vendor, stats),
+        RelaySettings("baseten", "org", "https://app.baseten.co/metrics", 30, 5, 120, "Api-Key"),
+    )
+    asyncio.run(target.poll(1.7e9))
+    return target
+
+
+def self_metrics_labels(tmp_path: Path) -> dict[str, set[str]]:
+    """The label names of every self-metric family: an exporter's registry with its HTTP
+    server's counters, a TLS web config's and a relay's, after one count of each event; and
+    a target's health through a success and a failure, less the target's own labels."""
+    metrics = SelfMetrics(Shard(0, 1), lambda: 0)
+    ConnectionGuard(DEFAULT_LIMITS, metrics.registry)
+    ca = make_ca("catalog-ca")
+    cert, key = issue(ca, "server", ips=["127.0.0.1"]).write(tmp_path, "server")
+    web = tmp_path / "web.yml"
+    web.write_text(f"tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n")
+    security = WebSecurity.from_file(web)
+    metrics.registry.register(security.collector())
+    stats = metrics.upstream
+    stats.count("together_queue", "/queue/metrics", "200")
+    stats.retries.labels("together_queue", "/queue/metrics", stats.account).inc()
+    stats.budget_wait_seconds.labels("together", stats.account).inc(0.5)
+    stats.budget_refusals.labels("together", stats.account).inc()
+    stats.limit_hit("baseten", "max_series_per_target")
+    stats.rate_limit("together", "together_queue", "/queue/metrics", 600.0, 599.0, 1.7e9)
+    relay = relay_that_fetched(stats)
+    metrics.registry.register(RelayCollector(lambda: [relay]))
+    health = HealthLines("together_queue/m", "together_queue")
+    h = TargetHealth()
+    h.record_success(100.0, 0.5, 2)
+    h.record_failure(120.0, 0.5, "timeout", "no answer")
+    try:
+        registry = exposition_labels(generate_latest(metrics.registry).decode())
+    finally:
+        security.close()
+    target_labels = [k for k, _ in DEFAULT_SCOPE.extra]
+    return registry | exposition_labels(exposition([health.render_health(h)]).decode(), dropped=target_labels)
+
+
+def test_the_labels_of_every_self_metric_are_the_catalogs(tmp_path: Path) -> None:
+    """The catalog's labels column against the label names the registry and the health
+    lines give each family (a target's health less the target's own labels)."""
+    rows = label_rows(catalog_text())
+    ours = {
+        n: labels for n, labels in self_metrics_labels(tmp_path).items() if n.startswith(SELF_METRICS_PREFIX)
+    }
+    problems = [
+        f"{name} {problem}"
+        for name, labels in sorted(ours.items())
+        for documented in documented_labels(name, rows) or [DocumentedLabels(("(no row)",))]
+        if (problem := documented.problem(labels))
+    ]
+    assert not problems, "\n".join(problems)
+    unchecked = {r.name for r in rows if r.name.startswith(SELF_METRICS_PREFIX)} - ours.keys()
+    assert not unchecked, f"catalogued self-metrics this test gave no series: {sorted(unchecked)}"
+
+
+@pytest.mark.parametrize("source", sorted(set(BUILDERS) - RELAYED_SOURCES))
+def test_the_labels_of_every_vendor_family_are_the_catalogs(source: str) -> None:
+    """The catalog's labels columns (the families' table and the Baseten mapping) against
+    the label names of each family in the golden exposition, less the target's labels."""
+    rows = label_rows(catalog_text())
+    text = golden_path(source).read_text(encoding="utf-8")
+    found = exposition_labels(text, dropped=[k for k, _ in DEFAULT_SCOPE.extra])
+    assert found
+    problems = [
+        f"{name} {problem}"
+        for name, labels in sorted(found.items())
+        for documented in documented_labels(name, rows) or [DocumentedLabels(("(no row)",))]
+        if (problem := documented.problem(labels))
+    ]
+    assert not problems, "\n".join(problems)
+
+
+def test_a_labels_cell_is_read_as_exact_or_as_a_floor() -> None:
+    rows = label_rows(
+        "| name | type | labels | source |\n| --- | --- | --- | --- |\n"
+        "| `a_total` | counter | `x`, `y` | s |\n| `b_gauge` | gauge | — | s |\n"
+        "| `c_<key>` | gauge | `job_id` | s |\n| `d_*` (one per thing) | per kind | `m` + the thing's labels | s |\n"
+        "| `p_*` | | | s |\n\n"
+        "| vendor name | Prometheus name | type | labels (besides `m`) |\n| --- | --- | --- | --- |\n"
+        "| `v` | `e_seconds` / `e_avg_seconds` | summary / gauge | `quantile` / — |\n"
+        "| `w` | `f_total` | counter | `status` (`2xx`, `5xx`) |\n"
+    )
+    said = {r.name: r.labels for r in rows}
+    assert said == {
+        "a_total": DocumentedLabels(("x", "y")),
+        "b_gauge": DocumentedLabels(()),
+        "c_<key>": DocumentedLabels(("job_id",)),
+        "d_*": DocumentedLabels(("m",), exact=False),
+        "e_seconds": DocumentedLabels(("m", "quantile")),
+        "e_avg_seconds": DocumentedLabels(("m",)),
+        "f_total": DocumentedLabels(("m", "status")),
+    }
+    assert documented_labels("c_train_loss", rows) == [DocumentedLabels(("job_id",))]
+    assert documented_labels("d_anything", rows)[0].problem({"m", "gpu"}) is None
+    assert documented_labels("a_total", rows)[0].problem({"x"}) == "has labels ['x'], the catalog lists x, y"
+    assert documented_labels("b_gauge", rows)[0].problem(set()) is None

@@ -16,6 +16,7 @@ from exporter.web import status
 from exporter.web.pagecache import PageCache
 from exporter.web.pages.targets import TargetsQuery, select
 from exporter.web.sliced import SLICE, SlicedPayload
+from tests.helpers import targets_page
 
 
 class Clock:
@@ -190,7 +191,7 @@ def test_streamed_pages_are_the_pages(query: TargetsQuery, monkeypatch: pytest.M
     targets = snapshot(120)
     rows = status.rows(targets)
     monkeypatch.setattr(time, "time", lambda: 1.7e9 + 500)
-    assert "".join(status.stream_html(targets, query, "/metrics")) == status.render_html(
+    assert "".join(status.stream_html(targets, query, "/metrics")) == targets_page(
         rows, 1.7e9 + 500, query, "/metrics"
     )
     expected = json.dumps({"targets": select(rows, query.state, query.account)})

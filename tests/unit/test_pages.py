@@ -11,7 +11,7 @@ from exporter.engine.reloadstate import ReloadState
 from exporter.web.pages import landing
 from exporter.web.pages.targets import QueryError, TargetsQuery, group, select
 from exporter.web.pages.timefmt import ago, duration, iso, span
-from exporter.web.status import render_html
+from tests.helpers import targets_page
 
 NOW = 1_800_000_100.0
 HOSTILE = "<script>alert(1)</script>\"'&"
@@ -157,7 +157,7 @@ def sample() -> list[dict[str, Any]]:
 
 
 def test_targets_page_structure() -> None:
-    dom = Dom(render_html(sample(), NOW))
+    dom = Dom(targets_page(sample(), NOW))
     assert dom.find("html", lang="en")
     assert not dom.find("meta", http_equiv="refresh")
     assert dom.text("th", scope="col") == [
@@ -196,11 +196,11 @@ def test_targets_page_structure() -> None:
         "off",
         "all",
     ]
-    assert not dom.find("script") and not dom.find("link") and "http" not in render_html(sample(), NOW)
+    assert not dom.find("script") and not dom.find("link") and "http" not in targets_page(sample(), NOW)
 
 
 def test_failing_only_and_auto_refresh() -> None:
-    page = render_html(sample(), NOW, TargetsQuery("down", 30))
+    page = targets_page(sample(), NOW, TargetsQuery("down", 30))
     dom = Dom(page)
     assert dom.text("th", scope="row") == ["together_queue/a", "together_queue/c"]
     assert dom.find("meta", http_equiv="refresh", content="30")
@@ -212,7 +212,7 @@ def test_failing_only_and_auto_refresh() -> None:
     # The summary still counts every target.
     assert "5 targets, 2 down, 2 up, 1 not polled yet" in page
     # A refresh period that is not offered is shown as the current one.
-    odd = Dom(render_html(sample(), NOW, TargetsQuery(None, 15)))
+    odd = Dom(targets_page(sample(), NOW, TargetsQuery(None, 15)))
     assert [t for a, t in odd.find("a") if a.get("aria-current")] == ["Targets", "all 5", "15 s", "all"]
 
 
@@ -220,7 +220,7 @@ def test_accounts_are_named_when_there_are_several() -> None:
     # One account everywhere (rows as the daemon builds them once targets carry an
     # account): grouped by source, no account on the headings, no account filter.
     single = [row("together_queue/a", account="default"), row("baseten/m/d", account="default")]
-    dom = Dom(render_html(single, NOW))
+    dom = Dom(targets_page(single, NOW))
     assert dom.text("th", scope="rowgroup") == ["baseten 1 target, 1 up", "together_queue 1 target, 1 up"]
     assert not dom.find("nav", aria_label="Show targets of one account")
     # Several: headings name the account, and a filter shows one account's targets.
@@ -230,7 +230,7 @@ def test_accounts_are_named_when_there_are_several() -> None:
         row("baseten/x/2", account="prod"),
         row("together_queue/q", "down", account="prod", error="server_error"),
     ]
-    dom = Dom(render_html(several, NOW))
+    dom = Dom(targets_page(several, NOW))
     assert dom.text("th", scope="rowgroup") == [
         "baseten · account dev 1 target, 1 down",
         "baseten · account prod 2 targets, 2 up",
@@ -238,7 +238,7 @@ def test_accounts_are_named_when_there_are_several() -> None:
     ]
     accounts = {t: a["href"] for a, t in dom.find("a") if a["href"].startswith("/targets?account=")}
     assert accounts == {"dev": "/targets?account=dev", "prod": "/targets?account=prod"}
-    page = render_html(several, NOW, TargetsQuery("down", None, "prod"))
+    page = targets_page(several, NOW, TargetsQuery("down", None, "prod"))
     dom = Dom(page)
     assert dom.text("th", scope="row") == ["together_queue/q"]
     # Counts are the account's; the links keep the account, "all" drops it.
@@ -258,22 +258,22 @@ def test_accounts_are_named_when_there_are_several() -> None:
 def test_series_removed_by_a_filter_are_shown_next_to_the_count() -> None:
     kept = row("baseten/m/d")
     trimmed = {**row("baseten/m/e"), "filtered_series": 7}
-    dom = Dom(render_html([kept, {**kept, "id": "baseten/m/f", "filtered_series": 0}, trimmed], NOW))
+    dom = Dom(targets_page([kept, {**kept, "id": "baseten/m/f", "filtered_series": 0}, trimmed], NOW))
     assert dom.text("td", data_label="Series") == ["4", "4", "4 7 filtered out"]
 
 
 def test_an_empty_filter_says_so() -> None:
-    dom = Dom(render_html([row("a/1")], NOW, TargetsQuery("down")))
+    dom = Dom(targets_page([row("a/1")], NOW, TargetsQuery("down")))
     assert not dom.find("table")
     assert dom.text("p", **{"class": "empty"}) == ["No target is down now. Show all targets."]
-    assert Dom(render_html([], NOW)).text("p", **{"class": "empty"}) == ["No targets to show yet."]
+    assert Dom(targets_page([], NOW)).text("p", **{"class": "empty"}) == ["No targets to show yet."]
 
 
 def test_vendor_text_is_escaped_everywhere_on_targets() -> None:
     data = [
         row("s/" + HOSTILE, "down", source=HOSTILE, account=HOSTILE, error=HOSTILE, detail=HOSTILE),
     ]
-    page = render_html(data, NOW, telemetry_path="/metrics")
+    page = targets_page(data, NOW, telemetry_path="/metrics")
     assert "<script>" not in page and "&lt;script&gt;" in page
     dom = Dom(page)
     # Attribute values come back intact: the quotes did not end them.

@@ -8,6 +8,7 @@ import pytest
 
 from exporter.engine.daemon import Exporter
 from exporter.engine.targetset import STATIC
+from tests.helpers import scraped
 from tests.unit.test_daemon import FakeDiscovery, ids, run
 
 
@@ -31,7 +32,7 @@ def test_a_target_that_cannot_be_scheduled_holds_back_no_other(
         # The one left out has no health: the pages never show it, readiness never waits for it.
         assert [t.id for t, _ in exp.targets_with_health()] == ["fake/dgood", "fake_discovery/all"]
         assert exp.ready()
-        exp.store.exposition().decode()
+        scraped(exp.store).decode()
         # Found no more: it goes like any other.
         d.names = ["dgood"]
         await exp.poller.poll_once(d)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.core.exposition import Family, assemble
+from exporter.core.exposition import Family
 from exporter.core.scope import DEFAULT_SCOPE
 from exporter.sources.relay.lines import unescape_help, unescaped_length
 from exporter.sources.relay.names import (
@@ -19,7 +19,7 @@ from exporter.sources.relay.translate import relay
 from tests.catalog import exposition_types
 from tests.golden import golden_path
 from tests.golden.replay import FIXTURES
-from tests.helpers import promtool_check_metrics
+from tests.helpers import exposition, promtool_check_metrics
 
 # Families the management-API Baseten source emits (tests/golden/baseten.prom).
 MANAGEMENT = [
@@ -109,7 +109,7 @@ def test_both_baseten_sources_on_together_make_one_valid_exposition_with_the_pre
     assert collisions(relayed.items(), exposition_types(native).items()) == []
     assert promtool_check_metrics(native + prefixed) == ""
     body = (FIXTURES / "baseten_relay" / "org_metrics.txt").read_bytes()
-    bare = assemble([relay(body, DEFAULT_SCOPE).rendered]).decode()
+    bare = exposition([relay(body, DEFAULT_SCOPE).rendered]).decode()
     found = collisions(exposition_types(bare).items(), exposition_types(native).items())
     assert {c.name for c in found} >= {
         "baseten_inference_requests_total",

@@ -24,10 +24,10 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from exporter.core.exposition import assemble
 from exporter.core.scope import Scope
 from exporter.sources.relay.rules import RelayRules
 from exporter.sources.relay.translate import relay
+from tests.helpers import exposition
 
 TARGET = {"account": "prop", "team": "t"}
 SCOPE = Scope("prop", (("team", "t"),), max_series=100_000)
@@ -112,7 +112,7 @@ def test_every_sample_is_relayed_with_its_value_and_prometheus_labels(
         for name, labels, value in samples(body.decode())
     }
     result = relay(body, SCOPE, RelayRules(prefix=prefix))
-    out = assemble([result.rendered]).decode()
+    out = exposition([result.rendered]).decode()
     assert samples(out) == expected
     assert result.duplicates == 0 and result.too_long == 0
     # One block per family: every TYPE line names a distinct family.

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.core.errors import InvalidResponse, UpstreamError
-from exporter.core.exposition import Rendered, assemble
+from exporter.core.exposition import Rendered
 from exporter.core.scope import Scope
 from exporter.simulator import app as sim_app
 from exporter.simulator.state import SimState
@@ -23,7 +23,7 @@ from exporter.sources.relay.names import BASETEN_ORG_PREFIX
 from exporter.sources.relay.rules import RelayRules
 from exporter.sources.relay.target import ACCEPT, RelaySettings, RelayTarget
 from exporter.upstream.client import Clients, UpstreamStats, VendorClient
-from tests.helpers import mock_clients
+from tests.helpers import counted, exposition, mock_clients
 
 KEY = "relay-key"
 SCOPE = Scope("prod", (("team", "ml"),), max_series=10_000)
@@ -85,7 +85,7 @@ async def simulator(clock: Callable[[], float]) -> AsyncIterator[Sim]:
 
 
 def samples(rendered: Rendered) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    text = assemble([rendered]).decode()
+    text = exposition([rendered]).decode()
     return {
         (s.name, frozenset(s.labels.items())): s.value
         for fam in text_string_to_metric_families(text)
@@ -121,7 +121,8 @@ def test_each_poll_is_one_request_counted_in_the_accounts_stats() -> None:
         for _ in range(3):
             await target.poll(time.time())
         assert await sim.requests("/metrics") == [200, 200, 200]
-        assert sim.stats.requests[("baseten_relay", "/metrics", "200")] == 3
+        queue = {"source": "baseten_relay", "endpoint": "/metrics", "code": "200", "account": "prod"}
+        assert counted(sim.stats.requests, **queue) == 3
 
     run(body)
 

@@ -5,18 +5,18 @@ from __future__ import annotations
 import pytest
 
 from exporter.core.errors import InvalidResponse, LimitExceeded
-from exporter.core.exposition import assemble
 from exporter.core.scope import FilterRule, MetricFilter, Scope
 from exporter.sources.relay import translate
 from exporter.sources.relay.names import RelayedFamily
 from exporter.sources.relay.rules import Relayed, RelayRules
 from exporter.sources.relay.translate import NO_HELP, relay
+from tests import helpers
 
 SCOPE = Scope("prod", (("team", "ml"),))
 
 
 def exposition(result: Relayed) -> str:
-    return assemble([result.rendered]).decode()
+    return helpers.exposition([result.rendered]).decode()
 
 
 def relayed(body: str, scope: Scope = SCOPE, rules: RelayRules | None = None) -> str:

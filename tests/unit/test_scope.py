@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from exporter.core.errors import LimitExceeded
-from exporter.core.exposition import Family, Rendered, Sample
+from exporter.core.exposition import Family, Rendered, Renderer, Sample, render
 from exporter.core.scope import FilterRule, MetricFilter, Scope, merged_labels, target_id
 from exporter.engine.health import (
     ERROR_INFO,
@@ -16,7 +16,6 @@ from exporter.engine.health import (
     TARGET_UP,
     HealthLines,
     TargetHealth,
-    render_health,
 )
 from exporter.sources.together.finetune import translate as ft
 from exporter.sources.together.finetune.names import metric_name
@@ -97,7 +96,7 @@ def test_health_families_go_only_when_a_deny_names_the_exporter_prefix() -> None
     h = TargetHealth()
     h.record_success(100.0, 0.5, 3)
     broad = Scope("a", (), MetricFilter((FilterRule(allow=("together_.*",), deny=(".*_seconds", ".*")),)))
-    assert set(render_health("t/x", "t", h, broad).lines) == {
+    assert set(HealthLines("t/x", "t", broad).render_health(h).lines) == {
         "inference_exporter_target_up",
         "inference_exporter_target_poll_duration_seconds",
         "inference_exporter_target_last_success_timestamp_seconds",
@@ -109,7 +108,7 @@ def test_health_families_go_only_when_a_deny_names_the_exporter_prefix() -> None
         (),
         MetricFilter((FilterRule(deny=("inference_exporter_target_(up|series|poll_duration_seconds)",)),)),
     )
-    lines = render_health("t/x", "t", h, named).lines
+    lines = HealthLines("t/x", "t", named).render_health(h).lines
     # target_up is never filtered away.
     assert set(lines) == {
         "inference_exporter_target_up",
@@ -154,8 +153,9 @@ def test_filtered_fine_tune_keys_take_no_room_under_max_keys() -> None:
 
 
 def test_health_lines_are_what_render_makes_of_the_same_samples() -> None:
-    """Each target's health is formatted from label sets worked out once; the bytes are
-    those of the generic renderer, through successes, failures, reasons and filters."""
+    """Each target keeps its renderer, which remembers label sets and filter verdicts from
+    poll to poll; the bytes are those of a renderer made afresh, through successes,
+    failures, reasons (more of them than it remembers) and filters."""
 
     def reference(tid: str, source: str, h: TargetHealth, scope: Scope) -> Rendered:
         labels = (("target", tid), ("source", source))
@@ -173,7 +173,8 @@ def test_health_lines_are_what_render_makes_of_the_same_samples() -> None:
         ]
         if not h.up and h.last_error_reason:
             samples.append(Sample(ERROR_INFO, (*labels, ("reason", h.last_error_reason)), 1.0))
-        return scope.render_health(samples)
+        keep = scope.filter.keeps_health if scope.filter.active else None
+        return render(samples, extra=scope.extra, keep=keep)
 
     scopes = [
         Scope(),
@@ -183,20 +184,29 @@ def test_health_lines_are_what_render_makes_of_the_same_samples() -> None:
         ),
         Scope("b", (), MetricFilter((FilterRule(deny=("inference_exporter_.*",)),))),
     ]
+    # Each poll's time, duration, and the reason it failed ("" for a success).
+    outcomes = [
+        (100.5, 0.123456, ""),
+        (120.0, 1.5, "timeout"),
+        (140.0, 2e-7, "server_error"),
+        (160.0, 30.0, ""),
+        *((200.0 + i, 0.5, f"reason_{i}") for i in range(Renderer.REMEMBERED)),
+        (300.0, 0.5, "timeout"),
+    ]
     for scope in scopes:
         lines = HealthLines('src/x"y', "src", scope)
         h = TargetHealth()
-        for step in range(5):
-            if step == 1:
-                h.record_success(100.5, 0.123456, 3, 1)
-            elif step == 2:
-                h.record_failure(120.0, 1.5, "timeout", "d")
-            elif step == 3:
-                h.record_failure(140.0, 2e-7, "server_error", "d")
-            elif step == 4:
-                h.record_success(160.0, 30.0, 0)
-            got, want = lines.render(h), reference('src/x"y', "src", h, scope)
+        for i, (now, duration, reason) in enumerate([(0.0, 0.0, "not polled"), *outcomes]):
+            if reason == "":
+                h.record_success(now, duration, series=i % 4, filtered=i % 2)
+            elif i > 0:
+                h.record_failure(now, duration, reason, "d")
+            got, want = lines.render_health(h), reference('src/x"y', "src", h, scope)
             assert got.lines == want.lines and got.meta == want.meta and got.filtered == want.filtered
+    failing = HealthLines("t/x", "t", Scope("prod")).render_health(h)
+    assert failing.lines["inference_exporter_target_error_info"] == (
+        b'inference_exporter_target_error_info{target="t/x",source="t",reason="timeout",account="prod"} 1\n'
+    )
 
 
 def test_restyle_gives_the_new_labels_and_drops_what_the_new_filter_removes() -> None:

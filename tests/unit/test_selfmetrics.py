@@ -6,15 +6,13 @@ import asyncio
 import platform
 from pathlib import Path
 
-import pytest
-
 from exporter import __version__
 from exporter.config import LoadedConfig
 from exporter.config.model import Config
 from exporter.core.selfmetrics import UpstreamStats
 from exporter.core.sharding import Shard
 from exporter.engine.daemon import Exporter
-from tests.helpers import parse
+from tests.helpers import counts, parse
 
 
 async def started(tmp_path: Path, shard: Shard | None = None) -> Exporter:
@@ -31,9 +29,9 @@ def test_families_types_and_values(tmp_path: Path) -> None:
             stats.count("together_queue", "/queue/metrics", "200")
             stats.count("together_queue", "/queue/metrics", "200")
             stats.count("baseten", "/v1/models", "timeout")
-            stats.retries[("baseten", "/v1/models")] += 1
-            stats.budget_wait_seconds["together"] = stats.budget_wait_seconds.get("together") + 0.25
-            stats.budget_refusals["together"] += 1
+            stats.retries.labels("baseten", "/v1/models", stats.account).inc()
+            stats.budget_wait_seconds.labels("together", stats.account).inc(0.25)
+            stats.budget_refusals.labels("together", stats.account).inc()
             return exp.metrics.render().decode()
         finally:
             await exp.stop()
@@ -87,40 +85,17 @@ def test_each_exporter_counts_on_its_own(tmp_path: Path) -> None:
     assert two.value("inference_exporter_config_last_reload_successful") == 1
 
 
-def test_totals_read_like_a_dict_and_only_go_up() -> None:
-    stats = UpstreamStats()
-    assert stats.retries[("s", "/e")] == 0
-    stats.retries[("s", "/e")] += 1
-    stats.retries[("s", "/e")] += 2
-    assert stats.retries[("s", "/e")] == 3
-    assert stats.budget_refusals.setdefault("v") == 0
-    assert stats.budget_wait_seconds.get("v", -1.0) == -1.0  # not counted yet
-    with pytest.raises(ValueError, match="only goes up"):
-        stats.retries[("s", "/e")] = 1
-    stats.count("s", "/e", "503")
-    assert stats.requests[("s", "/e", "503")] == 1
-
-
-def test_an_accounts_totals_hold_only_its_own_series() -> None:
+def test_an_account_counts_into_its_own_series_of_the_same_counters() -> None:
     stats = UpstreamStats()
     staging = stats.for_account("staging")
+    assert stats.for_account("default") is stats and staging.requests is stats.requests
     stats.count("s", "/e", "200")
     staging.count("s", "/e", "200")
     staging.count("s", "/e", "503")
-    staging.retries[("s", "/e")] += 2
-    staging.budget_refusals["v"] += 1
-    # Keys are what each account counted, without the account; the totals are its own.
-    assert set(stats.requests) == {("s", "/e", "200")}
-    assert set(staging.requests) == {("s", "/e", "200"), ("s", "/e", "503")}
-    assert (stats.requests[("s", "/e", "200")], staging.requests[("s", "/e", "200")]) == (1, 1)
-    assert dict(staging.retries) == {("s", "/e"): 2} and not stats.retries
-    assert list(staging.budget_refusals) == ["v"] and "v" not in stats.budget_refusals
-    # One counter family behind both views, each series labelled with its account.
-    samples = {
-        tuple(sorted(s.labels.items())): s.value
-        for m in stats.requests.counter.collect()
-        for s in m.samples
-        if s.name.endswith("_total")
+    staging.limit_hit("s", "max_series_per_target", 3)
+    assert counts(stats.requests) == {
+        ("s", "/e", "200", "default"): 1,
+        ("s", "/e", "200", "staging"): 1,
+        ("s", "/e", "503", "staging"): 1,
     }
-    assert samples[(("account", "staging"), ("code", "503"), ("endpoint", "/e"), ("source", "s"))] == 1
-    assert samples[(("account", "default"), ("code", "200"), ("endpoint", "/e"), ("source", "s"))] == 1
+    assert counts(stats.limit_hits) == {("s", "max_series_per_target", "staging"): 3}

@@ -16,7 +16,7 @@ from exporter.core.sharding import Shard, ordinal_from_pod_name, resolve_shard, 
 from exporter.engine.daemon import Exporter
 from exporter.engine.targetset import STATIC
 from exporter.sources.base import Discovery, Target
-from tests.helpers import REPO, parse, run_cli
+from tests.helpers import REPO, parse, run_cli, scraped
 
 IDS = [f"together_queue/org/model-{i}" for i in range(3000)]
 
@@ -127,7 +127,7 @@ async def run_shard(shard: Shard, tmp_path: Path) -> tuple[set[str], set[str]]:
             if target is not discovery:
                 await exporter.poller.poll_once(target)
         assert discovery.id in exporter.targets  # every shard runs the discovery
-        text = exporter.store.exposition().decode()
+        text = scraped(exporter.store).decode()
         exported = {line.split(" ")[0] for line in text.splitlines() if not line.startswith("#")}
         return {t.id for t in exporter.targets} - {discovery.id}, exported
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,8 @@ from exporter.core.exposition import Rendered, render
 from exporter.core.scope import Scope
 from exporter.engine.health import TargetHealth
 from exporter.sources.base import Target
-from exporter.web.status import render_html, rows
+from exporter.web.status import rows
+from tests.helpers import targets_page
 
 
 class Dummy(Target):
@@ -51,7 +53,7 @@ def test_rows_and_html_escape_vendor_text() -> None:
         "last_error_detail": None,
     }
     assert data[2]["health"] == "unknown" and data[2]["last_poll"] is None
-    page = render_html(data)
+    page = targets_page(data, time.time())
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert "dummy/&lt;a&gt;" in page and "3 targets, 1 down" in page
     assert page.count("<tr data-target=") == 3
@@ -83,7 +85,7 @@ def test_finished_targets_show_as_finished_without_a_schedule_and_with_their_lab
         ("finished", None, True),
     ]
     assert data[0]["kept_until_timestamp"] == now + 3540 and data[0]["labels"] == {"team": "ml"}
-    page = render_html(data, now)
+    page = targets_page(data, now)
     assert "every 5 s" not in page and "2 targets, 0 down, 0 up, 2 finished." in page
     assert page.count('<span class="badge finished">finished</span>') == 2
     assert "series kept until" in page and "retired: series gone" in page

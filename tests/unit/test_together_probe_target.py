@@ -21,7 +21,7 @@ from exporter.simulator.state import SimState
 from exporter.sources.together.api import TogetherAPI
 from exporter.sources.together.probe import InFlightJobs, ProbeSettings, ProbeTarget
 from exporter.upstream.client import Clients, UpstreamStats, VendorClient
-from tests.helpers import parse
+from tests.helpers import exposition, parse
 
 KEY = "unit-probe-key"
 
@@ -96,9 +96,7 @@ async def wait_for_jobs(sim: Sim, model: str, status: str, n: int = 1) -> list[d
 
 
 def text(rendered: Any) -> str:
-    from exporter.core.exposition import assemble
-
-    return assemble([rendered]).decode()
+    return exposition([rendered]).decode()
 
 
 def test_close_during_submit_cancels_the_job_it_did_not_know_yet() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from exporter.core.errors import InvalidResponse
-from exporter.core.exposition import assemble, render
+from exporter.core.exposition import render
 from exporter.sources.together.probe_translate import (
     JobStatus,
     Outcome,
@@ -18,7 +18,7 @@ from exporter.sources.together.probe_translate import (
     submitted_id,
     unfinished,
 )
-from tests.helpers import parse, promtool_check_metrics
+from tests.helpers import exposition, parse, promtool_check_metrics
 
 T0 = 1770460200.0  # 2026-02-07T10:30:00Z
 
@@ -181,7 +181,7 @@ def test_unfinished_reasons() -> None:
 
 
 def test_samples_before_any_probe_start_counters_at_zero() -> None:
-    s = parse(assemble([render(samples("m", ProbeState()))]).decode())
+    s = parse(exposition([render(samples("m", ProbeState()))]).decode())
     assert s.value("together_queue_probe_jobs_total", model="m", status="done") == 0
     assert s.value("together_queue_probe_jobs_total", model="m", status="canceled") == 0
     assert s.value("together_queue_probes_total", model="m", result="success") == 0
@@ -196,7 +196,7 @@ def test_samples_after_success_then_failure() -> None:
     state.count_job("canceled")
     state.count_job("paused")  # not a terminal status: not counted, no new label value
     state.record(Outcome("timeout", "job still pending"))
-    text = assemble([render(samples("my-org/video-generator", state))]).decode()
+    text = exposition([render(samples("my-org/video-generator", state))]).decode()
     s = parse(text)
     m = {"model": "my-org/video-generator"}
     assert s.value("together_queue_probe_success", **m) == 0
@@ -217,7 +217,7 @@ def test_samples_after_success_then_failure() -> None:
 def test_samples_of_a_success() -> None:
     state = ProbeState()
     state.record(judge(read_status({**DONE, "retries": 2})))
-    s = parse(assemble([render(samples("m", state))]).decode())
+    s = parse(exposition([render(samples("m", state))]).decode())
     assert s.value("together_queue_probe_success", model="m") == 1
     assert s.value("together_queue_probe_duration_seconds", model="m", phase="queue_wait") == 2
     assert s.value("together_queue_probe_duration_seconds", model="m", phase="run") == 103
@@ -233,7 +233,7 @@ def observed_after(*outcomes: Outcome, buckets: tuple[float, ...] = (5.0, 30.0, 
     state = ProbeState(buckets)
     for o in outcomes:
         state.record(o)
-    s = parse(assemble([render(samples("m", state))]).decode())
+    s = parse(exposition([render(samples("m", state))]).decode())
     out: dict[str, float] = {}
     for labels, v in s.series("together_queue_probe_phase_seconds_bucket"):
         out[f"{labels['phase']} {labels['le']}"] = v
@@ -308,7 +308,7 @@ def test_unfinished_without_status_or_timing_counts_nothing() -> None:
 
 
 def test_known_results_start_at_zero_so_rate_sees_the_first_failure() -> None:
-    s = parse(assemble([render(samples("m", ProbeState()))]).decode())
+    s = parse(exposition([render(samples("m", ProbeState()))]).decode())
     results = {lbl["result"]: v for lbl, v in s.series("together_queue_probes_total")}
     assert results == {"success": 0, "timeout": 0, "job_failed": 0, "job_canceled": 0}
 
@@ -317,6 +317,6 @@ def test_probe_exposition_with_histograms_passes_promtool() -> None:
     state = ProbeState()
     state.record(judge(read_status(DONE)))
     state.record(unfinished(JobStatus("pending"), None, 59.0))
-    text = assemble([render(samples("my-org/video-generator", state))]).decode()
+    text = exposition([render(samples("my-org/video-generator", state))]).decode()
     assert parse(text).types["together_queue_probe_phase_seconds"] == "histogram"
     assert promtool_check_metrics(text) == ""

@@ -36,7 +36,7 @@ from exporter.sources.contract import Registry
 from exporter.sources.registry import REGISTRY
 from exporter.upstream.client import Clients
 from tests.golden import build, vendor_goldens
-from tests.helpers import REPO, write_yaml
+from tests.helpers import REPO, scraped, write_yaml
 from tests.unit.tinyvendor.plugin import VENDOR as TINY
 
 NETWORK = ("httpx", "httpcore", "aiohttp", "anyio", "httpx_aiohttp")
@@ -243,13 +243,13 @@ def test_a_tiny_vendor_goes_from_its_config_to_the_exposition(
             await exp.start(loaded)
             try:
                 for _ in range(200):
-                    text = exp.store.exposition().decode()
+                    text = scraped(exp.store).decode()
                     if text.count("tiny_gauge_level{") == 2:
                         break
                     await asyncio.sleep(0.05)
                 # A reload reads the file with the running config's model, tiny included.
                 ok, _ = await exp.reload()
-                return exp.store.exposition().decode(), seen, ok
+                return scraped(exp.store).decode(), seen, ok
             finally:
                 await exp.stop()
 

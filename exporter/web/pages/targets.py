@@ -105,27 +105,18 @@ def group(data: Iterable[dict[str, Any]]) -> list[Group]:
     return [groups[k] for k in sorted(groups)]
 
 
-def render(
-    data: list[dict[str, Any]],
-    now: float,
-    query: TargetsQuery | None = None,
-    telemetry_path: str = "/metrics",
-) -> str:
-    """The page for ``data`` (every target's row, as ``exporter.web.status.rows`` builds them).
-
-    Accounts are named (in group headings, and as a filter) only when there is more
-    than one: a single account needs no name on every heading.
-    """
-    return "".join(stream(data, now, query, telemetry_path))
-
-
 def stream(
     data: list[dict[str, Any]],
     now: float,
     query: TargetsQuery | None = None,
     telemetry_path: str = "/metrics",
 ) -> Iterator[str]:
-    """``render`` as the pieces of text the page is made of, one after the other."""
+    """The page for ``data`` (every target's row, as ``exporter.web.status.rows`` builds
+    them), as the pieces of text it is made of, one after the other.
+
+    Accounts are named (in group headings, and as a filter) only when there is more
+    than one: a single account needs no name on every heading.
+    """
     query = query or TargetsQuery()
     accounts = sorted({str(r["account"]) for r in data if r.get("account")})
     scoped = select(data, None, query.account)

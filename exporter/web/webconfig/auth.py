@@ -34,8 +34,6 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-import bcrypt
-
 from exporter.web.webconfig.bcryptlane import CheckLane
 from exporter.web.webconfig.model import bcrypt_cost
 
@@ -57,6 +55,8 @@ class Verdict(enum.Enum):
 
 def dummy_hash(cost: int) -> bytes:
     """A well-formed bcrypt hash of the given cost that no password matches (random digest)."""
+    import bcrypt  # only a web config with users needs it: loaded then, never at start without one
+
     digest = "".join(secrets.choice(_B64) for _ in range(30)) + secrets.choice(".CGKOSWaeimquy26")
     return bcrypt.gensalt(rounds=cost) + digest.encode()
 
@@ -91,7 +91,8 @@ class BasicAuth:
     def set_users(self, users: dict[str, str]) -> None:
         """Replace the users (hashes already validated); cached verdicts of the old ones are dropped."""
         self.users = {u.encode(): h.encode() for u, h in users.items()}
-        self._dummy = dummy_hash(max((bcrypt_cost(h) for h in users.values()), default=4))
+        # Without users every request is let in unchecked, and no dummy hash is needed.
+        self._dummy = dummy_hash(max(bcrypt_cost(h) for h in users.values())) if users else b""
         self._users.room = max(len(users), 1)
         self._ok.clear()
 

@@ -14,13 +14,13 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 
-import bcrypt
-
 # bcrypt (as Go's, which exporter-toolkit uses) only reads the first 72 bytes of a password.
 BCRYPT_MAX_PASSWORD = 72
 
 
 def checkpw(password: bytes, hashed: bytes) -> bool:
+    import bcrypt  # loaded by the first check: a daemon without basic auth never needs it
+
     try:
         return bcrypt.checkpw(password[:BCRYPT_MAX_PASSWORD], hashed)
     except ValueError:  # e.g. a NUL byte some bcrypt builds refuse: not a match

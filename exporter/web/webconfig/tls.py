@@ -20,9 +20,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.x509.oid import ExtendedKeyUsageOID
-
 from exporter.web.webconfig.model import CURVES, TlsServerConfig, WebConfigError, read_regular_file
 
 # Go's default TLS 1.2 suites: ECDHE key exchange and AEAD ciphers only.
@@ -121,7 +118,11 @@ def build_tls(cfg: TlsServerConfig, base: Path) -> TlsSettings:
         ctx.set_ecdh_curve(CURVES[cfg.curve_preferences[0]])
     ctx.set_alpn_protocols(["http/1.1"])
 
-    chain = _certificates(cert_pem, "cert_file" if cfg.cert_file else "cert")
+    # Reading certificates takes cryptography (Python's ssl cannot parse a certificate
+    # file), which only a web config with TLS needs: it is loaded here, not at start.
+    from exporter.web.webconfig import certs
+
+    chain = certs.certificates(cert_pem, "cert_file" if cfg.cert_file else "cert")
     with _as_file(cert_pem) as cert_path, _as_file(key_pem) as key_path:
         try:
             ctx.load_cert_chain(cert_path, key_path, password=_no_password)
@@ -133,13 +134,13 @@ def build_tls(cfg: TlsServerConfig, base: Path) -> TlsSettings:
     warnings: list[str] = []
     ca_expiry = None
     if ca_pem is not None:
-        cas = _certificates(ca_pem, "client_ca_file" if cfg.client_ca_file else "client_ca")
+        cas = certs.certificates(ca_pem, "client_ca_file" if cfg.client_ca_file else "client_ca")
         try:
             ctx.load_verify_locations(cadata=ca_pem.decode("ascii", errors="replace"))
         except ssl.SSLError as exc:
             raise WebConfigError(f"tls_server_config: cannot use the client CA: {_reason(exc)}") from None
-        ca_expiry = min(_not_after(c) for c in cas)
-        warnings += _eku_warnings(cas)
+        ca_expiry = min(certs.not_after(c) for c in cas)
+        warnings += certs.eku_warnings(cas)
     elif _VERIFY_MODES[auth] != ssl.CERT_NONE:
         # Go verifies client certificates against the system's CAs when no client CA is given.
         ctx.load_default_certs(ssl.Purpose.CLIENT_AUTH)
@@ -151,7 +152,7 @@ def build_tls(cfg: TlsServerConfig, base: Path) -> TlsSettings:
     sans = None
     if cfg.client_allowed_sans is not None:
         sans = frozenset(_san(s) for s in cfg.client_allowed_sans)
-    return TlsSettings(ctx, sans, min(_not_after(c) for c in chain), ca_expiry, tuple(warnings))
+    return TlsSettings(ctx, sans, min(certs.not_after(c) for c in chain), ca_expiry, tuple(warnings))
 
 
 def _no_password() -> bytes:
@@ -165,37 +166,6 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, WebConfigError):
         return str(exc).removeprefix("tls_server_config: ")
     return str(getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc)
-
-
-def _certificates(pem: bytes, what: str) -> list[x509.Certificate]:
-    try:
-        certs = x509.load_pem_x509_certificates(pem)
-    except ValueError:
-        certs = []
-    if not certs:
-        raise WebConfigError(f"tls_server_config.{what}: no PEM certificate found")
-    return certs
-
-
-def _not_after(cert: x509.Certificate) -> float:
-    return cert.not_valid_after_utc.timestamp()
-
-
-def _eku_warnings(cas: list[x509.Certificate]) -> list[str]:
-    """CAs whose extended key usage lacks clientAuth: OpenSSL refuses the client certificates they sign."""
-    out = []
-    for ca in cas:
-        try:
-            eku = ca.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-        except x509.ExtensionNotFound:
-            continue
-        if ExtendedKeyUsageOID.CLIENT_AUTH not in eku:
-            out.append(
-                f"client CA {ca.subject.rfc4514_string()!r} has an extended key usage without clientAuth: "
-                "OpenSSL refuses the client certificates it signs (Go accepts anyExtendedKeyUsage); "
-                "reissue the CA without extended key usage, or with clientAuth in it"
-            )
-    return out
 
 
 def expiry_text(timestamp: float) -> str:
