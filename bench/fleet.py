@@ -61,7 +61,7 @@ from exporter.sources.together.finetune.target import (  # noqa: E402
 )
 from exporter.sources.together.finetune.vendor import UNFINISHED_STATUSES  # noqa: E402
 from exporter.sources.together.queue import QueueSettings, QueueTarget  # noqa: E402
-from exporter.upstream.client import Clients  # noqa: E402
+from exporter.upstream.api import Clients  # noqa: E402
 
 # Polls cancelled at shutdown and skipped runs are expected here, not news.
 logging.getLogger("apscheduler").setLevel(logging.CRITICAL)

@@ -12,7 +12,8 @@ from exporter.simulator.app import PARTS_KEY, start
 from exporter.simulator.state import SimState
 from exporter.simulator.together_finetune import FineTuneSim
 from exporter.sources.together.api import TogetherAPI
-from exporter.upstream.client import Clients, UpstreamStats, VendorClient
+from exporter.upstream.api import Clients
+from exporter.upstream.client import UpstreamStats, VendorClient
 
 KEY = "ft-harness-key"
 

@@ -27,7 +27,8 @@ from exporter.config import ConfigError, load_config
 from exporter.core.exposition import Rendered
 from exporter.core.logs import SCRUBBER
 from exporter.engine.store import Store
-from exporter.upstream.client import Clients, UpstreamStats, VendorClient
+from exporter.upstream.api import Clients
+from exporter.upstream.client import UpstreamStats, VendorClient
 from exporter.web.pages.targets import TargetsQuery
 from exporter.web.pages.targets import stream as stream_targets_page
 

@@ -18,8 +18,9 @@ from collections.abc import Hashable, Iterator
 from exporter.config import ConfigBase, LoadedConfig
 from exporter.configkit.common import AccountCommon
 from exporter.core.logs import SCRUBBER, SecretScrubber
+from exporter.upstream.api import Clients
 from exporter.upstream.budget import shard_rate
-from exporter.upstream.client import Clients, UpstreamStats, VendorClient
+from exporter.upstream.client import UpstreamStats, VendorClient
 
 AccountKey = tuple[str, str]
 

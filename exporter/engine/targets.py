@@ -14,7 +14,7 @@ from exporter.config import ConfigBase
 from exporter.config.filters import account_filter
 from exporter.sources.base import Target
 from exporter.sources.contract import AccountScope
-from exporter.upstream.client import Clients
+from exporter.upstream.api import Clients
 
 
 def build_targets(cfg: ConfigBase, clients: Clients) -> list[Target]:

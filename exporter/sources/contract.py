@@ -24,7 +24,7 @@ from exporter.core.scope import EXPORTER_LABELS, MetricFilter, Scope, merged_lab
 from exporter.sources.base import Target
 
 if TYPE_CHECKING:
-    from exporter.upstream.client import Clients
+    from exporter.upstream.api import Clients
 
 # A vendor's name is its config section's key, the first part of its clients' keys and
 # of its sources' names (``together_queue``): lower case, digits and _.

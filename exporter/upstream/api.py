@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from exporter.core.errors import InvalidResponse
+from exporter.core.errors import InvalidResponse, UpstreamError
 from exporter.core.scope import DEFAULT_ACCOUNT
-from exporter.upstream.client import Clients, Reply, UpstreamStats, VendorClient
+from exporter.upstream.client import Reply, UpstreamStats, VendorClient
 
 # Segments the HTTP stack would not send as they are: yarl (under aiohttp) decodes
 # ``%2E`` and removes dot segments, and an empty one joins its neighbours.
@@ -37,6 +37,36 @@ def segment(value: str) -> str:
     if value in _UNSENDABLE:
         raise InvalidResponse(f"the id {value!r} cannot be a segment of a URL path")
     return quote(value, safe="")
+
+
+class Clients:
+    """The current client of each vendor account, by (vendor, account name).
+
+    Targets reach their client through their account's API (``exporter.upstream.api``),
+    which looks it up here at each request, so a reload that changes an account's key
+    or URL swaps the client without rebuilding any target.
+    """
+
+    def __init__(self) -> None:
+        self._by_account: dict[tuple[str, str], VendorClient] = {}
+
+    def get(self, vendor: str, account: str = DEFAULT_ACCOUNT) -> VendorClient:
+        try:
+            return self._by_account[(vendor, account)]
+        except KeyError:
+            raise UpstreamError("not_configured", f"no {vendor} account {account!r} in the config") from None
+
+    def find(self, vendor: str, account: str = DEFAULT_ACCOUNT) -> VendorClient | None:
+        return self._by_account.get((vendor, account))
+
+    def replace(self, clients: Mapping[tuple[str, str], VendorClient]) -> list[VendorClient]:
+        """Install new clients; return the ones replaced, for the caller to close."""
+        old = [c for k, c in self._by_account.items() if clients.get(k) is not c]
+        self._by_account = dict(clients)
+        return old
+
+    def all(self) -> list[VendorClient]:
+        return list(self._by_account.values())
 
 
 class AccountAPI:

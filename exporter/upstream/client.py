@@ -34,15 +34,13 @@ from httpx_aiohttp import AiohttpTransport
 from exporter import __version__
 from exporter.core.errors import UpstreamError
 from exporter.core.logs import SCRUBBER
-from exporter.core.scope import DEFAULT_ACCOUNT
 from exporter.core.selfmetrics import UpstreamStats as UpstreamStats
-from exporter.upstream.budget import BudgetExhausted, RequestBudget
 from exporter.upstream.encoding import VENDOR_ACCEPT_ENCODING, BodyDecoder, UndecodableBody, content_coding
 from exporter.upstream.failure import TRANSPORT_ERRORS, Answer, upstream_error
+from exporter.upstream.pacing import RequestPacer
 from exporter.upstream.ratelimit import read_rate_limit
 from exporter.upstream.retry import (
     MAX_ATTEMPTS,
-    MIN_ATTEMPT_SECONDS,
     POLL_DEADLINE,
     parse_http_date,
     retry_wait,
@@ -153,14 +151,8 @@ class VendorClient:
         parsed = httpx.URL(self.base_url)
         self.where = f"{parsed.host}:{parsed.port or (443 if parsed.scheme == 'https' else 80)}"
         self.stats = stats
-        self.budget = RequestBudget(requests_per_second)
-        # Shown from 0, so that an alert on their rate needs no ``or vector(0)``.
-        stats.budget_wait_seconds.labels(vendor, stats.account)
-        stats.budget_refusals.labels(vendor, stats.account)
+        self.pacer = RequestPacer(vendor, stats, requests_per_second)
         self.max_body_bytes = max_body_bytes
-        # Monotonic time before which a request must not be sent again, by request,
-        # from the vendor's Retry-After / x-ratelimit-reset.
-        self._not_before: dict[tuple[str, str], float] = {}
         self._transport = transport or aiohttp_transport(max_connections)
         # One per connection of the pool: a request takes one before its timeout starts,
         # so waiting for a free connection (our own queue, not the vendor's slowness)
@@ -305,7 +297,7 @@ class VendorClient:
         collection frees, with the answer (up to the body cap) in it. So errors are
         raised as they are made, never held in a variable here.
         """
-        await self._wait_turn(call, deadline)
+        await self.pacer.wait_turn(call.key, call.what, deadline)
         async with self._slots:
             timeout = min(call.timeout, deadline - time.monotonic())
             if timeout <= 0:
@@ -356,7 +348,7 @@ class VendorClient:
         error = upstream_error(
             call.what, failure, timeout=timeout, max_body_bytes=self._cap(call), where=self.where
         )
-        self._remember_hint(call.key, error.retry_after)
+        self.pacer.remember(call.key, error.retry_after)
         return error
 
     async def _send(self, call: _Call, timeout: float) -> httpx.Response:
@@ -406,68 +398,3 @@ class VendorClient:
         # (and what JSON escapes hide from this, after parsing: exporter.upstream.vendorjson).
         too_large = decoder is not None and decoder.over
         return Answer(response.status_code, response.headers, SCRUBBER.scrub_bytes(body), refused, too_large)
-
-    async def _wait_turn(self, call: _Call, deadline: float) -> None:
-        """Wait out the vendor's last Retry-After for this request, then for a budget slot."""
-        now = time.monotonic()
-        not_before = self._not_before.get(call.key)
-        if not_before is not None:
-            if not_before <= now:
-                del self._not_before[call.key]
-            elif not_before + MIN_ATTEMPT_SECONDS >= deadline:
-                raise UpstreamError(
-                    "rate_limited",
-                    f"{call.what}: the vendor asked to wait {not_before - now:.1f}s more",
-                    retry_after=not_before - now,
-                )
-            else:
-                await asyncio.sleep(not_before - now)
-        try:
-            wait = self.budget.reserve(deadline - MIN_ATTEMPT_SECONDS)
-        except BudgetExhausted as exc:
-            self.stats.budget_refusals.labels(self.vendor, self.stats.account).inc()
-            raise UpstreamError(
-                "budget_exhausted",
-                f"{call.what}: no request slot within the poll (next in {exc.wait:.1f}s)",
-            ) from None
-        if wait > 0:
-            self.stats.budget_wait_seconds.labels(self.vendor, self.stats.account).inc(wait)
-            await asyncio.sleep(wait)
-
-    def _remember_hint(self, key: tuple[str, str], hint: float | None) -> None:
-        if not hint:
-            return
-        now = time.monotonic()
-        if len(self._not_before) > 1000:
-            self._not_before = {k: t for k, t in self._not_before.items() if t > now}
-        self._not_before[key] = now + hint
-
-
-class Clients:
-    """The current client of each vendor account, by (vendor, account name).
-
-    Targets reach their client through their account's API (``exporter.upstream.api``),
-    which looks it up here at each request, so a reload that changes an account's key
-    or URL swaps the client without rebuilding any target.
-    """
-
-    def __init__(self) -> None:
-        self._by_account: dict[tuple[str, str], VendorClient] = {}
-
-    def get(self, vendor: str, account: str = DEFAULT_ACCOUNT) -> VendorClient:
-        try:
-            return self._by_account[(vendor, account)]
-        except KeyError:
-            raise UpstreamError("not_configured", f"no {vendor} account {account!r} in the config") from None
-
-    def find(self, vendor: str, account: str = DEFAULT_ACCOUNT) -> VendorClient | None:
-        return self._by_account.get((vendor, account))
-
-    def replace(self, clients: Mapping[tuple[str, str], VendorClient]) -> list[VendorClient]:
-        """Install new clients; return the ones replaced, for the caller to close."""
-        old = [c for k, c in self._by_account.items() if clients.get(k) is not c]
-        self._by_account = dict(clients)
-        return old
-
-    def all(self) -> list[VendorClient]:
-        return list(self._by_account.values())

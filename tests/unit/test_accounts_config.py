@@ -10,7 +10,7 @@ import pytest
 from exporter.config import load_config
 from exporter.core.scope import DEFAULT_ACCOUNT
 from exporter.engine.targets import build_targets
-from exporter.upstream.client import Clients
+from exporter.upstream.api import Clients
 from tests.helpers import problems, run_cli, write_yaml
 
 TWO_ACCOUNTS = """\

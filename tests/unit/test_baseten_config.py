@@ -7,7 +7,7 @@ from pathlib import Path
 from exporter.config import load_config
 from exporter.engine.targets import build_targets
 from exporter.sources.baseten.config import effective
-from exporter.upstream.client import Clients
+from exporter.upstream.api import Clients
 from tests.helpers import REPO, problems, run_cli, write_yaml
 
 

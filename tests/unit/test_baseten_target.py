@@ -19,7 +19,8 @@ from exporter.sources.baseten.deployment import Query, window_bounds
 from exporter.sources.baseten.discovery import DeploymentDiscovery, DeploymentDiscoverySettings
 from exporter.sources.baseten.target import DeploymentSettings, DeploymentTarget
 from exporter.sources.baseten.vendor import DEPLOYMENT_STATUSES
-from exporter.upstream.client import Clients, UpstreamStats, VendorClient
+from exporter.upstream.api import Clients
+from exporter.upstream.client import UpstreamStats, VendorClient
 from tests.helpers import exposition, parse
 from tests.unit.baseten_docs import HIST_SETS, STATUS_SETS, desc, response
 

@@ -64,7 +64,7 @@ def test_each_shard_gets_its_share_of_the_budget(tmp_path: Path) -> None:
     async def go() -> float | None:
         clients = VendorClients(UpstreamStats(), total_shards=4)
         clients.update(loaded(tmp_path, requests_per_second=8), grace=0.0)
-        budget = clients.current.get("together").budget
+        budget = clients.current.get("together").pacer.budget
         await clients.aclose()
         return budget.rate
 
@@ -86,7 +86,7 @@ def test_one_client_per_account_and_a_key_change_replaces_only_its_own(tmp_path:
         clients = VendorClients(stats, total_shards=1)
         clients.update(two_accounts(tmp_path, "p1", "s1"), grace=0.0)
         prod, staging = clients.current.get("together", "prod"), clients.current.get("together", "staging")
-        assert prod is not staging and staging.budget.rate == 2 and prod.budget.rate is None
+        assert prod is not staging and staging.pacer.budget.rate == 2 and prod.pacer.budget.rate is None
         # Each account's client counts under its own name.
         prod.stats.count("together_queue", "/queue/metrics", "200")
         staging.stats.count("together_queue", "/queue/metrics", "200")

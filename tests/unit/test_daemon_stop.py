@@ -12,7 +12,7 @@ from exporter.core.exposition import Rendered
 from exporter.engine import daemon as daemon_mod
 from exporter.engine.daemon import Exporter
 from exporter.sources.base import Target
-from exporter.upstream.client import Clients
+from exporter.upstream.api import Clients
 
 
 class Hanging(Target):

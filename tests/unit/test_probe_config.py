@@ -10,7 +10,7 @@ from exporter.config import load_config
 from exporter.engine.targets import build_targets
 from exporter.sources.together.probe import ProbeTarget
 from exporter.sources.together.probe_translate import DEFAULT_BUCKETS
-from exporter.upstream.client import Clients
+from exporter.upstream.api import Clients
 from tests.helpers import REPO, problems, run_cli, write_yaml
 
 HEAD = """\

@@ -8,7 +8,7 @@ from pathlib import Path
 from exporter.config import load_config
 from exporter.engine.targets import build_targets
 from exporter.sources.relay.target import RelayTarget
-from exporter.upstream.client import Clients
+from exporter.upstream.api import Clients
 from tests.helpers import REPO, problems, write_yaml
 
 MIB = 1024 * 1024

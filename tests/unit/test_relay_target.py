@@ -22,7 +22,8 @@ from exporter.simulator.state import SimState
 from exporter.sources.relay.names import BASETEN_ORG_PREFIX
 from exporter.sources.relay.rules import RelayRules
 from exporter.sources.relay.target import ACCEPT, RelaySettings, RelayTarget
-from exporter.upstream.client import Clients, UpstreamStats, VendorClient
+from exporter.upstream.api import Clients
+from exporter.upstream.client import UpstreamStats, VendorClient
 from tests.helpers import counted, exposition, mock_clients
 
 KEY = "relay-key"

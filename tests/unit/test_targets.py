@@ -14,7 +14,7 @@ from exporter.sources.baseten.descriptors import Limits
 from exporter.sources.baseten.discovery import DeploymentDiscoverySettings
 from exporter.sources.baseten.target import DeploymentSettings
 from exporter.sources.together.finetune.target import FineTuneDiscoverySettings, JobSettings
-from exporter.upstream.client import Clients
+from exporter.upstream.api import Clients
 from tests.helpers import write_yaml
 
 CONFIG = """\

@@ -20,7 +20,8 @@ from exporter.simulator import app as sim_app
 from exporter.simulator.state import SimState
 from exporter.sources.together.api import TogetherAPI
 from exporter.sources.together.probe import InFlightJobs, ProbeSettings, ProbeTarget
-from exporter.upstream.client import Clients, UpstreamStats, VendorClient
+from exporter.upstream.api import Clients
+from exporter.upstream.client import UpstreamStats, VendorClient
 from tests.helpers import exposition, parse
 
 KEY = "unit-probe-key"

@@ -18,7 +18,8 @@ from exporter.sources.baseten.api import BasetenAPI
 from exporter.sources.baseten.deployment import Query
 from exporter.sources.baseten.lists import Model
 from exporter.sources.together.api import TogetherAPI
-from exporter.upstream.client import Clients, UpstreamStats, VendorClient
+from exporter.upstream.api import Clients
+from exporter.upstream.client import UpstreamStats, VendorClient
 
 REQUESTS = "inference_exporter_upstream_requests_total"
 ODD_IDS = ("a/b", "a?b=1", "a#b", "../etc", "..%2F..", "x..y", "a b", "%2F", "ünï")

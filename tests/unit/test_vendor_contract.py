@@ -34,7 +34,7 @@ from exporter.engine.targets import build_targets
 from exporter.simulator.parts import PARTS
 from exporter.sources.contract import Registry
 from exporter.sources.registry import REGISTRY
-from exporter.upstream.client import Clients
+from exporter.upstream.api import Clients
 from tests.golden import build, vendor_goldens
 from tests.helpers import REPO, scraped, write_yaml
 from tests.unit.tinyvendor.plugin import VENDOR as TINY
@@ -163,7 +163,7 @@ def test_reading_a_config_of_every_vendor_loads_no_network_stack() -> None:
         "loaded = load_config('config.example.yaml', read_secrets=False)\n"
         f"print(sorted(m for m in {NETWORK!r} if m in sys.modules))\n"
         "from exporter.engine.targets import build_targets\n"
-        "from exporter.upstream.client import Clients\n"
+        "from exporter.upstream.api import Clients\n"
         "print(len(build_targets(loaded.config, Clients())) > 0, 'httpx' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)

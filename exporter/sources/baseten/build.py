@@ -18,7 +18,7 @@ from exporter.sources.baseten.organisation import ORG_NAME
 from exporter.sources.contract import AccountScope, schedule
 from exporter.sources.relay.build import relay_target
 from exporter.sources.relay.config import AUTH_SCHEMES
-from exporter.upstream.client import Clients
+from exporter.upstream.api import Clients
 
 
 def deployments(g: GlobalConfig, acc: BasetenAccount, scope: AccountScope, clients: Clients) -> list[Target]:

@@ -16,7 +16,7 @@ from exporter.sources.contract import AccountScope
 from exporter.sources.relay.config import MAX_SERIES_KEY, RelaySection
 from exporter.sources.relay.rules import DEFAULT_MAX_LABEL_LENGTH, RelayRules
 from exporter.sources.relay.target import RelaySettings, RelayTarget
-from exporter.upstream.client import Clients
+from exporter.upstream.api import Clients
 
 
 def endpoint_label(url: str) -> str:

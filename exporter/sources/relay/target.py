@@ -33,7 +33,8 @@ from exporter.core.scope import DEFAULT_SCOPE, Scope, target_id
 from exporter.sources.base import Target, counted_limits
 from exporter.sources.relay.rules import DEFAULT_RULES, MAX_LABEL_KEY, FamilyKey, Relayed, RelayRules
 from exporter.sources.relay.translate import relay
-from exporter.upstream.client import Clients, RawReply, VendorClient
+from exporter.upstream.api import Clients
+from exporter.upstream.client import RawReply, VendorClient
 
 log = logging.getLogger("exporter.sources.relay.target")
 

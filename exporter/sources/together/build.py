@@ -18,7 +18,7 @@ from exporter.sources.together import queue as together_queue
 from exporter.sources.together.api import TogetherAPI
 from exporter.sources.together.config import NAME, TogetherAccount
 from exporter.sources.together.finetune import target as together_finetune
-from exporter.upstream.client import Clients
+from exporter.upstream.api import Clients
 
 
 def queues(g: GlobalConfig, acc: TogetherAccount, scope: AccountScope, clients: Clients) -> list[Target]:

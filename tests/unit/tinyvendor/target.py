@@ -11,7 +11,7 @@ from exporter.core.scope import Scope, target_id
 from exporter.sources.base import Target
 from exporter.sources.contract import AccountScope, schedule
 from exporter.sources.jsonshape import json_object
-from exporter.upstream.client import Clients
+from exporter.upstream.api import Clients
 from tests.unit.tinyvendor.config import NAME, TinyAccount
 
 SOURCE = "tiny_gauge"

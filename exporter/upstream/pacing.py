@@ -1,0 +1,77 @@
+"""When a vendor request may go: after the vendor's last hint for it, and in a budget slot.
+
+One pacer per vendor client. It remembers, by request (source and endpoint), the time
+before which the vendor asked not to hear it again (``Retry-After``, a spent
+``x-ratelimit-reset``), and holds the account's request budget, so that neither a
+retry nor the next poll of the same request goes sooner than the vendor allows, and
+no window of a second holds more than the budget's requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from exporter.core.errors import UpstreamError
+from exporter.core.selfmetrics import UpstreamStats
+from exporter.upstream.budget import BudgetExhausted, RequestBudget
+from exporter.upstream.retry import MIN_ATTEMPT_SECONDS
+
+# Hints kept before the expired ones are swept out: one per request a target repeats.
+MAX_HINTS = 1000
+
+RequestKey = tuple[str, str]
+
+
+class RequestPacer:
+    """The vendor's hints by request, and the account's request budget."""
+
+    def __init__(self, vendor: str, stats: UpstreamStats, requests_per_second: float | None) -> None:
+        self.vendor = vendor
+        self.stats = stats
+        self.budget = RequestBudget(requests_per_second)
+        # Shown from 0, so that an alert on their rate needs no ``or vector(0)``.
+        stats.budget_wait_seconds.labels(vendor, stats.account)
+        stats.budget_refusals.labels(vendor, stats.account)
+        # Monotonic time before which a request must not be sent again, by request.
+        self._not_before: dict[RequestKey, float] = {}
+
+    async def wait_turn(self, key: RequestKey, what: str, deadline: float) -> None:
+        """Wait out the vendor's last hint for this request, then for a budget slot.
+
+        Refused at once (``rate_limited``, ``budget_exhausted``) when either wait would
+        leave no time for the request before ``deadline`` (a monotonic time).
+        """
+        now = time.monotonic()
+        not_before = self._not_before.get(key)
+        if not_before is not None:
+            if not_before <= now:
+                del self._not_before[key]
+            elif not_before + MIN_ATTEMPT_SECONDS >= deadline:
+                raise UpstreamError(
+                    "rate_limited",
+                    f"{what}: the vendor asked to wait {not_before - now:.1f}s more",
+                    retry_after=not_before - now,
+                )
+            else:
+                await asyncio.sleep(not_before - now)
+        try:
+            wait = self.budget.reserve(deadline - MIN_ATTEMPT_SECONDS)
+        except BudgetExhausted as exc:
+            self.stats.budget_refusals.labels(self.vendor, self.stats.account).inc()
+            raise UpstreamError(
+                "budget_exhausted",
+                f"{what}: no request slot within the poll (next in {exc.wait:.1f}s)",
+            ) from None
+        if wait > 0:
+            self.stats.budget_wait_seconds.labels(self.vendor, self.stats.account).inc(wait)
+            await asyncio.sleep(wait)
+
+    def remember(self, key: RequestKey, hint: float | None) -> None:
+        """The vendor asked not to send this request again for ``hint`` seconds."""
+        if not hint:
+            return
+        now = time.monotonic()
+        if len(self._not_before) > MAX_HINTS:
+            self._not_before = {k: t for k, t in self._not_before.items() if t > now}
+        self._not_before[key] = now + hint
