@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import resource
@@ -355,6 +356,19 @@ def rss_mb() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+async def idle_rss_mb(config: Path) -> float:
+    """RSS of an exporter started on ``config`` before it holds anything (its first
+    exposition built, garbage collected), then stopped: the baseline a benchmark's
+    growth is measured from."""
+    idle = Exporter(config)
+    await idle.start(load_config(config))
+    idle.store.exposition_gzip_parts(b"")
+    gc.collect()
+    baseline = rss_mb()
+    await idle.stop()
+    return baseline
 
 
 def percentile(values: list[float], p: float) -> float:

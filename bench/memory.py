@@ -18,20 +18,12 @@ from pathlib import Path
 
 import fleet
 
-from exporter.config import load_config
-from exporter.engine.daemon import Exporter
-
 
 async def run(args: argparse.Namespace) -> str:
     size = fleet.FLEET_100K.scaled(args.scale)
     with fleet.simulator() as sim_url, tempfile.TemporaryDirectory() as tmp:
         cfg = fleet.write_config(Path(tmp), sim_url, interval=600, spread=5, timeout=60, max_connections=10)
-        idle = Exporter(cfg)
-        await idle.start(load_config(cfg))
-        idle.store.exposition_gzip_parts(b"")
-        gc.collect()
-        baseline = fleet.rss_mb()
-        await idle.stop()
+        baseline = await fleet.idle_rss_mb(cfg)
         async with fleet.exporter_with_fleet(
             Path(tmp), sim_url, size, interval=600, spread=args.spread
         ) as exporter:

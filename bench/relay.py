@@ -99,12 +99,7 @@ async def relay_memory(sim_url: str) -> str:
     """In a fresh interpreter: RSS per relayed series, as memory.py measures native ones."""
     with tempfile.TemporaryDirectory() as tmp:
         cfg = write_config(Path(tmp), sim_url)
-        idle = Exporter(cfg)
-        await idle.start(load_config(cfg))
-        idle.store.exposition_gzip_parts(b"")
-        gc.collect()
-        baseline = fleet.rss_mb()
-        await idle.stop()
+        baseline = await fleet.idle_rss_mb(cfg)
         exporter = Exporter(cfg)
         await exporter.start(load_config(cfg))
         try:

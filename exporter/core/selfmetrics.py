@@ -176,16 +176,26 @@ class RateLimitGauges:
                 registry=registry,
             ),
         )
-        self._seen: dict[tuple[str, str], set[tuple[str, str, str]]] = {}
+        # Each reading's series, by (vendor, account) and then (source, endpoint, account):
+        # looked up here rather than through labels() on every answer that carries the headers.
+        # A series only once the vendor sent its header: no made-up zeros for the others.
+        self._series: dict[tuple[str, str], dict[tuple[str, str, str], list[Gauge | None]]] = {}
 
     def set(self, vendor: str, key: tuple[str, str, str], values: tuple[float | None, ...]) -> None:
-        self._seen.setdefault((vendor, key[2]), set()).add(key)
-        for gauge, value in zip(self._gauges, values, strict=True):
-            if value is not None:
-                gauge.labels(*key).set(value)
+        seen = self._series.setdefault((vendor, key[2]), {})
+        series = seen.get(key)
+        if series is None:
+            series = seen[key] = [None] * len(self._gauges)
+        for i, value in enumerate(values):
+            if value is None:
+                continue
+            child = series[i]
+            if child is None:
+                child = series[i] = self._gauges[i].labels(*key)
+            child.set(value)
 
     def forget(self, vendor: str, account: str) -> None:
-        for key in self._seen.pop((vendor, account), set()):
+        for key in self._series.pop((vendor, account), {}):
             for gauge in self._gauges:
                 with contextlib.suppress(KeyError):
                     gauge.remove(*key)

@@ -66,3 +66,13 @@ def test_no_reading_no_series() -> None:
     text = exposition(registry)
     assert "# TYPE inference_exporter_upstream_ratelimit_remaining gauge" in text
     assert "inference_exporter_upstream_ratelimit_remaining{" not in text
+
+
+def test_a_header_never_sent_has_no_series() -> None:
+    registry = CollectorRegistry()
+    stats = UpstreamStats(registry, account="prod")
+    stats.rate_limit("together", "together_queue", "/queue/metrics", None, 5, None)
+    text = exposition(registry)
+    assert 'inference_exporter_upstream_ratelimit_remaining{account="prod"' in text
+    assert "inference_exporter_upstream_ratelimit_limit{" not in text
+    assert "inference_exporter_upstream_ratelimit_reset_timestamp_seconds{" not in text
