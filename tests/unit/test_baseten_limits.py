@@ -112,6 +112,21 @@ def test_families_are_counted_as_laid_out_too() -> None:
     assert poll(account.target("d1", max_families=29)).reason == "too_many_families"
 
 
+def test_a_reload_that_changes_the_limits_applies_them_to_the_running_target() -> None:
+    account = Account()
+    account.docs["d1"] = gauges(3, 1, value="r" * 40)
+    running = account.target("d1")
+    assert poll(running).data is not None
+    assert running.reconfigure(account.target("d1", max_families=2))
+    assert poll(running).reason == "too_many_families"
+    assert running.reconfigure(account.target("d1", max_label_length=39))
+    # The descriptors checked under the old limits are checked again.
+    assert scrape(poll(running)).series("baseten_m0") == []
+    assert account.hits("max_label_value_length") == 3
+    assert running.reconfigure(account.target("d1"))
+    assert scrape(poll(running)).value("baseten_m2", model_id="m1", deployment_id="d1", replica="r" * 40 + "0") == 1
+
+
 def test_too_long_label_names_values_and_metric_names_drop_their_series_and_are_counted() -> None:
     account = Account()
     long = "x" * 1025

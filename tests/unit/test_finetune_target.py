@@ -489,3 +489,19 @@ def test_a_discovery_rebuilds_what_it_found_with_its_new_settings() -> None:
             assert jobs(again) == [job]  # the same target, state and all
 
     run(go())
+
+
+def test_a_reload_that_lowers_the_discoverys_target_limit_applies_it_at_once() -> None:
+    async def go() -> None:
+        async with harness() as h:
+            for job in ("ft-a", "ft-b"):
+                h.sim.add_job({"id": job, "step_seconds": 1})
+            discovery = FineTuneDiscovery(h.api, discovery_settings(frozenset({"running"})))
+            assert len((await discovery.discover(h.clock.t))[1]) == 2
+            lower = replace(discovery_settings(frozenset({"running"})), max_targets=1)
+            assert discovery.reconfigure(FineTuneDiscovery(h.api, lower))
+            with pytest.raises(UpstreamError) as exc:
+                await discovery.discover(h.clock.t)
+            assert exc.value.reason == "too_many_targets"
+
+    run(go())

@@ -66,10 +66,11 @@ class DeploymentSettings:
 
 class DeploymentTarget(Target):
     """One deployment. Its ``state`` (counter totals, learned steps) survives reloads
-    (the daemon keeps the object and hands it any new settings); its descriptor cache
-    is bounded by its limits."""
+    (the daemon keeps the object and hands it any new settings, read from ``settings``
+    at each poll); its descriptor cache is bounded by its limits."""
 
     source = SOURCE
+    settings: DeploymentSettings
 
     def __init__(
         self,
@@ -84,14 +85,24 @@ class DeploymentTarget(Target):
         self.api = api
         self.model_id = model_id
         self.deployment_id = deployment_id
-        self.req = settings.request
         self.ids: Labels = (("model_id", model_id), ("deployment_id", deployment_id))
         self.meta = meta
-        self.meta_refresh = settings.meta_refresh
         self._meta_checked = -math.inf
         self.state = deployment.State()
-        self.limits = settings.limits
-        self.descriptors = DescriptorCache(self.limits.max_families)
+        self._cached_under = settings.limits
+        self.descriptors = DescriptorCache(settings.max_families)
+
+    @property
+    def req(self) -> deployment.Request:
+        return self.settings.request
+
+    @property
+    def meta_refresh(self) -> float | None:
+        return self.settings.meta_refresh
+
+    @property
+    def limits(self) -> Limits:
+        return self.settings.limits
 
     def update_from(self, other: Target) -> None:
         if isinstance(other, DeploymentTarget) and other.meta is not None:
@@ -100,8 +111,10 @@ class DeploymentTarget(Target):
     def reconfigure(self, new: Target) -> bool:
         if not isinstance(new, DeploymentTarget) or not super().reconfigure(new):
             return False
-        self.req = new.req
-        self.meta_refresh = new.meta_refresh
+        if self.limits != self._cached_under:
+            # The cache holds descriptors checked against the old limits, and is sized by them.
+            self._cached_under = self.limits
+            self.descriptors = DescriptorCache(self.limits.max_families)
         return True
 
     async def poll(self, now: float) -> Rendered:

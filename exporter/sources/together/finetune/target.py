@@ -173,25 +173,31 @@ class JobTarget(Target):
 
 
 class FineTuneDiscovery(Discovery):
+    """The account's fine-tune list, read for the jobs in the watched statuses. What it
+    watches is read from ``settings`` at each poll, so a reload applies in place."""
+
     source = DISCOVERY_SOURCE
+    settings: FineTuneDiscoverySettings
 
     def __init__(self, api: TogetherAPI, settings: FineTuneDiscoverySettings) -> None:
         self._init_from_settings(target_id(DISCOVERY_SOURCE, settings.scope.account, "fine-tunes"), settings)
         self.api = api
-        self.statuses = settings.statuses
-        self.max_targets = settings.max_targets
-        self.job_settings = settings.jobs
         self.jobs: dict[str, JobTarget] = {}
         # Jobs whose retention ran out while still listed in a watched status (when
         # terminal statuses are watched): not picked up again.
         self.done: set[str] = set()
 
-    def reconfigure(self, new: Target) -> bool:
-        if not isinstance(new, FineTuneDiscovery) or not super().reconfigure(new):
-            return False
-        self.statuses = new.statuses
-        self.job_settings = new.job_settings
-        return True
+    @property
+    def statuses(self) -> frozenset[str]:
+        return self.settings.statuses
+
+    @property
+    def max_targets(self) -> int:
+        return self.settings.max_targets
+
+    @property
+    def job_settings(self) -> JobSettings:
+        return self.settings.jobs
 
     def rebuild(self, found: Target) -> Target:
         if not isinstance(found, JobTarget):
