@@ -124,7 +124,10 @@ def test_a_reload_that_changes_the_limits_applies_them_to_the_running_target() -
     assert scrape(poll(running)).series("baseten_m0") == []
     assert account.hits("max_label_value_length") == 3
     assert running.reconfigure(account.target("d1"))
-    assert scrape(poll(running)).value("baseten_m2", model_id="m1", deployment_id="d1", replica="r" * 40 + "0") == 1
+    assert (
+        scrape(poll(running)).value("baseten_m2", model_id="m1", deployment_id="d1", replica="r" * 40 + "0")
+        == 1
+    )
 
 
 def test_too_long_label_names_values_and_metric_names_drop_their_series_and_are_counted() -> None:
