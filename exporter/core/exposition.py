@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Literal, NamedTuple
 
 MetricType = Literal["gauge", "counter", "summary", "histogram", "untyped"]
@@ -21,6 +22,8 @@ _METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 
 Labels = tuple[tuple[str, str], ...]
 _NO_NAMES: frozenset[str] = frozenset()
+EXPORTED = "exported_"
+_NO_PLAIN: Mapping[str, bytes] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,21 +79,31 @@ class Rendered:
     collector: per-family snapshot objects were most of what it tracked, and each
     full collection stalls scrapes for as long as it walks them. ``lines``
     holds only str and bytes, which the collector does not track, and it is all the
-    store keeps of a snapshot (``Family`` objects are shared between polls).
+    store keeps of a snapshot (``Family`` objects are shared between polls), with
+    ``plain``.
+
+    ``plain``: the lines of each family in which a target label clashed with a
+    sample's own label, as they are with no target labels (every sample, in order,
+    none renamed). A renamed label cannot be told from the text alone from one the
+    vendor named ``exported_<name>`` itself, nor a label that gave way brought back,
+    so ``relabel`` starts from these; a target whose labels clash with none of its
+    samples' (nearly every one) has none.
     """
 
-    __slots__ = ("filtered", "lines", "meta")
+    __slots__ = ("filtered", "lines", "meta", "plain")
 
     def __init__(
         self,
         meta: dict[str, Family] | None = None,
         lines: dict[str, bytes] | None = None,
         filtered: int = 0,
+        plain: Mapping[str, bytes] | None = None,
     ) -> None:
         self.meta: dict[str, Family] = meta if meta is not None else {}
         self.lines: dict[str, bytes] = lines if lines is not None else {}
         # Samples the target's metric filter removed from this poll's result.
         self.filtered = filtered
+        self.plain: Mapping[str, bytes] = plain or _NO_PLAIN
 
     @property
     def series(self) -> int:
@@ -122,7 +135,7 @@ def format_value(value: float) -> str:
 
 
 def format_labels(labels: Labels) -> str:
-    return join_labels(labels, _NO_NAMES, "")
+    return join_labels(labels, _NO_NAMES, "") or ""
 
 
 def valid_metric_name(name: str) -> bool:
@@ -130,7 +143,7 @@ def valid_metric_name(name: str) -> bool:
 
 
 def render(
-    samples: Iterable[Sample],
+    samples: Collection[Sample],
     *,
     extra: Labels = (),
     keep: Callable[[str], bool] | None = None,
@@ -138,10 +151,10 @@ def render(
     """Render samples into per-family bytes.
 
     ``extra`` labels (a target's account and configured labels) follow each sample's
-    own labels; a sample label with the name of one of them is renamed
-    ``exported_<name>``, as Prometheus does when a target label clashes with a
-    scraped one. ``keep`` says by family name which families stay; the samples of
-    the others are counted in ``Rendered.filtered``.
+    own labels; a sample label with the name of one of them is renamed as Prometheus
+    renames a scraped label that clashes with a target label (``exported_names``).
+    ``keep`` says by family name which families stay; the samples of the others are
+    counted in ``Rendered.filtered``.
 
     Two samples with the same family name but a different type or help are a
     programming error in a translator, and raise, so the bug shows in tests. Of two
@@ -172,14 +185,14 @@ class Renderer:
         self._kept: dict[str, bool] = {}
         self._texts: dict[Labels, str] = {}
 
-    def render(self, samples: Iterable[Sample]) -> Rendered:
+    def render(self, samples: Collection[Sample]) -> Rendered:
         if len(self._texts) > self.REMEMBERED:
             self._texts.clear()
         return _render(samples, self._taken, self._tail, self._keep, self._kept, self._texts)
 
 
 def _render(
-    samples: Iterable[Sample],
+    samples: Collection[Sample],
     taken: frozenset[str],
     tail: str,
     keep: Callable[[str], bool] | None,
@@ -191,6 +204,7 @@ def _render(
     meta: dict[str, Family] = {}
     grouped: dict[str, list[str]] = {}
     seen: set[str] = set()
+    clashed: set[str] = set()
     filtered = 0
     for s in samples:
         fam = s.family
@@ -211,16 +225,32 @@ def _render(
         if texts is None:
             text = join_labels(s.labels, taken, tail)
         else:
-            remembered = texts.get(s.labels)
-            if remembered is None:
-                remembered = texts[s.labels] = join_labels(s.labels, taken, tail)
-            text = remembered
+            text = texts.get(s.labels)
+            if text is None:
+                text = join_labels(s.labels, taken, tail)
+                if text is not None:
+                    texts[s.labels] = text
+        if text is None:
+            text = join_clashing(s.labels, taken, tail)
+            clashed.add(name)
         series = f"{name}{s.suffix}{text}"
         if series in seen:
             continue
         seen.add(series)
         grouped[name].append(f"{series} {format_value(s.value)}\n")
-    return Rendered(meta, {name: "".join(lines).encode() for name, lines in grouped.items()}, filtered)
+    chunks = {name: "".join(lines).encode() for name, lines in grouped.items()}
+    return Rendered(meta, chunks, filtered, _plain(samples, clashed) if clashed else None)
+
+
+def _plain(samples: Collection[Sample], families: set[str]) -> dict[str, bytes]:
+    """The lines of ``families`` with no extra labels, every sample (``Rendered.plain``)."""
+    grouped: dict[str, list[str]] = {name: [] for name in families}
+    for s in samples:
+        name = s.family.name
+        lines = grouped.get(name)
+        if lines is not None:
+            lines.append(f"{name}{s.suffix}{format_labels(s.labels)} {format_value(s.value)}\n")
+    return {name: "".join(lines).encode() for name, lines in grouped.items()}
 
 
 def extra_parts(extra: Labels) -> tuple[frozenset[str], str]:
@@ -228,75 +258,134 @@ def extra_parts(extra: Labels) -> tuple[frozenset[str], str]:
     return frozenset(k for k, _ in extra), format_labels(extra)[1:-1]
 
 
+def exported_names(
+    names: Sequence[str], empty: Sequence[bool], taken: frozenset[str]
+) -> tuple[str | None, ...]:
+    """What each of a sample's own labels (``names``, all different; ``empty`` says
+    which have an empty value) becomes beside target labels named ``taken``, as
+    Prometheus renames scraped labels with ``honor_labels: false``: its name, or None
+    when it is left out.
+
+    Prometheus sets every target label on a scraped sample; a scraped label of the
+    same name with a non-empty value is kept as ``exported_<name>``, or
+    ``exported_exported_<name>`` if that name is taken too, and so on (the clashing
+    labels are handled shortest name first, then by name). A label with an empty value
+    is the same as no label to Prometheus: one that clashes gives way, and so does one
+    whose name a renamed label takes.
+    """
+    present = {n for n, e in zip(names, empty, strict=True) if not e} | taken
+    conflicts = sorted(n for n, e in zip(names, empty, strict=True) if n in taken and not e)
+    conflicts.sort(key=len)
+    renamed: dict[str, str] = {}
+    for name in conflicts:
+        new = name
+        while True:
+            new = EXPORTED + new
+            if new not in present:
+                present.add(new)
+                renamed[name] = new
+                break
+    took = set(renamed.values())
+    out: list[str | None] = []
+    for name, e in zip(names, empty, strict=True):
+        if name in taken:
+            out.append(renamed.get(name))
+        elif e and name in took:
+            out.append(None)  # an empty label that a renamed one overwrites
+        else:
+            out.append(name)
+    return tuple(out)
+
+
 # One label pair as ``join_labels`` writes it: a name, and a value with its escapes.
 _PAIR = re.compile(rb'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
-def relabel(lines: dict[str, bytes], old: Labels, new: Labels) -> dict[str, bytes]:
-    """Lines ``render`` made with ``extra=old`` as it makes them with ``extra=new``.
+def relabel(rendered: Rendered, old: Labels, new: Labels) -> Rendered:
+    """``rendered``, made with ``extra=old``, as made with ``extra=new``: by ``render``,
+    or by a relay, which writes and renames labels alike.
 
     The extra labels end every label set. When only their values change, each line's
     old text, between a ``,`` or ``{`` and the closing ``} ``, is found and replaced in
     one pass over the chunk: it cannot occur anywhere else, since every ``"`` inside
-    a value is escaped and a sample's own label with an extra one's name has been
-    renamed. When their names change, the lines are parsed, so that the own labels
-    renamed ``exported_<name>`` follow the new names too.
+    a value is escaped, and the same names rename the same labels. When their names
+    change, each family is rendered again from its lines with no extra labels: its
+    ``plain`` lines where the old names renamed or left out a label, else its lines
+    less the old extra labels, which are then all its samples' own labels as they are.
     """
     if old == new:
-        return lines
+        return rendered
     old_taken, old_tail = extra_parts(old)
     new_taken, new_tail = extra_parts(new)
-    if old_taken != new_taken:
-        return {
-            name: b"".join(
-                _relabel_line(line, len(old), old_taken, new_taken, new_tail)
-                for line in chunk.splitlines(True)
-            )
-            for name, chunk in lines.items()
-        }
-    swaps = [(f"{edge}{old_tail}}} ".encode(), f"{edge}{new_tail}}} ".encode()) for edge in ",{"]
-    out = {}
-    for name, chunk in lines.items():
-        for before, after in swaps:
-            chunk = chunk.replace(before, after)
-        out[name] = chunk
-    return out
+    if old_taken == new_taken:
+        swaps = [(f"{edge}{old_tail}}} ".encode(), f"{edge}{new_tail}}} ".encode()) for edge in ",{"]
+        out = {}
+        for name, chunk in rendered.lines.items():
+            for before, after in swaps:
+                chunk = chunk.replace(before, after)
+            out[name] = chunk
+        return Rendered(rendered.meta, out, rendered.filtered, rendered.plain)
+    strip = [(f",{old_tail}}} ".encode(), b"} "), (f"{{{old_tail}}} ".encode(), b" ")] if old_tail else []
+    lines: dict[str, bytes] = {}
+    plain: dict[str, bytes] = {}
+    seen: set[bytes] = set()
+    for name, chunk in rendered.lines.items():
+        source = rendered.plain.get(name)
+        if source is None:
+            source = chunk
+            for before, after in strip:
+                source = source.replace(before, after)
+        out_lines: list[bytes] = []
+        clashed = False
+        for line in source.splitlines(True):
+            series, value, clash = _extend(line, new_taken, new_tail)
+            clashed = clashed or clash
+            if series not in seen:
+                seen.add(series)
+                out_lines.append(series + value)
+        lines[name] = b"".join(out_lines)
+        if clashed:
+            plain[name] = source
+    return Rendered(rendered.meta, lines, rendered.filtered, plain)
 
 
-def _relabel_line(
-    line: bytes, extras: int, old_taken: frozenset[str], new_taken: frozenset[str], tail: str
-) -> bytes:
-    """One line of ``relabel`` when the extra labels' names change; a line that is not
-    what ``render`` makes is left as it is."""
-    brace = line.find(b"{")
-    if brace < 0:
-        return line
+def _extend(line: bytes, taken: frozenset[str], tail: str) -> tuple[bytes, bytes, bool]:
+    """A line with no extra labels as ``render`` writes it with extra labels named
+    ``taken`` and written ``tail``: its series, the rest (`` <value>\\n``), and whether one
+    of its labels has an extra one's name."""
+    # A name holds no " " or "{": the first "{" before the first " " opens the labels.
+    brace = line.find(b"{", 0, line.index(b" "))
     pairs: list[re.Match[bytes]] = []
-    pos = brace + 1
-    while (pair := _PAIR.match(line, pos)) is not None:
-        pairs.append(pair)
-        pos = pair.end() + 1
-        if line[pair.end() : pos] != b",":
-            break
-    if not pairs or line[pos - 1 : pos] != b"}" or len(pairs) < extras:
-        return line
-    parts = []
-    for pair in pairs[: len(pairs) - extras]:
-        key = pair.group(1).decode()
-        if key.startswith("exported_") and key[9:] in old_taken:
-            key = key[9:]
-        if key in new_taken:
-            key = "exported_" + key
-        parts.append(key.encode() + b'="' + pair.group(2) + b'"')
+    if brace < 0:
+        brace = end = line.index(b" ")
+    else:
+        end = brace + 1
+        while (pair := _PAIR.match(line, end)) is not None:
+            pairs.append(pair)
+            end = pair.end() + 1
+            if line[pair.end() : end] != b",":
+                break
+    head, rest = line[:brace], line[end:]
+    names = [p.group(1).decode() for p in pairs]
+    clash = not taken.isdisjoint(names)
+    if clash:
+        renamed = exported_names(names, [p.end(2) == p.start(2) for p in pairs], taken)
+        parts = [
+            new.encode() + p.group(0)[p.end(1) - p.start() :]
+            for p, new in zip(pairs, renamed, strict=True)
+            if new
+        ]
+    else:
+        parts = [p.group(0) for p in pairs]
     if tail:
         parts.append(tail.encode())
-    return line[:brace] + b"{" + b",".join(parts) + b"}" + line[pos:]
+    return (head + b"{" + b",".join(parts) + b"}" if parts else head), rest, clash
 
 
-def join_labels(labels: Labels, taken: frozenset[str], tail: str) -> str:
+def join_labels(labels: Labels, taken: frozenset[str], tail: str) -> str | None:
     """A sample's label set in braces, or nothing for no labels: its own ``labels``, then
-    ``tail`` (the extra labels, formatted, whose names are ``taken``); an own label with
-    an extra one's name becomes ``exported_<name>``.
+    ``tail`` (the extra labels, formatted, whose names are ``taken``); None if one of
+    ``labels`` has an extra one's name (``join_clashing`` writes those).
 
     Every sample of every poll goes through here: a value is escaped only when it holds
     a character that needs it, which few do.
@@ -304,10 +393,20 @@ def join_labels(labels: Labels, taken: frozenset[str], tail: str) -> str:
     parts = []
     for k, v in labels:
         if k in taken:
-            k = "exported_" + k
+            return None
         if "\\" in v or '"' in v or "\n" in v:
             v = escape_label_value(v)
         parts.append(f'{k}="{v}"')
+    if tail:
+        parts.append(tail)
+    return "{" + ",".join(parts) + "}" if parts else ""
+
+
+def join_clashing(labels: Labels, taken: frozenset[str], tail: str) -> str:
+    """``join_labels`` for labels one of which has an extra one's name: renamed or left
+    out as ``exported_names`` says."""
+    names = exported_names([k for k, _ in labels], [not v for _, v in labels], taken)
+    parts = [f'{new}="{escape_label_value(v)}"' for (_, v), new in zip(labels, names, strict=True) if new]
     if tail:
         parts.append(tail)
     return "{" + ",".join(parts) + "}" if parts else ""

@@ -153,11 +153,13 @@ class Scope:
         renders them: its labels in place of the old ones, less the families its filter
         removes. A reload applies a target's new labels and filter to what the target
         last yielded at once, without waiting for its next poll; families the new filter
-        lets through come with that poll."""
+        lets through come with that poll. The lines are those a poll would render, byte
+        for byte, samples' labels renamed or not (``relabel``)."""
         keep = self.filter.keeps if self.filter.active else None
         meta = {name: fam for name, fam in rendered.meta.items() if keep is None or keep(name)}
         lines = {name: rendered.lines[name] for name in meta}
-        return Rendered(meta, relabel(lines, old.extra, self.extra), rendered.filtered)
+        plain = {name: chunk for name, chunk in rendered.plain.items() if name in meta}
+        return relabel(Rendered(meta, lines, rendered.filtered, plain), old.extra, self.extra)
 
 
 DEFAULT_SCOPE = Scope()

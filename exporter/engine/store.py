@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from isal import isal_zlib
@@ -83,6 +83,8 @@ class Store:
         # Only the sample lines are kept (a dict of str and bytes, which the garbage
         # collector does not track); the families' metadata lives in _families.
         self._snapshots: dict[str, dict[str, bytes]] = {}
+        # ``Rendered.plain`` of the few snapshots that have one, for ``snapshot``.
+        self._plain: dict[str, Mapping[str, bytes]] = {}
         self._families: dict[str, _FamilyEntry] = {}
         self._dirty: set[str] = set()
         self._order: list[str] | None = []
@@ -98,6 +100,10 @@ class Store:
         old = self._snapshots.get(key)
         lines = rendered.lines
         self._snapshots[key] = lines
+        if rendered.plain:
+            self._plain[key] = rendered.plain
+        elif self._plain:
+            self._plain.pop(key, None)
         meta = rendered.meta
         for name, chunk in lines.items():
             if old is not None and old.get(name) == chunk:
@@ -110,6 +116,7 @@ class Store:
 
     def remove(self, key: str) -> None:
         old = self._snapshots.pop(key, None)
+        self._plain.pop(key, None)
         if old is not None:
             for name in old:
                 self._drop_chunk(name, key)
@@ -153,7 +160,10 @@ class Store:
             entry = self._families.get(name)
             if entry is not None and key in entry.chunks:
                 meta[name] = entry.family
-        return Rendered(meta, {name: lines[name] for name in meta})
+        plain = self._plain.get(key, {})
+        return Rendered(
+            meta, {name: lines[name] for name in meta}, plain={n: plain[n] for n in meta if n in plain}
+        )
 
     def _refresh(self) -> list[bytes]:
         if self._cached is not None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from exporter.core.errors import InvalidResponse, LimitExceeded
 from exporter.core.scope import FilterRule, MetricFilter, Scope
@@ -184,6 +186,44 @@ def test_a_scope_restyled_after_a_reload_matches_a_relay_through_the_new_scope()
     old, new = SCOPE, Scope("prod", (("team", "infra"),))
     restyled = new.restyle(relay(body.encode(), old).rendered, old)
     assert restyled.lines == relay(body.encode(), new).rendered.lines
+
+
+_SCOPES = st.builds(
+    Scope,
+    st.sampled_from(["prod", "other"]),
+    st.dictionaries(st.sampled_from(["team", "zone"]), st.sampled_from(["t", "u"]), max_size=2).map(
+        lambda d: tuple(sorted(d.items()))
+    ),
+)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["g", "h"]),
+            st.dictionaries(
+                st.sampled_from(["a", "team", "zone", "account", "exported_team", "exported_exported_team"]),
+                st.sampled_from(['""', '"x"', '"y\\""']),
+                max_size=4,
+            ),
+        ),
+        max_size=8,
+    ),
+    _SCOPES,
+    _SCOPES,
+)
+def test_a_restyled_relay_is_byte_for_byte_a_relay_through_the_new_scope(
+    samples: list[tuple[str, dict[str, str]]], old: Scope, new: Scope
+) -> None:
+    # Labels renamed, or left out (empty), at one level or several, under either scope.
+    lines = [
+        f"{name}{{{','.join(f'{k}={v}' for k, v in labels.items())}}} {i}"
+        for i, (name, labels) in enumerate(samples)
+    ]
+    body = "\n".join(["# TYPE g gauge", "# TYPE h gauge", *lines, ""]).encode()
+    restyled = new.restyle(relay(body, old).rendered, old)
+    assert restyled.lines == relay(body, new).rendered.lines
+    assert old.restyle(restyled, new).lines == relay(body, old).rendered.lines
 
 
 # --- filter, prefix, reserved names ---------------------------------------------------------

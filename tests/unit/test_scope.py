@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from exporter.core.errors import LimitExceeded
-from exporter.core.exposition import Family, Rendered, Renderer, Sample, render
+from exporter.core.exposition import Family, Labels, Rendered, Renderer, Sample, render
 from exporter.core.scope import FilterRule, MetricFilter, Scope, merged_labels, target_id
 from exporter.engine.health import (
     ERROR_INFO,
@@ -70,6 +72,30 @@ def test_labels_follow_the_sample_labels_and_clashes_are_renamed() -> None:
     )
     assert out.lines[R.name] == b'together_queue_jobs_running{account="prod",team="ml"} 1\n'
     assert out.filtered == 0
+
+
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        # exported_exported_<name> when exported_<name> is taken too, and so on.
+        (
+            (("team", "a"), ("exported_team", "b")),
+            b'exported_exported_team="a",exported_team="b",account="prod",team="ml"',
+        ),
+        (
+            (("exported_exported_team", "c"), ("team", "a"), ("exported_team", "b")),
+            b'exported_exported_team="c",exported_exported_exported_team="a",exported_team="b",'
+            b'account="prod",team="ml"',
+        ),
+        # An empty label is no label to Prometheus: one that clashes gives way, and so
+        # does one whose name a renamed label takes.
+        ((("team", ""), ("model", "m")), b'model="m",account="prod",team="ml"'),
+        ((("exported_team", ""), ("team", "a")), b'exported_team="a",account="prod",team="ml"'),
+    ],
+)
+def test_clashing_labels_are_renamed_as_prometheus_renames_them(labels: Labels, expected: bytes) -> None:
+    out = Scope("prod", (("team", "ml"),)).render([Sample(R, labels, 1)])
+    assert out.lines[R.name] == b"together_queue_jobs_running{" + expected + b"} 1\n"
 
 
 def test_label_values_are_escaped() -> None:
@@ -216,3 +242,41 @@ def test_restyle_gives_the_new_labels_and_drops_what_the_new_filter_removes() ->
     restyled = new.restyle(old.render(samples), old)
     expected = new.render(samples)
     assert restyled.lines == expected.lines and restyled.meta == expected.meta
+
+
+# Vendor label names that clash with target labels, at one level or several, and values
+# that are empty or need escaping; target labels as a config may give them.
+_OWN_NAMES = st.sampled_from(
+    ["model", "team", "zone", "account", "exported_team", "exported_exported_team", "exported_account"]
+)
+_VALUES = st.sampled_from(["", "a", "b", 'q"\\\n'])
+_SCOPES = st.builds(
+    Scope,
+    st.sampled_from(["acc", "other"]),
+    st.dictionaries(st.sampled_from(["team", "zone", "region"]), _VALUES.filter(bool), max_size=3).map(
+        lambda d: tuple(sorted(d.items()))
+    ),
+)
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([G, R]), st.dictionaries(_OWN_NAMES, _VALUES, max_size=4)), max_size=6
+    ),
+    _SCOPES,
+    _SCOPES,
+    st.sampled_from([None, G.name]),
+)
+def test_a_restyled_rendering_is_byte_for_byte_a_fresh_one(
+    own: list[tuple[Family, dict[str, str]]], old: Scope, new: Scope, denied: str | None
+) -> None:
+    samples = [Sample(fam, tuple(labels.items()), i) for i, (fam, labels) in enumerate(own)]
+    if denied is not None:
+        new = Scope(new.account, new.labels, MetricFilter((FilterRule(deny=(denied,)),)))
+    restyled = new.restyle(old.render(samples), old)
+    expected = new.render(samples)
+    assert restyled.lines == expected.lines and restyled.meta == expected.meta
+    # A second reload restyles what the first one gave.
+    assert old.restyle(restyled, new).lines == {
+        name: chunk for name, chunk in old.render(samples).lines.items() if name in restyled.lines
+    }

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter.core.exposition import Family, Rendered, Sample, render
+from exporter.core.scope import Scope
 from exporter.engine.store import Store
 from tests.helpers import scraped, scraped_gzip
 
@@ -22,7 +23,7 @@ FAMILIES = [
 
 
 def snapshot(target: str, values: dict[int, float]) -> Rendered:
-    return render(Sample(FAMILIES[i], (("target", target),), v) for i, v in sorted(values.items()))
+    return render([Sample(FAMILIES[i], (("target", target),), v) for i, v in sorted(values.items())])
 
 
 def full_join(parts: Iterable[Rendered]) -> bytes:
@@ -151,3 +152,19 @@ def test_a_snapshot_is_what_the_exposition_shows_of_a_key() -> None:
     other = store.snapshot("t2")
     assert other is not None and other.lines == {}
     assert store.snapshot("t3") is None
+
+
+def test_a_snapshot_keeps_the_plain_lines_a_reload_restyles_from() -> None:
+    store = Store()
+    samples = [
+        Sample(FAMILIES[0], (("team", "vendor"),), 1.0),
+        Sample(FAMILIES[1], (("exported_team", "v"),), 2.0),
+    ]
+    old, new = Scope("a", (("team", "t"),)), Scope("a")
+    store.put("t1", old.render(samples))
+    got = store.snapshot("t1")
+    assert got is not None and got.plain == {FAMILIES[0].name: b'a_gauge{team="vendor"} 1\n'}
+    assert new.restyle(got, old).lines == new.render(samples).lines
+    store.put("t1", new.render(samples))
+    got = store.snapshot("t1")
+    assert got is not None and not got.plain

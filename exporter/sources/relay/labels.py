@@ -3,9 +3,8 @@
 
 Prometheus sets every target label on a scraped sample; a scraped label of the same
 name with a non-empty value is kept as ``exported_<name>``, or ``exported_exported_<name>``
-if that name is taken too, and so on (the clashing labels are handled shortest name
-first, then by name). A scraped label with an empty value is the same as no label to
-Prometheus, so one that clashes simply gives way.
+if that name is taken too, and so on; one with an empty value gives way
+(``exporter.core.exposition.exported_names``, which renders every source's samples).
 
 Most samples of a body share a few label *shapes*: the label names in order, and
 which values are empty. :func:`skeleton` gives a line's shape with one substitution
@@ -21,9 +20,9 @@ from __future__ import annotations
 import re
 from typing import Final, NamedTuple
 
+from exporter.core.exposition import exported_names
 from exporter.sources.relay.lines import PAIRS, LineError, unescaped_length
 
-EXPORTED = "exported_"
 # A non-empty quoted value after its "=", which the skeleton leaves out: a pair start
 # is the only place "=" stands before an unescaped quote.
 VALUES = re.compile(r'="(?=[^"])[^"\\]*(?:\\.[^"\\]*)*"')
@@ -72,30 +71,7 @@ def plan(skel: str, extra: frozenset[str], max_length: int) -> Shape:
         return TOO_LONG
     if extra.isdisjoint(names):
         return None
-    # What Prometheus' label builder holds once the target labels are set: the scraped
-    # labels with a value, the clashing ones overwritten.
-    present = {n for n, e in zip(names, empty, strict=True) if not e} | extra
-    conflicts = sorted(n for n, e in zip(names, empty, strict=True) if n in extra and not e)
-    conflicts.sort(key=len)
-    renamed: dict[str, str] = {}
-    for name in conflicts:
-        new = name
-        while True:
-            new = EXPORTED + new
-            if new not in present:
-                present.add(new)
-                renamed[name] = new
-                break
-    taken = set(renamed.values())
-    out: list[str | None] = []
-    for name, e in zip(names, empty, strict=True):
-        if name in extra:
-            out.append(renamed.get(name))
-        elif e and name in taken:
-            out.append(None)  # an empty label that a renamed one overwrites
-        else:
-            out.append(name)
-    return Plan(tuple(out))
+    return Plan(exported_names(names, empty, extra))
 
 
 def apply(labels: str, shape: Plan) -> str:

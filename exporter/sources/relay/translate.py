@@ -88,7 +88,7 @@ _BY_SUFFIX = (
 class _Family:
     """A family while the body is read: its declaration, and the lines it keeps."""
 
-    __slots__ = ("help", "keep", "lines", "name", "reserved", "skipped", "type", "typed")
+    __slots__ = ("help", "keep", "lines", "name", "plain", "reserved", "skipped", "type", "typed")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -102,6 +102,9 @@ class _Family:
         # the family's bytes are joined from them in one allocation of their size.
         self.lines: list[bytes] = []
         self.skipped = 0
+        # From its first line whose labels a target label renames or leaves out: every
+        # line, none renamed and without the target labels (``Rendered.plain``).
+        self.plain: list[bytes] | None = None
 
 
 def relay(
@@ -244,6 +247,8 @@ class _Reader:
         if not labels:
             if bound:
                 raise _error(lineno, line, f"{name} has no {_BOUND_NAME[bound]} label")
+            if family.plain is not None:
+                family.plain.append(f"{out} {value}\n".encode())
             return family, name, "", f"{out}{{{self.tail}}} {value}\n".encode()
         skel = skeleton(labels)
         shape = self.shapes.get(skel, _MISSING)
@@ -255,13 +260,30 @@ class _Reader:
             return None
         if bound:
             self._bound(bound, labels, lineno, line)
+        if isinstance(shape, Plan) and family.plain is None:
+            self._keep_plain(family)
+        if family.plain is not None:
+            family.plain.append(f"{out}{{{labels}}} {value}\n".encode())
         if isinstance(shape, Plan):
             labels = apply(labels, shape)
-        else:
+        elif family.plain is None:
             self._remember_form(name, skel)
         if not labels:
             return family, name, "", f"{out}{{{self.tail}}} {value}\n".encode()
         return family, name, labels, f"{out}{{{labels},{self.tail}}} {value}\n".encode()
+
+    def _keep_plain(self, family: _Family) -> None:
+        """Start ``family.plain`` from the lines it has, which no target label changed,
+        and send its later lines through ``_general``, which adds them to it."""
+        strip = ((f",{self.tail}}} ".encode(), b"} "), (f"{{{self.tail}}} ".encode(), b" "))
+        plain = []
+        for line in family.lines:
+            for before, after in strip:
+                line = line.replace(before, after)
+            plain.append(line)
+        family.plain = plain
+        for name in [n for n in self.forms if self.routes[n][0] is family]:
+            del self.forms[name]
 
     def _remember_form(self, name: str, skel: str) -> None:
         names = tuple(part.partition("=")[0] for part in skel.split(","))
@@ -364,6 +386,7 @@ class _Reader:
     def _result(self, known: Mapping[FamilyKey, Family], duplicates: int, timestamps: int) -> Relayed:
         meta: dict[str, Family] = {}
         lines: dict[str, bytes] = {}
+        plain: dict[str, bytes] = {}
         filtered = reserved_series = 0
         reserved: list[str] = []
         prefix = self.rules.prefix
@@ -383,9 +406,12 @@ class _Reader:
             meta[name] = known.get((name, mtype, help_text)) or RelayedFamily(name, mtype, help_text)
             lines[name] = b"".join(family.lines)
             family.lines = []
+            if family.plain is not None:
+                plain[name] = b"".join(family.plain)
+                family.plain = None
         reserved.sort()
         return Relayed(
-            Rendered(meta, lines, filtered),
+            Rendered(meta, lines, filtered, plain),
             self.too_long + self.overlong.skipped,
             duplicates,
             timestamps,
