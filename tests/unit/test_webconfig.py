@@ -364,6 +364,23 @@ def test_reload_builds_a_new_context_and_applies_only_a_valid_file(pki: Path) ->
     sec.close()
 
 
+def test_a_reload_keeps_the_rate_limit_it_does_not_change(tmp_path: Path) -> None:
+    """Reloading an unchanged rate limit does not refill its bucket."""
+    f = tmp_path / "web.yml"
+    f.write_text("rate_limit:\n  interval: 1h\n  burst: 1\n")
+    sec = WebSecurity.from_file(f)
+    assert sec.limiter is not None and sec.limiter.allow() and not sec.limiter.allow()
+    sec.prepare_reload()()
+    assert not sec.limiter.allow()  # the bucket is as it was
+    f.write_text("rate_limit:\n  interval: 1h\n  burst: 2\n")
+    sec.prepare_reload()()
+    assert sec.limiter.allow()  # a new limit starts full
+    f.write_text("")
+    sec.prepare_reload()()
+    assert sec.limiter is None
+    sec.close()
+
+
 def test_documented_example_lists_keys_the_loader_accepts(tmp_path: Path) -> None:
     page = (Path(__file__).resolve().parents[2] / "docs/reliability-and-security.md").read_text()
     section = page[page.index("- **`--web.config.file`**") :]
