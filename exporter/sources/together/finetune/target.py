@@ -238,7 +238,15 @@ class FineTuneDiscovery(Discovery):
         if len(wanted) > self.max_targets:
             raise too_many_targets(len(wanted), "jobs to watch", self.max_targets, "watch fewer statuses")
         self.done = done
+        settings = self.job_settings
+        # A job it holds with other settings than its own is one the target set left out
+        # (the config named the job, or another shard polls it), which a reload that changed
+        # the discovery's settings did not reach (its own finds take them in place): it is
+        # found afresh, so that it comes with the current settings once the set takes it.
         self.jobs = {
-            job_id: known or JobTarget(self.api, job_id, self.job_settings) for job_id, known in wanted
+            job_id: known
+            if known is not None and known.settings == settings
+            else JobTarget(self.api, job_id, settings)
+            for job_id, known in wanted
         }
         return rendered, list(self.jobs.values())
