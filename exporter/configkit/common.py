@@ -25,6 +25,11 @@ _DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+$")
 _SECONDS_RE = re.compile(r"^\d+(?:\.\d+)?$")
 _PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A pasted key that happens to be a valid variable name (Together's ``tgp_`` keys, a
+# long hex or base64 run): a real variable name has underscores between its words.
+_KEY_SHAPED_RE = re.compile(r"^(?:tgp_v\d+_|[^_]{32,}$)")
+# ``user:password@`` before a URL's host.
+_USERINFO_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s]*@")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
@@ -101,6 +106,17 @@ def _shell_reference(value: str) -> str | None:
     return m.group(1) if m and (value[1] == "{") == value.endswith("}") else None
 
 
+def refuse_credentials(url: str) -> None:
+    """Refuse a vendor URL written with ``user:password@``: the client sends the account's
+    key in the Authorization header and cannot send those credentials too, so every poll
+    would fail. Said at the key's line, without the URL, which holds a password."""
+    if _USERINFO_RE.match(url):
+        raise ValueError(
+            "must not hold a user name or password (user:password@ before the host): "
+            "the account's key, from api_key_env or api_key_file, is what authenticates"
+        )
+
+
 class Credentials(Strict):
     """An API key given by reference only: an environment variable or a file."""
 
@@ -116,6 +132,11 @@ class Credentials(Strict):
         if v is not None and not _ENV_NAME_RE.match(v):
             raise ValueError(
                 "must name an environment variable (letters, digits, _), not hold the key itself"
+            )
+        if v is not None and _KEY_SHAPED_RE.match(v):
+            raise ValueError(
+                "this looks like the key itself: write the name of the environment variable "
+                "that holds it (export the key in that variable)"
             )
         return v
 
@@ -143,6 +164,7 @@ class VendorCommon(Credentials):
     @field_validator("base_url")
     @classmethod
     def _check_url(cls, v: str) -> str:
+        refuse_credentials(v)
         if not re.match(r"^https?://[^/\s]+", v):
             raise ValueError(f"must be an http(s) URL, got {v!r}")
         return v

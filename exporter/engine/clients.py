@@ -81,10 +81,14 @@ class VendorClients:
         # closes them: at shutdown the waits are cut short and the clients closed at once.
         self._retiring: dict[asyncio.Task[None], list[VendorClient]] = {}
 
-    def update(self, loaded: Loaded, grace: float) -> None:
-        """Install the clients for ``loaded``; close the replaced ones after ``grace`` seconds."""
+    def update(self, loaded: Loaded, grace: float) -> list[AccountKey]:
+        """Install the clients for ``loaded``; close the replaced ones after ``grace`` seconds.
+
+        Returns the accounts whose client is new (a new account, or a new key, URL or limit).
+        """
         clients: dict[AccountKey, VendorClient] = {}
         keys: dict[AccountKey, Hashable] = {}
+        new: list[AccountKey] = []
         for key, account in _accounts(loaded):
             keys[key] = settings_key(loaded, key, account)
             existing = self.current.find(*key)
@@ -93,6 +97,7 @@ class VendorClients:
             else:
                 clients[key] = make_client(loaded, key, account, self._stats, self._total_shards)
                 self._open[clients[key]] = loaded.secrets[key]
+                new.append(key)
         for vendor, name in self._keys.keys() - keys.keys():
             self._stats.for_account(name).forget_rate_limits(vendor)
         self._keys = keys
@@ -102,6 +107,7 @@ class VendorClients:
             task = asyncio.create_task(self._close_later(replaced, grace))
             self._retiring[task] = replaced
             task.add_done_callback(self._retiring.pop)
+        return new
 
     def open_clients(self) -> int:
         """Clients not closed yet: the current ones and the replaced ones in their grace."""

@@ -187,7 +187,9 @@ class Exporter:
         # replaced client closes once the polls that may still use it have ended: a poll
         # (its retries included) ends within its interval.
         grace = max((t.interval for t in self.targets), default=0.0) + CLIENT_GRACE_MARGIN
-        self.clients.update(loaded, grace)
+        for vendor, account in self.clients.update(loaded, grace):
+            # A refusal of the old key says nothing of the new one's.
+            self.poller.key_changed(vendor, account)
         for warning in loaded.warnings:
             log.warning("config warning", extra={"problem": str(warning)})
         self._config = loaded.config

@@ -4,7 +4,7 @@ A revoked or mistyped key fails every target of its account at once, with the sa
 reason; a warning per target buries the one fact that matters (this account's key)
 under as many lines as the account has targets. The first target to be refused warns
 for the account; the others log at debug; the account warns again only after one of
-its targets has been answered since.
+its targets has been answered since, or a reload gave it a new client (a new key).
 """
 
 from __future__ import annotations
@@ -35,3 +35,7 @@ class KeyRefusals:
     def answered(self, target: Target) -> None:
         """A target of the account was answered: its key works again."""
         self._refused.discard(account_of(target))
+
+    def forget(self, vendor: str, account: str) -> None:
+        """The account's key may have changed: its next refusal warns again."""
+        self._refused.discard((vendor, account))

@@ -78,9 +78,11 @@ class TargetSet:
         takes the new one's other data (``update_from``), with changed settings it takes
         them in place (``reconfigure``), or, when they cannot apply to its state, is
         replaced. A kept discovery whose settings changed hands its new settings on to
-        what it found (``Discovery.rebuild``). An id already owned by another group
-        stays with that group (the config's own targets win over discovered
-        duplicates). Removing a discovery removes what it found.
+        what it found (``Discovery.rebuild``). The config's own targets win over
+        discovered duplicates: a discovery's find whose id the config names is left
+        out, and a target the config comes to name (a reload) replaces the one a
+        discovery found, as it would have at start. Removing a discovery removes what
+        it found.
         """
         changes = Changes()
         self._sync(group, targets, changes)
@@ -92,7 +94,7 @@ class TargetSet:
         for t in targets:
             if not isinstance(t, Discovery) and not self._shard.owns(t.id):
                 continue
-            if self._group_of.get(t.id, group) != group:
+            if group != STATIC and self._group_of.get(t.id, group) != group:
                 continue
             wanted.setdefault(t.id, t)
         for tid in list(owned):
@@ -100,6 +102,11 @@ class TargetSet:
                 self._remove(tid, changes)
         for tid, target in wanted.items():
             kept = self._targets.get(tid)
+            if kept is not None and self._group_of[tid] != group:
+                # Found by a discovery, and now named by the config: the config's target
+                # takes its place (the discovery's next finds leave it out).
+                self._remove(tid, changes)
+                kept = None
             if kept is None:
                 self._add(group, target, changes)
             elif kept is target:

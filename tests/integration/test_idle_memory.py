@@ -1,5 +1,7 @@
 """What an idle daemon costs: its memory with one queue target, and the parts it loads.
 
+Most of an idle daemon's memory is its libraries': ``bench/stack.py`` runs them alone,
+doing the least of the same job, and the daemon's own share above that is bounded.
 A part the daemon may never use is loaded when something first needs it: Jinja when a
 page is asked for, cryptography for a web config with TLS, bcrypt for one with users.
 The compiled libraries of those packages show in ``/proc/<pid>/maps`` once loaded (Jinja's
@@ -8,7 +10,11 @@ through MarkupSafe's), so these tests read the real process rather than trust th
 
 from __future__ import annotations
 
+import os
 import ssl
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import bcrypt
@@ -16,18 +22,21 @@ import httpx
 import pytest
 
 from tests.conftest import SIM_KEY
-from tests.helpers import Proc, parse, start_daemon, wait_until
-from tests.integration.hostile import rss_mb
+from tests.helpers import REPO, Proc, parse, start_daemon, wait_until
+from tests.integration.hostile import proc_status_mb, rss_mb
 from tests.integration.queue_config import KEY_ENV, queue_config, target
 from tests.pki import issue, make_ca
 
 pytestmark = pytest.mark.integration
 
 MODEL = "idle/alpha"
-# The bound on an idle daemon polling one queue (VmRSS, MiB). Its Python, asyncio with
-# ssl, aiohttp, pydantic and prometheus_client alone take about 45 of it; figures in
-# bench/README.md, "Idle memory".
+# The bound on an idle daemon polling one queue (VmRSS, MiB), and on what the exporter's
+# own modules and config add to the libraries it is built on (bench/stack.py, measured
+# in the same test); figures in bench/README.md, "Idle memory".
 IDLE_RSS_MB = 60.0
+OWN_RSS_MB = 8.0
+# How long each process idles, polling every second, before it is measured.
+IDLE_SECONDS = 3.0
 
 
 def loaded(pid: int, *packages: str) -> set[str]:
@@ -48,6 +57,26 @@ def polled(daemon: Proc, client: httpx.Client, times: int = 3) -> None:
     wait_until(enough, timeout=15, what=f"{times} polls")
 
 
+def stack_rss_mb(sim_url: str) -> float:
+    """VmRSS of ``bench/stack.py`` (the daemon's libraries alone, polling the same queue)
+    once it has idled as long as the daemon does here."""
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "bench" / "stack.py"), f"{sim_url}/v1", SIM_KEY],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(IDLE_SECONDS)
+        return proc_status_mb(proc.pid, "VmRSS")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def test_an_idle_daemon_with_one_queue_stays_small_and_loads_only_what_it_uses(
     tmp_path: Path, simulator: Proc
 ) -> None:
@@ -55,10 +84,13 @@ def test_an_idle_daemon_with_one_queue_stays_small_and_loads_only_what_it_uses(
     daemon = start_daemon(tmp_path, config, env={KEY_ENV: SIM_KEY})
     try:
         polled(daemon, httpx.Client(timeout=5))
+        time.sleep(IDLE_SECONDS)
         pid = daemon.popen.pid
         rss = rss_mb(daemon)
         assert loaded(pid, "bcrypt", "cryptography", "markupsafe") == set()
         assert rss <= IDLE_RSS_MB, f"idle RSS {rss:.1f} MiB"
+        libraries = stack_rss_mb(simulator.url)
+        assert rss - libraries <= OWN_RSS_MB, f"idle RSS {rss:.1f} MiB, its libraries alone {libraries:.1f}"
         # The first page loads Jinja (and MarkupSafe with it); nothing else follows.
         assert httpx.get(daemon.url + "/", timeout=5).status_code == 200
         assert loaded(pid, "bcrypt", "cryptography", "markupsafe") == {"markupsafe"}

@@ -130,6 +130,28 @@ def test_a_reload_that_changes_the_limits_applies_them_to_the_running_target() -
     )
 
 
+def test_a_reload_that_shortens_max_label_length_hides_names_read_under_the_old_one() -> None:
+    """A deployment's names, read for its ``_info`` under the old limit, are held to the
+    new one at once: not shown until a refresh reads names that fit."""
+    account = discovery_account({"d1": "n" * 40})
+    account.docs["d1"] = gauges(1, 1)
+    running = account.target("d1", meta_refresh=300.0)
+    assert names(scrape(poll(running))) == ["n" * 40]
+    assert running.reconfigure(account.target("d1", meta_refresh=300.0, max_label_length=39))
+    assert scrape(poll(running, NOW + 30)).series("baseten_deployment_info") == []
+    after_refresh = scrape(poll(running, NOW + 400))  # the names read again: still too long
+    assert after_refresh.series("baseten_deployment_info") == []
+    assert after_refresh.series("baseten_deployment_status") == []
+    assert account.hits("max_label_value_length") == 1
+    account.docs["deployments/m1"]["deployments"][0]["name"] = "short"
+    assert names(scrape(poll(running, NOW + 800))) == ["short"]
+
+
+def names(scraped: Scrape) -> list[str]:
+    """The deployment names the ``_info`` gauge shows."""
+    return [labels["deployment_name"] for labels, _ in scraped.series("baseten_deployment_info")]
+
+
 def test_too_long_label_names_values_and_metric_names_drop_their_series_and_are_counted() -> None:
     account = Account()
     long = "x" * 1025

@@ -36,6 +36,7 @@ CASES = {
         },
     ),
     "memory": (["--scale", "0.005", "--spread", "0.5"], {"rss_mb", "baseline_rss_mb", "series"}),
+    "idle": (["--seconds", "0.2", "--rounds", "1"], {"daemon_rss_mb", "stack_rss_mb", "own_mb", "ratio"}),
     "churn": (
         ["--minutes", "0.35", "--warmup", "8", "--sample-every", "4", "--reload-every", "4"],
         {

@@ -190,6 +190,63 @@ def test_a_dollar_in_api_key_env_says_drop_it(tmp_path: Path, ref: str) -> None:
     ]
 
 
+# Keys that are also valid variable names: Together's hex form, its tgp_ form, a base64 run.
+PASTED_KEYS = [
+    "a3f9c0d1e2b4a5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e",
+    "tgp_v1_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefgh",
+    "Xq7Rt2Lp9Vb4Nm8Kc3Hs6Jd1Fg5Wz0Ya",
+]
+
+
+def test_a_key_pasted_into_api_key_env_is_refused_without_echoing_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Such a key used to pass the file check and come back verbatim in "environment
+    # variable <key> is not set or empty", at start and from check-config.
+    for key in PASTED_KEYS:
+        monkeypatch.delenv(key, raising=False)
+        path = write_yaml(tmp_path, f"together:\n  api_key_env: {key}\n")
+        got = problems(path, read_secrets=True)
+        assert got == [
+            f"{path}:2: together.api_key_env: this looks like the key itself: write the name of the "
+            "environment variable that holds it (export the key in that variable)"
+        ]
+        assert key not in "".join(got)
+    # Names of the usual shapes are names.
+    for name in ("TOGETHER_API_KEY", "TGP_KEY", "tgp_key", "K", "A_VERY_LONG_NAME_FOR_THE_STAGING_API_KEY"):
+        path = write_yaml(tmp_path, f"together:\n  api_key_env: {name}\n")
+        assert load_config(path, read_secrets=False).config.together is not None
+
+
+def test_a_vendor_url_with_a_password_is_refused_at_its_line_without_echoing_it(tmp_path: Path) -> None:
+    # It used to pass, and fail every poll with internal_error and a traceback: the
+    # client cannot send URL credentials beside the key's Authorization header.
+    path = write_yaml(
+        tmp_path,
+        "baseten:\n"
+        "  api_key_env: K\n"
+        "  base_url: http://proxyuser:hunter2@127.0.0.1:8080\n"
+        "  organisation_metrics:\n"
+        "    url: https://u:hunter2@app.baseten.co/metrics\n"
+        "  prometheus_endpoints:\n"
+        "    - {name: sync, url: 'https://:hunter2@model.example/sync/metrics'}\n",
+    )
+    why = (
+        "must not hold a user name or password (user:password@ before the host): "
+        "the account's key, from api_key_env or api_key_file, is what authenticates"
+    )
+    got = problems(path)
+    assert got == [
+        f"{path}:3: baseten.base_url: {why}",
+        f"{path}:5: baseten.organisation_metrics.url: {why}",
+        f"{path}:7: baseten.prometheus_endpoints[0].url: {why}",
+    ]
+    assert "hunter2" not in "".join(got)
+    # An @ in the path or the query is not a password.
+    path = write_yaml(tmp_path, "together:\n  api_key_env: K\n  base_url: https://proxy.example/v1?via=a@b\n")
+    assert load_config(path, read_secrets=False).config.together is not None
+
+
 @pytest.mark.parametrize(
     ("pattern", "suggested"),
     [("*_size_bytes", ".*_size_bytes"), ("?aseten_*", ".aseten_.*")],

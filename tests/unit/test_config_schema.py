@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -91,3 +92,28 @@ def test_no_section_is_offered_as_null() -> None:
 def test_the_example_says_how_to_get_the_schema_beside_a_copy() -> None:
     head = (REPO / "config.example.yaml").read_text(encoding="utf-8").splitlines()[:4]
     assert "#   inference-exporter config-schema > config.schema.json" in head
+
+
+def _key_names(node: Any) -> set[str]:
+    """Every property name anywhere in a JSON Schema."""
+    if isinstance(node, dict):
+        found = set(node.get("properties", {}))
+        for value in node.values():
+            found |= _key_names(value)
+        return found
+    if isinstance(node, list):
+        return set().union(*(_key_names(value) for value in node))
+    return set()
+
+
+def test_every_key_is_in_the_docs_table_and_the_example() -> None:
+    # The table of docs/configuration.md and config.example.yaml each claim every key;
+    # a key added to the models without a row or an example line fails here.
+    names = _key_names(json.loads(COMMITTED.read_text(encoding="utf-8")))
+    docs = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
+    table = docs.split("\n## Configuration keys\n", 1)[1].split("\n## ", 1)[0]
+    rows = " ".join(line.split(" | ")[0] for line in table.splitlines() if line.startswith("| "))
+    example = (REPO / "config.example.yaml").read_text(encoding="utf-8")
+    missing_docs = sorted(n for n in names if not re.search(rf"[`.…]{n}(\[\])?[`.]", rows))
+    missing_example = sorted(n for n in names if not re.search(rf"^[\s#-]*{n}:", example, re.M))
+    assert (missing_docs, missing_example) == ([], [])

@@ -349,6 +349,32 @@ def test_a_changed_discovery_keeps_what_it_found_and_hands_on_its_settings(tmp_p
     run(body, tmp_path)
 
 
+def test_a_reload_that_names_a_found_target_makes_it_the_configs(tmp_path: Path) -> None:
+    """As at start, the config's own target wins over the one a discovery found: its
+    settings apply, and the discovery's next finds leave it out."""
+
+    async def body(exp: Exporter) -> None:
+        d = ScopedDiscovery("found")
+        await exp.poller.sync(STATIC, [d])
+        d.names = ["x", "y"]
+        await exp.poller.poll_once(d)
+        found = exp.targets.get("fake/x")
+        assert found is not None
+        await exp.poller.poll_once(found)
+        explicit = Scoped("x", team="config")
+        changes = await exp.poller.sync(STATIC, [d, explicit])
+        assert changes.removed == [found] and changes.added == [explicit]
+        assert exp.targets.get("fake/x") is explicit
+        assert exp.targets.group(STATIC) == {d.id, "fake/x"} and exp.targets.group(d.id) == {"fake/y"}
+        assert not [line for line in text(exp).splitlines() if "fake/x" in line and 'team="found"' in line]
+        await exp.poller.poll_once(d)
+        assert exp.targets.get("fake/x") is explicit and exp.targets.group(d.id) == {"fake/y"}
+        await exp.poller.poll_once(explicit)
+        assert 'fake_value{name="fake/x",account="default",team="config"} 1' in text(exp)
+
+    run(body, tmp_path)
+
+
 class Finishing(Fake):
     """A target that finishes: its series are kept until ``until``, then it yields none."""
 

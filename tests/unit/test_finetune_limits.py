@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -69,6 +70,26 @@ def test_keys_past_the_length_limit_are_left_out_and_counted() -> None:
     outcome = poll(JobTarget(together.api, "ft-b", longer))
     assert outcome.data is not None
     assert any(name.startswith("together_finetune___4b___4b_") for name in outcome.data.lines)
+
+
+def test_a_reload_that_lowers_the_key_limits_applies_them_to_the_keys_a_job_holds() -> None:
+    together = Together()
+    together.rows = [
+        {"train/global_step": 1, "train/" + "x" * 30: 1.0, **{f"train/k{i}": 0.5 for i in range(5)}}
+    ]
+    job = JobTarget(together.api, "ft-a", JOB)
+    assert len(keys(poll(job))) == 6
+    together.rows = []  # nothing new logged: what it shows is what it holds
+    assert job.reconfigure(JobTarget(together.api, "ft-a", replace(JOB, max_key_length=20)))
+    assert len(keys(poll(job))) == 5
+    assert job.reconfigure(JobTarget(together.api, "ft-a", replace(JOB, max_key_length=20, max_keys=2)))
+    assert keys(poll(job)) == ["together_finetune_train_k0", "together_finetune_train_k1"]
+
+
+def keys(outcome: Outcome) -> list[str]:
+    """The logged keys' families in what a poll yielded."""
+    assert outcome.data is not None, outcome.detail
+    return sorted(n for n in outcome.data.lines if n.startswith("together_finetune_train_"))
 
 
 def discovery(together: Together, **kw: Any) -> FineTuneDiscovery:

@@ -11,7 +11,9 @@ import pytest
 from exporter.core.errors import UpstreamError
 from exporter.core.exposition import Rendered
 from exporter.core.scope import Scope
+from exporter.core.sharding import Shard
 from exporter.engine.health import TargetHealth
+from exporter.engine.targetset import STATIC, TargetSet
 from exporter.sources.base import Target
 from exporter.sources.together.finetune.target import (
     MAX_BACKOFF,
@@ -503,5 +505,38 @@ def test_a_reload_that_lowers_the_discoverys_target_limit_applies_it_at_once() -
             with pytest.raises(UpstreamError) as exc:
                 await discovery.discover(h.clock.t)
             assert exc.value.reason == "too_many_targets"
+
+    run(go())
+
+
+def test_a_job_the_config_named_and_no_longer_names_is_found_with_the_discoverys_current_settings() -> None:
+    """While the config names a job, the discovery's find of it is not polled, nor given
+    the discovery's new settings by a reload; once the config drops the job, the
+    discovery's next refresh brings it back with the settings it has now."""
+
+    async def go() -> None:
+        async with harness() as h:
+
+            def with_team(team: str) -> FineTuneDiscovery:
+                jobs = replace(SETTINGS, scope=Scope(labels=(("team", team),)))
+                return FineTuneDiscovery(
+                    h.api, replace(discovery_settings(frozenset({"running"})), jobs=jobs)
+                )
+
+            async def refresh() -> None:
+                targets.sync(discovery.id, (await discovery.discover(h.clock.t))[1])
+
+            h.sim.add_job({"id": "ft-run", "step_seconds": 1})
+            named = JobTarget(h.api, "ft-run", replace(SETTINGS, scope=Scope(labels=(("team", "config"),))))
+            targets = TargetSet(Shard())
+            discovery = with_team("a")
+            targets.sync(STATIC, [named, discovery])
+            await refresh()
+            assert targets.get(named.id) is named
+            targets.sync(STATIC, [named, with_team("b")])  # a reload: the discovery's labels change
+            targets.sync(STATIC, [with_team("b")])  # a reload: the config no longer names the job
+            await refresh()
+            found = targets.get(named.id)
+            assert found is not None and found.scope.labels == (("team", "b"),)
 
     run(go())

@@ -177,6 +177,25 @@ def test_distinct_keys_are_capped_and_counted() -> None:
     assert s.dropped_values == 3
 
 
+def test_new_bounds_apply_to_the_keys_already_kept() -> None:
+    """A reload that lowers max_keys or max_key_length, or filters keys out, holds what a
+    job kept before to them at once, as rows read under them would have been."""
+    rows = [
+        {"train/k0": 0.0, "eval/k1": 1.0, "train/" + "x" * 30: 2.0, "train/k3": 3.0, "train/global_step": 1}
+    ]
+    s = fold(rows)
+    assert tr.rebound(s, 50) is s  # nothing changes: the same object
+    shorter = tr.rebound(s, 50, max_key_length=20)
+    assert list(shorter.values) == ["train/k0", "eval/k1", "train/k3"] and not shorter.key_limit_reached
+    fewer = tr.rebound(s, 2)
+    assert list(fewer.values) == ["train/k0", "eval/k1"] and set(fewer.value_steps) == set(fewer.values)
+    assert fewer.key_limit_reached
+    # Filtered keys leave the kept ones (and take no room); a filter lifted forgets them.
+    no_eval = tr.rebound(s, 2, keep_key=lambda key: not key.startswith("eval/"))
+    assert list(no_eval.values) == ["train/k0", "train/" + "x" * 30] and no_eval.filtered_keys == {"eval/k1"}
+    assert tr.rebound(no_eval, 2).filtered_keys == frozenset()
+
+
 def test_metric_rows_shapes() -> None:
     assert tr.metric_rows({"metrics": []}) == []
     assert tr.metric_rows({"metrics": None}) == []

@@ -54,3 +54,40 @@ def test_other_failures_still_warn_per_target(tmp_path: Path, caplog: pytest.Log
         assert _warnings(caplog) == ["poll failed"] * 3
 
     run(body, tmp_path)
+
+
+class Queue(Fake):
+    """A target of the Together account ``default``."""
+
+    source = "together_queue"
+
+
+def test_a_reload_with_another_key_warns_again_if_the_vendor_refuses_it_too(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config, key = tmp_path / "unused.yaml", tmp_path / "key"
+    config.write_text("together:\n  api_key_file: key\n  base_url: http://127.0.0.1:9/v1\n")
+
+    async def reload_with(exp: Exporter, value: str) -> None:
+        key.write_text(value)
+        assert (await exp.reload())[0]
+
+    async def refused(exp: Exporter, targets: list[Queue]) -> list[str]:
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG):
+            for t in targets:
+                t.fail = UpstreamError("unauthorized", "GET /x answered 401")
+                await exp.poller.poll_once(t)
+        return _warnings(caplog)
+
+    async def body(exp: Exporter) -> None:
+        await reload_with(exp, "k1")
+        targets = [Queue("a"), Queue("b")]
+        await exp.poller.sync("queues", list(targets))
+        assert await refused(exp, targets) == ["the vendor refuses the account's API key"]
+        await reload_with(exp, "k1")  # the same key: still known refused
+        assert await refused(exp, targets) == []
+        await reload_with(exp, "k2")  # another key, refused too: said again
+        assert await refused(exp, targets) == ["the vendor refuses the account's API key"]
+
+    run(body, tmp_path)

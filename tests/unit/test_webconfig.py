@@ -3,6 +3,8 @@ test_webconfig_auth.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import ssl
 from pathlib import Path
 
@@ -10,7 +12,8 @@ import bcrypt
 import pytest
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from exporter.web.webconfig import WebConfigError, WebSecurity, load_web_config
+from exporter.web.webconfig import WebConfigError, WebSecurity, bcryptlane, load_web_config
+from exporter.web.webconfig.auth import Verdict
 from exporter.web.webconfig.model import TlsServerConfig, bcrypt_cost, parse_go_duration
 from exporter.web.webconfig.tls import build_tls
 from tests.pki import issue, make_ca, self_signed
@@ -361,6 +364,56 @@ def test_reload_builds_a_new_context_and_applies_only_a_valid_file(pki: Path) ->
     with pytest.raises(WebConfigError, match="needs a restart"):
         sec.prepare_reload()
     assert list(sec.auth.users) == [b"b"]
+    sec.close()
+
+
+def test_a_reload_keeps_the_rate_limit_it_does_not_change(tmp_path: Path) -> None:
+    """Reloading an unchanged rate limit does not refill its bucket."""
+    f = tmp_path / "web.yml"
+    f.write_text("rate_limit:\n  interval: 1h\n  burst: 1\n")
+    sec = WebSecurity.from_file(f)
+    assert sec.limiter is not None and sec.limiter.allow() and not sec.limiter.allow()
+    sec.prepare_reload()()
+    assert not sec.limiter.allow()  # the bucket is as it was
+    f.write_text("rate_limit:\n  interval: 1h\n  burst: 2\n")
+    sec.prepare_reload()()
+    assert sec.limiter.allow()  # a new limit starts full
+    f.write_text("")
+    sec.prepare_reload()()
+    assert sec.limiter is None
+    sec.close()
+
+
+def test_a_reload_keeps_the_logins_of_users_it_does_not_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reloading unchanged users does not make every scraper's next request pay a bcrypt
+    check again."""
+    checks: list[bytes] = []
+
+    def counted(password: bytes, hashed: bytes) -> bool:
+        checks.append(password)
+        return bcrypt.checkpw(password, hashed)
+
+    monkeypatch.setattr(bcryptlane, "checkpw", counted)
+    f = tmp_path / "web.yml"
+    f.write_text(f"basic_auth_users:\n  a: {HASH4}\n")
+    sec = WebSecurity.from_file(f)
+    login = "Basic " + base64.b64encode(b"a:pw").decode()
+
+    async def logins() -> None:
+        assert await sec.auth.check(login) is Verdict.OK
+        await asyncio.sleep(0.1)  # the other lane's check of it, if any, is over
+
+    asyncio.run(logins())
+    checked = len(checks)
+    sec.prepare_reload()()
+    asyncio.run(logins())
+    assert len(checks) == checked  # the login is still known
+    f.write_text(f"basic_auth_users:\n  a: {HASH4}\n  b: {HASH4}\n")
+    sec.prepare_reload()()
+    asyncio.run(logins())
+    assert len(checks) > checked  # new users: logins are checked again
     sec.close()
 
 

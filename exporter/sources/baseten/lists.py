@@ -131,6 +131,14 @@ def fits(model: Model, dep: Deployment, max_length: int) -> bool:
     )
 
 
+def meta_fits(meta: Meta, max_length: int) -> bool:
+    """Whether every label value of ``meta`` is at most ``max_length`` characters long
+    (its ids are the target's, bounded where it is built)."""
+    return all(
+        len(v) <= max_length for v in (meta.model_name, meta.deployment_name, meta.environment, meta.status)
+    )
+
+
 def meta_for(model: Model, dep: Deployment) -> Meta:
     return Meta(model.name, dep.name, dep.environment or "", dep.status, dep.is_production)
 

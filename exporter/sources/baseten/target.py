@@ -132,8 +132,18 @@ class DeploymentTarget(Target):
             await self._refresh_meta(now)
         # Every request succeeded and translated: only now is the state changed.
         answers = deployment.Answers(main, counters, counters_query)
-        self.state, samples = deployment.advance(state, replace(d, meta=self.meta), answers, now)
+        self.state, samples = deployment.advance(state, replace(d, meta=self._shown_meta()), answers, now)
         return self.scope.render(samples)
+
+    def _shown_meta(self) -> lists.Meta | None:
+        """The metadata the ``_info`` and status gauges show: none while names read under a
+        longer ``max_label_length`` than a reload has set since are too long for it (a
+        refresh keeps the last names it could read; the discovery's next refresh drops
+        a found deployment they do not fit)."""
+        meta = self.meta
+        if meta is not None and not lists.meta_fits(meta, self.limits.max_label_length):
+            return None
+        return meta
 
     async def _read(self, query: deployment.Query | None) -> tr.Response | None:
         """The answer to ``query`` (None: nothing to ask), parsed against the target's

@@ -18,7 +18,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, WithJsonSchema, field_validator
 
-from exporter.configkit.common import Duration, Labelled, format_duration
+from exporter.configkit.common import Duration, Labelled, format_duration, refuse_credentials
 from exporter.configkit.problems import Finding, Path, repeats
 from exporter.configkit.sections import CheckContext
 from exporter.sources.relay.names import check_prefix
@@ -51,6 +51,7 @@ def _check_name(name: str) -> str:
 
 
 def _check_url(url: str) -> str:
+    refuse_credentials(url)
     if not _URL_RE.match(url):
         raise ValueError(
             f"{url!r} is neither an http(s) URL nor a path under the account's base_url (starting with /)"

@@ -86,10 +86,16 @@ class BasicAuth:
         self._checking: dict[bytes, tuple[bytes, asyncio.Future[bool]]] = {}
         self.users: dict[bytes, bytes] = {}
         self._dummy = b""
-        self.set_users(users)
+        self._install(users)
 
     def set_users(self, users: dict[str, str]) -> None:
-        """Replace the users (hashes already validated); cached verdicts of the old ones are dropped."""
+        """Replace the users (hashes already validated); cached verdicts of the old ones are
+        dropped. The same users keep theirs: a reload that leaves them as they were does
+        not make every scraper's next request pay a bcrypt check."""
+        if {u.encode(): h.encode() for u, h in users.items()} != self.users:
+            self._install(users)
+
+    def _install(self, users: dict[str, str]) -> None:
         self.users = {u.encode(): h.encode() for u, h in users.items()}
         # Without users every request is let in unchecked, and no dummy hash is needed.
         self._dummy = dummy_hash(max(bcrypt_cost(h) for h in users.values())) if users else b""

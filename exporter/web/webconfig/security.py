@@ -41,7 +41,9 @@ def _tls_for(cfg: WebConfig, path: Path) -> TlsSettings | None:
 
 
 class WebSecurity:
-    """The web config in force; a reload replaces each part whole, never edits it in place."""
+    """The web config in force; a reload replaces each part it changes whole, never edits
+    it in place, and keeps the others as they are (the rate limit's bucket, the logins
+    already checked)."""
 
     def __init__(self, path: Path, cfg: WebConfig, tls: TlsSettings | None) -> None:
         self.path = path
@@ -74,7 +76,11 @@ class WebSecurity:
         self.tls = tls  # new connections handshake with this context from now on
         self.headers = {k: v for k, v in cfg.http_server_config.headers.items() if v}
         rate = cfg.rate_limit
-        self.limiter = RateLimiter(rate.interval, rate.burst) if rate.interval > 0 else None
+        kept = self.limiter
+        if rate.interval <= 0:
+            self.limiter = None
+        elif kept is None or (kept.interval, kept.burst) != (rate.interval, rate.burst):
+            self.limiter = RateLimiter(rate.interval, rate.burst)
         if tls is None and "tls_server_config" in cfg.model_fields_set:
             log.warning(
                 "tls_server_config sets no certificate: serving plain HTTP, as exporter-toolkit does",

@@ -31,6 +31,7 @@ a list that would make more than ``max_targets`` job targets fails the discovery
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from exporter.core.errors import UpstreamError
@@ -94,6 +95,10 @@ class JobTarget(Target):
         if not isinstance(new, JobTarget) or not super().reconfigure(new):
             return False
         self.opts = new.opts
+        # What it holds was kept under the old bounds and filter: held to the new ones at once.
+        self.state = tr.rebound(
+            self.state, self.opts.max_keys, keep_key=self._keep_key(), max_key_length=self.opts.max_key_length
+        )
         if self.finished_at is not None and self._last.lines:
             self._last = self._render(self.info)  # a finished job's last series, with the new labels
         return True
@@ -143,7 +148,6 @@ class JobTarget(Target):
         if read_at is None:
             read_at = now
         # Commit only after both requests succeeded, so a failed poll re-reads the same rows.
-        keep = self.scope.filter
         state = tr.apply_rows(
             self.state,
             rows,
@@ -151,7 +155,7 @@ class JobTarget(Target):
             self.opts.max_keys,
             read_at=read_at,
             overlap=self.opts.overlap,
-            keep_key=(lambda key: keep.keeps(names.metric_name(key))) if keep.active else None,
+            keep_key=self._keep_key(),
             max_key_length=self.opts.max_key_length,
         )
         if state.long_keys > self.state.long_keys:
@@ -163,6 +167,11 @@ class JobTarget(Target):
             self.finished_at = now
             self._last = rendered
         return rendered
+
+    def _keep_key(self) -> Callable[[str], bool] | None:
+        """Whether the metric filter keeps a logged key's family (None: no filter)."""
+        keep = self.scope.filter
+        return (lambda key: keep.keeps(names.metric_name(key))) if keep.active else None
 
     def _render(self, info: tr.JobInfo | None) -> Rendered:
         if info is None:
@@ -229,7 +238,15 @@ class FineTuneDiscovery(Discovery):
         if len(wanted) > self.max_targets:
             raise too_many_targets(len(wanted), "jobs to watch", self.max_targets, "watch fewer statuses")
         self.done = done
+        settings = self.job_settings
+        # A job it holds with other settings than its own is one the target set left out
+        # (the config named the job, or another shard polls it), which a reload that changed
+        # the discovery's settings did not reach (its own finds take them in place): it is
+        # found afresh, so that it comes with the current settings once the set takes it.
         self.jobs = {
-            job_id: known or JobTarget(self.api, job_id, self.job_settings) for job_id, known in wanted
+            job_id: known
+            if known is not None and known.settings == settings
+            else JobTarget(self.api, job_id, settings)
+            for job_id, known in wanted
         }
         return rendered, list(self.jobs.values())

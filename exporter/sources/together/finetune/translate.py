@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -233,6 +233,39 @@ def apply_rows(
         seen,
         frozenset(filtered),
         long_keys,
+    )
+
+
+def rebound(
+    state: MetricsState,
+    max_keys: int,
+    *,
+    keep_key: Callable[[str], bool] | None = None,
+    max_key_length: int = DEFAULT_MAX_KEY_LENGTH,
+) -> MetricsState:
+    """``state`` held to new bounds (a reload changed them) as ``apply_rows`` holds rows to
+    them: keys longer than ``max_key_length`` go, keys ``keep_key`` refuses go to the
+    filtered ones, and of the others the first ``max_keys`` kept stay (the key limit
+    then counts as reached). Filtered keys the filter now keeps are forgotten: their next
+    row brings them. The same object when nothing changes."""
+    kept: list[str] = []
+    refused = [k for k in state.filtered_keys if keep_key is not None and not keep_key(k)]
+    for key in state.values:
+        if len(key) > max_key_length:
+            continue
+        if keep_key is not None and not keep_key(key):
+            refused.append(key)
+        else:
+            kept.append(key)
+    filtered = frozenset(refused[:max_keys])
+    if len(kept) == len(state.values) and len(kept) <= max_keys and filtered == state.filtered_keys:
+        return state
+    return replace(
+        state,
+        values={k: state.values[k] for k in kept[:max_keys]},
+        value_steps={k: state.value_steps[k] for k in kept[:max_keys]},
+        key_limit_reached=state.key_limit_reached or len(kept) > max_keys,
+        filtered_keys=filtered,
     )
 
 
