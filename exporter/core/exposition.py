@@ -82,12 +82,15 @@ class Rendered:
     store keeps of a snapshot (``Family`` objects are shared between polls), with
     ``plain``.
 
-    ``plain``: the lines of each family in which a target label clashed with a
-    sample's own label, as they are with no target labels (every sample, in order,
-    none renamed). A renamed label cannot be told from the text alone from one the
-    vendor named ``exported_<name>`` itself, nor a label that gave way brought back,
-    so ``relabel`` starts from these; a target whose labels clash with none of its
-    samples' (nearly every one) has none.
+    ``plain``: for each family with a sample whose own labels cannot be read back from
+    its line (``reversible``), the family's lines as they are with no target labels
+    (every series, in order, none renamed); ``relabel`` starts from these. A sample's
+    label with a target label's name is written ``exported_<name>``, which reads back
+    as ``<name>``; only a label the vendor named ``exported_<name>`` itself (or a
+    renaming that went more than one level) or an empty label that gave way cannot be
+    read back, and two samples written as one series are among these. Nearly every
+    target has none, a target label that clashes with a vendor's on every series
+    included.
     """
 
     __slots__ = ("filtered", "lines", "meta", "plain")
@@ -163,7 +166,7 @@ def render(
     reject the whole scrape.
     """
     taken, tail = extra_parts(extra)
-    return _render(samples, taken, tail, keep, {}, None)
+    return _render(samples, taken, watched(taken), tail, keep, {}, None)
 
 
 class Renderer:
@@ -175,12 +178,13 @@ class Renderer:
     only the values.
     """
 
-    __slots__ = ("_keep", "_kept", "_tail", "_taken", "_texts")
+    __slots__ = ("_keep", "_kept", "_tail", "_taken", "_texts", "_watch")
 
     REMEMBERED = 64
 
     def __init__(self, extra: Labels = (), keep: Callable[[str], bool] | None = None) -> None:
         self._taken, self._tail = extra_parts(extra)
+        self._watch = watched(self._taken)
         self._keep = keep
         self._kept: dict[str, bool] = {}
         self._texts: dict[Labels, str] = {}
@@ -188,23 +192,25 @@ class Renderer:
     def render(self, samples: Collection[Sample]) -> Rendered:
         if len(self._texts) > self.REMEMBERED:
             self._texts.clear()
-        return _render(samples, self._taken, self._tail, self._keep, self._kept, self._texts)
+        return _render(samples, self._taken, self._watch, self._tail, self._keep, self._kept, self._texts)
 
 
 def _render(
     samples: Collection[Sample],
     taken: frozenset[str],
+    watch: frozenset[str],
     tail: str,
     keep: Callable[[str], bool] | None,
     kept: dict[str, bool],
     texts: dict[Labels, str] | None,
 ) -> Rendered:
     """``render``'s work; ``kept`` and ``texts`` remember the filter's verdicts and the
-    label sets' text (none when ``texts`` is None) for whoever passes them again."""
+    label sets' text (none when ``texts`` is None) for whoever passes them again;
+    ``watch`` is ``watched(taken)``."""
     meta: dict[str, Family] = {}
     grouped: dict[str, list[str]] = {}
     seen: set[str] = set()
-    clashed: set[str] = set()
+    ambiguous: set[str] = set()
     filtered = 0
     for s in samples:
         fam = s.family
@@ -223,33 +229,39 @@ def _render(
         elif known is not fam and known != fam:
             raise ValueError(f"family {name!r} declared twice with different metadata")
         if texts is None:
-            text = join_labels(s.labels, taken, tail)
+            text = join_labels(s.labels, watch, tail)
         else:
             text = texts.get(s.labels)
             if text is None:
-                text = join_labels(s.labels, taken, tail)
+                text = join_labels(s.labels, watch, tail)
                 if text is not None:
                     texts[s.labels] = text
         if text is None:
-            text = join_clashing(s.labels, taken, tail)
-            clashed.add(name)
+            text, exact = join_clashing(s.labels, taken, tail)
+            if not exact:
+                ambiguous.add(name)
         series = f"{name}{s.suffix}{text}"
         if series in seen:
             continue
         seen.add(series)
         grouped[name].append(f"{series} {format_value(s.value)}\n")
     chunks = {name: "".join(lines).encode() for name, lines in grouped.items()}
-    return Rendered(meta, chunks, filtered, _plain(samples, clashed) if clashed else None)
+    return Rendered(meta, chunks, filtered, _plain(samples, ambiguous) if ambiguous else None)
 
 
 def _plain(samples: Collection[Sample], families: set[str]) -> dict[str, bytes]:
-    """The lines of ``families`` with no extra labels, every sample (``Rendered.plain``)."""
+    """The lines of ``families`` with no extra labels (``Rendered.plain``): every series,
+    the first sample of each, as ``render`` keeps the first whatever the extra labels."""
     grouped: dict[str, list[str]] = {name: [] for name in families}
+    seen: set[str] = set()
     for s in samples:
         name = s.family.name
         lines = grouped.get(name)
         if lines is not None:
-            lines.append(f"{name}{s.suffix}{format_labels(s.labels)} {format_value(s.value)}\n")
+            series = f"{name}{s.suffix}{format_labels(s.labels)}"
+            if series not in seen:
+                seen.add(series)
+                lines.append(f"{series} {format_value(s.value)}\n")
     return {name: "".join(lines).encode() for name, lines in grouped.items()}
 
 
@@ -297,6 +309,49 @@ def exported_names(
     return tuple(out)
 
 
+def watched(taken: frozenset[str]) -> frozenset[str]:
+    """The own label names that send a sample to ``join_clashing`` beside extra labels
+    named ``taken``: those names, which are renamed, and ``exported_<name>`` for each,
+    which may not read back (``reversible``). A sample with none is written as it is."""
+    return taken | {EXPORTED + name for name in taken}
+
+
+def reversible(names: Sequence[str], renamed: Sequence[str | None], taken: frozenset[str]) -> bool:
+    """Whether a sample's own labels (``names``) come back from what ``exported_names``
+    made of them beside extra labels named ``taken`` (``renamed``), read as ``own_lines``
+    reads the text: none left out, and ``exported_<name>`` with ``<name>`` in ``taken``
+    read as ``<name>``. They do unless a label the vendor named ``exported_<name>`` is
+    met, a renaming goes more than one level, or an empty label gives way. Two samples
+    whose labels come back are written alike only when their own labels are alike."""
+    cut = len(EXPORTED)
+    for name, new in zip(names, renamed, strict=True):
+        if new is None:
+            return False
+        if new.startswith(EXPORTED) and new[cut:] in taken:
+            new = new[cut:]
+        if new != name:
+            return False
+    return True
+
+
+def own_lines(chunk: bytes, taken: frozenset[str], tail: str) -> bytes:
+    """Lines ``render`` made with extra labels named ``taken`` and written ``tail``, as
+    they are with none, for a family with no ``Rendered.plain`` (each sample's labels
+    ``reversible``): the extra labels taken off, then one level of renaming undone.
+
+    Both are replacements over the whole chunk. The extra labels end every label set,
+    and ``,exported_<name>="`` or ``{exported_<name>="`` starts a label: neither can
+    occur inside a value, where every ``"`` is escaped. Shorter names go first, so that
+    the ``exported_<name>`` one level gives back is not read back once more."""
+    if tail:
+        chunk = chunk.replace(f",{tail}}} ".encode(), b"} ").replace(f"{{{tail}}} ".encode(), b" ")
+    if EXPORTED.encode() in chunk:
+        for name in sorted(taken, key=lambda n: (len(n), n)):
+            for edge in "{,":
+                chunk = chunk.replace(f'{edge}{EXPORTED}{name}="'.encode(), f'{edge}{name}="'.encode())
+    return chunk
+
+
 # One label pair as ``join_labels`` writes it: a name, and a value with its escapes.
 _PAIR = re.compile(rb'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
@@ -310,8 +365,7 @@ def relabel(rendered: Rendered, old: Labels, new: Labels) -> Rendered:
     one pass over the chunk: it cannot occur anywhere else, since every ``"`` inside
     a value is escaped, and the same names rename the same labels. When their names
     change, each family is rendered again from its lines with no extra labels: its
-    ``plain`` lines where the old names renamed or left out a label, else its lines
-    less the old extra labels, which are then all its samples' own labels as they are.
+    ``plain`` lines if it has them, else its lines read back (``own_lines``).
     """
     if old == new:
         return rendered
@@ -325,34 +379,34 @@ def relabel(rendered: Rendered, old: Labels, new: Labels) -> Rendered:
                 chunk = chunk.replace(before, after)
             out[name] = chunk
         return Rendered(rendered.meta, out, rendered.filtered, rendered.plain)
-    strip = [(f",{old_tail}}} ".encode(), b"} "), (f"{{{old_tail}}} ".encode(), b" ")] if old_tail else []
+    new_watch = watched(new_taken)
     lines: dict[str, bytes] = {}
     plain: dict[str, bytes] = {}
     seen: set[bytes] = set()
     for name, chunk in rendered.lines.items():
         source = rendered.plain.get(name)
         if source is None:
-            source = chunk
-            for before, after in strip:
-                source = source.replace(before, after)
+            source = own_lines(chunk, old_taken, old_tail)
         out_lines: list[bytes] = []
-        clashed = False
+        exact = True
         for line in source.splitlines(True):
-            series, value, clash = _extend(line, new_taken, new_tail)
-            clashed = clashed or clash
+            series, value, back = _extend(line, new_taken, new_watch, new_tail)
+            exact = exact and back
             if series not in seen:
                 seen.add(series)
                 out_lines.append(series + value)
         lines[name] = b"".join(out_lines)
-        if clashed:
+        if not exact:
             plain[name] = source
     return Rendered(rendered.meta, lines, rendered.filtered, plain)
 
 
-def _extend(line: bytes, taken: frozenset[str], tail: str) -> tuple[bytes, bytes, bool]:
+def _extend(
+    line: bytes, taken: frozenset[str], watch: frozenset[str], tail: str
+) -> tuple[bytes, bytes, bool]:
     """A line with no extra labels as ``render`` writes it with extra labels named
-    ``taken`` and written ``tail``: its series, the rest (`` <value>\\n``), and whether one
-    of its labels has an extra one's name."""
+    ``taken`` (``watch`` is ``watched(taken)``) and written ``tail``: its series, the rest
+    (`` <value>\\n``), and whether its labels can be read back (``reversible``)."""
     # A name holds no " " or "{": the first "{" before the first " " opens the labels.
     brace = line.find(b"{", 0, line.index(b" "))
     pairs: list[re.Match[bytes]] = []
@@ -367,32 +421,33 @@ def _extend(line: bytes, taken: frozenset[str], tail: str) -> tuple[bytes, bytes
                 break
     head, rest = line[:brace], line[end:]
     names = [p.group(1).decode() for p in pairs]
-    clash = not taken.isdisjoint(names)
-    if clash:
+    back = True
+    if watch.isdisjoint(names):
+        parts = [p.group(0) for p in pairs]
+    else:
         renamed = exported_names(names, [p.end(2) == p.start(2) for p in pairs], taken)
+        back = reversible(names, renamed, taken)
         parts = [
             new.encode() + p.group(0)[p.end(1) - p.start() :]
             for p, new in zip(pairs, renamed, strict=True)
             if new
         ]
-    else:
-        parts = [p.group(0) for p in pairs]
     if tail:
         parts.append(tail.encode())
-    return (head + b"{" + b",".join(parts) + b"}" if parts else head), rest, clash
+    return (head + b"{" + b",".join(parts) + b"}" if parts else head), rest, back
 
 
-def join_labels(labels: Labels, taken: frozenset[str], tail: str) -> str | None:
+def join_labels(labels: Labels, watch: frozenset[str], tail: str) -> str | None:
     """A sample's label set in braces, or nothing for no labels: its own ``labels``, then
-    ``tail`` (the extra labels, formatted, whose names are ``taken``); None if one of
-    ``labels`` has an extra one's name (``join_clashing`` writes those).
+    ``tail`` (the extra labels, formatted); None if one of ``labels`` has a name in
+    ``watch`` (``watched`` of the extra labels' names: ``join_clashing`` writes those).
 
     Every sample of every poll goes through here: a value is escaped only when it holds
     a character that needs it, which few do.
     """
     parts = []
     for k, v in labels:
-        if k in taken:
+        if k in watch:
             return None
         if "\\" in v or '"' in v or "\n" in v:
             v = escape_label_value(v)
@@ -402,11 +457,12 @@ def join_labels(labels: Labels, taken: frozenset[str], tail: str) -> str | None:
     return "{" + ",".join(parts) + "}" if parts else ""
 
 
-def join_clashing(labels: Labels, taken: frozenset[str], tail: str) -> str:
-    """``join_labels`` for labels one of which has an extra one's name: renamed or left
-    out as ``exported_names`` says."""
-    names = exported_names([k for k, _ in labels], [not v for _, v in labels], taken)
+def join_clashing(labels: Labels, taken: frozenset[str], tail: str) -> tuple[str, bool]:
+    """``join_labels`` for labels that ``watched(taken)`` names: renamed or left out as
+    ``exported_names`` says; and whether they can be read back (``reversible``)."""
+    own = [k for k, _ in labels]
+    names = exported_names(own, [not v for _, v in labels], taken)
     parts = [f'{new}="{escape_label_value(v)}"' for (_, v), new in zip(labels, names, strict=True) if new]
     if tail:
         parts.append(tail)
-    return "{" + ",".join(parts) + "}" if parts else ""
+    return ("{" + ",".join(parts) + "}" if parts else ""), reversible(own, names, taken)

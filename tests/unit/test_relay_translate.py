@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from exporter.core.errors import InvalidResponse, LimitExceeded
+from exporter.core.exposition import Family, Sample
 from exporter.core.scope import FilterRule, MetricFilter, Scope
 from exporter.sources.relay import translate
 from exporter.sources.relay.names import RelayedFamily
@@ -188,6 +189,39 @@ def test_a_scope_restyled_after_a_reload_matches_a_relay_through_the_new_scope()
     assert restyled.lines == relay(body.encode(), new).rendered.lines
 
 
+def test_a_vendor_label_renamed_one_level_keeps_no_second_copy() -> None:
+    # A target label environment beside the vendor's environment on every series: each
+    # is written exported_environment, which reads back as environment from the text.
+    old, new = Scope("prod", (("environment", "staging"),)), Scope("prod", (("team", "ml"),))
+    body = (
+        "# TYPE g gauge\n"
+        'g{environment="production",model_id="m"} 1\n'
+        'g{environment="development",model_id="m"} 2\n'
+        "g 3\n"
+    )
+    g = Family("g", "gauge", "Relayed.")
+    samples = [
+        Sample(g, (("environment", "production"), ("model_id", "m")), 1),
+        Sample(g, (("environment", "development"), ("model_id", "m")), 2),
+        Sample(g, (), 3),
+    ]
+    relayed, rendered = relay(body.encode(), old).rendered, old.render(samples)
+    assert (
+        relayed.lines
+        == rendered.lines
+        == {
+            "g": b'g{exported_environment="production",model_id="m",account="prod",environment="staging"} 1\n'
+            b'g{exported_environment="development",model_id="m",account="prod",environment="staging"} 2\n'
+            b'g{account="prod",environment="staging"} 3\n'
+        }
+    )
+    assert not relayed.plain and not rendered.plain
+    for restyled in (new.restyle(relayed, old), new.restyle(rendered, old)):
+        assert restyled.lines == relay(body.encode(), new).rendered.lines == new.render(samples).lines
+        assert not restyled.plain
+        assert old.restyle(restyled, new).lines == relayed.lines
+
+
 _SCOPES = st.builds(
     Scope,
     st.sampled_from(["prod", "other"]),
@@ -195,6 +229,32 @@ _SCOPES = st.builds(
         lambda d: tuple(sorted(d.items()))
     ),
 )
+
+
+# Target labels as a Scope may have them, exported_<name> included: renamings then go
+# more than one level.
+_ANY_SCOPES = st.builds(
+    Scope,
+    st.sampled_from(["prod", "other"]),
+    st.dictionaries(
+        st.sampled_from(["team", "zone", "exported_team"]), st.sampled_from(["t", "u"]), max_size=2
+    ).map(lambda d: tuple(sorted(d.items()))),
+)
+
+
+def _body(samples: list[tuple[str, dict[str, str]]]) -> bytes:
+    lines = [
+        f"{name}{{{','.join(f'{k}={v}' for k, v in labels.items())}}} {i % 3}"
+        for i, (name, labels) in enumerate(samples)
+    ]
+    return "\n".join(["# TYPE g gauge", "# TYPE h gauge", *lines, ""]).encode()
+
+
+def _assert_restyled_as_relayed(body: bytes, old: Scope, new: Scope) -> None:
+    restyled = new.restyle(relay(body, old).rendered, old)
+    expected = relay(body, new).rendered
+    assert restyled.lines == expected.lines and restyled.plain.keys() == expected.plain.keys()
+    assert old.restyle(restyled, new).lines == relay(body, old).rendered.lines
 
 
 @given(
@@ -209,21 +269,36 @@ _SCOPES = st.builds(
         ),
         max_size=8,
     ),
-    _SCOPES,
-    _SCOPES,
+    _ANY_SCOPES,
+    _ANY_SCOPES,
 )
 def test_a_restyled_relay_is_byte_for_byte_a_relay_through_the_new_scope(
     samples: list[tuple[str, dict[str, str]]], old: Scope, new: Scope
 ) -> None:
     # Labels renamed, or left out (empty), at one level or several, under either scope.
-    lines = [
-        f"{name}{{{','.join(f'{k}={v}' for k, v in labels.items())}}} {i}"
-        for i, (name, labels) in enumerate(samples)
-    ]
-    body = "\n".join(["# TYPE g gauge", "# TYPE h gauge", *lines, ""]).encode()
-    restyled = new.restyle(relay(body, old).rendered, old)
-    assert restyled.lines == relay(body, new).rendered.lines
-    assert old.restyle(restyled, new).lines == relay(body, old).rendered.lines
+    _assert_restyled_as_relayed(_body(samples), old, new)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["g", "h"]),
+            st.dictionaries(
+                st.sampled_from(["a", "team", "zone", "account"]), st.sampled_from(['"x"', '"y\\""'])
+            ),
+        ),
+        max_size=8,
+    ),
+    _SCOPES,
+    _SCOPES,
+)
+def test_a_relay_renamed_one_level_is_restyled_from_the_text_alone(
+    samples: list[tuple[str, dict[str, str]]], old: Scope, new: Scope
+) -> None:
+    # No vendor exported_* label, no empty value: each renamed label reads back as it was.
+    body = _body(samples)
+    assert not relay(body, old).rendered.plain and not relay(body, new).rendered.plain
+    _assert_restyled_as_relayed(body, old, new)
 
 
 # --- filter, prefix, reserved names ---------------------------------------------------------

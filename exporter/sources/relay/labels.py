@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from typing import Final, NamedTuple
 
-from exporter.core.exposition import exported_names
+from exporter.core.exposition import exported_names, reversible, watched
 from exporter.sources.relay.lines import PAIRS, LineError, unescaped_length
 
 # A non-empty quoted value after its "=", which the skeleton leaves out: a pair start
@@ -30,9 +30,11 @@ VALUES = re.compile(r'="(?=[^"])[^"\\]*(?:\\.[^"\\]*)*"')
 
 class Plan(NamedTuple):
     """What becomes of each of a shape's labels, in order: its new name, or None when
-    it is left out (an empty value that gives way)."""
+    it is left out (an empty value that gives way); and whether they can be read back
+    from the text (``exporter.core.exposition.reversible``), as most can."""
 
     names: tuple[str | None, ...]
+    exact: bool
 
 
 class _TooLong:
@@ -50,9 +52,9 @@ def skeleton(labels: str) -> str:
 
 def plan(skel: str, extra: frozenset[str], max_length: int) -> Shape:
     """What a shape's labels become beside the target's labels (named ``extra``): None
-    when they stay as they are, ``TOO_LONG`` when a name is longer than ``max_length``,
-    else a ``Plan``. Two labels of one name, or a name Prometheus reserves (``__…``),
-    make the line invalid (``LineError``)."""
+    when they stay as they are and read back as they are, ``TOO_LONG`` when a name is
+    longer than ``max_length``, else a ``Plan``. Two labels of one name, or a name
+    Prometheus reserves (``__…``), make the line invalid (``LineError``)."""
     if not skel:
         return None
     names: list[str] = []
@@ -69,9 +71,10 @@ def plan(skel: str, extra: frozenset[str], max_length: int) -> Shape:
             raise LineError(f"label name {name} is reserved for Prometheus' own use (it starts with __)")
     if any(len(n) > max_length for n in names):
         return TOO_LONG
-    if extra.isdisjoint(names):
+    if watched(extra).isdisjoint(names):
         return None
-    return Plan(exported_names(names, empty, extra))
+    renamed = exported_names(names, empty, extra)
+    return Plan(renamed, reversible(names, renamed, extra))
 
 
 def apply(labels: str, shape: Plan) -> str:

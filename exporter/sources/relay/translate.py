@@ -45,7 +45,7 @@ from itertools import chain
 from typing import Final
 
 from exporter.core.errors import InvalidResponse, LimitExceeded
-from exporter.core.exposition import Family, MetricType, Rendered, extra_parts
+from exporter.core.exposition import Family, MetricType, Rendered, extra_parts, own_lines
 from exporter.core.scope import MAX_SERIES_KEY, Scope
 from exporter.sources.relay.labels import TOO_LONG, Plan, Shape, apply, longest_value, plan, skeleton
 from exporter.sources.relay.lines import (
@@ -102,8 +102,9 @@ class _Family:
         # the family's bytes are joined from them in one allocation of their size.
         self.lines: list[bytes] = []
         self.skipped = 0
-        # From its first line whose labels a target label renames or leaves out: every
-        # line, none renamed and without the target labels (``Rendered.plain``).
+        # From its first line whose labels cannot be read back from the text once the
+        # target labels are added (``Plan.exact``): every line, none renamed and without
+        # the target labels (``Rendered.plain``).
         self.plain: list[bytes] | None = None
 
 
@@ -260,7 +261,7 @@ class _Reader:
             return None
         if bound:
             self._bound(bound, labels, lineno, line)
-        if isinstance(shape, Plan) and family.plain is None:
+        if isinstance(shape, Plan) and not shape.exact and family.plain is None:
             self._keep_plain(family)
         if family.plain is not None:
             family.plain.append(f"{out}{{{labels}}} {value}\n".encode())
@@ -273,15 +274,9 @@ class _Reader:
         return family, name, labels, f"{out}{{{labels},{self.tail}}} {value}\n".encode()
 
     def _keep_plain(self, family: _Family) -> None:
-        """Start ``family.plain`` from the lines it has, which no target label changed,
+        """Start ``family.plain`` from the lines it has, all of which can be read back,
         and send its later lines through ``_general``, which adds them to it."""
-        strip = ((f",{self.tail}}} ".encode(), b"} "), (f"{{{self.tail}}} ".encode(), b" "))
-        plain = []
-        for line in family.lines:
-            for before, after in strip:
-                line = line.replace(before, after)
-            plain.append(line)
-        family.plain = plain
+        family.plain = [own_lines(b"".join(family.lines), self.extra, self.tail)]
         for name in [n for n in self.forms if self.routes[n][0] is family]:
             del self.forms[name]
 
