@@ -94,6 +94,10 @@ def aiohttp_transport(max_connections: int) -> AiohttpTransport:
     return AiohttpTransport(client=session)
 
 
+def host_port(url: httpx.URL) -> str:
+    return f"{url.host}:{url.port or (443 if url.scheme == 'https' else 80)}"
+
+
 class _Call(NamedTuple):
     """One request_json call: what every attempt at it sends, and how it is counted."""
 
@@ -118,6 +122,13 @@ class _Call(NamedTuple):
     def key(self) -> tuple[str, str]:
         """The request, as the vendor's Retry-After hints are remembered by."""
         return self.method, self.url
+
+    @property
+    def where(self) -> str:
+        """host:port of the request, for failures that need to say where they happened
+        (a relayed endpoint may live on another host than the API); the URL's path and
+        query are left out: they are not where, and could carry anything."""
+        return host_port(self.parsed)
 
     @property
     def what(self) -> str:
@@ -146,10 +157,6 @@ class VendorClient:
     ) -> None:
         self.vendor = vendor
         self.base_url = base_url.rstrip("/")
-        # host:port, for failures that need to say where they happened (the URL's path
-        # and query are left out: they are not where, and could carry anything).
-        parsed = httpx.URL(self.base_url)
-        self.where = f"{parsed.host}:{parsed.port or (443 if parsed.scheme == 'https' else 80)}"
         self.stats = stats
         self.pacer = RequestPacer(vendor, stats, requests_per_second)
         self.max_body_bytes = max_body_bytes
@@ -337,7 +344,7 @@ class VendorClient:
             exc,
             timeout=timeout,
             max_body_bytes=self._cap(call),
-            where=self.where,
+            where=call.where,
             answering=answering,
         )
         self.stats.count(call.source, call.endpoint, "timeout" if error.reason == "timeout" else "error")
@@ -346,7 +353,7 @@ class VendorClient:
     def _unwanted(self, call: _Call, failure: UndecodableBody | Answer, timeout: float) -> UpstreamError:
         """The error of an answer that is not wanted, its hint on when to ask again remembered."""
         error = upstream_error(
-            call.what, failure, timeout=timeout, max_body_bytes=self._cap(call), where=self.where
+            call.what, failure, timeout=timeout, max_body_bytes=self._cap(call), where=call.where
         )
         self.pacer.remember(call.key, error.retry_after)
         return error
