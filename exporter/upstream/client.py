@@ -36,7 +36,7 @@ from exporter.core.errors import UpstreamError
 from exporter.core.logs import SCRUBBER
 from exporter.core.selfmetrics import UpstreamStats as UpstreamStats
 from exporter.upstream.encoding import VENDOR_ACCEPT_ENCODING, BodyDecoder, UndecodableBody, content_coding
-from exporter.upstream.failure import TRANSPORT_ERRORS, Answer, upstream_error
+from exporter.upstream.failure import TRANSPORT_ERRORS, Answer, host_port, upstream_error
 from exporter.upstream.pacing import RequestPacer
 from exporter.upstream.ratelimit import read_rate_limit
 from exporter.upstream.retry import (
@@ -94,10 +94,6 @@ def aiohttp_transport(max_connections: int) -> AiohttpTransport:
     return AiohttpTransport(client=session)
 
 
-def host_port(url: httpx.URL) -> str:
-    return f"{url.host}:{url.port or (443 if url.scheme == 'https' else 80)}"
-
-
 class _Call(NamedTuple):
     """One request_json call: what every attempt at it sends, and how it is counted."""
 
@@ -125,9 +121,8 @@ class _Call(NamedTuple):
 
     @property
     def where(self) -> str:
-        """host:port of the request, for failures that need to say where they happened
-        (a relayed endpoint may live on another host than the API); the URL's path and
-        query are left out: they are not where, and could carry anything."""
+        """host:port of the request, for its failures (a relayed endpoint may live on
+        another host than the API)."""
         return host_port(self.parsed)
 
     @property
