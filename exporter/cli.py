@@ -109,7 +109,8 @@ FLAGS = (
     Flag("--web.telemetry-path", "telemetry_path", SERVING, "/metrics", "path under which to expose metrics",
          options={"metavar": "PATH"}),
     Flag("--web.config.file", "web_config_file", SERVING, None,
-         "TLS and basic-auth config in exporter-toolkit's format (default: plain HTTP, no auth)",
+         "TLS, basic-auth, response headers and rate limit in exporter-toolkit's format "
+         "(default: plain HTTP, no auth)",
          options={"metavar": "PATH"}),
     Flag("--web.max-connections", "max_connections", SERVING, _LIMITS.max_connections,
          "most simultaneous HTTP connections (one client address: half of them); past it a new one "
@@ -272,7 +273,8 @@ COMMAND_PAGES = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="inference-exporter",
-        description="Prometheus exporter for Together AI queues and fine-tunes and Baseten deployments. "
+        description="Prometheus exporter for Together AI queues and fine-tunes and Baseten deployments, "
+        "with an opt-in synthetic queue probe and a relay of the vendors' own Prometheus endpoints. "
         "Flags may be given before or after the command.",
     )
     parser.add_argument("--version", action="version", version=f"inference-exporter {__version__}")

@@ -36,7 +36,7 @@ from exporter.core.errors import UpstreamError
 from exporter.core.logs import SCRUBBER
 from exporter.core.selfmetrics import UpstreamStats as UpstreamStats
 from exporter.upstream.encoding import VENDOR_ACCEPT_ENCODING, BodyDecoder, UndecodableBody, content_coding
-from exporter.upstream.failure import TRANSPORT_ERRORS, Answer, upstream_error
+from exporter.upstream.failure import TRANSPORT_ERRORS, Answer, host_port, upstream_error
 from exporter.upstream.pacing import RequestPacer
 from exporter.upstream.ratelimit import read_rate_limit
 from exporter.upstream.retry import (
@@ -120,6 +120,12 @@ class _Call(NamedTuple):
         return self.method, self.url
 
     @property
+    def where(self) -> str:
+        """host:port of the request, for its failures (a relayed endpoint may live on
+        another host than the API)."""
+        return host_port(self.parsed)
+
+    @property
     def what(self) -> str:
         return f"{self.method} {self.endpoint}"
 
@@ -146,10 +152,6 @@ class VendorClient:
     ) -> None:
         self.vendor = vendor
         self.base_url = base_url.rstrip("/")
-        # host:port, for failures that need to say where they happened (the URL's path
-        # and query are left out: they are not where, and could carry anything).
-        parsed = httpx.URL(self.base_url)
-        self.where = f"{parsed.host}:{parsed.port or (443 if parsed.scheme == 'https' else 80)}"
         self.stats = stats
         self.pacer = RequestPacer(vendor, stats, requests_per_second)
         self.max_body_bytes = max_body_bytes
@@ -337,7 +339,7 @@ class VendorClient:
             exc,
             timeout=timeout,
             max_body_bytes=self._cap(call),
-            where=self.where,
+            where=call.where,
             answering=answering,
         )
         self.stats.count(call.source, call.endpoint, "timeout" if error.reason == "timeout" else "error")
@@ -346,7 +348,7 @@ class VendorClient:
     def _unwanted(self, call: _Call, failure: UndecodableBody | Answer, timeout: float) -> UpstreamError:
         """The error of an answer that is not wanted, its hint on when to ask again remembered."""
         error = upstream_error(
-            call.what, failure, timeout=timeout, max_body_bytes=self._cap(call), where=self.where
+            call.what, failure, timeout=timeout, max_body_bytes=self._cap(call), where=call.where
         )
         self.pacer.remember(call.key, error.retry_after)
         return error

@@ -111,6 +111,12 @@ def upstream_error(
     return UpstreamError("connection_error", f"{what}: {connection_problem(cause, where)}")
 
 
+def host_port(url: httpx.URL) -> str:
+    """Where a request went, as its failures say it: the URL's path and query are left
+    out (they are not where, and could carry anything)."""
+    return f"{url.host}:{url.port or (443 if url.scheme == 'https' else 80)}"
+
+
 def connection_problem(cause: BaseException, where: str) -> str:
     """What went wrong on the way to ``where`` (host:port), in words a person can act on.
 

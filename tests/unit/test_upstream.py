@@ -337,3 +337,24 @@ def test_a_name_that_does_not_resolve_is_named_as_such() -> None:
         "connection_error",
         "GET /q: cannot resolve the host name of api.example:443",
     )
+
+
+def test_a_failure_of_an_endpoint_on_another_host_names_that_host() -> None:
+    """A relayed endpoint may live elsewhere than the API: its failure says where it was."""
+    closed = free_port()
+
+    async def go() -> UpstreamError:
+        async for client in vendor({"/q": echo}):
+            with pytest.raises(UpstreamError) as err:
+                await client.request_raw(
+                    f"http://127.0.0.1:{closed}/metrics",
+                    source="s",
+                    endpoint="/metrics",
+                    timeout=0.3,
+                    max_attempts=1,
+                )
+        return err.value
+
+    error = asyncio.run(go())
+    assert error.reason == "connection_error"
+    assert error.detail.endswith(f"connection to 127.0.0.1:{closed} refused (nothing listens there?)"), error
