@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal, NamedTuple
+
+from exporter.core.clash import exported_names, reversible, watched
 
 MetricType = Literal["gauge", "counter", "summary", "histogram", "untyped"]
 
@@ -22,7 +24,6 @@ _METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 
 Labels = tuple[tuple[str, str], ...]
 _NO_NAMES: frozenset[str] = frozenset()
-EXPORTED = "exported_"
 _NO_PLAIN: Mapping[str, bytes] = MappingProxyType({})
 
 
@@ -268,173 +269,6 @@ def _plain(samples: Collection[Sample], families: set[str]) -> dict[str, bytes]:
 def extra_parts(extra: Labels) -> tuple[frozenset[str], str]:
     """The names of the ``extra`` labels and their text as ``join_labels`` takes them."""
     return frozenset(k for k, _ in extra), format_labels(extra)[1:-1]
-
-
-def exported_names(
-    names: Sequence[str], empty: Sequence[bool], taken: frozenset[str]
-) -> tuple[str | None, ...]:
-    """What each of a sample's own labels (``names``, all different; ``empty`` says
-    which have an empty value) becomes beside target labels named ``taken``, as
-    Prometheus renames scraped labels with ``honor_labels: false``: its name, or None
-    when it is left out.
-
-    Prometheus sets every target label on a scraped sample; a scraped label of the
-    same name with a non-empty value is kept as ``exported_<name>``, or
-    ``exported_exported_<name>`` if that name is taken too, and so on (the clashing
-    labels are handled shortest name first, then by name). A label with an empty value
-    is the same as no label to Prometheus: one that clashes gives way, and so does one
-    whose name a renamed label takes.
-    """
-    present = {n for n, e in zip(names, empty, strict=True) if not e} | taken
-    conflicts = sorted(n for n, e in zip(names, empty, strict=True) if n in taken and not e)
-    conflicts.sort(key=len)
-    renamed: dict[str, str] = {}
-    for name in conflicts:
-        new = name
-        while True:
-            new = EXPORTED + new
-            if new not in present:
-                present.add(new)
-                renamed[name] = new
-                break
-    took = set(renamed.values())
-    out: list[str | None] = []
-    for name, e in zip(names, empty, strict=True):
-        if name in taken:
-            out.append(renamed.get(name))
-        elif e and name in took:
-            out.append(None)  # an empty label that a renamed one overwrites
-        else:
-            out.append(name)
-    return tuple(out)
-
-
-def watched(taken: frozenset[str]) -> frozenset[str]:
-    """The own label names that send a sample to ``join_clashing`` beside extra labels
-    named ``taken``: those names, which are renamed, and ``exported_<name>`` for each,
-    which may not read back (``reversible``). A sample with none is written as it is."""
-    return taken | {EXPORTED + name for name in taken}
-
-
-def reversible(names: Sequence[str], renamed: Sequence[str | None], taken: frozenset[str]) -> bool:
-    """Whether a sample's own labels (``names``) come back from what ``exported_names``
-    made of them beside extra labels named ``taken`` (``renamed``), read as ``own_lines``
-    reads the text: none left out, and ``exported_<name>`` with ``<name>`` in ``taken``
-    read as ``<name>``. They do unless a label the vendor named ``exported_<name>`` is
-    met, a renaming goes more than one level, or an empty label gives way. Two samples
-    whose labels come back are written alike only when their own labels are alike."""
-    cut = len(EXPORTED)
-    for name, new in zip(names, renamed, strict=True):
-        if new is None:
-            return False
-        if new.startswith(EXPORTED) and new[cut:] in taken:
-            new = new[cut:]
-        if new != name:
-            return False
-    return True
-
-
-def own_lines(chunk: bytes, taken: frozenset[str], tail: str) -> bytes:
-    """Lines ``render`` made with extra labels named ``taken`` and written ``tail``, as
-    they are with none, for a family with no ``Rendered.plain`` (each sample's labels
-    ``reversible``): the extra labels taken off, then one level of renaming undone.
-
-    Both are replacements over the whole chunk. The extra labels end every label set,
-    and ``,exported_<name>="`` or ``{exported_<name>="`` starts a label: neither can
-    occur inside a value, where every ``"`` is escaped. Shorter names go first, so that
-    the ``exported_<name>`` one level gives back is not read back once more."""
-    if tail:
-        chunk = chunk.replace(f",{tail}}} ".encode(), b"} ").replace(f"{{{tail}}} ".encode(), b" ")
-    if EXPORTED.encode() in chunk:
-        for name in sorted(taken, key=lambda n: (len(n), n)):
-            for edge in "{,":
-                chunk = chunk.replace(f'{edge}{EXPORTED}{name}="'.encode(), f'{edge}{name}="'.encode())
-    return chunk
-
-
-# One label pair as ``join_labels`` writes it: a name, and a value with its escapes.
-_PAIR = re.compile(rb'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
-def relabel(rendered: Rendered, old: Labels, new: Labels) -> Rendered:
-    """``rendered``, made with ``extra=old``, as made with ``extra=new``: by ``render``,
-    or by a relay, which writes and renames labels alike.
-
-    The extra labels end every label set. When only their values change, each line's
-    old text, between a ``,`` or ``{`` and the closing ``} ``, is found and replaced in
-    one pass over the chunk: it cannot occur anywhere else, since every ``"`` inside
-    a value is escaped, and the same names rename the same labels. When their names
-    change, each family is rendered again from its lines with no extra labels: its
-    ``plain`` lines if it has them, else its lines read back (``own_lines``).
-    """
-    if old == new:
-        return rendered
-    old_taken, old_tail = extra_parts(old)
-    new_taken, new_tail = extra_parts(new)
-    if old_taken == new_taken:
-        swaps = [(f"{edge}{old_tail}}} ".encode(), f"{edge}{new_tail}}} ".encode()) for edge in ",{"]
-        out = {}
-        for name, chunk in rendered.lines.items():
-            for before, after in swaps:
-                chunk = chunk.replace(before, after)
-            out[name] = chunk
-        return Rendered(rendered.meta, out, rendered.filtered, rendered.plain)
-    new_watch = watched(new_taken)
-    lines: dict[str, bytes] = {}
-    plain: dict[str, bytes] = {}
-    seen: set[bytes] = set()
-    for name, chunk in rendered.lines.items():
-        source = rendered.plain.get(name)
-        if source is None:
-            source = own_lines(chunk, old_taken, old_tail)
-        out_lines: list[bytes] = []
-        exact = True
-        for line in source.splitlines(True):
-            series, value, back = _extend(line, new_taken, new_watch, new_tail)
-            exact = exact and back
-            if series not in seen:
-                seen.add(series)
-                out_lines.append(series + value)
-        lines[name] = b"".join(out_lines)
-        if not exact:
-            plain[name] = source
-    return Rendered(rendered.meta, lines, rendered.filtered, plain)
-
-
-def _extend(
-    line: bytes, taken: frozenset[str], watch: frozenset[str], tail: str
-) -> tuple[bytes, bytes, bool]:
-    """A line with no extra labels as ``render`` writes it with extra labels named
-    ``taken`` (``watch`` is ``watched(taken)``) and written ``tail``: its series, the rest
-    (`` <value>\\n``), and whether its labels can be read back (``reversible``)."""
-    # A name holds no " " or "{": the first "{" before the first " " opens the labels.
-    brace = line.find(b"{", 0, line.index(b" "))
-    pairs: list[re.Match[bytes]] = []
-    if brace < 0:
-        brace = end = line.index(b" ")
-    else:
-        end = brace + 1
-        while (pair := _PAIR.match(line, end)) is not None:
-            pairs.append(pair)
-            end = pair.end() + 1
-            if line[pair.end() : end] != b",":
-                break
-    head, rest = line[:brace], line[end:]
-    names = [p.group(1).decode() for p in pairs]
-    back = True
-    if watch.isdisjoint(names):
-        parts = [p.group(0) for p in pairs]
-    else:
-        renamed = exported_names(names, [p.end(2) == p.start(2) for p in pairs], taken)
-        back = reversible(names, renamed, taken)
-        parts = [
-            new.encode() + p.group(0)[p.end(1) - p.start() :]
-            for p, new in zip(pairs, renamed, strict=True)
-            if new
-        ]
-    if tail:
-        parts.append(tail.encode())
-    return (head + b"{" + b",".join(parts) + b"}" if parts else head), rest, back
 
 
 def join_labels(labels: Labels, watch: frozenset[str], tail: str) -> str | None:

@@ -30,7 +30,8 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from exporter.core.errors import LimitExceeded
-from exporter.core.exposition import Labels, Rendered, Sample, relabel, render
+from exporter.core.exposition import Labels, Rendered, Sample, render
+from exporter.core.relabel import relabel
 
 DEFAULT_ACCOUNT = "default"
 # Series one target may contribute (``<vendor>.max_series_per_target``): a large

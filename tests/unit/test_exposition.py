@@ -8,7 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.core.exposition import Family, Labels, Rendered, Sample, format_value, relabel, render
+from exporter.core.exposition import Family, Labels, Rendered, Sample, format_value, render
+from exporter.core.relabel import relabel
 from exporter.engine.store import Store
 from tests.helpers import exposition, scraped, scraped_gzip
 

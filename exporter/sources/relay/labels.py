@@ -4,7 +4,7 @@
 Prometheus sets every target label on a scraped sample; a scraped label of the same
 name with a non-empty value is kept as ``exported_<name>``, or ``exported_exported_<name>``
 if that name is taken too, and so on; one with an empty value gives way
-(``exporter.core.exposition.exported_names``, which renders every source's samples).
+(``exporter.core.clash.exported_names``, which renders every source's samples).
 
 Most samples of a body share a few label *shapes*: the label names in order, and
 which values are empty. :func:`skeleton` gives a line's shape with one substitution
@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from typing import Final, NamedTuple
 
-from exporter.core.exposition import exported_names, reversible, watched
+from exporter.core.clash import exported_names, reversible, watched
 from exporter.sources.relay.lines import PAIRS, LineError, unescaped_length
 
 # A non-empty quoted value after its "=", which the skeleton leaves out: a pair start
@@ -31,7 +31,7 @@ VALUES = re.compile(r'="(?=[^"])[^"\\]*(?:\\.[^"\\]*)*"')
 class Plan(NamedTuple):
     """What becomes of each of a shape's labels, in order: its new name, or None when
     it is left out (an empty value that gives way); and whether they can be read back
-    from the text (``exporter.core.exposition.reversible``), as most can."""
+    from the text (``exporter.core.clash.reversible``), as most can."""
 
     names: tuple[str | None, ...]
     exact: bool

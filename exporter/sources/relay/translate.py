@@ -44,8 +44,9 @@ from collections.abc import Iterator, Mapping
 from itertools import chain
 from typing import Final
 
+from exporter.core.clash import own_lines
 from exporter.core.errors import InvalidResponse, LimitExceeded
-from exporter.core.exposition import Family, MetricType, Rendered, extra_parts, own_lines
+from exporter.core.exposition import Family, MetricType, Rendered, extra_parts
 from exporter.core.scope import MAX_SERIES_KEY, Scope
 from exporter.sources.relay.labels import TOO_LONG, Plan, Shape, apply, longest_value, plan, skeleton
 from exporter.sources.relay.lines import (
