@@ -340,6 +340,7 @@ class VendorClient:
             timeout=timeout,
             max_body_bytes=self._cap(call),
             where=call.where,
+            setting="base_url" if call.url.startswith(self.base_url) else "url",
             answering=answering,
         )
         self.stats.count(call.source, call.endpoint, "timeout" if error.reason == "timeout" else "error")

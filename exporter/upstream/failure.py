@@ -63,6 +63,7 @@ def upstream_error(
     timeout: float,
     max_body_bytes: int,
     where: str = "the vendor",
+    setting: str | None = None,
     answering: bool = False,
 ) -> UpstreamError:
     """A failed exchange with the vendor as the error a poll reports: the one place where
@@ -71,7 +72,8 @@ def upstream_error(
     ``failure`` is what sending the request or reading its answer raised, an answer
     that is not wanted (its status, or a body past ``max_body_bytes``), or why a wanted
     answer's body could not be decoded. ``what`` names the request in the detail,
-    ``answering`` whether the answer had begun to arrive (its head) when it failed. (A
+    ``answering`` whether the answer had begun to arrive (its head) when it failed,
+    ``setting`` the config key that gave ``where`` (named when it may be wrong). (A
     body that decodes but is not the JSON expected is refused where it is read:
     ``exporter.upstream.vendorjson``.)
     """
@@ -108,7 +110,7 @@ def upstream_error(
         )
     if isinstance(cause, TimeoutError | httpx.TimeoutException):
         return UpstreamError("timeout", f"{what}: {where} sent no answer within {timeout:.3g}s")
-    return UpstreamError("connection_error", f"{what}: {connection_problem(cause, where)}")
+    return UpstreamError("connection_error", f"{what}: {connection_problem(cause, where, setting)}")
 
 
 def host_port(url: httpx.URL) -> str:
@@ -117,28 +119,33 @@ def host_port(url: httpx.URL) -> str:
     return f"{url.host}:{url.port or (443 if url.scheme == 'https' else 80)}"
 
 
-def connection_problem(cause: BaseException, where: str) -> str:
-    """What went wrong on the way to ``where`` (host:port), in words a person can act on.
+def connection_problem(cause: BaseException, where: str, setting: str | None = None) -> str:
+    """What went wrong on the way to ``where`` (host:port), in words a person can act on;
+    where the address itself may be wrong (no such host, nothing listening, the wrong
+    scheme for the port), the config key that gave it (``setting``).
 
     Only the exception's type and the host are used: never its text, which for some
     libraries repeats the request.
     """
+    check = f" (check {setting})" if setting else ""
     if isinstance(cause, aiohttp.ClientConnectorDNSError):
-        return f"cannot resolve the host name of {where}"
+        return f"cannot resolve the host name of {where}{check}"
     if isinstance(cause, aiohttp.ClientConnectorCertificateError):
         return f"the TLS certificate of {where} is not trusted (verification failed)"
     if isinstance(cause, aiohttp.ClientSSLError | ssl.SSLError):
-        return f"the TLS handshake with {where} failed"
+        return f"the TLS handshake with {where} failed{check}"
     if isinstance(cause, aiohttp.ServerDisconnectedError):
         return f"{where} closed the connection without answering"
     if isinstance(cause, aiohttp.ClientPayloadError):
         return f"the answer from {where} was cut short"
     if isinstance(cause, aiohttp.ClientResponseError):
-        return f"{where} answered with something that is not HTTP"
+        return f"{where} answered with something that is not HTTP{check}"
     os_error = cause.os_error if isinstance(cause, aiohttp.ClientConnectorError) else cause
     code = os_error.errno if isinstance(os_error, OSError) else None
     if isinstance(os_error, ConnectionRefusedError) or code == errno.ECONNREFUSED:
-        return f"connection to {where} refused (nothing listens there?)"
+        return (
+            f"connection to {where} refused (nothing listens there?{f' check {setting}' if setting else ''})"
+        )
     if (
         isinstance(os_error, ConnectionResetError | aiohttp.ClientConnectionResetError)
         or code == errno.ECONNRESET

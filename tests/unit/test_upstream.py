@@ -183,8 +183,8 @@ DETAILS = {
     "hang-up": r"127\.0\.0\.1:\d+ closed the connection without answering",
     "reset": r"connection to 127\.0\.0\.1:\d+ reset",
     "truncated": r"the answer from 127\.0\.0\.1:\d+ was cut short",
-    "not-http": r"127\.0\.0\.1:\d+ answered with something that is not HTTP",
-    "refused": r"connection to 127\.0\.0\.1:\d+ refused \(nothing listens there\?\)",
+    "not-http": r"127\.0\.0\.1:\d+ answered with something that is not HTTP \(check base_url\)",
+    "refused": r"connection to 127\.0\.0\.1:\d+ refused \(nothing listens there\? check base_url\)",
     "slow-head": r"127\.0\.0\.1:\d+ sent no answer within 0\.3s",
     "slow-body": r"127\.0\.0\.1:\d+ did not send its whole answer within 0\.3s",
 }
@@ -357,4 +357,6 @@ def test_a_failure_of_an_endpoint_on_another_host_names_that_host() -> None:
 
     error = asyncio.run(go())
     assert error.reason == "connection_error"
-    assert error.detail.endswith(f"connection to 127.0.0.1:{closed} refused (nothing listens there?)"), error
+    assert error.detail.endswith(
+        f"connection to 127.0.0.1:{closed} refused (nothing listens there? check url)"
+    ), error
