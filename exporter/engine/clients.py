@@ -2,7 +2,10 @@
 
 A client holds a connection pool, the account's request budget and its ``Retry-After``
 memory, so a reload that leaves an account's settings as they were keeps its client.
-One whose settings changed (a new key, URL or limit) is replaced: a target's API looks
+One whose settings changed (a new key, URL or limit) is replaced; when the same key
+still goes to the same URL, the new client goes on with the old one's hints, and with
+its budget if the rate is unchanged (the vendor's limit is the key's, whatever the
+pool). A target's API looks
 its account's client up at each request, so new requests use the new one at once,
 while requests still running on the old one finish first (the caller's grace), then
 it is closed. Other
@@ -13,7 +16,8 @@ so a replaced key echoed in an answer to a request in flight is still scrubbed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable, Iterator
+from collections.abc import Iterator
+from typing import NamedTuple
 
 from exporter.config import ConfigBase, LoadedConfig
 from exporter.configkit.common import AccountCommon
@@ -51,9 +55,27 @@ def make_client(
     )
 
 
-def settings_key(loaded: Loaded, key: AccountKey, account: AccountCommon) -> Hashable:
-    """Everything an account's client is built from: equal keys, same client."""
-    return (
+class ClientSettings(NamedTuple):
+    """Everything an account's client is built from: equal settings, same client."""
+
+    base_url: str
+    max_connections: int
+    requests_per_second: float | None
+    max_response_bytes: int
+    key: str | None
+
+    def __repr__(self) -> str:
+        # The key stays out of any text made of these settings.
+        return f"ClientSettings({self.base_url!r}, {self.max_connections}, {self.requests_per_second})"
+
+    def same_vendor_key(self, other: ClientSettings) -> bool:
+        """Whether both send the same key to the same URL: what the vendor's rate limit
+        and its hints are for, whatever the pool or body limits."""
+        return (self.base_url, self.key) == (other.base_url, other.key)
+
+
+def client_settings(loaded: Loaded, key: AccountKey, account: AccountCommon) -> ClientSettings:
+    return ClientSettings(
         account.base_url,
         account.max_connections,
         account.requests_per_second,
@@ -74,7 +96,7 @@ class VendorClients:
         self._stats = stats
         self._total_shards = total_shards
         self._scrubber = scrubber
-        self._keys: dict[AccountKey, Hashable] = {}
+        self._settings: dict[AccountKey, ClientSettings] = {}
         # Every client not closed yet, current or replaced, with its API key.
         self._open: dict[VendorClient, str] = {}
         # Replaced clients waiting out their grace before they close, by the task that
@@ -87,20 +109,24 @@ class VendorClients:
         Returns the accounts whose client is new (a new account, or a new key, URL or limit).
         """
         clients: dict[AccountKey, VendorClient] = {}
-        keys: dict[AccountKey, Hashable] = {}
+        settings: dict[AccountKey, ClientSettings] = {}
         new: list[AccountKey] = []
         for key, account in _accounts(loaded):
-            keys[key] = settings_key(loaded, key, account)
+            now = settings[key] = client_settings(loaded, key, account)
             existing = self.current.find(*key)
-            if existing is not None and self._keys.get(key) == keys[key]:
+            before = self._settings.get(key)
+            if existing is not None and before == now:
                 clients[key] = existing
-            else:
-                clients[key] = make_client(loaded, key, account, self._stats, self._total_shards)
-                self._open[clients[key]] = loaded.secrets[key]
-                new.append(key)
-        for vendor, name in self._keys.keys() - keys.keys():
+                continue
+            clients[key] = make_client(loaded, key, account, self._stats, self._total_shards)
+            self._open[clients[key]] = loaded.secrets[key]
+            new.append(key)
+            if existing is not None and before is not None and before.same_vendor_key(now):
+                same_rate = before.requests_per_second == now.requests_per_second
+                clients[key].pacer.take_over(existing.pacer, budget=same_rate)
+        for vendor, name in self._settings.keys() - settings.keys():
             self._stats.for_account(name).forget_rate_limits(vendor)
-        self._keys = keys
+        self._settings = settings
         replaced = self.current.replace(clients)
         self._scrub()
         if replaced:

@@ -67,6 +67,15 @@ class RequestPacer:
             self.stats.budget_wait_seconds.labels(self.vendor, self.stats.account).inc(wait)
             await asyncio.sleep(wait)
 
+    def take_over(self, previous: RequestPacer, *, budget: bool) -> None:
+        """Go on from ``previous``, the pacer of the client this one's replaces for the
+        same key at the same vendor: its hints, and its budget itself when ``budget``
+        (the rate is unchanged), so that the two clients, both in use while the old one's
+        polls finish, draw from one budget and the vendor sees no more than its rate."""
+        self._not_before.update(previous._not_before)
+        if budget:
+            self.budget = previous.budget
+
     def remember(self, key: RequestKey, hint: float | None) -> None:
         """The vendor asked not to send this request again for ``hint`` seconds."""
         if not hint:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from exporter.config import LoadedConfig
 from exporter.config.model import Config
+from exporter.core.errors import UpstreamError
 from exporter.core.logs import SecretScrubber
 from exporter.core.selfmetrics import UpstreamStats
 from exporter.engine.clients import VendorClients
@@ -120,6 +124,38 @@ def test_a_replaced_clients_key_is_scrubbed_until_that_client_is_closed(tmp_path
         await asyncio.sleep(0.5)
         assert clients.open_clients() == 1
         assert scrubber.scrub("old-key-1 old-key-2 new-key-3") == "old-key-1 old-key-2 <redacted>"
+        await clients.aclose()
+
+    asyncio.run(go())
+
+
+def test_a_client_replaced_for_the_same_key_and_url_goes_on_with_its_hints_and_budget(tmp_path: Path) -> None:
+    """Both clients are in use while the old one's polls finish: one budget, one memory
+    of the vendor's Retry-After, as long as the vendor sees the same key."""
+
+    async def go() -> None:
+        clients = VendorClients(UpstreamStats(), total_shards=1)
+        clients.update(loaded(tmp_path, requests_per_second=2), grace=0.0)
+        first = clients.current.get("together")
+        first.pacer.remember(("GET", "http://127.0.0.1:9/v1/queue/metrics"), 30.0)
+        clients.update(loaded(tmp_path, requests_per_second=2, max_connections=3), grace=0.0)
+        second = clients.current.get("together")
+        assert second is not first
+        assert second.pacer.budget is first.pacer.budget
+        with pytest.raises(UpstreamError) as err:
+            deadline = time.monotonic() + 5
+            await second.pacer.wait_turn(("GET", "http://127.0.0.1:9/v1/queue/metrics"), "GET /q", deadline)
+        assert err.value.reason == "rate_limited"
+        # A new rate: a budget of its own, the hints still.
+        clients.update(loaded(tmp_path, requests_per_second=4, max_connections=3), grace=0.0)
+        third = clients.current.get("together")
+        assert third.pacer.budget is not second.pacer.budget and third.pacer.budget.rate == 4
+        assert third.pacer._not_before == second.pacer._not_before
+        # Another key: the vendor's limit is the key's, so nothing goes on.
+        clients.update(loaded(tmp_path, key="k2", requests_per_second=4, max_connections=3), grace=0.0)
+        fourth = clients.current.get("together")
+        assert fourth.pacer.budget is not third.pacer.budget and fourth.pacer._not_before == {}
+        assert "k2" not in repr(clients._settings)
         await clients.aclose()
 
     asyncio.run(go())
