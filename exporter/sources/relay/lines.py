@@ -20,6 +20,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from typing import NamedTuple
@@ -29,12 +30,23 @@ LABEL_NAME = r"[a-zA-Z_][a-zA-Z0-9_]*"
 # A quoted label value, escapes and all, as one unrolled loop (no alternation per character).
 _INNER = r'[^"\\\n]*(?:\\.[^"\\\n]*)*'
 LABEL_VALUE = f'"{_INNER}"'
-# What Go's strconv.ParseFloat takes (without hexadecimal forms, which no client writes).
-FLOAT = r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[Ii][Nn][Ff](?:[Ii][Nn][Ii][Tt][Yy])?)|[Nn][Aa][Nn]"
+# What Go's strconv.ParseFloat takes (without hexadecimal forms, which no client writes),
+# written so that no text matches it in two ways: a long run of digits that turns out not
+# to be a number is given up in one pass, not tried split at every digit.
+_INF = r"[Ii][Nn][Ff](?:[Ii][Nn][Ii][Tt][Yy])?"
+FLOAT = rf"[+-]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|{_INF})|[Nn][Aa][Nn]"
+# The part of FLOAT that no parser reads past a float64's range (below 1e300: at most 200
+# digits before the point, an exponent of at most two digits): what lines are matched with.
+# Any other number goes to ``read_sample``, which checks its range (``in_range``).
+SAFE_FLOAT = (
+    rf"[+-]?(?:(?:[0-9]{{1,200}}(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{{1,2}})?|{_INF})|[Nn][Aa][Nn]"
+)
 TIMESTAMP = r"[+-]?[0-9]+"
 _PAIR = f"{LABEL_NAME}={LABEL_VALUE}"
 
-CANONICAL = re.compile(rf"({METRIC_NAME})(?:\{{((?:{_PAIR},)*{_PAIR})?\}})? ({FLOAT})(?: ({TIMESTAMP}))?")
+CANONICAL = re.compile(
+    rf"({METRIC_NAME})(?:\{{((?:{_PAIR},)*{_PAIR})?\}})? ({SAFE_FLOAT})(?: ({TIMESTAMP}))?"
+)
 PAIRS = re.compile(rf"({LABEL_NAME})=({LABEL_VALUE})")
 VALID_FLOAT = re.compile(FLOAT)
 VALID_METRIC_NAME = re.compile(METRIC_NAME)
@@ -65,7 +77,7 @@ def form(names: tuple[str, ...]) -> Form | None:
     pairs = ",".join(f'{n}="({_INNER})"' if n in ("le", "quantile") else f"{n}={LABEL_VALUE}" for n in names)
     head = "" if "le" in names else "()"
     after = "" if "quantile" in names else "()"
-    return re.compile(rf"\{{({head}{pairs}){after}\}} ({FLOAT})(?: ({TIMESTAMP}))?").fullmatch
+    return re.compile(rf"\{{({head}{pairs}){after}\}} ({SAFE_FLOAT})(?: ({TIMESTAMP}))?").fullmatch
 
 
 class LineError(ValueError):
@@ -94,6 +106,18 @@ class Meta(NamedTuple):
 def quote(line: str) -> str:
     """The start of a line, to show in an error."""
     return repr(line[:QUOTE_CHARS] + ("…" if len(line) > QUOTE_CHARS else ""))
+
+
+def in_range(value: str) -> bool:
+    """Whether a number of FLOAT's form is within a float64's range, as Prometheus and every
+    other reader of the text format require (Go's ParseFloat refuses ``1e309``, and one
+    such value fails the whole scrape; an underflow to 0 is accepted)."""
+    return not math.isinf(float(value)) or value.lstrip("+-")[:1] in ("i", "I")
+
+
+def number(value: str) -> bool:
+    """Whether a value, a bucket's ``le`` or a quantile is a number Prometheus reads."""
+    return VALID_FLOAT.fullmatch(value) is not None and in_range(value)
 
 
 def unescape_help(text: str) -> str:
@@ -178,6 +202,11 @@ def read_sample(line: str) -> Sample:
     assert value is not None
     if VALID_FLOAT.fullmatch(value.group()) is None:
         raise LineError(f"value {value.group()[:40]!r} of {name.group()} is not a number")
+    if not in_range(value.group()):
+        raise LineError(
+            f"value {value.group()[:40]!r} of {name.group()} is past the range of a 64-bit float "
+            "(Prometheus refuses it, and would fail the whole scrape)"
+        )
     pos = _skip(line, value.end())
     timestamp = None
     if pos < end:

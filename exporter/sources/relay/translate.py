@@ -13,7 +13,9 @@ What is kept of a body, and why:
   numeric ``quantile``), ``x_sum``, ``x_count`` and ``x_created`` to summary ``x``;
   ``x_created`` to counter ``x_total``. A ``_created`` series the vendor declares as a
   family of its own (as prometheus_client writes them) is relayed as that gauge;
-- **values** exactly as written, and label values with their escapes as written;
+- **values** exactly as written, and label values with their escapes as written; a
+  value (or ``le``, ``quantile``) past a float64's range makes the body invalid, as it
+  makes Prometheus fail the whole scrape;
 - **timestamps are dropped**. A relay serves one body to every scrape for an interval
   (and, while the vendor rate-limits, for longer): with the vendor's timestamps the
   samples would carry no staleness marker when a series ends, arrive out of order or
@@ -51,10 +53,10 @@ from exporter.core.scope import MAX_SERIES_KEY, Scope
 from exporter.sources.relay.labels import TOO_LONG, Plan, Shape, apply, longest_value, plan, skeleton
 from exporter.sources.relay.lines import (
     CANONICAL,
-    VALID_FLOAT,
     Form,
     LineError,
     form,
+    number,
     quote,
     read_meta,
     read_sample,
@@ -365,9 +367,13 @@ class _Reader:
         value = found.group(1)
         ok = self.bounds.get(value)
         if ok is None:
-            ok = self.bounds[value] = VALID_FLOAT.fullmatch(value) is not None
+            ok = self.bounds[value] = number(value)
         if not ok:
-            raise _error(lineno, line, f"{_BOUND_NAME[bound]}={value[:40]!r} is not a number")
+            raise _error(
+                lineno,
+                line,
+                f"{_BOUND_NAME[bound]}={value[:40]!r} is not a number (within a float64's range)",
+            )
 
     def _too_many(self, limit: int) -> LimitExceeded:
         key = self.rules.series_key
