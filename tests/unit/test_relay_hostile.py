@@ -5,14 +5,18 @@ by every reader of the text format (``promtool check metrics`` among them)."""
 from __future__ import annotations
 
 import time
+import tracemalloc
+from collections.abc import Callable
 
 import pytest
 
-from exporter.core.errors import InvalidResponse
-from exporter.core.scope import Scope
-from exporter.sources.relay.translate import relay
+from exporter.core.errors import InvalidResponse, LimitExceeded
+from exporter.core.scope import FilterRule, MetricFilter, Scope
+from exporter.sources.relay.rules import RelayRules
+from exporter.sources.relay.translate import max_line_bytes, relay
 
 SCOPE = Scope("prod", (("team", "ml"),))
+MIB = 1 << 20
 
 
 def refused(body: bytes, scope: Scope = SCOPE) -> str:
@@ -49,3 +53,89 @@ def test_a_number_past_a_float64_is_refused_as_prometheus_refuses_it(line: str, 
     relayed, it would cost every target of the exposition."""
     head = {"h": "# TYPE h histogram\n", "s": "# TYPE s summary\n"}.get(line[0], 'g{a="1"} 1\n')
     assert message in refused(f"{head}{line}\n".encode())
+
+
+# --- lines too long to be worth reading ------------------------------------------------------------
+
+
+def test_a_line_past_the_line_bound_is_left_out_unread_and_counted() -> None:
+    bound = max_line_bytes(RelayRules().max_label_length)
+    at_bound = b"# " + b"x" * (bound - 2)
+    body = b"\n".join(
+        [
+            b'g{a="1"} 1',
+            at_bound,  # read: a comment
+            at_bound + b"x",  # left out
+            b'g{a="' + b"\\\\" * bound + b'"} 2',  # left out: it would be dropped as too long anyway
+            b"# HELP g " + b"\\n" * bound,  # left out: g keeps no HELP
+            b'g{a="3"} 3',
+            b"g{a=4} 4",
+        ]
+    )
+    assert "line 7: the value of label a must be a double-quoted string" in refused(body)
+    result = relay(body[: body.rindex(b"\n")], SCOPE)
+    assert (result.series, result.too_long) == (2, 3)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'g{a="' + b"\\\\" * (2 * MIB) + b'"} 1',  # an escape at every other byte
+        b"g{" + b'a="",' * (MIB // 2) + b"} 1",  # a label every few bytes
+        b"# HELP g " + b"\\n" * (2 * MIB),
+    ],
+    ids=["escapes", "labels", "help"],
+)
+def test_a_long_line_costs_no_more_memory_than_its_size(line: bytes) -> None:
+    """The regular expressions keep a frame per escape or label they go through: read, a
+    4 MiB line of them took hundreds of MiB (60 MiB of them, 5 GiB)."""
+    body = b'g{a="x"} 1\n' + line + b'\ng{a="y"} 2\n'
+    tracemalloc.start()
+    try:
+        result = relay(body, SCOPE)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (result.series, result.too_long) == (2, 1)
+    assert peak < 2 * len(body), peak
+
+
+def test_wide_label_shapes_cost_no_compile_time() -> None:
+    """A form (one regular expression per label shape) takes longer to compile than a
+    thousand labels are worth reading: 64 such shapes took half a minute."""
+    body = "".join(
+        "g{" + ",".join(f'l{shape}_{i}="v"' for i in range(1000)) + "} 1\n" for shape in range(64)
+    ).encode()
+    start = time.process_time()
+    assert relay(body, Scope("prod", max_series=100)).series == 64
+    assert time.process_time() - start < 3.0
+
+
+# --- names ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "scope"),
+    [
+        # Declared and never sampled.
+        (lambda i: f"# TYPE m{i} gauge\n", Scope("prod", max_series=1000)),
+        # Sampled, and denied by the metric filter: no series to count.
+        (
+            lambda i: f"m{i} 1\n",
+            Scope("prod", filter=MetricFilter((FilterRule(deny=("m.*",)),)), max_series=1000),
+        ),
+        # In a namespace the relay keeps out of.
+        (lambda i: f"inference_exporter_m{i} 1\n", Scope("prod", max_series=1000)),
+    ],
+    ids=["declared", "filtered", "reserved"],
+)
+def test_a_body_naming_more_families_than_the_series_limit_is_refused(
+    make: Callable[[int], str], scope: Scope
+) -> None:
+    """Every name met costs memory whether or not its family is kept: millions of them
+    within the body cap took most of a GiB and twenty seconds."""
+    relay("".join(make(i) for i in range(1000)).encode(), scope)
+    with pytest.raises(LimitExceeded) as caught:
+        relay("".join(make(i) for i in range(1001)).encode(), scope)
+    assert (caught.value.reason, caught.value.limit) == ("too_many_families", "max_series_per_target")
+    assert caught.value.detail.startswith("the body names more than 1000 metric families")

@@ -31,10 +31,13 @@ Duplicates: a series written twice (same name and label text) keeps its first sa
 as Prometheus does, and is counted. Limits (each with a reason naming the config key):
 more series than the scope's ``max_series`` (a relay's own ``max_series``, named by
 ``RelayRules.series_key``; counted after the metric filter: denied families cost
-nothing but their reading) fail the poll with ``too_many_series``; a sample with a
-label name or value, or a name, longer than ``max_label_value_length`` is dropped and
-counted; the body's size is bounded where it is read (``max_response_bytes``). Anything else malformed fails the poll with
-``invalid_response`` and a detail giving the line number and what is wrong.
+nothing but their reading) fail the poll with ``too_many_series``, and more families
+than that (declared or met, kept or not: each costs memory) with ``too_many_families``;
+a sample with a label name or value, or a name, longer than ``max_label_value_length``
+is dropped and counted, and so is a line longer than ``max_line_bytes`` of that, left
+out unread; the body's size is bounded where it is read (``max_response_bytes``).
+Anything else malformed fails the poll with ``invalid_response`` and a detail giving
+the line number and what is wrong.
 
 Pure: no I/O, no clock.
 """
@@ -70,8 +73,18 @@ _NAMED_RESERVED = 10
 _MISSING: Final = object()
 # Label shapes one body may have a form compiled for: a real body has a few dozen.
 MAX_FORMS = 64
+# Most labels of a shape a form is compiled for: compiling takes time that grows faster
+# than the number of labels (half a second for a thousand), and real shapes have a few.
+MAX_FORM_LABELS = 32
 # Bytes of the body decoded and split at a time: a piece and its lines are small objects.
 PIECE_BYTES = 1 << 16
+# A line longer than this many bytes per character of ``max_label_length`` (or than
+# PIECE_BYTES, if that is more) is left out unread and counted as too long: room for
+# dozens of labels at that length. Read, such a line would cost far more than its size:
+# the regular expressions keep a frame per escape or label they go through.
+LINE_BYTES_PER_LABEL_CHAR = 64
+# What stands for a line left out unread: no line split from a body holds a newline.
+OVERLONG = "\n"
 # What a sample's labels must carry: nothing more, a numeric le, a numeric quantile.
 _ANY, _LE, _QUANTILE = 0, 1, 2
 _BOUND = {
@@ -125,27 +138,44 @@ def relay(
     return _Reader(scope, rules).read(body, known or {})
 
 
-def _pieces(body: bytes) -> Iterator[tuple[int, list[str]]]:
+def max_line_bytes(max_label_length: int) -> int:
+    """The longest line a relay reads (see ``LINE_BYTES_PER_LABEL_CHAR``)."""
+    return max(PIECE_BYTES, LINE_BYTES_PER_LABEL_CHAR * max_label_length)
+
+
+def _pieces(body: bytes, max_line: int) -> Iterator[tuple[int, list[str]]]:
     """The body's lines, decoded, a piece of about ``PIECE_BYTES`` at a time, each with the
-    number of the line before it: the whole body is never held as text or as lines."""
+    number of the line before it: the whole body is never held as text or as lines. A
+    line longer than ``max_line`` bytes (at least PIECE_BYTES) is neither decoded nor
+    split, and comes as ``OVERLONG``."""
     pos = before = 0
     view = memoryview(body)
-    while pos < len(body):
-        end = body.find(b"\n", pos + PIECE_BYTES)
+    size = len(body)
+    while pos < size:
+        mark = pos + PIECE_BYTES
+        end = body.find(b"\n", mark)
         if end < 0:
-            end = len(body)
-        try:
-            text = str(view[pos:end], "utf-8")
-        except UnicodeDecodeError as exc:
-            line = before + body.count(b"\n", pos, pos + exc.start) + 1
-            raise InvalidResponse(
-                f"line {line}: not valid UTF-8 (byte {pos + exc.start} of the body)"
-            ) from None
-        lines = text.split("\n")
-        del text
+            end = size
+        # Only a piece's last line can be longer than PIECE_BYTES: the others end before the mark.
+        start = max(pos, body.rfind(b"\n", pos, mark) + 1)
+        if end - start <= max_line:
+            lines = _decoded(body, view, pos, end, before)
+        else:
+            lines = _decoded(body, view, pos, start - 1, before) if start > pos else []
+            lines.append(OVERLONG)
         yield before, lines
         before += len(lines)
         pos = end + 1
+
+
+def _decoded(body: bytes, view: memoryview, pos: int, end: int, before: int) -> list[str]:
+    """The lines of ``body[pos:end]`` (``view`` is the body's), the first of them line ``before + 1``."""
+    try:
+        text = str(view[pos:end], "utf-8")
+    except UnicodeDecodeError as exc:
+        line = before + body.count(b"\n", pos, pos + exc.start) + 1
+        raise InvalidResponse(f"line {line}: not valid UTF-8 (byte {pos + exc.start} of the body)") from None
+    return text.split("\n")
 
 
 def _error(lineno: int, line: str, what: str) -> InvalidResponse:
@@ -191,7 +221,8 @@ class _Reader:
         max_length = self.rules.max_label_length
         limit = self.scope.max_series
         kept = duplicates = timestamps = 0
-        numbered = chain.from_iterable(enumerate(lines, before + 1) for before, lines in _pieces(body))
+        pieces = _pieces(body, max_line_bytes(max_length))
+        numbered = chain.from_iterable(enumerate(lines, before + 1) for before, lines in pieces)
         for lineno, line in numbered:
             brace = line.find("{")
             name = line[:brace] if brace > 0 else ""
@@ -228,6 +259,9 @@ class _Reader:
         """Any line the first branch of ``read`` does not take: its family, name, labels as
         written out and text; None for a line that adds no sample (blank, a comment,
         metadata, a sample left out)."""
+        if line == OVERLONG:
+            self.too_long += 1
+            return None
         match = CANONICAL.fullmatch(line)
         if match is not None:
             name, labels, value, stamp = match.groups()
@@ -285,6 +319,8 @@ class _Reader:
 
     def _remember_form(self, name: str, skel: str) -> None:
         names = tuple(part.partition("=")[0] for part in skel.split(","))
+        if len(names) > MAX_FORM_LABELS:
+            return
         matcher = self.compiled.get(names, _MISSING)
         if matcher is _MISSING:
             if len(self.compiled) >= MAX_FORMS:
@@ -304,7 +340,7 @@ class _Reader:
             )
         family = self.families.get(meta.name)
         if family is None:
-            family = self.families[meta.name] = _Family(meta.name)
+            family = self.families[meta.name] = self._new_family(meta.name)
         if meta.kind == "TYPE":
             if family.typed:
                 raise LineError(f"a second # TYPE line for {meta.name}")
@@ -314,6 +350,12 @@ class _Reader:
             if family.help is not None:
                 raise LineError(f"a second # HELP line for {meta.name}")
             family.help = meta.text
+
+    def _new_family(self, name: str) -> _Family:
+        """A family for a name met for the first time, within the bound on names."""
+        if len(self.families) >= self.scope.max_series:
+            raise self._too_many_names()
+        return _Family(name)
 
     def _route(self, name: str, lineno: int, line: str) -> tuple[_Family, str, int]:
         """Which family a sample name belongs to (once per name), and whether it is kept."""
@@ -329,7 +371,7 @@ class _Reader:
         else:
             family, bound = self._by_suffix(name)
             if family is None:
-                family = self.families[name] = _Family(name)
+                family = self.families[name] = self._new_family(name)
         if len(self.rules.prefix) + len(name) > self.rules.max_label_length:
             family = self.overlong
         if family.keep is None:
@@ -374,6 +416,18 @@ class _Reader:
                 line,
                 f"{_BOUND_NAME[bound]}={value[:40]!r} is not a number (within a float64's range)",
             )
+
+    def _too_many_names(self) -> LimitExceeded:
+        limit = self.scope.max_series
+        key = self.rules.series_key
+        whose = f"of account {self.scope.account!r}" if key == MAX_SERIES_KEY else "of the relay"
+        return LimitExceeded(
+            "too_many_families",
+            key,
+            f"the body names more than {limit} metric families (declared, or met in samples, "
+            f"whether the metric filter keeps them or not): {key} {whose} bounds its families "
+            "as it bounds its series, and a real body names a few hundred",
+        )
 
     def _too_many(self, limit: int) -> LimitExceeded:
         key = self.rules.series_key
