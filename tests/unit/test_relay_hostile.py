@@ -14,6 +14,7 @@ from exporter.core.errors import InvalidResponse, LimitExceeded
 from exporter.core.scope import FilterRule, MetricFilter, Scope
 from exporter.sources.relay.rules import RelayRules
 from exporter.sources.relay.translate import max_line_bytes, relay
+from tests import helpers
 
 SCOPE = Scope("prod", (("team", "ml"),))
 MIB = 1 << 20
@@ -23,6 +24,14 @@ def refused(body: bytes, scope: Scope = SCOPE) -> str:
     with pytest.raises(InvalidResponse) as caught:
         relay(body, scope)
     return caught.value.detail
+
+
+def parse_errors(body: bytes) -> str:
+    """What promtool's parser says of the exposition of a relayed body (its lint about the
+    vendor's own names left aside): empty when every reader of the text format reads it."""
+    text = helpers.exposition([relay(body, SCOPE).rendered]).decode()
+    out = helpers.promtool_check_metrics(text)
+    return "\n".join(line for line in out.splitlines() if "error" in line)
 
 
 # --- numbers --------------------------------------------------------------------------------------
@@ -53,6 +62,61 @@ def test_a_number_past_a_float64_is_refused_as_prometheus_refuses_it(line: str, 
     relayed, it would cost every target of the exposition."""
     head = {"h": "# TYPE h histogram\n", "s": "# TYPE s summary\n"}.get(line[0], 'g{a="1"} 1\n')
     assert message in refused(f"{head}{line}\n".encode())
+
+
+# --- families the readers of the exposition would take for another's series -----------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            "# TYPE h histogram\nh_count 1\n# TYPE h_sum gauge\nh_sum 2\n",
+            "line 3: h_sum is the name of a series of histogram h: it cannot be a family of its own",
+        ),
+        (
+            "# TYPE h_bucket gauge\nh_bucket 1\n# TYPE h histogram\n",
+            "line 3: h_bucket comes before # TYPE h histogram, whose series it would be",
+        ),
+        ("h_sum 1\n# TYPE h histogram\n", "line 2: h_sum comes before # TYPE h histogram"),
+        ("# TYPE s summary\n# HELP s_count Calls.\n", "line 2: s_count is the name of a series of summary s"),
+        ("# HELP s_count Calls.\n# TYPE s summary\n", "line 2: s_count comes before # TYPE s summary"),
+    ],
+)
+def test_a_family_named_as_a_series_of_a_histogram_or_summary_is_refused(body: str, message: str) -> None:
+    """The exposition groups a body's families by name: ``h_sum`` as a family of its own
+    would come after histogram ``h`` and be read as a second declaration of it."""
+    assert message in refused(body.encode())
+
+
+def test_whatever_the_relay_passes_on_is_read_by_promtool() -> None:
+    edges = ["1.7976931348623157e308", "-1e-400", "4.9e-324", "9" * 250, "1e0005", "+Inf", "-inf", "NaN"]
+    numbers = "# TYPE n gauge\n" + "".join(f'n{{i="{i}"}} {v}\n' for i, v in enumerate(edges))
+    text = helpers.exposition([relay(numbers.encode(), SCOPE).rendered]).decode()
+    assert [line.rpartition(" ")[2] for line in text.splitlines()[2:]] == edges  # as written
+    bodies = [
+        numbers,
+        # prometheus_client declares every _created series as a gauge of its own.
+        '# TYPE h histogram\nh_bucket{le="+Inf"} 1\nh_sum 1\nh_count 1\n# TYPE h_created gauge\nh_created 1.7e9\n'
+        "# TYPE s summary\ns_sum 1\ns_count 1\n# TYPE s_created gauge\ns_created 1.7e9\n",
+        # A summary owns no _bucket, a gauge no _sum: families of their own, as readers take them.
+        "# TYPE s summary\ns_count 1\n# TYPE s_bucket gauge\ns_bucket 1\n# TYPE g gauge\ng 1\ng_sum 2\n",
+    ]
+    for body in bodies:
+        assert parse_errors(body.encode()) == "", body
+    # What Prometheus' own scraper may let through, but not every reader: refused, or read.
+    hostile = [
+        'h_sum 1\n# TYPE h histogram\nh_bucket{le="1"} 1\n',
+        '# TYPE h histogram\nh_bucket{le="1"} 1\n# TYPE h_count gauge\nh_count 3\n',
+        "g 1e999\n",
+        '# TYPE h histogram\nh_bucket{le="-1e999"} 1\n',
+    ]
+    for body in hostile:
+        try:
+            errors = parse_errors(body.encode())
+        except InvalidResponse:
+            continue
+        assert errors == "", body
 
 
 # --- lines too long to be worth reading ------------------------------------------------------------

@@ -12,7 +12,10 @@ What is kept of a body, and why:
   ``x_sum``, ``x_count`` and ``x_created`` belong to histogram ``x``; ``x`` (with a
   numeric ``quantile``), ``x_sum``, ``x_count`` and ``x_created`` to summary ``x``;
   ``x_created`` to counter ``x_total``. A ``_created`` series the vendor declares as a
-  family of its own (as prometheus_client writes them) is relayed as that gauge;
+  family of its own (as prometheus_client writes them) is relayed as that gauge; a
+  family of its own named ``x_bucket``, ``x_sum`` or ``x_count`` beside histogram or
+  summary ``x`` (declared, or met in samples before ``x``'s TYPE) makes the body
+  invalid, since every reader of the exposition would take it for ``x``'s;
 - **values** exactly as written, and label values with their escapes as written; a
   value (or ``le``, ``quantile``) past a float64's range makes the body invalid, as it
   makes Prometheus fail the whole scrape;
@@ -93,6 +96,9 @@ _BOUND = {
 }
 _BOUND_NAME = {_LE: "le", _QUANTILE: "quantile"}
 _HS = ("histogram", "summary")
+# The names of a histogram's or summary's series that readers of the text format take for
+# it, whatever follows (``x_created`` is none: prometheus_client declares it as a gauge).
+_SERIES_SUFFIXES = {"histogram": ("_bucket", "_sum", "_count"), "summary": ("_sum", "_count")}
 _BY_SUFFIX = (
     ("_bucket", ("histogram",), _LE),
     ("_count", _HS, _ANY),
@@ -340,16 +346,39 @@ class _Reader:
             )
         family = self.families.get(meta.name)
         if family is None:
+            self._not_a_series(meta.name)
             family = self.families[meta.name] = self._new_family(meta.name)
         if meta.kind == "TYPE":
             if family.typed:
                 raise LineError(f"a second # TYPE line for {meta.name}")
+            for suffix in _SERIES_SUFFIXES.get(meta.text, ()):
+                if meta.name + suffix in self.families:
+                    raise LineError(
+                        f"{meta.name}{suffix} comes before # TYPE {meta.name} {meta.text}, whose "
+                        "series it would be: a family's TYPE comes before its samples, and its "
+                        "series are not families of their own"
+                    )
             family.typed = True
             family.type = meta.text
         else:
             if family.help is not None:
                 raise LineError(f"a second # HELP line for {meta.name}")
             family.help = meta.text
+
+    def _not_a_series(self, name: str) -> None:
+        """A family may not be named as a series of a histogram or summary declared before
+        it: the exposition groups families by name, and every reader would take its
+        block for a second declaration of that histogram or summary (Prometheus' own
+        client libraries refuse to write such a pair)."""
+        for mtype, suffixes in _SERIES_SUFFIXES.items():
+            for suffix in suffixes:
+                if name.endswith(suffix):
+                    base = self.families.get(name[: -len(suffix)])
+                    if base is not None and base.type == mtype:
+                        raise LineError(
+                            f"{name} is the name of a series of {mtype} {base.name}: "
+                            "it cannot be a family of its own"
+                        )
 
     def _new_family(self, name: str) -> _Family:
         """A family for a name met for the first time, within the bound on names."""
