@@ -4,17 +4,23 @@ by every reader of the text format (``promtool check metrics`` among them)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import tracemalloc
 from collections.abc import Callable
 
+import httpx
 import pytest
 
 from exporter.core.errors import InvalidResponse, LimitExceeded
+from exporter.core.exposition import Rendered
 from exporter.core.scope import FilterRule, MetricFilter, Scope
 from exporter.sources.relay.rules import RelayRules
-from exporter.sources.relay.translate import max_line_bytes, relay
+from exporter.sources.relay.target import RelaySettings, RelayTarget
+from exporter.sources.relay.translate import PIECE_BYTES, max_line_bytes, relay
+from exporter.upstream.client import UpstreamStats
 from tests import helpers
+from tests.helpers import mock_clients
 
 SCOPE = Scope("prod", (("team", "ml"),))
 MIB = 1 << 20
@@ -203,3 +209,43 @@ def test_a_body_naming_more_families_than_the_series_limit_is_refused(
         relay("".join(make(i) for i in range(1001)).encode(), scope)
     assert (caught.value.reason, caught.value.limit) == ("too_many_families", "max_series_per_target")
     assert caught.value.detail.startswith("the body names more than 1000 metric families")
+
+
+# --- time ----------------------------------------------------------------------------------------------
+
+
+def test_a_body_slow_to_read_leaves_the_event_loop_free_and_ends_at_the_polls_deadline() -> None:
+    """Tiny lines are the slowest to read per byte: 64 MiB of newlines took twenty seconds,
+    all of them on the event loop, with every scrape waiting and the poll's own deadline
+    (its interval) unable to end it."""
+    body = b"\n" * (4 * MIB)
+
+    async def main() -> tuple[int, Rendered | None]:
+        clients = mock_clients("baseten", lambda _: httpx.Response(200, content=body), UpstreamStats())
+        settings = RelaySettings("baseten", "org", "https://app.baseten.co/metrics", 30, 5, 120)
+        target = RelayTarget(clients, settings)
+        ticks = 0
+        reading = True
+
+        async def other_work() -> None:
+            nonlocal ticks
+            while reading:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        ticker = asyncio.create_task(other_work())
+        try:
+            await target.poll(time.time())
+        finally:
+            reading = False
+            await ticker
+        try:
+            async with asyncio.timeout(0.05):
+                return ticks, await target.poll(time.time())
+        except TimeoutError:
+            return ticks, None
+
+    ticks, late = asyncio.run(main())
+    pieces = len(body) // PIECE_BYTES
+    assert ticks >= pieces / 2, ticks
+    assert late is None

@@ -17,12 +17,17 @@ target last yielded for ``stale_grace``, as for every target). A body that canno
 relayed (malformed: ``invalid_response``; past a limit) fails the poll and leaves the
 last good body in place for the next rate-limited poll, within the same bound.
 
+A body is read a piece at a time (``translate.relay_in_steps``): one of the largest size
+allowed, made of the lines slowest to read, takes seconds of CPU, during which the event
+loop serves scrapes between the pieces, and which the poll's deadline can end.
+
 What each body left out, and the polls served from a held body, are counted on the
 target (``RelayCounts``), read by the exporter's self-metrics (``relay.stats``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,7 +37,7 @@ from exporter.core.exposition import Family, Rendered
 from exporter.core.scope import DEFAULT_SCOPE, Scope, target_id
 from exporter.sources.base import Target, counted_limits
 from exporter.sources.relay.rules import DEFAULT_RULES, MAX_LABEL_KEY, FamilyKey, Relayed, RelayRules
-from exporter.sources.relay.translate import relay
+from exporter.sources.relay.translate import relay_in_steps
 from exporter.upstream.api import Clients
 from exporter.upstream.client import RawReply, VendorClient
 
@@ -169,8 +174,9 @@ class RelayTarget(Target):
                         outdated=True,
                     ) from None
                 raise
-            rendered = self._relay(reply, client)
-        self._last, self._last_scope, self.fetched_at = rendered, self.scope, now
+            scope = self.scope
+            rendered = await self._relay(reply, client, scope)
+        self._last, self._last_scope, self.fetched_at = rendered, scope, now
         self._families = {(f.name, f.type, f.help): f for f in rendered.meta.values()}
         return rendered
 
@@ -199,14 +205,23 @@ class RelayTarget(Target):
         )
         return self._last
 
-    def _relay(self, reply: RawReply, client: VendorClient) -> Rendered:
+    async def _relay(self, reply: RawReply, client: VendorClient, scope: Scope) -> Rendered:
+        """The body relayed through ``scope``, a piece at a time: the event loop serves
+        scrapes between the pieces, and the poll's deadline can end it at any of them."""
         s = self.settings
         if "openmetrics" in reply.content_type.lower():
             raise InvalidResponse(
                 f"GET {s.endpoint} answered in OpenMetrics ({reply.content_type[:60]}), "
                 "though asked for the text format 0.0.4, the only one relayed"
             )
-        result = relay(reply.body, self.scope, s.rules, self._families)
+        steps = relay_in_steps(reply.body, scope, s.rules, self._families)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                result: Relayed = done.value
+                break
+            await asyncio.sleep(0)
         self.counts.add(result)
         if result.too_long:
             client.stats.limit_hit(self.source, MAX_LABEL_KEY, result.too_long)

@@ -48,8 +48,7 @@ Pure: no I/O, no clock.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
-from itertools import chain
+from collections.abc import Generator, Iterator, Mapping
 from typing import Final
 
 from exporter.core.clash import own_lines
@@ -141,6 +140,26 @@ def relay(
     ``known``: the families of the last body, by (name, type, help), reused when they
     are unchanged so that a poll makes no new family objects. Raises InvalidResponse
     for a malformed body, LimitExceeded when it has too many series."""
+    steps = relay_in_steps(body, scope, rules, known)
+    try:
+        while True:
+            next(steps)
+    except StopIteration as done:
+        result: Relayed = done.value
+        return result
+
+
+def relay_in_steps(
+    body: bytes,
+    scope: Scope,
+    rules: RelayRules = DEFAULT_RULES,
+    known: Mapping[FamilyKey, Family] | None = None,
+) -> Generator[None, None, Relayed]:
+    """:func:`relay` a piece of the body (``PIECE_BYTES``) at a time: the generator
+    yields after each and returns what ``relay`` returns. Reading a body of the largest
+    size allowed, made of the lines slowest to read, takes seconds: a caller on an
+    event loop lets the loop serve scrapes between the pieces, and can give up (a
+    poll's deadline) at any of them."""
     return _Reader(scope, rules).read(body, known or {})
 
 
@@ -211,10 +230,10 @@ class _Reader:
         self.overlong = _Family("")
         self.overlong.keep = False
 
-    def read(self, body: bytes, known: Mapping[FamilyKey, Family]) -> Relayed:
-        """Every line of the body. A line of a kept family whose name and label names were
-        met before (nearly all of them) takes the first branch: one match of its form,
-        one dictionary look-up for the series, one formatted line."""
+    def read(self, body: bytes, known: Mapping[FamilyKey, Family]) -> Generator[None, None, Relayed]:
+        """Every line of the body, yielding after each piece. A line of a kept family whose
+        name and label names were met before (nearly all of them) takes the first branch:
+        one match of its form, one dictionary look-up for the series, one formatted line."""
         forms = self.forms
         routes = self.routes
         bounds = self.bounds
@@ -227,38 +246,38 @@ class _Reader:
         max_length = self.rules.max_label_length
         limit = self.scope.max_series
         kept = duplicates = timestamps = 0
-        pieces = _pieces(body, max_line_bytes(max_length))
-        numbered = chain.from_iterable(enumerate(lines, before + 1) for before, lines in pieces)
-        for lineno, line in numbered:
-            brace = line.find("{")
-            name = line[:brace] if brace > 0 else ""
-            form = forms.get(name)
-            match = form(line, brace) if form is not None else None
-            if match is not None:
-                labels, le, quantile, value, stamp = match.groups()
-                family, out, bound = routes[name]
-                if stamp is not None:
-                    timestamps += 1
-                if len(labels) > max_length and longest_value(labels) > max_length:
-                    self.too_long += 1
+        for before, lines in _pieces(body, max_line_bytes(max_length)):
+            for lineno, line in enumerate(lines, before + 1):
+                brace = line.find("{")
+                name = line[:brace] if brace > 0 else ""
+                form = forms.get(name)
+                match = form(line, brace) if form is not None else None
+                if match is not None:
+                    labels, le, quantile, value, stamp = match.groups()
+                    family, out, bound = routes[name]
+                    if stamp is not None:
+                        timestamps += 1
+                    if len(labels) > max_length and longest_value(labels) > max_length:
+                        self.too_long += 1
+                        continue
+                    if bound and not bounds.get(le if bound == _LE else quantile):
+                        self._bound(bound, labels, lineno, line)
+                    new = f"{out}{{{labels},{tail}}} {value}\n".encode()
+                else:
+                    got = self._general(line, lineno)
+                    if got is None:
+                        continue
+                    family, name, labels, new = got
+                size = len(seen)
+                seen.add(hash((name, labels)) ^ (hash(labels + name) << 64))
+                if len(seen) == size:
+                    duplicates += 1
                     continue
-                if bound and not bounds.get(le if bound == _LE else quantile):
-                    self._bound(bound, labels, lineno, line)
-                new = f"{out}{{{labels},{tail}}} {value}\n".encode()
-            else:
-                got = self._general(line, lineno)
-                if got is None:
-                    continue
-                family, name, labels, new = got
-            size = len(seen)
-            seen.add(hash((name, labels)) ^ (hash(labels + name) << 64))
-            if len(seen) == size:
-                duplicates += 1
-                continue
-            family.lines.append(new)
-            kept += 1
-            if kept > limit:
-                raise self._too_many(limit)
+                family.lines.append(new)
+                kept += 1
+                if kept > limit:
+                    raise self._too_many(limit)
+            yield
         return self._result(known, duplicates, self.timestamps + timestamps)
 
     def _general(self, line: str, lineno: int) -> tuple[_Family, str, str, bytes] | None:
