@@ -20,7 +20,7 @@ import httpx
 
 from exporter.core.errors import UpstreamError
 from exporter.upstream.encoding import UndecodableBody
-from exporter.upstream.retry import parse_retry_hint
+from exporter.upstream.retry import hint_note, parse_retry_hint
 from exporter.upstream.vendorjson import read_json
 
 # What sending a request and reading its answer can raise: httpx's errors, aiohttp's
@@ -96,7 +96,9 @@ def upstream_error(
         hint = parse_retry_hint(failure.headers, time.time()) if status == 429 or status >= 500 else None
         msg = _error_message(failure.body)
         return UpstreamError(
-            reason, f"{what} answered {status}" + (f": {msg}" if msg else ""), retry_after=hint
+            reason,
+            f"{what} answered {status}" + (f": {msg}" if msg else "") + hint_note(hint),
+            retry_after=hint,
         )
     # httpx-aiohttp raises httpx.ConnectTimeout for every aiohttp connection error, a
     # reset or a server hanging up included; aiohttp's own error, kept as the cause,

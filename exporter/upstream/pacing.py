@@ -15,7 +15,7 @@ import time
 from exporter.core.errors import UpstreamError
 from exporter.core.selfmetrics import UpstreamStats
 from exporter.upstream.budget import BudgetExhausted, RequestBudget
-from exporter.upstream.retry import MIN_ATTEMPT_SECONDS
+from exporter.upstream.retry import MIN_ATTEMPT_SECONDS, held_for, hint_note
 
 # Hints kept before the expired ones are swept out: one per request a target repeats.
 MAX_HINTS = 1000
@@ -33,8 +33,9 @@ class RequestPacer:
         # Shown from 0, so that an alert on their rate needs no ``or vector(0)``.
         stats.budget_wait_seconds.labels(vendor, stats.account)
         stats.budget_refusals.labels(vendor, stats.account)
-        # Monotonic time before which a request must not be sent again, by request.
-        self._not_before: dict[RequestKey, float] = {}
+        # Monotonic time before which a request must not be sent again, and the hint
+        # (seconds, as the vendor asked) that set it, by request.
+        self._not_before: dict[RequestKey, tuple[float, float]] = {}
 
     async def wait_turn(self, key: RequestKey, what: str, deadline: float) -> None:
         """Wait out the vendor's last hint for this request, then for a budget slot.
@@ -43,15 +44,20 @@ class RequestPacer:
         leave no time for the request before ``deadline`` (a monotonic time).
         """
         now = time.monotonic()
-        not_before = self._not_before.get(key)
-        if not_before is not None:
+        held = self._not_before.get(key)
+        if held is not None:
+            not_before, hint = held
             if not_before <= now:
                 del self._not_before[key]
             elif not_before + MIN_ATTEMPT_SECONDS >= deadline:
+                left = not_before - now
+                note = hint_note(hint)
                 raise UpstreamError(
                     "rate_limited",
-                    f"{what}: the vendor asked to wait {not_before - now:.1f}s more",
-                    retry_after=not_before - now,
+                    f"{what}: {left:.1f}s more to wait{note}"
+                    if note
+                    else f"{what}: the vendor asked to wait {left:.1f}s more",
+                    retry_after=left,
                 )
             else:
                 await asyncio.sleep(not_before - now)
@@ -77,10 +83,11 @@ class RequestPacer:
             self.budget = previous.budget
 
     def remember(self, key: RequestKey, hint: float | None) -> None:
-        """The vendor asked not to send this request again for ``hint`` seconds."""
+        """The vendor asked not to send this request again for ``hint`` seconds (held to
+        ``retry.MAX_HINT_SECONDS``)."""
         if not hint:
             return
         now = time.monotonic()
         if len(self._not_before) > MAX_HINTS:
-            self._not_before = {k: t for k, t in self._not_before.items() if t > now}
-        self._not_before[key] = now + hint
+            self._not_before = {k: held for k, held in self._not_before.items() if held[0] > now}
+        self._not_before[key] = (now + held_for(hint), hint)

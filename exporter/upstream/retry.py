@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import email.utils
 import functools
+import math
 import random
 import time
 from contextvars import ContextVar
@@ -37,8 +38,9 @@ RETRYABLE_REASONS = frozenset({"timeout", "connection_error", "server_error", "r
 MAX_ATTEMPTS = 4
 # The shortest attempt worth starting: below this the request cannot realistically finish.
 MIN_ATTEMPT_SECONDS = 0.05
-# A vendor hint longer than this is treated as this long (a wrong header must not
-# silence a target for a day).
+# A vendor hint longer than this is held to this long (a wrong header must not silence
+# a target for a day, let alone the decades a Retry-After of 999999999 asks for), and
+# the failure says so (``held_for``).
 MAX_HINT_SECONDS = 3600.0
 # Backoff before retry n (1, 2, 3): a random wait up to FIRST_BACKOFF_SECONDS * 2 ** (n - 1),
 # at most MAX_BACKOFF_SECONDS ("full jitter": retries of many targets that failed
@@ -74,8 +76,18 @@ def _room_left(remaining: str | None) -> bool:
         return False
 
 
+def _delta_seconds(value: str) -> float | None:
+    """A ``Retry-After`` in seconds; sent twice (by a proxy and the vendor, say), the
+    longer of the two, as HTTP joins repeated headers with commas."""
+    try:
+        return max(float(part) for part in value.split(","))
+    except ValueError:
+        return None
+
+
 def parse_retry_hint(headers: Mapping[str, str], now: float) -> float | None:
-    """Seconds the vendor asks us to wait, from ``Retry-After`` or ``x-ratelimit-reset``.
+    """Seconds the vendor asks us to wait, from ``Retry-After`` or ``x-ratelimit-reset``,
+    however long (what is held back is at most MAX_HINT_SECONDS: ``held_for``).
 
     ``Retry-After`` is delta-seconds or an HTTP date. ``x-ratelimit-reset`` is read as
     seconds until the reset, or as a Unix time when it is that large, and only when
@@ -86,9 +98,10 @@ def parse_retry_hint(headers: Mapping[str, str], now: float) -> float | None:
     ra = headers.get("retry-after")
     if ra is not None:
         ra = ra.strip()
-        try:
-            hints.append(float(ra))
-        except ValueError:
+        seconds = _delta_seconds(ra)
+        if seconds is not None:
+            hints.append(seconds)
+        else:
             when = parse_http_date(ra)
             if when is not None:
                 hints.append(when - now)
@@ -103,7 +116,21 @@ def parse_retry_hint(headers: Mapping[str, str], now: float) -> float | None:
     good = [h for h in hints if h == h]
     if not good:
         return None
-    return min(max(max(good), 0.0), MAX_HINT_SECONDS)
+    return max(max(good), 0.0)
+
+
+def held_for(hint: float) -> float:
+    """How long a vendor's hint holds a request back: as long as it asks, up to MAX_HINT_SECONDS."""
+    return min(hint, MAX_HINT_SECONDS)
+
+
+def hint_note(hint: float | None) -> str:
+    """What a failure's detail adds about a hint longer than the exporter holds back for
+    (empty for any other): the vendor's ask, and what is done instead."""
+    if hint is None or hint <= MAX_HINT_SECONDS:
+        return ""
+    asked = f"{hint:.0f}s" if math.isfinite(hint) else "without end"
+    return f" (it asked to wait {asked}: held back {MAX_HINT_SECONDS:.0f}s, the longest the exporter waits on a hint)"
 
 
 def is_retryable(exc: BaseException) -> bool:

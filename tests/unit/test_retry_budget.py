@@ -36,11 +36,49 @@ NOW = 1_800_000_000.0
         ({"retry-after": "soon"}, None),
         ({"retry-after": "-3"}, 0.0),
         ({"retry-after": "nan"}, None),
-        ({"retry-after": "99999999"}, 3600.0),  # capped
+        ({"retry-after": "99999999"}, 99999999.0),  # as asked: what it holds back is capped
+        ({"retry-after": "Fri, 31 Dec 9999 23:59:59 GMT"}, 253402300799.0 - NOW),
     ],
 )
 def test_parse_retry_hint(headers: dict[str, str], expected: float | None) -> None:
     assert parse_retry_hint(headers, NOW) == expected
+
+
+def test_a_retry_after_sent_twice_counts_with_the_longer_wait() -> None:
+    """HTTP joins repeated headers with commas: a proxy's Retry-After and the vendor's
+    read as one unparseable value, and the vendor's ask was ignored."""
+    twice = httpx.Headers([("Retry-After", "5"), ("Retry-After", "30")])
+    assert parse_retry_hint(twice, NOW) == 30.0
+
+
+def test_a_retry_after_of_decades_holds_the_request_back_an_hour_and_says_so() -> None:
+    seen: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(1)
+        return httpx.Response(429, headers={"Retry-After": "999999999"})
+
+    client = client_for(httpx.MockTransport(handler))
+
+    async def two_polls() -> list[UpstreamError]:
+        errors = []
+        for _ in range(2):
+            token = POLL_DEADLINE.set(time.monotonic() + 1.0)
+            try:
+                await client.request_json("GET", "/q", source="s", endpoint="/q", timeout=0.5)
+            except UpstreamError as exc:
+                errors.append(exc)
+            finally:
+                POLL_DEADLINE.reset(token)
+        await client.aclose()
+        return errors
+
+    first, second = asyncio.run(two_polls())
+    held = " (it asked to wait 999999999s: held back 3600s, the longest the exporter waits on a hint)"
+    assert first.detail == "GET /q answered 429" + held
+    assert second.detail.startswith("GET /q: 3") and second.detail.endswith("s more to wait" + held)
+    assert second.retry_after is not None and 3599 < second.retry_after <= 3600
+    assert len(seen) == 1
 
 
 def test_parse_retry_hint_http_date() -> None:
