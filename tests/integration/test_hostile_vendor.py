@@ -1,7 +1,8 @@
 """The daemon against a vendor (or anything answering for ``base_url``) that attacks it:
 compression bombs, JSON nested 100,000 deep, a body trickling in, a lone surrogate in a
-discovered deployment. Each fails its own target with its own reason, within the
-timeout, with bounded memory, while the other targets and every page carry on."""
+discovered deployment, relayed Prometheus bodies crafted to cost far more than their
+size. Each fails its own target with its own reason, within the timeout, with bounded
+memory, while the other targets and every page carry on."""
 
 from __future__ import annotations
 
@@ -15,7 +16,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import Proc, Scrape, scrape, start_daemon, wait_until, write_yaml
+from tests.helpers import (
+    Proc,
+    Scrape,
+    parse,
+    promtool_check_metrics,
+    scrape,
+    start_daemon,
+    wait_until,
+    write_yaml,
+)
 from tests.integration.hostile_vendor import Canned, HostileVendor, Trickle
 
 QUEUE = "/v1/queue/metrics"
@@ -210,3 +220,124 @@ baseten:
         "(a lone surrogate escape)"
     )
     assert "Traceback" not in daemon.log()
+
+
+# Relayed Prometheus bodies crafted to hurt, by relay name: the body, and the reason its
+# target fails with (None: it stays up, what cannot be relayed left out and counted).
+HOSTILE_BODIES: dict[str, tuple[Canned, str | None]] = {
+    # A run of digits that is no number: read split at every digit, minutes of CPU.
+    "digits": (Canned(b"g 1\ng " + b"1" * 50_000 + b"x\n"), "invalid_response"),
+    # Prometheus refuses the value and fails the whole scrape with it.
+    "overflow": (Canned(b'# TYPE g gauge\ng{a="1"} 1\ng{a="2"} 1e309\n'), "invalid_response"),
+    # h_sum would come after histogram h in the exposition, read as a second h.
+    "collision": (Canned(b'h_sum 1\n# TYPE h histogram\nh_bucket{le="+Inf"} 1\n'), "invalid_response"),
+    # A frame per escape: read, 16 MiB of them took more than a GiB.
+    "escapes": (Canned(b'esc_ok 1\nesc{a="' + b"\\\\" * (8 * MIB) + b'"} 1\n'), None),
+    # Lines the slowest to read: seconds of CPU, which must not hold up a scrape.
+    "newlines": (Canned(b"nl_ok 1\n" + b"\n" * (8 * MIB)), None),
+    # Names without series: each costs memory whether kept or not.
+    "names": (Canned(b"".join(b"# TYPE m%d gauge\n" % i for i in range(1001))), "too_many_families"),
+    "bomb": (Canned(gzip.compress(bytes(256 * MIB), 9), {"Content-Encoding": "gzip"}), "body_too_large"),
+    # Rate-limited for decades: the last body is served up to stale_after (10s here), then
+    # the target is down for at most an hour, saying so.
+    "retry_after": (Canned(b"", {"Retry-After": "999999999"}, status=429), "rate_limited"),
+}
+HEALTHY_BODY = Canned(b"# HELP fine_total Fine.\n# TYPE fine_total counter\nfine_total 3\n")
+
+
+def relay_config(tmp_path: Path, url: str) -> Path:
+    names = ["healthy", *HOSTILE_BODIES]
+    endpoints = "".join(
+        f"    - {{name: {n}, url: /relay/{n}, interval: 10s, stale_after: 10s, max_series: 1000, "
+        "max_response_bytes: 33554432}\n"
+        for n in names
+    )
+    return write_yaml(
+        tmp_path,
+        f"""\
+global:
+  start_spread: 200ms
+together:
+  base_url: {url}/v1
+  api_key_env: HOSTILE_KEY
+  prometheus_endpoints:
+{endpoints}""",
+    )
+
+
+def relay_reason(s: Scrape, name: str) -> str | None:
+    for labels, value in s.series("inference_exporter_target_error_info"):
+        if labels["target"] == f"together_relay/{name}" and value == 1:
+            return labels["reason"]
+    return None
+
+
+@pytest.mark.integration
+def test_hostile_relayed_bodies_fail_alone_and_leave_the_exposition_readable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with HostileVendor() as vendor:
+        vendor.answers["/v1/relay/healthy"] = HEALTHY_BODY
+        for name in HOSTILE_BODIES:
+            vendor.answers[f"/v1/relay/{name}"] = Canned(b"ok 1\n")
+        daemon = start_daemon(
+            tmp_path,
+            relay_config(tmp_path, vendor.url),
+            env={"HOSTILE_KEY": "hostile-key-0b7d"},
+            wait_ready=False,
+        )
+        try:
+            relays = ["healthy", *HOSTILE_BODIES]
+            wait_until(
+                lambda: all(scrape(daemon.url).value("inference_exporter_target_up", target=f"together_relay/{n}",
+                                                     source="together_relay") == 1 for n in relays),
+                timeout=20, what="every relay up before the attack", proc=daemon,
+            )  # fmt: skip
+            pid = daemon.popen.pid
+            idle_rss = status_kb(pid, "VmRSS")
+            reset_peak(pid)
+            for name, (answer, _) in HOSTILE_BODIES.items():
+                vendor.answers[f"/v1/relay/{name}"] = answer
+            # Each hostile body is fetched at the next interval; scrapes go on all the while.
+            slowest = 0.0
+            deadline = time.monotonic() + 40
+            while time.monotonic() < deadline:
+                s, took = timed_scrape(daemon)
+                slowest = max(slowest, took)
+                wanted = {n: r for n, (_, r) in HOSTILE_BODIES.items() if r is not None}
+                relayed = s.value("esc_ok") is not None and s.value("nl_ok") is not None
+                if all(relay_reason(s, n) == r for n, r in wanted.items()) and relayed:
+                    break
+                time.sleep(0.2)
+            peak_mb = (status_kb(pid, "VmHWM") - idle_rss) / 1024
+            text = httpx.get(daemon.url + "/metrics", timeout=10).text
+            details = {
+                row["id"]: row["last_error_detail"]
+                for row in httpx.get(daemon.url + "/targets?format=json", timeout=10).json()["targets"]
+            }
+        finally:
+            assert daemon.stop() == 0
+    after = parse(text)
+    with capsys.disabled():
+        print(
+            f"\nhostile relayed bodies: peak RSS +{peak_mb:.1f} MB over idle, slowest scrape {slowest * 1000:.0f} ms"
+        )
+    for name, (_, expected) in HOSTILE_BODIES.items():
+        assert relay_reason(after, name) == expected, (
+            name,
+            relay_reason(after, name),
+            details.get(f"together_relay/{name}"),
+        )
+    assert details["together_relay/overflow"].startswith("line 3: value '1e309' of g is past the range")
+    assert "it asked to wait 999999999s: held back 3600s" in details["together_relay/retry_after"]
+    # What could be relayed of the others is; the healthy relay never stopped.
+    assert after.value("fine_total", account="default") == 3
+    assert after.value("esc_ok", account="default") == 1 and after.value("nl_ok", account="default") == 1
+    assert (
+        after.value("inference_exporter_target_up", target="together_relay/healthy", source="together_relay")
+        == 1
+    )
+    # Every reader of the text format reads the exposition whole.
+    assert [line for line in promtool_check_metrics(text).splitlines() if "error" in line] == []
+    assert slowest < 2.0, slowest
+    assert peak_mb < 4 * 32 + PEAK_BOUND_MB, peak_mb
