@@ -5,12 +5,11 @@ memory, so a reload that leaves an account's settings as they were keeps its cli
 One whose settings changed (a new key, URL or limit) is replaced; when the same key
 still goes to the same URL, the new client goes on with the old one's hints, and with
 its budget if the rate is unchanged (the vendor's limit is the key's, whatever the
-pool). A target's API looks
-its account's client up at each request, so new requests use the new one at once,
-while requests still running on the old one finish first (the caller's grace), then
-it is closed. Other
-accounts are not touched. The key scrubber knows the key of every client still open,
-so a replaced key echoed in an answer to a request in flight is still scrubbed.
+pool). A target's API looks its account's client up at each request, so new requests
+use the new one at once, while requests still running on the old one finish first
+(the caller's grace), then it is closed. Other accounts are not touched. The key
+scrubber knows the key of every client still open, so a replaced key echoed in an
+answer to a request in flight is still scrubbed.
 """
 
 from __future__ import annotations
