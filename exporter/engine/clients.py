@@ -5,17 +5,17 @@ memory, so a reload that leaves an account's settings as they were keeps its cli
 One whose settings changed (a new key, URL or limit) is replaced; when the same key
 still goes to the same URL, the new client goes on with the old one's hints, and with
 its budget if the rate is unchanged (the vendor's limit is the key's, whatever the
-pool). A target's API looks
-its account's client up at each request, so new requests use the new one at once,
-while requests still running on the old one finish first (the caller's grace), then
-it is closed. Other
-accounts are not touched. The key scrubber knows the key of every client still open,
-so a replaced key echoed in an answer to a request in flight is still scrubbed.
+pool). A target's API looks its account's client up at each request, so new requests
+use the new one at once, while requests still running on the old one finish first
+(the caller's grace), then it is closed. Other accounts are not touched. The key
+scrubber knows the key of every client still open, so a replaced key echoed in an
+answer to a request in flight is still scrubbed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Iterator
 from typing import NamedTuple
 
@@ -56,22 +56,20 @@ def make_client(
 
 
 class ClientSettings(NamedTuple):
-    """Everything an account's client is built from: equal settings, same client."""
+    """Everything an account's client is built from: equal settings, same client. The
+    key is held as its digest: these settings are compared, and nothing made of them
+    (a repr, a test's diff) may show the key."""
 
     base_url: str
     max_connections: int
     requests_per_second: float | None
     max_response_bytes: int
-    key: str | None
-
-    def __repr__(self) -> str:
-        # The key stays out of any text made of these settings.
-        return f"ClientSettings({self.base_url!r}, {self.max_connections}, {self.requests_per_second})"
+    key_digest: bytes
 
     def same_vendor_key(self, other: ClientSettings) -> bool:
         """Whether both send the same key to the same URL: what the vendor's rate limit
         and its hints are for, whatever the pool or body limits."""
-        return (self.base_url, self.key) == (other.base_url, other.key)
+        return (self.base_url, self.key_digest) == (other.base_url, other.key_digest)
 
 
 def client_settings(loaded: Loaded, key: AccountKey, account: AccountCommon) -> ClientSettings:
@@ -80,7 +78,7 @@ def client_settings(loaded: Loaded, key: AccountKey, account: AccountCommon) -> 
         account.max_connections,
         account.requests_per_second,
         account.max_response_bytes,
-        loaded.secrets.get(key),
+        hashlib.sha256(loaded.secrets.get(key, "").encode()).digest(),
     )
 
 

@@ -86,6 +86,9 @@ class TargetSet:
         """
         changes = Changes()
         self._sync(group, targets, changes)
+        # A find a discovery handed its new settings to, then replaced by the config's own
+        # target of that id, was removed: only the targets still here were reconfigured.
+        changes.reconfigured = [c for c in changes.reconfigured if self.is_current(c.target)]
         return changes
 
     def _sync(self, group: str, targets: list[Target], changes: Changes) -> None:

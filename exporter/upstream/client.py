@@ -36,7 +36,7 @@ from exporter.core.errors import UpstreamError
 from exporter.core.logs import SCRUBBER
 from exporter.core.selfmetrics import UpstreamStats as UpstreamStats
 from exporter.upstream.encoding import VENDOR_ACCEPT_ENCODING, BodyDecoder, UndecodableBody, content_coding
-from exporter.upstream.failure import TRANSPORT_ERRORS, Answer, host_port, upstream_error
+from exporter.upstream.failure import TRANSPORT_ERRORS, Answer, address_setting, host_port, upstream_error
 from exporter.upstream.pacing import RequestPacer
 from exporter.upstream.ratelimit import read_rate_limit
 from exporter.upstream.retry import (
@@ -340,7 +340,7 @@ class VendorClient:
             timeout=timeout,
             max_body_bytes=self._cap(call),
             where=call.where,
-            setting="base_url" if call.url.startswith(self.base_url) else "url",
+            setting=address_setting(call.url, self.base_url),
             answering=answering,
         )
         self.stats.count(call.source, call.endpoint, "timeout" if error.reason == "timeout" else "error")

@@ -121,6 +121,14 @@ def host_port(url: httpx.URL) -> str:
     return f"{url.host}:{url.port or (443 if url.scheme == 'https' else 80)}"
 
 
+def address_setting(url: str, base_url: str) -> str:
+    """The config key that gave ``url``'s address: ``base_url`` for the base URL or a path
+    under it, else a relayed endpoint's own ``url``. Being a prefix is not enough:
+    ``http://h:80`` begins ``http://h:8080/metrics``."""
+    rest = url[len(base_url) :] if url.startswith(base_url) else "-"
+    return "base_url" if rest[:1] in ("", "/", "?", "#") else "url"
+
+
 def connection_problem(cause: BaseException, where: str, setting: str | None = None) -> str:
     """What went wrong on the way to ``where`` (host:port), in words a person can act on;
     where the address itself may be wrong (no such host, nothing listening, the wrong

@@ -69,7 +69,10 @@ def stack_rss_mb(sim_url: str) -> float:
     )
     try:
         assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "ready"
+        # (Anything it may warn of before comes first, on the same pipe.)
+        assert any(line.strip() == "ready" for line in proc.stdout), (
+            "bench/stack.py exited before it was ready"
+        )
         time.sleep(IDLE_SECONDS)
         return proc_status_mb(proc.pid, "VmRSS")
     finally:

@@ -155,7 +155,9 @@ def test_a_client_replaced_for_the_same_key_and_url_goes_on_with_its_hints_and_b
         clients.update(loaded(tmp_path, key="k2", requests_per_second=4, max_connections=3), grace=0.0)
         fourth = clients.current.get("together")
         assert fourth.pacer.budget is not third.pacer.budget and fourth.pacer._not_before == {}
-        assert "k2" not in repr(clients._settings)
+        assert "k2" not in repr(clients._settings) and "k2" not in str(
+            [s._asdict() for s in clients._settings.values()]
+        )
         await clients.aclose()
 
     asyncio.run(go())

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 from prometheus_client import CollectorRegistry
 
+from exporter.core.scope import Scope
 from exporter.engine.poller import Outcome, poll_with_deadline
 from exporter.sources.base import Target
 from exporter.sources.together.api import TogetherAPI
@@ -34,6 +35,7 @@ class Together:
         self.registry = CollectorRegistry()
         self.rows: list[dict[str, Any]] = []
         self.listed: list[dict[str, str]] = []
+        self.status = "running"
         self.api = TogetherAPI(mock_clients("together", self._answer, UpstreamStats(self.registry)))
 
     def _answer(self, request: httpx.Request) -> httpx.Response:
@@ -42,7 +44,7 @@ class Together:
             return httpx.Response(200, json={"data": self.listed})
         if path.endswith("/metrics"):
             return httpx.Response(200, json={"metrics": self.rows})
-        return httpx.Response(200, json={"id": path.rsplit("/", 1)[-1], "status": "running", "model": "m"})
+        return httpx.Response(200, json={"id": path.rsplit("/", 1)[-1], "status": self.status, "model": "m"})
 
     def hits(self, source: str, limit: str) -> float:
         value = self.registry.get_sample_value(HITS, {"source": source, "limit": limit, "account": "default"})
@@ -84,6 +86,24 @@ def test_a_reload_that_lowers_the_key_limits_applies_them_to_the_keys_a_job_hold
     assert len(keys(poll(job))) == 5
     assert job.reconfigure(JobTarget(together.api, "ft-a", replace(JOB, max_key_length=20, max_keys=2)))
     assert keys(poll(job)) == ["together_finetune_train_k0", "together_finetune_train_k1"]
+
+
+def test_a_reload_that_lowers_the_series_limit_below_a_finished_jobs_fails_its_next_poll() -> None:
+    """Its last series used to be rendered again within the reload, whose target set was
+    then left half changed by the limit's error."""
+    together = Together()
+    together.status = "completed"
+    together.rows = [{"train/global_step": 1, **{f"train/k{i}": 0.5 for i in range(5)}}]
+    job = JobTarget(together.api, "ft-a", JOB)
+    assert len(keys(poll(job))) == 5 and job.finished_at is not None
+    assert job.reconfigure(JobTarget(together.api, "ft-a", replace(JOB, scope=Scope(max_series=3))))
+    assert poll(job).reason == "too_many_series"
+    assert together.hits("together_finetune", "max_series_per_target") == 1
+    relabelled = replace(JOB, scope=Scope(labels=(("team", "a"),)))
+    assert job.reconfigure(JobTarget(together.api, "ft-a", relabelled))
+    outcome = poll(job)
+    assert len(keys(outcome)) == 5 and outcome.data is not None
+    assert b'team="a"' in outcome.data.lines["together_finetune_train_k0"]
 
 
 def keys(outcome: Outcome) -> list[str]:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.core.errors import InvalidResponse, UpstreamError
+from exporter.core.errors import InvalidResponse, LimitExceeded, UpstreamError
 from exporter.core.exposition import Rendered
 from exporter.core.scope import Scope
 from exporter.simulator import app as sim_app
@@ -214,6 +214,27 @@ def test_a_reload_restyles_the_held_body_or_forgets_it_when_names_change() -> No
         assert target.reconfigure(RelayTarget(sim.clients, sim.settings(rules=RelayRules(prefix="org_"))))
         with pytest.raises(UpstreamError):
             await target.poll(now + 60)
+
+    run(body)
+
+
+def test_a_held_body_past_a_series_limit_lowered_by_a_reload_is_dropped_at_once() -> None:
+    async def body(sim: Sim) -> None:
+        await sim.http.post("/_sim/baseten/org-metrics", json={"limit": 1, "window": 600})
+        target = RelayTarget(sim.clients, sim.settings())
+        now = time.time()
+        first = await target.poll(now)
+        lower = Scope("prod", (("team", "ml"),), max_series=first.series - 1)
+        assert target.reconfigure(RelayTarget(sim.clients, sim.settings(scope=lower)))
+        with pytest.raises(LimitExceeded) as caught:
+            await target.poll(now + 30)
+        assert (caught.value.reason, caught.value.outdated) == ("too_many_series", True)
+        assert (
+            f"has {first.series} series, more than max_series_per_target ({first.series - 1})"
+            in caught.value.detail
+        )
+        assert target.body_fetched_at is None
+        assert await sim.requests("/metrics") == [200, 429]
 
     run(body)
 

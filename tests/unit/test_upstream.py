@@ -360,3 +360,21 @@ def test_a_failure_of_an_endpoint_on_another_host_names_that_host() -> None:
     assert error.detail.endswith(
         f"connection to 127.0.0.1:{closed} refused (nothing listens there? check url)"
     ), error
+
+
+def test_an_endpoint_whose_url_the_base_url_only_begins_is_named_by_its_url() -> None:
+    """``http://h:4321`` begins ``http://h:43217/metrics`` without being its base."""
+    closed = free_port()
+
+    async def go() -> UpstreamError:
+        base = f"http://127.0.0.1:{closed // 10}"
+        client = VendorClient("together", base, "secret-key", max_connections=1, stats=UpstreamStats())
+        try:
+            with pytest.raises(UpstreamError) as err:
+                url = f"http://127.0.0.1:{closed}/metrics"
+                await client.request_raw(url, source="s", endpoint="/metrics", timeout=0.3, max_attempts=1)
+        finally:
+            await client.aclose()
+        return err.value
+
+    assert asyncio.run(go()).detail.endswith("(nothing listens there? check url)")

@@ -123,7 +123,8 @@ class DeploymentTarget(Target):
 
     async def _poll(self, now: float) -> Rendered:
         self.descriptors.next_poll()
-        # The settings as the poll started: a reload meanwhile applies from the next one.
+        # The request and filter as the poll started: a reload meanwhile applies them from
+        # the next poll (its limits, read as each answer is parsed, from the next answer).
         state, d = self.state, deployment.Deployment(self.ids, self.req, self.scope.filter)
         main = await self._read(deployment.main_query(state, d, now))
         counters_query = deployment.counters_query(state, d, main, now)

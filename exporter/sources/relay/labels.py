@@ -4,7 +4,8 @@
 Prometheus sets every target label on a scraped sample; a scraped label of the same
 name with a non-empty value is kept as ``exported_<name>``, or ``exported_exported_<name>``
 if that name is taken too, and so on; one with an empty value gives way
-(``exporter.core.clash.exported_names``, which renders every source's samples).
+(``exporter.core.clash.exported_names``, the rule every source's samples are
+rendered by).
 
 Most samples of a body share a few label *shapes*: the label names in order, and
 which values are empty. :func:`skeleton` gives a line's shape with one substitution

@@ -32,7 +32,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from exporter.core.errors import InvalidResponse, UpstreamError
+from exporter.core.errors import InvalidResponse, LimitExceeded, UpstreamError
 from exporter.core.exposition import Family, Rendered
 from exporter.core.scope import DEFAULT_SCOPE, Scope, target_id
 from exporter.sources.base import Target, counted_limits
@@ -162,7 +162,7 @@ class RelayTarget(Target):
                 )
             except UpstreamError as exc:
                 dropped = self._drop_if_stale(now)
-                held = self._held(exc.reason, now)
+                held = self._held(exc, now)
                 if held is not None:
                     return held
                 if dropped:
@@ -191,17 +191,31 @@ class RelayTarget(Target):
         self._forget()
         return True
 
-    def _held(self, reason: str, now: float) -> Rendered | None:
-        """The last body, if a poll that failed for ``reason`` may serve it now."""
-        if self._last is None or reason not in HOLD_REASONS:
+    def _held(self, failure: UpstreamError, now: float) -> Rendered | None:
+        """The last body, if a poll that failed with ``failure`` may serve it now. One a
+        reload's lower ``max_series`` no longer allows is dropped: the poll fails
+        (``too_many_series``) and what the target served goes at once."""
+        if self._last is None or failure.reason not in HOLD_REASONS:
             return None
         if self._last_scope != self.scope:
             self._last = self.scope.restyle(self._last, self._last_scope)
             self._last_scope = self.scope
+            series, limit = self._last.series, self.scope.max_series
+            if series > limit:
+                self._forget()
+                key = self.settings.rules.series_key
+                refused = LimitExceeded(
+                    "too_many_series",
+                    key,
+                    f"{failure.detail}; the last body relayed, held meanwhile, has {series} series, "
+                    f"more than {key} ({limit}) allows since the reload: it is dropped",
+                )
+                refused.outdated = True
+                raise refused from None
         self.counts.held += 1
         log.debug(
             "vendor rate-limits: serving the last body",
-            extra={"target": self.id, "reason": reason, "age": round(now - self.fetched_at, 1)},
+            extra={"target": self.id, "reason": failure.reason, "age": round(now - self.fetched_at, 1)},
         )
         return self._last
 

@@ -88,8 +88,10 @@ class JobTarget(Target):
         self.finished_at: float | None = None
         self._not_found = 0
         self._retry_at = 0.0
-        # What a finished job keeps exporting until its retention runs out.
+        # What a finished job keeps exporting until its retention runs out, and whether a
+        # reload since asks for it to be rendered again.
         self._last: Rendered = Rendered()
+        self._rerender = False
 
     def reconfigure(self, new: Target) -> bool:
         if not isinstance(new, JobTarget) or not super().reconfigure(new):
@@ -99,8 +101,10 @@ class JobTarget(Target):
         self.state = tr.rebound(
             self.state, self.opts.max_keys, keep_key=self._keep_key(), max_key_length=self.opts.max_key_length
         )
-        if self.finished_at is not None and self._last.lines:
-            self._last = self._render(self.info)  # a finished job's last series, with the new labels
+        # A finished job's last series take the new labels and limits at its next poll,
+        # which fails (``too_many_series``) if they no longer fit, as any poll would:
+        # rendered here, a lowered ``max_series_per_target`` would fail the reload.
+        self._rerender = self.finished_at is not None and bool(self._last.lines)
         return True
 
     def kept_until(self) -> float | None:
@@ -110,6 +114,10 @@ class JobTarget(Target):
         if self.finished_at is not None:
             if self.expired(now):
                 self._last = Rendered()
+            elif self._rerender:
+                with counted_limits(self.api.stats, SOURCE):
+                    self._last = self._render(self.info)
+                self._rerender = False
             return self._last
         if now < self._retry_at:
             raise UpstreamError(
