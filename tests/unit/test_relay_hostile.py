@@ -15,9 +15,10 @@ import pytest
 from exporter.core.errors import InvalidResponse, LimitExceeded
 from exporter.core.exposition import Rendered
 from exporter.core.scope import FilterRule, MetricFilter, Scope
+from exporter.sources.relay.body import PIECE_BYTES, max_line_bytes
 from exporter.sources.relay.rules import RelayRules
 from exporter.sources.relay.target import RelaySettings, RelayTarget
-from exporter.sources.relay.translate import PIECE_BYTES, max_line_bytes, relay
+from exporter.sources.relay.translate import relay
 from exporter.upstream.client import UpstreamStats
 from tests import helpers
 from tests.helpers import mock_clients

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from exporter.core.errors import InvalidResponse, LimitExceeded
 from exporter.core.exposition import Family, Sample
 from exporter.core.scope import FilterRule, MetricFilter, Scope
-from exporter.sources.relay import translate
+from exporter.sources.relay import body as relay_body
 from exporter.sources.relay.names import RelayedFamily
 from exporter.sources.relay.rules import Relayed, RelayRules
 from exporter.sources.relay.translate import NO_HELP, relay
@@ -477,7 +477,7 @@ def test_a_body_read_in_many_pieces_relays_the_same_and_counts_lines_across_them
 ) -> None:
     body = "# TYPE g gauge\n" + "".join(f'g{{i="{i}",name="é{i}"}} {i}\n' for i in range(40))
     whole = relay(body.encode(), SCOPE).rendered.lines
-    monkeypatch.setattr(translate, "PIECE_BYTES", 16)
+    monkeypatch.setattr(relay_body, "PIECE_BYTES", 16)
     assert relay(body.encode(), SCOPE).rendered.lines == whole
     with pytest.raises(InvalidResponse) as caught:
         relay((body + "g{i=x} 1\n").encode(), SCOPE)

@@ -46,7 +46,7 @@ class Relayed(NamedTuple):
 
     ``rendered.filtered`` counts the samples of families the metric filter denied;
     ``too_long`` the samples dropped for a name or label past ``max_label_length``
-    (and the lines left out for being longer than ``translate.max_line_bytes``);
+    (and the lines left out for being longer than ``body.max_line_bytes``);
     ``duplicates`` the repeated series; ``timestamps`` the samples whose timestamp was
     dropped; ``reserved`` names families left out for falling in a reserved namespace
     (the first few; ``reserved_series`` counts their samples)."""

@@ -37,7 +37,7 @@ more series than the scope's ``max_series`` (a relay's own ``max_series``, named
 nothing but their reading) fail the poll with ``too_many_series``, and more families
 than that (declared or met, kept or not: each costs memory) with ``too_many_families``;
 a sample with a label name or value, or a name, longer than ``max_label_value_length``
-is dropped and counted, and so is a line longer than ``max_line_bytes`` of that, left
+is dropped and counted, and so is a line longer than ``body.max_line_bytes`` of that, left
 out unread; the body's size is bounded where it is read (``max_response_bytes``).
 Anything else malformed fails the poll with ``invalid_response`` and a detail giving
 the line number and what is wrong.
@@ -48,13 +48,14 @@ Pure: no I/O, no clock.
 from __future__ import annotations
 
 import re
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Generator, Mapping
 from typing import Final
 
 from exporter.core.clash import own_lines
 from exporter.core.errors import InvalidResponse, LimitExceeded
 from exporter.core.exposition import Family, MetricType, Rendered, extra_parts
 from exporter.core.scope import MAX_SERIES_KEY, Scope
+from exporter.sources.relay.body import OVERLONG, max_line_bytes, pieces
 from exporter.sources.relay.labels import TOO_LONG, Plan, Shape, apply, longest_value, plan, skeleton
 from exporter.sources.relay.lines import (
     CANONICAL,
@@ -78,15 +79,6 @@ MAX_FORMS = 64
 # Most labels of a shape a form is compiled for: compiling takes time that grows faster
 # than the number of labels (half a second for a thousand), and real shapes have a few.
 MAX_FORM_LABELS = 32
-# Bytes of the body decoded and split at a time: a piece and its lines are small objects.
-PIECE_BYTES = 1 << 16
-# A line longer than this many bytes per character of ``max_label_length`` (or than
-# PIECE_BYTES, if that is more) is left out unread and counted as too long: room for
-# dozens of labels at that length. Read, such a line would cost far more than its size:
-# the regular expressions keep a frame per escape or label they go through.
-LINE_BYTES_PER_LABEL_CHAR = 64
-# What stands for a line left out unread: no line split from a body holds a newline.
-OVERLONG = "\n"
 # What a sample's labels must carry: nothing more, a numeric le, a numeric quantile.
 _ANY, _LE, _QUANTILE = 0, 1, 2
 _BOUND = {
@@ -155,52 +147,12 @@ def relay_in_steps(
     rules: RelayRules = DEFAULT_RULES,
     known: Mapping[FamilyKey, Family] | None = None,
 ) -> Generator[None, None, Relayed]:
-    """:func:`relay` a piece of the body (``PIECE_BYTES``) at a time: the generator
+    """:func:`relay` a piece of the body (``body.PIECE_BYTES``) at a time: the generator
     yields after each and returns what ``relay`` returns. Reading a body of the largest
     size allowed, made of the lines slowest to read, takes seconds: a caller on an
     event loop lets the loop serve scrapes between the pieces, and can give up (a
     poll's deadline) at any of them."""
     return _Reader(scope, rules).read(body, known or {})
-
-
-def max_line_bytes(max_label_length: int) -> int:
-    """The longest line a relay reads (see ``LINE_BYTES_PER_LABEL_CHAR``)."""
-    return max(PIECE_BYTES, LINE_BYTES_PER_LABEL_CHAR * max_label_length)
-
-
-def _pieces(body: bytes, max_line: int) -> Iterator[tuple[int, list[str]]]:
-    """The body's lines, decoded, a piece of about ``PIECE_BYTES`` at a time, each with the
-    number of the line before it: the whole body is never held as text or as lines. A
-    line longer than ``max_line`` bytes (at least PIECE_BYTES) is neither decoded nor
-    split, and comes as ``OVERLONG``."""
-    pos = before = 0
-    view = memoryview(body)
-    size = len(body)
-    while pos < size:
-        mark = pos + PIECE_BYTES
-        end = body.find(b"\n", mark)
-        if end < 0:
-            end = size
-        # Only a piece's last line can be longer than PIECE_BYTES: the others end before the mark.
-        start = max(pos, body.rfind(b"\n", pos, mark) + 1)
-        if end - start <= max_line:
-            lines = _decoded(body, view, pos, end, before)
-        else:
-            lines = _decoded(body, view, pos, start - 1, before) if start > pos else []
-            lines.append(OVERLONG)
-        yield before, lines
-        before += len(lines)
-        pos = end + 1
-
-
-def _decoded(body: bytes, view: memoryview, pos: int, end: int, before: int) -> list[str]:
-    """The lines of ``body[pos:end]`` (``view`` is the body's), the first of them line ``before + 1``."""
-    try:
-        text = str(view[pos:end], "utf-8")
-    except UnicodeDecodeError as exc:
-        line = before + body.count(b"\n", pos, pos + exc.start) + 1
-        raise InvalidResponse(f"line {line}: not valid UTF-8 (byte {pos + exc.start} of the body)") from None
-    return text.split("\n")
 
 
 def _error(lineno: int, line: str, what: str) -> InvalidResponse:
@@ -246,7 +198,7 @@ class _Reader:
         max_length = self.rules.max_label_length
         limit = self.scope.max_series
         kept = duplicates = timestamps = 0
-        for before, lines in _pieces(body, max_line_bytes(max_length)):
+        for before, lines in pieces(body, max_line_bytes(max_length)):
             for lineno, line in enumerate(lines, before + 1):
                 brace = line.find("{")
                 name = line[:brace] if brace > 0 else ""
