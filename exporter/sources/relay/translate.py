@@ -417,21 +417,23 @@ class _Reader:
                 f"{_BOUND_NAME[bound]}={value[:40]!r} is not a number (within a float64's range)",
             )
 
-    def _too_many_names(self) -> LimitExceeded:
-        limit = self.scope.max_series
+    def _series_limit(self) -> tuple[str, str]:
+        """The config key of the series limit, and whose it is, as a limit's detail says them."""
         key = self.rules.series_key
-        whose = f"of account {self.scope.account!r}" if key == MAX_SERIES_KEY else "of the relay"
+        return key, f"of account {self.scope.account!r}" if key == MAX_SERIES_KEY else "of the relay"
+
+    def _too_many_names(self) -> LimitExceeded:
+        key, whose = self._series_limit()
         return LimitExceeded(
             "too_many_families",
             key,
-            f"the body names more than {limit} metric families (declared, or met in samples, "
-            f"whether the metric filter keeps them or not): {key} {whose} bounds its families "
-            "as it bounds its series, and a real body names a few hundred",
+            f"the body names more than {self.scope.max_series} metric families (declared, or met "
+            f"in samples, whether the metric filter keeps them or not): {key} {whose} bounds its "
+            "families as it bounds its series, and a real body names a few hundred",
         )
 
     def _too_many(self, limit: int) -> LimitExceeded:
-        key = self.rules.series_key
-        whose = f"of account {self.scope.account!r}" if key == MAX_SERIES_KEY else "of the relay"
+        key, whose = self._series_limit()
         return LimitExceeded(
             "too_many_series",
             key,
