@@ -104,11 +104,12 @@ class VendorClients:
     def update(self, loaded: Loaded, grace: float) -> list[AccountKey]:
         """Install the clients for ``loaded``; close the replaced ones after ``grace`` seconds.
 
-        Returns the accounts whose client is new (a new account, or a new key, URL or limit).
+        Returns the accounts whose client now sends another key, or sends it elsewhere
+        (another ``base_url``): what the vendor said of the old one says nothing of it.
         """
         clients: dict[AccountKey, VendorClient] = {}
         settings: dict[AccountKey, ClientSettings] = {}
-        new: list[AccountKey] = []
+        rekeyed: list[AccountKey] = []
         for key, account in _accounts(loaded):
             now = settings[key] = client_settings(loaded, key, account)
             existing = self.current.find(*key)
@@ -118,10 +119,11 @@ class VendorClients:
                 continue
             clients[key] = make_client(loaded, key, account, self._stats, self._total_shards)
             self._open[clients[key]] = loaded.secrets[key]
-            new.append(key)
             if existing is not None and before is not None and before.same_vendor_key(now):
                 same_rate = before.requests_per_second == now.requests_per_second
                 clients[key].pacer.take_over(existing.pacer, budget=same_rate)
+            else:
+                rekeyed.append(key)
         for vendor, name in self._settings.keys() - settings.keys():
             self._stats.for_account(name).forget_rate_limits(vendor)
         self._settings = settings
@@ -131,7 +133,7 @@ class VendorClients:
             task = asyncio.create_task(self._close_later(replaced, grace))
             self._retiring[task] = replaced
             task.add_done_callback(self._retiring.pop)
-        return new
+        return rekeyed
 
     def open_clients(self) -> int:
         """Clients not closed yet: the current ones and the replaced ones in their grace."""

@@ -319,8 +319,8 @@ class Poller:
         log.info("target retired: finished, and its retention ran out", extra={"target": target.id})
 
     def key_changed(self, vendor: str, account: str) -> None:
-        """The account has a new client (a reload changed its key, URL or limits): a
-        refusal of its new key warns again, even if the old one was refused."""
+        """The account's client sends another key, or to another URL (a reload): a
+        refusal of it warns again, even if the old one was refused."""
         self._refusals.forget(vendor, account)
 
     def _key_refused(self, target: Target, detail: str) -> None:

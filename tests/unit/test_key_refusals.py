@@ -87,6 +87,12 @@ def test_a_reload_with_another_key_warns_again_if_the_vendor_refuses_it_too(
         assert await refused(exp, targets) == ["the vendor refuses the account's API key"]
         await reload_with(exp, "k1")  # the same key: still known refused
         assert await refused(exp, targets) == []
+        # A new client for the same key (another pool size): still known refused.
+        config.write_text(
+            "together:\n  api_key_file: key\n  base_url: http://127.0.0.1:9/v1\n  max_connections: 3\n"
+        )
+        await reload_with(exp, "k1")
+        assert await refused(exp, targets) == []
         await reload_with(exp, "k2")  # another key, refused too: said again
         assert await refused(exp, targets) == ["the vendor refuses the account's API key"]
 
