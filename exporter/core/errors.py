@@ -40,6 +40,6 @@ class LimitExceeded(UpstreamError):
     answer is kept. ``limit`` is the config key that sets the limit, for the counter of
     limit hits and for the detail, which says to raise it."""
 
-    def __init__(self, reason: str, limit: str, detail: str) -> None:
-        super().__init__(reason, detail)
+    def __init__(self, reason: str, limit: str, detail: str, *, outdated: bool = False) -> None:
+        super().__init__(reason, detail, outdated=outdated)
         self.limit = limit

@@ -204,14 +204,13 @@ class RelayTarget(Target):
             if series > limit:
                 self._forget()
                 key = self.settings.rules.series_key
-                refused = LimitExceeded(
+                raise LimitExceeded(
                     "too_many_series",
                     key,
                     f"{failure.detail}; the last body relayed, held meanwhile, has {series} series, "
                     f"more than {key} ({limit}) allows since the reload: it is dropped",
-                )
-                refused.outdated = True
-                raise refused from None
+                    outdated=True,
+                ) from None
         self.counts.held += 1
         log.debug(
             "vendor rate-limits: serving the last body",
